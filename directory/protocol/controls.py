@@ -1,0 +1,187 @@
+"""The controls certdir understands, as one table (RFC 4511 §4.1.11).
+
+- A control whose OID is not in `CONTROLS`, or that does not apply to the
+  operation it came with, is ignored when non-critical and fails the
+  operation with unavailableCriticalExtension (12) when critical.
+- A control value that does not decode fails the operation with
+  protocolError (2); a control that must not carry a value and does, too.
+- The same control twice in one request is a protocolError.
+- The root DSE's supportedControl is `sorted(CONTROLS)`.
+
+Value formats: paged results (RFC 2696 §2), server-side sorting (RFC 2891
+§1.1, §1.2), ManageDsaIT (RFC 3296 §3), assertion (RFC 4528 §3), pre-/post-read
+(RFC 4527 §3), subtree delete (draft-armijo-ldap-treedelete).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from directory.protocol import ber
+from directory.protocol.ber import children, decode_bool, decode_int, encode_int, octets, tlv
+from directory.protocol.filter import Filter, FilterLimits
+from directory.protocol.filter import from_ber as filter_from_ber
+from directory.protocol.messages import (
+    AddRequest,
+    CompareRequest,
+    Control,
+    DelRequest,
+    ModifyDNRequest,
+    ModifyRequest,
+    Request,
+    SearchRequest,
+)
+from directory.protocol.results import LDAPError, ProtocolError, ResultCode
+
+PAGED_RESULTS = "1.2.840.113556.1.4.319"
+SORT_REQUEST = "1.2.840.113556.1.4.473"
+SORT_RESPONSE = "1.2.840.113556.1.4.474"
+MANAGE_DSA_IT = "2.16.840.1.113730.3.4.2"
+ASSERTION = "1.3.6.1.1.12"
+PRE_READ = "1.3.6.1.1.13.1"
+POST_READ = "1.3.6.1.1.13.2"
+SUBTREE_DELETE = "1.2.840.113556.1.4.805"
+
+
+@dataclass(frozen=True, slots=True)
+class PagedResults:
+    size: int
+    cookie: bytes
+
+    def to_control(self) -> Control:
+        value = tlv(ber.SEQUENCE, encode_int(self.size) + octets(self.cookie))
+        return Control(PAGED_RESULTS, False, value)
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    attribute: str
+    ordering_rule: str | None = None
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Present:
+    """A control that carries no value."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeSelection:
+    attributes: tuple[str, ...]
+
+
+def _sequence(value: bytes | None) -> tuple[bytes, int, int]:
+    if value is None:
+        raise ProtocolError("control needs a value")
+    start, end = ber.expect(value, 0, len(value), ber.SEQUENCE, "control value")
+    if end != len(value):
+        raise ProtocolError("data after the control value")
+    return value, start, end
+
+
+def parse_paged(value: bytes | None) -> PagedResults:
+    data, start, end = _sequence(value)
+    s, pos = ber.expect(data, start, end, ber.INTEGER, "page size")
+    size = decode_int(data, s, pos)
+    cs, ce = ber.expect(data, pos, end, ber.OCTET_STRING, "page cookie")
+    if ce != end or size < 0:
+        raise ProtocolError("bad paged results control")
+    return PagedResults(size, data[cs:ce])
+
+
+def parse_sort(value: bytes | None) -> tuple[SortKey, ...]:
+    data, start, end = _sequence(value)
+    keys = []
+    for tag, s, e in children(data, start, end):
+        if tag != ber.SEQUENCE:
+            raise ProtocolError("sort key is not a SEQUENCE")
+        name_start, pos = ber.expect(data, s, e, ber.OCTET_STRING, "sort attribute")
+        rule: str | None = None
+        reverse = False
+        for ftag, fs, fe in children(data, pos, e):
+            if ftag == 0x80:
+                rule = data[fs:fe].decode("utf-8", "strict")
+            elif ftag == 0x81:
+                reverse = decode_bool(data, fs, fe)
+            else:
+                raise ProtocolError(f"unknown sort key field 0x{ftag:02x}")
+        keys.append(SortKey(data[name_start:pos].decode(), rule, reverse))
+    if not keys:
+        raise ProtocolError("sort control without keys")
+    return tuple(keys)
+
+
+def encode_sort_result(code: ResultCode, attribute: str | None = None) -> Control:
+    body = encode_int(code, ber.ENUMERATED)
+    if attribute is not None:
+        body += tlv(0x80, attribute.encode())
+    return Control(SORT_RESPONSE, False, tlv(ber.SEQUENCE, body))
+
+
+def parse_none(value: bytes | None) -> Present:
+    if value is not None:
+        raise ProtocolError("this control takes no value")
+    return Present()
+
+
+def parse_assertion(value: bytes | None) -> Filter:
+    if value is None:
+        raise ProtocolError("assertion control needs a filter")
+    tag, start, end = ber.read_tlv(value, 0, len(value))
+    if end != len(value):
+        raise ProtocolError("data after the assertion filter")
+    return filter_from_ber(value, start, end, tag, 0, FilterLimits())
+
+
+def parse_selection(value: bytes | None) -> AttributeSelection:
+    data, start, end = _sequence(value)
+    names = []
+    for tag, s, e in children(data, start, end):
+        if tag != ber.OCTET_STRING:
+            raise ProtocolError("attribute selection holds a non-string")
+        names.append(data[s:e].decode())
+    return AttributeSelection(tuple(names))
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSpec:
+    parse: Callable[[bytes | None], Any]
+    ops: frozenset[type]
+
+
+UPDATES = frozenset({AddRequest, DelRequest, ModifyRequest, ModifyDNRequest})
+WITH_DN = UPDATES | {SearchRequest, CompareRequest}
+
+CONTROLS: Mapping[str, ControlSpec] = {
+    PAGED_RESULTS: ControlSpec(parse_paged, frozenset({SearchRequest})),
+    SORT_REQUEST: ControlSpec(parse_sort, frozenset({SearchRequest})),
+    MANAGE_DSA_IT: ControlSpec(parse_none, WITH_DN),
+    ASSERTION: ControlSpec(parse_assertion, WITH_DN),
+    PRE_READ: ControlSpec(parse_selection, frozenset({DelRequest, ModifyRequest,
+                                                      ModifyDNRequest})),
+    POST_READ: ControlSpec(parse_selection, frozenset({AddRequest, ModifyRequest,
+                                                       ModifyDNRequest})),
+    SUBTREE_DELETE: ControlSpec(parse_none, frozenset({DelRequest})),
+}
+
+
+def parse_controls(op: Request, controls: tuple[Control, ...]) -> dict[str, Any]:
+    """Parse the request's controls against `CONTROLS`: OID -> parsed value."""
+    parsed: dict[str, Any] = {}
+    for control in controls:
+        spec = CONTROLS.get(control.oid)
+        if spec is None or type(op) not in spec.ops:
+            if control.critical:
+                raise LDAPError(ResultCode.UNAVAILABLE_CRITICAL_EXTENSION,
+                                f"critical control {control.oid} is not supported here")
+            continue
+        if control.oid in parsed:
+            raise LDAPError(ResultCode.PROTOCOL_ERROR, f"control {control.oid} given twice")
+        try:
+            parsed[control.oid] = spec.parse(control.value)
+        except (ProtocolError, UnicodeDecodeError) as e:
+            raise LDAPError(ResultCode.PROTOCOL_ERROR,
+                            f"bad value for control {control.oid}: {e}") from None
+    return parsed
