@@ -140,6 +140,12 @@ def _attributes(data: bytes, start: int, end: int, limits: Limits) -> Attributes
     return attributes
 
 
+def decode_attributes(data: bytes, limits: Limits = Limits()) -> Attributes:
+    """Decode a SEQUENCE OF PartialAttribute (the stored form of an entry)."""
+    start, end = ber.expect(data, 0, len(data), ber.SEQUENCE, "attribute list")
+    return _attributes(data, start, end, limits)
+
+
 def _result(data: bytes, start: int, end: int, what: str) -> tuple[Result, int]:
     code, pos = _enum(data, start, end, what)
     matched, pos = _string(data, pos, end, what)
@@ -425,7 +431,7 @@ def encode_attribute(name: str, values: Values) -> bytes:
     return tlv(ber.SEQUENCE, enc_octets(name.encode()) + _enc_values(values))
 
 
-def _enc_attributes(attributes: Attributes) -> bytes:
+def encode_attributes(attributes: Attributes) -> bytes:
     return tlv(ber.SEQUENCE, b"".join([encode_attribute(n, v) for n, v in attributes]))
 
 
@@ -507,7 +513,7 @@ ENCODERS: dict[type, Callable[[Any], bytes]] = {
     UnbindRequest: lambda op: b"\x42\x00",
     SearchRequest: _enc_search_request,
     ModifyRequest: _enc_modify_request,
-    AddRequest: lambda op: tlv(0x68, enc_octets(op.dn.encode()) + _enc_attributes(op.attributes)),
+    AddRequest: lambda op: tlv(0x68, enc_octets(op.dn.encode()) + encode_attributes(op.attributes)),
     DelRequest: lambda op: tlv(0x4A, op.dn.encode()),
     ModifyDNRequest: _enc_moddn_request,
     CompareRequest: _enc_compare_request,
@@ -515,7 +521,7 @@ ENCODERS: dict[type, Callable[[Any], bytes]] = {
     ExtendedRequest: _enc_extended_request,
     BindResponse: _enc_bind_response,
     SearchResultEntry: lambda op: tlv(
-        0x64, enc_octets(op.dn.encode()) + _enc_attributes(op.attributes)),
+        0x64, enc_octets(op.dn.encode()) + encode_attributes(op.attributes)),
     EncodedSearchResultEntry: lambda op: tlv(0x64, op.body),
     SearchResultReference: lambda op: tlv(0x73, b"".join(enc_octets(u.encode()) for u in op.uris)),
     SearchResultDone: _enc_result_only(0x65),

@@ -1,0 +1,59 @@
+# certdir: `make run` serves an example directory, `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA ?= run/data
+SUFFIX ?= dc=example,dc=com
+APT_PACKAGES := ldap-utils libldap2-dev libsasl2-dev slapd openssl
+
+.PHONY: run test lint typecheck unit integration bench system-packages clean
+
+$(BIN)/certdir: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-deps: $(BIN)/certdir | system-packages
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# ldap-utils for the tests, libldap/libsasl headers for python-ldap, slapd for bench/.
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(DATA)/certdir.yaml: | $(BIN)/certdir
+	$(BIN)/certdir init --data-dir $(DATA) --suffix $(SUFFIX) \
+	  --listen ldap://127.0.0.1:3389 --listen ldaps://127.0.0.1:6636
+	$(BIN)/certdir ldif import --data-dir $(DATA) certdir/examples/addressbook.ldif
+
+run: $(DATA)/certdir.yaml
+	@echo "bind as cn=admin,$(SUFFIX) with the password in $(DATA)/secrets/root-password, e.g.:"
+	@echo "  ldapsearch -H ldap://127.0.0.1:3389 -x -D cn=admin,$(SUFFIX) -y $(DATA)/secrets/root-password -b $(SUFFIX)"
+	@echo "anonymous address book lookups work too:"
+	@echo "  ldapsearch -H ldap://127.0.0.1:3389 -x -b ou=people,$(SUFFIX) '(mail=alice*)' cn mail"
+	$(BIN)/certdir serve --data-dir $(DATA)
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check .
+
+typecheck: $(VENV)/.test-deps
+	$(BIN)/mypy
+
+test: $(VENV)/.test-deps
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+bench: $(VENV)/.test-deps
+	$(BIN)/python bench/directory_bench.py
+
+clean:
+	rm -rf run .mypy_cache .pytest_cache

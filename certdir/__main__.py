@@ -1,0 +1,3 @@
+from certdir.cli import main
+
+main()

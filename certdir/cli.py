@@ -1,0 +1,104 @@
+"""The `certdir` command line.
+
+Every failure a user can cause (bad configuration, bad LDIF, schema
+violations, a data directory that is not initialised) ends with one line
+`certdir: error: ...` naming the problem and exit status 1 — never a
+traceback. Usage mistakes exit with 2 (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from certdir.config import ConfigError, load
+
+EXIT_ERROR = 1
+
+
+def _init(args: argparse.Namespace) -> None:
+    from certdir.init import init
+
+    result = init(args.data_dir, args.suffix, args.listen or [])
+    print(f"certdir initialised in {args.data_dir}")
+    print(f"  root DN:       {result['root_dn']}")
+    print(f"  root password: {result['password']}   (shown once; also in "
+          f"{args.data_dir}/secrets/root-password, mode 0600)")
+    print(f"  listening on:  {', '.join(result['listen'])}")
+    print(f"  TLS trust:     {args.data_dir}/public/ca.pem")
+    print(f"start it with:   certdir serve --data-dir {args.data_dir}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from certdir.service import serve
+
+    serve(load(args.data_dir))
+
+
+def _import(args: argparse.Namespace) -> None:
+    from certdir.ldif_commands import import_ldif
+
+    count = import_ldif(load(args.data_dir), args.file, quiet=args.quiet)
+    print(f"imported {count} records from {args.file}", file=sys.stderr)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from certdir.ldif_commands import export_ldif
+
+    export_ldif(load(args.data_dir), args.base, args.operational)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="certdir", description="LDAP directory with a "
+                                  "certificate authority and key management built in")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    def data_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", type=Path, required=True,
+                       help="the data directory (holds certdir.yaml)")
+
+    p = commands.add_parser("init", help="create a new data directory")
+    data_dir(p)
+    p.add_argument("--suffix", required=True, help="naming context, e.g. dc=example,dc=com")
+    p.add_argument("--listen", action="append", metavar="URL",
+                   help="ldap://host:port or ldaps://host:port (repeatable)")
+    p.set_defaults(run=_init)
+
+    p = commands.add_parser("serve", help="run the directory server")
+    data_dir(p)
+    p.set_defaults(run=_serve)
+
+    ldif = commands.add_parser("ldif", help="import or export LDIF").add_subparsers(
+        dest="ldif_command", required=True)
+    p = ldif.add_parser("import", help="import an LDIF file in one transaction")
+    data_dir(p)
+    p.add_argument("file", type=Path)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_import)
+    p = ldif.add_parser("export", help="write the directory as LDIF to standard output")
+    data_dir(p)
+    p.add_argument("--base", help="export only this subtree")
+    p.add_argument("--operational", action="store_true",
+                   help="include operational attributes")
+    p.set_defaults(run=_export)
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], None] = args.run
+    from certdir.ldif_commands import ImportFailed
+    from directory.protocol.results import LDAPError
+
+    try:
+        run(args)
+    except (ConfigError, ImportFailed) as e:
+        sys.exit(f"certdir: error: {e}")
+    except LDAPError as e:
+        sys.exit(f"certdir: error: {e.message} ({e.code.name.lower()})")
+    except FileNotFoundError as e:
+        sys.exit(f"certdir: error: {e.filename}: no such file")
+    except KeyboardInterrupt:
+        sys.exit(EXIT_ERROR)

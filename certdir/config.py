@@ -1,0 +1,235 @@
+"""certdir.yaml: one typed configuration object, validated on load.
+
+- Every key is known: an unknown key, a value of the wrong type or out of
+  range is a `ConfigError` naming the key (`limits.size: expected an
+  integer, got 'many'`), never a traceback.
+- Relative paths are relative to the data directory.
+- Listen URLs are `ldap://host:port` (StartTLS available when a
+  certificate is configured) or `ldaps://host:port` (TLS from the first
+  byte); `ldapi` is not supported.
+- No secret is stored in the file in clear: the root DN's password is an
+  Argon2id hash (`root.password_hash`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from directory.config import DEFAULT_INDEXES, DirectoryConfig
+
+CONFIG_FILE = "certdir.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ListenURL:
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, where: str = "listen") -> ListenURL:
+        parts = urlsplit(text)
+        if parts.scheme not in ("ldap", "ldaps"):
+            raise ConfigError(f"{where}: {text!r}: scheme must be ldap:// or ldaps://")
+        try:
+            port = parts.port or (389 if parts.scheme == "ldap" else 636)
+        except ValueError:
+            raise ConfigError(f"{where}: {text!r}: bad port") from None
+        return cls(parts.scheme, parts.hostname or "0.0.0.0", port)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    certificate: Path
+    key: Path
+    ca_certificate: Path
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    listen: tuple[ListenURL, ...]
+    tls: TLSConfig | None
+    directory: DirectoryConfig
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    names = {bool: "true or false", int: "an integer", str: "a string", list: "a list",
+             dict: "a mapping"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+class _Section:
+    """Reads one mapping of the YAML, recording which keys were used."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path or 'certdir.yaml'}: expected a mapping")
+        self.data: dict[str, Any] = data
+        self.path = path
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None,
+            check: Callable[[Any], bool] | None = None, hint: str = "") -> Any:
+        self.used.add(name)
+        if name not in self.data:
+            if default is None:
+                raise ConfigError(f"{self.key(name)}: required key is missing")
+            return default
+        value = self.data[name]
+        if isinstance(value, bool) and kind is int or not isinstance(value, kind):
+            raise ConfigError(f"{self.key(name)}: expected {_type_name(kind)}, got {value!r}")
+        if check is not None and not check(value):
+            raise ConfigError(f"{self.key(name)}: {value!r} is not allowed ({hint})")
+        return value
+
+    def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        values = self.get(name, list, list(default))
+        for i, value in enumerate(values):
+            if not isinstance(value, str):
+                raise ConfigError(f"{self.key(name)}[{i}]: expected a string, got {value!r}")
+        return tuple(values)
+
+    def section(self, name: str) -> _Section:
+        self.used.add(name)
+        return _Section(self.data.get(name), self.key(name))
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ConfigError(f"{self.key(unknown[0])}: unknown key")
+
+
+def _positive(value: int) -> bool:
+    return value > 0
+
+
+def _not_negative(value: int) -> bool:
+    return value >= 0
+
+
+def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
+    top = _Section(dict(data), "")
+    suffix = top.get("suffix", str)
+    listen_urls = top.strings("listen", ("ldap://127.0.0.1:3389",))
+    listen = tuple(ListenURL.parse(u, f"listen[{i}]") for i, u in enumerate(listen_urls))
+
+    root = top.section("root")
+    root_dn = root.get("dn", str, f"cn=admin,{suffix}")
+    password_hash = root.get("password_hash", str)
+    if not password_hash.startswith("{ARGON2}"):
+        raise ConfigError("root.password_hash: must be an {ARGON2} hash, never a clear password")
+    root.finish()
+
+    tls_section = top.section("tls")
+    tls = None
+    if tls_section.data:
+        tls = TLSConfig(
+            certificate=data_dir / tls_section.get("certificate", str),
+            key=data_dir / tls_section.get("key", str),
+            ca_certificate=data_dir / tls_section.get("ca_certificate", str),
+        )
+    tls_section.finish()
+    if tls is None and any(u.scheme == "ldaps" for u in listen):
+        raise ConfigError("listen: ldaps:// needs a tls section with certificate and key")
+
+    storage = top.section("storage")
+    database = data_dir / storage.get("path", str, "certdir.db")
+    indexes = storage.strings("indexes", DEFAULT_INDEXES)
+    cache_entries = storage.get("cache_entries", int, 200_000, _not_negative, "must be >= 0")
+    storage.finish()
+
+    access = top.section("access")
+    anonymous_read = access.get("anonymous_read", bool, True)
+    confidentiality = access.get("confidentiality_required", bool, False)
+    access.finish()
+
+    limits = top.section("limits")
+    size = limits.get("size", int, 500, _not_negative, "0 means no limit")
+    time = limits.get("time", int, 3600, _not_negative, "0 means no limit")
+    max_pdu = limits.get("max_pdu_bytes", int, 10 * 1024 * 1024, _positive, "must be > 0")
+    depth = limits.get("max_filter_depth", int, 64, _positive, "must be > 0")
+    items = limits.get("max_filter_items", int, 1024, _positive, "must be > 0")
+    elements = limits.get("max_elements", int, 100_000, _positive, "must be > 0")
+    idle = limits.get("idle_timeout", int, 0, _not_negative, "seconds, 0 means none")
+    limits.finish()
+
+    referral = top.section("referral")
+    default_referrals = referral.strings("default", ())
+    for i, url in enumerate(default_referrals):
+        if not url.startswith(("ldap://", "ldaps://")):
+            raise ConfigError(f"referral.default[{i}]: {url!r} is not an LDAP URL")
+    referral.finish()
+
+    log = top.section("log")
+    access_log = log.get("access", bool, True)
+    log.finish()
+
+    schema = top.section("schema")
+    extra_schema = tuple(data_dir / p for p in schema.strings("paths", ()))
+    schema.finish()
+    top.finish()
+
+    return Config(
+        data_dir=data_dir,
+        listen=listen,
+        tls=tls,
+        directory=DirectoryConfig(
+            suffix=suffix,
+            root_dn=root_dn,
+            root_password_hash=password_hash,
+            database=database,
+            anonymous_read=anonymous_read,
+            confidentiality_required=confidentiality,
+            size_limit=size,
+            time_limit=time,
+            max_pdu_bytes=max_pdu,
+            max_filter_depth=depth,
+            max_filter_items=items,
+            max_elements=elements,
+            idle_timeout=idle,
+            default_referrals=default_referrals,
+            indexes=indexes,
+            cache_entries=cache_entries,
+            schema_paths=extra_schema,
+            access_log=access_log,
+        ),
+    )
+
+
+def load(data_dir: Path) -> Config:
+    path = data_dir / CONFIG_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no configuration; run `certdir init --data-dir "
+                          f"{data_dir}` first") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings")
+    try:
+        return from_mapping(data, data_dir)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None

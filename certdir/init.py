@@ -1,0 +1,85 @@
+"""`certdir init`: a new data directory, ready to serve.
+
+- Refuses to touch a directory that already holds a certdir.yaml.
+- Generates the root DN's password (never a default), writes it to
+  secrets/root-password with mode 0600 and prints it once; only its
+  Argon2id hash goes into certdir.yaml.
+- Creates the bootstrap TLS certificate (see certdir.tls) and the entry of
+  the naming context, with object classes chosen from its RDN
+  (dc -> dcObject + organization, o -> organization, ou ->
+  organizationalUnit, c -> country, l -> locality).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from certdir.config import CONFIG_FILE, ConfigError, ListenURL, from_mapping
+from certdir.files import write_private
+from certdir.service import open_directory
+from certdir.tls import bootstrap
+from directory import passwords
+from directory.ops.add import build, collect, insert
+from directory.protocol.dn import DN
+
+SUFFIX_CLASSES: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "dc": (("top", "dcObject", "organization"), "o"),
+    "o": (("top", "organization"), None),
+    "ou": (("top", "organizationalUnit"), None),
+    "c": (("top", "country"), None),
+    "l": (("top", "locality"), None),
+}
+
+
+def suffix_entry(dn: DN) -> dict[str, list[bytes]]:
+    ava = dn.rdn.avas[0]
+    classes, extra = SUFFIX_CLASSES.get(ava.key, (("top", "extensibleObject"), None))
+    attributes: dict[str, list[bytes]] = {"objectClass": [c.encode() for c in classes],
+                                          ava.attribute: [ava.value.encode()]}
+    if extra is not None:
+        attributes[extra] = [ava.value.encode()]
+    return attributes
+
+
+def init(data_dir: Path, suffix: str, listen: list[str]) -> dict[str, Any]:
+    if (data_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"{data_dir / CONFIG_FILE} already exists; not overwriting it")
+    urls = [ListenURL.parse(u) for u in listen or ["ldap://127.0.0.1:3389",
+                                                   "ldaps://127.0.0.1:6636"]]
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for sub in ("secrets", "tls"):
+        (data_dir / sub).mkdir(exist_ok=True, mode=0o700)
+    (data_dir / "public").mkdir(exist_ok=True)
+
+    password = secrets.token_urlsafe(18)
+    write_private(data_dir / "secrets" / "root-password", password.encode() + b"\n")
+    hosts = sorted({u.host for u in urls if u.host not in ("0.0.0.0", "::")})
+    bootstrap(data_dir / "tls" / "server.pem", data_dir / "tls" / "server.key",
+              data_dir / "public" / "ca.pem", hosts or ["127.0.0.1"])
+    settings: dict[str, Any] = {
+        "suffix": suffix,
+        "listen": [str(u) for u in urls],
+        "root": {"dn": f"cn=admin,{suffix}",
+                 "password_hash": passwords.hash_password(password.encode()).decode()},
+        "tls": {"certificate": "tls/server.pem", "key": "tls/server.key",
+                "ca_certificate": "public/ca.pem"},
+        "storage": {"path": "certdir.db"},
+    }
+    config = from_mapping(settings, data_dir)
+    dsa = open_directory(config)
+    try:
+        dn = dsa.suffix
+        entry = build(dsa, dn, collect(dsa, suffix_entry(dn).items()), dsa.root_dn)
+        with dsa.backend.transaction() as txn:
+            insert(dsa, txn, entry)
+    finally:
+        dsa.backend.close()
+    header = ("# certdir configuration; every key is documented in config.example.yaml.\n"
+              "# The root password is in secrets/root-password (only its hash is here).\n")
+    (data_dir / CONFIG_FILE).write_text(header + yaml.safe_dump(settings, sort_keys=False))
+    return {"root_dn": config.directory.root_dn, "password": password,
+            "listen": [str(u) for u in urls]}

@@ -1,0 +1,352 @@
+"""The embedded SQLite backend (DESIGN.md, "Storage").
+
+- WAL journal with `synchronous=FULL`: a transaction that returned from
+  COMMIT survives a crash or `kill -9` at any later moment, and readers never
+  wait for the writer.
+- One row per entry: parent id, the DN as given, its *path* (normalised RDNs
+  from the root down, each ended by a NUL byte) and the BER of its attribute
+  list. A subtree is a range of paths, so subtree scopes never scan the
+  whole table; one-level scopes use the parent index. RFC 4514 escapes NUL
+  in a normalised DN, so a NUL in a path is always a separator.
+- Index rows (attribute, equality key, entry id) for the attributes named
+  in config; they are rebuilt at open when that list changes. Keys are the
+  equality rule's normalised form, so prefix ranges serve initial
+  substrings too.
+- Decoded entries are cached per id; the writer reports what it changed
+  after each commit and the cache forgets those ids.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from directory.backend import (
+    Equal,
+    IndexQuery,
+    Intersection,
+    Prefix,
+    Presence,
+    Union,
+)
+from directory.entry import Entry, deserialize, serialize, type_key
+from directory.matching import InvalidValue
+from directory.protocol.dn import DN
+from directory.protocol.messages import Scope
+from directory.protocol.results import LDAPError, ResultCode
+from directory.schema import Schema
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
+    parent INTEGER NOT NULL,
+    path BLOB NOT NULL UNIQUE,
+    dn TEXT NOT NULL,
+    attrs BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_parent ON entries(parent);
+CREATE TABLE IF NOT EXISTS idx (
+    attr TEXT NOT NULL,
+    key BLOB NOT NULL,
+    id INTEGER NOT NULL,
+    PRIMARY KEY (attr, key, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def path_of(dn: DN) -> bytes:
+    return b"".join(rdn.normalized.encode() + b"\x00" for rdn in reversed(dn.rdns))
+
+
+def _after(path: bytes) -> bytes:
+    """The smallest path greater than every path below `path`."""
+    return path[:-1] + b"\x01" if path else b"\xff"
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA cache_size=-65536")
+    return conn
+
+
+class SQLiteBackend:
+    def __init__(self, path: Path, schema: Schema, indexed: Iterable[str],
+                 cache_entries: int = 200_000) -> None:
+        self.path = path
+        self.schema = schema
+        self.indexed = frozenset(schema.attribute(name).key for name in ("objectClass", *indexed))
+        self._cache: dict[int, Entry] = {}
+        self._cache_max = cache_entries
+        self._writer_conn = connect(path)
+        self._writer_conn.executescript(SCHEMA_SQL)
+        self._reader = connect(path)
+        self._reindex_if_needed()
+
+    def _reindex_if_needed(self) -> None:
+        wanted = ",".join(sorted(self.indexed))
+        row = self._writer_conn.execute("SELECT value FROM meta WHERE name='indexes'").fetchone()
+        if row is not None and row[0] == wanted:
+            return
+        with self.transaction() as txn:
+            txn.conn.execute("DELETE FROM idx")
+            for entry_id, dn, blob in txn.conn.execute("SELECT id, dn, attrs FROM entries"):
+                txn.index(Entry(DN.parse(dn, self.schema), deserialize(blob), entry_id), True)
+            txn.conn.execute("INSERT OR REPLACE INTO meta VALUES ('indexes', ?)", (wanted,))
+
+    def index_rows(self, entry: Entry) -> set[tuple[str, bytes]]:
+        rows: set[tuple[str, bytes]] = set()
+        for key, values in entry.attributes.items():
+            name = type_key(key)
+            if name not in self.indexed:
+                continue
+            rule = self.schema.equality(self.schema.attribute(name))
+            for value in values:
+                try:
+                    rows.add((name, value if rule is None else rule.value_key(value)))
+                except InvalidValue:
+                    continue
+        return rows
+
+    def _entry(self, entry_id: int, dn: str, blob: bytes) -> Entry:
+        entry = self._cache.get(entry_id)
+        if entry is None:
+            entry = Entry(DN.parse(dn, self.schema), deserialize(blob), entry_id)
+            if len(self._cache) >= self._cache_max:
+                del self._cache[next(iter(self._cache))]
+            self._cache[entry_id] = entry
+        return entry
+
+    def _by_id(self, entry_id: int) -> Entry | None:
+        entry = self._cache.get(entry_id)
+        if entry is not None:
+            return entry
+        row = self._reader.execute(
+            "SELECT id, dn, attrs FROM entries WHERE id=?", (entry_id,)).fetchone()
+        return None if row is None else self._entry(*row)
+
+    def get(self, dn: DN) -> Entry | None:
+        if not dn:
+            return None
+        row = self._reader.execute(
+            "SELECT id, dn, attrs FROM entries WHERE path=?", (path_of(dn),)).fetchone()
+        return None if row is None else self._entry(*row)
+
+    def has_children(self, dn: DN) -> bool:
+        return _has_children(self._reader, dn)
+
+    def count(self) -> int:
+        return int(self._reader.execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    def search(self, base: DN, scope: Scope, query: IndexQuery | None) -> Iterator[Entry]:
+        conn = self._reader
+        base_path = path_of(base)
+        if query is not None:
+            ids = self._lookup(query)
+            if len(ids) < 5000 or scope == Scope.BASE:
+                yield from self._in_scope(sorted(ids), base, base_path, scope)
+                return
+        if scope == Scope.BASE:
+            entry = self.get(base)
+            if entry is not None:
+                yield entry
+            return
+        if scope == Scope.ONE:
+            if base:
+                rows = conn.execute(
+                    "SELECT e.id, e.dn, e.attrs FROM entries e JOIN entries p ON e.parent=p.id "
+                    "WHERE p.path=?", (base_path,))
+            else:
+                rows = conn.execute("SELECT id, dn, attrs FROM entries WHERE parent=0")
+        else:
+            above = ">" if scope == Scope.CHILDREN else ">="
+            rows = conn.execute(
+                f"SELECT id, dn, attrs FROM entries WHERE path{above}? AND path<? ORDER BY path",
+                (base_path, _after(base_path)))
+        for row in rows.fetchall():
+            yield self._entry(*row)
+
+    def _in_scope(self, ids: list[int], base: DN, base_path: bytes,
+                  scope: Scope) -> Iterator[Entry]:
+        depth = len(base)
+        for entry_id in ids:
+            entry = self._by_id(entry_id)
+            if entry is None:
+                continue
+            dn = entry.dn
+            if scope == Scope.BASE:
+                if dn == base:
+                    yield entry
+            elif not dn.is_descendant_of(base):
+                continue
+            elif scope == Scope.SUB or (scope == Scope.ONE and len(dn) == depth + 1) or (
+                    scope == Scope.CHILDREN and len(dn) > depth):
+                yield entry
+
+    def _lookup(self, query: IndexQuery) -> set[int]:
+        conn = self._reader
+        if isinstance(query, Equal):
+            return {r[0] for r in conn.execute(
+                "SELECT id FROM idx WHERE attr=? AND key=?", (query.attribute, query.key))}
+        if isinstance(query, Prefix):
+            return {r[0] for r in conn.execute(
+                "SELECT id FROM idx WHERE attr=? AND key>=? AND key<?",
+                (query.attribute, query.prefix, query.prefix + b"\xff\xff\xff\xff"))}
+        if isinstance(query, Presence):
+            return {r[0] for r in conn.execute(
+                "SELECT DISTINCT id FROM idx WHERE attr=?", (query.attribute,))}
+        parts = [self._lookup(q) for q in query.queries]
+        if isinstance(query, Intersection):
+            return set.intersection(*parts) if parts else set()
+        assert isinstance(query, Union)
+        return set().union(*parts)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SQLiteTransaction]:
+        conn = self._writer_conn
+        conn.execute("BEGIN IMMEDIATE")
+        txn = SQLiteTransaction(self, conn)
+        try:
+            yield txn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self.invalidate(frozenset(txn.touched))
+            raise
+        conn.execute("COMMIT")
+
+    def invalidate(self, ids: frozenset[int]) -> None:
+        for entry_id in ids:
+            self._cache.pop(entry_id, None)
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer_conn.close()
+
+
+def _has_children(conn: sqlite3.Connection, dn: DN) -> bool:
+    if not dn:
+        return conn.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is not None
+    path = path_of(dn)
+    return conn.execute("SELECT 1 FROM entries WHERE path>? AND path<? LIMIT 1",
+                        (path, _after(path))).fetchone() is not None
+
+
+class SQLiteTransaction:
+    """A write transaction on the writer connection; sees its own writes."""
+
+    def __init__(self, backend: SQLiteBackend, conn: sqlite3.Connection) -> None:
+        self.backend = backend
+        self.conn = conn
+        self.touched: set[int] = set()
+        self._savepoints = 0
+
+    def _row_to_entry(self, row: tuple[int, str, bytes]) -> Entry:
+        entry_id, dn, blob = row
+        return Entry(DN.parse(dn, self.backend.schema), deserialize(blob), entry_id)
+
+    def get(self, dn: DN) -> Entry | None:
+        if not dn:
+            return None
+        row = self.conn.execute("SELECT id, dn, attrs FROM entries WHERE path=?",
+                                (path_of(dn),)).fetchone()
+        return None if row is None else self._row_to_entry(row)
+
+    def has_children(self, dn: DN) -> bool:
+        return _has_children(self.conn, dn)
+
+    def subtree(self, dn: DN) -> Iterator[Entry]:
+        path = path_of(dn)
+        rows = self.conn.execute(
+            "SELECT id, dn, attrs FROM entries WHERE path>=? AND path<? ORDER BY path",
+            (path, _after(path))).fetchall()
+        for row in rows:
+            yield self._row_to_entry(row)
+
+    def _parent_id(self, dn: DN) -> int:
+        parent = dn.parent
+        if not parent:
+            return 0
+        row = self.conn.execute("SELECT id FROM entries WHERE path=?",
+                                (path_of(parent),)).fetchone()
+        if row is None:
+            raise LDAPError(ResultCode.NO_SUCH_OBJECT, f"parent of {dn} does not exist")
+        return int(row[0])
+
+    def index(self, entry: Entry, add: bool) -> None:
+        rows = [(attr, key, entry.id) for attr, key in self.backend.index_rows(entry)]
+        if add:
+            self.conn.executemany("INSERT OR IGNORE INTO idx VALUES (?, ?, ?)", rows)
+        else:
+            self.conn.executemany("DELETE FROM idx WHERE attr=? AND key=? AND id=?", rows)
+
+    def add(self, entry: Entry) -> None:
+        try:
+            cursor = self.conn.execute(
+                "INSERT INTO entries (parent, path, dn, attrs) VALUES (?, ?, ?, ?)",
+                (self._parent_id(entry.dn), path_of(entry.dn), str(entry.dn),
+                 serialize(entry.attributes)))
+        except sqlite3.IntegrityError:
+            raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS,
+                            f"entry {entry.dn} already exists") from None
+        assert cursor.lastrowid is not None
+        self.index(Entry(entry.dn, entry.attributes, cursor.lastrowid), True)
+
+    def _existing(self, dn: DN) -> Entry:
+        old = self.get(dn)
+        if old is None:
+            raise LDAPError(ResultCode.NO_SUCH_OBJECT, f"no entry {dn}")
+        return old
+
+    def replace(self, entry: Entry) -> None:
+        old = self._existing(entry.dn)
+        self.index(old, False)
+        self.conn.execute("UPDATE entries SET attrs=? WHERE id=?",
+                          (serialize(entry.attributes), old.id))
+        self.index(Entry(entry.dn, entry.attributes, old.id), True)
+        self.touched.add(old.id)
+
+    def delete(self, dn: DN) -> None:
+        old = self._existing(dn)
+        self.index(old, False)
+        self.conn.execute("DELETE FROM entries WHERE id=?", (old.id,))
+        self.touched.add(old.id)
+
+    def rename(self, old: DN, entry: Entry) -> None:
+        moving = list(self.subtree(old))
+        if not moving:
+            raise LDAPError(ResultCode.NO_SUCH_OBJECT, f"no entry {old}")
+        top, descendants = moving[0], moving[1:]
+        self.index(top, False)
+        new_parent = self._parent_id(entry.dn)
+        # Descendants keep their rows and ids; only their DNs and paths change.
+        # Paths are rewritten after the top moved so UNIQUE(path) holds throughout.
+        self.conn.execute("UPDATE entries SET parent=?, path=?, dn=?, attrs=? WHERE id=?",
+                          (new_parent, path_of(entry.dn), str(entry.dn),
+                           serialize(entry.attributes), top.id))
+        self.index(Entry(entry.dn, entry.attributes, top.id), True)
+        self.touched.add(top.id)
+        for child in descendants:
+            dn = child.dn.relative_to(old, entry.dn)
+            self.conn.execute("UPDATE entries SET path=?, dn=? WHERE id=?",
+                              (path_of(dn), str(dn), child.id))
+            self.touched.add(child.id)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self._savepoints += 1
+        name = f"sp{self._savepoints}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        touched = set(self.touched)
+        try:
+            yield
+        except BaseException:
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
+            self.backend.invalidate(frozenset(self.touched - touched))
+            raise
+        self.conn.execute(f"RELEASE {name}")

@@ -1,0 +1,126 @@
+"""Entries as the directory holds them, and attribute descriptions resolved
+against the schema (RFC 4512 §2.5).
+
+- An entry maps attribute keys to values. A key is the attribute type's
+  canonical name plus its tagging options, lower-cased and sorted
+  ("cn", "cn;lang-en"); `;binary` is a transfer option (RFC 4522 §2) and is
+  never part of a key.
+- A description names its type and every subtype of it, with any options
+  (RFC 4512 §2.5.1, §2.5.2): `name` covers `cn;lang-en`.
+- Entries are stored as the BER of their attribute list, so what is on disk
+  is what goes on the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from directory.protocol.attribute import AttributeDescription, AttributeDescriptionError
+from directory.protocol.codec import Limits, decode_attributes, encode_attributes
+from directory.protocol.dn import DN
+from directory.protocol.results import LDAPError, ResultCode
+from directory.schema import AttributeType, Schema
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """An attribute description resolved against the schema."""
+
+    type: AttributeType
+    key: str
+    options: tuple[str, ...]
+    binary: bool
+    text: str
+
+
+def resolve(schema: Schema, text: str) -> Resolved:
+    """Resolve `text`; raises LDAPError(undefinedAttributeType) when unknown."""
+    return _resolve(schema, text)
+
+
+@lru_cache(maxsize=4096)
+def _resolve(schema: Schema, text: str) -> Resolved:
+    try:
+        desc = AttributeDescription.parse(text)
+    except AttributeDescriptionError as e:
+        raise LDAPError(ResultCode.UNDEFINED_ATTRIBUTE_TYPE, f"{text}: {e}") from None
+    at = schema.attribute(desc.type)
+    options = desc.tagging_options
+    key = ";".join((at.key, *options))
+    return Resolved(at, key, options, desc.binary, text)
+
+
+def find(schema: Schema, text: str) -> Resolved | None:
+    """Like `resolve`, but None for an unknown or malformed description (a
+    filter on it evaluates to Undefined, RFC 4511 §4.5.1.7)."""
+    try:
+        return _resolve(schema, text)
+    except LDAPError:
+        return None
+
+
+def type_key(key: str) -> str:
+    return key.split(";", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    dn: DN
+    attributes: Mapping[str, tuple[bytes, ...]]
+    id: int = 0
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def get(self, key: str) -> tuple[bytes, ...]:
+        return self.attributes.get(key, ())
+
+    def first(self, key: str) -> bytes | None:
+        values = self.attributes.get(key)
+        return values[0] if values else None
+
+    @property
+    def object_classes(self) -> frozenset[str]:
+        classes = self.memo.get("oc")
+        if classes is None:
+            classes = frozenset(v.decode().lower() for v in self.get("objectclass"))
+            self.memo["oc"] = classes
+        return classes
+
+    def with_attributes(self, attributes: Mapping[str, tuple[bytes, ...]]) -> Entry:
+        return Entry(self.dn, attributes, self.id)
+
+    def moved(self, dn: DN) -> Entry:
+        return Entry(dn, self.attributes, self.id)
+
+    def keys_for(self, schema: Schema, resolved: Resolved) -> tuple[str, ...]:
+        """The entry's keys that `resolved` names: its type and subtypes, with
+        at least the description's options."""
+        memo_key = ("keys", resolved.key)
+        keys = self.memo.get(memo_key)
+        if keys is None:
+            names = {at.key for at in schema.subtypes(resolved.type)}
+            wanted = set(resolved.options)
+            keys = tuple(
+                k for k in self.attributes
+                if type_key(k) in names and wanted.issubset(k.split(";")[1:])
+            )
+            self.memo[memo_key] = keys
+        return keys
+
+    def values_for(self, schema: Schema, resolved: Resolved) -> Iterable[bytes]:
+        for key in self.keys_for(schema, resolved):
+            yield from self.attributes[key]
+
+
+def serialize(attributes: Mapping[str, tuple[bytes, ...]]) -> bytes:
+    return encode_attributes(tuple(attributes.items()))
+
+
+# Stored entries were checked on the way in; the wire limits do not apply.
+_STORED = Limits(max_pdu=2**62, max_elements=2**62)
+
+
+def deserialize(blob: bytes) -> dict[str, tuple[bytes, ...]]:
+    return dict(decode_attributes(blob, _STORED))

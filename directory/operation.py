@@ -1,0 +1,71 @@
+"""What an operation handler receives and returns.
+
+- A handler takes an `Operation` and returns its replies: a list, or a
+  Deferred of a list when the work goes to the writer thread. The last
+  reply is the final response; handlers never build failure responses,
+  they raise `LDAPError` and the server answers.
+- `Session` is the per-connection state handlers may read or change
+  (bind identity, TLS, paged-search cursors).
+- Overlays wrap handlers (`Overlay`): they may answer, refuse, set policy on
+  the operation (`hidden` attributes), or pass it on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from twisted.internet.defer import Deferred
+
+from directory.protocol.dn import DN
+from directory.protocol.messages import Control, Request, Response
+
+if TYPE_CHECKING:
+    from directory.dsa import DSA
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    op: Response
+    controls: tuple[Control, ...] = ()
+
+
+@dataclass
+class Session:
+    conn_id: int
+    peer: str = ""
+    bound: DN = DN.ROOT
+    is_root: bool = False
+    tls: bool = False
+    tls_client_cert: bytes | None = None
+    start_tls: Callable[[], None] | None = None
+    paged: dict[bytes, Any] = field(default_factory=dict)
+    outstanding: dict[int, Operation] = field(default_factory=dict)
+
+    @property
+    def anonymous(self) -> bool:
+        return not self.bound and not self.is_root
+
+
+@dataclass(eq=False)
+class Operation:
+    dsa: DSA
+    session: Session
+    message_id: int
+    request: Request
+    controls: dict[str, Any]
+    critical: frozenset[str] = frozenset()
+    started: float = field(default_factory=time.monotonic)
+    abandoned: bool = False
+    hidden: frozenset[str] = frozenset()
+    entries: int = 0
+    detail: str = ""
+    after: Callable[[], None] | None = None
+
+
+Replies: TypeAlias = Iterable[Reply]
+Outcome: TypeAlias = Replies | Deferred[Replies]
+Handler: TypeAlias = Callable[[Operation], Outcome]
+Overlay: TypeAlias = Callable[[Handler], Handler]

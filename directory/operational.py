@@ -1,0 +1,53 @@
+"""Operational attributes the server maintains (RFC 4512 §3.4, RFC 4530).
+
+- On add: createTimestamp, creatorsName, modifyTimestamp, modifiersName,
+  entryUUID, entryCSN and structuralObjectClass are set by the server.
+- On every change: modifyTimestamp, modifiersName and entryCSN.
+- Computed when read, never stored: hasSubordinates, subschemaSubentry.
+- Clients may not supply or change any of them: they are
+  NO-USER-MODIFICATION in the schema and the operations refuse them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from directory.csn import generalized_time
+from directory.entry import Entry
+from directory.protocol.dn import DN
+
+if TYPE_CHECKING:
+    from directory.dsa import DSA
+
+Attributes = dict[str, tuple[bytes, ...]]
+
+COMPUTED = ("hassubordinates", "subschemasubentry")
+
+
+def stamp_new(dsa: DSA, attributes: Attributes, actor: DN, structural: str) -> None:
+    now = dsa.now()
+    stamp = generalized_time(now)
+    who = str(actor).encode()
+    attributes["createtimestamp"] = (stamp,)
+    attributes["creatorsname"] = (who,)
+    attributes["modifytimestamp"] = (stamp,)
+    attributes["modifiersname"] = (who,)
+    attributes["entryuuid"] = (str(uuid.uuid4()).encode(),)
+    attributes["entrycsn"] = (dsa.csn.next(now).encode(),)
+    attributes["structuralobjectclass"] = (structural.encode(),)
+
+
+def stamp_modified(dsa: DSA, attributes: Attributes, actor: DN) -> None:
+    now = dsa.now()
+    attributes["modifytimestamp"] = (generalized_time(now),)
+    attributes["modifiersname"] = (str(actor).encode(),)
+    attributes["entrycsn"] = (dsa.csn.next(now).encode(),)
+
+
+def computed(dsa: DSA, entry: Entry) -> Attributes:
+    has_children = dsa.backend.has_children(entry.dn)
+    return {
+        "hassubordinates": (b"TRUE" if has_children else b"FALSE",),
+        "subschemasubentry": (str(dsa.subschema_dn).encode(),),
+    }

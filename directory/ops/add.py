@@ -1,0 +1,108 @@
+"""Add (RFC 4511 §4.7).
+
+- The entry must not exist (entryAlreadyExists) and its parent must,
+  unless the entry is the naming context itself (noSuchObject with
+  matchedDN otherwise).
+- Each attribute description appears once and has at least one value;
+  values are not repeated (RFC 4511 §4.7; attributeOrValueExists).
+- Clients may not supply NO-USER-MODIFICATION attributes
+  (constraintViolation, RFC 4512 §4.1.2).
+- The object class chain is completed with every superclass, so
+  (objectClass=person) finds inetOrgPerson entries through the index.
+- The whole entry is schema-checked before anything is written; the
+  server then adds its operational attributes (RFC 4512 §3.4).
+- userPassword values given in clear text are stored hashed.
+- Post-read (RFC 4527) returns the entry as added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from directory import passwords
+from directory.backend.sqlite import SQLiteTransaction
+from directory.dsa import DSA
+from directory.entry import Entry, resolve
+from directory.operation import Operation, Outcome, Reply
+from directory.operational import stamp_new
+from directory.ops.readback import read_controls
+from directory.protocol.dn import DN
+from directory.protocol.messages import SUCCESS, AddRequest, AddResponse
+from directory.protocol.results import LDAPError, ResultCode
+
+Attributes = dict[str, tuple[bytes, ...]]
+
+
+def collect(dsa: DSA, pairs: Iterable[tuple[str, Iterable[bytes]]]) -> Attributes:
+    """Client-supplied attributes keyed by attribute key, checked for
+    duplicates, empty value sets and server-only attributes."""
+    attributes: Attributes = {}
+    for name, values in pairs:
+        resolved = resolve(dsa.schema, name)
+        if resolved.type.no_user_modification:
+            raise LDAPError(ResultCode.CONSTRAINT_VIOLATION,
+                            f"{name}: no user modification allowed")
+        if resolved.key in attributes:
+            raise LDAPError(ResultCode.ATTRIBUTE_OR_VALUE_EXISTS,
+                            f"attribute {name} provided more than once")
+        vals = tuple(values)
+        if not vals:
+            raise LDAPError(ResultCode.PROTOCOL_ERROR, f"attribute {name} has no values")
+        if resolved.type.key == "userpassword":
+            vals = tuple(passwords.prepare(v) for v in vals)
+        attributes[resolved.key] = vals
+    return attributes
+
+
+def complete_classes(dsa: DSA, attributes: Attributes) -> None:
+    names: list[bytes] = list(attributes.get("objectclass", ()))
+    have = {v.decode(errors="replace").lower() for v in names}
+    for value in list(names):
+        oc = dsa.schema.find_object_class(value.decode(errors="replace"))
+        if oc is None:
+            continue
+        for sup in dsa.schema.sup_chain(oc):
+            if sup.key not in have and sup.oid not in have:
+                have.add(sup.key)
+                names.append(sup.name.encode())
+    if names:
+        attributes["objectclass"] = tuple(names)
+
+
+def build(dsa: DSA, dn: DN, attributes: Attributes, actor: DN) -> Entry:
+    """Validate a new entry and give it its operational attributes."""
+    complete_classes(dsa, attributes)
+    structural = dsa.schema.check_entry(dn, attributes)
+    stamp_new(dsa, attributes, actor, structural)
+    return Entry(dn, attributes)
+
+
+def insert(dsa: DSA, txn: SQLiteTransaction, entry: Entry) -> None:
+    dn = entry.dn
+    if not dn.is_descendant_of(dsa.suffix):
+        raise LDAPError(ResultCode.NO_SUCH_OBJECT,
+                        f"{dn} is not within the naming context {dsa.suffix}")
+    if txn.get(dn) is not None:
+        raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS, f"entry {dn} already exists")
+    if dn != dsa.suffix and txn.get(dn.parent) is None:
+        raise LDAPError(ResultCode.NO_SUCH_OBJECT, f"parent {dn.parent} does not exist",
+                        matched=dsa.matched(dn.parent))
+    txn.add(entry)
+
+
+def handle(op: Operation) -> Outcome:
+    request = op.request
+    assert isinstance(request, AddRequest)
+    dsa = op.dsa
+    dn = dsa.parse_dn(request.dn)
+    op.detail = f'dn="{request.dn}"'
+    if not dn:
+        raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS, "the root DSE always exists")
+    entry = build(dsa, dn, collect(dsa, request.attributes), op.session.bound)
+
+    def job(txn: SQLiteTransaction) -> Entry:
+        insert(dsa, txn, entry)
+        return entry
+
+    return dsa.write(job).addCallback(
+        lambda added: [Reply(AddResponse(SUCCESS), read_controls(op, None, added))])

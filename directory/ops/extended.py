@@ -1,0 +1,122 @@
+"""Extended operations (RFC 4511 §4.12), one table.
+
+- WhoAmI (RFC 4532): "dn:<bound DN>", or empty for anonymous.
+- Password Modify (RFC 3062): the identity defaults to the bound entry;
+  anonymous clients may not use it (insufficientAccessRights); a user may
+  change only their own password, the root DN anyone's; a given old
+  password must verify; without a new password one is generated and
+  returned in genPasswd. The new value is stored hashed.
+- StartTLS (RFC 4511 §4.14, RFC 4513 §3): refused with operationsError while
+  TLS is active or other operations are outstanding, protocolError when the
+  server has no certificate; TLS starts right after the response is sent.
+- An unknown requestName gets protocolError (RFC 4511 §4.12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from directory import passwords
+from directory.backend.sqlite import SQLiteTransaction
+from directory.operation import Operation, Outcome, Reply
+from directory.operational import stamp_modified
+from directory.protocol import ber
+from directory.protocol.ber import children
+from directory.protocol.messages import SUCCESS, ExtendedRequest, ExtendedResponse
+from directory.protocol.results import LDAPError, ProtocolError, ResultCode
+
+WHOAMI = "1.3.6.1.4.1.4203.1.11.3"
+PASSWORD_MODIFY = "1.3.6.1.4.1.4203.1.11.1"
+START_TLS = "1.3.6.1.4.1.1466.20037"
+
+
+def whoami(op: Operation, value: bytes | None) -> Outcome:
+    session = op.session
+    identity = b"" if session.anonymous else b"dn:" + str(session.bound).encode()
+    return [Reply(ExtendedResponse(SUCCESS, None, identity))]
+
+
+def _password_fields(value: bytes | None) -> dict[int, bytes]:
+    if value is None:
+        return {}
+    try:
+        start, end = ber.expect(value, 0, len(value), ber.SEQUENCE, "PasswdModifyRequestValue")
+        return {tag: value[s:e] for tag, s, e in children(value, start, end)}
+    except ProtocolError as e:
+        raise LDAPError(ResultCode.PROTOCOL_ERROR, f"bad password modify request: {e}") from None
+
+
+def password_modify(op: Operation, value: bytes | None) -> Outcome:
+    fields = _password_fields(value)
+    session = op.session
+    if session.anonymous:
+        raise LDAPError(ResultCode.INSUFFICIENT_ACCESS_RIGHTS,
+                        "only authenticated users may change passwords")
+    identity = fields.get(0x80)
+    if identity is not None:
+        text = identity.decode(errors="replace")
+        target = op.dsa.parse_dn(text.removeprefix("dn:"))
+    else:
+        target = session.bound
+    if target == op.dsa.root_dn or not target:
+        raise LDAPError(ResultCode.UNWILLING_TO_PERFORM,
+                        "the root DN's password is set in the configuration")
+    if not session.is_root and target != session.bound:
+        raise LDAPError(ResultCode.INSUFFICIENT_ACCESS_RIGHTS,
+                        "you may change only your own password")
+    old = fields.get(0x81)
+    new = fields.get(0x82)
+    generated = None
+    if new is None:
+        generated = passwords.generate_password()
+        new = generated.encode()
+    hashed = passwords.hash_password(new)
+    actor = session.bound
+
+    def job(txn: SQLiteTransaction) -> None:
+        entry = txn.get(target)
+        if entry is None:
+            raise op.dsa.no_such_object(target)
+        if old is not None and not any(passwords.verify(s, old)
+                                       for s in entry.get("userpassword")):
+            raise LDAPError(ResultCode.INVALID_CREDENTIALS, "old password is not correct")
+        attributes = dict(entry.attributes)
+        attributes["userpassword"] = (hashed,)
+        stamp_modified(op.dsa, attributes, actor)
+        txn.replace(entry.with_attributes(attributes))
+
+    op.detail = f'dn="{target}"'
+    response_value = None if generated is None else ber.sequence(
+        [ber.tlv(0x80, generated.encode())])
+    return op.dsa.write(job).addCallback(
+        lambda _: [Reply(ExtendedResponse(SUCCESS, None, response_value))])
+
+
+def start_tls(op: Operation, value: bytes | None) -> Outcome:
+    session = op.session
+    if session.tls:
+        raise LDAPError(ResultCode.OPERATIONS_ERROR, "TLS is already active")
+    if len(session.outstanding) > 1:
+        raise LDAPError(ResultCode.OPERATIONS_ERROR, "operations are outstanding")
+    if session.start_tls is None:
+        raise LDAPError(ResultCode.PROTOCOL_ERROR, "StartTLS is not available: no certificate")
+    op.after = session.start_tls
+    return [Reply(ExtendedResponse(SUCCESS, START_TLS))]
+
+
+EXTENDED: Mapping[str, Callable[[Operation, bytes | None], Outcome]] = {
+    WHOAMI: whoami,
+    PASSWORD_MODIFY: password_modify,
+    START_TLS: start_tls,
+}
+
+
+def handle(op: Operation) -> Outcome:
+    request = op.request
+    assert isinstance(request, ExtendedRequest)
+    handler = EXTENDED.get(request.name)
+    op.detail = f"oid={request.name}"
+    if handler is None:
+        raise LDAPError(ResultCode.PROTOCOL_ERROR,
+                        f"unsupported extended operation {request.name}")
+    return handler(op, request.value)

@@ -1,0 +1,314 @@
+"""Search (RFC 4511 §4.5).
+
+- The base must exist (noSuchObject with matchedDN otherwise). The empty
+  base with scope base is the root DSE (RFC 4512 §5.1); `cn=Subschema`
+  with scope base is the subschema subentry (RFC 4512 §4.2).
+- Scopes: base, one, sub, and children (subordinates: everything below
+  the base but not the base).
+- Entries are returned when the filter is True; False and Undefined both
+  exclude (RFC 4511 §4.5.1.7).
+- Size limit: the smaller of the client's and the server's (the root DN is
+  not bound by the server's); time limit likewise. Exceeding one returns
+  what was found so far and sizeLimitExceeded (4) / timeLimitExceeded (3).
+- Aliases (RFC 4512 §2.6): with derefAliases finding/always the base is
+  dereferenced; with searching/always aliases in scope are replaced by
+  the entries they name (for subtree scopes, with their subtrees).
+  A loop or a dangling alias gives aliasProblem (33).
+- Referral objects in scope (RFC 3296 §5.3) are returned as continuation
+  references instead of entries, unless ManageDsaIT is given; nothing
+  below them is searched here.
+- typesOnly returns attribute descriptions without values.
+- Paged results (RFC 2696): the cookie names a cursor kept on the
+  connection; a page size of 0 releases it. Server-side sort (RFC 2891):
+  entries lacking a sort attribute come last; an unusable key is reported
+  in the sort response (or fails the search when the control is critical).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from directory.dsa import DSA
+from directory.entry import Entry, find
+from directory.matching import InvalidValue
+from directory.operation import Operation, Replies, Reply
+from directory.operational import COMPUTED, computed
+from directory.predicates import Predicate, compile_filter
+from directory.protocol.controls import (
+    MANAGE_DSA_IT,
+    PAGED_RESULTS,
+    SORT_REQUEST,
+    PagedResults,
+    SortKey,
+    encode_sort_result,
+)
+from directory.protocol.dn import DN
+from directory.protocol.messages import (
+    SUCCESS,
+    Control,
+    Deref,
+    EncodedSearchResultEntry,
+    Result,
+    Scope,
+    SearchRequest,
+    SearchResultDone,
+    SearchResultReference,
+)
+from directory.protocol.results import LDAPError, ResultCode
+from directory.root_dse import root_dse, subschema
+from directory.search_plan import plan
+from directory.selection import Selection, encode_entry, select, wants_computed
+
+MAX_ALIAS_HOPS = 16
+
+
+@dataclass
+class Cursor:
+    """A paged search's remaining entries, kept between pages."""
+
+    request: SearchRequest
+    entries: list[Entry]
+
+
+def handle(op: Operation) -> Replies:
+    request = op.request
+    assert isinstance(request, SearchRequest)
+    dsa = op.dsa
+    base = dsa.parse_dn(request.base)
+    if request.scope == Scope.BASE and (not base or base == dsa.subschema_dn):
+        special = root_dse(dsa) if not base else subschema(dsa)
+        return list(_special(op, request, special))
+    paged = op.controls.get(PAGED_RESULTS)
+    if paged is not None and paged.cookie:
+        return _next_page(op, request, paged)
+    matches = _matches(op, request, base)
+    if paged is None and SORT_REQUEST not in op.controls:
+        return _stream(op, request, matches)
+    found: list[Entry] = []
+    references: list[Reply] = []
+    for item in matches:
+        if isinstance(item, Reply):
+            references.append(item)
+        else:
+            found.append(item)
+    controls: list[Control] = []
+    if SORT_REQUEST in op.controls:
+        controls.append(_sort(op, found, op.controls[SORT_REQUEST]))
+    if paged is None:
+        return [*references, *_page(op, request, found, _size_limit(op, request)),
+                *_with_controls(controls)]
+    return [*references, *_first_page(op, request, found, paged, controls)]
+
+
+def _special(op: Operation, request: SearchRequest, entry: Entry) -> Iterator[Reply]:
+    predicate = compile_filter(op.dsa.schema, request.filter, op.hidden)
+    if predicate(entry) is True:
+        op.entries += 1
+        yield _entry_reply(op, request, entry, with_computed=False)
+    yield Reply(SearchResultDone(SUCCESS))
+
+
+def _size_limit(op: Operation, request: SearchRequest) -> int:
+    server = 0 if op.session.is_root else op.dsa.config.size_limit
+    limits = [n for n in (request.size_limit, server) if n > 0]
+    return min(limits) if limits else 0
+
+
+def _deadline(op: Operation, request: SearchRequest) -> float | None:
+    server = 0 if op.session.is_root else op.dsa.config.time_limit
+    limits = [n for n in (request.time_limit, server) if n > 0]
+    return op.started + min(limits) if limits else None
+
+
+def _follow(dsa: DSA, entry: Entry) -> Entry:
+    seen = {entry.dn}
+    while "alias" in entry.object_classes:
+        target = entry.first("aliasedobjectname")
+        if target is None:
+            raise LDAPError(ResultCode.ALIAS_PROBLEM, f"alias {entry.dn} names no entry")
+        dn = dsa.parse_dn(target.decode())
+        found = dsa.backend.get(dn)
+        if found is None:
+            raise LDAPError(ResultCode.ALIAS_PROBLEM, f"alias {entry.dn} names missing {dn}",
+                            matched=dsa.matched(dn))
+        if dn in seen or len(seen) > MAX_ALIAS_HOPS:
+            raise LDAPError(ResultCode.ALIAS_PROBLEM, f"alias loop at {entry.dn}")
+        seen.add(dn)
+        entry = found
+    return entry
+
+
+def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry | Reply]:
+    """Entries matching the filter, and continuation references, in scope."""
+    dsa = op.dsa
+    if base:
+        base_entry = dsa.backend.get(base)
+        if base_entry is None:
+            raise dsa.no_such_object(base)
+        if request.deref in (Deref.FINDING, Deref.ALWAYS):
+            base = _follow(dsa, base_entry).dn
+    predicate = compile_filter(dsa.schema, request.filter, op.hidden)
+    query = plan(dsa.schema, dsa.backend.indexed, request.filter)
+    referrals = {} if MANAGE_DSA_IT in op.controls else dsa.referral_objects()
+    deref = request.deref in (Deref.IN_SEARCHING, Deref.ALWAYS)
+    deadline = _deadline(op, request)
+    return _walk(op, request, base, predicate, query, referrals, deref, deadline)
+
+
+def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate,
+          query: object, referrals: dict[DN, Entry], deref: bool,
+          deadline: float | None) -> Iterator[Entry | Reply]:
+    dsa = op.dsa
+    seen: set[int] = set()
+    pending = [(base, request.scope)]
+    while pending:
+        start, scope = pending.pop()
+        below = [dn for dn in referrals if dn.is_descendant_of(start)]
+        for entry in dsa.backend.search(start, scope, query):  # type: ignore[arg-type]
+            if deadline is not None and time.monotonic() > deadline:
+                raise LDAPError(ResultCode.TIME_LIMIT_EXCEEDED, "time limit exceeded")
+            if below and _under_referral(entry.dn, below, base):
+                if entry.dn in referrals:
+                    yield Reply(SearchResultReference(_references(entry, request.scope)))
+                continue
+            if deref and "alias" in entry.object_classes and entry.dn != base:
+                target = _follow(dsa, entry)
+                if request.scope == Scope.SUB:
+                    pending.append((target.dn, Scope.SUB))
+                    continue
+                entry = target
+            if entry.id in seen:
+                continue
+            seen.add(entry.id)
+            if predicate(entry) is True:
+                yield entry
+
+
+def _under_referral(dn: DN, referrals: list[DN], base: DN) -> bool:
+    return any(dn.is_descendant_of(r) and r != base for r in referrals)
+
+
+def _references(entry: Entry, scope: Scope) -> tuple[str, ...]:
+    suffix = "??sub" if scope in (Scope.SUB, Scope.CHILDREN) else "??base"
+    uris = []
+    for value in entry.get("ref"):
+        uri = value.decode()
+        head, sep, path = uri.partition("//")
+        host, slash, dn = path.partition("/")
+        uris.append(f"{head}{sep}{host}/{dn or entry.dn}{suffix}")
+    return tuple(uris)
+
+
+def _entry_reply(op: Operation, request: SearchRequest, entry: Entry,
+                 with_computed: bool = True) -> Reply:
+    schema = op.dsa.schema
+    selection: Selection = select(schema, request.attributes)
+    extra = computed(op.dsa, entry) if with_computed and wants_computed(
+        selection, COMPUTED) else {}
+    body = encode_entry(schema, entry, selection, request.types_only, op.hidden, extra)
+    return Reply(EncodedSearchResultEntry(body))
+
+
+def _stream(op: Operation, request: SearchRequest,
+            matches: Iterable[Entry | Reply]) -> Iterator[Reply]:
+    limit = _size_limit(op, request)
+    try:
+        for item in matches:
+            if isinstance(item, Reply):
+                yield item
+                continue
+            if limit and op.entries >= limit:
+                yield Reply(SearchResultDone(Result(ResultCode.SIZE_LIMIT_EXCEEDED, "",
+                                                    "size limit exceeded")))
+                return
+            op.entries += 1
+            yield _entry_reply(op, request, item)
+    except LDAPError as e:
+        yield Reply(SearchResultDone(Result(e.code, e.matched, e.message, e.referrals)))
+        return
+    yield Reply(SearchResultDone(SUCCESS))
+
+
+def _page(op: Operation, request: SearchRequest, entries: list[Entry],
+          limit: int) -> Iterator[Reply]:
+    for entry in entries:
+        if limit and op.entries >= limit:
+            yield Reply(SearchResultDone(Result(ResultCode.SIZE_LIMIT_EXCEEDED, "",
+                                                "size limit exceeded")))
+            return
+        op.entries += 1
+        yield _entry_reply(op, request, entry)
+
+
+def _with_controls(controls: list[Control]) -> list[Reply]:
+    return [Reply(SearchResultDone(SUCCESS), tuple(controls))]
+
+
+def _first_page(op: Operation, request: SearchRequest, entries: list[Entry],
+                paged: PagedResults, controls: list[Control]) -> list[Reply]:
+    size = paged.size or len(entries)
+    return _emit_page(op, request, entries, size, controls)
+
+
+def _emit_page(op: Operation, request: SearchRequest, entries: list[Entry], size: int,
+               controls: list[Control]) -> list[Reply]:
+    page, rest = entries[:size], entries[size:]
+    replies = list(_page(op, request, page, _size_limit(op, request)))
+    if replies and isinstance(replies[-1].op, SearchResultDone):
+        return replies
+    cookie = b""
+    if rest:
+        cookie = secrets.token_bytes(12)
+        op.session.paged[cookie] = Cursor(request, rest)
+    controls = [*controls, PagedResults(len(entries), cookie).to_control()]
+    return [*replies, Reply(SearchResultDone(SUCCESS), tuple(controls))]
+
+
+def _next_page(op: Operation, request: SearchRequest, paged: PagedResults) -> list[Reply]:
+    cursor = op.session.paged.pop(paged.cookie, None)
+    if not isinstance(cursor, Cursor) or cursor.request.base != request.base or (
+            cursor.request.filter != request.filter):
+        raise LDAPError(ResultCode.UNWILLING_TO_PERFORM, "unknown paged results cookie")
+    if paged.size == 0:
+        return [Reply(SearchResultDone(SUCCESS), (PagedResults(0, b"").to_control(),))]
+    return _emit_page(op, request, cursor.entries, paged.size, [])
+
+
+def _sort(op: Operation, entries: list[Entry], keys: tuple[SortKey, ...]) -> Control:
+    """Sort `entries` in place; return the sort response control."""
+    schema = op.dsa.schema
+    plans = []
+    for key in keys:
+        resolved = find(schema, key.attribute)
+        rule = None
+        if resolved is not None:
+            rule = (schema.matching_rule(key.ordering_rule) if key.ordering_rule
+                    else schema.ordering(resolved.type) or schema.equality(resolved.type))
+        if resolved is None or rule is None or resolved.type.key in op.hidden:
+            if SORT_REQUEST in op.critical:
+                raise LDAPError(ResultCode.UNAVAILABLE_CRITICAL_EXTENSION,
+                                f"cannot sort on {key.attribute}")
+            code = (ResultCode.NO_SUCH_ATTRIBUTE if resolved is None
+                    else ResultCode.INAPPROPRIATE_MATCHING)
+            return encode_sort_result(code, key.attribute)
+        plans.append((key, resolved, rule))
+    for key, resolved, rule in reversed(plans):
+        def sort_key(entry: Entry) -> bytes | None:
+            found = []
+            for value in entry.values_for(schema, resolved):  # noqa: B023
+                try:
+                    found.append(rule.value_key(value))  # noqa: B023
+                except InvalidValue:
+                    continue
+            if not found:
+                return None
+            return max(found) if key.reverse else min(found)  # noqa: B023
+
+        keyed = [(sort_key(e), e) for e in entries]
+        present = [(k, e) for k, e in keyed if k is not None]
+        present.sort(key=lambda pair: pair[0], reverse=key.reverse)  # type: ignore[arg-type,return-value]
+        entries[:] = [e for _, e in present] + [e for k, e in keyed if k is None]
+    return encode_sort_result(ResultCode.SUCCESS)

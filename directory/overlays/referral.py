@@ -1,0 +1,72 @@
+"""Referrals (RFC 4511 §4.1.10, RFC 3296).
+
+- An operation whose target is a referral object, or lies below one,
+  gets referral (10) with the object's `ref` URLs, the DN in each URL
+  rewritten to the target (RFC 3296 §5.4, §5.6.1), unless ManageDsaIT is
+  given, which lets clients manage the referral objects themselves. For
+  Add the target is the new entry's parent.
+- A target outside every naming context gets the configured default
+  referral (RFC 4511 §4.1.10); without one, the operation goes on and
+  answers noSuchObject.
+- The root DSE and the subschema subentry are never referred.
+"""
+
+from __future__ import annotations
+
+from directory.operation import Handler, Operation, Outcome
+from directory.protocol.controls import MANAGE_DSA_IT
+from directory.protocol.dn import DN
+from directory.protocol.messages import (
+    AddRequest,
+    CompareRequest,
+    DelRequest,
+    ModifyDNRequest,
+    ModifyRequest,
+    SearchRequest,
+)
+from directory.protocol.results import LDAPError, ResultCode
+
+
+def _target(op: Operation) -> DN | None:
+    request = op.request
+    dsa = op.dsa
+    if isinstance(request, SearchRequest):
+        return dsa.parse_dn(request.base)
+    if isinstance(request, AddRequest):
+        dn = dsa.parse_dn(request.dn)
+        return dn if dn == dsa.suffix else dn.parent
+    if isinstance(request, (CompareRequest, DelRequest, ModifyRequest, ModifyDNRequest)):
+        return dsa.parse_dn(request.dn)
+    return None
+
+
+def _rewrite(uri: str, referral: DN, target: DN) -> str:
+    head, sep, rest = uri.partition("//")
+    host, _, path = rest.partition("/")
+    dn, _, extensions = path.partition("?")
+    below = ",".join(str(r) for r in target.rdns[: len(target) - len(referral)])
+    new_dn = ",".join(p for p in (below, dn) if p)
+    return f"{head}{sep}{host}/{new_dn}" + (f"?{extensions}" if extensions else "")
+
+
+def overlay(handler: Handler) -> Handler:
+    def refer(op: Operation) -> Outcome:
+        target = _target(op)
+        if target is None or MANAGE_DSA_IT in op.controls:
+            return handler(op)
+        dsa = op.dsa
+        if not target or target == dsa.subschema_dn:
+            return handler(op)
+        if not dsa.in_naming_context(target):
+            if dsa.config.default_referrals:
+                raise LDAPError(ResultCode.REFERRAL, "outside the naming context",
+                                referrals=dsa.config.default_referrals)
+            return handler(op)
+        for dn, entry in dsa.referral_objects().items():
+            if target.is_descendant_of(dn):
+                uris = tuple(_rewrite(v.decode(), dn, target) for v in entry.get("ref"))
+                raise LDAPError(ResultCode.REFERRAL, "referral", matched=str(dn),
+                                referrals=uris)
+        return handler(op)
+
+    return refer

@@ -1,0 +1,75 @@
+"""Choose index lookups for a search filter (DESIGN.md, "Storage").
+
+- The plan returns a superset of the matching entries, or None when the
+  filter cannot be narrowed by the indexes; the search always evaluates
+  the full filter on every candidate, so a plan only has to be sound.
+- Equality uses the attribute's equality key; an initial substring uses a
+  key prefix when the attribute's equality and substring rules normalise
+  the same way; presence lists every entry holding the attribute.
+- An AND is narrowed by any indexed part, an OR only if every part is.
+- NOT, ordering, approximate and extensible matches are not indexed.
+- An attribute with subtypes (`name` covers `cn`, `sn`, ...) is not
+  indexed under its own key alone, so it is never planned.
+"""
+
+from __future__ import annotations
+
+from directory.backend import Equal, IndexQuery, Intersection, Prefix, Presence, Union
+from directory.entry import find
+from directory.matching import InvalidValue
+from directory.protocol.filter import And, Equality, Filter, Or, Present, Substrings
+from directory.schema import AttributeType, Schema
+
+PREFIX_RULES = frozenset({
+    "caseignorematch", "caseexactmatch", "caseignoreia5match", "caseexactia5match",
+    "telephonenumbermatch", "numericstringmatch",
+})
+
+
+def _indexed(schema: Schema, indexed: frozenset[str], attribute: str) -> AttributeType | None:
+    resolved = find(schema, attribute)
+    if resolved is None or resolved.type.key not in indexed:
+        return None
+    if len(schema.subtypes(resolved.type)) > 1:
+        return None
+    return resolved.type
+
+
+def plan(schema: Schema, indexed: frozenset[str], f: Filter) -> IndexQuery | None:
+    if isinstance(f, Equality):
+        at = _indexed(schema, indexed, f.attribute)
+        rule = None if at is None else schema.equality(at)
+        if at is None or rule is None:
+            return None
+        try:
+            return Equal(at.key, rule.assertion_key(f.value))
+        except InvalidValue:
+            return None
+    if isinstance(f, Substrings):
+        at = _indexed(schema, indexed, f.attribute)
+        rule = None if at is None else schema.equality(at)
+        if at is None or rule is None or f.initial is None:
+            return None
+        if not PREFIX_RULES.intersection(n.lower() for n in rule.names):
+            return None
+        try:
+            prefix = rule.assertion_key(f.initial)
+        except InvalidValue:
+            return None
+        return Prefix(at.key, prefix) if prefix else None
+    if isinstance(f, Present):
+        at = _indexed(schema, indexed, f.attribute)
+        if at is None or at.key == "objectclass":
+            return None
+        return Presence(at.key)
+    if isinstance(f, And):
+        parts = tuple(p for p in (plan(schema, indexed, c) for c in f.filters) if p is not None)
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else Intersection(parts)
+    if isinstance(f, Or):
+        subplans = [plan(schema, indexed, c) for c in f.filters]
+        if not subplans or any(p is None for p in subplans):
+            return None
+        return Union(tuple(p for p in subplans if p is not None))
+    return None

@@ -1,0 +1,217 @@
+"""The Twisted face of the directory: framing, dispatch, TLS, access log.
+
+- Bytes go to the sans-IO codec; a `ProtocolError` gets a Notice of
+  Disconnection (RFC 4511 §4.4.1: messageID 0, protocolError) and the
+  connection closes. Nothing else is affected.
+- Each request's controls are parsed against the registry first
+  (unavailableCriticalExtension in one place), then the request goes to its
+  handler through the overlay stack.
+- `LDAPError` from a handler becomes that request's response, with code,
+  matchedDN, message and referrals; any other exception becomes other (80)
+  with a log line, and the connection stays up.
+- Abandon and Unbind get no response (RFC 4511 §4.3, §4.11). An abandoned
+  operation sends nothing more (RFC 4511 §4.11).
+- Search results are written in slices, yielding to the reactor between
+  them so other clients are served and Abandon can take effect.
+- One access-log line per operation, like slapd's stats log.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from twisted.internet import protocol
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+
+from directory.dispatch import RESPONSE_FOR, handle
+from directory.dsa import DSA
+from directory.operation import Operation, Replies, Reply, Session
+from directory.protocol.codec import LDAPConnection, encode
+from directory.protocol.controls import parse_controls
+from directory.protocol.filter import format as format_filter
+from directory.protocol.messages import (
+    NOTICE_OF_DISCONNECTION,
+    AbandonRequest,
+    ExtendedResponse,
+    LDAPMessage,
+    Result,
+    SearchRequest,
+    UnbindRequest,
+)
+from directory.protocol.results import LDAPError, ProtocolError, ResultCode
+
+log = logging.getLogger("certdir.directory")
+access = logging.getLogger("certdir.access")
+
+SLICE = 64
+
+
+class LDAPServerProtocol(protocol.Protocol):
+    def __init__(self, dsa: DSA, session: Session, clock: IReactorTime, tls: Any) -> None:
+        self.dsa = dsa
+        self.session = session
+        self.clock = clock
+        self.tls_options = tls
+        self.codec = LDAPConnection(dsa.limits)
+        self.closed = False
+        self._op_counter = itertools.count()
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer() if self.transport is not None else None
+        self.session.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        access.info("conn=%d fd=0 ACCEPT from IP=%s", self.session.conn_id, self.session.peer)
+        if self.tls_options is not None and not self.session.tls:
+            self.session.start_tls = self._start_tls
+
+    def _start_tls(self) -> None:
+        if self.transport is None or self.closed:
+            return
+        self.transport.startTLS(self.tls_options)  # type: ignore[attr-defined]
+        self.session.tls = True
+        self.session.start_tls = None
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        self.closed = True
+        for op in self.session.outstanding.values():
+            op.abandoned = True
+        access.info("conn=%d fd=0 closed", self.session.conn_id)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.codec.receive_data(data)
+        try:
+            for message in self.codec.requests():
+                self.dispatch(message)
+                if self.closed:
+                    return
+        except ProtocolError as e:
+            self.disconnect(e)
+
+    def disconnect(self, error: ProtocolError) -> None:
+        access.info("conn=%d PROTOCOL ERROR %s", self.session.conn_id, error.message)
+        notice = ExtendedResponse(Result(error.code, "", error.message), NOTICE_OF_DISCONNECTION)
+        self.write(LDAPMessage(0, notice))
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def write(self, message: LDAPMessage) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(encode(message))
+
+    def dispatch(self, message: LDAPMessage) -> None:
+        request = message.op
+        if isinstance(request, UnbindRequest):
+            access.info("conn=%d op=%d UNBIND", self.session.conn_id, next(self._op_counter))
+            self.close()
+            return
+        op = Operation(self.dsa, self.session, message.message_id, request, {})  # type: ignore[arg-type]
+        op_number = next(self._op_counter)
+        if isinstance(request, AbandonRequest):
+            target = self.session.outstanding.get(request.message_id)
+            if target is not None:
+                target.abandoned = True
+            access.info("conn=%d op=%d ABANDON msg=%d", self.session.conn_id, op_number,
+                        request.message_id)
+            return
+        self.session.outstanding[message.message_id] = op
+        try:
+            op.controls = parse_controls(request, message.controls)  # type: ignore[arg-type]
+            op.critical = frozenset(c.oid for c in message.controls if c.critical)
+            outcome = handle(op)
+        except LDAPError as e:
+            self.finish(op, op_number, [self.failure(op, e)])
+            return
+        except Exception:
+            log.exception("conn=%d op=%d failed", self.session.conn_id, op_number)
+            self.finish(op, op_number, [self.failure(op, _internal())])
+            return
+        if isinstance(outcome, Deferred):
+            outcome.addCallbacks(lambda replies: self.finish(op, op_number, replies),
+                                 lambda failure: self.failed(op, op_number, failure))
+        else:
+            self.finish(op, op_number, outcome)
+
+    def failure(self, op: Operation, error: LDAPError) -> Reply:
+        result = Result(error.code, error.matched, error.message, error.referrals)
+        return Reply(RESPONSE_FOR[type(op.request)](result))
+
+    def failed(self, op: Operation, op_number: int, failure: Failure) -> None:
+        error = failure.value
+        if not isinstance(error, LDAPError):
+            log.error("conn=%d op=%d failed: %s", self.session.conn_id, op_number,
+                      failure.getTraceback())
+            error = _internal()
+        self.finish(op, op_number, [self.failure(op, error)])
+
+    def finish(self, op: Operation, op_number: int, replies: Replies) -> None:
+        self.send(op, op_number, iter(replies))
+
+    def send(self, op: Operation, op_number: int, replies: Iterator[Reply]) -> None:
+        """Write up to SLICE replies, then continue on a later reactor turn."""
+        try:
+            for _ in range(SLICE):
+                reply = next(replies, None)
+                if reply is None:
+                    return
+                if op.abandoned or self.closed:
+                    self.done(op, op_number, None)
+                    return
+                self.write(LDAPMessage(op.message_id, reply.op, reply.controls))
+                result = getattr(reply.op, "result", None)
+                if result is not None:
+                    self.done(op, op_number, result)
+                    if op.after is not None:
+                        op.after()
+                    return
+        except LDAPError as e:
+            self.send(op, op_number, iter([self.failure(op, e)]))
+            return
+        except Exception:
+            log.exception("conn=%d op=%d failed", self.session.conn_id, op_number)
+            self.send(op, op_number, iter([self.failure(op, _internal())]))
+            return
+        self.clock.callLater(0, self.send, op, op_number, replies)
+
+    def done(self, op: Operation, op_number: int, result: Result | None) -> None:
+        self.session.outstanding.pop(op.message_id, None)
+        if not self.dsa.config.access_log:
+            return
+        elapsed = (time.monotonic() - op.started) * 1000
+        request = op.request
+        name = type(request).__name__.removesuffix("Request").upper()
+        detail = op.detail
+        if isinstance(request, SearchRequest):
+            detail = (f'base="{request.base}" scope={int(request.scope)} '
+                      f'filter="{format_filter(request.filter)}" entries={op.entries}')
+        outcome = "abandoned" if result is None else f"result={int(result.code)}"
+        access.info("conn=%d op=%d %s %s %s etime=%.3fms", self.session.conn_id, op_number,
+                    name, detail, outcome, elapsed)
+
+
+def _internal() -> LDAPError:
+    return LDAPError(ResultCode.OTHER, "internal server error; see the server log")
+
+
+class LDAPServerFactory(protocol.Factory):
+    def __init__(self, dsa: DSA, clock: IReactorTime, tls: Any = None,
+                 implicit_tls: bool = False) -> None:
+        self.dsa = dsa
+        self.clock = clock
+        self.tls = tls
+        self.implicit_tls = implicit_tls
+        self._ids = itertools.count(1000)
+
+    def buildProtocol(self, addr: Any) -> LDAPServerProtocol:
+        session = Session(next(self._ids), tls=self.implicit_tls)
+        return LDAPServerProtocol(self.dsa, session, self.clock, self.tls)
