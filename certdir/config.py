@@ -96,7 +96,7 @@ class _Section:
                 raise ConfigError(f"{self.key(name)}: required key is missing")
             return default
         value = self.data[name]
-        if isinstance(value, bool) and kind is int or not isinstance(value, kind):
+        if (isinstance(value, bool) and kind is int) or not isinstance(value, kind):
             raise ConfigError(f"{self.key(name)}: expected {_type_name(kind)}, got {value!r}")
         if check is not None and not check(value):
             raise ConfigError(f"{self.key(name)}: {value!r} is not allowed ({hint})")

@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from directory.schema import Schema
+
 from certdir.config import Config
 from certdir.tls import server_context
 from directory.backend.sqlite import SQLiteBackend
 from directory.dsa import DSA
-from directory.schema import Schema
 
 log = logging.getLogger("certdir")
 

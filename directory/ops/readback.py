@@ -15,6 +15,7 @@ from directory.protocol.controls import POST_READ, PRE_READ, AttributeSelection
 from directory.protocol.messages import Control
 from directory.selection import encode_entry, select
 
+
 def read_controls(op: Operation, before: Entry | None,
                   after: Entry | None) -> tuple[Control, ...]:
     controls = []

@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from directory.backend import IndexQuery
 from directory.dsa import DSA
 from directory.entry import Entry, find
 from directory.matching import InvalidValue
@@ -159,7 +160,7 @@ def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry 
 
 
 def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate,
-          query: object, referrals: dict[DN, Entry], deref: bool,
+          query: IndexQuery | None, referrals: dict[DN, Entry], deref: bool,
           deadline: float | None) -> Iterator[Entry | Reply]:
     dsa = op.dsa
     seen: set[int] = set()
@@ -167,7 +168,8 @@ def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate,
     while pending:
         start, scope = pending.pop()
         below = [dn for dn in referrals if dn.is_descendant_of(start)]
-        for entry in dsa.backend.search(start, scope, query):  # type: ignore[arg-type]
+        for found in dsa.backend.search(start, scope, query):
+            entry = found
             if deadline is not None and time.monotonic() > deadline:
                 raise LDAPError(ResultCode.TIME_LIMIT_EXCEEDED, "time limit exceeded")
             if below and _under_referral(entry.dn, below, base):
@@ -197,7 +199,7 @@ def _references(entry: Entry, scope: Scope) -> tuple[str, ...]:
     for value in entry.get("ref"):
         uri = value.decode()
         head, sep, path = uri.partition("//")
-        host, slash, dn = path.partition("/")
+        host, _, dn = path.partition("/")
         uris.append(f"{head}{sep}{host}/{dn or entry.dn}{suffix}")
     return tuple(uris)
 

@@ -23,9 +23,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from directory.protocol import ber
-from directory.protocol.ber import children, decode_bool, decode_int, encode_bool, encode_int
+from directory.protocol.ber import (
+    children,
+    decode_bool,
+    decode_int,
+    encode_bool,
+    encode_int,
+    read_tlv,
+    tlv,
+)
 from directory.protocol.ber import octets as enc_octets
-from directory.protocol.ber import read_tlv, tlv
 from directory.protocol.filter import FilterLimits
 from directory.protocol.filter import from_ber as filter_from_ber
 from directory.protocol.filter import to_ber as filter_to_ber
@@ -468,7 +475,8 @@ def _enc_search_request(op: SearchRequest) -> bytes:
 
 def _enc_modify_request(op: ModifyRequest) -> bytes:
     changes = b"".join(
-        tlv(ber.SEQUENCE, encode_int(c.op, ber.ENUMERATED) + encode_attribute(c.attribute, c.values))
+        tlv(ber.SEQUENCE,
+            encode_int(c.op, ber.ENUMERATED) + encode_attribute(c.attribute, c.values))
         for c in op.changes
     )
     return tlv(0x66, enc_octets(op.dn.encode()) + tlv(ber.SEQUENCE, changes))
