@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 from directory.schema import Schema
 
-from certdir.config import Config
+from certdir.config import Config, ConfigError
 from certdir.tls import server_context
 from directory.backend.sqlite import SQLiteBackend
 from directory.dsa import DSA
@@ -66,15 +67,20 @@ def serve(config: Config) -> None:
     tls = None
     if config.tls is not None:
         tls = server_context(config.tls.certificate, config.tls.key)
+    ids = itertools.count(1000)
+    failures: list[str] = []
     for url in config.listen:
         if url.scheme == "ldaps":
-            factory = LDAPServerFactory(dsa, reactor, tls, implicit_tls=True)
+            factory = LDAPServerFactory(dsa, reactor, ids, tls, implicit_tls=True)
             endpoint: Any = SSL4ServerEndpoint(reactor, url.port, tls, interface=url.host)
         else:
-            factory = LDAPServerFactory(dsa, reactor, tls)
+            factory = LDAPServerFactory(dsa, reactor, ids, tls)
             endpoint = TCP4ServerEndpoint(reactor, url.port, interface=url.host)
-        endpoint.listen(factory).addErrback(_listen_failed, str(url), reactor)
-        log.info("listening on %s", url)
+        endpoint.listen(factory).addCallbacks(
+            lambda _, url=url: log.info("listening on %s", url),
+            lambda failure, url=url: failures.append(f"{url}: {failure.getErrorMessage()}"))
+    if failures:
+        raise ConfigError(f"cannot listen on {'; '.join(failures)}")
 
     def shutdown() -> None:
         if dsa.writer is not None:
@@ -85,8 +91,3 @@ def serve(config: Config) -> None:
     reactor.addSystemEventTrigger("after", "shutdown", shutdown)
     log.info("certdir serving %s (%d entries)", dsa.suffix, dsa.backend.count())
     reactor.run()
-
-
-def _listen_failed(failure: Any, url: str, reactor: Any) -> None:
-    log.error("cannot listen on %s: %s", url, failure.getErrorMessage())
-    reactor.stop()

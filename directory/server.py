@@ -27,6 +27,7 @@ from typing import Any
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from directory.dispatch import RESPONSE_FOR, handle
@@ -52,7 +53,7 @@ access = logging.getLogger("certdir.access")
 SLICE = 64
 
 
-class LDAPServerProtocol(protocol.Protocol):
+class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
     def __init__(self, dsa: DSA, session: Session, clock: IReactorTime, tls: Any) -> None:
         self.dsa = dsa
         self.session = session
@@ -68,6 +69,11 @@ class LDAPServerProtocol(protocol.Protocol):
         access.info("conn=%d fd=0 ACCEPT from IP=%s", self.session.conn_id, self.session.peer)
         if self.tls_options is not None and not self.session.tls:
             self.session.start_tls = self._start_tls
+        self.setTimeout(self.dsa.config.idle_timeout or None)
+
+    def timeoutConnection(self) -> None:
+        access.info("conn=%d idle timeout", self.session.conn_id)
+        self.close()
 
     def _start_tls(self) -> None:
         if self.transport is None or self.closed:
@@ -78,6 +84,7 @@ class LDAPServerProtocol(protocol.Protocol):
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self.closed = True
+        self.setTimeout(None)
         for op in self.session.outstanding.values():
             op.abandoned = True
         access.info("conn=%d fd=0 closed", self.session.conn_id)
@@ -85,6 +92,7 @@ class LDAPServerProtocol(protocol.Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.closed:
             return
+        self.resetTimeout()
         self.codec.receive_data(data)
         try:
             for message in self.codec.requests():
@@ -158,7 +166,8 @@ class LDAPServerProtocol(protocol.Protocol):
         self.send(op, op_number, iter(replies))
 
     def send(self, op: Operation, op_number: int, replies: Iterator[Reply]) -> None:
-        """Write up to SLICE replies, then continue on a later reactor turn."""
+        """Write up to SLICE replies at once, then continue on a later reactor turn."""
+        out: list[bytes] = []
         try:
             for _ in range(SLICE):
                 reply = next(replies, None)
@@ -167,21 +176,31 @@ class LDAPServerProtocol(protocol.Protocol):
                 if op.abandoned or self.closed:
                     self.done(op, op_number, None)
                     return
-                self.write(LDAPMessage(op.message_id, reply.op, reply.controls))
+                out.append(encode(LDAPMessage(op.message_id, reply.op, reply.controls)))
                 result = getattr(reply.op, "result", None)
                 if result is not None:
+                    self.flush(out)
                     self.done(op, op_number, result)
                     if op.after is not None:
                         op.after()
                     return
         except LDAPError as e:
+            self.flush(out)
             self.send(op, op_number, iter([self.failure(op, e)]))
             return
         except Exception:
             log.exception("conn=%d op=%d failed", self.session.conn_id, op_number)
+            self.flush(out)
             self.send(op, op_number, iter([self.failure(op, _internal())]))
             return
+        finally:
+            self.flush(out)
         self.clock.callLater(0, self.send, op, op_number, replies)
+
+    def flush(self, out: list[bytes]) -> None:
+        if out and self.transport is not None and not self.closed:
+            self.transport.write(b"".join(out))
+        out.clear()
 
     def done(self, op: Operation, op_number: int, result: Result | None) -> None:
         self.session.outstanding.pop(op.message_id, None)
@@ -204,13 +223,13 @@ def _internal() -> LDAPError:
 
 
 class LDAPServerFactory(protocol.Factory):
-    def __init__(self, dsa: DSA, clock: IReactorTime, tls: Any = None,
+    def __init__(self, dsa: DSA, clock: IReactorTime, ids: Iterator[int], tls: Any = None,
                  implicit_tls: bool = False) -> None:
         self.dsa = dsa
         self.clock = clock
         self.tls = tls
         self.implicit_tls = implicit_tls
-        self._ids = itertools.count(1000)
+        self._ids = ids
 
     def buildProtocol(self, addr: Any) -> LDAPServerProtocol:
         session = Session(next(self._ids), tls=self.implicit_tls)
