@@ -267,9 +267,9 @@ class SQLiteTransaction:
         for row in rows:
             yield self._row_to_entry(row)
 
-    def _parent_id(self, dn: DN) -> int:
+    def _parent_id(self, dn: DN, root: bool) -> int:
         parent = dn.parent
-        if not parent:
+        if not parent or root:
             return 0
         row = self.conn.execute("SELECT id FROM entries WHERE path=?",
                                 (path_of(parent),)).fetchone()
@@ -284,11 +284,12 @@ class SQLiteTransaction:
         else:
             self.conn.executemany("DELETE FROM idx WHERE attr=? AND key=? AND id=?", rows)
 
-    def add(self, entry: Entry) -> None:
+    def add(self, entry: Entry, *, root: bool = False) -> None:
+        """Store a new entry; a `root` entry (a naming context) has no parent."""
         try:
             cursor = self.conn.execute(
                 "INSERT INTO entries (parent, path, dn, attrs) VALUES (?, ?, ?, ?)",
-                (self._parent_id(entry.dn), path_of(entry.dn), str(entry.dn),
+                (self._parent_id(entry.dn, root), path_of(entry.dn), str(entry.dn),
                  serialize(entry.attributes)))
         except sqlite3.IntegrityError:
             raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS,
@@ -322,7 +323,7 @@ class SQLiteTransaction:
             raise LDAPError(ResultCode.NO_SUCH_OBJECT, f"no entry {old}")
         top, descendants = moving[0], moving[1:]
         self.index(top, False)
-        new_parent = self._parent_id(entry.dn)
+        new_parent = self._parent_id(entry.dn, root=False)
         # Descendants keep their rows and ids; only their DNs and paths change.
         # Paths are rewritten after the top moved so UNIQUE(path) holds throughout.
         self.conn.execute("UPDATE entries SET parent=?, path=?, dn=?, attrs=? WHERE id=?",

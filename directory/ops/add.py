@@ -87,7 +87,7 @@ def insert(dsa: DSA, txn: SQLiteTransaction, entry: Entry) -> None:
     if dn != dsa.suffix and txn.get(dn.parent) is None:
         raise LDAPError(ResultCode.NO_SUCH_OBJECT, f"parent {dn.parent} does not exist",
                         matched=dsa.matched(dn.parent))
-    txn.add(entry)
+    txn.add(entry, root=dn == dsa.suffix)
 
 
 def handle(op: Operation) -> Outcome:

@@ -1,0 +1,420 @@
+"""LDAP syntaxes and matching rules (RFC 4517, RFC 4518, RFC 4523, RFC 4530).
+
+- A syntax validates a value; a value that fails gets
+  invalidAttributeSyntax on add and modify.
+- A matching rule turns a stored value and an assertion value into keys;
+  two values match when their keys are equal. Keys of ordering rules sort
+  as the values do, so `>=`, `<=`, sorting and the index share one form.
+- String preparation (RFC 4518) is approximated by NFKC, case folding for
+  the caseIgnore rules, and collapsing of insignificant spaces.
+- Rules that need the schema (distinguishedNameMatch, the certificate
+  rules, whose issuer is a DN) are built by `builtin(normalizer)`.
+- certificateExactMatch (RFC 4523 §2.5) compares a certificate's serial
+  number and issuer; its assertion is the GSER form
+  `{ serialNumber 123, issuer rdnSequence:"cn=CA" }` (the `rdnSequence:`
+  prefix may be left out, and the serial may be written `'7b'H`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from cryptography import x509
+
+from directory.protocol.dn import DN, PLAIN, Normalizer
+from directory.protocol.results import LDAPError
+
+
+class InvalidValue(ValueError):
+    """A value or assertion that does not fit the syntax or rule."""
+
+
+Keyer = Callable[[bytes], bytes]
+Validator = Callable[[bytes], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Syntax:
+    oid: str
+    description: str
+    validate: Validator
+    binary: bool = False
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MatchingRule:
+    oid: str
+    names: tuple[str, ...]
+    syntax: str
+    kind: str  # "equality", "ordering" or "substrings"
+    value_key: Keyer
+    assertion_key: Keyer
+
+    @property
+    def name(self) -> str:
+        return self.names[0] if self.names else self.oid
+
+
+# --- string preparation ------------------------------------------------------
+
+def _text(value: bytes) -> str:
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        raise InvalidValue("value is not UTF-8") from None
+
+
+def _spaces(text: str) -> str:
+    return " ".join(text.split())
+
+
+def case_ignore(value: bytes) -> bytes:
+    return _spaces(unicodedata.normalize("NFKC", _text(value)).casefold()).encode()
+
+
+def case_exact(value: bytes) -> bytes:
+    return _spaces(unicodedata.normalize("NFKC", _text(value))).encode()
+
+
+def _ia5(value: bytes) -> str:
+    if not value.isascii():
+        raise InvalidValue("value is not IA5 (ASCII)")
+    return value.decode()
+
+
+def case_exact_ia5(value: bytes) -> bytes:
+    return _spaces(_ia5(value)).encode()
+
+
+def case_ignore_ia5(value: bytes) -> bytes:
+    return _spaces(_ia5(value).lower()).encode()
+
+
+def telephone_number(value: bytes) -> bytes:
+    return "".join(c for c in _text(value).casefold() if c not in " -").encode()
+
+
+def numeric_string(value: bytes) -> bytes:
+    digits = value.replace(b" ", b"")
+    if not digits.isdigit():
+        raise InvalidValue("value is not a numeric string")
+    return digits
+
+
+def octet_string(value: bytes) -> bytes:
+    return value
+
+
+def boolean(value: bytes) -> bytes:
+    if value not in (b"TRUE", b"FALSE"):
+        raise InvalidValue("boolean is TRUE or FALSE")
+    return value
+
+
+_INTEGER = re.compile(rb"-?(0|[1-9][0-9]*)\Z")
+
+
+def integer(value: bytes) -> bytes:
+    """Order-preserving key: sign, then digit count, then digits; a negative
+    number's count and digits are complemented so larger magnitudes sort
+    lower."""
+    value = value.strip()
+    if not _INTEGER.match(value):
+        raise InvalidValue("value is not an integer")
+    if value.startswith(b"-"):
+        digits = value[1:]
+        return b"\x00" + bytes(255 - b for b in len(digits).to_bytes(4, "big") + digits)
+    return b"\x01" + len(value).to_bytes(4, "big") + value
+
+
+_TIME = re.compile(
+    r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:[.,](\d+))?(Z|[+-]\d{4})\Z")
+
+
+def generalized_time(value: bytes) -> bytes:
+    """Key: the UTC instant as `YYYYmmddHHMMSS.ffffff`, fixed width."""
+    m = _TIME.match(_text(value).strip())
+    if not m:
+        raise InvalidValue("value is not a GeneralizedTime")
+    year, month, day, hour, minute, second, fraction, zone = m.groups()
+    try:
+        when = dt.datetime(int(year), int(month), int(day), int(hour),
+                           int(minute or 0), int(second or 0), tzinfo=dt.UTC)
+    except ValueError as e:
+        raise InvalidValue(f"bad GeneralizedTime: {e}") from None
+    if fraction:
+        unit = 1 if second else 60 if minute else 3600
+        when += dt.timedelta(seconds=unit * float("0." + fraction))
+    if zone != "Z":
+        offset = dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5]))
+        when = when - offset if zone[0] == "+" else when + offset
+    return when.strftime("%Y%m%d%H%M%S.%f").encode()
+
+
+_OID = re.compile(r"([0-2](\.(0|[1-9][0-9]*))+|[A-Za-z][A-Za-z0-9-]*)\Z")
+
+
+def object_identifier(value: bytes) -> bytes:
+    text = _text(value).strip()
+    if not _OID.match(text):
+        raise InvalidValue("value is not an OID or descriptor")
+    return text.lower().encode()
+
+
+_UUID = re.compile(rb"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
+
+
+def uuid(value: bytes) -> bytes:
+    if not _UUID.match(value):
+        raise InvalidValue("value is not a UUID")
+    return value.lower()
+
+
+def first_component(value: bytes) -> bytes:
+    """The OID or integer that opens an RFC 4512 description."""
+    text = _text(value).strip()
+    if text.startswith("("):
+        text = text[1:].strip()
+    return text.split(None, 1)[0].lower().encode() if text else b""
+
+
+def case_ignore_list(value: bytes) -> bytes:
+    return b"$".join(case_ignore(line) for line in value.split(b"$"))
+
+
+def bit_string(value: bytes) -> bytes:
+    if not re.fullmatch(rb"'[01]*'B", value):
+        raise InvalidValue("value is not a bit string")
+    return value
+
+
+# --- syntax validators -----------------------------------------------------
+
+def _keyer_check(keyer: Keyer) -> Validator:
+    def validate(value: bytes) -> None:
+        keyer(value)
+
+    return validate
+
+
+def _non_empty_utf8(value: bytes) -> None:
+    if not _text(value):
+        raise InvalidValue("value is empty")
+
+
+def _any(value: bytes) -> None:
+    return None
+
+
+_PRINTABLE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:?=")
+
+
+def _printable(value: bytes) -> None:
+    if not value or not frozenset(value) <= _PRINTABLE:
+        raise InvalidValue("value is not a PrintableString")
+
+
+def _country(value: bytes) -> None:
+    _printable(value)
+    if len(value) != 2:
+        raise InvalidValue("country string has two letters")
+
+
+def _telephone(value: bytes) -> None:
+    _printable(value)
+
+
+def _certificate(value: bytes) -> None:
+    _parse_certificate(value)
+
+
+def _certificate_list(value: bytes) -> None:
+    try:
+        x509.load_der_x509_crl(value)
+    except ValueError as e:
+        raise InvalidValue(f"value is not a DER certificate list: {e}") from None
+
+
+def _der_sequence(value: bytes) -> None:
+    if len(value) < 2 or value[0] != 0x30:
+        raise InvalidValue("value is not a DER SEQUENCE")
+
+
+def _dn_validator(normalizer: Normalizer) -> Validator:
+    def validate(value: bytes) -> None:
+        _dn_key(normalizer, _text(value))
+
+    return validate
+
+
+# --- rules that need the schema ----------------------------------------------
+
+def _dn_key(normalizer: Normalizer, text: str) -> bytes:
+    try:
+        return DN.parse(text, normalizer).normalized.encode()
+    except LDAPError as e:
+        raise InvalidValue(e.message) from None
+
+
+def _foreign_dn_key(normalizer: Normalizer, text: str) -> bytes:
+    """A DN written by another system (a certificate issuer): types the
+    schema does not know are compared by name."""
+    try:
+        return DN.parse(text, normalizer).normalized.encode()
+    except LDAPError:
+        return _dn_key(PLAIN, text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_certificate(value: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(value)
+    except ValueError as e:
+        raise InvalidValue(f"value is not a DER certificate: {e}") from None
+
+
+_GSER_SERIAL = re.compile(r"serialNumber\s+(-?\d+|'([0-9A-Fa-f]*)'H)", re.IGNORECASE)
+_GSER_ISSUER = re.compile(r'issuer\s+(?:rdnSequence\s*:\s*)?"((?:[^"]|"")*)"', re.IGNORECASE)
+
+
+def _certificate_keys(normalizer: Normalizer) -> tuple[Keyer, Keyer]:
+    def value_key(value: bytes) -> bytes:
+        cert = _parse_certificate(value)
+        issuer = _foreign_dn_key(normalizer, cert.issuer.rfc4514_string())
+        return str(cert.serial_number).encode() + b"$" + issuer
+
+    def assertion_key(value: bytes) -> bytes:
+        text = _text(value).strip()
+        serial = _GSER_SERIAL.search(text)
+        issuer = _GSER_ISSUER.search(text)
+        if not (text.startswith("{") and text.endswith("}") and serial and issuer):
+            raise InvalidValue(
+                'certificateExactMatch wants { serialNumber N, issuer rdnSequence:"DN" }')
+        number = int(serial.group(2), 16) if serial.group(2) is not None else int(serial.group(1))
+        dn = issuer.group(1).replace('""', '"')
+        return str(number).encode() + b"$" + _foreign_dn_key(normalizer, dn)
+
+    return value_key, assertion_key
+
+
+# --- the tables ------------------------------------------------------------
+
+_S = "1.3.6.1.4.1.1466.115.121.1."
+DIRECTORY_STRING = _S + "15"
+
+
+def builtin(normalizer: Normalizer) -> tuple[dict[str, Syntax], dict[str, MatchingRule]]:
+    """The syntaxes and matching rules certdir implements, by OID."""
+    dn_key: Keyer = lambda v: _dn_key(normalizer, _text(v))  # noqa: E731
+    cert_value, cert_assertion = _certificate_keys(normalizer)
+    syntaxes = [
+        Syntax(_S + "3", "Attribute Type Description", _non_empty_utf8),
+        Syntax(_S + "4", "Audio", _any, True),
+        Syntax(_S + "5", "Binary", _any, True),
+        Syntax(_S + "6", "Bit String", _keyer_check(bit_string)),
+        Syntax(_S + "7", "Boolean", _keyer_check(boolean)),
+        Syntax(_S + "8", "Certificate", _certificate, True),
+        Syntax(_S + "9", "Certificate List", _certificate_list, True),
+        Syntax(_S + "10", "Certificate Pair", _der_sequence, True),
+        Syntax(_S + "11", "Country String", _country),
+        Syntax(_S + "12", "DN", _dn_validator(normalizer)),
+        Syntax(_S + "14", "Delivery Method", _non_empty_utf8),
+        Syntax(DIRECTORY_STRING, "Directory String", _non_empty_utf8),
+        Syntax(_S + "16", "DIT Content Rule Description", _non_empty_utf8),
+        Syntax(_S + "17", "DIT Structure Rule Description", _non_empty_utf8),
+        Syntax(_S + "21", "Enhanced Guide", _non_empty_utf8),
+        Syntax(_S + "22", "Facsimile Telephone Number", _non_empty_utf8),
+        Syntax(_S + "23", "Fax", _any, True),
+        Syntax(_S + "24", "Generalized Time", _keyer_check(generalized_time)),
+        Syntax(_S + "25", "Guide", _non_empty_utf8),
+        Syntax(_S + "26", "IA5 String", _keyer_check(case_exact_ia5)),
+        Syntax(_S + "27", "INTEGER", _keyer_check(integer)),
+        Syntax(_S + "28", "JPEG", _any, True),
+        Syntax(_S + "30", "Matching Rule Description", _non_empty_utf8),
+        Syntax(_S + "31", "Matching Rule Use Description", _non_empty_utf8),
+        Syntax(_S + "34", "Name And Optional UID", _non_empty_utf8),
+        Syntax(_S + "35", "Name Form Description", _non_empty_utf8),
+        Syntax(_S + "36", "Numeric String", _keyer_check(numeric_string)),
+        Syntax(_S + "37", "Object Class Description", _non_empty_utf8),
+        Syntax(_S + "38", "OID", _keyer_check(object_identifier)),
+        Syntax(_S + "39", "Other Mailbox", _non_empty_utf8),
+        Syntax(_S + "40", "Octet String", _any),
+        Syntax(_S + "41", "Postal Address", _non_empty_utf8),
+        Syntax(_S + "44", "Printable String", _printable),
+        Syntax(_S + "49", "Supported Algorithm", _der_sequence, True),
+        Syntax(_S + "50", "Telephone Number", _telephone),
+        Syntax(_S + "51", "Teletex Terminal Identifier", _non_empty_utf8),
+        Syntax(_S + "52", "Telex Number", _non_empty_utf8),
+        Syntax(_S + "54", "LDAP Syntax Description", _non_empty_utf8),
+        Syntax(_S + "58", "Substring Assertion", _non_empty_utf8),
+        Syntax("1.3.6.1.1.16.1", "UUID", _keyer_check(uuid)),
+        Syntax("1.3.6.1.1.15.1", "X.509 Certificate Exact Assertion", _non_empty_utf8),
+        Syntax("1.3.6.1.4.1.4203.666.11.2.1", "CSN", _non_empty_utf8),
+    ]
+    rules = [
+        _rule("2.5.13.0", "objectIdentifierMatch", "38", "equality", object_identifier),
+        _rule("2.5.13.1", "distinguishedNameMatch", "12", "equality", dn_key),
+        _rule("2.5.13.2", "caseIgnoreMatch", "15", "equality", case_ignore),
+        _rule("2.5.13.3", "caseIgnoreOrderingMatch", "15", "ordering", case_ignore),
+        _rule("2.5.13.4", "caseIgnoreSubstringsMatch", "58", "substrings", case_ignore),
+        _rule("2.5.13.5", "caseExactMatch", "15", "equality", case_exact),
+        _rule("2.5.13.6", "caseExactOrderingMatch", "15", "ordering", case_exact),
+        _rule("2.5.13.7", "caseExactSubstringsMatch", "58", "substrings", case_exact),
+        _rule("2.5.13.8", "numericStringMatch", "36", "equality", numeric_string),
+        _rule("2.5.13.9", "numericStringOrderingMatch", "36", "ordering", numeric_string),
+        _rule("2.5.13.10", "numericStringSubstringsMatch", "58", "substrings", numeric_string),
+        _rule("2.5.13.11", "caseIgnoreListMatch", "41", "equality", case_ignore_list),
+        _rule("2.5.13.12", "caseIgnoreListSubstringsMatch", "58", "substrings", case_ignore),
+        _rule("2.5.13.13", "booleanMatch", "7", "equality", boolean),
+        _rule("2.5.13.14", "integerMatch", "27", "equality", integer),
+        _rule("2.5.13.15", "integerOrderingMatch", "27", "ordering", integer),
+        _rule("2.5.13.16", "bitStringMatch", "6", "equality", bit_string),
+        _rule("2.5.13.17", "octetStringMatch", "40", "equality", octet_string),
+        _rule("2.5.13.18", "octetStringOrderingMatch", "40", "ordering", octet_string),
+        _rule("2.5.13.20", "telephoneNumberMatch", "50", "equality", telephone_number),
+        _rule("2.5.13.21", "telephoneNumberSubstringsMatch", "58", "substrings",
+              telephone_number),
+        _rule("2.5.13.23", "uniqueMemberMatch", "34", "equality", dn_key),
+        _rule("2.5.13.27", "generalizedTimeMatch", "24", "equality", generalized_time),
+        _rule("2.5.13.28", "generalizedTimeOrderingMatch", "24", "ordering", generalized_time),
+        _rule("2.5.13.29", "integerFirstComponentMatch", "27", "equality", first_component,
+              first_component),
+        _rule("2.5.13.30", "objectIdentifierFirstComponentMatch", "38", "equality",
+              first_component, object_identifier),
+        _rule("2.5.13.34", "certificateExactMatch", "1.3.6.1.1.15.1", "equality",
+              cert_value, cert_assertion),
+        _rule("1.3.6.1.4.1.1466.109.114.1", "caseExactIA5Match", "26", "equality",
+              case_exact_ia5),
+        _rule("1.3.6.1.4.1.1466.109.114.2", "caseIgnoreIA5Match", "26", "equality",
+              case_ignore_ia5),
+        _rule("1.3.6.1.4.1.1466.109.114.3", "caseIgnoreIA5SubstringsMatch", "58", "substrings",
+              case_ignore_ia5),
+        _rule("1.3.6.1.1.16.2", "UUIDMatch", "1.3.6.1.1.16.1", "equality", uuid),
+        _rule("1.3.6.1.1.16.3", "UUIDOrderingMatch", "1.3.6.1.1.16.1", "ordering", uuid),
+        _rule("1.3.6.1.4.1.4203.666.11.2.2", "CSNMatch", "1.3.6.1.4.1.4203.666.11.2.1",
+              "equality", octet_string),
+        _rule("1.3.6.1.4.1.4203.666.11.2.3", "CSNOrderingMatch", "1.3.6.1.4.1.4203.666.11.2.1",
+              "ordering", octet_string),
+    ]
+    return {s.oid: s for s in syntaxes}, {r.oid: r for r in rules}
+
+
+def _rule(oid: str, name: str, syntax: str, kind: str, value_key: Keyer,
+          assertion_key: Keyer | None = None) -> MatchingRule:
+    return MatchingRule(oid, (name,), syntax if "." in syntax else _S + syntax, kind,
+                        value_key, assertion_key or value_key)
+
+
+def rule_names(rules: Iterable[MatchingRule]) -> dict[str, MatchingRule]:
+    """Rules by lower-cased name and by OID."""
+    table: dict[str, MatchingRule] = {}
+    for rule in rules:
+        table[rule.oid] = rule
+        for name in rule.names:
+            table[name.lower()] = rule
+    return table

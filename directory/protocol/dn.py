@@ -1,0 +1,308 @@
+"""Distinguished names (RFC 4514 string form, RFC 4512 §2.3 naming).
+
+- A DN is a sequence of RDNs, leaf first; an RDN is a set of one or more
+  attribute type and value assertions joined by `+` (multi-valued RDN).
+- Attribute types are names or dotted OIDs; values are strings with the
+  escapes of RFC 4514 §2.4: a backslash before one of `"+,;<>\\ #=` or two
+  hex digits (one UTF-8 octet), or `#` followed by the hex of a BER value.
+- Spaces around `,`, `+` and `=` are insignificant (RFC 4514 §3 lets a
+  parser accept them, and ldap-utils users type them).
+- Equality of DNs follows the schema: each type resolves to its canonical
+  name, each value is normalised by the type's equality rule, and the AVAs
+  of an RDN are compared as a set (the normalised form sorts them).
+- Output escapes `,+"\\<>;`, NUL, a leading `#` or space and a trailing
+  space, so a printed DN parses back to the same DN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import ClassVar, Protocol
+
+from directory.protocol.results import LDAPError, ResultCode
+
+
+class Normalizer(Protocol):
+    """What DN parsing needs from a schema."""
+
+    def attribute_name(self, name: str) -> str:
+        """The type's key (canonical lower-case name); LDAPError when unknown."""
+        ...
+
+    def normalize_value(self, key: str, value: str) -> str:
+        """The value as the type's equality rule compares it."""
+        ...
+
+
+class _Plain:
+    """Schema-less normalisation: case-folded names and values."""
+
+    def attribute_name(self, name: str) -> str:
+        return name.lower()
+
+    def normalize_value(self, key: str, value: str) -> str:
+        return " ".join(value.lower().split())
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Plain)
+
+
+PLAIN: Normalizer = _Plain()
+
+_SPECIAL = frozenset(',+"\\<>;=# ')
+_ESCAPE_ALWAYS = frozenset(',+"\\<>;')
+_HEX = frozenset("0123456789abcdefABCDEF")
+_UNIVERSAL_STRINGS = frozenset({0x04, 0x0C, 0x13, 0x14, 0x16, 0x1A, 0x1C, 0x1E})
+
+
+def escape(value: str) -> str:
+    """RFC 4514 §2.4 string form of an attribute value."""
+    out = []
+    last = len(value) - 1
+    for i, ch in enumerate(value):
+        if ch in _ESCAPE_ALWAYS or (i == 0 and ch in "# ") or (i == last and ch == " "):
+            out.append("\\" + ch)
+        elif ch == "\x00":
+            out.append("\\00")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class AVA:
+    """One attribute type and value assertion: as written, and normalised."""
+
+    attribute: str
+    value: str
+    key: str
+    norm: str
+
+    def __str__(self) -> str:
+        return f"{self.attribute}={escape(self.value)}"
+
+    @property
+    def normalized(self) -> str:
+        return f"{self.key}={escape(self.norm)}"
+
+
+@dataclass(frozen=True, slots=True)
+class RDN:
+    avas: tuple[AVA, ...]
+    normalized: str
+
+    @classmethod
+    def of(cls, avas: tuple[AVA, ...]) -> RDN:
+        return cls(avas, "+".join(sorted(a.normalized for a in avas)))
+
+    def __str__(self) -> str:
+        return "+".join(str(a) for a in self.avas)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RDN) and other.normalized == self.normalized
+
+    def __hash__(self) -> int:
+        return hash(self.normalized)
+
+    def encode(self) -> bytes:
+        return str(self).encode()
+
+
+class DN:
+    """An immutable DN; `rdns[0]` is the leaf. Compares by normalised form."""
+
+    __slots__ = ("_text", "normalized", "rdns")
+    ROOT: ClassVar[DN]
+
+    def __init__(self, rdns: tuple[RDN, ...]) -> None:
+        self.rdns = rdns
+        self.normalized = ",".join(r.normalized for r in rdns)
+        self._text = ",".join(str(r) for r in rdns)
+
+    @staticmethod
+    def parse(text: str, normalizer: Normalizer = PLAIN) -> DN:
+        """Parse RFC 4514 `text`; LDAPError(invalidDNSyntax) when malformed."""
+        return _parse(text, normalizer)
+
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"DN({self._text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DN) and other.normalized == self.normalized
+
+    def __hash__(self) -> int:
+        return hash(self.normalized)
+
+    def __len__(self) -> int:
+        return len(self.rdns)
+
+    def __bool__(self) -> bool:
+        return bool(self.rdns)
+
+    def __iter__(self) -> Iterator[RDN]:
+        return iter(self.rdns)
+
+    def encode(self) -> bytes:
+        return self._text.encode()
+
+    @property
+    def rdn(self) -> RDN:
+        if not self.rdns:
+            raise LDAPError(ResultCode.INVALID_DN_SYNTAX, "the root DSE has no RDN")
+        return self.rdns[0]
+
+    @property
+    def parent(self) -> DN:
+        return DN(self.rdns[1:])
+
+    def child(self, rdn: RDN) -> DN:
+        return DN((rdn, *self.rdns))
+
+    def is_descendant_of(self, other: DN, strict: bool = False) -> bool:
+        """Whether `other` is this DN or (with `strict`, only) above it."""
+        extra = len(self.rdns) - len(other.rdns)
+        if extra < 0 or (strict and extra == 0):
+            return False
+        return all(a == b for a, b in zip(self.rdns[extra:], other.rdns, strict=True))
+
+    def relative_to(self, old: DN, new: DN) -> DN:
+        """This DN with its ancestor `old` replaced by `new`."""
+        return DN(self.rdns[: len(self.rdns) - len(old.rdns)] + new.rdns)
+
+
+DN.ROOT = DN(())
+
+
+def _fail(text: str, why: str) -> LDAPError:
+    return LDAPError(ResultCode.INVALID_DN_SYNTAX, f"invalid DN {text!r}: {why}")
+
+
+@lru_cache(maxsize=65536)
+def _parse(text: str, normalizer: Normalizer) -> DN:
+    if not text.strip():
+        return DN.ROOT
+    rdns: list[RDN] = []
+    avas: list[AVA] = []
+    pos, end = 0, len(text)
+    while True:
+        attribute, pos = _attribute_type(text, pos)
+        value, pos = _value(text, pos)
+        try:
+            key = normalizer.attribute_name(attribute)
+        except LDAPError as e:
+            raise _fail(text, f"unknown attribute type {attribute}") from e
+        avas.append(AVA(attribute, value, key, normalizer.normalize_value(key, value)))
+        while pos < end and text[pos] == " ":
+            pos += 1
+        if pos == end:
+            rdns.append(RDN.of(tuple(avas)))
+            return DN(tuple(rdns))
+        separator = text[pos]
+        pos += 1
+        if separator in ",;":
+            rdns.append(RDN.of(tuple(avas)))
+            avas = []
+        elif separator != "+":
+            raise _fail(text, f"unexpected {separator!r} at {pos}")
+
+
+def _attribute_type(text: str, pos: int) -> tuple[str, int]:
+    equals = text.find("=", pos)
+    if equals < 0:
+        raise _fail(text, "attribute type without '='")
+    name = text[pos:equals].strip()
+    if not name:
+        raise _fail(text, f"empty attribute type at {pos}")
+    if name[0].isdigit():
+        parts = name.split(".")
+        if not all(p.isdigit() and (p == "0" or p[0] != "0") for p in parts):
+            raise _fail(text, f"bad OID {name!r}")
+    elif name.lower().startswith("oid.") and name[4:5].isdigit():
+        name = name[4:]
+    elif not (name[0].isascii() and name[0].isalpha()
+              and all(c.isascii() and (c.isalnum() or c == "-") for c in name)):
+        raise _fail(text, f"bad attribute type {name!r}")
+    pos = equals + 1
+    while pos < len(text) and text[pos] == " ":
+        pos += 1
+    return name, pos
+
+
+def _value(text: str, pos: int) -> tuple[str, int]:
+    if pos < len(text) and text[pos] == "#":
+        return _hex_value(text, pos + 1)
+    if pos < len(text) and text[pos] == '"':
+        return _quoted_value(text, pos + 1)
+    out = bytearray()
+    trailing = 0  # unescaped trailing spaces, not part of the value
+    end = len(text)
+    while pos < end:
+        ch = text[pos]
+        if ch in ",+;":
+            break
+        if ch == "\\":
+            pos, escaped = _escape(text, pos + 1)
+            out += escaped
+            trailing = 0
+            continue
+        if ch in '"<>\x00':
+            raise _fail(text, f"{ch!r} must be escaped at {pos}")
+        out += ch.encode()
+        trailing = trailing + 1 if ch == " " else 0
+        pos += 1
+    if trailing:
+        del out[-trailing:]
+    try:
+        return out.decode(), pos
+    except UnicodeDecodeError:
+        raise _fail(text, "value is not UTF-8") from None
+
+
+def _escape(text: str, pos: int) -> tuple[int, bytes]:
+    if pos < len(text) and text[pos] in _SPECIAL:
+        return pos + 1, text[pos].encode()
+    pair = text[pos:pos + 2]
+    if len(pair) == 2 and all(c in _HEX for c in pair):
+        return pos + 2, bytes.fromhex(pair)
+    raise _fail(text, f"bad escape at {pos}")
+
+
+def _quoted_value(text: str, pos: int) -> tuple[str, int]:
+    out = bytearray()
+    while pos < len(text):
+        ch = text[pos]
+        if ch == '"':
+            return out.decode(errors="strict"), pos + 1
+        if ch == "\\":
+            pos, escaped = _escape(text, pos + 1)
+            out += escaped
+            continue
+        out += ch.encode()
+        pos += 1
+    raise _fail(text, "unterminated quoted value")
+
+
+def _hex_value(text: str, pos: int) -> tuple[str, int]:
+    start = pos
+    while pos < len(text) and text[pos] in _HEX:
+        pos += 1
+    digits = text[start:pos]
+    if not digits or len(digits) % 2:
+        raise _fail(text, "bad #hex value")
+    data = bytes.fromhex(digits)
+    # A BER string type is read as its contents; any other type keeps its
+    # hex form so it still compares as written.
+    if len(data) >= 2 and data[0] in _UNIVERSAL_STRINGS and data[1] == len(data) - 2:
+        try:
+            return data[2:].decode(), pos
+        except UnicodeDecodeError:
+            pass
+    return "#" + digits.lower(), pos
