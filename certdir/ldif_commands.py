@@ -22,17 +22,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from directory.ldif import LDIFError, LDIFRecord, parse, write_entry
-from directory.protocol.dn import DN
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from certdir.config import Config
 from certdir.service import open_directory
 from directory.backend.sqlite import SQLiteTransaction
 from directory.dsa import DSA
+from directory.ldif import LDIFError, LDIFRecord, parse, write_entry
 from directory.ops.add import build, collect, insert
 from directory.ops.moddn import rename
 from directory.ops.modify import apply_changes
+from directory.protocol.dn import DN
 from directory.protocol.messages import Change, ModOp, Scope
 from directory.protocol.results import LDAPError, ResultCode
 from directory.selection import display_name
@@ -132,7 +132,7 @@ def export_ldif(config: Config, base: str | None, operational: bool,
     try:
         base_dn = dsa.parse_dn(base) if base else DN.ROOT
         for entry in dsa.backend.search(base_dn, Scope.SUB, None):
-            pairs = []
+            pairs: list[tuple[str, bytes]] = []
             for key, values in entry.attributes.items():
                 at = schema.attribute(key.split(";")[0])
                 if at.operational and not operational:

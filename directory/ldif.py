@@ -75,7 +75,7 @@ def _logical_lines(source: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
     start = 0
     comment = False
     number = 0
-    for number, raw in enumerate(source, 1):  # noqa: B007 - used after the loop
+    for number, raw in enumerate(source, 1):
         line = raw.rstrip(b"\n").rstrip(b"\r")
         if line.startswith(b" "):
             if comment:

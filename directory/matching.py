@@ -211,7 +211,8 @@ def _any(value: bytes) -> None:
     return None
 
 
-_PRINTABLE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:?=")
+_PRINTABLE = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:?=")
 
 
 def _printable(value: bytes) -> None:

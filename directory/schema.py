@@ -141,7 +141,7 @@ def _one(fields: Mapping[str, list[str]], keyword: str) -> str | None:
 
 def _statements(path: Path) -> Iterator[tuple[int, str, str]]:
     """(line, keyword, description) for each statement in a schema file."""
-    start, lines = 0, []
+    start, lines = 0, list[str]()
     for number, line in enumerate([*path.read_text().splitlines(), "END"], 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -231,9 +231,9 @@ class Schema:
         complete = AttributeType(
             at.oid, at.names, at.definition,
             sup=None if sup is None else sup.key,
-            equality=inherited("EQUALITY", sup and sup.equality),
-            ordering=inherited("ORDERING", sup and sup.ordering),
-            substr=inherited("SUBSTR", sup and sup.substr),
+            equality=inherited("EQUALITY", sup.equality if sup else None),
+            ordering=inherited("ORDERING", sup.ordering if sup else None),
+            substr=inherited("SUBSTR", sup.substr if sup else None),
             syntax=syntax or (sup.syntax if sup else None),
             single_value="SINGLE-VALUE" in fields,
             no_user_modification="NO-USER-MODIFICATION" in fields,

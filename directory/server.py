@@ -26,8 +26,7 @@ from typing import Any
 
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
-from twisted.protocols.policies import TimeoutMixin
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from directory.dispatch import RESPONSE_FOR, handle
@@ -53,7 +52,7 @@ access = logging.getLogger("certdir.access")
 SLICE = 64
 
 
-class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
+class LDAPServerProtocol(protocol.Protocol):
     def __init__(self, dsa: DSA, session: Session, clock: IReactorTime, tls: Any) -> None:
         self.dsa = dsa
         self.session = session
@@ -62,6 +61,7 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         self.codec = LDAPConnection(dsa.limits)
         self.closed = False
         self._op_counter = itertools.count()
+        self._idle: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer() if self.transport is not None else None
@@ -69,9 +69,10 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         access.info("conn=%d fd=0 ACCEPT from IP=%s", self.session.conn_id, self.session.peer)
         if self.tls_options is not None and not self.session.tls:
             self.session.start_tls = self._start_tls
-        self.setTimeout(self.dsa.config.idle_timeout or None)
+        if self.dsa.config.idle_timeout:
+            self._idle = self.clock.callLater(self.dsa.config.idle_timeout, self._idle_timeout)
 
-    def timeoutConnection(self) -> None:
+    def _idle_timeout(self) -> None:
         access.info("conn=%d idle timeout", self.session.conn_id)
         self.close()
 
@@ -84,7 +85,8 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self.closed = True
-        self.setTimeout(None)
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
         for op in self.session.outstanding.values():
             op.abandoned = True
         access.info("conn=%d fd=0 closed", self.session.conn_id)
@@ -92,7 +94,8 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
     def dataReceived(self, data: bytes) -> None:
         if self.closed:
             return
-        self.resetTimeout()
+        if self._idle is not None and self._idle.active():
+            self._idle.reset(self.dsa.config.idle_timeout)
         self.codec.receive_data(data)
         try:
             for message in self.codec.requests():

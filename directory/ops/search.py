@@ -311,6 +311,6 @@ def _sort(op: Operation, entries: list[Entry], keys: tuple[SortKey, ...]) -> Con
 
         keyed = [(sort_key(e), e) for e in entries]
         present = [(k, e) for k, e in keyed if k is not None]
-        present.sort(key=lambda pair: pair[0], reverse=key.reverse)  # type: ignore[arg-type,return-value]
+        present.sort(key=lambda pair: pair[0], reverse=key.reverse)
         entries[:] = [e for _, e in present] + [e for k, e in keyed if k is None]
     return encode_sort_result(ResultCode.SUCCESS)

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar, Protocol
@@ -24,7 +24,7 @@ from typing import ClassVar, Protocol
 from directory.protocol.results import LDAPError, ResultCode
 
 
-class Normalizer(Protocol):
+class Normalizer(Hashable, Protocol):
     """What DN parsing needs from a schema."""
 
     def attribute_name(self, name: str) -> str:

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from directory.protocol import ber
 from directory.protocol.ber import children, read_tlv, tlv
@@ -90,14 +89,15 @@ class Extensible:
     dn_attributes: bool = False
 
 
-Filter = Union[And, Or, Not, Equality, GreaterOrEqual, LessOrEqual, Approx, Present,
-               Substrings, Extensible]
+Filter = (And | Or | Not | Equality | GreaterOrEqual | LessOrEqual | Approx | Present
+          | Substrings | Extensible)
 
 _AVA_TAGS: dict[int, type[Equality | GreaterOrEqual | LessOrEqual | Approx]] = {
     0xA3: Equality, 0xA5: GreaterOrEqual, 0xA6: LessOrEqual, 0xA8: Approx,
 }
 _AVA_OPS: dict[type, tuple[int, str]] = {
-    cls: (tag, op) for (tag, cls), op in zip(_AVA_TAGS.items(), ("=", ">=", "<=", "~="), strict=True)
+    cls: (tag, op)
+    for (tag, cls), op in zip(_AVA_TAGS.items(), ("=", ">=", "<=", "~="), strict=True)
 }
 
 
@@ -249,14 +249,18 @@ def escape_value(value: bytes) -> str:
         text = value.decode()
     except UnicodeDecodeError:
         return "".join(f"\\{b:02x}" for b in value)
-    return "".join(f"\\{ord(c):02x}" if (c.isascii() and (ord(c) in _ESCAPED or not c.isprintable()))
-                   else c for c in text)
+    return "".join(f"\\{ord(c):02x}" if _needs_escape(c) else c for c in text)
 
 
-def format(f: Filter) -> str:  # noqa: A001 - the module's public verb, like str.format
+def _needs_escape(c: str) -> bool:
+    return c.isascii() and (ord(c) in _ESCAPED or not c.isprintable())
+
+
+def format(f: Filter) -> str:
     """The RFC 4515 string form of `f`."""
     if isinstance(f, And | Or):
-        return "(" + ("&" if isinstance(f, And) else "|") + "".join(format(p) for p in f.filters) + ")"
+        operator = "&" if isinstance(f, And) else "|"
+        return f"({operator}{''.join(format(p) for p in f.filters)})"
     if isinstance(f, Not):
         return f"(!{format(f.filter)})"
     if isinstance(f, Present):
