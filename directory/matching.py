@@ -159,6 +159,7 @@ def generalized_time(value: bytes) -> bytes:
 _OID = re.compile(r"([0-2](\.(0|[1-9][0-9]*))+|[A-Za-z][A-Za-z0-9-]*)\Z")
 
 
+@lru_cache(maxsize=1024)
 def object_identifier(value: bytes) -> bytes:
     text = _text(value).strip()
     if not _OID.match(text):

@@ -165,6 +165,7 @@ class Schema:
         self._attributes: dict[str, AttributeType] = {}
         self._classes: dict[str, ObjectClass] = {}
         self._subtypes: dict[str, tuple[AttributeType, ...]] = {}
+        self._chains: dict[str, tuple[ObjectClass, ...]] = {}
         syntaxes, rules = builtin(self)
         self.syntaxes: dict[str, Syntax] = syntaxes
         self._rules = rule_names(rules.values())
@@ -313,6 +314,9 @@ class Schema:
 
     def sup_chain(self, oc: ObjectClass) -> tuple[ObjectClass, ...]:
         """Every superclass of `oc`, nearest first, without `oc`."""
+        known = self._chains.get(oc.key)
+        if known is not None:
+            return known
         chain: list[ObjectClass] = []
         todo = [self._classes[s] for s in oc.sup]
         while todo:
@@ -320,7 +324,8 @@ class Schema:
             if sup not in chain:
                 chain.append(sup)
                 todo.extend(self._classes[s] for s in sup.sup)
-        return tuple(chain)
+        self._chains[oc.key] = tuple(chain)
+        return self._chains[oc.key]
 
     def subtypes(self, at: AttributeType) -> tuple[AttributeType, ...]:
         """`at` and every type below it."""
@@ -423,7 +428,7 @@ class Schema:
                 raise LDAPError(ResultCode.CONSTRAINT_VIOLATION,
                                 f"attribute {at.name} is single-valued")
             syntax = self.syntaxes[at.syntax] if at.syntax else None
-            rule = self.equality(at)
+            rule = self.equality(at) if len(values) > 1 else None
             seen = set()
             for i, value in enumerate(values):
                 try:

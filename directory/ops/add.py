@@ -82,12 +82,13 @@ def insert(dsa: DSA, txn: SQLiteTransaction, entry: Entry) -> None:
     if not dn.is_descendant_of(dsa.suffix):
         raise LDAPError(ResultCode.NO_SUCH_OBJECT,
                         f"{dn} is not within the naming context {dsa.suffix}")
-    if txn.get(dn) is not None:
-        raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS, f"entry {dn} already exists")
-    if dn != dsa.suffix and txn.get(dn.parent) is None:
+    try:
+        txn.add(entry, root=dn == dsa.suffix)
+    except LDAPError as e:
+        if e.code != ResultCode.NO_SUCH_OBJECT:
+            raise
         raise LDAPError(ResultCode.NO_SUCH_OBJECT, f"parent {dn.parent} does not exist",
-                        matched=dsa.matched(dn.parent))
-    txn.add(entry, root=dn == dsa.suffix)
+                        matched=dsa.matched(dn.parent)) from None
 
 
 def handle(op: Operation) -> Outcome:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -60,8 +61,13 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _UNIVERSAL_STRINGS = frozenset({0x04, 0x0C, 0x13, 0x14, 0x16, 0x1A, 0x1C, 0x1E})
 
 
+_NEEDS_ESCAPE = re.compile(r'[,+"\\<>;\x00]|^[ #]| $')
+
+
 def escape(value: str) -> str:
     """RFC 4514 §2.4 string form of an attribute value."""
+    if not _NEEDS_ESCAPE.search(value):
+        return value
     out = []
     last = len(value) - 1
     for i, ch in enumerate(value):
@@ -95,13 +101,15 @@ class AVA:
 class RDN:
     avas: tuple[AVA, ...]
     normalized: str
+    text: str
 
     @classmethod
     def of(cls, avas: tuple[AVA, ...]) -> RDN:
-        return cls(avas, "+".join(sorted(a.normalized for a in avas)))
+        return cls(avas, "+".join(sorted(a.normalized for a in avas)),
+                   "+".join(str(a) for a in avas))
 
     def __str__(self) -> str:
-        return "+".join(str(a) for a in self.avas)
+        return self.text
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RDN) and other.normalized == self.normalized
@@ -116,13 +124,14 @@ class RDN:
 class DN:
     """An immutable DN; `rdns[0]` is the leaf. Compares by normalised form."""
 
-    __slots__ = ("_text", "normalized", "rdns")
+    __slots__ = ("_parent", "_text", "normalized", "rdns")
     ROOT: ClassVar[DN]
 
     def __init__(self, rdns: tuple[RDN, ...]) -> None:
         self.rdns = rdns
-        self.normalized = ",".join(r.normalized for r in rdns)
-        self._text = ",".join(str(r) for r in rdns)
+        self.normalized = ",".join([r.normalized for r in rdns])
+        self._text = ",".join([r.text for r in rdns])
+        self._parent: DN | None = None
 
     @staticmethod
     def parse(text: str, normalizer: Normalizer = PLAIN) -> DN:
@@ -161,7 +170,9 @@ class DN:
 
     @property
     def parent(self) -> DN:
-        return DN(self.rdns[1:])
+        if self._parent is None:
+            self._parent = DN(self.rdns[1:])
+        return self._parent
 
     def child(self, rdn: RDN) -> DN:
         return DN((rdn, *self.rdns))
