@@ -1,0 +1,320 @@
+"""certdir driven by python-ldap (OpenLDAP's libldap underneath).
+
+- Search scopes base, one, sub and subordinates (RFC 4511 §4.5.1.2,
+  draft-sermersheim-ldap-subordinate-scope) return exactly the entries they name.
+- Simple paged results (RFC 2696) hand out cookies until the set is exhausted.
+- Pre-read and post-read controls (RFC 4527) return the entry as it was and
+  as it became; the assertion control (RFC 4528) fails with
+  assertionFailed (122) and leaves the entry unchanged.
+- WhoAmI (RFC 4532) and Password Modify (RFC 3062) answer as libldap expects.
+- Result codes reach libldap as their exception classes; a refused request
+  never drops the connection (SERVER_DOWN is for network loss only).
+- A referral object (RFC 3296) answers referral (10) to operations below it
+  and appears as a continuation reference in subtree searches above it;
+  ManageDsaIT makes it an ordinary entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import ldap
+import pytest
+from ldap.controls import SimplePagedResultsControl
+from ldap.controls.libldap import AssertionControl
+from ldap.controls.readentry import PostReadControl, PreReadControl
+from ldap.controls.simple import ManageDSAITControl
+from ldap.ldapobject import SimpleLDAPObject
+
+from tests.integration.conftest import SUFFIX
+from tests.integration.conftest import Server as Certdir
+
+BASE = f"ou=pyldap,{SUFFIX}"
+TREE = f"ou=tree,{BASE}"
+REFERRAL_URL = "ldap://elsewhere.example.net/ou=remote,dc=example,dc=net"
+
+
+def connect(server: Certdir) -> SimpleLDAPObject:
+    connection = ldap.initialize(server.uri, bytes_mode=False)
+    connection.set_option(ldap.OPT_PROTOCOL_VERSION, 3)
+    connection.set_option(ldap.OPT_REFERRALS, 0)
+    connection.set_option(ldap.OPT_NETWORK_TIMEOUT, 5)
+    connection.set_option(ldap.OPT_TIMEOUT, 10)
+    return connection
+
+
+def person(cn: str, **extra: str) -> list[tuple[str, list[bytes]]]:
+    attributes = {"objectClass": "inetOrgPerson", "cn": cn, "sn": cn, **extra}
+    return [(name, [value.encode()]) for name, value in attributes.items()]
+
+
+def unit(ou: str) -> list[tuple[str, list[bytes]]]:
+    return [("objectClass", [b"organizationalUnit"]), ("ou", [ou.encode()])]
+
+
+def dns(results: list[tuple[str | None, Any]]) -> set[str]:
+    return {dn.lower() for dn, _ in results if dn is not None}
+
+
+@pytest.fixture(scope="module")
+def conn(server: Certdir) -> Iterator[SimpleLDAPObject]:
+    connection = connect(server)
+    connection.simple_bind_s(server.root_dn, server.root_password)
+    connection.add_s(BASE, unit("pyldap"))
+    connection.add_s(TREE, unit("tree"))
+    connection.add_s(f"ou=a,{TREE}", unit("a"))
+    connection.add_s(f"cn=a1,ou=a,{TREE}", person("a1"))
+    connection.add_s(f"cn=a2,ou=a,{TREE}", person("a2"))
+    connection.add_s(f"cn=t1,{TREE}", person("t1"))
+    yield connection
+    connection.unbind_s()
+
+
+@pytest.mark.parametrize("scope, expected", [
+    (ldap.SCOPE_BASE, {TREE}),
+    (ldap.SCOPE_ONELEVEL, {f"ou=a,{TREE}", f"cn=t1,{TREE}"}),
+    (ldap.SCOPE_SUBTREE, {TREE, f"ou=a,{TREE}", f"cn=t1,{TREE}", f"cn=a1,ou=a,{TREE}",
+                          f"cn=a2,ou=a,{TREE}"}),
+    (ldap.SCOPE_SUBORDINATE, {f"ou=a,{TREE}", f"cn=t1,{TREE}", f"cn=a1,ou=a,{TREE}",
+                              f"cn=a2,ou=a,{TREE}"}),
+], ids=["base", "one", "sub", "subordinates"])
+def test_search_scopes(conn: SimpleLDAPObject, scope: int, expected: set[str]) -> None:
+    results = conn.search_s(TREE, scope, "(objectClass=*)", ["1.1"])
+    assert dns(results) == {dn.lower() for dn in expected}
+    assert all(attributes == {} for _, attributes in results)
+
+
+def test_search_filter_and_attribute_selection(conn: SimpleLDAPObject) -> None:
+    results = conn.search_s(TREE, ldap.SCOPE_SUBTREE, "(&(objectClass=person)(cn=a*))",
+                            ["sn"])
+    assert dns(results) == {f"cn=a1,ou=a,{TREE}", f"cn=a2,ou=a,{TREE}"}
+    assert all(set(attributes) == {"sn"} for _, attributes in results)
+
+
+def test_search_missing_base_is_no_such_object(conn: SimpleLDAPObject) -> None:
+    with pytest.raises(ldap.NO_SUCH_OBJECT) as error:
+        conn.search_s(f"ou=missing,{TREE}", ldap.SCOPE_SUBTREE)
+    assert error.value.args[0]["matched"].lower() == TREE
+
+
+def test_simple_paged_results(conn: SimpleLDAPObject) -> None:
+    base = f"ou=paged,{BASE}"
+    conn.add_s(base, unit("paged"))
+    for n in range(11):
+        conn.add_s(f"cn=pg{n},{base}", person(f"pg{n}"))
+    control = SimplePagedResultsControl(True, size=4, cookie=b"")
+    pages: list[int] = []
+    seen: list[str] = []
+    while True:
+        msgid = conn.search_ext(base, ldap.SCOPE_ONELEVEL, "(cn=pg*)", ["cn"],
+                                serverctrls=[control])
+        _, results, _, controls = conn.result3(msgid)
+        pages.append(len(results))
+        seen.extend(dn for dn, _ in results)
+        [response] = [c for c in controls if c.controlType == control.controlType]
+        if not response.cookie:
+            break
+        control.cookie = response.cookie
+    assert pages == [4, 4, 3]
+    assert len(set(seen)) == 11
+
+
+def test_pre_and_post_read_on_modify(conn: SimpleLDAPObject) -> None:
+    dn = f"cn=reader,{BASE}"
+    conn.add_s(dn, person("reader", description="before"))
+    _, _, _, controls = conn.modify_ext_s(
+        dn, [(ldap.MOD_REPLACE, "description", [b"after"])],
+        serverctrls=[PreReadControl(True, ["description"]),
+                     PostReadControl(True, ["description"])])
+    by_type = {control.controlType: control for control in controls}
+    pre = by_type[PreReadControl.controlType]
+    post = by_type[PostReadControl.controlType]
+    assert pre.dn.lower() == dn and post.dn.lower() == dn
+    assert pre.entry["description"] == [b"before"]
+    assert post.entry["description"] == [b"after"]
+
+
+def test_post_read_on_add_shows_operational_attributes(conn: SimpleLDAPObject) -> None:
+    dn = f"cn=fresh,{BASE}"
+    _, _, _, controls = conn.add_ext_s(dn, person("fresh"),
+                                       serverctrls=[PostReadControl(True, ["entryUUID", "cn"])])
+    [post] = controls
+    assert post.entry["cn"] == [b"fresh"]
+    assert len(post.entry["entryUUID"][0]) == 36
+
+
+def test_pre_read_on_delete(conn: SimpleLDAPObject) -> None:
+    dn = f"cn=goner,{BASE}"
+    conn.add_s(dn, person("goner", mail="goner@example.com"))
+    _, _, _, controls = conn.delete_ext_s(dn, serverctrls=[PreReadControl(True, ["mail"])])
+    [pre] = controls
+    assert pre.entry["mail"] == [b"goner@example.com"]
+    with pytest.raises(ldap.NO_SUCH_OBJECT):
+        conn.search_s(dn, ldap.SCOPE_BASE)
+
+
+def test_assertion_control(conn: SimpleLDAPObject) -> None:
+    dn = f"cn=asserted,{BASE}"
+    conn.add_s(dn, person("asserted", description="v1"))
+    change = [(ldap.MOD_REPLACE, "description", [b"v2"])]
+    with pytest.raises(ldap.ASSERTION_FAILED):
+        conn.modify_ext_s(dn, change, serverctrls=[AssertionControl(True, "(description=v0)")])
+    assert conn.search_s(dn, ldap.SCOPE_BASE, attrlist=["description"])[0][1] == {
+        "description": [b"v1"]}
+    conn.modify_ext_s(dn, change, serverctrls=[AssertionControl(True, "(description=v1)")])
+    with pytest.raises(ldap.ASSERTION_FAILED):
+        conn.delete_ext_s(dn, serverctrls=[AssertionControl(True, "(description=v1)")])
+    conn.delete_ext_s(dn, serverctrls=[AssertionControl(True, "(description=v2)")])
+
+
+def test_whoami(conn: SimpleLDAPObject, server: Certdir) -> None:
+    assert conn.whoami_s() == f"dn:{server.root_dn}"
+    anonymous = connect(server)
+    anonymous.simple_bind_s("", "")
+    assert anonymous.whoami_s() == ""
+    anonymous.unbind_s()
+
+
+def test_passwd(conn: SimpleLDAPObject, server: Certdir) -> None:
+    dn = f"cn=changer,{BASE}"
+    conn.add_s(dn, person("changer"))
+    conn.passwd_s(dn, None, "set by root")
+    user = connect(server)
+    user.simple_bind_s(dn, "set by root")
+    assert user.whoami_s().lower() == f"dn:{dn}"
+    _, generated = user.passwd_s(None, "set by root", None, extract_newpw=True)
+    assert generated.genPasswd
+    user.unbind_s()
+    again = connect(server)
+    again.simple_bind_s(dn, generated.genPasswd.decode())
+    with pytest.raises(ldap.INVALID_CREDENTIALS):
+        connect(server).simple_bind_s(dn, "set by root")
+    again.unbind_s()
+
+
+@pytest.mark.parametrize("bind_dn, password, error", [
+    ("cn=admin,dc=example,dc=com", "wrong", ldap.INVALID_CREDENTIALS),
+    ("cn=nobody,dc=example,dc=com", "whatever", ldap.INVALID_CREDENTIALS),
+    ("cn=admin,dc=example,dc=com", "", ldap.UNWILLING_TO_PERFORM),
+], ids=["wrong-password", "no-such-dn", "unauthenticated"])
+def test_bind_errors(server: Certdir, bind_dn: str, password: str,
+                     error: type[ldap.LDAPError]) -> None:
+    connection = connect(server)
+    with pytest.raises(error):
+        connection.simple_bind_s(bind_dn, password)
+    connection.unbind_s()
+
+
+def test_errors_map_and_connection_survives(conn: SimpleLDAPObject) -> None:
+    dn = f"cn=errors,{BASE}"
+    conn.add_s(dn, person("errors"))
+    cases: list[tuple[type[ldap.LDAPError], Any]] = [
+        (ldap.ALREADY_EXISTS, lambda: conn.add_s(dn, person("errors"))),
+        (ldap.NO_SUCH_OBJECT, lambda: conn.delete_s(f"cn=absent,{BASE}")),
+        (ldap.NOT_ALLOWED_ON_NONLEAF, lambda: conn.delete_s(TREE)),
+        (ldap.OBJECT_CLASS_VIOLATION,
+         lambda: conn.add_s(f"cn=nosn,{BASE}", [("objectClass", [b"person"]),
+                                                ("cn", [b"nosn"])])),
+        (ldap.UNDEFINED_TYPE,
+         lambda: conn.modify_s(dn, [(ldap.MOD_ADD, "noSuchAttribute", [b"x"])])),
+        (ldap.INVALID_SYNTAX,
+         lambda: conn.modify_s(dn, [(ldap.MOD_REPLACE, "telephoneNumber", [b""])])),
+        (ldap.NO_SUCH_ATTRIBUTE,
+         lambda: conn.modify_s(dn, [(ldap.MOD_DELETE, "mail", [b"x@example.com"])])),
+        (ldap.NOT_ALLOWED_ON_RDN,
+         lambda: conn.modify_s(dn, [(ldap.MOD_DELETE, "cn", [b"errors"])])),
+        (ldap.INVALID_DN_SYNTAX, lambda: conn.search_s("not a dn", ldap.SCOPE_BASE)),
+        (ldap.UNAVAILABLE_CRITICAL_EXTENSION,
+         lambda: conn.search_ext_s(dn, ldap.SCOPE_BASE, serverctrls=[
+             ldap.controls.LDAPControl("1.3.6.1.4.1.99999.1", True, None)])),
+    ]
+    for error, call in cases:
+        with pytest.raises(error):
+            call()
+        assert conn.whoami_s().startswith("dn:cn=admin")
+
+
+def test_unknown_non_critical_control_is_ignored(conn: SimpleLDAPObject) -> None:
+    results = conn.search_ext_s(TREE, ldap.SCOPE_BASE, serverctrls=[
+        ldap.controls.LDAPControl("1.3.6.1.4.1.99999.1", False, None)])
+    assert dns(results) == {TREE}
+
+
+def test_compare(conn: SimpleLDAPObject) -> None:
+    dn = f"cn=t1,{TREE}"
+    assert conn.compare_s(dn, "sn", b"T1") is True
+    assert conn.compare_s(dn, "sn", b"t2") is False
+    with pytest.raises(ldap.UNDEFINED_TYPE):
+        conn.compare_s(dn, "noSuchAttribute", b"x")
+
+
+def test_rename_with_new_superior(conn: SimpleLDAPObject) -> None:
+    conn.add_s(f"ou=from,{BASE}", unit("from"))
+    conn.add_s(f"ou=to,{BASE}", unit("to"))
+    conn.add_s(f"cn=mover,ou=from,{BASE}", person("mover"))
+    conn.add_s(f"cn=sub,cn=mover,ou=from,{BASE}", person("sub"))
+    conn.rename_s(f"cn=mover,ou=from,{BASE}", "cn=moved", f"ou=to,{BASE}", delold=1)
+    results = conn.search_s(f"ou=to,{BASE}", ldap.SCOPE_SUBTREE, "(objectClass=person)",
+                            ["cn"])
+    assert dns(results) == {f"cn=moved,ou=to,{BASE}", f"cn=sub,cn=moved,ou=to,{BASE}"}
+    assert dict(results)[f"cn=moved,ou=to,{BASE}"]["cn"] == [b"moved"]
+
+
+@pytest.fixture(scope="module")
+def referral(conn: SimpleLDAPObject) -> str:
+    dn = f"ou=remote,{BASE}"
+    conn.add_s(dn, [("objectClass", [b"referral", b"extensibleObject"]),
+                    ("ou", [b"remote"]), ("ref", [REFERRAL_URL.encode()])])
+    return dn
+
+
+def test_referral_below_referral_object(conn: SimpleLDAPObject, referral: str) -> None:
+    with pytest.raises(ldap.REFERRAL) as error:
+        conn.search_s(f"cn=someone,{referral}", ldap.SCOPE_BASE)
+    assert REFERRAL_URL.split("/")[2] in error.value.args[0]["info"]
+
+
+def test_referral_on_write_below_referral_object(conn: SimpleLDAPObject,
+                                                 referral: str) -> None:
+    with pytest.raises(ldap.REFERRAL):
+        conn.add_s(f"cn=someone,{referral}", person("someone"))
+
+
+def test_continuation_reference_in_subtree_search(conn: SimpleLDAPObject,
+                                                  referral: str) -> None:
+    results = conn.search_ext_s(BASE, ldap.SCOPE_SUBTREE, "(objectClass=*)", ["1.1"])
+    references = [refs for dn, refs in results if dn is None]
+    assert len(references) == 1
+    assert references[0][0].startswith("ldap://elsewhere.example.net/")
+    assert referral not in dns(results)
+
+
+def test_manage_dsa_it_shows_referral_object(conn: SimpleLDAPObject, referral: str) -> None:
+    results = conn.search_ext_s(referral, ldap.SCOPE_BASE, "(objectClass=*)", ["ref"],
+                                serverctrls=[ManageDSAITControl(True)])
+    assert results == [(referral, {"ref": [REFERRAL_URL.encode()]})]
+
+
+def test_referral_followed_not_required_for_unrelated_base(conn: SimpleLDAPObject,
+                                                           referral: str) -> None:
+    results = conn.search_s(TREE, ldap.SCOPE_BASE, attrlist=["1.1"])
+    assert dns(results) == {TREE}
+
+
+def test_anonymous_write_is_refused(server: Certdir) -> None:
+    anonymous = connect(server)
+    with pytest.raises((ldap.INSUFFICIENT_ACCESS, ldap.STRONG_AUTH_REQUIRED)):
+        anonymous.add_s(f"cn=intruder,{BASE}", person("intruder"))
+    anonymous.unbind_s()
+
+
+def test_start_tls(server: Certdir) -> None:
+    connection = connect(server)
+    connection.set_option(ldap.OPT_X_TLS_CACERTFILE, str(server.ca_file))
+    connection.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)
+    connection.set_option(ldap.OPT_X_TLS_NEWCTX, 0)
+    connection.start_tls_s()
+    connection.simple_bind_s(server.root_dn, server.root_password)
+    assert connection.whoami_s() == f"dn:{server.root_dn}"
+    connection.unbind_s()
