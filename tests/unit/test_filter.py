@@ -28,7 +28,6 @@ from directory.protocol.filter import (
 )
 from directory.protocol.results import ProtocolError
 
-
 DEFAULT_LIMITS = FilterLimits()
 
 
