@@ -5,10 +5,13 @@ BIN := $(VENV)/bin
 DATA ?= run/data
 SUFFIX ?= dc=example,dc=com
 APT_PACKAGES := ldap-utils libldap2-dev libsasl2-dev slapd openssl
+APT := $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get
 
 .PHONY: run test lint typecheck unit integration bench system-packages clean
 
 $(BIN)/certdir: pyproject.toml
+	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { \
+	  echo "installing python3-venv"; $(APT) update -qq && $(APT) install -y -qq python3-venv >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .
@@ -18,15 +21,18 @@ $(VENV)/.test-deps: $(BIN)/certdir | system-packages
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# ldap-utils for the tests, libldap/libsasl headers for python-ldap, slapd for bench/.
+# ldap-utils for the tests, libldap/libsasl headers and a C compiler for
+# python-ldap (built from source), slapd for bench/.
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
+	$(PYTHON) -c "import sysconfig, os, sys; \
+	  sys.exit(not os.path.exists(sysconfig.get_paths()['include'] + '/Python.h'))" \
+	  || missing="$$missing python3-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  $(APT) update -qq && $(APT) install -y -qq $$missing >/dev/null; \
 	fi
 
 $(DATA)/certdir.yaml: | $(BIN)/certdir
