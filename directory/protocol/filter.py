@@ -325,6 +325,9 @@ def _item_end(text: str, pos: int) -> int:
     return close
 
 
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
 def _unescape(value: str) -> bytes:
     out = bytearray()
     raw = value.encode()
@@ -333,12 +336,9 @@ def _unescape(value: str) -> bytes:
         b = raw[i]
         if b == 0x5C:
             pair = raw[i + 1:i + 3]
-            try:
-                out.append(int(pair, 16))
-            except ValueError:
-                raise FilterSyntaxError(f"bad escape in {value!r}") from None
-            if len(pair) != 2:
-                raise FilterSyntaxError(f"bad escape in {value!r}")
+            if len(pair) != 2 or not _HEX_DIGITS.issuperset(pair):
+                raise FilterSyntaxError(f"bad escape in {value!r}: `\\` needs two hex digits")
+            out.append(int(pair, 16))
             i += 3
             continue
         out.append(b)
