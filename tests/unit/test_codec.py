@@ -382,6 +382,14 @@ REJECTED: list[tuple[str, bytes, Limits]] = [
      search_with_filter(h("a406 0402636e 3000")), Limits()),
     ("extensible match without rule or type", search_with_filter(h("a903 830179")), Limits()),
     ("unknown filter choice", search_with_filter(h("aa00")), Limits()),
+    ("more filter items than max_items",
+     search_with_filter(h("a009 870161 870162 870163")), Limits(filter=FilterLimits(max_items=3))),
+    ("negative sizeLimit", h("301b 020101 6316 0400 0a0100 0a0100 0201ff 020100 010100"
+                             " 870163 3000"), Limits()),
+    ("§4.11 abandon of a negative messageID (MessageID is 0..maxInt)",
+     h("3006 020101 5001ff"), Limits()),
+    ("§4.11 abandon of messageID 2^31", h("300a 020101 5005 0080000000"), Limits()),
+    ("X.690 §8.8.2: the NULL of an unbind has no contents", h("3006 020101 420100"), Limits()),
 ]
 
 
@@ -408,14 +416,22 @@ def test_max_elements_values_is_accepted() -> None:
     assert message.op == AddRequest("", (("a", (b"x", b"y", b"z")),))
 
 
-def test_decode_rejects_bytes_after_the_message() -> None:
-    with pytest.raises(ProtocolError):
-        decode(h("3005 020101 4200 00"))
+BAD_RESPONSES: list[tuple[str, bytes]] = [
+    # (why, wire): decode() reads responses too (clients, tests); same rules apply.
+    ("bytes after the message", h("3005 020101 4200 00")),
+    ("unknown result code 9", h("300c 020101 6707 0a0109 0400 0400")),
+    ("responseName is not UTF-8", h("3010 020101 780b 0a0100 0400 0400 8a02c328")),
+    ("intermediate responseName is not UTF-8", h("3009 020101 7904 8002c328")),
+    ("search reference URI is not an OCTET STRING", h("3008 020101 7303 020101")),
+    ("referral URI is not an OCTET STRING", h("3011 020101 650c 0a010a 0400 0400 a303 020101")),
+    ("§4.1.10 Referral is SIZE (1..MAX)", h("300e 020101 6509 0a010a 0400 0400 a300")),
+]
 
 
-def test_decode_rejects_unknown_result_code() -> None:
+@pytest.mark.parametrize(("why", "wire"), **named(BAD_RESPONSES))
+def test_decode_rejects(why: str, wire: bytes) -> None:
     with pytest.raises(ProtocolError):
-        decode(h("300c 020101 6707 0a0109 0400 0400"))
+        decode(wire)
 
 
 # --- property tests ---------------------------------------------------------
