@@ -23,8 +23,10 @@ from directory.protocol.codec import (
     LDAPConnection,
     Limits,
     decode,
+    decode_attributes,
     encode,
     encode_attribute,
+    encode_attributes,
     encode_entry_body,
 )
 from directory.protocol.filter import (
@@ -212,6 +214,9 @@ CASES: list[tuple[str, bytes, LDAPMessage]] = [
     ("§4.1.11 non-critical control with a value",
      h("3018 020101 4200 a011 300f 0407312e322e332e34 0404 00ff0102"),
      LDAPMessage(1, UnbindRequest(), (Control("1.2.3.4", False, h("00ff0102")),))),
+    ("long-form lengths from 128 octets on",
+     h("3081 97 020101 6881 91 0400 3081 8c 3081 89 040161 3181 83 0481 80") + b"a" * 128,
+     LDAPMessage(1, AddRequest("", (("a", (b"a" * 128,)),)))),
 ]
 
 # BER allows more than one encoding; these are the ones our encoder never
@@ -228,6 +233,7 @@ DECODE_ONLY: list[tuple[str, bytes, LDAPMessage]] = [
      LDAPMessage(128, UnbindRequest())),
     ("any non-zero octet is TRUE", h("3014 020106 6c0f 0404636e3d61 0404636e3d62 010101"),
      LDAPMessage(6, ModifyDNRequest("cn=a", "cn=b", True))),
+    ("empty controls [0]", h("3007 020101 4200 a000"), LDAPMessage(1, UnbindRequest())),
 ]
 
 
@@ -254,6 +260,24 @@ def test_oracle_agrees_with_table(why: str, wire: bytes, message: LDAPMessage) -
 @pytest.mark.parametrize(("why", "wire", "message"), **named(DECODE_ONLY))
 def test_oracle_accepts_decode_only_forms(why: str, wire: bytes, message: LDAPMessage) -> None:
     assert oracle_decode(wire) == message
+
+
+@pytest.mark.parametrize("size", [127, 128, 255, 256, 65535, 65536, 70000])
+def test_large_values_round_trip(size: int) -> None:
+    message = LDAPMessage(3, CompareRequest("cn=a", "description", b"v" * size))
+    wire = encode(message)
+    assert decode(wire) == message
+    assert oracle_decode(wire) == message
+
+
+def test_stored_attribute_list_round_trip() -> None:
+    attributes = (("cn", (b"a", b"b")), ("objectClass", (b"top",)), ("empty", ()))
+    assert decode_attributes(encode_attributes(attributes)) == attributes
+
+
+def test_stored_attribute_list_must_be_a_sequence() -> None:
+    with pytest.raises(ProtocolError):
+        decode_attributes(h("3103 040161"))
 
 
 def test_pre_encoded_entry_is_the_same_pdu() -> None:
@@ -366,6 +390,13 @@ REJECTED: list[tuple[str, bytes, Limits]] = [
      h("300e 020101 6009 020103 0400 8000 0500"), Limits()),
     ("trailing garbage after the controls", h("3009 020101 4200 a000 0500"), Limits()),
     ("controls with the wrong tag", h("3007 020101 4200 3000"), Limits()),
+    ("control value before criticality",
+     h("3017 020101 4200 a010 300e 0407312e322e332e34 0400 0101ff"), Limits()),
+    ("criticality of two octets",
+     h("3016 020101 4200 a00f 300d 0407312e322e332e34 01020000"), Limits()),
+    ("controlType is not UTF-8", h("3010 020101 4200 a009 3007 0405312ec3282e"), Limits()),
+    ("more than max_elements controls",
+     h("3016 020101 4200 a00f 3003 040161 3003 040162 3003 040163"), Limits(max_elements=2)),
     ("unknown bind authentication choice", h("300c 020101 6007 020103 0400 8100"), Limits()),
     ("search scope 4", search_with_filter(h("870163"), scope=4), Limits()),
     ("modify operation 4",
@@ -440,7 +471,7 @@ ORACLE_SCOPES = (Scope.BASE, Scope.ONE, Scope.SUB)
 ORACLE_MODOPS = (ModOp.ADD, ModOp.DELETE, ModOp.REPLACE)
 
 texts = st.text(max_size=12)
-blobs = st.binary(max_size=12)
+blobs = st.binary(max_size=12) | st.binary(min_size=120, max_size=300)
 ints = st.integers(0, MAX_INT)
 optional_blobs = st.none() | blobs
 optional_texts = st.none() | texts
