@@ -90,10 +90,19 @@ class Server:
         return subprocess.run([name, "-H", self.uri, *auth, *args], input=input,
                               capture_output=True, check=check, env=self.env(), timeout=60)
 
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "serve.log"
+
+    def log(self) -> str:
+        """Everything the server printed so far (a file, so a busy access log
+        never blocks the server the way an unread pipe would)."""
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
     def start(self) -> None:
-        self.proc = subprocess.Popen([*CERTDIR, "serve", "--data-dir", str(self.data_dir)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     env=self.env())
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen([*CERTDIR, "serve", "--data-dir", str(self.data_dir)],
+                                         stdout=log, stderr=subprocess.STDOUT, env=self.env())
         wait_for_port(self.port, self.proc)
 
     def stop(self) -> str:
@@ -101,12 +110,12 @@ class Server:
         assert self.proc is not None
         self.proc.terminate()
         try:
-            out, _ = self.proc.communicate(timeout=20)
+            self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
+            self.proc.wait()
         self.proc = None
-        return out.decode(errors="replace")
+        return self.log()
 
     def kill(self) -> None:
         """kill -9: no chance to flush or close anything."""
