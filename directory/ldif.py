@@ -100,6 +100,8 @@ def _logical_lines(source: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
 
 
 def _split(number: int, line: bytes, base: Path | None) -> tuple[str, bytes]:
+    if line == b"-":
+        return "-", b""
     colon = line.find(b":")
     if colon <= 0:
         raise LDIFError(number, f"expected 'attribute: value', got {line[:40]!r}")

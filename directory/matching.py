@@ -116,7 +116,7 @@ def boolean(value: bytes) -> bytes:
     return value
 
 
-_INTEGER = re.compile(rb"-?(0|[1-9][0-9]*)\Z")
+_INTEGER = re.compile(rb"(0|-?[1-9][0-9]*)\Z")
 
 
 def integer(value: bytes) -> bytes:
@@ -133,7 +133,8 @@ def integer(value: bytes) -> bytes:
 
 
 _TIME = re.compile(
-    r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:[.,](\d+))?(Z|[+-]\d{4})\Z")
+    r"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:[.,](\d+))?"
+    r"(Z|[+-](?:[01]\d|2[0-3])(?:[0-5]\d)?)\Z")
 
 
 def generalized_time(value: bytes) -> bytes:
@@ -151,7 +152,7 @@ def generalized_time(value: bytes) -> bytes:
         unit = 1 if second else 60 if minute else 3600
         when += dt.timedelta(seconds=unit * float("0." + fraction))
     if zone != "Z":
-        offset = dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5]))
+        offset = dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5] or 0))
         when = when - offset if zone[0] == "+" else when + offset
     return when.strftime("%Y%m%d%H%M%S.%f").encode()
 
