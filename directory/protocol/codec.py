@@ -37,6 +37,7 @@ from directory.protocol.filter import FilterLimits
 from directory.protocol.filter import from_ber as filter_from_ber
 from directory.protocol.filter import to_ber as filter_to_ber
 from directory.protocol.messages import (
+    MAX_INT,
     AbandonRequest,
     AddRequest,
     AddResponse,
@@ -72,8 +73,6 @@ from directory.protocol.messages import (
 )
 from directory.protocol.results import ProtocolError, ResultCode
 
-MAX_INT = 2**31 - 1
-
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -87,6 +86,15 @@ def _text(data: bytes, start: int, end: int) -> str:
         return data[start:end].decode("utf-8")
     except UnicodeDecodeError:
         raise ProtocolError(f"invalid UTF-8 in string at offset {start}") from None
+
+
+def _uris(data: bytes, start: int, end: int, what: str) -> tuple[str, ...]:
+    uris = []
+    for tag, s, e in children(data, start, end):
+        if tag != ber.OCTET_STRING:
+            raise ProtocolError(f"{what} URI is not an OCTET STRING")
+        uris.append(_text(data, s, e))
+    return tuple(uris)
 
 
 def _string(data: bytes, pos: int, end: int, what: str) -> tuple[str, int]:
@@ -160,7 +168,9 @@ def _result(data: bytes, start: int, end: int, what: str) -> tuple[Result, int]:
     referrals: tuple[str, ...] = ()
     if pos < end and data[pos] == 0xA3:
         _, rstart, rend = read_tlv(data, pos, end)
-        referrals = tuple(_text(data, s, e) for _, s, e in children(data, rstart, rend))
+        referrals = _uris(data, rstart, rend, "referral")
+        if not referrals:
+            raise ProtocolError(f"{what}: a referral holds at least one URI")
         pos = rend
     try:
         result_code = ResultCode(code)
@@ -281,10 +291,15 @@ def _dec_compare_request(data: bytes, start: int, end: int, limits: Limits) -> C
 
 
 def _dec_abandon_request(data: bytes, start: int, end: int, limits: Limits) -> AbandonRequest:
-    return AbandonRequest(decode_int(data, start, end))
+    message_id = decode_int(data, start, end)
+    if not 0 <= message_id <= MAX_INT:
+        raise ProtocolError(f"abandon of messageID {message_id} outside 0..maxInt")
+    return AbandonRequest(message_id)
 
 
 def _dec_unbind_request(data: bytes, start: int, end: int, limits: Limits) -> UnbindRequest:
+    if end != start:
+        raise ProtocolError("the NULL of an unbind request has contents")
     return UnbindRequest()
 
 
@@ -313,8 +328,7 @@ def _dec_search_entry(data: bytes, start: int, end: int, limits: Limits) -> Sear
 def _dec_search_reference(
     data: bytes, start: int, end: int, limits: Limits
 ) -> SearchResultReference:
-    uris = tuple(_text(data, s, e) for _, s, e in children(data, start, end))
-    return SearchResultReference(uris)
+    return SearchResultReference(_uris(data, start, end, "search reference"))
 
 
 def _dec_extended_response(
@@ -324,7 +338,7 @@ def _dec_extended_response(
     name, pos = _optional(data, pos, end, 0x8A)
     value, pos = _optional(data, pos, end, 0x8B)
     _done(pos, end, "extended response")
-    return ExtendedResponse(result, None if name is None else name.decode(), value)
+    return ExtendedResponse(result, None if name is None else _text(name, 0, len(name)), value)
 
 
 def _dec_intermediate(
@@ -333,7 +347,7 @@ def _dec_intermediate(
     name, pos = _optional(data, start, end, 0x80)
     value, pos = _optional(data, pos, end, 0x81)
     _done(pos, end, "intermediate response")
-    return IntermediateResponse(None if name is None else name.decode(), value)
+    return IntermediateResponse(None if name is None else _text(name, 0, len(name)), value)
 
 
 def _result_only(cls: Callable[[Result], ProtocolOp]) -> Callable[..., ProtocolOp]:

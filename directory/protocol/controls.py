@@ -24,6 +24,7 @@ from directory.protocol.ber import children, decode_bool, decode_int, encode_int
 from directory.protocol.filter import Filter, FilterLimits
 from directory.protocol.filter import from_ber as filter_from_ber
 from directory.protocol.messages import (
+    MAX_INT,
     AddRequest,
     CompareRequest,
     Control,
@@ -86,7 +87,7 @@ def parse_paged(value: bytes | None) -> PagedResults:
     s, pos = ber.expect(data, start, end, ber.INTEGER, "page size")
     size = decode_int(data, s, pos)
     cs, ce = ber.expect(data, pos, end, ber.OCTET_STRING, "page cookie")
-    if ce != end or size < 0:
+    if ce != end or not 0 <= size <= MAX_INT:
         raise ProtocolError("bad paged results control")
     return PagedResults(size, data[cs:ce])
 
