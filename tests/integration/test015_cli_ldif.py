@@ -1,0 +1,168 @@
+"""Scenario 015: `certdir ldif export` and `certdir ldif import` (RFC 2849).
+
+- Export writes every entry under the suffix (or under --base) as LDIF that
+  ldap-utils and import read back: the same entries and values a root search
+  returns; operational attributes only with --operational.
+- Import is one transaction: a file with a bad record in the middle (LDIF
+  syntax or schema violation) imports nothing, exits non-zero and names the
+  line of the bad record.
+- Exported LDIF imported into a fresh directory reproduces the entries.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Server, make_server
+from tests.integration.ldif_compare import assert_same_ldif, by_dn, parse
+
+DATA = Path(__file__).parent.parent / "data" / "integration"
+BASE = "dc=example,dc=com"
+PEOPLE = f"ou=people,{BASE}"
+OPERATIONAL = ("entryUUID", "createTimestamp", "modifyTimestamp", "creatorsName",
+               "modifiersName", "entryCSN", "structuralObjectClass")
+# "line 14", "line: 14" or the compiler-style "file.ldif:14:".
+LINE_NUMBER = re.compile(rb"(?:\bline\s*:?\s*|\.ldif:)(\d+)", re.IGNORECASE)
+
+
+def export(server: Server, *args: str) -> bytes:
+    result = server.certdir("ldif", "export", "--data-dir", str(server.data_dir), *args,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def import_file(server: Server, path: Path) -> subprocess.CompletedProcess[bytes]:
+    return server.certdir("ldif", "import", "--data-dir", str(server.data_dir), "--quiet",
+                          str(path), check=False)
+
+
+@pytest.fixture(scope="module")
+def loaded(server: Server) -> Server:
+    added = server.tool("ldapadd", "-f", str(DATA / "015_tree.ldif"))
+    assert added.returncode == 0, added.stderr
+    password = server.tool("ldappasswd", "-s", "export-secret", f"uid=ada,{PEOPLE}")
+    assert password.returncode == 0, password.stderr
+    return server
+
+
+@pytest.fixture
+def stopped(tmp_path: Path) -> Server:
+    """A freshly initialised data directory whose server is not running."""
+    return make_server(tmp_path)
+
+
+def test_export_matches_what_was_added(loaded: Server) -> None:
+    assert_same_ldif(export(loaded), DATA / "015_expected_export.ldif",
+                     ignore=("userPassword",))
+
+
+def test_export_matches_root_search(loaded: Server) -> None:
+    search = loaded.tool("ldapsearch", "-LLL", "-b", BASE, "(objectClass=*)", "*")
+    assert search.returncode == 0, search.stderr
+    assert_same_ldif(export(loaded), search.stdout)
+
+
+def test_export_keeps_hashed_password(loaded: Server) -> None:
+    ada = by_dn(export(loaded))[f"uid=ada,{PEOPLE}"]
+    (password,) = ada.values("userPassword")
+    assert password.startswith("{") and "export-secret" not in password
+
+
+def test_export_has_no_operational_attributes_by_default(loaded: Server) -> None:
+    names = frozenset().union(*(record.names() for record in parse(export(loaded))))
+    assert not names & {name.lower() for name in OPERATIONAL}
+
+
+def test_export_operational(loaded: Server) -> None:
+    records = parse(export(loaded, "--operational"))
+    assert len(records) == 7
+    for record in records:
+        assert len(record.values("entryUUID")) == 1, record.dn
+        assert len(record.values("createTimestamp")) == 1, record.dn
+        assert record.values("creatorsName"), record.dn
+
+
+def test_export_base(loaded: Server) -> None:
+    dns = sorted(record.dn.lower() for record in parse(export(loaded, "--base", PEOPLE)))
+    assert dns == sorted([PEOPLE, f"uid=ada,{PEOPLE}", f"uid=alan,{PEOPLE}",
+                          f"uid=jurgen,{PEOPLE}"])
+
+
+def test_export_is_readable_by_ldapadd(loaded: Server, stopped: Server) -> None:
+    stopped.start()
+    try:
+        exported = export(loaded, "--base", PEOPLE)
+        added = stopped.tool("ldapadd", input=exported)
+        assert added.returncode == 0, added.stderr
+        search = stopped.tool("ldapsearch", "-LLL", "-b", PEOPLE, "(objectClass=*)", "*")
+        assert_same_ldif(search.stdout, exported)
+    finally:
+        stopped.stop()
+
+
+def test_round_trip_through_import(loaded: Server, stopped: Server, tmp_path: Path) -> None:
+    exported = export(loaded, "--base", PEOPLE)
+    dump = tmp_path / "people.ldif"
+    dump.write_bytes(exported)
+    imported = import_file(stopped, dump)
+    assert imported.returncode == 0, imported.stderr
+    assert_same_ldif(export(stopped, "--base", PEOPLE), exported)
+    stopped.start()
+    try:
+        search = stopped.tool("ldapsearch", "-LLL", "-b", PEOPLE, "(mail=ada@example.com)",
+                              "cn", "entryUUID")
+        assert search.returncode == 0, search.stderr
+        ada = by_dn(search.stdout)[f"uid=ada,{PEOPLE}"]
+        assert ada.values("cn") == ("Ada Lovelace",)
+        assert len(ada.values("entryUUID")) == 1
+        login = stopped.tool("ldapwhoami", "-D", f"uid=ada,{PEOPLE}", "-w", "export-secret",
+                             bind=False)
+        assert login.returncode == 0, login.stderr
+    finally:
+        stopped.stop()
+
+
+def test_import_added_file(stopped: Server) -> None:
+    imported = import_file(stopped, DATA / "015_tree.ldif")
+    assert imported.returncode == 0, imported.stderr
+    assert_same_ldif(export(stopped), DATA / "015_expected_export.ldif")
+
+
+@pytest.mark.parametrize(("name", "first", "last"), [
+    ("015_bad_syntax_middle.ldif", 14, 14),
+    ("015_bad_schema_middle.ldif", 11, 14),
+])
+def test_bad_record_in_the_middle_imports_nothing(stopped: Server, name: str, first: int,
+                                                   last: int) -> None:
+    before = export(stopped)
+    imported = import_file(stopped, DATA / name)
+    assert imported.returncode != 0
+    message = imported.stderr + imported.stdout
+    assert b"Traceback" not in message, message
+    lines = [int(number) for number in LINE_NUMBER.findall(message)]
+    assert any(first <= line <= last for line in lines), message
+    assert export(stopped) == before
+
+
+def test_failed_import_leaves_server_usable(stopped: Server) -> None:
+    imported = import_file(stopped, DATA / "015_bad_schema_middle.ldif")
+    assert imported.returncode != 0
+    stopped.start()
+    try:
+        search = stopped.tool("ldapsearch", "-LLL", "-b", BASE, "(objectClass=*)", "1.1")
+        assert search.returncode == 0, search.stderr
+        assert [record.dn for record in parse(search.stdout)] == [BASE]
+    finally:
+        stopped.stop()
+
+
+def test_import_missing_file_fails_cleanly(stopped: Server, tmp_path: Path) -> None:
+    imported = import_file(stopped, tmp_path / "absent.ldif")
+    assert imported.returncode != 0
+    assert b"Traceback" not in imported.stderr + imported.stdout
+    assert b"absent.ldif" in imported.stderr + imported.stdout
