@@ -1,7 +1,8 @@
 """Normalised comparison of LDIF printed by ldap-utils (RFC 2849).
 
 - Comment lines (`#`, including `# numResponses`) and the `search:` /
-  `result:` trailer ldapsearch prints without -LLL are not content.
+  `result:` / `control:` / `pagedresults:` trailer ldapsearch prints
+  without -LLL are not content.
 - A line starting with one space continues the previous line (RFC 2849
   `SEP SPACE` folding); folding width differs between tools, so lines are
   unwrapped before comparing.
@@ -24,7 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-TRAILER_KEYS = frozenset({"search", "result", "text", "matched", "control"})
+TRAILER_KEYS = frozenset({"search", "result", "text", "matched", "control", "pagedresults",
+                          "sortresult"})
 MASKED = "<masked>"
 
 
