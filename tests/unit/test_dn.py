@@ -12,12 +12,12 @@ from directory.protocol.dn import DN, escape
 from directory.protocol.results import LDAPError, ResultCode
 from directory.schema import Schema
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
+SCHEMA = Schema.load([Path(__file__).resolve().parents[2] / "schema"])
 
 
 @pytest.fixture(scope="module")
 def schema() -> Schema:
-    return Schema.load([SCHEMA_DIR])
+    return SCHEMA
 
 
 def avas(dn: DN) -> list[list[tuple[str, str]]]:
@@ -259,3 +259,20 @@ def test_generated_dn_round_trip(rdns: list[list[tuple[str, str]]]) -> None:
     assert avas(dn) == rdns
     assert str(dn) == text
     assert DN.parse(str(dn)) == dn
+
+
+SCHEMA_TYPES = st.sampled_from(["cn", "CN", "2.5.4.3", "sn", "ou", "dc", "uid", "mail", "c"])
+
+
+@given(st.lists(st.lists(st.tuples(SCHEMA_TYPES, VALUES), min_size=1, max_size=2),
+                min_size=1, max_size=3))
+def test_normalized_form_is_a_fixed_point(rdns: list[list[tuple[str, str]]]) -> None:
+    text = ",".join("+".join(f"{t}={escape(v)}" for t, v in rdn) for rdn in rdns)
+    dn = DN.parse(text, SCHEMA)
+    again = DN.parse(dn.normalized, SCHEMA)
+    assert again.normalized == dn.normalized
+    assert again == dn
+
+
+def test_hex_string_value_equals_its_contents(schema: Schema) -> None:
+    assert DN.parse("cn=#04024869,dc=example", schema) == DN.parse("cn=hi,dc=example", schema)

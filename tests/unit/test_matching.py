@@ -187,10 +187,12 @@ def test_time_key_order_is_time_order(a: dt.datetime, b: dt.datetime) -> None:
 
 # --- certificateExactMatch (RFC 4523 §2.5) -----------------------------------
 
-def make_certificate(serial: int) -> bytes:
+TEST_CA = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example"),
+                     x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
+
+
+def make_certificate(serial: int, issuer: x509.Name = TEST_CA) -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
-    issuer = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example"),
-                        x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf")])
     now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
@@ -243,6 +245,19 @@ MALFORMED_CERTIFICATE_ASSERTIONS = [
 def test_certificate_exact_match_malformed(schema: Schema, why: str, assertion: bytes) -> None:
     with pytest.raises(InvalidValue):
         rule_of(schema, "certificateExactMatch").assertion_key(assertion)
+
+
+def test_certificate_issuer_with_types_outside_the_schema(schema: Schema) -> None:
+    issuer = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example, Inc."),
+        x509.NameAttribute(NameOID.EMAIL_ADDRESS, "ca@example.com"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "Issuing CA")])
+    rule = rule_of(schema, "certificateExactMatch")
+    key = rule.value_key(make_certificate(2**70, issuer))
+    assertion = ('{ serialNumber 1180591620717411303424, issuer rdnSequence:'
+                 '"CN=Issuing CA,1.2.840.113549.1.9.1=ca@example.com,O=Example\\, Inc.,C=US" }')
+    assert key == rule.assertion_key(assertion.encode())
 
 
 def test_certificate_value_must_be_der(schema: Schema) -> None:
