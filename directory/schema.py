@@ -404,7 +404,7 @@ class Schema:
         extensible = any(oc.key == EXTENSIBLE_OBJECT for oc in classes)
         allowed = set().union(*(oc.all_must | oc.all_may for oc in classes))
         for key in present:
-            at = self._attributes[key]
+            at = self.attribute(key)
             if at.operational or extensible:
                 continue
             if not self._allowed(at, allowed):
@@ -422,7 +422,7 @@ class Schema:
     def _check_values(self, attributes: Mapping[str, tuple[bytes, ...]]) -> None:
         counts: dict[str, int] = {}
         for key, values in attributes.items():
-            at = self._attributes[key.split(";", 1)[0]]
+            at = self.attribute(key.split(";", 1)[0])
             counts[at.key] = counts.get(at.key, 0) + len(values)
             if at.single_value and counts[at.key] > 1:
                 raise LDAPError(ResultCode.CONSTRAINT_VIOLATION,

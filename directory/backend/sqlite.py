@@ -4,8 +4,8 @@
   COMMIT survives a crash or `kill -9` at any later moment, and readers never
   wait for the writer.
 - One row per entry: parent id, the DN as given, its *path* (normalised RDNs
-  from the root down, each ended by a NUL byte) and the BER of its attribute
-  list. A subtree is a range of paths, so subtree scopes never scan the
+  from the root down, each ended by a NUL byte) and its attributes
+  (`entry.serialize`). A subtree is a range of paths, so subtree scopes never scan the
   whole table; one-level scopes use the parent index. RFC 4514 escapes NUL
   in a normalised DN, so a NUL in a path is always a separator.
 - Index rows (attribute, equality key, entry id) for the attributes named

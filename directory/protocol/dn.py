@@ -127,11 +127,11 @@ class DN:
     __slots__ = ("_parent", "_text", "normalized", "rdns")
     ROOT: ClassVar[DN]
 
-    def __init__(self, rdns: tuple[RDN, ...]) -> None:
+    def __init__(self, rdns: tuple[RDN, ...], parent: DN | None = None) -> None:
         self.rdns = rdns
         self.normalized = ",".join([r.normalized for r in rdns])
         self._text = ",".join([r.text for r in rdns])
-        self._parent: DN | None = None
+        self._parent = parent
 
     @staticmethod
     def parse(text: str, normalizer: Normalizer = PLAIN) -> DN:
@@ -196,13 +196,32 @@ def _fail(text: str, why: str) -> LDAPError:
     return LDAPError(ResultCode.INVALID_DN_SYNTAX, f"invalid DN {text!r}: {why}")
 
 
+# Deeper DNs than any directory uses are refused before parsing, so the
+# parent-by-parent parse below cannot exhaust the stack.
+MAX_SEPARATORS = 512
+
+
 @lru_cache(maxsize=65536)
 def _parse(text: str, normalizer: Normalizer) -> DN:
+    """Parse the leaf RDN here and the rest through this cache, so the
+    entries below one parent share its DN and its parse."""
     if not text.strip():
         return DN.ROOT
-    rdns: list[RDN] = []
+    if text.count(",") + text.count(";") > MAX_SEPARATORS:
+        raise _fail(text[:64], f"more than {MAX_SEPARATORS} separators")
+    rdn, rest = _rdn(text, 0, normalizer)
+    if rest is None:
+        return DN((rdn,))
+    parent = _parse(text[rest:], normalizer)
+    if not parent:
+        raise _fail(text, "empty RDN after a separator")
+    return DN((rdn, *parent.rdns), parent)
+
+
+def _rdn(text: str, pos: int, normalizer: Normalizer) -> tuple[RDN, int | None]:
+    """The RDN at `pos`, and where the next one starts (None at the end)."""
     avas: list[AVA] = []
-    pos, end = 0, len(text)
+    end = len(text)
     while True:
         attribute, pos = _attribute_type(text, pos)
         value, pos = _value(text, pos)
@@ -214,14 +233,12 @@ def _parse(text: str, normalizer: Normalizer) -> DN:
         while pos < end and text[pos] == " ":
             pos += 1
         if pos == end:
-            rdns.append(RDN.of(tuple(avas)))
-            return DN(tuple(rdns))
+            return RDN.of(tuple(avas)), None
         separator = text[pos]
         pos += 1
         if separator in ",;":
-            rdns.append(RDN.of(tuple(avas)))
-            avas = []
-        elif separator != "+":
+            return RDN.of(tuple(avas)), pos
+        if separator != "+":
             raise _fail(text, f"unexpected {separator!r} at {pos}")
 
 
