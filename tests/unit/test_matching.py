@@ -141,6 +141,28 @@ def test_generalized_time_zone_with_hours_only(schema: Schema) -> None:
     assert rule.value_key(b"20240101130000+01") == rule.value_key(b"20240101120000Z")
 
 
+def test_generalized_time_leap_second(schema: Schema) -> None:
+    """RFC 4517 §3.3.13: g-time allows leap-second = "60"."""
+    rule = rule_of(schema, "generalizedTimeOrderingMatch")
+    assert rule.value_key(b"20161231235960Z") > rule.value_key(b"20161231235959Z")
+
+
+OID_ALIASES = [
+    # (descriptor, numeric OID) — RFC 4517 §4.2.26: both name the same object identifier
+    (b"person", b"2.5.6.6"),
+    (b"inetOrgPerson", b"2.16.840.1.113730.3.2.2"),
+    (b"cn", b"2.5.4.3"),
+    (b"commonName", b"cn"),
+]
+
+
+@pytest.mark.parametrize("descriptor, oid", OID_ALIASES)
+def test_object_identifier_match_resolves_descriptors(schema: Schema, descriptor: bytes,
+                                                      oid: bytes) -> None:
+    rule = rule_of(schema, "objectIdentifierMatch")
+    assert rule.value_key(descriptor) == rule.assertion_key(oid)
+
+
 ORDERED = [
     # (ordering rule, values in ascending order)
     ("integerOrderingMatch", [b"-1000", b"-999", b"-10", b"-9", b"-1", b"0", b"1", b"9", b"10",
