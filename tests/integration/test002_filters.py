@@ -9,6 +9,9 @@
 - A filter on a supertype (`name`) also matches its subtypes (`title`).
 - `objectClass=person` matches entries of a subclass (RFC 4512 §2.4.1).
 - An unknown attribute type is Undefined, and so is its negation.
+- Attribute types and object classes may be named by OID; DN-valued and
+  UUID-valued attributes match by their own rules (RFC 4517 §4.2.15,
+  RFC 4530 §2.3).
 - Extensible match: explicit rule by name or OID, rule without type,
   and dnAttributes (`:dn:`) matching RDN values (RFC 4511 §4.5.1.7.7).
 - `(&)` is always TRUE and `(|)` always FALSE (RFC 4526).
@@ -80,6 +83,12 @@ CASES: tuple[tuple[str, frozenset[str]], ...] = (
     ("(description=a\\2a*)", frozenset({"eve"})),
     ("(description=a*)", frozenset({"eve"})),
     ("(description=ab*)", frozenset()),
+    ("(objectClass=2.5.6.6)", PERSONS),
+    ("(2.5.4.3=Alice Adams)", frozenset({"alice"})),
+    ("(2.5.4.0=*)", EVERYTHING),
+    ("(dc:dn:=EXAMPLE)", EVERYTHING),
+    ("(cn=*e*a*s)", frozenset({"alice", "eve"})),
+    ("(|(&)(uid=none))", EVERYTHING),
 )
 
 
@@ -106,6 +115,18 @@ def rdn_values(ldif: str) -> frozenset[str]:
 @pytest.mark.parametrize(("search_filter", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_filter(loaded: Server, search_filter: str, expected: frozenset[str]) -> None:
     assert rdn_values(matching(loaded, search_filter)) == expected
+
+
+def test_dn_valued_attribute_matches_any_spelling_of_the_dn(loaded: Server) -> None:
+    # distinguishedNameMatch compares normalised DNs (RFC 4517 §4.2.15).
+    found = rdn_values(matching(loaded, "(creatorsName=CN=Admin, DC=Example, DC=Com)"))
+    assert found >= EVERYTHING - {"example"}
+
+
+def test_entry_uuid_lookup(loaded: Server) -> None:
+    out = matching(loaded, "(uid=dan)", "entryUUID")
+    (uuid,) = parse(out)[0].values("entryUUID")
+    assert rdn_values(matching(loaded, f"(entryUUID={uuid.upper()})")) == {"dan"}
 
 
 def test_approximate_match_finds_at_least_the_equal_value(loaded: Server) -> None:
