@@ -173,6 +173,11 @@ def test_forms(why: str, data: bytes, dn: str, attributes: list[tuple[str, bytes
     assert list(record.attributes) == attributes
 
 
+@pytest.mark.parametrize("data", [b"", b"\n\n", b"version: 1\n", b"# only a comment\n"])
+def test_no_records(data: bytes) -> None:
+    assert parse_bytes(data) == []
+
+
 def test_relative_file_url_resolves_against_base(tmp_path: Path) -> None:
     (tmp_path / "value.bin").write_bytes(b"\x00\x01")
     (record,) = parse_bytes(b"dn: cn=a\naudio:< file:value.bin\n", base=tmp_path)

@@ -193,6 +193,8 @@ VALID = [
       "ref": (b"ldap://other.example/cn=r,dc=example",)}, "referral"),
     ("country", "c=US", {"objectclass": (b"country",), "c": (b"US",)}, "country"),
     ("the root DSE has no RDN to check", "", PERSON, "person"),
+    ("tagging options name the same type", "cn=John Smith",
+     {**PERSON, "description;lang-en": (b"x",), "cn;lang-de": (b"Johann",)}, "person"),
 ]
 
 
