@@ -160,3 +160,16 @@ def test_search_below_missing_base_is_no_such_object(book: Server) -> None:
     assert result.returncode == 32
     assert "No such object" in result.stderr.decode() + result.stdout.decode()
     assert f"Matched DN: {PEOPLE}" in result.stderr.decode() + result.stdout.decode()
+
+
+def test_types_only_with_star(book: Server) -> None:
+    out = search(book, uid_dn("ivan"), "base", "-A", "(objectClass=*)", "*")
+    entry = by_dn(out)[uid_dn("ivan")]
+    assert {"cn", "mail", "usercertificate;binary"} <= entry.names()
+    assert set(entry.values("cn")) == {""}
+    assert set(entry.values("userCertificate;binary")) == {""}
+
+
+def test_suffix_has_subordinates(book: Server) -> None:
+    out = search(book, "dc=example,dc=com", "base", "(objectClass=*)", "hasSubordinates", "dc")
+    assert_same_ldif(out, "dn: dc=example,dc=com\ndc: example\nhasSubordinates: TRUE\n")

@@ -83,6 +83,18 @@ def test_add_existing_value_is_value_exists(loaded: Server, person: str) -> None
     assert read(loaded, person, "description")["description"] == ("first", "second")
 
 
+def test_add_value_equal_but_for_spaces_is_value_exists(loaded: Server, person: str) -> None:
+    # RFC 4518 §2.6.1: leading, trailing and repeated spaces are insignificant.
+    assert_fails(modify(loaded, person, "add: description\ndescription:   SECOND  \n"),
+                 20, "Type or value exists")
+
+
+def test_attribute_named_by_oid(loaded: Server, person: str) -> None:
+    result = modify(loaded, person, "add: 2.5.4.12\n2.5.4.12: Chemist\n")
+    assert result.returncode == 0, result.stderr.decode()
+    assert read(loaded, person, "title")["title"] == ("Chemist",)
+
+
 def test_delete_missing_value_is_no_such_attribute(loaded: Server, person: str) -> None:
     assert_fails(modify(loaded, person, "delete: description\ndescription: third\n"),
                  16, "No such attribute")

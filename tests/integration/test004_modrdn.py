@@ -144,3 +144,15 @@ def test_move_below_itself_is_refused(tree: Server) -> None:
 def test_anonymous_rename_is_refused(tree: Server) -> None:
     result = tree.tool("ldapmodrdn", f"uid=ed,{PEOPLE}", "uid=eddie", bind=False)
     assert result.returncode in (8, 50), result.stderr.decode()
+
+
+def test_rename_to_multi_valued_rdn(tree: Server) -> None:
+    # RFC 4514 §2.2: an RDN may hold several attribute values joined by `+`.
+    result = modrdn(tree, "-r", f"uid=ed,{PEOPLE}", "cn=Ed Eames+uid=ed")
+    assert result.returncode == 0, result.stdout.decode()
+    found = tree.tool("ldapsearch", "-LLL", "-b", PEOPLE, "(&(cn=Ed Eames)(uid=ed))", "1.1",
+                      bind=False)
+    (record,) = parse(found.stdout)
+    assert record.dn.lower() in {f"cn=ed eames+uid=ed,{PEOPLE}", f"uid=ed+cn=ed eames,{PEOPLE}"}
+    alias = search(tree, f"UID=Ed+CN=Ed Eames,{PEOPLE}")
+    assert alias.returncode == 0, alias.stderr.decode()

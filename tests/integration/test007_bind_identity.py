@@ -178,3 +178,10 @@ def test_anonymous_cannot_change_a_password(users: Server) -> None:
         "Insufficient access (50)", "Strong(er) authentication required (8)",
         "Server is unwilling to perform (53)"))
     assert whoami(users, *as_user(dn_of("alice"), "alice-secret")).returncode == 0
+
+
+def test_root_dn_in_another_spelling(users: Server) -> None:
+    result = whoami(users, *as_user("CN=Admin, DC=Example,DC=COM", users.root_password))
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().strip().lower() in {
+        f"dn:{users.root_dn}", "dn:cn=admin, dc=example,dc=com"}
