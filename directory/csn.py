@@ -18,10 +18,16 @@ class CSNGenerator:
         self._last = ""
         self._counter = 0
         self._lock = threading.Lock()
+        self._second: dt.datetime | None = None
+        self._prefix = ""
 
     def next(self, now: dt.datetime) -> str:
-        stamp = now.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S.%fZ")
+        utc = now.astimezone(dt.UTC)
+        second = utc.replace(microsecond=0)
         with self._lock:
+            if second != self._second:  # strftime once a second, not per change
+                self._second, self._prefix = second, utc.strftime("%Y%m%d%H%M%S")
+            stamp = f"{self._prefix}.{utc.microsecond:06d}Z"
             if stamp <= self._last:
                 stamp = self._last
                 self._counter += 1
@@ -31,5 +37,7 @@ class CSNGenerator:
             return f"{stamp}#{self._counter:06x}#{self.server_id:03x}#000000"
 
 
-def generalized_time(now: dt.datetime) -> bytes:
-    return now.astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ").encode()
+def generalized_time(csn: str) -> bytes:
+    """The GeneralizedTime (whole seconds) of a CSN, for the timestamps that
+    go with it: one clock reading and one formatting per change."""
+    return (csn[:14] + "Z").encode()

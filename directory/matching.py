@@ -26,8 +26,9 @@ from functools import lru_cache
 
 from cryptography import x509
 
+from directory.protocol import ber
 from directory.protocol.dn import DN, PLAIN, Normalizer
-from directory.protocol.results import LDAPError
+from directory.protocol.results import LDAPError, ProtocolError
 
 
 class InvalidValue(ValueError):
@@ -143,11 +144,14 @@ def generalized_time(value: bytes) -> bytes:
     if not m:
         raise InvalidValue("value is not a GeneralizedTime")
     year, month, day, hour, minute, second, fraction, zone = m.groups()
+    leap = second == "60"  # RFC 4517 §3.3.13 allows a leap second
     try:
         when = dt.datetime(int(year), int(month), int(day), int(hour),
-                           int(minute or 0), int(second or 0), tzinfo=dt.UTC)
+                           int(minute or 0), 59 if leap else int(second or 0), tzinfo=dt.UTC)
     except ValueError as e:
         raise InvalidValue(f"bad GeneralizedTime: {e}") from None
+    if leap:
+        when += dt.timedelta(seconds=1)
     if fraction:
         unit = 1 if second else 60 if minute else 3600
         when += dt.timedelta(seconds=unit * float("0." + fraction))
@@ -166,6 +170,17 @@ def object_identifier(value: bytes) -> bytes:
     if not _OID.match(text):
         raise InvalidValue("value is not an OID or descriptor")
     return text.lower().encode()
+
+
+def _object_identifier_key(oid_of: Callable[[str], str | None]) -> Keyer:
+    """objectIdentifierMatch with names the schema knows replaced by their
+    OIDs, so `person` and `2.5.6.6` are the same value (RFC 4517 §4.2.26)."""
+    @lru_cache(maxsize=4096)
+    def key(value: bytes) -> bytes:
+        text = object_identifier(value).decode()
+        return (oid_of(text) or text).encode()
+
+    return key
 
 
 _UUID = re.compile(rb"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
@@ -285,11 +300,39 @@ _GSER_SERIAL = re.compile(r"serialNumber\s+(-?\d+|'([0-9A-Fa-f]*)'H)", re.IGNORE
 _GSER_ISSUER = re.compile(r'issuer\s+(?:rdnSequence\s*:\s*)?"((?:[^"]|"")*)"', re.IGNORECASE)
 
 
+def _serial_and_issuer(value: bytes) -> tuple[int, bytes]:
+    """The serial number and the issuer's DER, read straight from the
+    certificate's DER (RFC 5280 §4.1): cheaper than a full parse, and the
+    issuer's DER is a good cache key because few issuers sign many
+    certificates."""
+    try:
+        _, start, end = ber.read_tlv(value, 0, len(value))
+        _, pos, tbs_end = ber.read_tlv(value, start, end)
+        tag, s, e = ber.read_tlv(value, pos, tbs_end)
+        if tag == 0xA0:  # explicit version
+            tag, s, e = ber.read_tlv(value, e, tbs_end)
+        if tag != ber.INTEGER:
+            raise InvalidValue("certificate has no serial number")
+        serial = int.from_bytes(value[s:e], "big", signed=True)
+        _, _, algorithm_end = ber.read_tlv(value, e, tbs_end)
+        tag, _, issuer_end = ber.read_tlv(value, algorithm_end, tbs_end)
+    except ProtocolError as error:
+        raise InvalidValue(f"value is not a DER certificate: {error.message}") from None
+    return serial, value[algorithm_end:issuer_end]
+
+
 def _certificate_keys(normalizer: Normalizer) -> tuple[Keyer, Keyer]:
+    issuers: dict[bytes, bytes] = {}
+
     def value_key(value: bytes) -> bytes:
-        cert = _parse_certificate(value)
-        issuer = _foreign_dn_key(normalizer, cert.issuer.rfc4514_string())
-        return str(cert.serial_number).encode() + b"$" + issuer
+        serial, issuer_der = _serial_and_issuer(value)
+        issuer = issuers.get(issuer_der)
+        if issuer is None:
+            if len(issuers) >= 1024:
+                issuers.clear()
+            name = _parse_certificate(value).issuer.rfc4514_string()
+            issuer = issuers[issuer_der] = _foreign_dn_key(normalizer, name)
+        return str(serial).encode() + b"$" + issuer
 
     def assertion_key(value: bytes) -> bytes:
         text = _text(value).strip()
@@ -311,9 +354,12 @@ _S = "1.3.6.1.4.1.1466.115.121.1."
 DIRECTORY_STRING = _S + "15"
 
 
-def builtin(normalizer: Normalizer) -> tuple[dict[str, Syntax], dict[str, MatchingRule]]:
-    """The syntaxes and matching rules certdir implements, by OID."""
+def builtin(normalizer: Normalizer, oid_of: Callable[[str], str | None] = lambda _: None,
+            ) -> tuple[dict[str, Syntax], dict[str, MatchingRule]]:
+    """The syntaxes and matching rules certdir implements, by OID; `oid_of`
+    maps a schema name to its OID."""
     dn_key: Keyer = lambda v: _dn_key(normalizer, _text(v))  # noqa: E731
+    oid_key = _object_identifier_key(oid_of)
     cert_value, cert_assertion = _certificate_keys(normalizer)
     syntaxes = [
         Syntax(_S + "3", "Attribute Type Description", _non_empty_utf8),
@@ -360,7 +406,7 @@ def builtin(normalizer: Normalizer) -> tuple[dict[str, Syntax], dict[str, Matchi
         Syntax("1.3.6.1.4.1.4203.666.11.2.1", "CSN", _non_empty_utf8),
     ]
     rules = [
-        _rule("2.5.13.0", "objectIdentifierMatch", "38", "equality", object_identifier),
+        _rule("2.5.13.0", "objectIdentifierMatch", "38", "equality", oid_key),
         _rule("2.5.13.1", "distinguishedNameMatch", "12", "equality", dn_key),
         _rule("2.5.13.2", "caseIgnoreMatch", "15", "equality", case_ignore),
         _rule("2.5.13.3", "caseIgnoreOrderingMatch", "15", "ordering", case_ignore),
@@ -388,7 +434,7 @@ def builtin(normalizer: Normalizer) -> tuple[dict[str, Syntax], dict[str, Matchi
         _rule("2.5.13.29", "integerFirstComponentMatch", "27", "equality", first_component,
               first_component),
         _rule("2.5.13.30", "objectIdentifierFirstComponentMatch", "38", "equality",
-              first_component, object_identifier),
+              first_component, oid_key),
         _rule("2.5.13.34", "certificateExactMatch", "1.3.6.1.1.15.1", "equality",
               cert_value, cert_assertion),
         _rule("1.3.6.1.4.1.1466.109.114.1", "caseExactIA5Match", "26", "equality",

@@ -26,23 +26,23 @@ COMPUTED = ("hassubordinates", "subschemasubentry")
 
 
 def stamp_new(dsa: DSA, attributes: Attributes, actor: DN, structural: str) -> None:
-    now = dsa.now()
-    stamp = generalized_time(now)
+    csn = dsa.csn.next(dsa.now())
+    stamp = generalized_time(csn)
     who = str(actor).encode()
     attributes["createtimestamp"] = (stamp,)
     attributes["creatorsname"] = (who,)
     attributes["modifytimestamp"] = (stamp,)
     attributes["modifiersname"] = (who,)
     attributes["entryuuid"] = (str(uuid.uuid4()).encode(),)
-    attributes["entrycsn"] = (dsa.csn.next(now).encode(),)
+    attributes["entrycsn"] = (csn.encode(),)
     attributes["structuralobjectclass"] = (structural.encode(),)
 
 
 def stamp_modified(dsa: DSA, attributes: Attributes, actor: DN) -> None:
-    now = dsa.now()
-    attributes["modifytimestamp"] = (generalized_time(now),)
+    csn = dsa.csn.next(dsa.now())
+    attributes["modifytimestamp"] = (generalized_time(csn),)
     attributes["modifiersname"] = (str(actor).encode(),)
-    attributes["entrycsn"] = (dsa.csn.next(now).encode(),)
+    attributes["entrycsn"] = (csn.encode(),)
 
 
 def computed(dsa: DSA, entry: Entry) -> Attributes:

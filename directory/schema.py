@@ -166,7 +166,7 @@ class Schema:
         self._classes: dict[str, ObjectClass] = {}
         self._subtypes: dict[str, tuple[AttributeType, ...]] = {}
         self._chains: dict[str, tuple[ObjectClass, ...]] = {}
-        syntaxes, rules = builtin(self)
+        syntaxes, rules = builtin(self, self._oid_of)
         self.syntaxes: dict[str, Syntax] = syntaxes
         self._rules = rule_names(rules.values())
 
@@ -292,6 +292,11 @@ class Schema:
             self._classes[name.lower()] = oc
 
     # --- lookups -------------------------------------------------------------
+
+    def _oid_of(self, name: str) -> str | None:
+        """The OID of a class or attribute type named `name`."""
+        known = self._classes.get(name) or self._attributes.get(name)
+        return None if known is None else known.oid
 
     def find_attribute(self, name: str) -> AttributeType | None:
         return self._attributes.get(name.lower())
