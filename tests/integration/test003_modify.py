@@ -177,6 +177,27 @@ def test_removing_the_rdn_value(loaded: Server, person: str) -> None:
                  67, "Operation not allowed on RDN")
 
 
+def test_replacing_the_rdn_value(loaded: Server, person: str) -> None:
+    uid = person.partition(",")[0].removeprefix("uid=")
+    keep = modify(loaded, person, f"replace: uid\nuid: {uid}\n")
+    assert keep.returncode == 0, keep.stderr.decode()
+    assert_fails(modify(loaded, person, "replace: uid\nuid: somebody-else\n"),
+                 67, "Operation not allowed on RDN")
+
+
+@pytest.mark.parametrize("change", [
+    "add: description\ndescription:\n",
+    "add: mail\nmail: caf\u00e9@example.com\n",
+    "add: createTimestamp\ncreateTimestamp: yesterday\n",
+])
+def test_invalid_syntax(loaded: Server, person: str, change: str) -> None:
+    # Directory String is never empty (RFC 4517 §3.3.6); mail is IA5 (RFC 4524 §2.16).
+    result = modify(loaded, person, change)
+    assert result.returncode in (19, 21, 53), result.stderr.decode()
+    if "createTimestamp" not in change:
+        assert_fails(result, 21, "Invalid syntax")
+
+
 def test_changing_structural_object_class(loaded: Server, person: str) -> None:
     result = modify(loaded, person, "replace: objectClass\nobjectClass: device\n")
     assert result.returncode in (65, 69), result.stderr.decode()

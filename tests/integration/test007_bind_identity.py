@@ -118,6 +118,11 @@ def test_unknown_dn_is_invalid_credentials_too(users: Server) -> None:
     assert outside.returncode == 49
 
 
+def test_malformed_bind_dn(users: Server) -> None:
+    result = whoami(users, *as_user("not a dn", "whatever"))
+    assert result.returncode in (34, 49), result.stderr.decode()
+
+
 def test_entry_without_password_cannot_bind(users: Server) -> None:
     assert whoami(users, *as_user(PEOPLE, "anything")).returncode == 49
 
@@ -159,6 +164,14 @@ def test_user_changes_own_password(users: Server) -> None:
     result = whoami(users, *as_user(dn_of("dave"), "dave-new"))
     assert result.stdout.decode().strip().lower() == f"dn:{dn_of('dave')}"
     assert whoami(users, *as_user(dn_of("dave"), "dave-secret")).returncode == 49
+
+
+def test_wrong_old_password_changes_nothing(users: Server) -> None:
+    result = passwd(users, *as_user(dn_of("alice"), "alice-secret"),
+                    "-a", "not-the-old-one", "-s", "alice-new")
+    assert result.returncode == 1
+    assert whoami(users, *as_user(dn_of("alice"), "alice-new")).returncode == 49
+    assert whoami(users, *as_user(dn_of("alice"), "alice-secret")).returncode == 0
 
 
 def test_user_cannot_change_another_users_password(users: Server) -> None:

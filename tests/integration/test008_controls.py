@@ -135,6 +135,16 @@ def test_assertion_that_fails_on_delete(loaded: Server) -> None:
     assert sn_of(loaded, dn) == ("carter",)
 
 
+def test_assertion_on_search(loaded: Server) -> None:
+    base = ("-LLL", "-b", f"cn=Foster,{PAGED}", "-s", "base")
+    held = loaded.tool("ldapsearch", *base, "-e", "assert=(sn=foster)", "1.1", bind=False)
+    assert held.returncode == 0, held.stderr.decode()
+    assert len(parse(held.stdout)) == 1
+    failed = loaded.tool("ldapsearch", *base, "-e", "!assert=(sn=green)", "1.1", bind=False)
+    assert failed.returncode == 122
+    assert parse(failed.stdout) == ()
+
+
 def read_control_entries(stdout: str, which: str) -> tuple[Record, ...]:
     """The entry ldapmodify prints between `# ==> preread` and `# <== preread`."""
     sections = re.findall(rf"^# ==> {which}\n(.*?)^# <== {which}$", stdout,
