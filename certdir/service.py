@@ -16,16 +16,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from directory.schema import Schema
-
 from certdir.config import Config, ConfigError
 from certdir.tls import server_context
 from directory.backend.sqlite import SQLiteBackend
 from directory.dsa import DSA
+from directory.schema import Schema
 
 log = logging.getLogger("certdir")
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
+
+
+# Twisted's default of 50 drops connections when many clients arrive at once
+# (a mail server's connection pool starting up); the kernel caps it at somaxconn.
+BACKLOG = 1024
 
 
 def load_schema(config: Config) -> Schema:
@@ -72,10 +76,11 @@ def serve(config: Config) -> None:
     for url in config.listen:
         if url.scheme == "ldaps":
             factory = LDAPServerFactory(dsa, reactor, ids, tls, implicit_tls=True)
-            endpoint: Any = SSL4ServerEndpoint(reactor, url.port, tls, interface=url.host)
+            endpoint: Any = SSL4ServerEndpoint(reactor, url.port, tls, backlog=BACKLOG,
+                                               interface=url.host)
         else:
             factory = LDAPServerFactory(dsa, reactor, ids, tls)
-            endpoint = TCP4ServerEndpoint(reactor, url.port, interface=url.host)
+            endpoint = TCP4ServerEndpoint(reactor, url.port, backlog=BACKLOG, interface=url.host)
         endpoint.listen(factory).addCallbacks(
             lambda _, url=url: log.info("listening on %s", url),
             lambda failure, url=url: failures.append(f"{url}: {failure.getErrorMessage()}"))

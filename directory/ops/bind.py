@@ -13,7 +13,8 @@
   any other DN with one of its userPassword values.
 - A wrong password and a DN that does not exist both get invalidCredentials
   with the same message, so a client cannot probe which DNs exist.
-- SASL mechanisms are not offered yet: authMethodNotSupported.
+- SASL mechanisms, and authentication choices other than simple and SASL
+  (the choice is extensible), are not offered yet: authMethodNotSupported.
 - Argon2 verification runs off the reactor thread.
 """
 
@@ -39,6 +40,9 @@ def handle(op: Operation) -> Outcome:
     session.is_root = False
     if request.version != 3:
         raise LDAPError(ResultCode.PROTOCOL_ERROR, f"LDAP version {request.version} unsupported")
+    if request.other_method is not None:
+        raise LDAPError(ResultCode.AUTH_METHOD_NOT_SUPPORTED,
+                        f"authentication choice [{request.other_method & 0x1F}] not supported")
     if request.mechanism is not None:
         raise LDAPError(ResultCode.AUTH_METHOD_NOT_SUPPORTED,
                         f"SASL mechanism {request.mechanism} not supported")

@@ -200,7 +200,9 @@ def _dec_bind_request(data: bytes, start: int, end: int, limits: Limits) -> Bind
             None, mpos)
         _done(cpos, aend, "SASL credentials")
         return BindRequest(version, name, mechanism=mechanism, credentials=credentials)
-    raise ProtocolError(f"unknown bind authentication choice 0x{tag:02x}")
+    if tag & 0xC0 != ber.CONTEXT:
+        raise ProtocolError(f"bind authentication 0x{tag:02x} is not a context tag")
+    return BindRequest(version, name, credentials=data[astart:aend], other_method=tag)
 
 
 def _dec_search_request(data: bytes, start: int, end: int, limits: Limits) -> SearchRequest:
@@ -466,7 +468,9 @@ def _optional_field(tag: int, value: bytes | None) -> bytes:
 
 
 def _enc_bind_request(op: BindRequest) -> bytes:
-    if op.mechanism is not None:
+    if op.other_method is not None:
+        auth = tlv(op.other_method, op.credentials or b"")
+    elif op.mechanism is not None:
         auth = tlv(0xA3, enc_octets(op.mechanism.encode())
                    + _optional_field(ber.OCTET_STRING, op.credentials))
     else:

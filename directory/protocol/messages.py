@@ -74,6 +74,9 @@ class BindRequest:
     password: bytes | None = None  # simple authentication
     mechanism: str | None = None  # SASL
     credentials: bytes | None = None
+    # AuthenticationChoice is extensible (RFC 4511 §4.2): the tag of a choice
+    # this codec does not know, with its contents in `credentials`.
+    other_method: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
