@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from directory.backend import IndexQuery
+from directory.backend import Equal, IndexQuery, Union
 from directory.dsa import DSA
 from directory.entry import Entry, find
 from directory.matching import InvalidValue
@@ -155,6 +155,12 @@ def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry 
     query = plan(dsa.schema, dsa.backend.indexed, request.filter)
     referrals = {} if MANAGE_DSA_IT in op.controls else dsa.referral_objects()
     deref = request.deref in (Deref.IN_SEARCHING, Deref.ALWAYS)
+    if deref and query is not None:
+        # An alias in scope leads to entries the index cannot promise.
+        object_class = dsa.schema.attribute("objectClass")
+        rule = dsa.schema.equality(object_class)
+        assert rule is not None
+        query = Union((query, Equal(object_class.key, rule.assertion_key(b"alias"))))
     deadline = _deadline(op, request)
     return _walk(op, request, base, predicate, query, referrals, deref, deadline)
 
