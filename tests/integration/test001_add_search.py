@@ -173,3 +173,8 @@ def test_types_only_with_star(book: Server) -> None:
 def test_suffix_has_subordinates(book: Server) -> None:
     out = search(book, "dc=example,dc=com", "base", "(objectClass=*)", "hasSubordinates", "dc")
     assert_same_ldif(out, "dn: dc=example,dc=com\ndc: example\nhasSubordinates: TRUE\n")
+
+
+@pytest.mark.parametrize("search_filter", ["(userCertificate;binary=*)", "(userCertificate=*)"])
+def test_certificate_presence_filter(book: Server, search_filter: str) -> None:
+    assert len(parse(search(book, PEOPLE, "sub", search_filter, "1.1"))) == len(UIDS)

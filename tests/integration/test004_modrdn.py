@@ -103,6 +103,13 @@ def test_move_subtree_with_new_superior(tree: Server) -> None:
     assert [record.dn.lower() for record in parse(left.stdout)] == [TEAMS]
 
 
+def test_rename_and_move_at_once(tree: Server) -> None:
+    result = modrdn(tree, "-r", "-s", STAFF, f"uid=benny,{PEOPLE}", "uid=benjamin")
+    assert result.returncode == 0, result.stdout.decode()
+    assert values(tree, f"uid=benjamin,{STAFF}", "uid") == ("benjamin",)
+    assert_gone(tree, f"uid=benny,{PEOPLE}")
+
+
 def test_children_found_by_filter_at_new_place(tree: Server) -> None:
     result = tree.tool("ldapsearch", "-LLL", "-b", SUFFIX, "(cn=deep)", "1.1", bind=False)
     assert [record.dn.lower() for record in parse(result.stdout)] == [

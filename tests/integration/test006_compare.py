@@ -48,6 +48,8 @@ def compare(server: Server, dn: str, assertion: str,
     "telephoneNumber:+15550101",
     "uid:alice",
     "sn:adams",
+    "objectClass:PERSON",
+    "objectClass:2.5.6.6",
 ])
 def test_true(loaded: Server, assertion: str) -> None:
     result = compare(loaded, ALICE, assertion)

@@ -123,6 +123,13 @@ def test_malformed_bind_dn(users: Server) -> None:
     assert result.returncode in (34, 49), result.stderr.decode()
 
 
+def test_ldap_version_2_bind_is_refused(users: Server) -> None:
+    # certdir speaks LDAPv3 only (RFC 4511 §4.2: version 3 is this protocol).
+    result = users.tool("ldapsearch", "-P", "2", "-b", "", "-s", "base", bind=False)
+    assert result.returncode == 2, result.stderr.decode()
+    assert "Protocol error (2)" in result.stderr.decode()
+
+
 def test_entry_without_password_cannot_bind(users: Server) -> None:
     assert whoami(users, *as_user(PEOPLE, "anything")).returncode == 49
 
