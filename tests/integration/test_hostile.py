@@ -47,12 +47,15 @@ def vector(name: str) -> bytes:
     return bytes.fromhex("".join(line.split("#", 1)[0] for line in text.splitlines()))
 
 
-def tlv(tag: int, content: bytes) -> bytes:
-    size = len(content)
+def length_octets(size: int) -> bytes:
     if size < 0x80:
-        return bytes((tag, size)) + content
+        return bytes((size,))
     octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(octets))) + octets + content
+    return bytes((0x80 | len(octets),)) + octets
+
+
+def tlv(tag: int, content: bytes) -> bytes:
+    return bytes((tag,)) + length_octets(len(content)) + content
 
 
 def integer(value: int) -> bytes:
@@ -239,6 +242,8 @@ UNDECODABLE = (
     "jpeg-junk",
     "http-request",
     "tls-clienthello-cleartext",
+    "reserved-length-octet",
+    "high-tag-number-op",
 )
 
 
@@ -293,6 +298,58 @@ def test_message_id_zero_is_refused(session: Session) -> None:
         assert_disconnected_with_notice(outcome)
     else:
         assert only(outcome.replies, 0, BIND_RESPONSE).result_code == PROTOCOL_ERROR
+
+
+def test_out_of_range_integer_is_refused(session: Session) -> None:
+    session.send(vector("sizelimit-huge-integer"))
+    outcome = session.read(answered(1, SEARCH_DONE))
+    if outcome.closed:
+        assert_disconnected_with_notice(outcome)
+    else:
+        assert only(outcome.replies, 1, SEARCH_DONE).result_code == PROTOCOL_ERROR
+
+
+def test_unknown_extended_operation_gets_protocol_error(session: Session) -> None:
+    session.send(vector("unknown-extended-oid"))
+    outcome = session.read(answered(1, EXTENDED_RESPONSE))
+    assert only(outcome.replies, 1, EXTENDED_RESPONSE).result_code == PROTOCOL_ERROR
+    assert_session_usable(session)
+
+
+def test_abandon_of_unknown_message_has_no_response(session: Session) -> None:
+    session.send(vector("abandon-unknown"))
+    outcome = session.read(timeout=0.5)
+    assert outcome.replies == () and not outcome.closed
+    assert_session_usable(session)
+
+
+def test_nothing_is_answered_after_unbind(session: Session) -> None:
+    session.send(vector("unbind-then-search"))
+    outcome = session.read()
+    assert outcome.closed
+    assert outcome.replies == ()
+
+
+def test_controls_nested_100000_deep(session: Session) -> None:
+    search = base_search(6, SUFFIX)
+    _, start, _ = header(search, 0)
+    session.send(tlv(0x30, search[start:] + tlv(0xA0, nested(0x30, 100_000, b""))))
+    outcome = session.read(answered(6, SEARCH_DONE), timeout=10.0)
+    if outcome.closed:
+        assert_disconnected_with_notice(outcome)
+    else:
+        assert only(outcome.replies, 6, SEARCH_DONE).result_code == PROTOCOL_ERROR
+
+
+def test_cleartext_ldap_on_ldaps_port_is_dropped(server: Server) -> None:
+    with socket.create_connection(("127.0.0.1", server.ldaps_port), timeout=10) as sock:
+        sock.sendall(anonymous_bind(1))
+        sock.settimeout(10)
+        try:
+            while sock.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
 
 
 def test_truncated_pdu_then_close(session: Session) -> None:
@@ -351,12 +408,19 @@ def test_several_pdus_in_one_write(session: Session) -> None:
     assert only(outcome.replies, 3, SEARCH_DONE).result_code == 0
 
 
+def nested(tag: int, depth: int, core: bytes) -> bytes:
+    """`core` wrapped in `depth` constructed elements tagged `tag`, built in linear time."""
+    headers, size = [], len(core)
+    for _ in range(depth):
+        head = bytes((tag,)) + length_octets(size)
+        headers.append(head)
+        size += len(head)
+    return b"".join(reversed(headers)) + core
+
+
 def nested_not(depth: int) -> bytes:
     """(!(!(...(objectClass=*)...))) with `depth` NOT filters."""
-    filter_ber = PRESENT_OBJECTCLASS
-    for _ in range(depth):
-        filter_ber = tlv(0xA2, filter_ber)
-    return filter_ber
+    return nested(0xA2, depth, PRESENT_OBJECTCLASS)
 
 
 def assert_refused(session: Session, message_id: int, seconds: float) -> None:
