@@ -7,6 +7,9 @@ against the schema (RFC 4512 §2.5).
   never part of a key.
 - A description names its type and every subtype of it, with any options
   (RFC 4512 §2.5.1, §2.5.2): `name` covers `cn;lang-en`.
+- The options certdir recognises are language tags (RFC 3866) and
+  `binary`; any other is refused as undefinedAttributeType, which
+  RFC 4512 §2.5 allows and OpenLDAP does.
 - Entries are stored as a marshal blob of (key, values) pairs behind a
   format byte: marshal is the fastest encoding CPython has (C code, no
   per-value Python calls), which matters when a search misses the entry
@@ -52,6 +55,10 @@ def _resolve(schema: Schema, text: str) -> Resolved:
         raise LDAPError(ResultCode.UNDEFINED_ATTRIBUTE_TYPE, f"{text}: {e}") from None
     at = schema.attribute(desc.type)
     options = desc.tagging_options
+    unknown = [o for o in options if not o.startswith("lang-")]
+    if unknown:
+        raise LDAPError(ResultCode.UNDEFINED_ATTRIBUTE_TYPE,
+                        f"{text}: unrecognized attribute option {unknown[0]}")
     key = ";".join((at.key, *options))
     return Resolved(at, key, options, desc.binary, text)
 
