@@ -74,7 +74,7 @@ def test_client_size_limit_returns_that_many_then_4(people: Server) -> None:
 
 
 def test_client_size_limit_result_line(people: Server) -> None:
-    search = people.tool("ldapsearch", "-z", "3", "-b", PEOPLE, PERSONS, "1.1")
+    search = people.tool("ldapsearch", "-z", "3", "-b", PEOPLE, PERSONS, "1.1", bind=False)
     assert search.returncode == 4
     assert result_line(search.stdout) == "result: 4 Size limit exceeded"
     assert "# numEntries: 3" in search.stdout.decode()
@@ -82,7 +82,7 @@ def test_client_size_limit_result_line(people: Server) -> None:
 
 def test_client_size_limit_equal_to_matches_is_not_exceeded(people: Server) -> None:
     search = people.tool("ldapsearch", "-LLL", "-z", str(PERSON_COUNT), "-b", PEOPLE,
-                         PERSONS, "1.1")
+                         PERSONS, "1.1", bind=False)
     assert search.returncode == 0, search.stderr
     assert len(dns(search.stdout)) == PERSON_COUNT
 
@@ -96,13 +96,14 @@ def test_client_size_limit_applies_to_anonymous(people: Server) -> None:
 
 def test_client_size_limit_above_matches(people: Server) -> None:
     search = people.tool("ldapsearch", "-LLL", "-z", "100", "-b", PEOPLE, "(uid=user0*)",
-                         "uid")
+                         "uid", bind=False)
     assert search.returncode == 0, search.stderr
     assert sorted(dns(search.stdout)) == [f"uid=user0{i},{PEOPLE}" for i in range(1, 10)]
 
 
 def test_time_limit_not_reached_changes_nothing(people: Server) -> None:
-    search = people.tool("ldapsearch", "-LLL", "-l", "5", "-b", PEOPLE, PERSONS, "1.1")
+    search = people.tool("ldapsearch", "-LLL", "-l", "5", "-b", PEOPLE, PERSONS, "1.1",
+                         bind=False)
     assert search.returncode == 0, search.stderr
     assert len(dns(search.stdout)) == PERSON_COUNT
 

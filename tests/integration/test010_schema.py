@@ -147,7 +147,8 @@ def populated(server: Server) -> Server:
 def test_valid_person_is_accepted(populated: Server) -> None:
     added = add(populated, PERSON)
     assert added.returncode == 0, added.stderr
-    search = populated.tool("ldapsearch", "-LLL", "-b", f"uid=ok,{PEOPLE}", "-s", "base")
+    search = populated.tool("ldapsearch", "-LLL", "-b", f"uid=ok,{PEOPLE}", "-s", "base",
+                            bind=False)
     assert search.returncode == 0
     assert by_dn(search.stdout)[f"uid=ok,{PEOPLE}"].values("sn") == ("Person",)
 
@@ -158,7 +159,7 @@ def test_schema_violation_is_refused(populated: Server, ldif: str, code: int) ->
     added = add(populated, ldif)
     assert added.returncode == code, added.stderr
     dn = ldif.splitlines()[0][4:]
-    search = populated.tool("ldapsearch", "-LLL", "-b", dn, "-s", "base", "1.1")
+    search = populated.tool("ldapsearch", "-LLL", "-b", dn, "-s", "base", "1.1", bind=False)
     assert search.returncode == 32, f"{dn} was stored after a refused add"
 
 
@@ -192,7 +193,7 @@ def test_removing_must_attribute_on_modify(populated: Server) -> None:
 
 def test_entry_names_its_subschema(populated: Server) -> None:
     search = populated.tool("ldapsearch", "-LLL", "-b", f"uid=ok,{PEOPLE}", "-s", "base",
-                            "subschemaSubentry", "structuralObjectClass")
+                            "subschemaSubentry", "structuralObjectClass", bind=False)
     assert search.returncode == 0, search.stderr
     entry = only_record(search.stdout)
     assert [v.lower() for v in entry.values("subschemaSubentry")] == ["cn=subschema"]
@@ -246,7 +247,7 @@ def test_subschema_lists_directory_string_syntax(subschema: Record) -> None:
 
 def test_subschema_object_class_is_published(server: Server) -> None:
     search = server.tool("ldapsearch", "-LLL", "-b", "cn=Subschema", "-s", "base",
-                         "(objectClass=*)", "objectClass")
+                         "(objectClass=*)", "objectClass", bind=False)
     assert search.returncode == 0, search.stderr
     classes = {v.lower() for v in only_record(search.stdout).values("objectClass")}
     assert "subschema" in classes

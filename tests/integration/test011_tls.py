@@ -50,7 +50,8 @@ def s_client(server: Server, *args: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def test_starttls_search(server: Server) -> None:
-    search = server.tool("ldapsearch", "-ZZ", "-LLL", "-b", BASE, "-s", "base", "dc")
+    search = server.tool("ldapsearch", "-ZZ", "-LLL", "-b", BASE, "-s", "base", "dc",
+                         bind=False)
     assert search.returncode == 0, search.stderr
     assert search.stdout.decode().splitlines()[:2] == [f"dn: {BASE}", "dc: example"]
 

@@ -64,7 +64,7 @@ def tree(server: Server) -> Server:
 
 
 def search(server: Server, base: str, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return server.tool("ldapsearch", "-b", base, *args)
+    return server.tool("ldapsearch", "-b", base, *args, bind=False)
 
 
 def test_subtree_search_returns_continuation_reference(tree: Server) -> None:

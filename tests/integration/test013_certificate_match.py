@@ -124,7 +124,7 @@ cACertificate;binary:: {b64(pki.ca)}
 
 
 def holders(server: Server, filter_: str, attribute: str = "uid") -> dict[str, tuple[str, ...]]:
-    search = server.tool("ldapsearch", "-LLL", "-b", BASE, filter_, attribute)
+    search = server.tool("ldapsearch", "-LLL", "-b", BASE, filter_, attribute, bind=False)
     assert search.returncode == 0, search.stderr
     return {dn: record.values(attribute) for dn, record in by_dn(search.stdout).items()}
 
@@ -197,7 +197,7 @@ def test_ca_certificate_match(pki: Pki, server: Server) -> None:
 def test_certificate_returned_unchanged(pki: Pki, server: Server) -> None:
     assertion = exact(pki.alice.serial, pki.alice.issuer)
     search = server.tool("ldapsearch", "-LLL", "-b", BASE, f"(userCertificate={assertion})",
-                         "userCertificate;binary")
+                         "userCertificate;binary", bind=False)
     assert search.returncode == 0, search.stderr
     values = by_dn(search.stdout)[ALICE.lower()].values("userCertificate;binary")
     assert values == ("::" + base64.b64encode(pki.alice.der).decode(),)
@@ -205,7 +205,7 @@ def test_certificate_returned_unchanged(pki: Pki, server: Server) -> None:
 
 def test_certificate_usable_by_cryptography(pki: Pki, server: Server) -> None:
     search = server.tool("ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-b", BOB, "-s", "base",
-                         "userCertificate;binary")
+                         "userCertificate;binary", bind=False)
     assert search.returncode == 0, search.stderr
     value = by_dn(search.stdout)[BOB.lower()].values("userCertificate;binary")[0]
     cert = x509.load_der_x509_certificate(base64.b64decode(value[2:]))

@@ -88,7 +88,7 @@ def search(server: Server, deref: str | None, base: str, scope: str,
            filter_: str = "(objectClass=*)", *attrs: str) -> subprocess.CompletedProcess[bytes]:
     option = ("-a", deref) if deref else ()
     return server.tool("ldapsearch", "-LLL", *option, "-b", base, "-s", scope, filter_,
-                       *(attrs or ("1.1",)))
+                       *(attrs or ("1.1",)), bind=False)
 
 
 def found(result: subprocess.CompletedProcess[bytes]) -> list[str]:
