@@ -71,31 +71,34 @@ Line = tuple[int, str, bytes]  # line number, attribute (lower-case kept as writ
 
 def _logical_lines(source: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
     """(line number, unfolded line) pairs; None marks a record separator."""
-    current: bytearray | None = None
-    start = 0
+    pending: bytes | None = None  # the last logical line, not yet yielded
+    parts: list[bytes] | None = None  # its pieces, once it is folded
+    start = number = 0
     comment = False
-    number = 0
     for number, raw in enumerate(source, 1):
-        line = raw.rstrip(b"\n").rstrip(b"\r")
-        if line.startswith(b" "):
+        line = raw.rstrip(b"\r\n")
+        first = line[:1]
+        if first == b" ":
             if comment:
                 continue
-            if current is None:
+            if pending is None:
                 raise LDIFError(number, "continuation line without a line to continue")
-            current += line[1:]
+            if parts is None:
+                parts = [pending]
+            parts.append(line[1:])
             continue
-        if current is not None:
-            yield start, bytes(current)
-            current = None
-        comment = line.startswith(b"#")
+        if pending is not None:
+            yield start, pending if parts is None else b"".join(parts)
+            pending = parts = None
+        comment = first == b"#"
         if comment:
             continue
         if not line:
             yield number, None
             continue
-        current, start = bytearray(line), number
-    if current is not None:
-        yield start, bytes(current)
+        pending, start = line, number
+    if pending is not None:
+        yield start, pending if parts is None else b"".join(parts)
     yield number + 1, None
 
 

@@ -80,7 +80,9 @@ class SQLiteBackend:
                  cache_entries: int = 200_000) -> None:
         self.path = path
         self.schema = schema
-        self.indexed = frozenset(schema.attribute(name).key for name in ("objectClass", *indexed))
+        types = [schema.attribute(name) for name in ("objectClass", *indexed)]
+        self.indexed = frozenset(at.key for at in types)
+        self._index_rules = {at.key: schema.equality(at) for at in types}
         self._cache: dict[int, Entry] = {}
         self._cache_max = cache_entries
         self._writer_conn = connect(path)
@@ -101,11 +103,12 @@ class SQLiteBackend:
 
     def index_rows(self, entry: Entry) -> set[tuple[str, bytes]]:
         rows: set[tuple[str, bytes]] = set()
+        rules = self._index_rules
         for key, values in entry.attributes.items():
             name = type_key(key)
-            if name not in self.indexed:
+            if name not in rules:
                 continue
-            rule = self.schema.equality(self.schema.attribute(name))
+            rule = rules[name]
             for value in values:
                 try:
                     rows.add((name, value if rule is None else rule.value_key(value)))
