@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import select
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -73,12 +74,13 @@ def anonymous_bind(message_id: int) -> bytes:
 PRESENT_OBJECTCLASS = tlv(0x87, b"objectClass")
 
 
-def base_search(message_id: int, base: str, filter_ber: bytes = PRESENT_OBJECTCLASS) -> bytes:
-    """A base-scope search for `base` returning no attributes but the DN."""
+def base_search(message_id: int, base: str, filter_ber: bytes = PRESENT_OBJECTCLASS,
+                attributes: tuple[bytes, ...] = (b"1.1",)) -> bytes:
+    """A base-scope search for `base`, by default returning only the DN."""
+    selection = tlv(0x30, b"".join(tlv(0x04, name) for name in attributes))
     return message(message_id, tlv(0x63, tlv(0x04, base.encode()) + tlv(0x0A, b"\x00")
                                    + tlv(0x0A, b"\x00") + integer(0) + integer(0)
-                                   + tlv(0x01, b"\x00") + filter_ber
-                                   + tlv(0x30, tlv(0x04, b"1.1"))))
+                                   + tlv(0x01, b"\x00") + filter_ber + selection))
 
 
 def header(data: bytes, pos: int) -> tuple[int, int, int]:
@@ -150,9 +152,14 @@ class Outcome:
 class Session:
     """A raw TCP connection that sends bytes and collects decoded replies."""
 
-    def __init__(self, server: Server) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, server: Server, tls: bool = False) -> None:
+        raw = socket.create_connection(("127.0.0.1", server.ldaps_port if tls else server.port),
+                                       timeout=10)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = raw
+        if tls:
+            context = ssl.create_default_context(cafile=str(server.ca_file))
+            self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
         self.buffer = b""
         self.replies: tuple[Reply, ...] = ()
         self.closed = False
@@ -173,7 +180,7 @@ class Session:
                 break
             try:
                 chunk = self.sock.recv(65536)
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLEOFError):
                 chunk = b""
             if not chunk:
                 self.closed = True
@@ -350,6 +357,40 @@ def test_cleartext_ldap_on_ldaps_port_is_dropped(server: Server) -> None:
                 pass
         except ConnectionResetError:
             pass
+
+
+def test_junk_inside_tls_gets_notice_of_disconnection(server: Server) -> None:
+    session = Session(server, tls=True)
+    try:
+        session.send(anonymous_bind(1))
+        assert only(session.read(answered(1, BIND_RESPONSE)).replies, 1,
+                    BIND_RESPONSE).result_code == 0
+        session.send(vector("jpeg-junk"))
+        assert_disconnected_with_notice(session.read())
+    finally:
+        session.close()
+
+
+def test_thousand_pipelined_requests_all_answered(session: Session) -> None:
+    session.send(b"".join(base_search(n, SUFFIX) for n in range(1, 1001)))
+    outcome = session.read(lambda rs: sum(r.op_tag == SEARCH_DONE for r in rs) == 1000,
+                           timeout=30.0)
+    done = {r.message_id: r.result_code for r in outcome.replies if r.op_tag == SEARCH_DONE}
+    assert done == dict.fromkeys(range(1, 1001), 0)
+
+
+def test_bind_with_megabyte_dn_is_answered(session: Session) -> None:
+    name = ("cn=" + "x" * 1_000_000 + f",{SUFFIX}").encode()
+    session.send(message(1, tlv(0x60, integer(3) + tlv(0x04, name) + tlv(0x80, b"secret"))))
+    outcome = session.read(answered(1, BIND_RESPONSE))
+    # invalidDNSyntax or invalidCredentials; never success, never a dropped session.
+    assert only(outcome.replies, 1, BIND_RESPONSE).result_code in {34, 49}
+    assert_session_usable(session)
+
+
+def test_search_for_200000_attribute_names(session: Session) -> None:
+    session.send(base_search(8, SUFFIX, attributes=(b"cn",) * 200_000))
+    assert_refused(session, 8, 15.0)
 
 
 def test_truncated_pdu_then_close(session: Session) -> None:
