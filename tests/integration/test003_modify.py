@@ -57,7 +57,7 @@ def modify(server: Server, dn: str, changes: str) -> subprocess.CompletedProcess
 
 def read(server: Server, dn: str, *attributes: str) -> dict[str, tuple[str, ...]]:
     result = server.tool("ldapsearch", "-LLL", "-b", dn, "-s", "base", "(objectClass=*)",
-                         *attributes)
+                         *attributes, bind=False)
     assert result.returncode == 0, result.stderr.decode()
     entry = by_dn(result.stdout)[dn.lower()]
     return {name: entry.values(name) for name in entry.names()}
