@@ -7,6 +7,8 @@
 - Attribute selection (RFC 4511 §4.5.1.8): a list returns just those, `*`
   all user attributes, `+` operational ones, `1.1` none; typesOnly (-A)
   returns names without values.
+- Language tags (RFC 3866) are attribute subtypes: requesting or
+  filtering on the base type covers tagged values, a tag narrows.
 """
 
 from __future__ import annotations
@@ -179,3 +181,20 @@ def test_suffix_has_subordinates(book: Server) -> None:
 @pytest.mark.parametrize("search_filter", ["(userCertificate;binary=*)", "(userCertificate=*)"])
 def test_certificate_presence_filter(book: Server, search_filter: str) -> None:
     assert len(parse(search(book, PEOPLE, "sub", search_filter, "1.1"))) == len(UIDS)
+
+
+def test_language_tagged_values(book: Server) -> None:
+    # RFC 4512 §2.5: `description` covers its tagged subtypes; a tag narrows.
+    alice = uid_dn("alice")
+    out = search(book, alice, "base", "(objectClass=*)", "description")
+    assert_same_ldif(out, f"dn: {alice}\ndescription: hello\ndescription;lang-fr: bonjour\n")
+    out = search(book, alice, "base", "(objectClass=*)", "description;lang-fr")
+    assert_same_ldif(out, f"dn: {alice}\ndescription;lang-fr: bonjour\n")
+    for search_filter in ("(description;lang-fr=bonjour)", "(description=bonjour)"):
+        assert dns(search(book, PEOPLE, "sub", search_filter, "1.1")) == {alice}
+    assert dns(search(book, PEOPLE, "sub", "(description;lang-fr=hello)", "1.1")) == set()
+
+
+def test_base_dn_in_another_spelling(book: Server) -> None:
+    out = search(book, "OU=People, DC=Example, DC=Com", "one", "(uid=judy)", "1.1")
+    assert dns(out) == {uid_dn("judy")}
