@@ -190,6 +190,10 @@ def test_language_tagged_values(book: Server) -> None:
     assert_same_ldif(out, f"dn: {alice}\ndescription: hello\ndescription;lang-fr: bonjour\n")
     out = search(book, alice, "base", "(objectClass=*)", "description;lang-fr")
     assert_same_ldif(out, f"dn: {alice}\ndescription;lang-fr: bonjour\n")
+
+
+def test_language_tagged_values_in_filters(book: Server) -> None:
+    alice = uid_dn("alice")
     for search_filter in ("(description;lang-fr=bonjour)", "(description=bonjour)"):
         assert dns(search(book, PEOPLE, "sub", search_filter, "1.1")) == {alice}
     assert dns(search(book, PEOPLE, "sub", "(description;lang-fr=hello)", "1.1")) == set()
