@@ -10,6 +10,9 @@
 - The RDN's values must be present in the entry: namingViolation (64)
   (RFC 4512 §2.3).
 - NO-USER-MODIFICATION attributes cannot be supplied by clients (RFC 4512 §4.1.2).
+- Modify may not remove an RDN value, notAllowedOnRDN (67), nor change the
+  structural object class, objectClassViolation (65) or
+  objectClassModsProhibited (69) (RFC 4512 §2.4.2, RFC 4511 §4.6).
 - The subschema subentry cn=Subschema publishes attributeTypes, objectClasses,
   ldapSyntaxes, matchingRules and matchingRuleUse (RFC 4512 §4.2); the root DSE
   publishes namingContexts, supportedControl, supportedExtension,
@@ -189,6 +192,35 @@ def test_removing_must_attribute_on_modify(populated: Server) -> None:
     modify = populated.tool("ldapmodify", input=(
         f"dn: uid=ok,{PEOPLE}\nchangetype: modify\ndelete: sn\n").encode())
     assert modify.returncode == 65, modify.stderr
+
+
+def test_deleting_rdn_value_is_not_allowed_on_rdn(populated: Server) -> None:
+    modify = populated.tool("ldapmodify", input=(
+        f"dn: uid=ok,{PEOPLE}\nchangetype: modify\ndelete: uid\nuid: ok\n").encode())
+    assert modify.returncode == 67, modify.stderr
+
+
+def test_changing_structural_class_is_refused(populated: Server) -> None:
+    modify = populated.tool("ldapmodify", input=(
+        f"dn: uid=ok,{PEOPLE}\nchangetype: modify\nreplace: objectClass\n"
+        "objectClass: organization\n-\nadd: o\no: Example\n").encode())
+    assert modify.returncode in (65, 69), modify.stderr
+
+
+def test_adding_second_structural_class_is_refused(populated: Server) -> None:
+    modify = populated.tool("ldapmodify", input=(
+        f"dn: uid=ok,{PEOPLE}\nchangetype: modify\nadd: objectClass\n"
+        "objectClass: organization\n-\nadd: o\no: Example\n").encode())
+    assert modify.returncode in (65, 69), modify.stderr
+
+
+def test_refused_modifies_left_entry_unchanged(populated: Server) -> None:
+    search = populated.tool("ldapsearch", "-LLL", "-b", f"uid=ok,{PEOPLE}", "-s", "base",
+                            "objectClass", "uid", "sn", "o", bind=False)
+    entry = by_dn(search.stdout)[f"uid=ok,{PEOPLE}"]
+    assert entry.values("uid") == ("ok",) and entry.values("sn") == ("Person",)
+    assert entry.values("o") == ()
+    assert "organization" not in {v.lower() for v in entry.values("objectClass")}
 
 
 def test_entry_names_its_subschema(populated: Server) -> None:

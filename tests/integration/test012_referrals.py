@@ -3,7 +3,10 @@
 - An operation whose target is a referral object, or below one, answers
   referral (10) with the object's `ref` URLs (RFC 3296 §5.2, RFC 4511 §4.1.10).
 - A search above a referral object returns a continuation reference for it
-  (SearchResultReference, RFC 4511 §4.5.3) instead of the entry.
+  (SearchResultReference, RFC 4511 §4.5.3) instead of the entry, its URL
+  carrying scope "sub" for a subtree search and "base" for a one-level one.
+- Below a referral object, the URL's DN becomes the target DN and matchedDN
+  names the referral object (RFC 3296 §5.2).
 - With ManageDsaIT (ldapsearch -M) the referral object is an ordinary entry
   (RFC 3296 §3).
 - A DN outside every naming context answers the configured default referral;
@@ -70,7 +73,7 @@ def search(server: Server, base: str, *args: str) -> subprocess.CompletedProcess
 def test_subtree_search_returns_continuation_reference(tree: Server) -> None:
     result = search(tree, BASE, "-s", "sub", "(objectClass=*)", "1.1")
     assert result.returncode == 0, result.stderr
-    assert [ref.split("??")[0] for ref in refs(result.stdout)] == [REMOTE_URL]
+    assert refs(result.stdout) == [f"{REMOTE_URL}??sub"]
     entries = {record.dn.lower() for record in parse(result.stdout)
                if not record.dn.startswith("ref: ")}
     assert entries == {BASE, PEOPLE, f"uid=alice,{PEOPLE}"}
@@ -80,7 +83,7 @@ def test_subtree_search_returns_continuation_reference(tree: Server) -> None:
 def test_one_level_search_returns_continuation_reference(tree: Server) -> None:
     result = search(tree, BASE, "-s", "one", "(objectClass=*)", "1.1")
     assert result.returncode == 0, result.stderr
-    assert [ref.split("??")[0] for ref in refs(result.stdout)] == [REMOTE_URL]
+    assert refs(result.stdout) == [f"{REMOTE_URL}??base"]
     assert REMOTE not in by_dn(result.stdout)
 
 
@@ -100,8 +103,8 @@ def test_search_based_at_referral_answers_referral(tree: Server) -> None:
 def test_search_below_referral_answers_referral(tree: Server) -> None:
     result = search(tree, f"uid=bob,{REMOTE}", "-s", "base", "(objectClass=*)")
     assert result.returncode == 10, result.stderr
-    urls = refs(result.stdout)
-    assert len(urls) == 1 and urls[0].startswith("ldap://other.example.net/"), urls
+    assert refs(result.stdout) == [f"ldap://other.example.net/uid=bob,{REMOTE}"]
+    assert matched_dn(result.stdout).lower() == REMOTE
 
 
 def test_manage_dsa_it_returns_referral_entry(tree: Server) -> None:

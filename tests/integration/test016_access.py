@@ -10,12 +10,15 @@
   insufficientAccessRights (50) or strongerAuthRequired (8) (RFC 4513 §5.1.1).
 - A user may change their own password with Password Modify (RFC 3062) or a
   modify of userPassword, but nobody else's; the root DN may change anyone's.
+- Passwords (bind credentials, added and changed values) never reach the
+  access log.
 """
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -271,3 +274,29 @@ def test_private_allows_root(private: Server) -> None:
                           "1.1")
     assert search.returncode == 0, search.stderr
     assert len(parse(search.stdout)) == len(USERS)
+
+
+def test_passwords_never_logged(tmp_path: Path) -> None:
+    srv = make_server(tmp_path)
+    srv.start()
+    try:
+        added = srv.tool("ldapadd", input=(
+            f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n"
+            f"dn: {dn('zoe')}\nobjectClass: inetOrgPerson\nuid: zoe\ncn: Zoe\nsn: Zoe\n"
+            "userPassword: zoe-added-secret\n").encode())
+        assert added.returncode == 0, added.stderr
+        assert whoami(srv, "zoe", "zoe-added-secret").returncode == 0
+        assert whoami(srv, "zoe", "zoe-wrong-secret").returncode == 49
+        changed = as_user(srv, "zoe", "zoe-added-secret", "ldappasswd", "-s", "zoe-new-secret")
+        assert changed.returncode == 0, changed.stdout
+        modified = srv.tool("ldapmodify", input=(
+            f"dn: {dn('zoe')}\nchangetype: modify\nreplace: userPassword\n"
+            "userPassword: zoe-modified-secret\n").encode())
+        assert modified.returncode == 0, modified.stderr
+        root_password = srv.root_password
+    finally:
+        log = srv.stop()
+    assert "BIND" in log.upper(), log
+    for secret in ("zoe-added-secret", "zoe-wrong-secret", "zoe-new-secret",
+                   "zoe-modified-secret", root_password):
+        assert secret not in log, f"{secret} found in the server log"
