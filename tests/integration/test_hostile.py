@@ -176,7 +176,10 @@ class Session:
         deadline = time.monotonic() + timeout
         while not self.closed and not until(self.replies):
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
+            # TLS may already hold decrypted bytes that select() cannot see.
+            buffered = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
+            if not buffered and (remaining <= 0
+                                 or not select.select([self.sock], [], [], remaining)[0]):
                 break
             try:
                 chunk = self.sock.recv(65536)
