@@ -116,6 +116,17 @@ def test_children_found_by_filter_at_new_place(tree: Server) -> None:
         f"cn=deep,ou=sub,ou=red,{STAFF}"]
 
 
+def test_rename_non_leaf_in_place(tree: Server) -> None:
+    red = f"ou=red,{STAFF}"
+    result = modrdn(tree, "-r", red, "ou=crimson")
+    assert result.returncode == 0, result.stdout.decode()
+    crimson = f"ou=crimson,{STAFF}"
+    assert values(tree, f"cn=deep,ou=sub,{crimson}", "cn") == ("deep",)
+    assert_gone(tree, f"cn=deep,ou=sub,{red}")
+    back = modrdn(tree, "-r", crimson, "ou=red")
+    assert back.returncode == 0, back.stdout.decode()
+
+
 def test_target_exists(tree: Server) -> None:
     result = modrdn(tree, f"uid=ed,{PEOPLE}", "uid=anna")
     assert result.returncode == 68, result.stderr.decode()

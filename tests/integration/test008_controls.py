@@ -102,6 +102,22 @@ def test_sorted_pages(loaded: Server) -> None:
     assert surnames(parse(result.stdout)) == sorted(SURNAMES, key=str.lower, reverse=True)
 
 
+def test_sort_key_missing_from_entries(loaded: Server) -> None:
+    # Entries without the key are kept together after the others when
+    # ascending; descending reverses the entries that have it.
+    for surname, title in (("irwin", "Alpha"), ("Jones", "beta")):
+        changes = f"dn: cn={surname},{PAGED}\nchangetype: modify\nadd: title\ntitle: {title}\n"
+        assert modify(loaded, changes).returncode == 0
+    key = f"title:{CASE_IGNORE_ORDERING}"
+    up = search(loaded, "-LLL", "-E", f"sss={key}", "(objectClass=*)", "sn")
+    assert surnames(parse(up.stdout))[:2] == ["irwin", "Jones"]
+    down = surnames(parse(search(loaded, "-LLL", "-E", f"sss=-{key}", "(objectClass=*)",
+                                 "sn").stdout))
+    titled = [surname for surname in down if surname in {"irwin", "Jones"}]
+    assert titled == ["Jones", "irwin"]
+    assert {down.index("Jones"), down.index("irwin")} in ({0, 1}, {len(down) - 2, len(down) - 1})
+
+
 def modify(server: Server, changes: str, *controls: str) -> subprocess.CompletedProcess[bytes]:
     return server.tool("ldapmodify", *controls, input=changes.encode())
 
