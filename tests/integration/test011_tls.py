@@ -93,6 +93,12 @@ def test_ldaps_tls12_handshake(server: Server) -> None:
     assert b"Verify return code: 0 (ok)" in result.stdout
 
 
+def test_ldaps_tls13_handshake(server: Server) -> None:
+    result = s_client(server, "-connect", f"127.0.0.1:{server.ldaps_port}", "-tls1_3")
+    assert result.returncode == 0, result.stderr
+    assert b"TLSv1.3" in result.stdout
+
+
 def test_ldaps_tls11_refused(server: Server) -> None:
     result = s_client(server, "-connect", f"127.0.0.1:{server.ldaps_port}", "-tls1_1")
     assert result.returncode != 0

@@ -9,7 +9,9 @@
   (RFC 4517 §4.2.15).
 - The same rule is reachable as an extensible match by name or OID
   (RFC 4511 §4.5.1.7.7).
-- Values are returned with the ;binary transfer option unchanged (RFC 4522).
+- Values are returned with the ;binary transfer option unchanged (RFC 4522),
+  and a modify naming a certificate value removes exactly that value
+  (RFC 4511 §4.6, equality by certificateExactMatch).
 """
 
 from __future__ import annotations
@@ -211,3 +213,26 @@ def test_certificate_usable_by_cryptography(pki: Pki, server: Server) -> None:
     cert = x509.load_der_x509_certificate(base64.b64decode(value[2:]))
     assert cert.serial_number == BOB_SERIAL
     assert cert.issuer.rfc4514_string() == pki.bob.issuer
+
+
+def test_second_certificate_then_delete_one(pki: Pki, server: Server) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer = name((NameOID.COMMON_NAME, "Renewal CA"))
+    renewed = issue(name((NameOID.COMMON_NAME, "Alan")), issuer, 77, key)
+    alan = f"uid=alan,{PEOPLE}"
+    der = base64.b64encode(renewed.der).decode()
+    old = base64.b64encode(pki.bob.der).decode()
+    added = server.tool("ldapadd", input=(
+        f"dn: {alan}\nobjectClass: inetOrgPerson\nuid: alan\ncn: Alan\nsn: Turing\n"
+        f"userCertificate;binary:: {old}\nuserCertificate;binary:: {der}\n").encode())
+    assert added.returncode == 0, added.stderr
+    renewed_filter = f"(userCertificate={exact(77, renewed.issuer)})"
+    assert list(holders(server, renewed_filter)) == [alan.lower()]
+    bob_filter = f"(userCertificate={exact(pki.bob.serial, pki.bob.issuer)})"
+    assert sorted(holders(server, bob_filter)) == sorted([alan.lower(), BOB.lower()])
+    removed = server.tool("ldapmodify", input=(
+        f"dn: {alan}\nchangetype: modify\ndelete: userCertificate;binary\n"
+        f"userCertificate;binary:: {old}\n").encode())
+    assert removed.returncode == 0, removed.stderr
+    assert list(holders(server, bob_filter)) == [BOB.lower()]
+    assert list(holders(server, renewed_filter)) == [alan.lower()]

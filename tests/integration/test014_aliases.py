@@ -131,6 +131,13 @@ def test_aliases_below_base_dereferenced(tree: Server, deref: str) -> None:
     assert found(result) == sorted([ALICE, BOB])
 
 
+def test_one_level_search_dereferences_children(tree: Server) -> None:
+    # The aliases directly below the base stand for their targets themselves,
+    # not for the targets' children.
+    assert found(search(tree, "search", ALIASES, "one")) == sorted([ALICE, PEOPLE])
+    assert found(search(tree, "never", ALIASES, "one")) == sorted([ALLY, STAFF, CHAIN])
+
+
 def test_find_mode_leaves_subordinates_alone(tree: Server) -> None:
     assert found(search(tree, "find", ALIASES, "sub", "(objectClass=inetOrgPerson)")) == []
 

@@ -6,16 +6,20 @@
 - Import is one transaction: a file with a bad record in the middle (LDIF
   syntax or schema violation) imports nothing, exits non-zero and names the
   line of the bad record.
-- Exported LDIF imported into a fresh directory reproduces the entries.
+- Exported LDIF imported into a fresh directory reproduces the entries,
+  binary values (base64, RFC 2849 §2) byte for byte.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from tests.integration.conftest import Server, make_server
 from tests.integration.ldif_compare import assert_same_ldif, by_dn, parse
@@ -166,3 +170,22 @@ def test_import_missing_file_fails_cleanly(stopped: Server, tmp_path: Path) -> N
     assert imported.returncode != 0
     assert b"Traceback" not in imported.stderr + imported.stdout
     assert b"absent.ldif" in imported.stderr + imported.stdout
+
+
+def test_binary_value_round_trip(loaded: Server, stopped: Server, tmp_path: Path) -> None:
+    der = x509.load_pem_x509_certificate(loaded.ca_file.read_bytes()).public_bytes(
+        serialization.Encoding.DER)
+    grace = f"uid=grace,{PEOPLE}"
+    added = loaded.tool("ldapadd", input=(
+        f"dn: {grace}\nobjectClass: inetOrgPerson\nuid: grace\ncn: Grace Hopper\n"
+        f"sn: Hopper\nuserCertificate;binary:: {base64.b64encode(der).decode()}\n").encode())
+    assert added.returncode == 0, added.stderr
+    exported = export(loaded, "--base", grace)
+    (value,) = by_dn(exported)[grace].values("userCertificate;binary")
+    assert base64.b64decode(value.removeprefix("::")) == der
+    dump = tmp_path / "grace.ldif"
+    dump.write_bytes(f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n".encode()
+                     + exported)
+    imported = import_file(stopped, dump)
+    assert imported.returncode == 0, imported.stderr
+    assert_same_ldif(export(stopped, "--base", grace), exported)
