@@ -5,8 +5,9 @@
   is there, every acknowledged delete is gone and every acknowledged modify is
   visible. Only the one request per client in flight at the kill may go
   either way.
-- The database stays consistent: a subtree search and `certdir ldif export`
-  both work after the crash and list the same entries, entries are whole
+- The database stays consistent: `certdir ldif export` reads the crashed
+  database offline; after a restart a subtree search and the export list the
+  same entries, entries are whole
   (every written attribute matches), and the server accepts new writes.
 - Several crash-restart rounds in a row do not accumulate damage, and the
   server never prints a traceback while recovering.
@@ -184,6 +185,11 @@ def test_acknowledged_adds_survive_kill_9(tmp_path: Path) -> None:
             added = {dn.lower() for w in writers for dn in w.added}
             assert added, f"round {round_number}: no add acknowledged in {LOAD_SECONDS} s"
             acknowledged |= added
+            # The crashed database must already be readable offline, before any recovery
+            # the server itself might do at startup.
+            lost_offline = sorted(acknowledged - exported_dns(server))
+            assert not lost_offline, f"round {round_number}: export after the kill lacks " \
+                                     f"{len(lost_offline)} acknowledged adds"
             server.start()
             # Matching on every attribute written shows the entries are whole, not torn.
             found = dns_in(search(server, "(&(objectClass=person)(sn=load)(cn=r*))"))
