@@ -7,8 +7,8 @@
   either way.
 - The database stays consistent: `certdir ldif export` reads the crashed
   database offline; after a restart a subtree search and the export list the
-  same entries, entries are whole
-  (every written attribute matches), and the server accepts new writes.
+  same entries, entries are whole (every written attribute matches), and the
+  server accepts new writes.
 - Several crash-restart rounds in a row do not accumulate damage, and the
   server never prints a traceback while recovering.
 """
