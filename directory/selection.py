@@ -3,7 +3,9 @@
 - No attributes, or "*": every user attribute; "+": every operational
   attribute (RFC 3673); "1.1" alone: none. They combine with named ones.
 - A named attribute returns it and its subtypes (RFC 4511 §4.5.1.8).
-  Unknown names are ignored.
+  Unknown names are ignored. A description with options names only the
+  values stored with at least those options (`description;lang-fr`),
+  RFC 4512 §2.5.2 and RFC 3866 §3.
 - Values of the certificate syntaxes are always transferred with the
   `;binary` option (RFC 4523 §2, RFC 4522), whether the client asked for it
   or not, as OpenLDAP does.
@@ -14,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -34,18 +37,30 @@ class Selection:
     all_user: bool
     all_operational: bool
     names: frozenset[str]  # type keys named explicitly, with their subtypes
+    # per type key in `names`: the option sets a stored key must include for
+    # one of the requests to name it (an empty set: any key of the type)
+    options: Mapping[str, tuple[frozenset[str], ...]]
+
+    def wants(self, key: str, base: str) -> bool:
+        """Whether an explicitly requested description names `key`."""
+        required = self.options.get(base)
+        if required is None:
+            return False
+        have = frozenset(key.split(";")[1:])
+        return any(r <= have for r in required)
 
 
 @lru_cache(maxsize=4096)
 def select(schema: Schema, attributes: tuple[str, ...]) -> Selection:
     if not attributes:
-        return Selection(True, False, frozenset())
-    names: set[str] = set()
+        return Selection(True, False, frozenset(), {})
+    options: dict[str, tuple[frozenset[str], ...]] = {}
     for text in attributes:
         resolved = find(schema, text)
         if resolved is not None:
-            names.update(at.key for at in schema.subtypes(resolved.type))
-    return Selection("*" in attributes, "+" in attributes, frozenset(names))
+            for at in schema.subtypes(resolved.type):
+                options[at.key] = (*options.get(at.key, ()), frozenset(resolved.options))
+    return Selection("*" in attributes, "+" in attributes, frozenset(options), options)
 
 
 @lru_cache(maxsize=4096)
@@ -83,7 +98,7 @@ def encode_entry(schema: Schema, entry: Entry, selection: Selection, types_only:
             continue
         operational = _operational(schema, base)
         wanted = (selection.all_operational if operational else selection.all_user)
-        if wanted or base in selection.names:
+        if wanted or selection.wants(key, base):
             parts.append(_encoded(schema, entry, key, types_only))
     for key, values in computed.items():
         if selection.all_operational or key in selection.names:

@@ -18,6 +18,8 @@
   references instead of entries, unless ManageDsaIT is given; nothing
   below them is searched here.
 - typesOnly returns attribute descriptions without values.
+- The assertion control (RFC 4528) is evaluated on the base entry (the
+  root DSE for the empty base) before anything is returned.
 - Paged results (RFC 2696): the cookie names a cursor kept on the
   connection; a page size of 0 releases it. Server-side sort (RFC 2891):
   entries lacking a sort attribute come last; an unusable key is reported
@@ -37,6 +39,7 @@ from directory.entry import Entry, find
 from directory.matching import InvalidValue
 from directory.operation import Operation, Replies, Reply
 from directory.operational import COMPUTED, computed
+from directory.ops import assertion
 from directory.predicates import Predicate, compile_filter
 from directory.protocol.controls import (
     MANAGE_DSA_IT,
@@ -81,6 +84,7 @@ def handle(op: Operation) -> Replies:
     base = dsa.parse_dn(request.base)
     if request.scope == Scope.BASE and (not base or base == dsa.subschema_dn):
         special = root_dse(dsa) if not base else subschema(dsa)
+        assertion.check(op, special)
         return list(_special(op, request, special))
     paged = op.controls.get(PAGED_RESULTS)
     if paged is not None and paged.cookie:
@@ -145,10 +149,13 @@ def _follow(dsa: DSA, entry: Entry) -> Entry:
 def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry | Reply]:
     """Entries matching the filter, and continuation references, in scope."""
     dsa = op.dsa
+    if not base:
+        assertion.check(op, root_dse(dsa))
     if base:
         base_entry = dsa.backend.get(base)
         if base_entry is None:
             raise dsa.no_such_object(base)
+        assertion.check(op, base_entry)
         if request.deref in (Deref.FINDING, Deref.ALWAYS):
             base = _follow(dsa, base_entry).dn
     predicate = compile_filter(dsa.schema, request.filter, op.hidden)
