@@ -85,6 +85,7 @@ class SQLiteBackend:
         self._index_rules = {at.key: schema.equality(at) for at in types}
         self._cache: dict[int, Entry] = {}
         self._cache_max = cache_entries
+        self._paths: dict[bytes, int] = {}
         self._writer_conn = connect(path)
         self._writer_conn.executescript(SCHEMA_SQL)
         self._reader = connect(path)
@@ -136,9 +137,20 @@ class SQLiteBackend:
     def get(self, dn: DN) -> Entry | None:
         if not dn:
             return None
+        path = path_of(dn)
+        # A cached entry is current (changes evict it), so if the one last
+        # seen at this path still has this DN, it is the entry here.
+        entry = self._cache.get(self._paths.get(path, 0))
+        if entry is not None and entry.dn == dn:
+            return entry
         row = self._reader.execute(
-            "SELECT id, dn, attrs FROM entries WHERE path=?", (path_of(dn),)).fetchone()
-        return None if row is None else self._entry(*row)
+            "SELECT id, dn, attrs FROM entries WHERE path=?", (path,)).fetchone()
+        if row is None:
+            return None
+        if len(self._paths) >= self._cache_max:
+            self._paths.clear()
+        self._paths[path] = row[0]
+        return self._entry(*row)
 
     def has_children(self, dn: DN) -> bool:
         return _has_children(self._reader, dn)
@@ -149,10 +161,19 @@ class SQLiteBackend:
     def search(self, base: DN, scope: Scope, query: IndexQuery | None) -> Iterator[Entry]:
         conn = self._reader
         base_path = path_of(base)
+        if isinstance(query, Equal):
+            # The common lookup (mail=..., uid=...): index and rows in one query.
+            rows = conn.execute(
+                "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id=i.id "
+                "WHERE i.attr=? AND i.key=? ORDER BY e.id", (query.attribute, query.key))
+            entries = [self._entry(*row) for row in rows.fetchall()]
+            yield from self._in_scope(entries, base, scope)
+            return
         if query is not None:
             ids = self._lookup(query)
             if len(ids) < 5000 or scope == Scope.BASE:
-                yield from self._in_scope(sorted(ids), base, base_path, scope)
+                found = (self._by_id(i) for i in sorted(ids))
+                yield from self._in_scope((e for e in found if e is not None), base, scope)
                 return
         if scope == Scope.BASE:
             entry = self.get(base)
@@ -174,13 +195,9 @@ class SQLiteBackend:
         for row in rows.fetchall():
             yield self._entry(*row)
 
-    def _in_scope(self, ids: list[int], base: DN, base_path: bytes,
-                  scope: Scope) -> Iterator[Entry]:
+    def _in_scope(self, entries: Iterable[Entry], base: DN, scope: Scope) -> Iterator[Entry]:
         depth = len(base)
-        for entry_id in ids:
-            entry = self._by_id(entry_id)
-            if entry is None:
-                continue
+        for entry in entries:
             dn = entry.dn
             if scope == Scope.BASE:
                 if dn == base:
