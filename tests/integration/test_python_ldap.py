@@ -9,6 +9,9 @@
 - WhoAmI (RFC 4532) and Password Modify (RFC 3062) answer as libldap expects.
 - Result codes reach libldap as their exception classes; a refused request
   never drops the connection (SERVER_DOWN is for network loss only).
+- Size limits (§4.5.1.5) end a search with sizeLimitExceeded (4) after that
+  many entries; typesOnly returns names without values; an unrecognised
+  matching rule makes a filter item Undefined, not an error (§4.5.1.7.7).
 - A referral object (RFC 3296) answers referral (10) to operations below it
   and appears as a continuation reference in subtree searches above it;
   ManageDsaIT makes it an ordinary entry.
@@ -16,7 +19,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import ldap
@@ -25,6 +28,7 @@ from ldap.controls import SimplePagedResultsControl
 from ldap.controls.libldap import AssertionControl
 from ldap.controls.readentry import PostReadControl, PreReadControl
 from ldap.controls.simple import ManageDSAITControl
+from ldap.controls.sss import SSSRequestControl, SSSResponseControl
 from ldap.ldapobject import SimpleLDAPObject
 
 from tests.integration.conftest import SUFFIX
@@ -315,6 +319,146 @@ def test_start_tls(server: Certdir) -> None:
     connection.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)
     connection.set_option(ldap.OPT_X_TLS_NEWCTX, 0)
     connection.start_tls_s()
+    connection.simple_bind_s(server.root_dn, server.root_password)
+    assert connection.whoami_s() == f"dn:{server.root_dn}"
+    connection.unbind_s()
+
+
+def test_root_dse(server: Certdir) -> None:
+    anonymous = connect(server)
+    [(dn, attributes)] = anonymous.search_s("", ldap.SCOPE_BASE, "(objectClass=*)",
+                                            ["+", "*"])
+    assert dn == ""
+    assert [context.lower() for context in attributes["namingContexts"]] == [SUFFIX.encode()]
+    assert b"3" in attributes["supportedLDAPVersion"]
+    assert attributes["subschemaSubentry"] == [b"cn=Subschema"]
+    for oid in (PreReadControl.controlType, PostReadControl.controlType,
+                AssertionControl.controlType, SimplePagedResultsControl.controlType,
+                SSSRequestControl.controlType, ldap.CONTROL_MANAGEDSAIT):
+        assert oid.encode() in attributes["supportedControl"], oid
+    for oid in (b"1.3.6.1.4.1.4203.1.11.1", b"1.3.6.1.4.1.4203.1.11.3",
+                b"1.3.6.1.4.1.1466.20037"):
+        assert oid in attributes["supportedExtension"], oid
+    anonymous.unbind_s()
+
+
+def test_size_limit(conn: SimpleLDAPObject) -> None:
+    with pytest.raises(ldap.SIZELIMIT_EXCEEDED):
+        conn.search_ext_s(TREE, ldap.SCOPE_SUBTREE, "(objectClass=*)", ["1.1"], sizelimit=2)
+    msgid = conn.search_ext(TREE, ldap.SCOPE_SUBTREE, "(objectClass=*)", ["1.1"],
+                            sizelimit=2)
+    entries: list[tuple[str, Any]] = []
+    with pytest.raises(ldap.SIZELIMIT_EXCEEDED):
+        while True:
+            _, page = conn.result(msgid, all=0)
+            entries.extend(page)
+    assert len(entries) == 2
+
+
+def test_types_only(conn: SimpleLDAPObject) -> None:
+    [(_, attributes)] = conn.search_s(f"cn=t1,{TREE}", ldap.SCOPE_BASE, "(objectClass=*)",
+                                      ["cn", "sn"], attrsonly=1)
+    assert attributes == {"cn": [], "sn": []}
+
+
+@pytest.mark.parametrize("filterstr, expected", [
+    ("(ou:dn:=a)", {f"ou=a,{TREE}", f"cn=a1,ou=a,{TREE}", f"cn=a2,ou=a,{TREE}"}),
+    ("(cn:caseExactMatch:=a1)", {f"cn=a1,ou=a,{TREE}"}),
+    ("(cn:2.5.13.2:=A1)", {f"cn=a1,ou=a,{TREE}"}),
+    ("(cn:1.2.3.4.5.6:=a1)", set()),
+    ("(!(cn:1.2.3.4.5.6:=a1))", set()),
+    ("(|(sn=t1)(noSuchAttribute=x))", {f"cn=t1,{TREE}"}),
+    ("(&(objectClass=person)(!(cn=a*)))", {f"cn=t1,{TREE}"}),
+    ("(cn>=t)", set()),
+    ("(&(cn=t1)(createTimestamp>=19700101000000Z))", {f"cn=t1,{TREE}"}),
+    ("(createTimestamp<=19700101000000Z)", set()),
+    ("(cn~=t1)", {f"cn=t1,{TREE}"}),
+], ids=["dn-attributes", "rule-name", "rule-oid", "unknown-rule", "not-undefined",
+        "undefined-or", "and-not", "no-ordering-rule", "ordering", "ordering-none",
+        "approx"])
+def test_filters(conn: SimpleLDAPObject, filterstr: str, expected: set[str]) -> None:
+    assert dns(conn.search_s(TREE, ldap.SCOPE_SUBTREE, filterstr, ["1.1"])) == expected
+
+
+def test_server_side_sort(conn: SimpleLDAPObject) -> None:
+    sort = SSSRequestControl(True, ["-cn"])
+    msgid = conn.search_ext(TREE, ldap.SCOPE_SUBTREE, "(objectClass=person)", ["cn"],
+                            serverctrls=[sort])
+    _, results, _, controls = conn.result3(
+        msgid, resp_ctrl_classes={SSSResponseControl.controlType: SSSResponseControl})
+    assert [attributes["cn"][0] for _, attributes in results] == [b"t1", b"a2", b"a1"]
+    [response] = controls
+    assert response.result == 0
+
+
+def test_increment_of_non_integer_is_refused(conn: SimpleLDAPObject) -> None:
+    """RFC 4525 §2: only attributes of INTEGER syntax can be incremented; the
+    loaded schemas have no user-modifiable one, so only refusal is testable."""
+    dn = f"cn=t1,{TREE}"
+    with pytest.raises(ldap.CONSTRAINT_VIOLATION):
+        conn.modify_s(dn, [(ldap.MOD_INCREMENT, "sn", [b"1"])])
+    [(_, attributes)] = conn.search_s(dn, ldap.SCOPE_BASE, attrlist=["sn"])
+    assert attributes["sn"] == [b"t1"]
+
+
+T1 = f"cn=t1,{TREE}"
+Call = Callable[[SimpleLDAPObject], object]
+BAD_INPUT: dict[str, Call] = {
+    "dn-syntax": lambda c: c.search_s(",,,", ldap.SCOPE_BASE),
+    "dn-bad-escape": lambda c: c.search_s(r"cn=\zz,dc=example,dc=com", ldap.SCOPE_BASE),
+    "dn-nul": lambda c: c.add_s(r"cn=\00bad," + BASE, person("bad")),
+    "unknown-option": lambda c: c.modify_s(T1, [(ldap.MOD_ADD, "cn;x-unknown", [b"v"])]),
+    "unknown-oid": lambda c: c.modify_s(T1, [(ldap.MOD_ADD, "1.2.3.4.5.6.7", [b"v"])]),
+    "unknown-class": lambda c: c.modify_s(T1, [(ldap.MOD_REPLACE, "objectClass",
+                                                [b"noSuchClass"])]),
+    "missing-superior": lambda c: c.rename_s(T1, "cn=t1", f"ou=nowhere,{TREE}"),
+    "compare-undefined": lambda c: c.compare_s(T1, "noSuchAttribute", b"x"),
+}
+
+
+@pytest.mark.parametrize("call", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_is_refused_without_disconnect(conn: SimpleLDAPObject, call: Call) -> None:
+    with pytest.raises(ldap.LDAPError) as error:
+        call(conn)
+    assert not isinstance(error.value, ldap.SERVER_DOWN), error.value
+    assert conn.whoami_s().startswith("dn:cn=admin")
+
+
+def test_odd_filter_values_are_answered(conn: SimpleLDAPObject) -> None:
+    huge = "x" * 200_000
+    assert conn.search_s(TREE, ldap.SCOPE_SUBTREE, f"(description={huge})", ["1.1"]) == []
+    assert conn.search_s(TREE, ldap.SCOPE_SUBTREE, r"(cn=\00\ff\fe)", ["1.1"]) == []
+    assert conn.search_s(TREE, ldap.SCOPE_SUBTREE, "(cn=*\\2a*)", ["1.1"]) == []
+    assert conn.whoami_s().startswith("dn:cn=admin")
+
+
+def test_abandon(conn: SimpleLDAPObject) -> None:
+    msgid = conn.search_ext(BASE, ldap.SCOPE_SUBTREE, "(objectClass=*)", ["1.1"])
+    conn.abandon(msgid)
+    assert conn.whoami_s().startswith("dn:cn=admin")
+
+
+def test_alias_dereferencing(conn: SimpleLDAPObject, server: Certdir) -> None:
+    alias = f"ou=shortcut,{BASE}"
+    conn.add_s(alias, [("objectClass", [b"alias", b"extensibleObject"]), ("ou", [b"shortcut"]),
+                       ("aliasedObjectName", [f"ou=a,{TREE}".encode()])])
+    connection = connect(server)
+    for deref, expected in ((ldap.DEREF_NEVER, {alias}),
+                            (ldap.DEREF_FINDING, {f"ou=a,{TREE}"}),
+                            (ldap.DEREF_ALWAYS, {f"ou=a,{TREE}"})):
+        connection.set_option(ldap.OPT_DEREF, deref)
+        assert dns(connection.search_s(alias, ldap.SCOPE_BASE, attrlist=["1.1"])) == expected
+    connection.set_option(ldap.OPT_DEREF, ldap.DEREF_SEARCHING)
+    found = dns(connection.search_s(BASE, ldap.SCOPE_SUBTREE, "(cn=a1)", ["1.1"]))
+    assert found == {f"cn=a1,ou=a,{TREE}"}
+    connection.unbind_s()
+
+
+def test_ldaps(server: Certdir) -> None:
+    connection = ldap.initialize(server.ldaps_uri, bytes_mode=False)
+    connection.set_option(ldap.OPT_X_TLS_CACERTFILE, str(server.ca_file))
+    connection.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)
+    connection.set_option(ldap.OPT_X_TLS_NEWCTX, 0)
     connection.simple_bind_s(server.root_dn, server.root_password)
     assert connection.whoami_s() == f"dn:{server.root_dn}"
     connection.unbind_s()
