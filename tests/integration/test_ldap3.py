@@ -8,15 +8,24 @@
   standard extensions.
 - Server(get_info=ALL) reads the root DSE (RFC 4512 §5.1) and the subschema
   subentry (§4.2) and ldap3 parses every definition without error.
+- A size limit (RFC 4511 §4.5.1.5) returns that many entries, then
+  sizeLimitExceeded (4).
+- userCertificate;binary (RFC 4523 §2.1) round-trips DER unchanged and the
+  certificateExactMatch assertion (§2.5) finds its holder by serial and issuer.
 - StartTLS (RFC 4511 §4.14) succeeds against the CA in public/ca.pem.
 """
 
 from __future__ import annotations
 
+import datetime
 import ssl
 from collections.abc import Iterator
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from ldap3 import (
     ALL,
     BASE,
@@ -332,3 +341,42 @@ def test_ldaps_with_ca(server: Certdir) -> None:
     connection = Connection(secure, server.root_dn, server.root_password, auto_bind=True)
     assert connection.extend.standard.who_am_i() == f"dn:{server.root_dn}"
     connection.unbind()
+
+
+def test_size_limit(conn: Connection) -> None:
+    base = f"ou=limited,{PEOPLE}"
+    assert conn.add(base, ["organizationalUnit"], {"ou": "limited"})
+    for n in range(5):
+        assert conn.add(f"cn=l{n},{base}", attributes=person(f"l{n}"))
+    conn.search(base, "(cn=l*)", SUBTREE, attributes=["cn"], size_limit=2)
+    assert conn.result["result"] == 4
+    assert len(conn.entries) == 2
+
+
+def certificate(serial: int, issuer: str) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(serial)
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize("issuer_form", ['issuer "cn=Test CA"',
+                                         'issuer rdnSequence:"cn=Test CA"'])
+def test_certificate_binary_and_exact_match(conn: Connection, issuer_form: str) -> None:
+    base = f"ou=certs{len(issuer_form)},{PEOPLE}"
+    assert conn.add(base, ["organizationalUnit"], {"ou": f"certs{len(issuer_form)}"})
+    held, other = certificate(4242, "Test CA"), certificate(4243, "Test CA")
+    holder = f"cn=Holder,{base}"
+    assert conn.add(holder, attributes=person("Holder", **{"userCertificate;binary": held}))
+    assert conn.add(f"cn=Other,{base}", attributes=person("Other", **{
+        "userCertificate;binary": other}))
+    assert conn.search(holder, "(objectClass=*)", BASE, attributes=["userCertificate;binary"])
+    raw = conn.response[0]["raw_attributes"]
+    assert [bytes(value) for value in raw["userCertificate;binary"]] == [held]
+    assert conn.search(base, f"(userCertificate={{ serialNumber 4242, {issuer_form} }})",
+                       SUBTREE, attributes=["1.1"]), conn.result
+    assert [entry.entry_dn.lower() for entry in conn.entries] == [holder.lower()]
