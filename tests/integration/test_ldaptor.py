@@ -7,6 +7,10 @@
   (RFC 4511 §4.5), with the requested attributes only.
 - addChild, commit of journaled modifications (§4.6), move (§4.9) and
   delete (§4.8) change the directory as another connection then sees it.
+- Compare (§4.10) answers compareTrue (6) / compareFalse (5); a size limit
+  (§4.5.1.5) ends a search with sizeLimitExceeded (4).
+- StartTLS (§4.14) upgrades the connection with a certificate that verifies
+  against public/ca.pem for 127.0.0.1; binds and searches then run over TLS.
 - Errors reach ldaptor as the matching ldaperrors classes.
 """
 
@@ -18,12 +22,13 @@ from typing import Any, ParamSpec
 
 import pytest
 import pytest_twisted  # type: ignore[import-untyped]
+from ldaptor import ldapfilter
 from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap import ldaperrors
 from ldaptor.protocols.ldap.ldapclient import LDAPClient
 from ldaptor.protocols.ldap.ldapconnector import LDAPClientCreator, connectToLDAPEndpoint
 from ldaptor.protocols.ldap.ldapsyntax import LDAPEntry
-from twisted.internet import defer
+from twisted.internet import defer, ssl
 from twisted.internet import reactor as installed_reactor
 
 from tests.integration.conftest import SUFFIX
@@ -210,4 +215,73 @@ def test_password_modify_extended_operation(server: Certdir) -> Inline:
                                        LDAPClient)
     yield LDAPEntry(user, entry.dn.getText()).bind("open sesame")
     user.unbind()
+    client.unbind()
+
+
+@twisted_test
+def test_compare(server: Certdir) -> Inline:
+    client = yield bound_client(server)
+    base = yield base_entry(client)
+    entry = yield base.addChild("cn=compared", person("compared", mail=["c@example.com"]))
+    answers = []
+    for value in ("C@Example.com", "d@example.com"):
+        response = yield client.send(pureldap.LDAPCompareRequest(
+            entry=entry.dn.getText(), ava=pureldap.LDAPAttributeValueAssertion(
+                pureldap.LDAPAttributeDescription("mail"), pureldap.LDAPAssertionValue(value))))
+        assert isinstance(response, pureldap.LDAPCompareResponse)
+        answers.append(response.resultCode)
+    assert answers == [6, 5]
+    client.unbind()
+
+
+def raw_search(client: LDAPClient,
+               request: pureldap.LDAPSearchRequest) -> defer.Deferred[list[Any]]:
+    """Every response to a search as it arrived: LDAPEntry.search swallows
+    sizeLimitExceeded whatever sizeLimitIsNonFatal says (ldaptor 21.2)."""
+    done: defer.Deferred[list[Any]] = defer.Deferred()
+    responses: list[Any] = []
+
+    def collect(response: Any) -> bool:
+        responses.append(response)
+        finished = isinstance(response, pureldap.LDAPSearchResultDone)
+        if finished:
+            done.callback(responses)
+        return finished
+
+    client.send_multiResponse(request, collect)
+    return done
+
+
+@twisted_test
+def test_size_limit(server: Certdir) -> Inline:
+    client = yield bound_client(server)
+    base = yield base_entry(client)
+    team = yield base.addChild("ou=limited", {"objectClass": ["organizationalUnit"],
+                                              "ou": ["limited"]})
+    for n in range(4):
+        yield team.addChild(f"cn=m{n}", person(f"m{n}"))
+    partial = yield team.search(filterText="(cn=m*)", attributes=["1.1"], sizeLimit=2,
+                                sizeLimitIsNonFatal=True)
+    assert len(partial) == 2
+    responses = yield raw_search(client, pureldap.LDAPSearchRequest(
+        baseObject=team.dn.getText(), filter=ldapfilter.parseFilter("(cn=m*)"),
+        attributes=["1.1"], sizeLimit=2))
+    assert [type(response) for response in responses] == [
+        pureldap.LDAPSearchResultEntry, pureldap.LDAPSearchResultEntry,
+        pureldap.LDAPSearchResultDone]
+    assert responses[-1].resultCode == 4
+    client.unbind()
+
+
+@twisted_test
+def test_start_tls(server: Certdir) -> Inline:
+    client = yield connectToLDAPEndpoint(reactor(), f"tcp:host=127.0.0.1:port={server.port}",
+                                         LDAPClient)
+    trust = ssl.Certificate.loadPEM(server.ca_file.read_bytes())
+    yield client.startTLS(ssl.optionsForClientTLS("127.0.0.1", trustRoot=trust))
+    yield client.bind(server.root_dn, server.root_password)
+    [found] = yield LDAPEntry(client, SUFFIX).search(scope=pureldap.LDAP_SCOPE_baseObject,
+                                                     attributes=["o"])
+    assert values(found, "o") == {b"example"}
+    assert client.transport.TLS
     client.unbind()
