@@ -462,3 +462,74 @@ def test_ldaps(server: Certdir) -> None:
     connection.simple_bind_s(server.root_dn, server.root_password)
     assert connection.whoami_s() == f"dn:{server.root_dn}"
     connection.unbind_s()
+
+
+def test_paged_results_size_zero_ends_the_search(conn: SimpleLDAPObject) -> None:
+    """RFC 2696 §3: a request with size 0 and the cookie abandons the paged search."""
+    control = SimplePagedResultsControl(True, size=2, cookie=b"")
+    msgid = conn.search_ext(TREE, ldap.SCOPE_SUBTREE, "(objectClass=*)", ["1.1"],
+                            serverctrls=[control])
+    _, first, _, [response] = conn.result3(msgid)
+    assert len(first) == 2 and response.cookie
+    control.size, control.cookie = 0, response.cookie
+    msgid = conn.search_ext(TREE, ldap.SCOPE_SUBTREE, "(objectClass=*)", ["1.1"],
+                            serverctrls=[control])
+    _, rest, _, [response] = conn.result3(msgid)
+    assert rest == []
+    assert not response.cookie
+
+
+def test_paged_results_with_sort(conn: SimpleLDAPObject) -> None:
+    paging = SimplePagedResultsControl(True, size=2, cookie=b"")
+    sort = SSSRequestControl(True, ["cn"])
+    names: list[bytes] = []
+    while True:
+        msgid = conn.search_ext(TREE, ldap.SCOPE_SUBTREE, "(objectClass=person)", ["cn"],
+                                serverctrls=[paging, sort])
+        _, results, _, controls = conn.result3(msgid)
+        names.extend(attributes["cn"][0] for _, attributes in results)
+        [response] = [c for c in controls if c.controlType == paging.controlType]
+        if not response.cookie:
+            break
+        paging.cookie = response.cookie
+    assert names == [b"a1", b"a2", b"t1"]
+
+
+def test_user_cannot_write_another_entry(conn: SimpleLDAPObject, server: Certdir) -> None:
+    dn = f"cn=limited user,{BASE}"
+    conn.add_s(dn, person("limited user", userPassword="user pw"))
+    user = connect(server)
+    user.simple_bind_s(dn, "user pw")
+    with pytest.raises(ldap.INSUFFICIENT_ACCESS):
+        user.modify_s(f"cn=t1,{TREE}", [(ldap.MOD_REPLACE, "description", [b"vandal"])])
+    with pytest.raises(ldap.INSUFFICIENT_ACCESS):
+        user.passwd_s(f"cn=t1,{TREE}", None, "stolen")
+    with pytest.raises((ldap.INVALID_CREDENTIALS, ldap.UNWILLING_TO_PERFORM)):
+        user.passwd_s(None, "not my password", "new pw")
+    user.modify_s(dn, [(ldap.MOD_REPLACE, "userPassword", [b"own change"])])
+    user.unbind_s()
+    connect(server).simple_bind_s(dn, "own change")
+    [(_, attributes)] = conn.search_s(dn, ldap.SCOPE_BASE, attrlist=["userPassword"])
+    assert attributes["userPassword"][0].startswith(b"{ARGON2}")
+
+
+@pytest.mark.parametrize("scope", [ldap.SCOPE_ONELEVEL, ldap.SCOPE_SUBTREE],
+                         ids=["one", "sub"])
+def test_continuation_reference_scopes(conn: SimpleLDAPObject, referral: str,
+                                       scope: int) -> None:
+    """RFC 4511 §4.5.3: one-level and subtree searches both return references."""
+    results = conn.search_ext_s(BASE, scope, "(ou=*)", ["1.1"])
+    assert [refs for dn, refs in results if dn is None] != []
+
+
+def test_rename_of_referral_object_is_referral(conn: SimpleLDAPObject, referral: str) -> None:
+    with pytest.raises(ldap.REFERRAL):
+        conn.rename_s(referral, "ou=renamed")
+    with pytest.raises(ldap.REFERRAL):
+        conn.compare_s(referral, "ou", b"remote")
+
+
+def test_dn_outside_naming_contexts(conn: SimpleLDAPObject) -> None:
+    """No referral.default is configured, so such DNs do not exist (RFC 4511 §4.1.10)."""
+    with pytest.raises(ldap.NO_SUCH_OBJECT):
+        conn.search_s("dc=other,dc=org", ldap.SCOPE_BASE)
