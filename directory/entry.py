@@ -10,11 +10,10 @@ against the schema (RFC 4512 §2.5).
 - The options certdir recognises are language tags (RFC 3866) and
   `binary`; any other is refused as undefinedAttributeType, which
   RFC 4512 §2.5 allows and OpenLDAP does.
-- Entries are stored as a marshal blob of (key, values) pairs behind a
-  format byte: marshal is the fastest encoding CPython has (C code, no
-  per-value Python calls), which matters when a search misses the entry
-  cache. It holds only str, bytes and tuples, whose marshal form has not
-  changed since format 4 (Python 3.4).
+- Entries are stored as a marshal blob behind a format byte: marshal is the
+  fastest encoding CPython has (C code, no per-value Python calls), which
+  matters when a search misses the entry cache. It holds only str, bytes
+  and tuples, whose marshal form has not changed since format 4 (3.4).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from directory.protocol.attribute import AttributeDescription, AttributeDescriptionError
-from directory.protocol.dn import DN
+from directory.protocol.dn import AVA, DN, RDN
 from directory.protocol.results import LDAPError, ResultCode
 from directory.schema import AttributeType, Schema
 
@@ -127,11 +126,21 @@ class Entry:
 _FORMAT = b"\x01"
 
 
-def serialize(attributes: Mapping[str, tuple[bytes, ...]]) -> bytes:
-    return _FORMAT + marshal.dumps(tuple(attributes.items()), 4)
+def serialize(entry: Entry) -> bytes:
+    """The stored form: the leaf RDN's parsed AVAs and the attributes. The
+    row's DN text is the leaf RDN's text, a comma and the parent's, so
+    loading an entry never parses or normalises its leaf RDN again and
+    takes the parent from the DN parse cache."""
+    leaf = tuple((a.attribute, a.value, a.key, a.norm) for a in entry.dn.rdn.avas)
+    return _FORMAT + marshal.dumps((leaf, tuple(entry.attributes.items())), 4)
 
 
-def deserialize(blob: bytes) -> dict[str, tuple[bytes, ...]]:
+def deserialize(schema: Schema, dn_text: str, blob: bytes, entry_id: int) -> Entry:
     if blob[:1] != _FORMAT:
         raise ValueError(f"unknown entry format {blob[:1]!r}")
-    return dict(marshal.loads(blob[1:]))
+    leaf, items = marshal.loads(blob[1:])
+    rdn = RDN.of(tuple(AVA(*ava) for ava in leaf))
+    if not dn_text.startswith(rdn.text):
+        raise ValueError(f"stored DN {dn_text!r} does not start with its RDN {rdn.text!r}")
+    parent = DN.parse(dn_text[len(rdn.text) + 1:], schema)
+    return Entry(DN((rdn, *parent.rdns), parent), dict(items), entry_id)

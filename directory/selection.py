@@ -87,19 +87,33 @@ def _encoded(schema: Schema, entry: Entry, key: str, types_only: bool) -> bytes:
     return data
 
 
+def _has_options(entry: Entry) -> bool:
+    found = entry.memo.get("options")
+    if found is None:
+        found = entry.memo["options"] = any(";" in key for key in entry.attributes)
+    return bool(found)
+
+
 def encode_entry(schema: Schema, entry: Entry, selection: Selection, types_only: bool,
                  hidden: frozenset[str], computed: dict[str, tuple[bytes, ...]]) -> bytes:
     """The body of a SearchResultEntry for `entry`. `computed` holds the
     operational attributes computed for it (when operational ones are wanted)."""
     parts = []
-    for key in entry.attributes:
-        base = type_key(key)
-        if base in hidden:
-            continue
-        operational = _operational(schema, base)
-        wanted = (selection.all_operational if operational else selection.all_user)
-        if wanted or selection.wants(key, base):
-            parts.append(_encoded(schema, entry, key, types_only))
+    attributes = entry.attributes
+    if selection.all_user or selection.all_operational or _has_options(entry):
+        for key in attributes:
+            base = type_key(key)
+            if base in hidden:
+                continue
+            operational = _operational(schema, base)
+            wanted = (selection.all_operational if operational else selection.all_user)
+            if wanted or selection.wants(key, base):
+                parts.append(_encoded(schema, entry, key, types_only))
+    else:
+        # The common case (a mail client asking for a few attributes): look
+        # the requested ones up instead of walking the whole entry.
+        parts.extend(_encoded(schema, entry, key, types_only) for key in selection.names
+                     if key in attributes and key not in hidden)
     for key, values in computed.items():
         if selection.all_operational or key in selection.names:
             parts.append(encode_attribute(display_name(schema, key),

@@ -99,7 +99,7 @@ class SQLiteBackend:
         with self.transaction() as txn:
             txn.conn.execute("DELETE FROM idx")
             for entry_id, dn, blob in txn.conn.execute("SELECT id, dn, attrs FROM entries"):
-                txn.index(Entry(DN.parse(dn, self.schema), deserialize(blob), entry_id), True)
+                txn.index(deserialize(self.schema, dn, blob, entry_id), True)
             txn.conn.execute("INSERT OR REPLACE INTO meta VALUES ('indexes', ?)", (wanted,))
 
     def index_rows(self, entry: Entry) -> set[tuple[str, bytes]]:
@@ -120,7 +120,7 @@ class SQLiteBackend:
     def _entry(self, entry_id: int, dn: str, blob: bytes) -> Entry:
         entry = self._cache.get(entry_id)
         if entry is None:
-            entry = Entry(DN.parse(dn, self.schema), deserialize(blob), entry_id)
+            entry = deserialize(self.schema, dn, blob, entry_id)
             if len(self._cache) >= self._cache_max:
                 del self._cache[next(iter(self._cache))]
             self._cache[entry_id] = entry
@@ -267,7 +267,7 @@ class SQLiteTransaction:
 
     def _row_to_entry(self, row: tuple[int, str, bytes]) -> Entry:
         entry_id, dn, blob = row
-        return Entry(DN.parse(dn, self.backend.schema), deserialize(blob), entry_id)
+        return deserialize(self.backend.schema, dn, blob, entry_id)
 
     def get(self, dn: DN) -> Entry | None:
         if not dn:
@@ -310,7 +310,7 @@ class SQLiteTransaction:
             cursor = self.conn.execute(
                 "INSERT INTO entries (parent, path, dn, attrs) VALUES (?, ?, ?, ?)",
                 (self._parent_id(entry.dn, root), path_of(entry.dn), str(entry.dn),
-                 serialize(entry.attributes)))
+                 serialize(entry)))
         except sqlite3.IntegrityError:
             raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS,
                             f"entry {entry.dn} already exists") from None
@@ -327,7 +327,7 @@ class SQLiteTransaction:
         old = self._existing(entry.dn)
         self.index(old, False)
         self.conn.execute("UPDATE entries SET attrs=? WHERE id=?",
-                          (serialize(entry.attributes), old.id))
+                          (serialize(entry), old.id))
         self.index(Entry(entry.dn, entry.attributes, old.id), True)
         self.touched.add(old.id)
 
@@ -348,7 +348,7 @@ class SQLiteTransaction:
         # Paths are rewritten after the top moved so UNIQUE(path) holds throughout.
         self.conn.execute("UPDATE entries SET parent=?, path=?, dn=?, attrs=? WHERE id=?",
                           (new_parent, path_of(entry.dn), str(entry.dn),
-                           serialize(entry.attributes), top.id))
+                           serialize(entry), top.id))
         self.index(Entry(entry.dn, entry.attributes, top.id), True)
         self.touched.add(top.id)
         for child in descendants:
