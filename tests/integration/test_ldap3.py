@@ -309,6 +309,29 @@ def test_schema_and_root_dse_load(server: Certdir) -> None:
     connection.unbind()
 
 
+def test_schema_is_self_consistent(server: Certdir) -> None:
+    """Every name a definition refers to is itself defined (RFC 4512 §4.1)."""
+    connection = root_connection(server, ALL)
+    schema = connection.server.schema
+    attribute_names = {name.lower() for name in schema.attribute_types}
+    class_names = {name.lower() for name in schema.object_classes}
+    syntaxes = set(schema.ldap_syntaxes)
+    rules = {name.lower() for name in schema.matching_rules}
+    for name, object_class in schema.object_classes.items():
+        for attribute in (*object_class.must_contain, *object_class.may_contain):
+            assert attribute.lower() in attribute_names, (name, attribute)
+        for superior in object_class.superior or ():
+            assert superior.lower() in class_names, (name, superior)
+    for name, attribute_type in schema.attribute_types.items():
+        assert attribute_type.syntax is None or attribute_type.syntax in syntaxes, (
+            name, attribute_type.syntax)
+        for rule in (*(attribute_type.equality or ()), *(attribute_type.ordering or ()),
+                     *(attribute_type.substring or ())):
+            assert rule.lower() in rules, (name, rule)
+        assert attribute_type.syntax or attribute_type.superior, name
+    connection.unbind()
+
+
 def test_operational_attributes(conn: Connection) -> None:
     dn = f"cn=Stamped,{PEOPLE}"
     assert conn.add(dn, attributes=person("Stamped"))
