@@ -108,19 +108,22 @@ def _split(number: int, line: bytes, base: Path | None) -> tuple[str, bytes]:
     colon = line.find(b":")
     if colon <= 0:
         raise LDIFError(number, f"expected 'attribute: value', got {line[:40]!r}")
-    try:
-        name = line[:colon].decode("ascii").strip()
-    except UnicodeDecodeError:
-        raise LDIFError(number, "attribute description is not ASCII") from None
+    raw_name = line[:colon]
+    if not raw_name.isascii():
+        raise LDIFError(number, "attribute description is not ASCII")
+    name = raw_name.decode().strip()
     rest = line[colon + 1:]
-    if rest.startswith(b":"):
+    marker = rest[:1]
+    if marker == b" " or not marker:
+        return name, rest.lstrip(b" ")
+    if marker == b":":
         try:
             return name, base64.b64decode(rest[1:].strip(), validate=True)
         except binascii.Error:
             raise LDIFError(number, f"bad base64 value for {name}") from None
-    if rest.startswith(b"<"):
+    if marker == b"<":
         return name, _read_url(number, rest[1:].strip().decode(errors="replace"), base)
-    return name, rest.lstrip(b" ")
+    return name, rest
 
 
 def _read_url(number: int, url: str, base: Path | None) -> bytes:

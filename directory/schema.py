@@ -366,26 +366,36 @@ class Schema:
 
     def check_entry(self, dn: DN, attributes: Mapping[str, tuple[bytes, ...]]) -> str:
         """Check an entry against the schema; return its structural class."""
-        classes = self._classes_of(attributes)
-        structural = self._structural(classes)
-        self._check_content(classes, attributes)
-        self._check_values(attributes)
-        self._check_rdn(dn, attributes)
-        return structural.name
-
-    def _classes_of(self, attributes: Mapping[str, tuple[bytes, ...]]) -> list[ObjectClass]:
         values = attributes.get("objectclass")
         if not values:
             raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION, "no objectClass attribute")
+        rule = _content_rule(self, values)
+        present = {key.split(";", 1)[0] for key in attributes}
+        for oc, must, names in rule.required:
+            if present.isdisjoint(names):
+                raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION,
+                                f"object class {oc} requires attribute {must}")
+        if not rule.extensible:
+            for key in present - rule.allowed:
+                at = self.attribute(key)
+                if not at.operational:
+                    raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION,
+                                    f"attribute {at.name} not allowed by the entry's "
+                                    "object classes")
+        self._check_values(attributes)
+        self._check_rdn(dn, attributes)
+        return rule.structural
+
+    def content_rule(self, values: tuple[bytes, ...]) -> ContentRule:
+        """What the object classes `values` (with their superclasses)
+        require and allow; objectClassViolation for unknown classes or a
+        structural chain that is missing or forked."""
         classes: list[ObjectClass] = []
         for value in values:
             oc = self.object_class(value.decode(errors="replace"))
             for each in (oc, *self.sup_chain(oc)):
                 if each not in classes:
                     classes.append(each)
-        return classes
-
-    def _structural(self, classes: list[ObjectClass]) -> ObjectClass:
         structural = [oc for oc in classes if oc.kind == "STRUCTURAL"]
         if not structural:
             raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION, "no structural object class")
@@ -395,34 +405,16 @@ class Schema:
             raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION,
                             "more than one structural object class: "
                             + ", ".join(oc.name for oc in leaves))
-        return leaves[0]
-
-    def _check_content(self, classes: list[ObjectClass],
-                       attributes: Mapping[str, tuple[bytes, ...]]) -> None:
-        present = {key.split(";", 1)[0] for key in attributes}
-        for oc in classes:
-            for must in oc.all_must:
-                if not any(at.key in present for at in self._subtypes[must]):
-                    raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION,
-                                    f"object class {oc.name} requires attribute "
-                                    f"{self._attributes[must].name}")
-        extensible = any(oc.key == EXTENSIBLE_OBJECT for oc in classes)
-        allowed = set().union(*(oc.all_must | oc.all_may for oc in classes))
-        for key in present:
-            at = self.attribute(key)
-            if at.operational or extensible:
-                continue
-            if not self._allowed(at, allowed):
-                raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION,
-                                f"attribute {at.name} not allowed by the entry's object classes")
-
-    def _allowed(self, at: AttributeType, allowed: set[str]) -> bool:
-        current: AttributeType | None = at
-        while current is not None:
-            if current.key in allowed:
-                return True
-            current = self._attributes[current.sup] if current.sup else None
-        return False
+        required = tuple(
+            (oc.name, self._attributes[must].name,
+             frozenset(at.key for at in self._subtypes[must]))
+            for oc in classes for must in sorted(oc.all_must))
+        # A type is allowed when it or a supertype is listed: the subtypes of
+        # every listed type.
+        allowed = frozenset(at.key for oc in classes for name in oc.all_must | oc.all_may
+                            for at in self._subtypes[name])
+        return ContentRule(leaves[0].name, required, allowed,
+                           any(oc.key == EXTENSIBLE_OBJECT for oc in classes))
 
     def _check_values(self, attributes: Mapping[str, tuple[bytes, ...]]) -> None:
         counts: dict[str, int] = {}
@@ -432,13 +424,13 @@ class Schema:
             if at.single_value and counts[at.key] > 1:
                 raise LDAPError(ResultCode.CONSTRAINT_VIOLATION,
                                 f"attribute {at.name} is single-valued")
-            syntax = self.syntaxes[at.syntax] if at.syntax else None
+            validate = self.syntaxes[at.syntax].validate if at.syntax else None
             rule = self.equality(at) if len(values) > 1 else None
             seen = set()
             for i, value in enumerate(values):
                 try:
-                    if syntax is not None:
-                        syntax.validate(value)
+                    if validate is not None:
+                        validate(value)
                     k = value if rule is None else rule.value_key(value)
                 except InvalidValue as e:
                     raise LDAPError(ResultCode.INVALID_ATTRIBUTE_SYNTAX,
@@ -481,6 +473,21 @@ class Schema:
             "attributeTypes": tuple(at.definition.encode() for at in types),
             "objectClasses": tuple(oc.definition.encode() for oc in self.object_classes()),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRule:
+    """What a set of object classes asks of an entry."""
+
+    structural: str
+    required: tuple[tuple[str, str, frozenset[str]], ...]  # class, MUST type, its subtypes
+    allowed: frozenset[str]
+    extensible: bool
+
+
+@lru_cache(maxsize=1024)
+def _content_rule(schema: Schema, values: tuple[bytes, ...]) -> ContentRule:
+    return schema.content_rule(values)
 
 
 @lru_cache(maxsize=65536)

@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+INDEX_BATCH = 50_000
+
+
 def path_of(dn: DN) -> bytes:
     return b"".join(rdn.normalized.encode() + b"\x00" for rdn in reversed(dn.rdns))
 
@@ -237,6 +240,7 @@ class SQLiteBackend:
             conn.execute("ROLLBACK")
             self.invalidate(frozenset(txn.touched))
             raise
+        txn.flush()
         conn.execute("COMMIT")
 
     def invalidate(self, ids: frozenset[int]) -> None:
@@ -264,6 +268,10 @@ class SQLiteTransaction:
         self.conn = conn
         self.touched: set[int] = set()
         self._savepoints = 0
+        self._last_parent: tuple[DN, int] = (DN.ROOT, 0)
+        # Index rows of new entries wait here until the next flush; nothing
+        # reads the index through a write transaction.
+        self._new_index_rows: list[tuple[str, bytes, int]] = []
 
     def _row_to_entry(self, row: tuple[int, str, bytes]) -> Entry:
         entry_id, dn, blob = row
@@ -291,18 +299,35 @@ class SQLiteTransaction:
         parent = dn.parent
         if not parent or root:
             return 0
+        # Bulk loads add many children to one parent in a row.
+        if self._last_parent[0] == parent:
+            return self._last_parent[1]
         row = self.conn.execute("SELECT id FROM entries WHERE path=?",
                                 (path_of(parent),)).fetchone()
         if row is None:
             raise LDAPError(ResultCode.NO_SUCH_OBJECT, f"parent of {dn} does not exist")
-        return int(row[0])
+        self._last_parent = (parent, int(row[0]))
+        return self._last_parent[1]
 
     def index(self, entry: Entry, add: bool) -> None:
         rows = [(attr, key, entry.id) for attr, key in self.backend.index_rows(entry)]
         if add:
-            self.conn.executemany("INSERT OR IGNORE INTO idx VALUES (?, ?, ?)", rows)
+            self._new_index_rows.extend(rows)
+            if len(self._new_index_rows) >= INDEX_BATCH:
+                self.flush()
         else:
+            self.flush()
             self.conn.executemany("DELETE FROM idx WHERE attr=? AND key=? AND id=?", rows)
+
+    def flush(self) -> None:
+        """Write the buffered index rows, in key order: sorted inserts touch
+        each B-tree page once, which makes bulk loads several times faster
+        than inserting each entry's rows as they come."""
+        if self._new_index_rows:
+            self._new_index_rows.sort()
+            self.conn.executemany("INSERT OR IGNORE INTO idx VALUES (?, ?, ?)",
+                                  self._new_index_rows)
+            self._new_index_rows.clear()
 
     def add(self, entry: Entry, *, root: bool = False) -> None:
         """Store a new entry; a `root` entry (a naming context) has no parent."""
@@ -332,12 +357,14 @@ class SQLiteTransaction:
         self.touched.add(old.id)
 
     def delete(self, dn: DN) -> None:
+        self._last_parent = (DN.ROOT, 0)
         old = self._existing(dn)
         self.index(old, False)
         self.conn.execute("DELETE FROM entries WHERE id=?", (old.id,))
         self.touched.add(old.id)
 
     def rename(self, old: DN, entry: Entry) -> None:
+        self._last_parent = (DN.ROOT, 0)
         moving = list(self.subtree(old))
         if not moving:
             raise LDAPError(ResultCode.NO_SUCH_OBJECT, f"no entry {old}")
@@ -361,13 +388,16 @@ class SQLiteTransaction:
     def savepoint(self) -> Iterator[None]:
         self._savepoints += 1
         name = f"sp{self._savepoints}"
+        self.flush()
         self.conn.execute(f"SAVEPOINT {name}")
         touched = set(self.touched)
         try:
             yield
         except BaseException:
+            self._new_index_rows.clear()
             self.conn.execute(f"ROLLBACK TO {name}")
             self.conn.execute(f"RELEASE {name}")
+            self._last_parent = (DN.ROOT, 0)
             self.backend.invalidate(frozenset(self.touched - touched))
             raise
         self.conn.execute(f"RELEASE {name}")

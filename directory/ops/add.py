@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from directory import passwords
 from directory.backend.sqlite import SQLiteTransaction
@@ -29,6 +30,7 @@ from directory.ops.readback import read_controls
 from directory.protocol.dn import DN
 from directory.protocol.messages import SUCCESS, AddRequest, AddResponse
 from directory.protocol.results import LDAPError, ResultCode
+from directory.schema import Schema
 
 Attributes = dict[str, tuple[bytes, ...]]
 
@@ -55,18 +57,25 @@ def collect(dsa: DSA, pairs: Iterable[tuple[str, Iterable[bytes]]]) -> Attribute
 
 
 def complete_classes(dsa: DSA, attributes: Attributes) -> None:
-    names: list[bytes] = list(attributes.get("objectclass", ()))
+    """Add the superclasses the client left out (RFC 4512 §2.4.1)."""
+    names = attributes.get("objectclass")
+    if names:
+        attributes["objectclass"] = _with_superclasses(dsa.schema, names)
+
+
+@lru_cache(maxsize=1024)
+def _with_superclasses(schema: Schema, names: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    completed = list(names)
     have = {v.decode(errors="replace").lower() for v in names}
-    for value in list(names):
-        oc = dsa.schema.find_object_class(value.decode(errors="replace"))
+    for value in names:
+        oc = schema.find_object_class(value.decode(errors="replace"))
         if oc is None:
             continue
-        for sup in dsa.schema.sup_chain(oc):
+        for sup in schema.sup_chain(oc):
             if sup.key not in have and sup.oid not in have:
                 have.add(sup.key)
-                names.append(sup.name.encode())
-    if names:
-        attributes["objectclass"] = tuple(names)
+                completed.append(sup.name.encode())
+    return tuple(completed)
 
 
 def build(dsa: DSA, dn: DN, attributes: Attributes, actor: DN) -> Entry:

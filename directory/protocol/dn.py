@@ -242,21 +242,18 @@ def _rdn(text: str, pos: int, normalizer: Normalizer) -> tuple[RDN, int | None]:
             raise _fail(text, f"unexpected {separator!r} at {pos}")
 
 
+_DESCRIPTOR = re.compile(r"[A-Za-z][A-Za-z0-9-]*\Z")
+_NUMERIC_OID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*\Z")
+
+
 def _attribute_type(text: str, pos: int) -> tuple[str, int]:
     equals = text.find("=", pos)
     if equals < 0:
         raise _fail(text, "attribute type without '='")
     name = text[pos:equals].strip()
-    if not name:
-        raise _fail(text, f"empty attribute type at {pos}")
-    if name[0].isdigit():
-        parts = name.split(".")
-        if not all(p.isdigit() and (p == "0" or p[0] != "0") for p in parts):
-            raise _fail(text, f"bad OID {name!r}")
-    elif name.lower().startswith("oid.") and name[4:5].isdigit():
+    if name[:4].lower() == "oid." and _NUMERIC_OID.match(name, 4):
         name = name[4:]
-    elif not (name[0].isascii() and name[0].isalpha()
-              and all(c.isascii() and (c.isalnum() or c == "-") for c in name)):
+    elif not (_DESCRIPTOR.match(name) or _NUMERIC_OID.match(name)):
         raise _fail(text, f"bad attribute type {name!r}")
     pos = equals + 1
     while pos < len(text) and text[pos] == " ":
@@ -264,11 +261,19 @@ def _attribute_type(text: str, pos: int) -> tuple[str, int]:
     return name, pos
 
 
+# A value without escapes or quotes: the common case, sliced in one step.
+_PLAIN = re.compile(r'[^,+;\\"<>\x00]*')
+
+
 def _value(text: str, pos: int) -> tuple[str, int]:
     if pos < len(text) and text[pos] == "#":
         return _hex_value(text, pos + 1)
     if pos < len(text) and text[pos] == '"':
         return _quoted_value(text, pos + 1)
+    plain = _PLAIN.match(text, pos)
+    assert plain is not None
+    if plain.end() == len(text) or text[plain.end()] in ",+;":
+        return text[pos:plain.end()].rstrip(" "), plain.end()
     out = bytearray()
     trailing = 0  # unescaped trailing spaces, not part of the value
     end = len(text)
@@ -288,8 +293,12 @@ def _value(text: str, pos: int) -> tuple[str, int]:
         pos += 1
     if trailing:
         del out[-trailing:]
+    return _utf8(text, out), pos
+
+
+def _utf8(text: str, value: bytearray) -> str:
     try:
-        return out.decode(), pos
+        return value.decode()
     except UnicodeDecodeError:
         raise _fail(text, "value is not UTF-8") from None
 
@@ -308,7 +317,7 @@ def _quoted_value(text: str, pos: int) -> tuple[str, int]:
     while pos < len(text):
         ch = text[pos]
         if ch == '"':
-            return out.decode(errors="strict"), pos + 1
+            return _utf8(text, out), pos + 1
         if ch == "\\":
             pos, escaped = _escape(text, pos + 1)
             out += escaped
