@@ -1,8 +1,10 @@
 """Choose index lookups for a search filter (DESIGN.md, "Storage").
 
 - The plan returns a superset of the matching entries, or None when the
-  filter cannot be narrowed by the indexes; the search always evaluates
-  the full filter on every candidate, so a plan only has to be sound.
+  filter cannot be narrowed by the indexes; the search evaluates the full
+  filter on every candidate, so a plan only has to be sound. The one
+  exception is an equality on an indexed type without options: the index
+  holds the same keys the filter compares, so its hits are the answer.
 - Equality uses the attribute's equality key; an initial substring uses a
   key prefix when the attribute's equality and substring rules normalise
   the same way; presence lists every entry holding the attribute.
@@ -73,3 +75,11 @@ def plan(schema: Schema, indexed: frozenset[str], f: Filter) -> IndexQuery | Non
             return None
         return Union(tuple(p for p in subplans if p is not None))
     return None
+
+
+def exact(schema: Schema, query: IndexQuery | None, f: Filter, hidden: frozenset[str]) -> bool:
+    """Whether the entries `query` finds are exactly those `f` is True for."""
+    if not (isinstance(query, Equal) and isinstance(f, Equality)):
+        return False
+    resolved = find(schema, f.attribute)
+    return resolved is not None and not resolved.options and resolved.type.key not in hidden

@@ -63,7 +63,7 @@ from directory.protocol.messages import (
 )
 from directory.protocol.results import LDAPError, ResultCode
 from directory.root_dse import root_dse, subschema
-from directory.search_plan import plan
+from directory.search_plan import exact, plan
 from directory.selection import Selection, encode_entry, select, wants_computed
 
 MAX_ALIAS_HOPS = 16
@@ -158,7 +158,6 @@ def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry 
         assertion.check(op, base_entry)
         if request.deref in (Deref.FINDING, Deref.ALWAYS):
             base = _follow(dsa, base_entry).dn
-    predicate = compile_filter(dsa.schema, request.filter, op.hidden)
     query = plan(dsa.schema, dsa.backend.indexed, request.filter)
     referrals = {} if MANAGE_DSA_IT in op.controls else dsa.referral_objects()
     deref = request.deref in (Deref.IN_SEARCHING, Deref.ALWAYS)
@@ -168,11 +167,13 @@ def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry 
         rule = dsa.schema.equality(object_class)
         assert rule is not None
         query = Union((query, Equal(object_class.key, rule.assertion_key(b"alias"))))
+    predicate = (None if exact(dsa.schema, query, request.filter, op.hidden)
+                 else compile_filter(dsa.schema, request.filter, op.hidden))
     deadline = _deadline(op, request)
     return _walk(op, request, base, predicate, query, referrals, deref, deadline)
 
 
-def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate,
+def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate | None,
           query: IndexQuery | None, referrals: dict[DN, Entry], deref: bool,
           deadline: float | None) -> Iterator[Entry | Reply]:
     dsa = op.dsa
@@ -198,7 +199,7 @@ def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate,
             if entry.id in seen:
                 continue
             seen.add(entry.id)
-            if predicate(entry) is True:
+            if predicate is None or predicate(entry) is True:
                 yield entry
 
 
