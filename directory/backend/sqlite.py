@@ -21,6 +21,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from directory.backend import (
@@ -60,6 +61,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 INDEX_BATCH = 50_000
 
 
+@lru_cache(maxsize=65536)
 def path_of(dn: DN) -> bytes:
     return b"".join(rdn.normalized.encode() + b"\x00" for rdn in reversed(dn.rdns))
 

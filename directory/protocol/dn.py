@@ -182,7 +182,9 @@ class DN:
         extra = len(self.rdns) - len(other.rdns)
         if extra < 0 or (strict and extra == 0):
             return False
-        return all(a == b for a, b in zip(self.rdns[extra:], other.rdns, strict=True))
+        # Parsed DNs share their parents' RDN objects, so the tuple comparison
+        # mostly succeeds on identity, in C.
+        return self.rdns[extra:] == other.rdns
 
     def relative_to(self, old: DN, new: DN) -> DN:
         """This DN with its ancestor `old` replaced by `new`."""
