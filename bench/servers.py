@@ -6,12 +6,14 @@
   keeps slapd attached to its parent without printing debug output).
 - certdir: `certdir init`, then `certdir ldif import` of the same population without the
   suffix entry (init made it), then `certdir serve` with `log.access: false` so the access
-  log does not cost time under load.
+  log does not cost time under load, and one worker process per core (`workers`), as
+  slapd runs its threads on every core.
 - A server counts as up when its port accepts a TCP connection; it is stopped with SIGTERM
   and killed when it does not exit within a few seconds.
 """
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import subprocess
@@ -187,6 +189,7 @@ class Certdir:
         config_path = self.data_dir / "certdir.yaml"
         config = yaml.safe_load(config_path.read_text())
         config.setdefault("log", {})["access"] = False
+        config["workers"] = os.cpu_count() or 1
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def load(self, ldif: Path) -> float:

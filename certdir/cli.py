@@ -11,11 +11,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from certdir.config import ConfigError, load
 
 EXIT_ERROR = 1
+
+
+def _positive_int(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
 
 
 def _init(args: argparse.Namespace) -> None:
@@ -34,7 +42,10 @@ def _init(args: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace) -> None:
     from certdir.service import serve
 
-    serve(load(args.data_dir))
+    config = load(args.data_dir)
+    if args.workers is not None:
+        config = replace(config, workers=args.workers)
+    serve(config)
 
 
 def _import(args: argparse.Namespace) -> None:
@@ -68,6 +79,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("serve", help="run the directory server")
     data_dir(p)
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="server processes (default: `workers` in certdir.yaml, else 1)")
     p.set_defaults(run=_serve)
 
     ldif = commands.add_parser("ldif", help="import or export LDIF").add_subparsers(

@@ -64,6 +64,7 @@ class Config:
     listen: tuple[ListenURL, ...]
     tls: TLSConfig | None
     directory: DirectoryConfig
+    workers: int = 1
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
@@ -132,6 +133,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     suffix = top.get("suffix", str)
     listen_urls = top.strings("listen", ("ldap://127.0.0.1:3389",))
     listen = tuple(ListenURL.parse(u, f"listen[{i}]") for i, u in enumerate(listen_urls))
+    workers = top.get("workers", int, 1, _positive, "must be >= 1")
 
     root = top.section("root")
     root_dn = root.get("dn", str, f"cn=admin,{suffix}")
@@ -193,6 +195,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
         data_dir=data_dir,
         listen=listen,
         tls=tls,
+        workers=workers,
         directory=DirectoryConfig(
             suffix=suffix,
             root_dn=root_dn,

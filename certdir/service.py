@@ -6,12 +6,16 @@
   TLS, ldap:// offers StartTLS when a certificate is configured.
 - SIGTERM and SIGINT stop listening, let the writer finish its committed
   work and close the database.
+- With `workers` > 1 (`certdir.workers`) several processes accept on the
+  same sockets over the same database; each drops its caches when another
+  commits (SQLite's data_version).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,20 +40,23 @@ def load_schema(config: Config) -> Schema:
     return Schema.load([SCHEMA_DIR, *config.directory.schema_paths])
 
 
-def open_directory(config: Config, reactor: Any = None) -> DSA:
-    """The directory; with a reactor it gets a writer thread for updates."""
+def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
+    """The directory; with a reactor it gets a writer thread for updates.
+    Worker processes (`worker` > 0 or `config.workers` > 1) share the
+    database, so each watches for the others' commits."""
     from directory.backend.writer import Writer
 
     schema = load_schema(config)
     backend = SQLiteBackend(config.directory.database, schema, config.directory.indexes,
-                            config.directory.cache_entries)
+                            config.directory.cache_entries, shared=config.workers > 1)
     writer = Writer(backend, reactor) if reactor is not None else None
-    return DSA(config.directory, schema, backend, writer)
+    return DSA(config.directory, schema, backend, writer, worker)
 
 
-def _configure_logging(access_log: bool) -> None:
+def _configure_logging(access_log: bool, worker: int) -> None:
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    prefix = f"[{worker}] " if worker else ""
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(name)s {prefix}%(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
@@ -58,29 +65,50 @@ def _configure_logging(access_log: bool) -> None:
 
 
 def serve(config: Config) -> None:
+    """Serve until SIGTERM or SIGINT; with `workers` > 1, in that many processes."""
+    if config.workers > 1:
+        from certdir.workers import run_workers
+
+        run_workers(config, serve_worker)
+    else:
+        serve_worker(config, None, 0)
+
+
+def serve_worker(config: Config, sockets: list[socket.socket] | None, worker: int) -> None:
+    """One server process: listen on the configured URLs, or adopt the
+    already listening `sockets` (one per URL) shared with other workers."""
     from twisted.internet import asyncioreactor
 
     asyncioreactor.install()
-    from twisted.internet import reactor
+    from twisted.internet import reactor as default_reactor
     from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    reactor: Any = default_reactor
 
     from directory.server import LDAPServerFactory
 
-    _configure_logging(config.directory.access_log)
-    dsa = open_directory(config, reactor)
-    tls = None
+    _configure_logging(config.directory.access_log, worker)
+    dsa = open_directory(config, reactor, worker)
+    tls: Any = None
     if config.tls is not None:
         tls = server_context(config.tls.certificate, config.tls.key)
-    ids = itertools.count(1000)
+    # Connection ids stay unique across workers: each counts in its own range.
+    ids = itertools.count(1000 + worker * 100_000_000)
     failures: list[str] = []
-    for url in config.listen:
-        if url.scheme == "ldaps":
-            factory = LDAPServerFactory(dsa, reactor, ids, tls, implicit_tls=True)
-            endpoint: Any = SSL4ServerEndpoint(reactor, url.port, tls, backlog=BACKLOG,
-                                               interface=url.host)
-        else:
-            factory = LDAPServerFactory(dsa, reactor, ids, tls)
-            endpoint = TCP4ServerEndpoint(reactor, url.port, backlog=BACKLOG, interface=url.host)
+    for i, url in enumerate(config.listen):
+        implicit_tls = url.scheme == "ldaps"
+        factory: Any = LDAPServerFactory(dsa, reactor, ids, tls, implicit_tls=implicit_tls)
+        if sockets is not None:
+            if implicit_tls:
+                factory = TLSMemoryBIOFactory(tls, False, factory)
+            reactor.adoptStreamPort(sockets[i].fileno(), socket.AF_INET, factory)
+            log.info("listening on %s", url)
+            continue
+        endpoint: Any = (
+            SSL4ServerEndpoint(reactor, url.port, tls, backlog=BACKLOG, interface=url.host)
+            if implicit_tls else
+            TCP4ServerEndpoint(reactor, url.port, backlog=BACKLOG, interface=url.host))
         endpoint.listen(factory).addCallbacks(
             lambda _, url=url: log.info("listening on %s", url),
             lambda failure, url=url: failures.append(f"{url}: {failure.getErrorMessage()}"))

@@ -38,12 +38,13 @@ SUBSCHEMA_DN = "cn=Subschema"
 
 class DSA:
     def __init__(self, config: DirectoryConfig, schema: Schema, backend: SQLiteBackend,
-                 writer: Writer | None) -> None:
+                 writer: Writer | None, worker: int = 0) -> None:
         self.config = config
         self.schema = schema
         self.backend = backend
         self.writer = writer
-        self.csn = CSNGenerator(config.server_id)
+        # Worker processes of one server stamp changes with distinct CSN ids.
+        self.csn = CSNGenerator(config.server_id + worker)
         self.suffix = DN.parse(config.suffix, schema)
         self.root_dn = DN.parse(config.root_dn, schema)
         self.subschema_dn = DN.parse(SUBSCHEMA_DN, schema)
@@ -71,6 +72,11 @@ class DSA:
 
         d.addBoth(forget)
         return d
+
+    def refresh(self) -> None:
+        """Start of an operation: forget what other processes changed."""
+        if self.backend.refresh():
+            self._referrals = None
 
     def in_naming_context(self, dn: DN) -> bool:
         return dn.is_descendant_of(self.suffix)

@@ -136,6 +136,7 @@ class LDAPServerProtocol(protocol.Protocol):
                         request.message_id)
             return
         self.session.outstanding[message.message_id] = op
+        self.dsa.refresh()
         try:
             op.controls = parse_controls(request, message.controls)  # type: ignore[arg-type]
             op.critical = frozenset(c.oid for c in message.controls if c.critical)

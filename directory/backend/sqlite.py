@@ -13,7 +13,9 @@
   equality rule's normalised form, so prefix ranges serve initial
   substrings too.
 - Decoded entries are cached per id; the writer reports what it changed
-  after each commit and the cache forgets those ids.
+  after each commit and the cache forgets those ids. When other processes
+  write the same database (`shared`), `refresh` drops the whole cache
+  whenever SQLite's data_version says something was committed.
 """
 
 from __future__ import annotations
@@ -82,8 +84,10 @@ def connect(path: Path) -> sqlite3.Connection:
 
 class SQLiteBackend:
     def __init__(self, path: Path, schema: Schema, indexed: Iterable[str],
-                 cache_entries: int = 200_000) -> None:
+                 cache_entries: int = 200_000, shared: bool = False) -> None:
         self.path = path
+        self.shared = shared
+        self._data_version = -1
         self.schema = schema
         types = [schema.attribute(name) for name in ("objectClass", *indexed)]
         self.indexed = frozenset(at.key for at in types)
@@ -130,6 +134,19 @@ class SQLiteBackend:
                 del self._cache[next(iter(self._cache))]
             self._cache[entry_id] = entry
         return entry
+
+    def refresh(self) -> bool:
+        """For a database other processes also write: drop the caches when
+        anything was committed since the last call; True when it did."""
+        if not self.shared:
+            return False
+        version = self._reader.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return False
+        self._data_version = version
+        self._cache.clear()
+        self._paths.clear()
+        return True
 
     def _by_id(self, entry_id: int) -> Entry | None:
         entry = self._cache.get(entry_id)

@@ -1,0 +1,88 @@
+"""Several server processes on one set of listening sockets (DESIGN.md,
+"Concurrency": `--workers N` for more than one core).
+
+- The parent binds every listen URL once, forks the workers, which adopt
+  the sockets (the kernel spreads connections between them), and then only
+  supervises: SIGTERM or SIGINT is passed on to every worker, and when one
+  worker exits the others are stopped too, so a broken worker never leaves
+  a half-working server behind.
+- The parent never starts a reactor or opens the database: both are made
+  in each worker after the fork.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from types import FrameType
+
+from certdir.config import Config, ConfigError, ListenURL
+
+log = logging.getLogger("certdir")
+
+Worker = Callable[[Config, list[socket.socket], int], None]
+
+
+def _listening(url: ListenURL, backlog: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((url.host, url.port))
+    except OSError as e:
+        sock.close()
+        raise ConfigError(f"cannot listen on {url}: {e.strerror}") from None
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def run_workers(config: Config, worker: Worker) -> None:
+    from certdir.service import BACKLOG
+
+    sockets = [_listening(url, BACKLOG) for url in config.listen]
+    children: list[int] = []
+    for index in range(config.workers):
+        pid = os.fork()
+        if pid == 0:
+            status = 0
+            try:
+                worker(config, sockets, index)
+            except ConfigError as e:
+                print(f"certdir: error: {e}", file=sys.stderr)
+                status = 1
+            except BaseException:
+                logging.getLogger("certdir").exception("worker %d failed", index)
+                status = 1
+            finally:
+                sys.stdout.flush()
+                os._exit(status)
+        children.append(pid)
+    for sock in sockets:
+        sock.close()
+    _supervise(children)
+
+
+def _supervise(children: list[int]) -> None:
+    running = set(children)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for pid in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    while running:
+        pid, code = os.wait()
+        running.discard(pid)
+        if code and not status:
+            status = os.waitstatus_to_exitcode(code) or 1
+        forward(signal.SIGTERM, None)
+    if status:
+        raise SystemExit(status)
