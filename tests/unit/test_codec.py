@@ -262,6 +262,16 @@ def test_oracle_accepts_decode_only_forms(why: str, wire: bytes, message: LDAPMe
     assert oracle_decode(wire) == message
 
 
+def test_unknown_authentication_choice_is_kept_for_the_bind_to_refuse() -> None:
+    """§4.2: AuthenticationChoice is extensible, so a choice certdir does not
+    know decodes (the bind answers authMethodNotSupported) instead of ending
+    the connection. The RFC 4511 ASN.1 oracle has no such choice."""
+    wire = h("300c 020101 6007 020103 0400 8100")
+    message = LDAPMessage(1, BindRequest(3, "", credentials=b"", other_method=0x81))
+    assert decode(wire) == message
+    assert encode(message) == wire
+
+
 @pytest.mark.parametrize("size", [127, 128, 255, 256, 65535, 65536, 70000])
 def test_large_values_round_trip(size: int) -> None:
     message = LDAPMessage(3, CompareRequest("cn=a", "description", b"v" * size))
@@ -397,7 +407,8 @@ REJECTED: list[tuple[str, bytes, Limits]] = [
     ("controlType is not UTF-8", h("3010 020101 4200 a009 3007 0405312ec3282e"), Limits()),
     ("more than max_elements controls",
      h("3016 020101 4200 a00f 3003 040161 3003 040162 3003 040163"), Limits(max_elements=2)),
-    ("unknown bind authentication choice", h("300c 020101 6007 020103 0400 8100"), Limits()),
+    ("§4.2 bind authentication is a context-specific CHOICE",
+     h("300c 020101 6007 020103 0400 0400"), Limits()),
     ("search scope 4", search_with_filter(h("870163"), scope=4), Limits()),
     ("modify operation 4",
      h("301a 020103 6615 0404636e3d61 300d 300b 0a0104 3006 0402736e 3100"), Limits()),
