@@ -48,13 +48,13 @@ run: $(DATA)/certdir.yaml
 	$(BIN)/certdir serve --data-dir $(DATA)
 
 lint: $(VENV)/.test-deps
-	$(BIN)/ruff check .
+	$(BIN)/ruff check --no-cache .
 
 typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
 
 test: $(VENV)/.test-deps
-	$(BIN)/ruff check .
+	$(BIN)/ruff check --no-cache .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 

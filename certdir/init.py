@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from directory.protocol.dn import DN
 
 from certdir.config import CONFIG_FILE, ConfigError, ListenURL, from_mapping
 from certdir.files import write_private
@@ -25,6 +24,7 @@ from certdir.service import open_directory
 from certdir.tls import bootstrap
 from directory import passwords
 from directory.ops.add import build, collect, insert
+from directory.protocol.dn import DN
 
 SUFFIX_CLASSES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "dc": (("top", "dcObject", "organization"), "o"),
