@@ -255,11 +255,11 @@ class SQLiteBackend:
         txn = SQLiteTransaction(self, conn)
         try:
             yield txn
+            txn.flush()
         except BaseException:
             conn.execute("ROLLBACK")
             self.invalidate(frozenset(txn.touched))
             raise
-        txn.flush()
         conn.execute("COMMIT")
 
     def invalidate(self, ids: frozenset[int]) -> None:

@@ -151,7 +151,7 @@ def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry 
     dsa = op.dsa
     if not base:
         assertion.check(op, root_dse(dsa))
-    if base:
+    else:
         base_entry = dsa.backend.get(base)
         if base_entry is None:
             raise dsa.no_such_object(base)
