@@ -49,14 +49,14 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _import(args: argparse.Namespace) -> None:
-    from certdir.ldif_commands import import_ldif
+    from certdir.ldif_import import import_ldif
 
-    count = import_ldif(load(args.data_dir), args.file, quiet=args.quiet)
+    count = import_ldif(load(args.data_dir), args.file, quiet=args.quiet, jobs=args.jobs)
     print(f"imported {count} records from {args.file}", file=sys.stderr)
 
 
 def _export(args: argparse.Namespace) -> None:
-    from certdir.ldif_commands import export_ldif
+    from certdir.ldif_export import export_ldif
 
     export_ldif(load(args.data_dir), args.base, args.operational)
 
@@ -89,6 +89,8 @@ def parser() -> argparse.ArgumentParser:
     data_dir(p)
     p.add_argument("file", type=Path)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--jobs", type=_positive_int, default=0, metavar="N",
+                   help="processes preparing entries (default: one per core)")
     p.set_defaults(run=_import)
     p = ldif.add_parser("export", help="write the directory as LDIF to standard output")
     data_dir(p)
@@ -102,7 +104,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     run: Callable[[argparse.Namespace], None] = args.run
-    from certdir.ldif_commands import ImportFailed
+    from certdir.ldif_import import ImportFailed
     from directory.protocol.results import LDAPError
 
     try:

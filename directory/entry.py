@@ -131,8 +131,18 @@ def serialize(entry: Entry) -> bytes:
     row's DN text is the leaf RDN's text, a comma and the parent's, so
     loading an entry never parses or normalises its leaf RDN again and
     takes the parent from the DN parse cache."""
-    leaf = tuple((a.attribute, a.value, a.key, a.norm) for a in entry.dn.rdn.avas)
-    return _FORMAT + marshal.dumps((leaf, tuple(entry.attributes.items())), 4)
+    return pack(stored_leaf(entry.dn), entry.attributes)
+
+
+StoredLeaf = tuple[tuple[str, str, str, str], ...]
+
+
+def stored_leaf(dn: DN) -> StoredLeaf:
+    return tuple((a.attribute, a.value, a.key, a.norm) for a in dn.rdn.avas)
+
+
+def pack(leaf: StoredLeaf, attributes: Mapping[str, tuple[bytes, ...]]) -> bytes:
+    return _FORMAT + marshal.dumps((leaf, tuple(attributes.items())), 4)
 
 
 def deserialize(schema: Schema, dn_text: str, blob: bytes, entry_id: int) -> Entry:

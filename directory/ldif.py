@@ -69,13 +69,13 @@ class LDIFRecord:
 Line = tuple[int, str, bytes]  # line number, attribute (lower-case kept as written), value
 
 
-def _logical_lines(source: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+def _logical_lines(source: BinaryIO, first_line: int) -> Iterator[tuple[int, bytes | None]]:
     """(line number, unfolded line) pairs; None marks a record separator."""
     pending: bytes | None = None  # the last logical line, not yet yielded
     parts: list[bytes] | None = None  # its pieces, once it is folded
-    start = number = 0
+    start = number = first_line - 1
     comment = False
-    for number, raw in enumerate(source, 1):
+    for number, raw in enumerate(source, first_line):
         line = raw.rstrip(b"\r\n")
         first = line[:1]
         if first == b" ":
@@ -146,11 +146,13 @@ def _text(number: int, value: bytes, what: str) -> str:
         raise LDIFError(number, f"{what} is not UTF-8") from None
 
 
-def parse(source: BinaryIO, *, base: Path | None = None) -> Iterator[LDIFRecord]:
-    """Stream the records of an LDIF file."""
+def parse(source: BinaryIO, *, base: Path | None = None,
+          first_line: int = 1) -> Iterator[LDIFRecord]:
+    """Stream the records of an LDIF file, or of a piece of one that starts
+    at a record boundary on line `first_line`."""
     lines: list[Line] = []
-    first = True
-    for number, line in _logical_lines(source):
+    first = first_line == 1
+    for number, line in _logical_lines(source, first_line):
         if line is not None:
             name, value = _split(number, line, base)
             if first and not lines and name.lower() == "version":

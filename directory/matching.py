@@ -74,12 +74,18 @@ def _spaces(text: str) -> str:
     return " ".join(text.split())
 
 
+def _nfkc(value: bytes) -> str:
+    text = _text(value)
+    # ASCII is its own NFKC form; most directory values are ASCII.
+    return text if value.isascii() else unicodedata.normalize("NFKC", text)
+
+
 def case_ignore(value: bytes) -> bytes:
-    return _spaces(unicodedata.normalize("NFKC", _text(value)).casefold()).encode()
+    return _spaces(_nfkc(value).casefold()).encode()
 
 
 def case_exact(value: bytes) -> bytes:
-    return _spaces(unicodedata.normalize("NFKC", _text(value))).encode()
+    return _spaces(_nfkc(value)).encode()
 
 
 def _ia5(value: bytes) -> str:

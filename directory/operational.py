@@ -23,19 +23,17 @@ if TYPE_CHECKING:
 Attributes = dict[str, tuple[bytes, ...]]
 
 COMPUTED = ("hassubordinates", "subschemasubentry")
+NEW_ENTRY = ("createtimestamp", "creatorsname", "modifytimestamp", "modifiersname",
+             "entryuuid", "entrycsn", "structuralobjectclass")
 
 
 def stamp_new(dsa: DSA, attributes: Attributes, actor: DN, structural: str) -> None:
     csn = dsa.csn.next(dsa.now())
     stamp = generalized_time(csn)
     who = str(actor).encode()
-    attributes["createtimestamp"] = (stamp,)
-    attributes["creatorsname"] = (who,)
-    attributes["modifytimestamp"] = (stamp,)
-    attributes["modifiersname"] = (who,)
-    attributes["entryuuid"] = (str(uuid.uuid4()).encode(),)
-    attributes["entrycsn"] = (csn.encode(),)
-    attributes["structuralobjectclass"] = (structural.encode(),)
+    attributes.update(zip(NEW_ENTRY, (
+        (stamp,), (who,), (stamp,), (who,), (str(uuid.uuid4()).encode(),), (csn.encode(),),
+        (structural.encode(),)), strict=True))
 
 
 def stamp_modified(dsa: DSA, attributes: Attributes, actor: DN) -> None:

@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from directory.matching import InvalidValue, MatchingRule, Syntax, builtin, rule_names
+from directory.matching import (
+    InvalidValue,
+    MatchingRule,
+    Syntax,
+    Validator,
+    builtin,
+    rule_names,
+)
 from directory.protocol.dn import DN
 from directory.protocol.results import LDAPError, ResultCode
 
@@ -419,19 +426,17 @@ class Schema:
     def _check_values(self, attributes: Mapping[str, tuple[bytes, ...]]) -> None:
         counts: dict[str, int] = {}
         for key, values in attributes.items():
-            at = self.attribute(key.split(";", 1)[0])
-            counts[at.key] = counts.get(at.key, 0) + len(values)
-            if at.single_value and counts[at.key] > 1:
+            at, validate, rule = _value_check(self, key.split(";", 1)[0])
+            counts[at.key] = count = counts.get(at.key, 0) + len(values)
+            if at.single_value and count > 1:
                 raise LDAPError(ResultCode.CONSTRAINT_VIOLATION,
                                 f"attribute {at.name} is single-valued")
-            validate = self.syntaxes[at.syntax].validate if at.syntax else None
-            rule = self.equality(at) if len(values) > 1 else None
             seen = set()
             for i, value in enumerate(values):
                 try:
                     if validate is not None:
                         validate(value)
-                    k = value if rule is None else rule.value_key(value)
+                    k = value if rule is None or len(values) == 1 else rule.value_key(value)
                 except InvalidValue as e:
                     raise LDAPError(ResultCode.INVALID_ATTRIBUTE_SYNTAX,
                                     f"{at.name}: value #{i} invalid per syntax: {e}") from None
@@ -483,6 +488,15 @@ class ContentRule:
     required: tuple[tuple[str, str, frozenset[str]], ...]  # class, MUST type, its subtypes
     allowed: frozenset[str]
     extensible: bool
+
+
+@lru_cache(maxsize=4096)
+def _value_check(schema: Schema, name: str) -> tuple[
+        AttributeType, Validator | None, MatchingRule | None]:
+    """An attribute type with its syntax validator and equality rule."""
+    at = schema.attribute(name)
+    return (at, schema.syntaxes[at.syntax].validate if at.syntax else None,
+            schema.equality(at))
 
 
 @lru_cache(maxsize=1024)

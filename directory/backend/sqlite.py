@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -111,11 +111,12 @@ class SQLiteBackend:
                 txn.index(deserialize(self.schema, dn, blob, entry_id), True)
             txn.conn.execute("INSERT OR REPLACE INTO meta VALUES ('indexes', ?)", (wanted,))
 
-    def index_rows(self, entry: Entry) -> set[tuple[str, bytes]]:
+    def index_rows(self, attributes: Mapping[str, tuple[bytes, ...]]) -> set[tuple[str, bytes]]:
+        """The (attribute, key) index rows of indexed attribute values."""
         rows: set[tuple[str, bytes]] = set()
         rules = self._index_rules
-        for key, values in entry.attributes.items():
-            name = type_key(key)
+        for key, values in attributes.items():
+            name = key if ";" not in key else type_key(key)
             if name not in rules:
                 continue
             rule = rules[name]
@@ -287,7 +288,7 @@ class SQLiteTransaction:
         self.conn = conn
         self.touched: set[int] = set()
         self._savepoints = 0
-        self._last_parent: tuple[DN, int] = (DN.ROOT, 0)
+        self._last_parent: tuple[bytes, int] = (b"", 0)
         # Index rows of new entries wait here until the next flush; nothing
         # reads the index through a write transaction.
         self._new_index_rows: list[tuple[str, bytes, int]] = []
@@ -314,29 +315,31 @@ class SQLiteTransaction:
         for row in rows:
             yield self._row_to_entry(row)
 
-    def _parent_id(self, dn: DN, root: bool) -> int:
-        parent = dn.parent
-        if not parent or root:
+    def _parent_id(self, dn: str, parent: bytes | None) -> int:
+        if not parent:
             return 0
         # Bulk loads add many children to one parent in a row.
         if self._last_parent[0] == parent:
             return self._last_parent[1]
-        row = self.conn.execute("SELECT id FROM entries WHERE path=?",
-                                (path_of(parent),)).fetchone()
+        row = self.conn.execute("SELECT id FROM entries WHERE path=?", (parent,)).fetchone()
         if row is None:
             raise LDAPError(ResultCode.NO_SUCH_OBJECT, f"parent of {dn} does not exist")
         self._last_parent = (parent, int(row[0]))
         return self._last_parent[1]
 
     def index(self, entry: Entry, add: bool) -> None:
-        rows = [(attr, key, entry.id) for attr, key in self.backend.index_rows(entry)]
+        rows = self.backend.index_rows(entry.attributes)
         if add:
-            self._new_index_rows.extend(rows)
-            if len(self._new_index_rows) >= INDEX_BATCH:
-                self.flush()
+            self._queue_index(entry.id, rows)
         else:
             self.flush()
-            self.conn.executemany("DELETE FROM idx WHERE attr=? AND key=? AND id=?", rows)
+            self.conn.executemany("DELETE FROM idx WHERE attr=? AND key=? AND id=?",
+                                  [(attr, key, entry.id) for attr, key in rows])
+
+    def _queue_index(self, entry_id: int, rows: Iterable[tuple[str, bytes]]) -> None:
+        self._new_index_rows.extend((attr, key, entry_id) for attr, key in rows)
+        if len(self._new_index_rows) >= INDEX_BATCH:
+            self.flush()
 
     def flush(self) -> None:
         """Write the buffered index rows, in key order: sorted inserts touch
@@ -350,16 +353,23 @@ class SQLiteTransaction:
 
     def add(self, entry: Entry, *, root: bool = False) -> None:
         """Store a new entry; a `root` entry (a naming context) has no parent."""
+        dn = entry.dn
+        self.insert(str(dn), path_of(dn), None if root else path_of(dn.parent),
+                    serialize(entry), self.backend.index_rows(entry.attributes))
+
+    def insert(self, dn: str, path: bytes, parent: bytes | None, blob: bytes,
+               index_rows: Iterable[tuple[str, bytes]]) -> None:
+        """Store a new entry already serialized, below the entry at path
+        `parent` (None: a naming context, which has no parent)."""
         try:
             cursor = self.conn.execute(
                 "INSERT INTO entries (parent, path, dn, attrs) VALUES (?, ?, ?, ?)",
-                (self._parent_id(entry.dn, root), path_of(entry.dn), str(entry.dn),
-                 serialize(entry)))
+                (self._parent_id(dn, parent), path, dn, blob))
         except sqlite3.IntegrityError:
             raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS,
-                            f"entry {entry.dn} already exists") from None
+                            f"entry {dn} already exists") from None
         assert cursor.lastrowid is not None
-        self.index(Entry(entry.dn, entry.attributes, cursor.lastrowid), True)
+        self._queue_index(cursor.lastrowid, index_rows)
 
     def _existing(self, dn: DN) -> Entry:
         old = self.get(dn)
@@ -376,20 +386,20 @@ class SQLiteTransaction:
         self.touched.add(old.id)
 
     def delete(self, dn: DN) -> None:
-        self._last_parent = (DN.ROOT, 0)
+        self._last_parent = (b"", 0)
         old = self._existing(dn)
         self.index(old, False)
         self.conn.execute("DELETE FROM entries WHERE id=?", (old.id,))
         self.touched.add(old.id)
 
     def rename(self, old: DN, entry: Entry) -> None:
-        self._last_parent = (DN.ROOT, 0)
+        self._last_parent = (b"", 0)
         moving = list(self.subtree(old))
         if not moving:
             raise LDAPError(ResultCode.NO_SUCH_OBJECT, f"no entry {old}")
         top, descendants = moving[0], moving[1:]
         self.index(top, False)
-        new_parent = self._parent_id(entry.dn, root=False)
+        new_parent = self._parent_id(str(entry.dn), path_of(entry.dn.parent))
         # Descendants keep their rows and ids; only their DNs and paths change.
         # Paths are rewritten after the top moved so UNIQUE(path) holds throughout.
         self.conn.execute("UPDATE entries SET parent=?, path=?, dn=?, attrs=? WHERE id=?",
@@ -416,7 +426,7 @@ class SQLiteTransaction:
             self._new_index_rows.clear()
             self.conn.execute(f"ROLLBACK TO {name}")
             self.conn.execute(f"RELEASE {name}")
-            self._last_parent = (DN.ROOT, 0)
+            self._last_parent = (b"", 0)
             self.backend.invalidate(frozenset(self.touched - touched))
             raise
         self.conn.execute(f"RELEASE {name}")

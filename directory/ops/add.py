@@ -78,19 +78,28 @@ def _with_superclasses(schema: Schema, names: tuple[bytes, ...]) -> tuple[bytes,
     return tuple(completed)
 
 
+def validate(dsa: DSA, dn: DN, attributes: Attributes) -> str:
+    """Complete the object classes of a new entry and schema-check it;
+    return its structural class."""
+    complete_classes(dsa, attributes)
+    return dsa.schema.check_entry(dn, attributes)
+
+
 def build(dsa: DSA, dn: DN, attributes: Attributes, actor: DN) -> Entry:
     """Validate a new entry and give it its operational attributes."""
-    complete_classes(dsa, attributes)
-    structural = dsa.schema.check_entry(dn, attributes)
-    stamp_new(dsa, attributes, actor, structural)
+    stamp_new(dsa, attributes, actor, validate(dsa, dn, attributes))
     return Entry(dn, attributes)
+
+
+def check_within(dsa: DSA, dn: DN) -> None:
+    if not dn.is_descendant_of(dsa.suffix):
+        raise LDAPError(ResultCode.NO_SUCH_OBJECT,
+                        f"{dn} is not within the naming context {dsa.suffix}")
 
 
 def insert(dsa: DSA, txn: SQLiteTransaction, entry: Entry) -> None:
     dn = entry.dn
-    if not dn.is_descendant_of(dsa.suffix):
-        raise LDAPError(ResultCode.NO_SUCH_OBJECT,
-                        f"{dn} is not within the naming context {dsa.suffix}")
+    check_within(dsa, dn)
     try:
         txn.add(entry, root=dn == dsa.suffix)
     except LDAPError as e:

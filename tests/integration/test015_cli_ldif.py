@@ -189,3 +189,50 @@ def test_binary_value_round_trip(loaded: Server, stopped: Server, tmp_path: Path
     imported = import_file(stopped, dump)
     assert imported.returncode == 0, imported.stderr
     assert_same_ldif(export(stopped, "--base", grace), exported)
+
+
+def _people(count: int, newline: str = "\n") -> tuple[str, dict[int, int]]:
+    """An LDIF of `count` people with a modify record after every 1000th;
+    the line number each person's record starts on."""
+    lines = [f"dn: {PEOPLE}", "objectClass: organizationalUnit", "ou: people", ""]
+    starts = {}
+    for i in range(count):
+        starts[i] = len(lines) + 1
+        lines += [f"dn: uid=p{i},{PEOPLE}", "objectClass: inetOrgPerson", f"uid: p{i}",
+                  f"cn: Person {i}", f"sn: {i}", f"mail: p{i}@example.com",
+                  "description: " + "x" * 300, ""]
+        if i % 1000 == 999:
+            lines += [f"dn: uid=p{i - 500},{PEOPLE}", "changetype: modify",
+                      "replace: description", "description: changed", "-", ""]
+    return newline.join(lines), starts
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_import_larger_than_one_piece(stopped: Server, tmp_path: Path, newline: str) -> None:
+    """Several megabytes are prepared in pieces by worker processes; the
+    result is the file's, in the file's order."""
+    text, _ = _people(8000, newline)
+    big = tmp_path / "big.ldif"
+    big.write_text(text)
+    imported = import_file(stopped, big)
+    assert imported.returncode == 0, imported.stderr
+    entries = by_dn(export(stopped, "--base", PEOPLE, "--operational"))
+    assert len(entries) == 8001
+    assert entries[f"uid=p1499,{PEOPLE}"].values("description") == ("changed",)
+    csns = [entries[f"uid=p{i},{PEOPLE}"].values("entryCSN")[0] for i in range(8000)
+            if i % 1000 != 499]  # not those modified later
+    assert csns == sorted(csns) and len(set(csns)) == len(csns)
+
+
+def test_bad_record_in_a_later_piece_names_its_line(stopped: Server, tmp_path: Path) -> None:
+    text, starts = _people(8000)
+    bad = 6789
+    text = text.replace(f"sn: {bad}\n", "")
+    big = tmp_path / "big.ldif"
+    big.write_text(text)
+    before = export(stopped)
+    imported = import_file(stopped, big)
+    assert imported.returncode != 0
+    message = imported.stderr + imported.stdout
+    assert f"big.ldif:{starts[bad]}: uid=p{bad},".encode() in message, message
+    assert export(stopped) == before
