@@ -29,13 +29,16 @@ def _positive_int(text: str) -> int:
 def _init(args: argparse.Namespace) -> None:
     from certdir.init import init
 
-    result = init(args.data_dir, args.suffix, args.listen or [])
+    result = init(args.data_dir, args.suffix, args.listen or [], with_ca=not args.no_ca)
     print(f"certdir initialised in {args.data_dir}")
     print(f"  root DN:       {result['root_dn']}")
     print(f"  root password: {result['password']}   (shown once; also in "
           f"{args.data_dir}/secrets/root-password, mode 0600)")
     print(f"  listening on:  {', '.join(result['listen'])}")
     print(f"  TLS trust:     {args.data_dir}/public/ca.pem")
+    if result["ca"]:
+        print(f"  root CA:       {result['ca']}   (key passphrase in "
+              f"{args.data_dir}/secrets/ca-passphrase, mode 0600)")
     print(f"start it with:   certdir serve --data-dir {args.data_dir}")
 
 
@@ -75,6 +78,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--suffix", required=True, help="naming context, e.g. dc=example,dc=com")
     p.add_argument("--listen", action="append", metavar="URL",
                    help="ldap://host:port or ldaps://host:port (repeatable)")
+    p.add_argument("--no-ca", action="store_true", help="no certificate authority")
     p.set_defaults(run=_init)
 
     p = commands.add_parser("serve", help="run the directory server")
@@ -98,18 +102,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--operational", action="store_true",
                    help="include operational attributes")
     p.set_defaults(run=_export)
+
+    from certdir.ca_commands import register
+    register(commands, data_dir)
     return top
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     run: Callable[[argparse.Namespace], None] = args.run
+    from ca.errors import CAError
     from certdir.ldif_import import ImportFailed
     from directory.protocol.results import LDAPError
 
     try:
         run(args)
-    except (ConfigError, ImportFailed) as e:
+    except (ConfigError, ImportFailed, CAError) as e:
         sys.exit(f"certdir: error: {e}")
     except LDAPError as e:
         sys.exit(f"certdir: error: {e.message} ({e.code.name.lower()})")

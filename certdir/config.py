@@ -21,6 +21,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from ca.config import CAConfig, CRLConfig
+from ca.errors import CAError
+from ca.hierarchy import ca_subject
+from ca.keys import KEY_TYPES
+from ca.policy import DEFAULT_POLICIES, POLICIES
+from ca.profiles import load_profiles
 from directory.config import DEFAULT_INDEXES, DirectoryConfig
 
 CONFIG_FILE = "certdir.yaml"
@@ -65,6 +71,7 @@ class Config:
     tls: TLSConfig | None
     directory: DirectoryConfig
     workers: int = 1
+    ca: CAConfig | None = None
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
@@ -189,6 +196,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     schema = top.section("schema")
     extra_schema = tuple(data_dir / p for p in schema.strings("paths", ()))
     schema.finish()
+    ca = _ca(top.section("ca"), data_dir, listen) if "ca" in top.data else None
     top.finish()
 
     return Config(
@@ -196,6 +204,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
         listen=listen,
         tls=tls,
         workers=workers,
+        ca=ca,
         directory=DirectoryConfig(
             suffix=suffix,
             root_dn=root_dn,
@@ -217,6 +226,50 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             access_log=access_log,
         ),
     )
+
+
+def _ca(section: _Section, data_dir: Path, listen: tuple[ListenURL, ...]) -> CAConfig:
+    plain = next((u for u in listen if u.scheme == "ldap"), listen[0] if listen else None)
+    ldap_default = f"{plain.scheme}://{plain.host}:{plain.port}" if plain else "ldap://localhost"
+    name = section.get("name", str)
+    try:
+        ca_subject(name)
+    except CAError as e:
+        raise ConfigError(str(e)) from None
+    key_type = section.get("key_type", str, "p256", lambda v: v in KEY_TYPES,
+                           "one of " + ", ".join(KEY_TYPES))
+    validity = section.get("validity_days", int, 3650, _positive, "must be > 0")
+    passphrase_file = data_dir / section.get("passphrase_file", str, "secrets/ca-passphrase")
+    passphrase_env = section.get("passphrase_env", str, "CERTDIR_CA_PASSPHRASE")
+    base_url = section.get("base_url", str, "http://pki.example.com",
+                           lambda v: v.startswith(("http://", "https://")), "an http:// URL")
+    ldap_url = section.get("ldap_url", str, ldap_default,
+                           lambda v: v.startswith(("ldap://", "ldaps://")), "an ldap:// URL")
+    renew = section.get("tls_renew_days", int, 30, _positive, "must be > 0")
+    try:
+        profiles = load_profiles(section.data.get("profiles"), section.key("profiles"))
+    except CAError as e:
+        raise ConfigError(str(e)) from None
+    section.used.add("profiles")
+    policy_section = section.section("policies")
+    policies = dict(DEFAULT_POLICIES)
+    for profile_name in list(policy_section.data):
+        if profile_name not in profiles:
+            raise ConfigError(f"{policy_section.key(profile_name)}: no such profile")
+        policies[profile_name] = policy_section.get(
+            profile_name, str, None, lambda v: v in POLICIES, "one of " + ", ".join(POLICIES))
+    crl_section = section.section("crl")
+    crl = CRLConfig(
+        validity_hours=crl_section.get("validity_hours", int, 168, _positive, "must be > 0"),
+        delta_hours=crl_section.get("delta_hours", int, 24, _positive, "must be > 0"),
+        interval_minutes=crl_section.get("interval_minutes", int, 60, _positive,
+                                         "must be > 0"))
+    crl_section.finish()
+    section.finish()
+    return CAConfig(name=name, key_type=key_type, validity_days=validity,
+                    passphrase_file=passphrase_file, passphrase_env=passphrase_env,
+                    base_url=base_url.rstrip("/"), ldap_url=ldap_url.rstrip("/"),
+                    profiles=profiles, policies=policies, crl=crl, tls_renew_days=renew)
 
 
 def load(data_dir: Path) -> Config:

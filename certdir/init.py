@@ -4,10 +4,14 @@
 - Generates the root DN's password (never a default), writes it to
   secrets/root-password with mode 0600 and prints it once; only its
   Argon2id hash goes into certdir.yaml.
-- Creates the bootstrap TLS certificate (see certdir.tls) and the entry of
-  the naming context, with object classes chosen from its RDN
-  (dc -> dcObject + organization, o -> organization, ou ->
+- Creates the entry of the naming context, with object classes chosen
+  from its RDN (dc -> dcObject + organization, o -> organization, ou ->
   organizationalUnit, c -> country, l -> locality).
+- Unless told `--no-ca`: generates the CA key passphrase into
+  secrets/ca-passphrase (0600), creates the root CA
+  (`cn=<Suffix> Root CA,<suffix>`) and has it issue the directory's TLS
+  certificate. With `--no-ca` the TLS certificate comes from a throwaway
+  bootstrap CA (see certdir.tls).
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from typing import Any
 
 import yaml
 
+from certdir.ca_commands import create_root, renew_server_certificate
 from certdir.config import CONFIG_FILE, ConfigError, ListenURL, from_mapping
-from certdir.files import write_private
 from certdir.service import open_directory
 from certdir.tls import bootstrap
 from directory import passwords
+from directory.files import write_private
 from directory.ops.add import build, collect, insert
-from directory.protocol.dn import DN
+from directory.protocol.dn import DN, escape
 
 SUFFIX_CLASSES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "dc": (("top", "dcObject", "organization"), "o"),
@@ -45,7 +50,13 @@ def suffix_entry(dn: DN) -> dict[str, list[bytes]]:
     return attributes
 
 
-def init(data_dir: Path, suffix: str, listen: list[str]) -> dict[str, Any]:
+def ca_name(suffix: DN) -> str:
+    """`cn=<first RDN value> Root CA,<suffix>`, e.g. cn=Example Root CA,dc=example,dc=com."""
+    label = suffix.rdn.avas[0].value if suffix else "certdir"
+    return f"cn={escape(label[:1].upper() + label[1:])} Root CA,{suffix}"
+
+
+def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True) -> dict[str, Any]:
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir / CONFIG_FILE} already exists; not overwriting it")
     urls = [ListenURL.parse(u) for u in listen or ["ldap://127.0.0.1:3389",
@@ -57,9 +68,10 @@ def init(data_dir: Path, suffix: str, listen: list[str]) -> dict[str, Any]:
 
     password = secrets.token_urlsafe(18)
     write_private(data_dir / "secrets" / "root-password", password.encode() + b"\n")
-    hosts = sorted({u.host for u in urls if u.host not in ("0.0.0.0", "::")})
-    bootstrap(data_dir / "tls" / "server.pem", data_dir / "tls" / "server.key",
-              data_dir / "public" / "ca.pem", hosts or ["127.0.0.1"])
+    if not with_ca:
+        hosts = sorted({u.host for u in urls if u.host not in ("0.0.0.0", "::")})
+        bootstrap(data_dir / "tls" / "server.pem", data_dir / "tls" / "server.key",
+                  data_dir / "public" / "ca.pem", hosts or ["127.0.0.1"])
     settings: dict[str, Any] = {
         "suffix": suffix,
         "listen": [str(u) for u in urls],
@@ -69,6 +81,10 @@ def init(data_dir: Path, suffix: str, listen: list[str]) -> dict[str, Any]:
                 "ca_certificate": "public/ca.pem"},
         "storage": {"path": "certdir.db"},
     }
+    if with_ca:
+        write_private(data_dir / "secrets" / "ca-passphrase",
+                      secrets.token_urlsafe(24).encode() + b"\n")
+        settings["ca"] = {"name": ca_name(DN.parse(suffix))}
     config = from_mapping(settings, data_dir)
     dsa = open_directory(config)
     try:
@@ -78,8 +94,13 @@ def init(data_dir: Path, suffix: str, listen: list[str]) -> dict[str, Any]:
             insert(dsa, txn, entry)
     finally:
         dsa.backend.close()
+    ca = None
+    if with_ca:
+        authority = create_root(config)
+        renew_server_certificate(config, authority)
+        ca = authority.certificate.subject.rfc4514_string()
     header = ("# certdir configuration; every key is documented in config.example.yaml.\n"
               "# The root password is in secrets/root-password (only its hash is here).\n")
     (data_dir / CONFIG_FILE).write_text(header + yaml.safe_dump(settings, sort_keys=False))
     return {"root_dn": config.directory.root_dn, "password": password,
-            "listen": [str(u) for u in urls]}
+            "listen": [str(u) for u in urls], "ca": ca}

@@ -41,14 +41,12 @@ def load_schema(config: Config) -> Schema:
 
 
 def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
-    """The directory; with a reactor it gets a writer thread for updates.
-    Worker processes (`worker` > 0 or `config.workers` > 1) share the
-    database, so each watches for the others' commits."""
+    """The directory; with a reactor it gets a writer thread for updates."""
     from directory.backend.writer import Writer
 
     schema = load_schema(config)
     backend = SQLiteBackend(config.directory.database, schema, config.directory.indexes,
-                            config.directory.cache_entries, shared=config.workers > 1)
+                            config.directory.cache_entries)
     writer = Writer(backend, reactor) if reactor is not None else None
     return DSA(config.directory, schema, backend, writer, worker)
 

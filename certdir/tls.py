@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certdir.files import write_private
+from directory.files import write_private
 
 
 def _name(common_name: str) -> x509.Name:

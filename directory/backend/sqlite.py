@@ -13,9 +13,10 @@
   equality rule's normalised form, so prefix ranges serve initial
   substrings too.
 - Decoded entries are cached per id; the writer reports what it changed
-  after each commit and the cache forgets those ids. When other processes
-  write the same database (`shared`), `refresh` drops the whole cache
-  whenever SQLite's data_version says something was committed.
+  after each commit and the cache forgets those ids. Other processes may
+  write the same database (server workers, `certdir ca` commands while the
+  server runs): `refresh` drops the whole cache whenever SQLite's
+  data_version says something was committed.
 """
 
 from __future__ import annotations
@@ -84,9 +85,8 @@ def connect(path: Path) -> sqlite3.Connection:
 
 class SQLiteBackend:
     def __init__(self, path: Path, schema: Schema, indexed: Iterable[str],
-                 cache_entries: int = 200_000, shared: bool = False) -> None:
+                 cache_entries: int = 200_000) -> None:
         self.path = path
-        self.shared = shared
         self._data_version = -1
         self.schema = schema
         types = [schema.attribute(name) for name in ("objectClass", *indexed)]
@@ -136,11 +136,15 @@ class SQLiteBackend:
             self._cache[entry_id] = entry
         return entry
 
+    @property
+    def reader(self) -> sqlite3.Connection:
+        """The read connection, for read-only queries on other tables of the
+        database (the CA's and the KMS's)."""
+        return self._reader
+
     def refresh(self) -> bool:
-        """For a database other processes also write: drop the caches when
-        anything was committed since the last call; True when it did."""
-        if not self.shared:
-            return False
+        """Drop the caches when anything was committed since the last call
+        (by another process, or by this one's writer); True when it did."""
         version = self._reader.execute("PRAGMA data_version").fetchone()[0]
         if version == self._data_version:
             return False

@@ -1,0 +1,128 @@
+"""A CA's place in the hierarchy: root, or subordinate at any depth.
+
+- `create_root` makes a self-signed root with the configured name, key
+  type and validity (RFC 5280 §4.2.1.9: a CA, no path length limit).
+- `request_sub` makes the key of a subordinate CA and a PKCS#10 request
+  for it (signed with SHA-256 or stronger); the key waits, encrypted, in
+  `ca/key.pem` for the answer. Nothing is signed yet.
+- `sign_sub` is the parent's side (any certdir CA, even one that never
+  runs a server): the sub-ca profile, with the path length asked for.
+- `install_sub` takes the parent's answer (the new CA certificate, then
+  the parent's chain, PEM) and installs it after checking that it certifies
+  the waiting key, that every certificate is signed by the next and that
+  the chain ends in a self-signed root.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.oid import NameOID
+
+from ca.authority import Authority, CAFiles
+from ca.builder import IssuerURLs, root_certificate
+from ca.config import CAConfig
+from ca.errors import CAError
+from ca.issue import submit
+from ca.keys import decrypt_private_key, encrypt_private_key, generate, signature_hash
+from ca.policy import Origin
+from ca.profiles import profile
+from directory.files import write_private
+from directory.publisher import DirectoryWriter
+
+# RFC 4514 §3 names, matched without regard to case as LDAP does.
+_NAME_OIDS = {name.lower(): oid for name, oid in (
+    ("CN", NameOID.COMMON_NAME), ("O", NameOID.ORGANIZATION_NAME),
+    ("OU", NameOID.ORGANIZATIONAL_UNIT_NAME), ("C", NameOID.COUNTRY_NAME),
+    ("L", NameOID.LOCALITY_NAME), ("ST", NameOID.STATE_OR_PROVINCE_NAME),
+    ("STREET", NameOID.STREET_ADDRESS), ("DC", NameOID.DOMAIN_COMPONENT),
+    ("UID", NameOID.USER_ID), ("serialNumber", NameOID.SERIAL_NUMBER),
+    ("emailAddress", NameOID.EMAIL_ADDRESS))}
+
+
+def ca_subject(text: str) -> x509.Name:
+    """A CA name from its RFC 4514 string, e.g. `cn=Example Root CA,o=Example`."""
+    try:
+        return x509.Name.from_rfc4514_string(text, _NAME_OIDS)
+    except ValueError:
+        raise CAError(f"ca.name: {text!r} is not a distinguished name with known "
+                      "attribute types (" + ", ".join(sorted(_NAME_OIDS)) + ")") from None
+
+
+def _pem(certificates: Sequence[x509.Certificate]) -> bytes:
+    return b"".join(c.public_bytes(Encoding.PEM) for c in certificates)
+
+
+def create_root(config: CAConfig, data_dir: Path, passphrase: bytes) -> None:
+    files = CAFiles.of(data_dir)
+    if files.chain.exists() or files.key.exists():
+        raise CAError(f"{files.folder} already holds a CA; not replacing it")
+    key = generate(config.key_type)
+    certificate = root_certificate(ca_subject(config.name), key, config.validity_days, IssuerURLs())
+    write_private(files.key, encrypt_private_key(key, passphrase))
+    files.certificate.write_bytes(_pem([certificate]))
+    files.chain.write_bytes(_pem([certificate]))
+
+
+def request_sub(config: CAConfig, data_dir: Path, passphrase: bytes) -> bytes:
+    files = CAFiles.of(data_dir)
+    if files.chain.exists() or files.key.exists():
+        raise CAError(f"{files.folder} already holds a CA or a pending request")
+    key = generate(config.key_type)
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(ca_subject(config.name))
+           .sign(key, signature_hash(key)))
+    write_private(files.key, encrypt_private_key(key, passphrase))
+    pem = csr.public_bytes(Encoding.PEM)
+    files.request.write_bytes(pem)
+    return pem
+
+
+def sign_sub(authority: Authority, writer: DirectoryWriter, csr: bytes,
+             path_length: int | None, now: dt.datetime) -> bytes:
+    """The answer for the subordinate: its certificate, then this CA's chain."""
+    chosen = profile(authority.config.profiles, "sub-ca")
+    if path_length is not None:
+        chosen = dataclasses.replace(chosen, path_length=path_length)
+    outcome = submit(authority, writer, csr, chosen, None, Origin.OFFICER, now)
+    assert outcome.certificate is not None
+    return _pem([outcome.certificate, *authority.chain])
+
+
+def install_sub(config: CAConfig, data_dir: Path, answer: bytes, passphrase: bytes) -> None:
+    files = CAFiles.of(data_dir)
+    if not files.request.exists():
+        raise CAError(f"no pending CA request in {files.folder}; run `certdir ca request-sub`")
+    try:
+        chain = x509.load_pem_x509_certificates(answer)
+    except ValueError:
+        raise CAError("the answer is not a PEM certificate chain") from None
+    key = decrypt_private_key(files.key.read_bytes(), passphrase, "the CA key")
+    if _spki(chain[0].public_key()) != _spki(key.public_key()):
+        raise CAError("the answer does not certify this CA's key (wrong answer file?)")
+    for child, parent in itertools.pairwise(chain):
+        _check_signed(child, parent)
+    _check_signed(chain[-1], chain[-1])
+    files.certificate.write_bytes(_pem(chain[:1]))
+    files.chain.write_bytes(_pem(chain))
+    files.request.unlink()
+
+
+def _spki(key: object) -> bytes:
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)  # type: ignore[attr-defined, no-any-return]
+
+
+def _check_signed(child: x509.Certificate, parent: x509.Certificate) -> None:
+    try:
+        child.verify_directly_issued_by(parent)
+    except (ValueError, TypeError, InvalidSignature):
+        what = "is not self-signed" if child is parent else (
+            f"is not signed by {parent.subject.rfc4514_string()}")
+        raise CAError(f"{child.subject.rfc4514_string()} {what}; the chain is broken") \
+            from None

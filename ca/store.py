@@ -1,0 +1,280 @@
+"""The CA's records, in tables of the directory's own database (DESIGN.md).
+
+- Certificates issued (serial, issuer, subject, holder entry, profile,
+  validity, DER, status), requests and their decisions, CRLs issued and
+  the CRL number all live next to the entries, so recording a certificate
+  and publishing it into the holder's entry commit in one transaction.
+- Serials are stored as lower-case hex without leading zeros; callers
+  accept any case and an optional `0x` (`parse_serial`).
+- A revoked certificate keeps its row: status `revoked` (or `hold` for
+  certificateHold, RFC 5280 §5.3.1), when and why.
+- CRL numbers increase by one for every CRL, full or delta (RFC 5280
+  §5.2.3 requires them to increase monotonically for one CA).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ca.errors import CAError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ca_certificates (
+    serial TEXT PRIMARY KEY,
+    issuer TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    entry TEXT,
+    profile TEXT NOT NULL,
+    not_before TEXT NOT NULL,
+    not_after TEXT NOT NULL,
+    der BLOB NOT NULL,
+    status TEXT NOT NULL DEFAULT 'valid',
+    revoked_at TEXT,
+    reason TEXT,
+    request INTEGER
+);
+CREATE INDEX IF NOT EXISTS ca_certificates_entry ON ca_certificates (entry);
+CREATE INDEX IF NOT EXISTS ca_certificates_revoked ON ca_certificates (revoked_at)
+    WHERE revoked_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ca_requests (
+    id INTEGER PRIMARY KEY,
+    created TEXT NOT NULL,
+    csr BLOB NOT NULL,
+    profile TEXT NOT NULL,
+    entry TEXT,
+    status TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    decided_by TEXT,
+    decided_at TEXT,
+    note TEXT,
+    serial TEXT
+);
+CREATE TABLE IF NOT EXISTS ca_releases (
+    serial TEXT NOT NULL,
+    released_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ca_crls (
+    number INTEGER PRIMARY KEY,
+    base INTEGER,
+    this_update TEXT NOT NULL,
+    next_update TEXT NOT NULL,
+    der BLOB NOT NULL
+);
+"""
+
+
+def parse_serial(text: str) -> int:
+    digits = text.strip().lower().removeprefix("0x").replace(":", "")
+    try:
+        return int(digits, 16)
+    except ValueError:
+        raise CAError(f"{text!r} is not a serial number (hexadecimal)") from None
+
+
+def serial_text(serial: int) -> str:
+    return format(serial, "x")
+
+
+def _time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedRecord:
+    serial: int
+    issuer: str
+    subject: str
+    entry: str | None
+    profile: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    der: bytes
+    status: str
+    revoked_at: dt.datetime | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    id: int
+    created: dt.datetime
+    csr: bytes
+    profile: str
+    entry: str | None
+    status: str
+    policy: str
+    decided_by: str | None
+    note: str | None
+    serial: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    serial: int
+    revoked_at: dt.datetime
+    reason: str
+
+
+_CERT_COLUMNS = ("serial, issuer, subject, entry, profile, not_before, not_after, der, "
+                 "status, revoked_at, reason")
+_REQUEST_COLUMNS = "id, created, csr, profile, entry, status, policy, decided_by, note, serial"
+
+
+def _issued(row: tuple[object, ...]) -> IssuedRecord:
+    (serial, issuer, subject, entry, profile, not_before, not_after, der, status, revoked_at,
+     reason) = row
+    return IssuedRecord(int(str(serial), 16), str(issuer), str(subject),
+                        None if entry is None else str(entry), str(profile),
+                        _parse_time(str(not_before)), _parse_time(str(not_after)),
+                        bytes(der), str(status),  # type: ignore[call-overload]
+                        None if revoked_at is None else _parse_time(str(revoked_at)),
+                        None if reason is None else str(reason))
+
+
+def _request(row: tuple[object, ...]) -> RequestRecord:
+    (ident, created, csr, profile, entry, status, policy, decided_by, note, serial) = row
+    return RequestRecord(int(str(ident)), _parse_time(str(created)),
+                         bytes(csr),  # type: ignore[call-overload]
+                         str(profile), None if entry is None else str(entry), str(status),
+                         str(policy), None if decided_by is None else str(decided_by),
+                         None if note is None else str(note),
+                         None if serial is None else int(str(serial), 16))
+
+
+class Store:
+    """Queries on a connection; the caller owns the transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @staticmethod
+    def create(conn: sqlite3.Connection) -> None:
+        # Statement by statement: executescript would commit the caller's transaction.
+        for statement in SCHEMA.split(";"):
+            conn.execute(statement)
+
+    # --- certificates ---------------------------------------------------------------
+
+    def record(self, *, serial: int, issuer: str, subject: str, entry: str | None,
+               profile: str, not_before: dt.datetime, not_after: dt.datetime, der: bytes,
+               request: int | None = None) -> None:
+        self.conn.execute(
+            "INSERT INTO ca_certificates (serial, issuer, subject, entry, profile, not_before,"
+            " not_after, der, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (serial_text(serial), issuer, subject, entry, profile, _time(not_before),
+             _time(not_after), der, request))
+
+    def certificate(self, serial: int) -> IssuedRecord:
+        row = self.conn.execute(f"SELECT {_CERT_COLUMNS} FROM ca_certificates WHERE serial=?",
+                                (serial_text(serial),)).fetchone()
+        if row is None:
+            raise CAError(f"no certificate with serial {serial_text(serial)} was issued here")
+        return _issued(row)
+
+    def certificates(self, *, status: str | None = None,
+                     entry: str | None = None) -> Iterator[IssuedRecord]:
+        where, params = [], []
+        if status is not None:
+            where.append("status=?")
+            params.append(status)
+        if entry is not None:
+            where.append("lower(entry)=lower(?)")
+            params.append(entry)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        for row in self.conn.execute(
+                f"SELECT {_CERT_COLUMNS} FROM ca_certificates{clause} ORDER BY not_before",
+                params):
+            yield _issued(row)
+
+    def set_status(self, serial: int, status: str, when: dt.datetime | None,
+                   reason: str | None) -> None:
+        self.conn.execute(
+            "UPDATE ca_certificates SET status=?, revoked_at=?, reason=? WHERE serial=?",
+            (status, None if when is None else _time(when), reason, serial_text(serial)))
+
+    def revocations(self, since: dt.datetime | None = None) -> list[Revocation]:
+        """Revoked and held certificates (not expired ones, RFC 5280 §3.3
+        allows dropping those), optionally only those revoked after `since`."""
+        query = ("SELECT serial, revoked_at, reason FROM ca_certificates "
+                 "WHERE revoked_at IS NOT NULL")
+        params: list[str] = []
+        if since is not None:
+            query += " AND revoked_at>=?"
+            params.append(_time(since))
+        return [Revocation(int(serial, 16), _parse_time(when), reason)
+                for serial, when, reason in self.conn.execute(query, params)]
+
+    def record_release(self, serial: int, when: dt.datetime) -> None:
+        self.conn.execute("INSERT INTO ca_releases VALUES (?, ?)", (serial_text(serial),
+                                                                     _time(when)))
+
+    def releases(self, since: dt.datetime) -> list[tuple[int, dt.datetime]]:
+        """Certificates taken off hold since `since` (removeFromCRL)."""
+        return [(int(serial, 16), _parse_time(when)) for serial, when in self.conn.execute(
+            "SELECT serial, released_at FROM ca_releases WHERE released_at>=?",
+            (_time(since),))]
+
+    # --- requests ---------------------------------------------------------------------
+
+    def add_request(self, *, csr: bytes, profile: str, entry: str | None, policy: str,
+                    now: dt.datetime) -> int:
+        cursor = self.conn.execute(
+            "INSERT INTO ca_requests (created, csr, profile, entry, status, policy)"
+            " VALUES (?, ?, ?, ?, 'pending', ?)", (_time(now), csr, profile, entry, policy))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def decide(self, ident: int, status: str, by: str, now: dt.datetime,
+               note: str | None = None, serial: int | None = None) -> None:
+        self.conn.execute(
+            "UPDATE ca_requests SET status=?, decided_by=?, decided_at=?, note=?, serial=?"
+            " WHERE id=?", (status, by, _time(now), note,
+                            None if serial is None else serial_text(serial), ident))
+
+    def request(self, ident: int) -> RequestRecord:
+        row = self.conn.execute(f"SELECT {_REQUEST_COLUMNS} FROM ca_requests WHERE id=?",
+                                (ident,)).fetchone()
+        if row is None:
+            raise CAError(f"no request {ident}")
+        return _request(row)
+
+    def requests(self, status: str) -> Iterator[RequestRecord]:
+        for row in self.conn.execute(
+                f"SELECT {_REQUEST_COLUMNS} FROM ca_requests WHERE status=? ORDER BY id",
+                (status,)):
+            yield _request(row)
+
+    # --- CRLs ---------------------------------------------------------------------------
+
+    def next_crl_number(self) -> int:
+        row = self.conn.execute("SELECT max(number) FROM ca_crls").fetchone()
+        return 1 if row[0] is None else int(row[0]) + 1
+
+    def record_crl(self, number: int, base: int | None, this_update: dt.datetime,
+                   next_update: dt.datetime, der: bytes) -> None:
+        self.conn.execute("INSERT INTO ca_crls VALUES (?, ?, ?, ?, ?)",
+                          (number, base, _time(this_update), _time(next_update), der))
+
+    def crl(self, number: int) -> bytes:
+        row = self.conn.execute("SELECT der FROM ca_crls WHERE number=?", (number,)).fetchone()
+        if row is None:
+            raise CAError(f"no CRL number {number}")
+        return bytes(row[0])
+
+    def last_full_crl(self) -> tuple[int, dt.datetime] | None:
+        row = self.conn.execute("SELECT number, this_update FROM ca_crls WHERE base IS NULL"
+                                " ORDER BY number DESC LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), _parse_time(row[1]))
+
+    def last_crl(self) -> tuple[int, dt.datetime, dt.datetime] | None:
+        row = self.conn.execute("SELECT number, this_update, next_update FROM ca_crls"
+                                " ORDER BY number DESC LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), _parse_time(row[1]),
+                                         _parse_time(row[2]))

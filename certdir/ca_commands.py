@@ -1,0 +1,331 @@
+"""`certdir ca ...`: the certificate authority's command line.
+
+- Commands that sign unlock the CA key first (passphrase from the
+  environment, the passphrase file or a prompt) and fail with a clear
+  message when it is locked.
+- Every change runs in one database transaction with what it publishes
+  into the directory; public files (CA certificates, CRLs) are written
+  after the commit. They work while the server runs: it notices the
+  commit and drops its caches.
+- Listings are rich tables; `issue` prints the new certificate's serial
+  (hexadecimal) alone on standard output, for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cryptography import x509
+from rich.console import Console
+from rich.table import Table
+
+from ca import crl as crls
+from ca import hierarchy, revoke
+from ca.authority import Authority, CAFiles, has_ca, load_chain, passphrase, unlock
+from ca.config import CAConfig
+from ca.errors import CAError
+from ca.issue import deny_request, issue_request, submit
+from ca.policy import Origin
+from ca.profiles import profile
+from ca.public import write_chain, write_crls
+from ca.publish import publish_authority
+from ca.store import Store, parse_serial, serial_text
+from ca.verify import verify_file
+from certdir.config import Config, load
+from certdir.server_certificate import issue_server_certificate
+from certdir.service import open_directory
+from directory.dsa import DSA
+from directory.publisher import DirectoryWriter
+
+console = Console()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def ca_config(config: Config) -> CAConfig:
+    if config.ca is None:
+        raise CAError("no `ca` section in certdir.yaml; this data directory has no CA")
+    return config.ca
+
+
+@contextmanager
+def _directory(config: Config) -> Iterator[DSA]:
+    dsa = open_directory(config)
+    try:
+        yield dsa
+    finally:
+        dsa.backend.close()
+
+
+@contextmanager
+def _writing(config: Config, authority: Authority | None) -> Iterator[DirectoryWriter]:
+    """A transaction on the directory, acting as the CA (or the root DN)."""
+    with _directory(config) as dsa, dsa.backend.transaction() as txn:
+        Store.create(txn.conn)
+        actor = dsa.parse_dn(authority.entry_dn) if authority else dsa.root_dn
+        yield DirectoryWriter(dsa, txn, actor)
+
+
+def _unlock(config: Config) -> Authority:
+    return unlock(ca_config(config), config.data_dir, config.directory.suffix)
+
+
+def publish_new_ca(config: Config) -> Authority:
+    """Publish a newly created or installed CA: its entries, files, a first CRL."""
+    authority = _unlock(config)
+    with _writing(config, authority) as writer:
+        publish_authority(writer, authority)
+        made = crls.generate(authority, writer, _now())
+    write_chain(config.data_dir / "public", authority.chain)
+    write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
+    return authority
+
+
+def create_root(config: Config) -> Authority:
+    ca = ca_config(config)
+    hierarchy.create_root(ca, config.data_dir, passphrase(ca))
+    return publish_new_ca(config)
+
+
+def renew_server_certificate(config: Config, authority: Authority) -> None:
+    with _writing(config, authority) as writer:
+        issue_server_certificate(config, authority, writer, _now())
+
+
+# --- commands -------------------------------------------------------------------------
+
+def _init(config: Config, args: argparse.Namespace) -> None:
+    authority = create_root(config)
+    print(f"root CA {authority.certificate.subject.rfc4514_string()} created; "
+          f"certificate in {config.data_dir / 'public' / (authority.slug + '.pem')}")
+
+
+def _request_sub(config: Config, args: argparse.Namespace) -> None:
+    ca = ca_config(config)
+    args.out.write_bytes(hierarchy.request_sub(ca, config.data_dir, passphrase(ca)))
+    print(f"CA request written to {args.out}; have the parent CA sign it "
+          "(`certdir ca sign-sub`), then run `certdir ca install-sub`")
+
+
+def _sign_sub(config: Config, args: argparse.Namespace) -> None:
+    authority = _unlock(config)
+    with _writing(config, authority) as writer:
+        answer = hierarchy.sign_sub(authority, writer, _read(args.csr), args.path_length,
+                                    _now())
+    args.out.write_bytes(answer)
+    print(f"subordinate CA certificate and chain written to {args.out}")
+
+
+def _install_sub(config: Config, args: argparse.Namespace) -> None:
+    ca = ca_config(config)
+    hierarchy.install_sub(ca, config.data_dir, _read(args.answer), passphrase(ca))
+    authority = publish_new_ca(config)
+    print(f"subordinate CA {authority.certificate.subject.rfc4514_string()} installed")
+
+
+def _issue(config: Config, args: argparse.Namespace) -> None:
+    authority = _unlock(config)
+    chosen = profile(authority.config.profiles, args.profile)
+    with _writing(config, authority) as writer:
+        outcome = submit(authority, writer, _read(args.csr), chosen, args.entry,
+                         Origin.OFFICER, _now())
+    assert outcome.certificate is not None
+    print(serial_text(outcome.certificate.serial_number))
+
+
+def _submit(config: Config, args: argparse.Namespace) -> None:
+    authority = _unlock(config)
+    chosen = profile(authority.config.profiles, args.profile)
+    with _writing(config, authority) as writer:
+        outcome = submit(authority, writer, _read(args.csr), chosen, args.entry,
+                         Origin.REQUESTER, _now())
+    serial = ("" if outcome.certificate is None
+              else f", serial {serial_text(outcome.certificate.serial_number)}")
+    print(f"request {outcome.request}: {outcome.decision.value} ({outcome.why}){serial}")
+
+
+def _approve(config: Config, args: argparse.Namespace) -> None:
+    authority = _unlock(config)
+    with _writing(config, authority) as writer:
+        certificate = issue_request(authority, writer, args.request, "officer", _now())
+    print(serial_text(certificate.serial_number))
+
+
+def _deny(config: Config, args: argparse.Namespace) -> None:
+    with _writing(config, None) as writer:
+        deny_request(writer, args.request, "officer", args.why, _now())
+    print(f"request {args.request} denied")
+
+
+def _revoke(config: Config, args: argparse.Namespace) -> None:
+    if (args.serial is None) == (args.entry is None):
+        raise CAError("give a serial number or --entry DN (one of them)")
+    authority = _unlock(config)
+    why = revoke.reason(args.reason)
+    with _writing(config, authority) as writer:
+        if args.serial is not None:
+            records = [revoke.revoke(authority, writer, parse_serial(args.serial), why, _now())]
+        else:
+            records = revoke.revoke_holder(authority, writer, args.entry, why, _now())
+        made = crls.generate(authority, writer, _now())
+    write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
+    for record in records:
+        print(f"revoked {serial_text(record.serial)} ({why.value})")
+
+
+def _release(config: Config, args: argparse.Namespace) -> None:
+    authority = _unlock(config)
+    with _writing(config, authority) as writer:
+        record = revoke.release(authority, writer, parse_serial(args.serial), _now())
+        made = crls.generate(authority, writer, _now())
+    write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
+    print(f"released {serial_text(record.serial)} from hold")
+
+
+def _crl(config: Config, args: argparse.Namespace) -> None:
+    authority = _unlock(config)
+    with _writing(config, authority) as writer:
+        made = crls.generate(authority, writer, _now())
+    write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
+    number = made.full.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    print(f"CRL {number} ({len(list(made.full))} revoked) and delta CRL {number + 1} "
+          f"published")
+
+
+@contextmanager
+def _reading(config: Config) -> Iterator[Store]:
+    ca_config(config)
+    with _directory(config) as dsa:
+        Store.create(dsa.backend.reader)
+        yield Store(dsa.backend.reader)
+
+
+def _list(config: Config, args: argparse.Namespace) -> None:
+    with _reading(config) as store:
+        if args.pending:
+            table = Table("request", "created", "profile", "entry", "policy")
+            for r in store.requests("pending"):
+                table.add_row(str(r.id), f"{r.created:%Y-%m-%d %H:%M}", r.profile,
+                              r.entry or "", r.policy)
+        else:
+            table = Table("serial", "subject", "holder", "profile", "expires", "status")
+            for c in store.certificates():
+                if args.revoked and c.revoked_at is None:
+                    continue
+                table.add_row(serial_text(c.serial), c.subject, c.entry or "", c.profile,
+                              f"{c.not_after:%Y-%m-%d}",
+                              c.status + (f" ({c.reason})" if c.reason else ""))
+    console.print(table)
+
+
+def _show(config: Config, args: argparse.Namespace) -> None:
+    with _reading(config) as store:
+        record = store.certificate(parse_serial(args.serial))
+    table = Table(show_header=False)
+    for label, value in (
+            ("serial", serial_text(record.serial)), ("subject", record.subject),
+            ("issuer", record.issuer), ("holder", record.entry or "(none)"),
+            ("profile", record.profile), ("not before", f"{record.not_before:%Y-%m-%d %H:%M}Z"),
+            ("not after", f"{record.not_after:%Y-%m-%d %H:%M}Z"), ("status", record.status),
+            ("revoked", "" if record.revoked_at is None
+             else f"{record.revoked_at:%Y-%m-%d %H:%M}Z ({record.reason})")):
+        table.add_row(label, value)
+    console.print(table)
+
+
+def _verify(config: Config, args: argparse.Namespace) -> None:
+    ok, lines = verify_file(config.data_dir / "public", _read(args.file))
+    for line in lines:
+        print(line)
+    if not ok:
+        raise SystemExit(1)
+
+
+def _status(config: Config, args: argparse.Namespace) -> None:
+    ca = ca_config(config)
+    if not has_ca(config.data_dir):
+        print("no CA installed")
+        return
+    chain = load_chain(CAFiles.of(config.data_dir).chain)
+    with _reading(config) as store:
+        counts = {s: sum(1 for _ in store.certificates(status=s))
+                  for s in ("valid", "hold", "revoked")}
+        pending = sum(1 for _ in store.requests("pending"))
+        last = store.last_crl()
+    table = Table(show_header=False)
+    rows = [("CA", chain[0].subject.rfc4514_string()),
+            ("kind", "root" if len(chain) == 1 else f"subordinate (depth {len(chain) - 1})"),
+            ("key", ca.key_type), ("expires", f"{chain[0].not_valid_after_utc:%Y-%m-%d}"),
+            ("certificates", ", ".join(f"{n} {s}" for s, n in counts.items())),
+            ("pending requests", str(pending)),
+            ("last CRL", "none" if last is None else
+             f"number {last[0]}, next update {last[2]:%Y-%m-%d %H:%M}Z")]
+    for label, value in rows:
+        table.add_row(label, value)
+    console.print(table)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise CAError(f"{path}: {e.strerror}") from None
+
+
+Command = Callable[[Config, argparse.Namespace], None]
+
+
+def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+             data_dir: Callable[[argparse.ArgumentParser], None]) -> None:
+    ca = commands.add_parser("ca", help="the certificate authority").add_subparsers(
+        dest="ca_command", required=True)
+
+    def command(name: str, run: Command, text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = ca.add_parser(name, help=text)
+        data_dir(p)
+        p.set_defaults(run=lambda args: run(load(args.data_dir), args))
+        return p
+
+    command("init", _init, "create the root CA")
+    p = command("request-sub", _request_sub, "make a subordinate CA's key and request")
+    p.add_argument("--out", type=Path, required=True, help="where to write the request (PEM)")
+    p = command("sign-sub", _sign_sub, "sign a subordinate CA's request")
+    p.add_argument("--csr", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="the answer: certificate + chain")
+    p.add_argument("--path-length", type=int, help="how many CA levels may follow below it")
+    p = command("install-sub", _install_sub, "install the parent's answer")
+    p.add_argument("answer", type=Path)
+    for name, run, text in (("issue", _issue, "issue a certificate now (as an officer)"),
+                            ("submit", _submit, "queue a request for its policy to decide")):
+        p = command(name, run, text)
+        p.add_argument("--csr", type=Path, required=True, help="PKCS#10 request, PEM or DER")
+        p.add_argument("--profile", required=True)
+        p.add_argument("--entry", help="the holder's directory entry (DN)")
+    p = command("approve", _approve, "issue a pending request")
+    p.add_argument("request", type=int)
+    p = command("deny", _deny, "refuse a pending request")
+    p.add_argument("request", type=int)
+    p.add_argument("--why", default="denied by an officer")
+    p = command("revoke", _revoke, "revoke by serial or every certificate of an entry")
+    p.add_argument("serial", nargs="?")
+    p.add_argument("--entry", help="revoke every valid certificate of this entry")
+    p.add_argument("--reason", default="unspecified", help="RFC 5280 reason, e.g. "
+                   "keyCompromise, superseded, certificateHold")
+    p = command("release", _release, "take a certificate off hold")
+    p.add_argument("serial")
+    command("crl", _crl, "issue and publish a full and a delta CRL now")
+    p = command("list", _list, "list issued certificates or pending requests")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--revoked", action="store_true")
+    group.add_argument("--pending", action="store_true")
+    p = command("show", _show, "one certificate and its holder")
+    p.add_argument("serial")
+    p = command("verify", _verify, "check a certificate's chain and CRL status")
+    p.add_argument("file", type=Path)
+    command("status", _status, "the CA at a glance")
