@@ -110,8 +110,8 @@ def _mails(entry: Entry | None, profile: Profile) -> tuple[str, ...]:
 
 def _mailbox_subject(
     profile: Profile, request: x509.Name, entry: Entry | None, dns_names: Sequence[str]
-) -> list[Attribute]:
-    return [x509.NameAttribute(NameOID.COMMON_NAME, _mails(entry, profile)[0])]
+) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _mails(entry, profile)[0])])
 
 
 _PERSON_ATTRIBUTES = (
@@ -122,36 +122,36 @@ _PERSON_ATTRIBUTES = (
 
 def _individual_subject(
     profile: Profile, request: x509.Name, entry: Entry | None, dns_names: Sequence[str]
-) -> list[Attribute]:
+) -> x509.Name:
     names = _values(entry, "cn", profile)
     if not names:
         raise CAError(f"the entry has no cn attribute; profile {profile.name} needs one")
     attributes: list[Attribute] = [x509.NameAttribute(NameOID.COMMON_NAME, names[0])]
     for attribute, oid in _PERSON_ATTRIBUTES:
         attributes += [x509.NameAttribute(oid, v) for v in _values(entry, attribute, profile)[:1]]
-    return attributes
+    return x509.Name(attributes)
 
 
 def _dns_subject(
     profile: Profile, request: x509.Name, entry: Entry | None, dns_names: Sequence[str]
-) -> list[Attribute]:
+) -> x509.Name:
     common_names = [str(a.value) for a in request.get_attributes_for_oid(NameOID.COMMON_NAME)]
     host = next(iter(dns_names), None) or next(iter(common_names), None)
     if host is None:
         raise CAError(f"profile {profile.name} needs a host name (a dNSName or CN in the request)")
-    return [x509.NameAttribute(NameOID.COMMON_NAME, host)]
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
 
 
 def _request_subject(
     profile: Profile, request: x509.Name, entry: Entry | None, dns_names: Sequence[str]
-) -> list[Attribute]:
+) -> x509.Name:
     if not list(request):
         raise CAError(f"profile {profile.name} takes the request's subject, which is empty")
-    return list(request)
+    return request
 
 
 SUBJECT_TEMPLATES: Mapping[
-    str, Callable[[Profile, x509.Name, Entry | None, Sequence[str]], list[Attribute]]
+    str, Callable[[Profile, x509.Name, Entry | None, Sequence[str]], x509.Name]
 ] = {
     "mailbox": _mailbox_subject,
     "individual": _individual_subject,
@@ -164,9 +164,7 @@ def subject_for(
     profile: Profile, request: x509.Name, entry: Entry | None, *, dns_names: Sequence[str] = ()
 ) -> x509.Name:
     """The certificate subject; `dns_names` are the request's dNSNames for the "dns" template."""
-    if profile.subject == "request":
-        return request
-    return x509.Name(SUBJECT_TEMPLATES[profile.subject](profile, request, entry, dns_names))
+    return SUBJECT_TEMPLATES[profile.subject](profile, request, entry, dns_names)
 
 
 def _mail_sans(
