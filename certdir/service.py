@@ -13,18 +13,22 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certdir.config import Config, ConfigError
 from certdir.tls import server_context
 from directory.backend.sqlite import SQLiteBackend
 from directory.dsa import DSA
 from directory.schema import Schema
+
+if TYPE_CHECKING:
+    from ca.authority import Authority
 
 log = logging.getLogger("certdir")
 
@@ -64,15 +68,19 @@ def _configure_logging(access_log: bool, worker: int) -> None:
 
 def serve(config: Config) -> None:
     """Serve until SIGTERM or SIGINT; with `workers` > 1, in that many processes."""
+    from certdir.ca_service import unlock_at_start
+
+    authority = unlock_at_start(config)
     if config.workers > 1:
         from certdir.workers import run_workers
 
-        run_workers(config, serve_worker)
+        run_workers(config, functools.partial(serve_worker, authority=authority))
     else:
-        serve_worker(config, None, 0)
+        serve_worker(config, None, 0, authority)
 
 
-def serve_worker(config: Config, sockets: list[socket.socket] | None, worker: int) -> None:
+def serve_worker(config: Config, sockets: list[socket.socket] | None, worker: int,
+                 authority: Authority | None = None) -> None:
     """One server process: listen on the configured URLs, or adopt the
     already listening `sockets` (one per URL) shared with other workers."""
     from twisted.internet import asyncioreactor
@@ -119,6 +127,10 @@ def serve_worker(config: Config, sockets: list[socket.socket] | None, worker: in
         dsa.backend.close()
         log.info("stopped")
 
+    if authority is not None and worker == 0:
+        from certdir.ca_service import schedule_crls
+
+        schedule_crls(reactor, dsa, authority, config)
     reactor.addSystemEventTrigger("after", "shutdown", shutdown)
     log.info("certdir serving %s (%d entries)", dsa.suffix, dsa.backend.count())
     reactor.run()

@@ -1,0 +1,67 @@
+"""The CA inside `certdir serve`.
+
+- At start, a data directory with a CA unlocks its key before listening;
+  without the passphrase the server does not start and says where it
+  looked (`ca.authority.passphrase`).
+- At start, the directory's TLS certificate is renewed when it expires
+  within `ca.tls_renew_days` or was not issued by this CA.
+- While serving (the first worker only), a full and a delta CRL are issued
+  every `ca.crl.interval_minutes` once the last CRL is past half its
+  life, through the directory's single writer, then written to the
+  public folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from twisted.internet.task import LoopingCall
+
+from ca import crl
+from ca.authority import Authority, has_ca, unlock
+from ca.public import write_crls
+from ca.store import Store
+from certdir.ca_commands import renew_server_certificate
+from certdir.config import Config
+from certdir.server_certificate import needs_renewal
+from directory.backend.sqlite import SQLiteTransaction
+from directory.dsa import DSA
+from directory.publisher import DirectoryWriter
+
+log = logging.getLogger("certdir.ca")
+
+
+def unlock_at_start(config: Config) -> Authority | None:
+    if config.ca is None or not has_ca(config.data_dir):
+        return None
+    authority = unlock(config.ca, config.data_dir, config.directory.suffix)
+    if config.tls is not None and needs_renewal(config, authority, dt.datetime.now(dt.UTC)):
+        renew_server_certificate(config, authority)
+        log.info("issued a new TLS certificate for the directory")
+    return authority
+
+
+def schedule_crls(reactor: Any, dsa: DSA, authority: Authority, config: Config) -> LoopingCall:
+    def job(txn: SQLiteTransaction) -> crl.CRLs | None:
+        now = dt.datetime.now(dt.UTC)
+        if not crl.due(Store(txn.conn), now):
+            return None
+        writer = DirectoryWriter(dsa, txn, dsa.parse_dn(authority.entry_dn))
+        return crl.generate(authority, writer, now)
+
+    def published(made: crl.CRLs | None) -> None:
+        if made is not None:
+            write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
+            log.info("published CRLs")
+
+    def tick() -> Any:
+        return dsa.write(job).addCallback(published).addErrback(
+            lambda failure: log.error("CRL generation failed: %s", failure.getErrorMessage()))
+
+    assert config.ca is not None
+    loop = LoopingCall(tick)
+    loop.clock = reactor
+    loop.start(config.ca.crl.interval_minutes * 60, now=True)
+    return loop
