@@ -7,23 +7,27 @@
   and no separate hash with Ed25519 (RFC 8410 §6).
 - Hashes of signatures we accept are SHA-256 or stronger; MD5, SHA-1 and SHA-224
   are refused (CA/Browser Forum BR §7.1.3.2, S/MIME BR §7.1.3.2).
-- Private keys at rest are PKCS#8 PEM encrypted with PBES2 (RFC 8018 §6.2):
-  PBKDF2-HMAC-SHA256 and AES-256-CBC, what `BestAvailableEncryption` selects.
+- Private keys at rest are PKCS#8 PEM encrypted with PBES2 (RFC 8018 §6.2,
+  RFC 5958 §3): PBKDF2-HMAC-SHA256, 600,000 rounds, and AES-256-CBC.
 - Key identifiers follow RFC 7093 §2 method 1: the leftmost 160 bits of the
   SHA-256 hash of the subjectPublicKey BIT STRING value, so no SHA-1 is used.
 """
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 from ca.errors import CAError
 
@@ -59,6 +63,9 @@ KEY_TYPES: Mapping[str, KeyType] = {
         KeyType("ed25519", "ed25519", Ed25519PrivateKey.generate, None),
     )
 }
+
+# OWASP's 2023 figure for PBKDF2-HMAC-SHA256; a quarter second to unlock.
+PBKDF2_ITERATIONS = 600_000
 
 _CURVES: Mapping[str, str] = {"secp256r1": "p256", "secp384r1": "p384"}
 
@@ -146,19 +153,71 @@ def check_hash(algorithm: hashes.HashAlgorithm | None, what: str) -> None:
     raise CAError(f"{what} is signed with {shown}; only SHA-256 or stronger is accepted")
 
 
-def encrypt_private_key(key: PrivateKey, passphrase: bytes) -> bytes:
-    """PKCS#8 PEM under PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC)."""
+def _der(tag: int, *parts: bytes) -> bytes:
+    content = b"".join(parts)
+    size = len(content)
+    if size < 0x80:
+        return bytes((tag, size)) + content
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + content
+
+
+def _der_integer(value: int) -> bytes:
+    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
+
+
+_PEM_BEGIN = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+_PEM_END = b"-----END ENCRYPTED PRIVATE KEY-----"
+_SEQUENCE, _OCTET_STRING = 0x30, 0x04
+# DER of the OIDs of RFC 8018 Appendix A.4 (PBES2), A.2 (PBKDF2), B.1.2
+# (hmacWithSHA256, with its NULL parameters) and NIST's aes256-CBC.
+_PBES2 = bytes.fromhex("06092a864886f70d01050d")
+_PBKDF2 = bytes.fromhex("06092a864886f70d01050c")
+_HMAC_SHA256 = bytes.fromhex("06082a864886f70d0209" "0500")
+_AES256_CBC = bytes.fromhex("060960864801650304012a")
+
+
+def encrypt_private_key(
+    key: PrivateKey, passphrase: bytes, *, iterations: int = PBKDF2_ITERATIONS
+) -> bytes:
+    """PKCS#8 EncryptedPrivateKeyInfo PEM (RFC 5958 §3) under PBES2 (RFC 8018 §6.2).
+
+    PBKDF2-HMAC-SHA256 with a 16-byte random salt and `iterations` rounds
+    derives an AES-256-CBC key; cryptography's own BestAvailableEncryption
+    uses only 2048 rounds, too few for a passphrase guarding a CA key.
+    """
     if not passphrase:
         raise CAError("an empty passphrase cannot protect a private key")
-    return key.private_bytes(
-        serialization.Encoding.PEM,
+    salt, iv = os.urandom(16), os.urandom(16)
+    secret = PBKDF2HMAC(hashes.SHA256(), 32, salt, iterations).derive(passphrase)
+    padder = padding.PKCS7(128).padder()
+    plain = key.private_bytes(
+        serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(passphrase),
+        serialization.NoEncryption(),
     )
+    encryptor = Cipher(algorithms.AES256(secret), modes.CBC(iv)).encryptor()
+    sealed = encryptor.update(padder.update(plain) + padder.finalize()) + encryptor.finalize()
+    kdf = _der(
+        _SEQUENCE,
+        _PBKDF2,
+        _der(
+            _SEQUENCE,
+            _der(_OCTET_STRING, salt),
+            _der_integer(iterations),
+            _der(_SEQUENCE, _HMAC_SHA256),
+        ),
+    )
+    scheme = _der(_SEQUENCE, _AES256_CBC, _der(_OCTET_STRING, iv))
+    algorithm = _der(_SEQUENCE, _PBES2, _der(_SEQUENCE, kdf, scheme))
+    der = _der(_SEQUENCE, algorithm, _der(_OCTET_STRING, sealed))
+    body = base64.b64encode(der)
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return b"\n".join([_PEM_BEGIN, *lines, _PEM_END, b""])
 
 
 def decrypt_private_key(pem: bytes, passphrase: bytes, what: str) -> PrivateKey:
-    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" not in pem:
+    if _PEM_BEGIN not in pem:
         raise CAError(f"{what} is not an encrypted PKCS#8 private key")
     try:
         key = serialization.load_pem_private_key(pem, passphrase)

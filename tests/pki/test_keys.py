@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -121,3 +123,22 @@ def test_key_id_is_rfc7093_method_1(key_type: str) -> None:
     )
     bit_string = spki["subjectPublicKey"].asOctets()
     assert keys.key_id(public) == hashlib.sha256(bit_string).digest()[:20]
+
+
+def test_encrypted_key_is_pbes2_pbkdf2_sha256_aes256_and_openssl_reads_it(tmp_path: Path) -> None:
+    key = keys.generate("p256")
+    path = tmp_path / "key.pem"
+    path.write_bytes(keys.encrypt_private_key(key, b"correct horse"))
+    structure = subprocess.run(
+        ["openssl", "asn1parse", "-in", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    for expected in ("PBES2", "PBKDF2", "INTEGER           :0927C0", "hmacWithSHA256",
+                     "aes-256-cbc"):
+        assert expected in structure
+    opened = subprocess.run(
+        ["openssl", "pkey", "-in", str(path), "-passin", "pass:correct horse", "-pubout"],
+        capture_output=True, check=True,
+    ).stdout
+    assert opened == key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
