@@ -396,3 +396,48 @@ def test_serial_is_used_as_given() -> None:
 def test_ed25519_issuer_signs_without_a_hash() -> None:
     leaf = _issue(BUILTIN["tls-client"], "ed25519")
     assert leaf.signature_hash_algorithm is None
+
+
+def _crl(
+    issuer: x509.Certificate, key: keys.PrivateKey, revoked: tuple[int, ...] = ()
+) -> x509.CertificateRevocationList:
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.subject)
+        .last_update(now)
+        .next_update(now + timedelta(days=7))
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier(keys.key_id(keys.public_key_of(issuer)), None, None),
+            critical=False,
+        )
+    )
+    for serial in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        )
+    return builder.sign(key, keys.signature_hash(key))
+
+
+@pytest.mark.parametrize("revoke", [False, True])
+def test_openssl_verify_checks_crls(revoke: bool, tmp_path: Path) -> None:
+    chain = _chain("p384")
+    leaf = _issue(BUILTIN["smime-signing"], "p384")
+    crls = tmp_path / "crls.pem"
+    crls.write_bytes(
+        _crl(chain.root, _key("p384", "root")).public_bytes(Encoding.PEM)
+        + _crl(chain.sub, chain.sub_key, (leaf.serial_number,) if revoke else ()).public_bytes(
+            Encoding.PEM
+        )
+    )
+    code, output = openssl_verify(
+        _write(tmp_path / "leaf.pem", leaf),
+        [_write(tmp_path / "sub.pem", chain.sub), _write(tmp_path / "root.pem", chain.root)],
+        crls,
+    )
+    if revoke:
+        assert code != 0
+        assert "certificate revoked" in output
+    else:
+        assert code == 0, output
