@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
 from cryptography import x509
 from rich.console import Console
 from rich.table import Table
@@ -35,10 +38,11 @@ from ca.public import write_chain, write_crls
 from ca.publish import publish_authority
 from ca.store import Store, parse_serial, serial_text
 from ca.verify import verify_file
-from certdir.config import Config, load
+from certdir.config import CONFIG_FILE, Config, from_mapping, load
 from certdir.server_certificate import issue_server_certificate
 from certdir.service import open_directory
 from directory.dsa import DSA
+from directory.files import write_private
 from directory.publisher import DirectoryWriter
 
 console = Console()
@@ -84,6 +88,8 @@ def publish_new_ca(config: Config) -> Authority:
         made = crls.generate(authority, writer, _now())
     write_chain(config.data_dir / "public", authority.chain)
     write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
+    if config.tls is not None:
+        renew_server_certificate(config, authority)
     return authority
 
 
@@ -99,6 +105,20 @@ def renew_server_certificate(config: Config, authority: Authority) -> None:
 
 
 # --- commands -------------------------------------------------------------------------
+
+def _add_ca_section(data_dir: Path, name: str, key_type: str | None) -> None:
+    """Give a data directory made with `init --no-ca` its `ca` section and a
+    generated passphrase file (unless the passphrase comes from the environment)."""
+    path = data_dir / CONFIG_FILE
+    settings = yaml.safe_load(path.read_text())
+    if "ca" in settings:
+        raise CAError(f"{path} already has a ca section; edit it instead of giving --name")
+    settings["ca"] = {"name": name, **({"key_type": key_type} if key_type else {})}
+    ca = ca_config(from_mapping(settings, data_dir))
+    if not os.environ.get(ca.passphrase_env) and not ca.passphrase_file.exists():
+        write_private(ca.passphrase_file, secrets.token_urlsafe(24).encode() + b"\n")
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+
 
 def _init(config: Config, args: argparse.Namespace) -> None:
     authority = create_root(config)
@@ -281,6 +301,14 @@ def _read(path: Path) -> bytes:
 Command = Callable[[Config, argparse.Namespace], None]
 
 
+def _config(args: argparse.Namespace) -> Config:
+    if getattr(args, "name", None):
+        _add_ca_section(args.data_dir, args.name, args.key_type)
+    elif getattr(args, "key_type", None):
+        raise CAError("--key-type goes with --name; otherwise set ca.key_type in certdir.yaml")
+    return load(args.data_dir)
+
+
 def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
              data_dir: Callable[[argparse.ArgumentParser], None]) -> None:
     ca = commands.add_parser("ca", help="the certificate authority").add_subparsers(
@@ -289,11 +317,17 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     def command(name: str, run: Command, text: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = ca.add_parser(name, help=text)
         data_dir(p)
-        p.set_defaults(run=lambda args: run(load(args.data_dir), args))
+        p.set_defaults(run=lambda args: run(_config(args), args))
         return p
 
-    command("init", _init, "create the root CA")
+    def naming(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--name", help="the CA's name, e.g. 'cn=Example Issuing CA,o=Example' "
+                       "(adds a ca section to certdir.yaml when it has none)")
+        p.add_argument("--key-type", help="rsa2048, rsa3072, rsa4096, p256, p384 or ed25519")
+
+    naming(command("init", _init, "create the root CA"))
     p = command("request-sub", _request_sub, "make a subordinate CA's key and request")
+    naming(p)
     p.add_argument("--out", type=Path, required=True, help="where to write the request (PEM)")
     p = command("sign-sub", _sign_sub, "sign a subordinate CA's request")
     p.add_argument("--csr", type=Path, required=True)

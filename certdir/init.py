@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from certdir.ca_commands import create_root, renew_server_certificate
+from certdir.ca_commands import create_root
 from certdir.config import CONFIG_FILE, ConfigError, ListenURL, from_mapping
 from certdir.service import open_directory
 from certdir.tls import bootstrap
@@ -96,9 +96,7 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True) -
         dsa.backend.close()
     ca = None
     if with_ca:
-        authority = create_root(config)
-        renew_server_certificate(config, authority)
-        ca = authority.certificate.subject.rfc4514_string()
+        ca = create_root(config).certificate.subject.rfc4514_string()
     header = ("# certdir configuration; every key is documented in config.example.yaml.\n"
               "# The root password is in secrets/root-password (only its hash is here).\n")
     (data_dir / CONFIG_FILE).write_text(header + yaml.safe_dump(settings, sort_keys=False))
