@@ -31,7 +31,6 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from ca import keys
-from ca.csr import requested_dns_names
+from ca.csr import requested_dns_names, requested_ip_addresses
 from ca.errors import CAError
 from ca.profiles import EXTENDED_KEY_USAGES, Profile
 
@@ -185,15 +184,7 @@ def _dns_sans(
 def _ip_sans(
     profile: Profile, csr: x509.CertificateSigningRequest, entry: Entry | None
 ) -> list[x509.GeneralName]:
-    try:
-        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [
-        a for a in san.get_values_for_type(x509.IPAddress)
-        if isinstance(a, ipaddress.IPv4Address | ipaddress.IPv6Address)
-    ]
-    return [x509.IPAddress(a) for a in addresses]
+    return [x509.IPAddress(address) for address in requested_ip_addresses(csr)]
 
 
 SAN_SOURCES: Mapping[

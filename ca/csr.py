@@ -4,12 +4,14 @@
 - Its key must be one of `keys.KEY_TYPES` and its signature must use SHA-256
   or stronger (or Ed25519), and must verify with the request's own key
   (RFC 2986 §3: proof of possession of the private key).
-- Only the dNSNames of a requested subjectAltName (RFC 2985 §5.4.2
+- Only the dNSNames and iPAddresses of a requested subjectAltName (RFC 2985 §5.4.2
   extensionRequest) are read from the request; the CA builds the rest of the
   subject and SANs from the profile and the directory entry.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -38,11 +40,24 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     return request
 
 
-def requested_dns_names(csr: x509.CertificateSigningRequest) -> tuple[str, ...]:
+def _requested_san(csr: x509.CertificateSigningRequest) -> x509.SubjectAlternativeName | None:
     try:
-        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        return csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return ()
+        return None
     except ValueError as error:
         raise CAError(f"the request's extensions cannot be read: {error}") from None
-    return tuple(san.value.get_values_for_type(x509.DNSName))
+
+
+def requested_dns_names(csr: x509.CertificateSigningRequest) -> tuple[str, ...]:
+    san = _requested_san(csr)
+    return () if san is None else tuple(san.get_values_for_type(x509.DNSName))
+
+
+def requested_ip_addresses(
+    csr: x509.CertificateSigningRequest,
+) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    """Single addresses only; a network in a SAN is meaningless for an end entity."""
+    san = _requested_san(csr)
+    found = () if san is None else san.get_values_for_type(x509.IPAddress)
+    return tuple(a for a in found if isinstance(a, ipaddress.IPv4Address | ipaddress.IPv6Address))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -441,3 +442,21 @@ def test_openssl_verify_checks_crls(revoke: bool, tmp_path: Path) -> None:
         assert "certificate revoked" in output
     else:
         assert code == 0, output
+
+
+def test_ip_san_source() -> None:
+    p = dataclasses.replace(BUILTIN["tls-server"], san=("dns", "ip"))
+    address = x509.IPAddress(ipaddress.ip_address("192.0.2.7"))
+    leaf_key = _key("p256", "leaf")
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(_name("host.example.com"))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("host.example.com"), address]
+            ),
+            critical=False,
+        )
+        .sign(leaf_key, keys.signature_hash(leaf_key))
+    )
+    assert sans_for(p, csr, None) == [x509.DNSName("host.example.com"), address]
