@@ -67,17 +67,20 @@ def common_name(name: x509.Name) -> str:
     return str(values[0].value) if values else name.rfc4514_string()
 
 
-def slug(certificate: x509.Certificate) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", common_name(certificate.subject)).strip("-") or "ca"
+def slug(certificate: x509.Certificate | x509.Name) -> str:
+    name = certificate if isinstance(certificate, x509.Name) else certificate.subject
+    return re.sub(r"[^A-Za-z0-9]+", "-", common_name(name)).strip("-") or "ca"
 
 
-def entry_dn(certificate: x509.Certificate, suffix: str) -> str:
-    return f"cn={escape(common_name(certificate.subject))},cn=CAs,cn=PKI,{suffix}"
+def entry_dn(certificate: x509.Certificate | x509.Name, suffix: str) -> str:
+    name = certificate if isinstance(certificate, x509.Name) else certificate.subject
+    return f"cn={escape(common_name(name))},cn=CAs,cn=PKI,{suffix}"
 
 
-def issuer_urls(config: CAConfig, certificate: x509.Certificate, suffix: str) -> IssuerURLs:
-    name = slug(certificate)
-    dn = quote(entry_dn(certificate, suffix), safe="=,")
+def issuer_urls(config: CAConfig, subject: x509.Name, suffix: str) -> IssuerURLs:
+    """Where the CA named `subject` serves its certificate, CRLs and OCSP."""
+    name = slug(subject)
+    dn = quote(entry_dn(subject, suffix), safe="=,")
     return IssuerURLs(
         ca_issuers=(f"{config.base_url}/{name}.crt",),
         ocsp=(f"{config.base_url}/ocsp",),
@@ -129,7 +132,7 @@ class Authority:
 
     @property
     def urls(self) -> IssuerURLs:
-        return issuer_urls(self.config, self.certificate, self.suffix)
+        return issuer_urls(self.config, self.certificate.subject, self.suffix)
 
     @property
     def slug(self) -> str:

@@ -327,15 +327,18 @@ def build_certificate(
         )
     if "OCSPSigning" in profile.extended_key_usage:
         builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
+    if profile.smime:
+        urls = _http_only(urls)
     if issuer is not None:
-        if profile.smime:
-            urls = _http_only(urls)
         access = _access_descriptions(urls)
         if access:
             builder = builder.add_extension(
                 x509.AuthorityInformationAccess(access), critical=False
             )
-        if urls.crl:
+    # A root names its own CRL too: relying parties that check every
+    # certificate of the path (openssl -crl_check_all) then find the root's
+    # CRL in scope for the root itself (RFC 5280 §5.2.5, §6.3.3 (b)).
+    if urls.crl:
             point = x509.DistributionPoint(
                 [x509.UniformResourceIdentifier(url) for url in urls.crl], None, None, None
             )
@@ -346,7 +349,7 @@ def build_certificate(
 def root_certificate(
     name: x509.Name, key: keys.PrivateKey, validity_days: int, urls: IssuerURLs
 ) -> x509.Certificate:
-    """A self-signed CA; `urls` are not used, a root carries no AIA or CRL DP."""
+    """A self-signed CA; it carries no AIA, and a CRL DP when `urls.crl` names its CRLs."""
     return build_certificate(
         profile=dataclasses.replace(_ROOT, validity_days=validity_days),
         subject=name,

@@ -26,8 +26,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from ca.authority import Authority, CAFiles
-from ca.builder import IssuerURLs, root_certificate
+from ca.authority import Authority, CAFiles, issuer_urls
+from ca.builder import root_certificate
 from ca.config import CAConfig
 from ca.errors import CAError
 from ca.issue import submit
@@ -60,12 +60,14 @@ def _pem(certificates: Sequence[x509.Certificate]) -> bytes:
     return b"".join(c.public_bytes(Encoding.PEM) for c in certificates)
 
 
-def create_root(config: CAConfig, data_dir: Path, passphrase: bytes) -> None:
+def create_root(config: CAConfig, data_dir: Path, suffix: str, passphrase: bytes) -> None:
     files = CAFiles.of(data_dir)
     if files.chain.exists() or files.key.exists():
         raise CAError(f"{files.folder} already holds a CA; not replacing it")
     key = generate(config.key_type)
-    certificate = root_certificate(ca_subject(config.name), key, config.validity_days, IssuerURLs())
+    name = ca_subject(config.name)
+    certificate = root_certificate(name, key, config.validity_days,
+                                   issuer_urls(config, name, suffix))
     write_private(files.key, encrypt_private_key(key, passphrase))
     files.certificate.write_bytes(_pem([certificate]))
     files.chain.write_bytes(_pem([certificate]))

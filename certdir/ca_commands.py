@@ -95,7 +95,7 @@ def publish_new_ca(config: Config) -> Authority:
 
 def create_root(config: Config) -> Authority:
     ca = ca_config(config)
-    hierarchy.create_root(ca, config.data_dir, passphrase(ca))
+    hierarchy.create_root(ca, config.data_dir, config.directory.suffix, passphrase(ca))
     return publish_new_ca(config)
 
 
