@@ -40,6 +40,20 @@ BAD = [
     ("bad referral", minimal(referral={"default": ["http://x"]}), "referral.default[0]"),
     ("index not a string", minimal(storage={"indexes": ["cn", 3]}), "storage.indexes[1]"),
     ("section not a mapping", minimal(access=["x"]), "access: expected a mapping"),
+    ("ca without name", minimal(ca={}), "ca.name: required key is missing"),
+    ("bad CA name", minimal(ca={"name": "not a dn"}), "ca.name: 'not a dn' is not a"),
+    ("unknown CA key type", minimal(ca={"name": "cn=CA", "key_type": "dsa"}),
+     "ca.key_type: 'dsa' is not allowed"),
+    ("policy for no profile", minimal(ca={"name": "cn=CA", "policies": {"nope": "auto"}}),
+     "ca.policies.nope: no such profile"),
+    ("unknown policy", minimal(ca={"name": "cn=CA", "policies": {"sub-ca": "always"}}),
+     "ca.policies.sub-ca: 'always' is not allowed"),
+    ("bad profile field", minimal(ca={"name": "cn=CA",
+                                      "profiles": {"smime-user": {"validity_days": "x"}}}),
+     "ca.profiles.smime-user.validity_days"),
+    ("bad CRL interval", minimal(ca={"name": "cn=CA", "crl": {"interval_minutes": 0}}),
+     "ca.crl.interval_minutes: 0 is not allowed"),
+    ("http base URL", minimal(ca={"name": "cn=CA", "base_url": "ftp://x"}), "ca.base_url"),
 ]
 
 
@@ -57,3 +71,14 @@ def test_load_reports_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     (tmp_path / "certdir.yaml").write_text("suffix: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load(tmp_path)
+
+
+def test_example_config_loads(tmp_path: Path) -> None:
+    """config.example.yaml documents every key with a value that is accepted."""
+    import yaml
+
+    example = Path(__file__).parents[2] / "config.example.yaml"
+    config = from_mapping(yaml.safe_load(example.read_text()), tmp_path)
+    assert config.ca is not None
+    assert config.ca.profiles["partner-smime"].validity_days == 730
+    assert config.ca.passphrase_file == tmp_path / "secrets" / "ca-passphrase"
