@@ -20,7 +20,8 @@
   counter and a last-chunk flag: reordered, dropped, truncated or appended
   chunks and an edited header all fail authentication.
 - Archives are written with mode 0600 and atomically: to a temporary file
-  beside the target, synced, then renamed over it.
+  beside the target, synced, then renamed over it; never inside a folder
+  the backup archives, where it would take in its own half-written self.
 - restore refuses a data directory that is not empty, a wrong passphrase or
   a damaged archive (one message for both: GCM cannot tell them apart),
   members whose path is absolute or climbs out with `..`, and anything but
@@ -297,6 +298,16 @@ def _add(archive: tarfile.TarFile, name: str, path: Path) -> bool:
     return True
 
 
+def _check_target(data_dir: Path, out: Path) -> None:
+    if out.is_dir():
+        raise CAError(f"{out} is a directory; name the archive file to write")
+    where = out.resolve().parent
+    for folder in FOLDERS:
+        if where.is_relative_to((data_dir / folder).resolve()):
+            raise CAError(f"{out} lies in {data_dir / folder}, which the backup archives; "
+                          "write it elsewhere")
+
+
 def backup(data_dir: Path, database: Path, out: Path, passphrase: bytes) -> BackupSummary:
     """Write the encrypted archive of `data_dir` (whose database is `database`) to `out`."""
     if not passphrase:
@@ -308,6 +319,17 @@ def backup(data_dir: Path, database: Path, out: Path, passphrase: bytes) -> Back
     except ValueError:
         raise CAError(f"the database {database} lies outside the data directory {data_dir}; "
                       "a restore could not put it back where certdir.yaml points") from None
+    _check_target(data_dir, out)
+    try:
+        certificates, files = _write(data_dir, database, db_name, out, passphrase)
+    except OSError as e:
+        raise CAError(f"{e.filename or out}: {e.strerror}") from None
+    return BackupSummary(_ca_subject(data_dir), certificates, files, out.stat().st_size)
+
+
+def _write(data_dir: Path, database: Path, db_name: str, out: Path,
+           passphrase: bytes) -> tuple[int, int]:
+    """(certificates issued, files archived)."""
     files = 0
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".certdir-snapshot-") as scratch:
         snapshot = Path(scratch) / "snapshot.db"
@@ -318,7 +340,7 @@ def backup(data_dir: Path, database: Path, out: Path, passphrase: bytes) -> Back
             for name, path in _members(data_dir):
                 files += _add(archive, name, path)
             files += _add(archive, db_name, snapshot)
-    return BackupSummary(_ca_subject(data_dir), certificates, files, out.stat().st_size)
+    return certificates, files
 
 
 def _safe_path(data_dir: Path, name: str) -> Path:

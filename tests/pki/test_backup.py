@@ -342,3 +342,15 @@ def test_database_outside_the_data_directory(round_trip: RoundTrip, tmp_path: Pa
     with pytest.raises(CAError, match="outside the data directory"):
         backup(round_trip.original, elsewhere, tmp_path / "x.backup", PASSPHRASE)
     assert not list(tmp_path.glob("x.backup*"))
+
+
+@pytest.mark.parametrize("where, why", [
+    ("public/inside.backup", "which the backup archives"),
+    ("missing-folder/x.backup", "No such file or directory"),
+    (".", "is a directory"),
+])
+def test_unwritable_archive_targets(round_trip: RoundTrip, where: str, why: str) -> None:
+    out = round_trip.original / where
+    with pytest.raises(CAError, match=why):
+        backup(round_trip.original, round_trip.original / "certdir.db", out, PASSPHRASE)
+    assert not list((round_trip.original / "public").glob("*.backup*"))
