@@ -429,6 +429,9 @@ def restore(archive: Path, data_dir: Path, passphrase: bytes) -> BackupSummary:
             certificates = _count_certificates(database)
         finally:
             database.close()
+    except OSError as e:
+        _remove_restored(data_dir, created)
+        raise CAError(f"{e.filename or data_dir}: {e.strerror}; nothing restored") from None
     except BaseException:
         _remove_restored(data_dir, created)
         raise
