@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import os
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +31,7 @@ from rich.table import Table
 from ca import crl as crls
 from ca import hierarchy, revoke
 from ca.authority import Authority, CAFiles, has_ca, load_chain, passphrase, unlock
+from ca.backup import BackupSummary, backup, restore
 from ca.config import CAConfig
 from ca.errors import CAError
 from ca.issue import deny_request, issue_request, submit
@@ -45,7 +48,8 @@ from directory.dsa import DSA
 from directory.files import write_private
 from directory.publisher import DirectoryWriter
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 200)
+BACKUP_PASSPHRASE_ENV = "CERTDIR_BACKUP_PASSPHRASE"
 
 
 def _now() -> dt.datetime:
@@ -291,6 +295,43 @@ def _status(config: Config, args: argparse.Namespace) -> None:
     console.print(table)
 
 
+def _backup_passphrase(args: argparse.Namespace, confirm: bool) -> bytes:
+    """From --passphrase-file, $CERTDIR_BACKUP_PASSPHRASE or a prompt (twice when
+    choosing one); never empty."""
+    if args.passphrase_file is not None:
+        chosen = _read(args.passphrase_file).strip()
+    elif os.environ.get(BACKUP_PASSPHRASE_ENV):
+        chosen = os.environ[BACKUP_PASSPHRASE_ENV].encode()
+    elif sys.stdin.isatty():
+        chosen = getpass.getpass("backup passphrase: ").encode()
+        if confirm and getpass.getpass("again: ").encode() != chosen:
+            raise CAError("the two passphrases differ")
+    else:
+        raise CAError(f"give --passphrase-file or set ${BACKUP_PASSPHRASE_ENV}")
+    if not chosen:
+        raise CAError("the backup passphrase is empty")
+    return chosen
+
+
+def _print_summary(summary: BackupSummary, path: Path) -> None:
+    print(f"{path}: CA {summary.ca_subject or '(none)'}, {summary.certificates} certificates, "
+          f"{summary.files} files, {summary.archive_size} bytes")
+
+
+def _backup(config: Config, args: argparse.Namespace) -> None:
+    summary = backup(config.data_dir, config.directory.database, args.out,
+                     _backup_passphrase(args, confirm=True))
+    _print_summary(summary, args.out)
+    print("the CA key passphrase is not in the archive: keep it separately")
+
+
+def _restore(args: argparse.Namespace) -> None:
+    summary = restore(args.archive, args.data_dir, _backup_passphrase(args, confirm=False))
+    _print_summary(summary, args.archive)
+    print(f"restored into {args.data_dir}; put the CA key passphrase in "
+          f"{args.data_dir / 'secrets' / 'ca-passphrase'} or set $CERTDIR_CA_PASSPHRASE")
+
+
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -363,3 +404,13 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     p = command("verify", _verify, "check a certificate's chain and CRL status")
     p.add_argument("file", type=Path)
     command("status", _status, "the CA at a glance")
+    p = command("backup", _backup, "one encrypted archive of CA keys, database and config")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--passphrase-file", type=Path,
+                   help=f"the backup passphrase (else ${BACKUP_PASSPHRASE_ENV} or a prompt)")
+    p = ca.add_parser("restore", help="restore a backup into an empty data directory")
+    data_dir(p)
+    p.add_argument("archive", type=Path)
+    p.add_argument("--passphrase-file", type=Path,
+                   help=f"the backup passphrase (else ${BACKUP_PASSPHRASE_ENV} or a prompt)")
+    p.set_defaults(run=_restore)

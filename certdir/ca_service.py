@@ -5,7 +5,8 @@
   looked (`ca.authority.passphrase`).
 - At start, the directory's TLS certificate is renewed when it expires
   within `ca.tls_renew_days` or was not issued by this CA.
-- While serving (the first worker only), a full and a delta CRL are issued
+- While serving, the CA answers certificate requests over LDAP
+  (`ca.ldap_request`), and (the first worker only) a full and a delta CRL are issued
   every `ca.crl.interval_minutes` once the last CRL is past half its
   life, through the directory's single writer, then written to the
   public folder.
@@ -21,6 +22,7 @@ from twisted.internet.task import LoopingCall
 
 from ca import crl
 from ca.authority import Authority, has_ca, unlock
+from ca.ldap_request import CERTIFICATE_REQUEST, handler
 from ca.public import write_crls
 from ca.store import Store
 from certdir.ca_commands import renew_server_certificate
@@ -43,7 +45,13 @@ def unlock_at_start(config: Config) -> Authority | None:
     return authority
 
 
-def schedule_crls(reactor: Any, dsa: DSA, authority: Authority, config: Config) -> LoopingCall:
+def attach(reactor: Any, dsa: DSA, authority: Authority, config: Config, worker: int) -> None:
+    dsa.extensions[CERTIFICATE_REQUEST] = handler(authority)
+    if worker == 0:
+        _schedule_crls(reactor, dsa, authority, config)
+
+
+def _schedule_crls(reactor: Any, dsa: DSA, authority: Authority, config: Config) -> LoopingCall:
     def job(txn: SQLiteTransaction) -> crl.CRLs | None:
         now = dt.datetime.now(dt.UTC)
         if not crl.due(Store(txn.conn), now):

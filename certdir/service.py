@@ -127,10 +127,10 @@ def serve_worker(config: Config, sockets: list[socket.socket] | None, worker: in
         dsa.backend.close()
         log.info("stopped")
 
-    if authority is not None and worker == 0:
-        from certdir.ca_service import schedule_crls
+    if authority is not None:
+        from certdir.ca_service import attach
 
-        schedule_crls(reactor, dsa, authority, config)
+        attach(reactor, dsa, authority, config, worker)
     reactor.addSystemEventTrigger("after", "shutdown", shutdown)
     log.info("certdir serving %s (%d entries)", dsa.suffix, dsa.backend.count())
     reactor.run()

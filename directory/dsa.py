@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from twisted.internet.defer import Deferred
 
@@ -30,6 +30,9 @@ from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError, ResultCode
 from directory.schema import Schema
 from directory.search_plan import plan
+
+if TYPE_CHECKING:
+    from directory.ops.extended import ExtendedHandler
 
 T = TypeVar("T")
 
@@ -54,6 +57,8 @@ class DSA:
             filter=FilterLimits(config.max_filter_depth, config.max_filter_items),
         )
         self._referrals: dict[DN, Entry] | None = None
+        # Extended operations the application adds (the CA's certificate request).
+        self.extensions: dict[str, ExtendedHandler] = {}
 
     def parse_dn(self, text: str) -> DN:
         return DN.parse(text, self.schema)

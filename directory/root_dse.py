@@ -33,7 +33,8 @@ def root_dse(dsa: DSA) -> Entry:
         "subschemasubentry": (str(dsa.subschema_dn).encode(),),
         "supportedldapversion": (b"3",),
         "supportedcontrol": tuple(oid.encode() for oid in sorted(CONTROLS)),
-        "supportedextension": tuple(oid.encode() for oid in sorted(EXTENDED)),
+        "supportedextension": tuple(oid.encode()
+                                    for oid in sorted({*EXTENDED, *dsa.extensions})),
         "supportedfeatures": tuple(f.encode() for f in FEATURES),
         "supportedsaslmechanisms": (),
         "vendorname": (VENDOR.encode(),),

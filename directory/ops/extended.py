@@ -9,6 +9,8 @@
 - StartTLS (RFC 4511 §4.14, RFC 4513 §3): refused with operationsError while
   TLS is active or other operations are outstanding, protocolError when the
   server has no certificate; TLS starts right after the response is sent.
+- The application may add operations to `DSA.extensions` (the CA adds its
+  certificate request); the root DSE lists them with these.
 - An unknown requestName gets protocolError (RFC 4511 §4.12).
 """
 
@@ -104,7 +106,9 @@ def start_tls(op: Operation, value: bytes | None) -> Outcome:
     return [Reply(ExtendedResponse(SUCCESS, START_TLS))]
 
 
-EXTENDED: Mapping[str, Callable[[Operation, bytes | None], Outcome]] = {
+ExtendedHandler = Callable[[Operation, bytes | None], Outcome]
+
+EXTENDED: Mapping[str, ExtendedHandler] = {
     WHOAMI: whoami,
     PASSWORD_MODIFY: password_modify,
     START_TLS: start_tls,
@@ -114,7 +118,7 @@ EXTENDED: Mapping[str, Callable[[Operation, bytes | None], Outcome]] = {
 def handle(op: Operation) -> Outcome:
     request = op.request
     assert isinstance(request, ExtendedRequest)
-    handler = EXTENDED.get(request.name)
+    handler = EXTENDED.get(request.name) or op.dsa.extensions.get(request.name)
     op.detail = f"oid={request.name}"
     if handler is None:
         raise LDAPError(ResultCode.PROTOCOL_ERROR,
