@@ -8,9 +8,8 @@
   attributes, with `actor` as creatorsName/modifiersName.
 - Adding a value an entry already has, or deleting one it lacks, is not an
   error here: publishing is idempotent.
-- `ensure` creates missing entries (and their missing ancestors down from
-  the naming context) with the given attributes; existing ones are left
-  as they are.
+- `ensure` creates an entry that is missing (its parent must exist) with
+  the given attributes; an existing one is left as it is.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from directory.ops.add import build, collect, insert
 from directory.ops.modify import apply_changes
 from directory.protocol.dn import DN
 from directory.protocol.messages import Change, ModOp
-from directory.protocol.results import LDAPError, ResultCode
 
 
 class DirectoryWriter:
@@ -54,8 +52,6 @@ class DirectoryWriter:
     def ensure(self, dn: DN, attributes: Mapping[str, Iterable[bytes]]) -> None:
         if self.txn.get(dn) is not None:
             return
-        if dn.parent and dn != self.dsa.suffix and self.txn.get(dn.parent) is None:
-            raise LDAPError(ResultCode.NO_SUCH_OBJECT, f"parent of {dn} does not exist")
         pairs = [(name, tuple(values)) for name, values in attributes.items()]
         insert(self.dsa, self.txn, build(self.dsa, dn, collect(self.dsa, pairs), self.actor))
 
