@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from cryptography import x509
@@ -34,12 +35,12 @@ from ca.authority import Authority, CAFiles, has_ca, load_chain, passphrase, unl
 from ca.backup import BackupSummary, backup, restore
 from ca.config import CAConfig
 from ca.errors import CAError
-from ca.issue import deny_request, issue_request, submit
+from ca.issue import Outcome, deny_request, issue_request, submit
 from ca.policy import Origin
 from ca.profiles import profile
 from ca.public import write_chain, write_crls
 from ca.publish import publish_authority
-from ca.store import Store, parse_serial, serial_text
+from ca.store import IssuedRecord, Store, parse_serial, serial_text
 from ca.verify import verify_file
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
 from certdir.server_certificate import issue_server_certificate
@@ -48,6 +49,7 @@ from directory.dsa import DSA
 from directory.files import write_private
 from directory.publisher import DirectoryWriter
 
+T = TypeVar("T")
 console = Console(width=None if sys.stdout.isatty() else 200)
 BACKUP_PASSPHRASE_ENV = "CERTDIR_BACKUP_PASSPHRASE"
 
@@ -87,11 +89,8 @@ def _unlock(config: Config) -> Authority:
 def publish_new_ca(config: Config) -> Authority:
     """Publish a newly created or installed CA: its entries, files, a first CRL."""
     authority = _unlock(config)
-    with _writing(config, authority) as writer:
-        publish_authority(writer, authority)
-        made = crls.generate(authority, writer, _now())
+    _with_new_crls(config, authority, lambda writer: publish_authority(writer, authority))
     write_chain(config.data_dir / "public", authority.chain)
-    write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
     if config.tls is not None:
         renew_server_certificate(config, authority)
     return authority
@@ -153,22 +152,21 @@ def _install_sub(config: Config, args: argparse.Namespace) -> None:
     print(f"subordinate CA {authority.certificate.subject.rfc4514_string()} installed")
 
 
-def _issue(config: Config, args: argparse.Namespace) -> None:
+def _submitted(config: Config, args: argparse.Namespace, origin: Origin) -> Outcome:
     authority = _unlock(config)
     chosen = profile(authority.config.profiles, args.profile)
     with _writing(config, authority) as writer:
-        outcome = submit(authority, writer, _read(args.csr), chosen, args.entry,
-                         Origin.OFFICER, _now())
+        return submit(authority, writer, _read(args.csr), chosen, args.entry, origin, _now())
+
+
+def _issue(config: Config, args: argparse.Namespace) -> None:
+    outcome = _submitted(config, args, Origin.OFFICER)
     assert outcome.certificate is not None
     print(serial_text(outcome.certificate.serial_number))
 
 
 def _submit(config: Config, args: argparse.Namespace) -> None:
-    authority = _unlock(config)
-    chosen = profile(authority.config.profiles, args.profile)
-    with _writing(config, authority) as writer:
-        outcome = submit(authority, writer, _read(args.csr), chosen, args.entry,
-                         Origin.REQUESTER, _now())
+    outcome = _submitted(config, args, Origin.REQUESTER)
     serial = ("" if outcome.certificate is None
               else f", serial {serial_text(outcome.certificate.serial_number)}")
     print(f"request {outcome.request}: {outcome.decision.value} ({outcome.why}){serial}")
@@ -187,36 +185,41 @@ def _deny(config: Config, args: argparse.Namespace) -> None:
     print(f"request {args.request} denied")
 
 
+def _with_new_crls(config: Config, authority: Authority,
+                   change: Callable[[DirectoryWriter], T]) -> tuple[T, crls.CRLs]:
+    """`change`, then new CRLs, in one transaction; the CRL files after the commit."""
+    with _writing(config, authority) as writer:
+        result = change(writer)
+        made = crls.generate(authority, writer, _now())
+    write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
+    return result, made
+
+
 def _revoke(config: Config, args: argparse.Namespace) -> None:
     if (args.serial is None) == (args.entry is None):
         raise CAError("give a serial number or --entry DN (one of them)")
     authority = _unlock(config)
     why = revoke.reason(args.reason)
-    with _writing(config, authority) as writer:
+
+    def change(writer: DirectoryWriter) -> list[IssuedRecord]:
         if args.serial is not None:
-            records = [revoke.revoke(authority, writer, parse_serial(args.serial), why, _now())]
-        else:
-            records = revoke.revoke_holder(authority, writer, args.entry, why, _now())
-        made = crls.generate(authority, writer, _now())
-    write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
+            return [revoke.revoke(authority, writer, parse_serial(args.serial), why, _now())]
+        return revoke.revoke_holder(authority, writer, args.entry, why, _now())
+
+    records, _ = _with_new_crls(config, authority, change)
     for record in records:
         print(f"revoked {serial_text(record.serial)} ({why.value})")
 
 
 def _release(config: Config, args: argparse.Namespace) -> None:
     authority = _unlock(config)
-    with _writing(config, authority) as writer:
-        record = revoke.release(authority, writer, parse_serial(args.serial), _now())
-        made = crls.generate(authority, writer, _now())
-    write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
+    record, _ = _with_new_crls(config, authority, lambda writer: revoke.release(
+        authority, writer, parse_serial(args.serial), _now()))
     print(f"released {serial_text(record.serial)} from hold")
 
 
 def _crl(config: Config, args: argparse.Namespace) -> None:
-    authority = _unlock(config)
-    with _writing(config, authority) as writer:
-        made = crls.generate(authority, writer, _now())
-    write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
+    _, made = _with_new_crls(config, _unlock(config), lambda writer: None)
     number = made.full.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     print(f"CRL {number} ({len(list(made.full))} revoked) and delta CRL {number + 1} "
           f"published")
