@@ -83,7 +83,9 @@ def _time(value: dt.datetime) -> str:
 
 
 def _parse_time(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    # fromisoformat reads the "Z" of _time's format (3.11+) some fifty times faster than
+    # strptime, which dominated a 100k-entry CRL.
+    return dt.datetime.fromisoformat(text)
 
 
 @dataclass(frozen=True, slots=True)
