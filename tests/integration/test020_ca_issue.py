@@ -4,7 +4,7 @@
    with `openssl req`) is returned by ldapsearch as userCertificate;binary,
    the entry gains objectClass pkiUser (RFC 4523 §3.3), the RFC 4523 §2.1
    certificateExactMatch assertion finds the holder, `ca show` prints the
-   holder's DN.
+   holder's DN; public/chain.pem with the public CRL file verifies it.
 2. Every profile with every request key it allows (RSA-2048, P-256, P-384,
    Ed25519) gives a certificate `openssl verify -x509_strict -crl_check_all`
    accepts against public/ca.pem and the published CRL, with pkilint
@@ -14,10 +14,12 @@
    an HTTP URL and the ldap:// URL of the CA entry (issue 4, part 2), and a
    159-bit random positive serial.
 4. Revocation (RFC 5280 §5.3.1 reasons): the certificate leaves the holder's
-   userCertificate;binary and userSMIMECertificate, the CRL read over LDAP
-   from the CA entry lists the serial with its reason, `openssl verify` with
-   it says "certificate revoked"; the delta CRL carries deltaCRLIndicator
-   (RFC 5280 §5.2.4); both CRLs pass pkilint's CRL linter.
+   userCertificate;binary and userSMIMECertificate, the RFC 4523 assertion
+   no longer finds the holder, the CRL read over LDAP from the CA entry (and
+   the public/ file) lists the serial with its reason, `openssl verify` with
+   it says "certificate revoked" and `ca verify` says REVOKED; the delta CRL
+   carries deltaCRLIndicator (RFC 5280 §5.2.4); both CRLs pass pkilint's CRL
+   linter.
 5. certificateHold then `ca release` puts the certificate back on the entry.
 6. A certificate from another CA already on the entry survives issue and
    revoke untouched.
@@ -166,16 +168,39 @@ def test_issue_publishes_to_the_entry(world: World) -> None:
         int(serial, 16)]
 
 
+def holders(server: Server, serial: str) -> list[str]:
+    assertion = f'(userCertificate={{serialNumber {int(serial, 16)}, issuer "{CA_NAME}"}})'
+    done = server.tool("ldapsearch", "-LLL", "-b", SUFFIX, assertion, "1.1", bind=False)
+    assert done.returncode == 0, done.stderr
+    return list(by_dn(done.stdout))
+
+
+def ca_verify(server: Server, pem: Path) -> subprocess.CompletedProcess[bytes]:
+    return server.certdir("ca", "verify", "--data-dir", str(server.data_dir), str(pem),
+                          check=False)
+
+
 def test_rfc4523_assertion_finds_the_holder(world: World) -> None:
     server = world.server
     dn = person_dn("Finder")
     serial = issue(server, make_csr(world.tmp, "finder"), "smime-signing", dn)
-    assertion = f'(userCertificate={{serialNumber {int(serial, 16)}, issuer "{CA_NAME}"}})'
-    done = server.tool("ldapsearch", "-LLL", "-b", SUFFIX, assertion, "1.1", bind=False)
-    assert done.returncode == 0, done.stderr
-    assert list(by_dn(done.stdout)) == [dn.lower()]
+    assert holders(server, serial) == [dn.lower()]
     shown = server.certdir("ca", "show", "--data-dir", str(server.data_dir), serial)
     assert dn in shown.stdout.decode()
+
+
+def test_public_chain_and_crl_files_verify(world: World) -> None:
+    server = world.server
+    public = server.data_dir / "public"
+    leaf = write_pem(world.tmp / "public.pem", stored_certificate(
+        server, issue(server, make_csr(world.tmp, "public"), "smime-user", person_dn("Alice"))))
+    code, output = openssl_verify(leaf, (public / "chain.pem",),
+                                  public / "Example-Root-CA.crl.pem")
+    assert code == 0, output
+    assert x509.load_der_x509_crl((public / "Example-Root-CA.crl").read_bytes()) == \
+        x509.load_pem_x509_crl((public / "Example-Root-CA.crl.pem").read_bytes())
+    checked = ca_verify(server, leaf)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 @pytest.mark.parametrize("key", tuple(REQUEST_KEYS))
@@ -232,6 +257,13 @@ def test_revoke_removes_and_lists(world: World) -> None:
     code, output = verify(world, cert, crl, "revoked")
     assert code != 0
     assert "certificate revoked" in output
+    assert holders(server, serial) == []
+    public_crl = x509.load_der_x509_crl(
+        (server.data_dir / "public" / "Example-Root-CA.crl").read_bytes())
+    assert public_crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
+    checked = ca_verify(server, world.tmp / "revoked.pem")
+    assert checked.returncode == 1
+    assert "REVOKED" in checked.stdout.decode()
 
 
 def test_delta_crl_and_crl_lint(world: World) -> None:
