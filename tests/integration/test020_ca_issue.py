@@ -23,7 +23,10 @@
 5. certificateHold then `ca release` puts the certificate back on the entry.
 6. A certificate from another CA already on the entry survives issue and
    revoke untouched.
-7. The directory's own TLS certificate verifies with public/ca.pem under
+7. The CA entry (RFC 4523 §3.2 pkiCA, §3.4 cRLDistributionPoint) holds the
+   CA certificate (same as public/) and the full, authority and delta CRLs,
+   each signed by that certificate's key.
+8. The directory's own TLS certificate verifies with public/ca.pem under
    LDAPTLS_REQCERT=demand, over StartTLS (-ZZ) and ldaps://.
 """
 
@@ -338,3 +341,16 @@ def test_directory_tls_certificate_verifies(world: World, how: str) -> None:
                           capture_output=True, env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert f"dn: {SUFFIX}" in done.stdout.decode()
+
+
+def test_ca_entry_holds_certificate_and_crls(world: World) -> None:
+    server = world.server
+    classes = {v.decode().lower() for v in ldap_values(server, CA_ENTRY, "objectClass")}
+    assert {"pkica", "crldistributionpoint"} <= classes
+    (ca_der,) = ldap_values(server, CA_ENTRY, "cACertificate;binary")
+    assert ca_der == (server.data_dir / "public" / "Example-Root-CA.crt").read_bytes()
+    ca_cert = x509.load_der_x509_certificate(ca_der)
+    for attribute in ("certificateRevocationList;binary", "authorityRevocationList;binary",
+                      "deltaRevocationList;binary"):
+        crl = crl_from_ldap(server, attribute)
+        assert crl.is_signature_valid(ca_cert.public_key()), attribute  # type: ignore[arg-type]
