@@ -26,6 +26,7 @@ from typing import TypeVar
 
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from rich.console import Console
 from rich.table import Table
 
@@ -254,6 +255,10 @@ def _list(config: Config, args: argparse.Namespace) -> None:
 def _show(config: Config, args: argparse.Namespace) -> None:
     with _reading(config) as store:
         record = store.certificate(parse_serial(args.serial))
+    if args.pem:
+        certificate = x509.load_der_x509_certificate(record.der)
+        sys.stdout.write(certificate.public_bytes(Encoding.PEM).decode())
+        return
     table = Table(show_header=False)
     for label, value in (
             ("serial", serial_text(record.serial)), ("subject", record.subject),
@@ -404,6 +409,7 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     group.add_argument("--pending", action="store_true")
     p = command("show", _show, "one certificate and its holder")
     p.add_argument("serial")
+    p.add_argument("--pem", action="store_true", help="print the certificate itself (PEM)")
     p = command("verify", _verify, "check a certificate's chain and CRL status")
     p.add_argument("file", type=Path)
     command("status", _status, "the CA at a glance")

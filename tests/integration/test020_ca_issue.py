@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -134,12 +133,8 @@ def entry_serials(server: Server, dn: str) -> set[int]:
 
 
 def stored_certificate(server: Server, serial: str) -> x509.Certificate:
-    uri = f"file:{server.data_dir / 'certdir.db'}?mode=ro"
-    with sqlite3.connect(uri, uri=True) as db:
-        row = db.execute("SELECT der FROM ca_certificates WHERE serial = ?",
-                         (serial,)).fetchone()
-    assert row is not None, serial
-    return x509.load_der_x509_certificate(row[0])
+    shown = server.certdir("ca", "show", "--data-dir", str(server.data_dir), "--pem", serial)
+    return x509.load_pem_x509_certificate(shown.stdout)
 
 
 def crl_from_ldap(server: Server, attribute: str) -> x509.CertificateRevocationList:
@@ -228,10 +223,18 @@ def test_every_profile_verifies_and_lints(world: World, profile: str, key: str) 
     assert lint(cert, "smime" if profile in SMIME_PROFILES else "rfc5280") == []
 
 
-def test_certificate_extensions_and_serial(world: World) -> None:
+@pytest.mark.parametrize("profile, schemes", [
+    # The S/MIME BR (§7.1.2.3 b) allow only http:// distribution points.
+    ("smime-user", {"http"}),
+    ("tls-client", {"http", "ldap"}),
+])
+def test_certificate_extensions_and_serial(world: World, profile: str,
+                                           schemes: set[str]) -> None:
     server = world.server
     dn = person_dn("Ext")
-    cert = stored_certificate(server, issue(server, make_csr(world.tmp, "ext"), "smime-user", dn))
+    serial = issue(server, make_csr(world.tmp, "ext"), profile,
+                   dn if profile.startswith("smime") else None)
+    cert = stored_certificate(server, serial)
     assert 0 < cert.serial_number < 2**159
     for oid in (ExtensionOID.AUTHORITY_KEY_IDENTIFIER, ExtensionOID.SUBJECT_KEY_IDENTIFIER,
                 ExtensionOID.AUTHORITY_INFORMATION_ACCESS):
@@ -239,8 +242,8 @@ def test_certificate_extensions_and_serial(world: World) -> None:
     points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     uris = [name.value for point in points for name in point.full_name or ()
             if isinstance(name, x509.UniformResourceIdentifier)]
-    assert any(uri.startswith("http://") for uri in uris), uris
-    assert any(uri.startswith("ldap://") and "cn=CAs,cn=PKI" in uri for uri in uris), uris
+    assert {uri.split(":", 1)[0] for uri in uris} == schemes, uris
+    assert all("cn=CAs,cn=PKI" in uri for uri in uris if uri.startswith("ldap://")), uris
 
 
 def test_revoke_removes_and_lists(world: World) -> None:
