@@ -354,3 +354,25 @@ def test_unwritable_archive_targets(round_trip: RoundTrip, where: str, why: str)
     with pytest.raises(CAError, match=why):
         backup(round_trip.original, round_trip.original / "certdir.db", out, PASSPHRASE)
     assert not list((round_trip.original / "public").glob("*.backup*"))
+
+
+def test_cli_round_trip(round_trip: RoundTrip, tmp_path: Path) -> None:
+    """`certdir ca backup` / `ca restore`: the archive restores a CA that lists the
+    same certificates, once its key passphrase is back."""
+    passphrase = tmp_path / "backup-passphrase"
+    passphrase.write_bytes(PASSPHRASE + b"\n")
+    archive, restored = tmp_path / "cli.backup", tmp_path / "restored"
+    certdir("ca", "backup", "--data-dir", round_trip.original, "--out", archive,
+            "--passphrase-file", passphrase)
+    assert mode(archive) == 0o600
+    certdir("ca", "restore", "--data-dir", restored, archive, "--passphrase-file", passphrase)
+    shutil.copy(round_trip.original / "secrets" / "ca-passphrase", restored / "secrets")
+    assert (certdir("ca", "list", "--data-dir", restored)
+            == certdir("ca", "list", "--data-dir", round_trip.original))
+    assert "Example Root CA" in certdir("ca", "status", "--data-dir", restored)
+    wrong = subprocess.run([*CERTDIR, "ca", "restore", "--data-dir", str(tmp_path / "other"),
+                            str(archive)], check=False, capture_output=True, text=True,
+                           env={**os.environ, "CERTDIR_BACKUP_PASSPHRASE": "wrong"})
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip().splitlines() == [
+        f"certdir: error: {archive}: wrong backup passphrase or damaged archive"], wrong.stderr
