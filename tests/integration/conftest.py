@@ -135,8 +135,10 @@ def make_server(tmp: Path, *init_args: str) -> Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A fresh, running certdir with only its suffix entry, one per test module."""
-    srv = make_server(tmp_path_factory.mktemp("certdir"))
+    """A fresh, running certdir with only its suffix entry, one per test module:
+    the directory alone (`--no-ca`), so scenarios see no CA entries; the CA's
+    scenarios (test020-024) make servers with a CA."""
+    srv = make_server(tmp_path_factory.mktemp("certdir"), "--no-ca")
     srv.start()
     yield srv
     if srv.proc is not None:

@@ -56,8 +56,8 @@ def loaded(server: Server) -> Server:
 
 @pytest.fixture
 def stopped(tmp_path: Path) -> Server:
-    """A freshly initialised data directory whose server is not running."""
-    return make_server(tmp_path)
+    """A freshly initialised data directory (no CA) whose server is not running."""
+    return make_server(tmp_path, "--no-ca")
 
 
 def test_export_matches_what_was_added(loaded: Server) -> None:

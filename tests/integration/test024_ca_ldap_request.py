@@ -27,7 +27,7 @@ from pyasn1.codec.ber import decoder, encoder
 from pyasn1.type import namedtype, tag, univ
 
 from ca.ldap_request import CERTIFICATE_REQUEST
-from tests.integration.conftest import Server
+from tests.integration.conftest import Server, make_server
 
 PEOPLE = "ou=people,dc=example,dc=com"
 ALICE = f"uid=alice,{PEOPLE}"
@@ -65,6 +65,15 @@ def value(profile: str, request: bytes, entry: str | None = None) -> bytes:
     if entry is not None:
         v["entry"] = entry.encode()
     return bytes(encoder.encode(v))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A running certdir with its CA."""
+    srv = make_server(tmp_path_factory.mktemp("certdir"))
+    srv.start()
+    yield srv
+    assert "Traceback" not in srv.stop()
 
 
 @pytest.fixture(scope="module")
