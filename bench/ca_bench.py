@@ -32,23 +32,21 @@ import json
 import os
 import pstats
 import random
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from harness import BenchError, run_main, verdict, work_directory
 from rich.console import Console
 from rich.table import Table
 
@@ -84,10 +82,6 @@ HOT_SPOTS = 12
 # Reasons as ca.revoke stores them (x509.ReasonFlags values); hold rows have status 'hold'.
 REASONS = ("unspecified", "keyCompromise", "superseded", "cessationOfOperation",
            "affiliationChanged", "certificateHold")
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 class RollBack(Exception):
@@ -378,9 +372,6 @@ def measure_crl(config: Config, dsa: DSA, authority: Authority,
                       len(made.full.public_bytes(Encoding.DER)), len(list(made.delta)), spots)
 
 
-def verdict(passed: bool) -> str:
-    return "[green]PASS[/green]" if passed else "[red]MISS[/red]"
-
 
 def report(console: Console, keys: Sequence[KeyFigures], crl: CRLFigures) -> None:
     table = Table(title=f"certdir CA: issue+publish (profile {PROFILE}, P-256 subjects) "
@@ -421,15 +412,6 @@ def report(console: Console, keys: Sequence[KeyFigures], crl: CRLFigures) -> Non
     }))
 
 
-@contextmanager
-def work_directory(chosen: Path | None) -> Iterator[Path]:
-    if chosen is not None:
-        chosen.mkdir(parents=True, exist_ok=False)
-        yield chosen
-        return
-    with tempfile.TemporaryDirectory(prefix="certdir-ca-bench-") as temp:
-        yield Path(temp)
-
 
 @contextmanager
 def opened(config: Config) -> Iterator[tuple[DSA, Authority]]:
@@ -445,7 +427,7 @@ def opened(config: Config) -> Iterator[tuple[DSA, Authority]]:
 
 def run(args: argparse.Namespace, console: Console) -> None:
     keys, crl = [], None
-    with work_directory(args.workdir) as work:
+    with work_directory(args.workdir, "certdir-ca-bench-") as work:
         for key_type in KEY_TYPES:
             console.print(f"{key_type} CA with {args.entries} people ...")
             config = prepare(work, key_type, args.entries)
@@ -460,23 +442,9 @@ def run(args: argparse.Namespace, console: Console) -> None:
     report(Console(width=None if sys.stdout.isatty() else 120), keys, crl)
 
 
-def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
 
 def main() -> int:
-    args = parse_args()
-    console = Console(stderr=True)
-    signal.signal(signal.SIGTERM, stop_on_sigterm)
-    try:
-        run(args, console)
-    except BenchError as error:
-        console.print(f"[red]benchmark failed:[/red] {error}")
-        return 1
-    except KeyboardInterrupt:
-        console.print("interrupted")
-        return 130
-    return 0
+    return run_main(run, parse_args(), Console(stderr=True))
 
 
 if __name__ == "__main__":

@@ -19,19 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 
+from harness import BenchError, run_main, verdict, work_directory
 from rich.console import Console
 from rich.table import Table
-from servers import BenchError, Certdir, Running, Slapd, free_port, missing_slapd
+from servers import Certdir, Running, Slapd, free_port, missing_slapd
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOOLS = REPO.parent / "shared" / "tools"
@@ -160,9 +157,6 @@ def fmt(value: float | None, pattern: str = "{:.2f}") -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def verdict(passed: bool) -> str:
-    return "[green]PASS[/green]" if passed else "[red]MISS[/red]"
-
 
 def report(console: Console, imports: Imports, results: tuple[Comparison, ...],
            duration: float) -> None:
@@ -208,23 +202,11 @@ def report(console: Console, imports: Imports, results: tuple[Comparison, ...],
     }))
 
 
-@contextmanager
-def work_directory(chosen: Path | None) -> Iterator[Path]:
-    if chosen is not None:
-        chosen.mkdir(parents=True, exist_ok=False)
-        yield chosen
-        return
-    with tempfile.TemporaryDirectory(prefix="certdir-bench-") as temp:
-        yield Path(temp)
-
-
-def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
     with ExitStack() as stack:
-        work = stack.enter_context(work_directory(args.workdir))
+        work = stack.enter_context(work_directory(args.workdir, "certdir-bench-"))
         console.print(f"generating {args.entries} entries in {work} ...")
         whole, without_base = generate(args.tools, args.entries, work)
         slapd = Slapd(work / "slapd", SUFFIX)
@@ -253,16 +235,7 @@ def main() -> int:
     if problem is not None:
         console.print(f"cannot compare with slapd: {problem}")
         return 2
-    signal.signal(signal.SIGTERM, stop_on_sigterm)
-    try:
-        run(args, console)
-    except BenchError as error:
-        console.print(f"[red]benchmark failed:[/red] {error}")
-        return 1
-    except KeyboardInterrupt:
-        console.print("interrupted; servers stopped")
-        return 130
-    return 0
+    return run_main(run, args, console)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from harness import BenchError
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
@@ -50,10 +51,6 @@ rootpw {password}
 directory {work}/mdb
 index objectClass,mail,uid,cn eq
 """
-
-
-class BenchError(RuntimeError):
-    """A step of the benchmark failed; the message says which and why."""
 
 
 def free_port() -> int:
