@@ -123,10 +123,6 @@ class Authority:
         return self.chain[0]
 
     @property
-    def root(self) -> x509.Certificate:
-        return self.chain[-1]
-
-    @property
     def entry_dn(self) -> str:
         return entry_dn(self.certificate, self.suffix)
 

@@ -264,12 +264,6 @@ class Store:
         self.conn.execute("INSERT INTO ca_crls VALUES (?, ?, ?, ?, ?)",
                           (number, base, _time(this_update), _time(next_update), der))
 
-    def crl(self, number: int) -> bytes:
-        row = self.conn.execute("SELECT der FROM ca_crls WHERE number=?", (number,)).fetchone()
-        if row is None:
-            raise CAError(f"no CRL number {number}")
-        return bytes(row[0])
-
     def last_full_crl(self) -> tuple[int, dt.datetime] | None:
         row = self.conn.execute("SELECT number, this_update FROM ca_crls WHERE base IS NULL"
                                 " ORDER BY number DESC LIMIT 1").fetchone()

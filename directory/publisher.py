@@ -40,9 +40,6 @@ class DirectoryWriter:
     def dn(self, text: str) -> DN:
         return self.dsa.parse_dn(text)
 
-    def get(self, dn: DN) -> Entry | None:
-        return self.txn.get(dn)
-
     def require(self, dn: DN) -> Entry:
         entry = self.txn.get(dn)
         if entry is None:
