@@ -60,43 +60,47 @@ def submit(authority: Authority, writer: DirectoryWriter, csr_data: bytes, chose
     csr = load_csr(csr_data)
     entry = _holder(writer, holder)
     _check(chosen, csr, entry)  # refuse bad input before recording anything
+    policy, decision, why = decide(authority.config.policies,
+                                   Submission(chosen.name, holder, origin))
     store = Store(writer.sql)
     request = store.add_request(csr=csr.public_bytes(Encoding.DER), profile=chosen.name,
                                 entry=None if entry is None else str(entry.dn),
-                                policy=authority.config.policies.get(chosen.name, "officer"),
-                                now=now)
-    _, decision, why = decide(authority.config.policies,
-                              Submission(chosen.name, holder, origin))
+                                policy=policy, now=now)
     if decision is Decision.ISSUE:
         return Outcome(request, decision, why,
-                       issue_request(authority, writer, request, origin.value, now, chosen))
+                       _issue(authority, writer, request, chosen, csr, entry, origin.value, now))
     if decision is Decision.DENY:
         store.decide(request, "denied", "policy", now, why)
     return Outcome(request, decision, why)
 
 
 def issue_request(authority: Authority, writer: DirectoryWriter, request: int, by: str,
-                  now: dt.datetime, chosen: Profile | None = None) -> x509.Certificate:
-    """Issue a pending request (with its recorded profile unless `chosen`)."""
-    store = Store(writer.sql)
-    record = store.request(request)
+                  now: dt.datetime) -> x509.Certificate:
+    """Issue a pending request, as recorded, on an officer's word."""
+    record = Store(writer.sql).request(request)
     if record.status != "pending":
         raise CAError(f"request {request} is {record.status}, not pending")
-    chosen = chosen or profile(authority.config.profiles, record.profile)
-    csr = load_csr(record.csr)
-    entry = _holder(writer, record.entry)
+    return _issue(authority, writer, request, profile(authority.config.profiles, record.profile),
+                  load_csr(record.csr), _holder(writer, record.entry), by, now)
+
+
+def _issue(authority: Authority, writer: DirectoryWriter, request: int, chosen: Profile,
+           csr: x509.CertificateSigningRequest, entry: Entry | None, by: str,
+           now: dt.datetime) -> x509.Certificate:
+    store = Store(writer.sql)
     certificate = _build(authority, chosen, csr, entry, now)
-    store.record(serial=certificate.serial_number, issuer=authority.certificate.subject
-                 .rfc4514_string(), subject=certificate.subject.rfc4514_string(),
-                 entry=record.entry, profile=chosen.name,
-                 not_before=certificate.not_valid_before_utc,
+    holder = None if entry is None else str(entry.dn)
+    store.record(serial=certificate.serial_number,
+                 issuer=authority.certificate.subject.rfc4514_string(),
+                 subject=certificate.subject.rfc4514_string(), entry=holder,
+                 profile=chosen.name, not_before=certificate.not_valid_before_utc,
                  not_after=certificate.not_valid_after_utc, der=der(certificate),
                  request=request)
-    if record.entry is not None:
+    if holder is not None:
         try:
-            publish_certificate(writer, record.entry, chosen, certificate)
+            publish_certificate(writer, holder, chosen, certificate)
         except LDAPError as e:
-            raise CAError(f"cannot publish to {record.entry}: {e.message}") from None
+            raise CAError(f"cannot publish to {holder}: {e.message}") from None
     store.decide(request, "issued", by, now, serial=certificate.serial_number)
     return certificate
 
