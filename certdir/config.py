@@ -28,6 +28,7 @@ from ca.keys import KEY_TYPES
 from ca.policy import DEFAULT_POLICIES, POLICIES
 from ca.profiles import load_profiles
 from directory.config import DEFAULT_INDEXES, DirectoryConfig
+from kms.config import KMSConfig, SMTPConfig
 
 CONFIG_FILE = "certdir.yaml"
 
@@ -72,6 +73,7 @@ class Config:
     directory: DirectoryConfig
     workers: int = 1
     ca: CAConfig | None = None
+    kms: KMSConfig | None = None
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
@@ -197,6 +199,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     extra_schema = tuple(data_dir / p for p in schema.strings("paths", ()))
     schema.finish()
     ca = _ca(top.section("ca"), data_dir, listen) if "ca" in top.data else None
+    kms = _kms(top.section("kms"), data_dir) if "kms" in top.data else None
     top.finish()
 
     return Config(
@@ -205,6 +208,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
         tls=tls,
         workers=workers,
         ca=ca,
+        kms=kms,
         directory=DirectoryConfig(
             suffix=suffix,
             root_dn=root_dn,
@@ -270,6 +274,48 @@ def _ca(section: _Section, data_dir: Path, listen: tuple[ListenURL, ...]) -> CAC
                     passphrase_file=passphrase_file, passphrase_env=passphrase_env,
                     base_url=base_url.rstrip("/"), ldap_url=ldap_url.rstrip("/"),
                     profiles=profiles, policies=policies, crl=crl, tls_renew_days=renew)
+
+
+def _kms(section: _Section, data_dir: Path) -> KMSConfig:
+    smtp_section = section.section("smtp")
+    smtp = None
+    if smtp_section.data:
+        password_file = smtp_section.get("password_file", str, "")
+        smtp = SMTPConfig(
+            host=smtp_section.get("host", str),
+            port=smtp_section.get("port", int, 587, _positive, "a TCP port"),
+            starttls=smtp_section.get("starttls", bool, True),
+            username=smtp_section.get("username", str, "") or None,
+            password_file=data_dir / password_file if password_file else None,
+            sender=smtp_section.get("sender", str, "certdir@localhost"))
+    smtp_section.finish()
+    http = section.get("http_listen", str, "")
+    if http and not http.startswith("http://"):
+        raise ConfigError(f"{section.key('http_listen')}: {http!r} is not an http:// URL")
+    config = KMSConfig(
+        passphrase_env=section.get("passphrase_env", str, "CERTDIR_KMS_PASSPHRASE"),
+        passphrase_file=data_dir / section.get("passphrase_file", str,
+                                               "secrets/kms-passphrase"),
+        token_lifetime_hours=section.get("token_lifetime_hours", int, 168, _positive,
+                                         "must be > 0"),
+        encryption_key_type=section.get("encryption_key_type", str, "rsa2048",
+                                        lambda v: v in KEY_TYPES,
+                                        "one of " + ", ".join(KEY_TYPES)),
+        officers=section.strings("officers", ()),
+        recovery_approvals=section.get("recovery_approvals", int, 1, _positive,
+                                       "must be >= 1"),
+        auto_enroll=section.get("auto_enroll", bool, False),
+        smtp=smtp,
+        http_listen=http or None,
+        enroll_url=section.get("enroll_url", str, "http://127.0.0.1:8080/kms/enroll"),
+        expiry_warning_days=section.get("expiry_warning_days", int, 30, _positive,
+                                        "must be > 0"),
+    )
+    if config.recovery_approvals > max(len(config.officers), 1):
+        raise ConfigError(f"{section.key('recovery_approvals')}: {config.recovery_approvals} "
+                          f"approvals but only {len(config.officers)} officers")
+    section.finish()
+    return config
 
 
 def load(data_dir: Path) -> Config:
