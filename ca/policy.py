@@ -60,8 +60,9 @@ POLICIES: Mapping[str, Policy] = {"auto": _auto, "officer": _officer, "kms": _km
 
 DEFAULT_POLICIES: Mapping[str, str] = {
     "smime-user": "officer",
-    "smime-signing": "officer",
-    "smime-encryption": "officer",
+    # The key-management service's pair: issued through enrollment tokens.
+    "smime-signing": "kms",
+    "smime-encryption": "kms",
     "tls-server": "officer",
     "tls-client": "officer",
     "sub-ca": "officer",
