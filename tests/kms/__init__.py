@@ -7,16 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kms import audit, escrow, vault
+from kms import store
 
 
 def database(path: Path) -> sqlite3.Connection:
     """A connection like the directory's (autocommit, explicit BEGIN/COMMIT) holding
-    the tables of the vault, the escrow and the audit log."""
+    the KMS tables."""
     conn = sqlite3.connect(path, isolation_level=None)
     with transaction(conn):
-        for statement in (*vault.SCHEMA, *escrow.SCHEMA, *audit.SCHEMA):
-            conn.execute(statement)
+        store.create(conn)
     return conn
 
 

@@ -5,6 +5,7 @@
   "wrong KMS passphrase", no vault at all "no KMS here".
 - Changing the passphrase re-wraps the master key: the new one unlocks, the
   old one no longer does, and what was sealed before still opens.
+- `kms.store.create` makes the KMS tables inside the caller's transaction.
 - Sealed blobs open only unaltered, under the same associated data and the
   same master key; every part of the blob is authenticated.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from kms import store
 from kms.config import KMSConfig
 from kms.errors import KMSError
 from kms.vault import Vault, secret_from
@@ -49,6 +51,20 @@ def vault(conn: sqlite3.Connection) -> Vault:
 
 def reopen(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None)
+
+
+def test_store_creates_tables_in_the_callers_transaction(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "fresh.db", isolation_level=None)
+    tables = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'kms_%'"
+    with pytest.raises(RuntimeError), transaction(conn):
+        store.create(conn)
+        raise RuntimeError("the caller's transaction fails later")
+    assert conn.execute(tables).fetchone() == (0,)
+    with transaction(conn):
+        store.create(conn)
+        store.create(conn)
+    assert conn.execute(tables).fetchone()[0] >= 5
+    conn.close()
 
 
 def test_create_then_unlock_from_another_connection(vault: Vault, path: Path) -> None:
