@@ -96,6 +96,15 @@ def test_no_vault(conn: sqlite3.Connection) -> None:
         Vault.unlock(conn, SECRET)
 
 
+@pytest.mark.parametrize("column, value", [("memory_kib", 1 << 40), ("time_cost", 0),
+                                           ("parallelism", 1000)])
+def test_edited_cost_is_refused_before_use(vault: Vault, conn: sqlite3.Connection,
+                                           column: str, value: int) -> None:
+    conn.execute(f"UPDATE kms_vault SET {column} = ?", (value,))
+    with pytest.raises(KMSError, match="damaged"):
+        Vault.unlock(conn, SECRET)
+
+
 def test_empty_secret_is_refused(conn: sqlite3.Connection) -> None:
     with pytest.raises(KMSError, match="empty passphrase"), transaction(conn):
         Vault.create(conn, b"", NOW)
