@@ -132,7 +132,7 @@ def test_rolled_back_change_keeps_the_old_secret(vault: Vault, conn: sqlite3.Con
 @pytest.mark.parametrize("plaintext", [b"", b"x", bytes(range(256)) * 40])
 def test_seal_open_round_trip(vault: Vault, plaintext: bytes) -> None:
     blob = vault.seal(plaintext, AAD)
-    assert plaintext not in blob or not plaintext
+    assert len(plaintext) < 2 or plaintext not in blob
     assert vault.open(blob, AAD) == plaintext
 
 
