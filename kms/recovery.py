@@ -118,6 +118,15 @@ def approve(conn: sqlite3.Connection, recovery_id: int, officer: str, now: dt.da
     return token
 
 
+def _name(certificate: x509.Certificate, owner: str) -> str:
+    """The certificate's mail address, as enrollment names the bundle, else the owner."""
+    try:
+        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return owner
+    return next(iter(sans.value.get_values_for_type(x509.RFC822Name)), owner)
+
+
 def redeem(conn: sqlite3.Connection, vault: Vault, token: str, p12_password: bytes,
            certificate_der: bytes, now: dt.datetime) -> bytes:
     """The escrowed key of a recovery token, with its certificate, as PKCS#12."""
@@ -138,4 +147,4 @@ def redeem(conn: sqlite3.Connection, vault: Vault, token: str, p12_password: byt
                  " WHERE escrow_id=? AND status='approved'", (now.isoformat(), escrowed.id))
     audit.record(conn, record.entry, "recovery.performed", escrowed.owner,
                  {"escrow": escrowed.id, "serial": f"{escrowed.serial:x}"}, now)
-    return bundle(key, certificate, (), escrowed.owner, p12_password)
+    return bundle(key, certificate, (), _name(certificate, escrowed.owner), p12_password)

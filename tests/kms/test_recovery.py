@@ -145,3 +145,4 @@ def test_only_the_escrowed_keys_certificate_and_refusal_keeps_token(kms: KMS) ->
     assert (pending.kind, pending.entry, pending.escrow_id) == ("recovery", ALICE, escrow_id)
     recovered = pkcs12.load_pkcs12(_redeem(kms, token, certificate), PASSWORD)
     assert recovered.cert is not None and der(recovered.cert.certificate) == certificate
+    assert recovered.cert.friendly_name == b"alice@example.com"
