@@ -49,6 +49,8 @@ from certdir.service import open_directory
 from directory.dsa import DSA
 from directory.files import write_private
 from directory.publisher import DirectoryWriter
+from kms import audit
+from kms import store as kms_store
 
 T = TypeVar("T")
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -79,8 +81,16 @@ def _writing(config: Config, authority: Authority | None) -> Iterator[DirectoryW
     """A transaction on the directory, acting as the CA (or the root DN)."""
     with _directory(config) as dsa, dsa.backend.transaction() as txn:
         Store.create(txn.conn)
+        kms_store.create(txn.conn)
         actor = dsa.parse_dn(authority.entry_dn) if authority else dsa.root_dn
         yield DirectoryWriter(dsa, txn, actor)
+
+
+def _audit(writer: DirectoryWriter, action: str, subject: str,
+           details: dict[str, str | int | None]) -> None:
+    """CA officer actions go to the KMS's hash-chained audit log, under the
+    local account that ran the command."""
+    audit.record(writer.sql, f"local:{getpass.getuser()}", action, subject, details, _now())
 
 
 def _unlock(config: Config) -> Authority:
@@ -90,7 +100,7 @@ def _unlock(config: Config) -> Authority:
 def publish_new_ca(config: Config) -> Authority:
     """Publish a newly created or installed CA: its entries, files, a first CRL."""
     authority = _unlock(config)
-    _with_new_crls(config, authority, lambda writer: publish_authority(writer, authority))
+    with_new_crls(config, authority, lambda writer: publish_authority(writer, authority))
     write_chain(config.data_dir / "public", authority.chain)
     if config.tls is not None:
         renew_server_certificate(config, authority)
@@ -142,6 +152,7 @@ def _sign_sub(config: Config, args: argparse.Namespace) -> None:
     with _writing(config, authority) as writer:
         answer = hierarchy.sign_sub(authority, writer, _read(args.csr), args.path_length,
                                     _now())
+        _audit(writer, "ca.sign-sub", str(args.csr), {"path_length": args.path_length})
     args.out.write_bytes(answer)
     print(f"subordinate CA certificate and chain written to {args.out}")
 
@@ -157,7 +168,13 @@ def _submitted(config: Config, args: argparse.Namespace, origin: Origin) -> Outc
     authority = _unlock(config)
     chosen = profile(authority.config.profiles, args.profile)
     with _writing(config, authority) as writer:
-        return submit(authority, writer, _read(args.csr), chosen, args.entry, origin, _now())
+        outcome = submit(authority, writer, _read(args.csr), chosen, args.entry, origin,
+                         _now())
+        _audit(writer, f"ca.{outcome.decision.value}", args.entry or "(no entry)",
+               {"request": outcome.request, "profile": chosen.name,
+                "serial": None if outcome.certificate is None
+                else serial_text(outcome.certificate.serial_number)})
+        return outcome
 
 
 def _issue(config: Config, args: argparse.Namespace) -> None:
@@ -177,16 +194,19 @@ def _approve(config: Config, args: argparse.Namespace) -> None:
     authority = _unlock(config)
     with _writing(config, authority) as writer:
         certificate = issue_request(authority, writer, args.request, "officer", _now())
+        _audit(writer, "ca.approved", str(args.request),
+               {"serial": serial_text(certificate.serial_number)})
     print(serial_text(certificate.serial_number))
 
 
 def _deny(config: Config, args: argparse.Namespace) -> None:
     with _writing(config, None) as writer:
         deny_request(writer, args.request, "officer", args.why, _now())
+        _audit(writer, "ca.denied", str(args.request), {"why": args.why})
     print(f"request {args.request} denied")
 
 
-def _with_new_crls(config: Config, authority: Authority,
+def with_new_crls(config: Config, authority: Authority,
                    change: Callable[[DirectoryWriter], T]) -> tuple[T, crls.CRLs]:
     """`change`, then new CRLs, in one transaction; the CRL files after the commit."""
     with _writing(config, authority) as writer:
@@ -204,23 +224,33 @@ def _revoke(config: Config, args: argparse.Namespace) -> None:
 
     def change(writer: DirectoryWriter) -> list[IssuedRecord]:
         if args.serial is not None:
-            return [revoke.revoke(authority, writer, parse_serial(args.serial), why, _now())]
-        return revoke.revoke_holder(authority, writer, args.entry, why, _now())
+            records = [revoke.revoke(authority, writer, parse_serial(args.serial), why, _now())]
+        else:
+            records = revoke.revoke_holder(authority, writer, args.entry, why, _now())
+        for record in records:
+            _audit(writer, "ca.revoked", record.entry or record.subject,
+                   {"serial": serial_text(record.serial), "reason": why.value})
+        return records
 
-    records, _ = _with_new_crls(config, authority, change)
+    records, _ = with_new_crls(config, authority, change)
     for record in records:
         print(f"revoked {serial_text(record.serial)} ({why.value})")
 
 
 def _release(config: Config, args: argparse.Namespace) -> None:
     authority = _unlock(config)
-    record, _ = _with_new_crls(config, authority, lambda writer: revoke.release(
-        authority, writer, parse_serial(args.serial), _now()))
+    def change(writer: DirectoryWriter) -> IssuedRecord:
+        record = revoke.release(authority, writer, parse_serial(args.serial), _now())
+        _audit(writer, "ca.released", record.entry or record.subject,
+               {"serial": serial_text(record.serial)})
+        return record
+
+    record, _ = with_new_crls(config, authority, change)
     print(f"released {serial_text(record.serial)} from hold")
 
 
 def _crl(config: Config, args: argparse.Namespace) -> None:
-    _, made = _with_new_crls(config, _unlock(config), lambda writer: None)
+    _, made = with_new_crls(config, _unlock(config), lambda writer: None)
     number = made.full.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     print(f"CRL {number} ({len(list(made.full))} revoked) and delta CRL {number + 1} "
           f"published")

@@ -29,7 +29,8 @@ def _positive_int(text: str) -> int:
 def _init(args: argparse.Namespace) -> None:
     from certdir.init import init
 
-    result = init(args.data_dir, args.suffix, args.listen or [], with_ca=not args.no_ca)
+    result = init(args.data_dir, args.suffix, args.listen or [], with_ca=not args.no_ca,
+                  with_kms=not args.no_kms)
     print(f"certdir initialised in {args.data_dir}")
     print(f"  root DN:       {result['root_dn']}")
     print(f"  root password: {result['password']}   (shown once; also in "
@@ -39,6 +40,9 @@ def _init(args: argparse.Namespace) -> None:
     if result["ca"]:
         print(f"  root CA:       {result['ca']}   (key passphrase in "
               f"{args.data_dir}/secrets/ca-passphrase, mode 0600)")
+    if result["kms"]:
+        print(f"  KMS:           vault created (passphrase in "
+              f"{args.data_dir}/secrets/kms-passphrase, mode 0600)")
     print(f"start it with:   certdir serve --data-dir {args.data_dir}")
 
 
@@ -79,6 +83,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", action="append", metavar="URL",
                    help="ldap://host:port or ldaps://host:port (repeatable)")
     p.add_argument("--no-ca", action="store_true", help="no certificate authority")
+    p.add_argument("--no-kms", action="store_true", help="no key-management service")
     p.set_defaults(run=_init)
 
     p = commands.add_parser("serve", help="run the directory server")
@@ -103,8 +108,9 @@ def parser() -> argparse.ArgumentParser:
                    help="include operational attributes")
     p.set_defaults(run=_export)
 
-    from certdir.ca_commands import register
-    register(commands, data_dir)
+    from certdir import ca_commands, kms_commands
+    ca_commands.register(commands, data_dir)
+    kms_commands.register(commands, data_dir)
     return top
 
 
@@ -114,10 +120,11 @@ def main(argv: list[str] | None = None) -> None:
     from ca.errors import CAError
     from certdir.ldif_import import ImportFailed
     from directory.protocol.results import LDAPError
+    from kms.errors import KMSError
 
     try:
         run(args)
-    except (ConfigError, ImportFailed, CAError) as e:
+    except (ConfigError, ImportFailed, CAError, KMSError) as e:
         sys.exit(f"certdir: error: {e}")
     except LDAPError as e:
         sys.exit(f"certdir: error: {e.message} ({e.code.name.lower()})")

@@ -281,13 +281,15 @@ def _kms(section: _Section, data_dir: Path) -> KMSConfig:
     smtp = None
     if smtp_section.data:
         password_file = smtp_section.get("password_file", str, "")
+        ca_file = smtp_section.get("ca_file", str, "")
         smtp = SMTPConfig(
             host=smtp_section.get("host", str),
             port=smtp_section.get("port", int, 587, _positive, "a TCP port"),
             starttls=smtp_section.get("starttls", bool, True),
             username=smtp_section.get("username", str, "") or None,
             password_file=data_dir / password_file if password_file else None,
-            sender=smtp_section.get("sender", str, "certdir@localhost"))
+            sender=smtp_section.get("sender", str, "certdir@localhost"),
+            ca_file=data_dir / ca_file if ca_file else None)
     smtp_section.finish()
     http = section.get("http_listen", str, "")
     if http and not http.startswith("http://"):

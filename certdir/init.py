@@ -12,6 +12,9 @@
   (`cn=<Suffix> Root CA,<suffix>`) and has it issue the directory's TLS
   certificate. With `--no-ca` the TLS certificate comes from a throwaway
   bootstrap CA (see certdir.tls).
+- Unless told `--no-kms`: generates the KMS passphrase into
+  secrets/kms-passphrase (0600), separate from the CA's, and creates the
+  KMS vault.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import yaml
 
 from certdir.ca_commands import create_root
 from certdir.config import CONFIG_FILE, ConfigError, ListenURL, from_mapping
+from certdir.kms_commands import initialise as initialise_kms
 from certdir.service import open_directory
 from certdir.tls import bootstrap
 from directory import passwords
@@ -56,7 +60,8 @@ def ca_name(suffix: DN) -> str:
     return f"cn={escape(label[:1].upper() + label[1:])} Root CA,{suffix}"
 
 
-def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True) -> dict[str, Any]:
+def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
+         with_kms: bool = True) -> dict[str, Any]:
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir / CONFIG_FILE} already exists; not overwriting it")
     urls = [ListenURL.parse(u) for u in listen or ["ldap://127.0.0.1:3389",
@@ -85,6 +90,10 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True) -
         write_private(data_dir / "secrets" / "ca-passphrase",
                       secrets.token_urlsafe(24).encode() + b"\n")
         settings["ca"] = {"name": ca_name(DN.parse(suffix))}
+    if with_kms:
+        write_private(data_dir / "secrets" / "kms-passphrase",
+                      secrets.token_urlsafe(24).encode() + b"\n")
+        settings["kms"] = {}
     config = from_mapping(settings, data_dir)
     dsa = open_directory(config)
     try:
@@ -97,8 +106,10 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True) -
     ca = None
     if with_ca:
         ca = create_root(config).certificate.subject.rfc4514_string()
+    if with_kms:
+        initialise_kms(config)
     header = ("# certdir configuration; every key is documented in config.example.yaml.\n"
               "# The root password is in secrets/root-password (only its hash is here).\n")
     (data_dir / CONFIG_FILE).write_text(header + yaml.safe_dump(settings, sort_keys=False))
     return {"root_dn": config.directory.root_dn, "password": password,
-            "listen": [str(u) for u in urls], "ca": ca}
+            "listen": [str(u) for u in urls], "ca": ca, "kms": with_kms}

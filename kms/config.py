@@ -24,6 +24,7 @@ class SMTPConfig:
     username: str | None = None
     password_file: Path | None = None
     sender: str = "certdir@localhost"
+    ca_file: Path | None = None  # trust anchor for the server's certificate (else the system's)
 
 
 @dataclass(frozen=True, slots=True)
