@@ -29,6 +29,7 @@ from directory.schema import Schema
 
 if TYPE_CHECKING:
     from ca.authority import Authority
+    from kms.vault import Vault
 
 log = logging.getLogger("certdir")
 
@@ -68,19 +69,20 @@ def _configure_logging(access_log: bool, worker: int) -> None:
 
 def serve(config: Config) -> None:
     """Serve until SIGTERM or SIGINT; with `workers` > 1, in that many processes."""
-    from certdir.ca_service import unlock_at_start
+    from certdir import ca_service, kms_service
 
-    authority = unlock_at_start(config)
+    authority = ca_service.unlock_at_start(config)
+    vault = kms_service.unlock_at_start(config)
     if config.workers > 1:
         from certdir.workers import run_workers
 
-        run_workers(config, functools.partial(serve_worker, authority=authority))
+        run_workers(config, functools.partial(serve_worker, authority=authority, vault=vault))
     else:
-        serve_worker(config, None, 0, authority)
+        serve_worker(config, None, 0, authority, vault)
 
 
 def serve_worker(config: Config, sockets: list[socket.socket] | None, worker: int,
-                 authority: Authority | None = None) -> None:
+                 authority: Authority | None = None, vault: Vault | None = None) -> None:
     """One server process: listen on the configured URLs, or adopt the
     already listening `sockets` (one per URL) shared with other workers."""
     from twisted.internet import asyncioreactor
@@ -128,9 +130,13 @@ def serve_worker(config: Config, sockets: list[socket.socket] | None, worker: in
         log.info("stopped")
 
     if authority is not None:
-        from certdir.ca_service import attach
+        from certdir import ca_service
 
-        attach(reactor, dsa, authority, config, worker)
+        ca_service.attach(reactor, dsa, authority, config, worker)
+    if vault is not None:
+        from certdir import kms_service
+
+        kms_service.attach(reactor, dsa, authority, vault, config, worker)
     reactor.addSystemEventTrigger("after", "shutdown", shutdown)
     log.info("certdir serving %s (%d entries)", dsa.suffix, dsa.backend.count())
     reactor.run()

@@ -1,0 +1,138 @@
+"""Scenario 031: enrollment by mail and over HTTP, end to end.
+
+- A real SMTP server (aiosmtpd) receives the token mail `kms enroll-user`
+  sends; the token in the mail is redeemed against the running server's
+  HTTP endpoint (`kms enroll --url`); `openssl pkcs12` reads the bundle and
+  ldapsearch sees both certificates on the entry.
+- `kms enroll-bulk` mails a token to every person with mail under a base and
+  skips those without; the summary says so.
+- The endpoint refuses a used token with the KMS's reason and the server
+  keeps serving.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiosmtpd.controller import Controller
+
+from tests.integration.conftest import SUFFIX, Server, free_port, make_server, wait_for_port
+from tests.integration.ldif_compare import by_dn
+
+PEOPLE = f"ou=people,{SUFFIX}"
+TOKEN = re.compile(r"\bct-[a-z2-7]{32}\b")
+
+
+@dataclass
+class Mailbox:
+    messages: list[tuple[list[str], bytes]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 OK"
+
+    def token_for(self, address: str) -> str:
+        for recipients, content in reversed(self.messages):
+            if address in recipients:
+                body = message_from_bytes(content).get_payload(decode=True)
+                assert isinstance(body, bytes)
+                found = TOKEN.search(body.decode())
+                assert found is not None, body
+                return found.group(0)
+        raise AssertionError(f"no mail to {address}")
+
+
+@dataclass
+class World:
+    server: Server
+    mailbox: Mailbox
+    enroll_url: str
+    tmp: Path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("kms-mail")
+    mailbox = Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    server = make_server(tmp)
+    http_port = free_port()
+    enroll_url = f"http://127.0.0.1:{http_port}/kms/enroll"
+    config = server.data_dir / "certdir.yaml"
+    settings = yaml.safe_load(config.read_text())
+    settings["kms"] = {"http_listen": f"http://127.0.0.1:{http_port}", "enroll_url": enroll_url,
+                       "smtp": {"host": "127.0.0.1", "port": smtp.port, "starttls": False,
+                                "sender": "pki@example.com"}}
+    config.write_text(yaml.safe_dump(settings))
+    server.start()
+    assert server.proc is not None
+    wait_for_port(http_port, server.proc)
+    people = "".join(
+        f"dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\n"
+        f"sn: {uid}\n" + (f"mail: {uid}@example.com\n" if uid != "nomail" else "") + "\n"
+        for uid in ("erin", "frank", "grace", "nomail"))
+    added = server.tool("ldapadd", input=(
+        f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n{people}").encode())
+    assert added.returncode == 0, added.stderr
+    yield World(server, mailbox, enroll_url, tmp)
+    smtp.stop()
+    assert "Traceback" not in server.stop()
+
+
+def certificates_on(server: Server, dn: str) -> list[str]:
+    found = server.tool("ldapsearch", "-LLL", "-b", dn, "-s", "base", "(objectClass=*)",
+                        "userCertificate;binary", bind=False)
+    assert found.returncode == 0, found.stderr
+    return list(by_dn(found.stdout)[dn.lower()].values("userCertificate;binary"))
+
+
+def redeem(world: World, token: str, name: str) -> subprocess.CompletedProcess[bytes]:
+    csr = world.tmp / f"{name}.csr"
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(world.tmp / f"{name}.key"),
+                    "-subj", "/CN=x", "-out", str(csr)], check=True, capture_output=True)
+    password = world.tmp / "p12-password"
+    password.write_text("mail-bundle\n")
+    return world.server.certdir("kms", "enroll", "--url", world.enroll_url, "--token", token,
+                                "--csr", str(csr), "--p12-password-file", str(password),
+                                "--out", str(world.tmp / f"{name}.p12"), check=False)
+
+
+def test_mailed_token_redeemed_over_http(world: World) -> None:
+    sent = world.server.certdir("kms", "enroll-user", "--data-dir", str(world.server.data_dir),
+                                "--mail", "erin@example.com")
+    assert b"mailed to erin@example.com" in sent.stdout
+    token = world.mailbox.token_for("erin@example.com")
+    done = redeem(world, token, "erin")
+    assert done.returncode == 0, done.stderr
+    shown = subprocess.run(["openssl", "pkcs12", "-in", str(world.tmp / "erin.p12"),
+                            "-passin", "pass:mail-bundle", "-nodes"], capture_output=True,
+                           check=True)
+    assert b"BEGIN PRIVATE KEY" in shown.stdout
+    assert len(certificates_on(world.server, f"uid=erin,{PEOPLE}")) == 2
+    again = redeem(world, token, "erin-again")
+    assert again.returncode == 1
+    assert b"already used" in again.stderr, again.stderr
+
+
+def test_bulk_enrollment_mails_everyone_with_mail(world: World) -> None:
+    before = len(world.mailbox.messages)
+    out = world.tmp / "undelivered.csv"
+    done = world.server.certdir("kms", "enroll-bulk", "--data-dir", str(world.server.data_dir),
+                                "--base", PEOPLE, "--filter", "(objectClass=inetOrgPerson)",
+                                "--out", str(out))
+    summary = done.stdout.decode()
+    assert re.search(r"│\s*4\s*│\s*3\s*│\s*3\s*│\s*1\s*│\s*0\s*│", summary), summary
+    assert len(world.mailbox.messages) - before == 3
+    assert not out.exists()
+    token = world.mailbox.token_for("grace@example.com")
+    assert redeem(world, token, "grace").returncode == 0
