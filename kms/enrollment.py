@@ -13,6 +13,9 @@
   their own: PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC (RFC 8018 §6.2)
   for the key and certificates, an HMAC-SHA256 MAC, as `openssl pkcs12`
   and Thunderbird read it; the friendly name is the mail address.
+- Re-enrolling is key rollover: the entry's earlier KMS certificates are
+  revoked as superseded (RFC 5280 §5.3.1) and leave the entry; their
+  escrowed keys stay, so old mail can still be recovered.
 - Everything happens in the caller's transaction: any refusal raises, so
   the caller's rollback leaves no certificate, no escrowed key, no audit
   record and the token unused.
@@ -34,6 +37,8 @@ from ca.errors import CAError
 from ca.issue import submit
 from ca.policy import Origin
 from ca.profiles import profile
+from ca.revoke import revoke
+from ca.store import Store
 from directory.entry import Entry
 from directory.protocol.results import LDAPError
 from directory.publisher import DirectoryWriter
@@ -113,6 +118,19 @@ def _encryption_request(key: keys.PrivateKey) -> bytes:
     return request.sign(key, keys.signature_hash(key)).public_bytes(Encoding.DER)
 
 
+def _supersede(authority: Authority, writer: DirectoryWriter, holder: str, new: set[int],
+               now: dt.datetime) -> list[int]:
+    """Key rollover: the holder's earlier KMS certificates are revoked as
+    superseded and leave the entry; their escrowed keys stay for old mail."""
+    earlier = [record.serial for record in Store(writer.sql).certificates(status="valid",
+                                                                           entry=holder)
+               if record.profile in (SIGNING_PROFILE, ENCRYPTION_PROFILE)
+               and record.serial not in new]
+    for serial in earlier:
+        revoke(authority, writer, serial, x509.ReasonFlags.superseded, now)
+    return earlier
+
+
 def redeem(authority: Authority, writer: DirectoryWriter, vault: Vault, config: KMSConfig,
            token: str, signing_csr: bytes, p12_password: bytes,
            now: dt.datetime) -> Enrollment:
@@ -128,9 +146,13 @@ def redeem(authority: Authority, writer: DirectoryWriter, vault: Vault, config: 
         raise KMSError(f"kms.encryption_key_type: {e}") from None
     encryption = _issue(authority, writer, _encryption_request(key), ENCRYPTION_PROFILE,
                         holder, now)
+    superseded = _supersede(authority, writer, holder,
+                            {signing.serial_number, encryption.serial_number}, now)
     escrow_id = escrow.escrow(writer.sql, vault, holder, encryption.serial_number, key, now)
     sealed = bundle(key, encryption, (signing, *authority.chain), mail, p12_password)
     audit.record(writer.sql, holder, "enrolled", holder,
                  {"token": record.id, "signing": f"{signing.serial_number:x}",
-                  "encryption": f"{encryption.serial_number:x}", "escrow": escrow_id}, now)
+                  "encryption": f"{encryption.serial_number:x}", "escrow": escrow_id,
+                  "superseded": ",".join(f"{serial:x}" for serial in superseded) or None},
+                 now)
     return Enrollment(holder, signing, encryption, sealed)

@@ -222,3 +222,24 @@ def test_audit_log_detects_tampering(world: World, enrolled: tuple[Path, str],
                               capture_output=True, env={**os.environ}, check=False)
     assert tampered.returncode == 1
     assert b"altered" in tampered.stderr
+
+
+def test_re_enrollment_rolls_the_keys_over(world: World, enrolled: tuple[Path, str]) -> None:
+    before = set(certificates_on(world.server, CAROL))
+    token = world.kms("kms", "enroll-user", "--dn", CAROL).stdout.decode().strip()
+    world.kms("kms", "enroll", "--token", token, "--csr", str(signing_csr(world.tmp, "roll")),
+              "--p12-password-file", str(world.file("pw-roll", "roll-bundle")), "--out",
+              str(world.tmp / "roll.p12"))
+    after = set(certificates_on(world.server, CAROL))
+    assert len(after) == 2 and not after & before
+    revoked = world.server.certdir("ca", "list", "--data-dir", str(world.server.data_dir),
+                                   "--revoked").stdout.decode()
+    assert revoked.count("superseded") >= 2
+
+
+def test_serve_refuses_a_wrong_kms_passphrase(world: World) -> None:
+    started = subprocess.run([*CERTDIR, "serve", "--data-dir", str(world.server.data_dir)],
+                             capture_output=True, timeout=60, check=False,
+                             env={**world.server.env(), "CERTDIR_KMS_PASSPHRASE": "wrong"})
+    assert started.returncode == 1
+    assert started.stderr.decode().strip() == "certdir: error: wrong KMS passphrase"
