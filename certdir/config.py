@@ -313,6 +313,8 @@ def _kms(section: _Section, data_dir: Path) -> KMSConfig:
         expiry_warning_days=section.get("expiry_warning_days", int, 30, _positive,
                                         "must be > 0"),
     )
+    if config.auto_enroll and config.smtp is None:
+        raise ConfigError(f"{section.key('auto_enroll')}: needs kms.smtp to mail the tokens")
     if config.recovery_approvals > max(len(config.officers), 1):
         raise ConfigError(f"{section.key('recovery_approvals')}: {config.recovery_approvals} "
                           f"approvals but only {len(config.officers)} officers")

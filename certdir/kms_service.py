@@ -3,6 +3,10 @@
 - At start, a data directory with a `kms` section unlocks the vault before
   listening; without the passphrase, or with a wrong one, the server does
   not start and says why (`kms.vault.secret_from`).
+- With `kms.auto_enroll`, adding an inetOrgPerson entry with mail creates
+  an enrollment token in the same transaction (as Exchange did for new
+  accounts) and mails it once the entry is committed; a mail that cannot
+  be sent is logged, and `certdir kms enroll-user` issues a new token.
 - With `kms.http_listen`, the first worker serves the enrollment endpoint
   (`kms.web`, POST /kms/enroll): a redemption runs through the directory's
   single writer, in one transaction with the certificates it publishes and
@@ -24,9 +28,11 @@ from twisted.web.server import Site
 from ca.authority import Authority
 from certdir.config import Config
 from directory.backend.sqlite import SQLiteTransaction
-from directory.dsa import DSA
+from directory.dsa import DSA, AddHook, AfterCommit
+from directory.entry import Entry
 from directory.publisher import DirectoryWriter
 from kms import enrollment
+from kms.config import KMSConfig
 from kms.vault import Vault, secret_from
 from kms.web import enroll_resource
 
@@ -46,8 +52,43 @@ def unlock_at_start(config: Config) -> Vault | None:
 def attach(reactor: Any, dsa: DSA, authority: Authority | None, vault: Vault, config: Config,
            worker: int) -> None:
     kms = config.kms
-    if kms is None or kms.http_listen is None or authority is None or worker != 0:
-        return
+    assert kms is not None
+    if kms.auto_enroll:
+        dsa.add_hooks.append(_auto_enroll(reactor, dsa, kms))
+    if kms.http_listen is not None and authority is not None and worker == 0:
+        _serve_enrollment(reactor, dsa, authority, vault, kms)
+
+
+def _auto_enroll(reactor: Any, dsa: DSA, kms: KMSConfig) -> AddHook:
+    def hook(txn: SQLiteTransaction, entry: Entry) -> AfterCommit | None:
+        mail = entry.first("mail")
+        if mail is None or "inetorgperson" not in entry.object_classes:
+            return None
+        now = dt.datetime.now(dt.UTC)
+        token = enrollment.enroll_user(DirectoryWriter(dsa, txn, dsa.root_dn), kms,
+                                       str(entry.dn), "auto-enroll", now)
+        assert kms.smtp is not None  # the configuration requires it with auto_enroll
+        smtp = kms.smtp
+        # Imported here, once the asyncio reactor is installed.
+        from kms.notify import send, token_message
+
+        name = (entry.first("cn") or mail).decode()
+        message = token_message(smtp.sender, mail.decode(), name, token,
+                                now + dt.timedelta(hours=kms.token_lifetime_hours),
+                                kms.enroll_url)
+
+        def after() -> object:
+            return send(reactor, smtp, mail.decode(), message, smtp.ca_file).addCallbacks(
+                lambda _: log.info("enrollment token mailed to %s", mail.decode()),
+                lambda failure: log.error("%s", failure.getErrorMessage()))
+
+        return after
+
+    return hook
+
+
+def _serve_enrollment(reactor: Any, dsa: DSA, authority: Authority, vault: Vault,
+                      kms: KMSConfig) -> None:
 
     def redeem(token: str, csr: bytes, password: bytes) -> Deferred[bytes]:
         def job(txn: SQLiteTransaction) -> bytes:

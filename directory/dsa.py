@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from directory.ops.extended import ExtendedHandler
 
 T = TypeVar("T")
+AfterCommit = Callable[[], object]
+# Runs inside the add's transaction; may return what to do once it committed.
+AddHook = Callable[[SQLiteTransaction, Entry], AfterCommit | None]
 
 SUBSCHEMA_DN = "cn=Subschema"
 
@@ -59,6 +62,7 @@ class DSA:
         self._referrals: dict[DN, Entry] | None = None
         # Extended operations the application adds (the CA's certificate request).
         self.extensions: dict[str, ExtendedHandler] = {}
+        self.add_hooks: list[AddHook] = []
 
     def parse_dn(self, text: str) -> DN:
         return DN.parse(text, self.schema)

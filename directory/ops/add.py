@@ -13,6 +13,9 @@
   server then adds its operational attributes (RFC 4512 §3.4).
 - userPassword values given in clear text are stored hashed.
 - Post-read (RFC 4527) returns the entry as added.
+- Hooks the application adds (`DSA.add_hooks`, e.g. the KMS's automatic
+  enrollment) run in the same transaction; what they leave to do after the
+  commit (sending mail) runs once it is durable.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from functools import lru_cache
 
 from directory import passwords
 from directory.backend.sqlite import SQLiteTransaction
-from directory.dsa import DSA
+from directory.dsa import DSA, AfterCommit
 from directory.entry import Entry, resolve
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_new
@@ -119,9 +122,13 @@ def handle(op: Operation) -> Outcome:
         raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS, "the root DSE always exists")
     entry = build(dsa, dn, collect(dsa, request.attributes), op.session.bound)
 
-    def job(txn: SQLiteTransaction) -> Entry:
+    def job(txn: SQLiteTransaction) -> list[AfterCommit]:
         insert(dsa, txn, entry)
-        return entry
+        return [after for hook in dsa.add_hooks if (after := hook(txn, entry)) is not None]
 
-    return dsa.write(job).addCallback(
-        lambda added: [Reply(AddResponse(SUCCESS), read_controls(op, None, added))])
+    def committed(afters: list[AfterCommit]) -> list[Reply]:
+        for after in afters:
+            after()
+        return [Reply(AddResponse(SUCCESS), read_controls(op, None, entry))]
+
+    return dsa.write(job).addCallback(committed)

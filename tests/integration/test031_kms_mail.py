@@ -8,12 +8,14 @@
   skips those without; the summary says so.
 - The endpoint refuses a used token with the KMS's reason and the server
   keeps serving.
+- With `auto_enroll`, adding a person with ldapadd mails them a token.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -70,6 +72,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     config = server.data_dir / "certdir.yaml"
     settings = yaml.safe_load(config.read_text())
     settings["kms"] = {"http_listen": f"http://127.0.0.1:{http_port}", "enroll_url": enroll_url,
+                       "auto_enroll": True,
                        "smtp": {"host": "127.0.0.1", "port": smtp.port, "starttls": False,
                                 "sender": "pki@example.com"}}
     config.write_text(yaml.safe_dump(settings))
@@ -136,3 +139,16 @@ def test_bulk_enrollment_mails_everyone_with_mail(world: World) -> None:
     assert not out.exists()
     token = world.mailbox.token_for("grace@example.com")
     assert redeem(world, token, "grace").returncode == 0
+
+
+def test_new_person_is_mailed_a_token(world: World) -> None:
+    added = world.server.tool("ldapadd", input=(
+        f"dn: uid=henry,{PEOPLE}\nobjectClass: inetOrgPerson\nuid: henry\ncn: Henry\n"
+        "sn: Henry\nmail: henry@example.com\n").encode())
+    assert added.returncode == 0, added.stderr
+    deadline = time.monotonic() + 10
+    while not any("henry@example.com" in to for to, _ in world.mailbox.messages):
+        assert time.monotonic() < deadline, "no mail for the new person"
+        time.sleep(0.1)
+    assert redeem(world, world.mailbox.token_for("henry@example.com"), "henry").returncode == 0
+    assert len(certificates_on(world.server, f"uid=henry,{PEOPLE}")) == 2

@@ -54,6 +54,12 @@ BAD = [
     ("bad CRL interval", minimal(ca={"name": "cn=CA", "crl": {"interval_minutes": 0}}),
      "ca.crl.interval_minutes: 0 is not allowed"),
     ("http base URL", minimal(ca={"name": "cn=CA", "base_url": "ftp://x"}), "ca.base_url"),
+    ("auto-enroll without SMTP", minimal(kms={"auto_enroll": True}),
+     "kms.auto_enroll: needs kms.smtp"),
+    ("more approvals than officers", minimal(kms={"officers": ["cn=a"], "recovery_approvals": 2}),
+     "kms.recovery_approvals: 2 approvals but only 1 officers"),
+    ("KMS key type", minimal(kms={"encryption_key_type": "dsa"}), "kms.encryption_key_type"),
+    ("KMS endpoint", minimal(kms={"http_listen": "ftp://x"}), "kms.http_listen"),
 ]
 
 
