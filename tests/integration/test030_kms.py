@@ -189,10 +189,32 @@ def test_recovery_needs_two_officers_and_decrypts_old_mail(
 
 
 def test_restart_keeps_keys_recoverable(world: World, enrolled: tuple[Path, str]) -> None:
+    """The server unlocks the vault from its key file again; the escrowed
+    key is still there and comes back whole."""
     world.server.stop()
     world.server.start()
-    assert b"1" in world.kms("kms", "status").stdout
     assert len(certificates_on(world.server, CAROL)) == 2
+    opened = world.kms("kms", "recover-request", *officer(world, 2), "--entry", CAROL)
+    number = opened.stdout.decode().split()[1]
+    serial = opened.stdout.decode().split("serial ")[1].split(")")[0]
+    world.kms("kms", "recover-approve", *officer(world, 2), number)
+    token = world.kms("kms", "recover-approve", *officer(world, 3),
+                      number).stdout.decode().strip()
+    recovered = world.tmp / "after-restart.p12"
+    world.kms("kms", "recover", "--token", token, "--serial", serial, "--p12-password-file",
+              str(world.file("p12-password", P12_PASSWORD)), "--out", str(recovered))
+    original = subprocess.run(["openssl", "pkcs12", "-in", str(enrolled[0]), "-passin",
+                               f"pass:{P12_PASSWORD}", "-nocerts", "-nodes"],
+                              capture_output=True, check=True).stdout
+    again = subprocess.run(["openssl", "pkcs12", "-in", str(recovered), "-passin",
+                            f"pass:{P12_PASSWORD}", "-nocerts", "-nodes"],
+                           capture_output=True, check=True).stdout
+    assert _key(again) == _key(original)
+
+
+def _key(pem_output: bytes) -> bytes:
+    start = pem_output.index(b"-----BEGIN PRIVATE KEY-----")
+    return pem_output[start:]
 
 
 def test_revoke_removes_certificates_and_keeps_the_key(world: World,
