@@ -33,7 +33,6 @@ import os
 import pstats
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from address_book import REPO, SUFFIX, certdir_cli, now, person_dn, uid, write_people
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -63,9 +63,6 @@ from certdir.service import open_directory
 from directory.dsa import DSA
 from directory.publisher import DirectoryWriter
 
-REPO = Path(__file__).resolve().parent.parent
-SUFFIX = "dc=example,dc=com"
-PEOPLE = f"ou=people,{SUFFIX}"
 CA_NAME = f"cn=Bench CA,{SUFFIX}"
 KEY_TYPES = ("p256", "rsa2048")
 PROFILE = "smime-user"
@@ -147,31 +144,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def uid(n: int) -> str:
-    return f"user{n:07d}"
-
-
-def person_dn(n: int) -> str:
-    return f"uid={uid(n)},{PEOPLE}"
-
-
-def certdir_cli(*args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "certdir", *args], cwd=REPO,
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise BenchError(f"certdir {' '.join(args[:2])} failed: {done.stderr[-2000:]}")
-
-
-def write_people(path: Path, entries: int) -> None:
-    with path.open("w") as out:
-        out.write(f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n")
-        for n in range(entries):
-            out.write(f"dn: {person_dn(n)}\nobjectClass: inetOrgPerson\nuid: {uid(n)}\n"
-                      f"cn: User {n}\nsn: User{n}\nmail: {uid(n)}@example.com\n\n")
 
 
 def prepare(work: Path, key_type: str, entries: int) -> Config:

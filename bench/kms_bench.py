@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -37,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from address_book import PEOPLE, SUFFIX, certdir_cli, now, person_dn, uid, write_people
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -57,9 +56,6 @@ from kms import enrollment, store
 from kms.config import KMSConfig
 from kms.vault import Vault, secret_from
 
-REPO = Path(__file__).resolve().parent.parent
-SUFFIX = "dc=example,dc=com"
-PEOPLE = f"ou=people,{SUFFIX}"
 P12_PASSWORD = b"pw"
 QUICK_ENTRIES = 200
 QUICK_REDEEM = 20
@@ -116,31 +112,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def uid(n: int) -> str:
-    return f"user{n:07d}"
-
-
-def person_dn(n: int) -> str:
-    return f"uid={uid(n)},{PEOPLE}"
-
-
-def certdir_cli(*args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "certdir", *args], cwd=REPO,
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise BenchError(f"certdir {' '.join(args[:2])} failed: {done.stderr[-2000:]}")
-
-
-def write_people(path: Path, entries: int) -> None:
-    with path.open("w") as out:
-        out.write(f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n")
-        for n in range(entries):
-            out.write(f"dn: {person_dn(n)}\nobjectClass: inetOrgPerson\nuid: {uid(n)}\n"
-                      f"cn: User {n}\nsn: User{n}\nmail: {uid(n)}@example.com\n\n")
 
 
 def prepare(work: Path, entries: int) -> Config:

@@ -52,7 +52,6 @@ from kms.errors import KMSError
 from kms.vault import Vault, secret_from
 
 console = Console(width=None if sys.stdout.isatty() else 200)
-ENCRYPTION_PROFILE = enrollment.ENCRYPTION_PROFILE
 
 
 def _now() -> dt.datetime:
@@ -71,10 +70,6 @@ class Session:
     config: Config
     dsa: DSA
     writer: DirectoryWriter
-
-    @property
-    def sql(self) -> object:
-        return self.writer.sql
 
     def vault(self) -> Vault:
         return Vault.unlock(self.writer.sql, secret_from(kms_config(self.config)))
@@ -358,7 +353,7 @@ def _list(config: Config, args: argparse.Namespace) -> None:
             table = Table("entry", "profile", "serial", "expires", "escrowed")
             escrowed = {r.serial for r in escrow.find(sql)}
             for c in Store(sql).certificates(status="valid"):
-                if c.profile not in (enrollment.SIGNING_PROFILE, ENCRYPTION_PROFILE):
+                if c.profile not in (enrollment.SIGNING_PROFILE, enrollment.ENCRYPTION_PROFILE):
                     continue
                 if args.expiring and c.not_after > horizon:
                     continue
