@@ -29,6 +29,7 @@ from ca.builder import (
 )
 from ca.csr import load_csr, requested_dns_names
 from ca.errors import CAError
+from ca.keys import PublicKey
 from ca.policy import Decision, Origin, Submission, decide
 from ca.profiles import Profile, profile
 from ca.publish import der, publish_certificate
@@ -59,7 +60,7 @@ def submit(authority: Authority, writer: DirectoryWriter, csr_data: bytes, chose
            holder: str | None, origin: Origin, now: dt.datetime) -> Outcome:
     csr = load_csr(csr_data)
     entry = _holder(writer, holder)
-    _check(chosen, csr, entry)  # refuse bad input before recording anything
+    contents = _contents(chosen, csr, entry)  # refuses bad input before recording anything
     policy, decision, why = decide(authority.config.policies,
                                    Submission(chosen.name, holder, origin))
     store = Store(writer.sql)
@@ -68,7 +69,7 @@ def submit(authority: Authority, writer: DirectoryWriter, csr_data: bytes, chose
                                 policy=policy, now=now)
     if decision is Decision.ISSUE:
         return Outcome(request, decision, why,
-                       _issue(authority, writer, request, chosen, csr, entry, origin.value, now))
+                       _issue(authority, writer, request, chosen, contents, origin.value, now))
     if decision is Decision.DENY:
         store.decide(request, "denied", "policy", now, why)
     return Outcome(request, decision, why)
@@ -80,16 +81,19 @@ def issue_request(authority: Authority, writer: DirectoryWriter, request: int, b
     record = Store(writer.sql).request(request)
     if record.status != "pending":
         raise CAError(f"request {request} is {record.status}, not pending")
-    return _issue(authority, writer, request, profile(authority.config.profiles, record.profile),
-                  load_csr(record.csr), _holder(writer, record.entry), by, now)
+    chosen = profile(authority.config.profiles, record.profile)
+    contents = _contents(chosen, load_csr(record.csr), _holder(writer, record.entry))
+    return _issue(authority, writer, request, chosen, contents, by, now)
 
 
 def _issue(authority: Authority, writer: DirectoryWriter, request: int, chosen: Profile,
-           csr: x509.CertificateSigningRequest, entry: Entry | None, by: str,
-           now: dt.datetime) -> x509.Certificate:
+           contents: _Contents, by: str, now: dt.datetime) -> x509.Certificate:
     store = Store(writer.sql)
-    certificate = _build(authority, chosen, csr, entry, now)
-    holder = None if entry is None else str(entry.dn)
+    certificate = build_certificate(
+        profile=chosen, subject=contents.subject, public_key=contents.public_key,
+        sans=contents.sans, issuer=authority.certificate, issuer_key=authority.key,
+        urls=authority.urls, serial=random_serial(), now=now)
+    holder = contents.holder
     store.record(serial=certificate.serial_number,
                  issuer=authority.certificate.subject.rfc4514_string(),
                  subject=certificate.subject.rfc4514_string(), entry=holder,
@@ -114,19 +118,21 @@ def deny_request(writer: DirectoryWriter, request: int, by: str, why: str,
     store.decide(request, "denied", by, now, why)
 
 
-def _check(chosen: Profile, csr: x509.CertificateSigningRequest, entry: Entry | None) -> None:
-    attributes = None if entry is None else entry.attributes
-    subject_for(chosen, csr.subject, attributes, dns_names=requested_dns_names(csr))
-    sans_for(chosen, csr, attributes)
-    check_key_type(chosen, csr.public_key())
+@dataclass(frozen=True, slots=True)
+class _Contents:
+    """What a certificate for a request will say, from the profile and the entry."""
+    subject: x509.Name
+    sans: list[x509.GeneralName]
+    public_key: PublicKey
+    holder: str | None
 
 
-def _build(authority: Authority, chosen: Profile, csr: x509.CertificateSigningRequest,
-           entry: Entry | None, now: dt.datetime) -> x509.Certificate:
+def _contents(chosen: Profile, csr: x509.CertificateSigningRequest,
+              entry: Entry | None) -> _Contents:
     attributes = None if entry is None else entry.attributes
-    return build_certificate(
-        profile=chosen,
-        subject=subject_for(chosen, csr.subject, attributes, dns_names=requested_dns_names(csr)),
-        public_key=csr.public_key(),  # type: ignore[arg-type]
-        sans=sans_for(chosen, csr, attributes), issuer=authority.certificate,
-        issuer_key=authority.key, urls=authority.urls, serial=random_serial(), now=now)
+    subject = subject_for(chosen, csr.subject, attributes, dns_names=requested_dns_names(csr))
+    sans = sans_for(chosen, csr, attributes)
+    public_key = csr.public_key()
+    check_key_type(chosen, public_key)
+    return _Contents(subject, sans, public_key,  # type: ignore[arg-type]
+                     None if entry is None else str(entry.dn))
