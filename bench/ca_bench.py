@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from address_book import REPO, SUFFIX, certdir_cli, now, person_dn, uid, write_people
+from address_book import REPO, SUFFIX, certdir_cli, now, opened, person_dn, uid, write_people
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -51,7 +51,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ca import crl as crls
-from ca.authority import Authority, unlock
+from ca.authority import Authority
 from ca.crl import CRLs
 from ca.issue import submit
 from ca.keys import PrivateKey, signature_hash
@@ -59,7 +59,6 @@ from ca.policy import Origin
 from ca.profiles import profile
 from ca.store import Store, serial_text
 from certdir.config import Config, load
-from certdir.service import open_directory
 from directory.dsa import DSA
 from directory.publisher import DirectoryWriter
 
@@ -383,18 +382,6 @@ def report(console: Console, keys: Sequence[KeyFigures], crl: CRLFigures) -> Non
                 "target_s": CRL_TARGET_S, "pass": crl.passed},
     }))
 
-
-
-@contextmanager
-def opened(config: Config) -> Iterator[tuple[DSA, Authority]]:
-    if config.ca is None:
-        raise BenchError(f"{config.data_dir}: no ca section after `certdir ca init`")
-    authority = unlock(config.ca, config.data_dir, config.directory.suffix)
-    dsa = open_directory(config)
-    try:
-        yield dsa, authority
-    finally:
-        dsa.backend.close()
 
 
 def run(args: argparse.Namespace, console: Console) -> None:

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from address_book import PEOPLE, SUFFIX, certdir_cli, now, person_dn, uid, write_people
+from address_book import PEOPLE, SUFFIX, certdir_cli, now, opened, person_dn, uid, write_people
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -46,10 +46,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ca import keys
-from ca.authority import Authority, unlock
+from ca.authority import Authority
 from ca.store import Store
 from certdir.config import Config, load
-from certdir.service import open_directory
 from directory.dsa import DSA
 from directory.publisher import DirectoryWriter
 from kms import enrollment, store
@@ -238,18 +237,6 @@ def report(console: Console, f: Figures) -> None:
         "inprocess_per_s": round(f.inprocess_per_s, 2),
         "redeem_per_s": round(f.redeem_per_s, 2),
     }))
-
-
-@contextmanager
-def opened(config: Config) -> Iterator[tuple[DSA, Authority]]:
-    if config.ca is None:
-        raise BenchError(f"{config.data_dir}: no ca section after `certdir init`")
-    authority = unlock(config.ca, config.data_dir, config.directory.suffix)
-    dsa = open_directory(config)
-    try:
-        yield dsa, authority
-    finally:
-        dsa.backend.close()
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
