@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import getpass
 import os
-import secrets
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,9 +44,8 @@ from ca.store import IssuedRecord, Store, parse_serial, serial_text
 from ca.verify import verify_file
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
 from certdir.server_certificate import issue_server_certificate
-from certdir.service import open_directory
-from directory.dsa import DSA
-from directory.files import write_private
+from certdir.service import offline_directory
+from directory.files import generate_passphrase_file
 from directory.publisher import DirectoryWriter
 from kms import audit
 from kms import store as kms_store
@@ -68,18 +66,9 @@ def ca_config(config: Config) -> CAConfig:
 
 
 @contextmanager
-def _directory(config: Config) -> Iterator[DSA]:
-    dsa = open_directory(config)
-    try:
-        yield dsa
-    finally:
-        dsa.backend.close()
-
-
-@contextmanager
 def _writing(config: Config, authority: Authority | None) -> Iterator[DirectoryWriter]:
     """A transaction on the directory, acting as the CA (or the root DN)."""
-    with _directory(config) as dsa, dsa.backend.transaction() as txn:
+    with offline_directory(config) as dsa, dsa.backend.transaction() as txn:
         Store.create(txn.conn)
         kms_store.create(txn.conn)
         actor = dsa.parse_dn(authority.entry_dn) if authority else dsa.root_dn
@@ -129,8 +118,7 @@ def _add_ca_section(data_dir: Path, name: str, key_type: str | None) -> None:
         raise CAError(f"{path} already has a ca section; edit it instead of giving --name")
     settings["ca"] = {"name": name, **({"key_type": key_type} if key_type else {})}
     ca = ca_config(from_mapping(settings, data_dir))
-    if not os.environ.get(ca.passphrase_env) and not ca.passphrase_file.exists():
-        write_private(ca.passphrase_file, secrets.token_urlsafe(24).encode() + b"\n")
+    generate_passphrase_file(ca.passphrase_file, ca.passphrase_env)
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
 
 
@@ -259,7 +247,7 @@ def _crl(config: Config, args: argparse.Namespace) -> None:
 @contextmanager
 def _reading(config: Config) -> Iterator[Store]:
     ca_config(config)
-    with _directory(config) as dsa:
+    with offline_directory(config) as dsa:
         Store.create(dsa.backend.reader)
         yield Store(dsa.backend.reader)
 

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,10 @@ import yaml
 from certdir.ca_commands import create_root
 from certdir.config import CONFIG_FILE, ConfigError, ListenURL, from_mapping
 from certdir.kms_commands import initialise as initialise_kms
-from certdir.service import open_directory
+from certdir.service import offline_directory
 from certdir.tls import bootstrap
 from directory import passwords
-from directory.files import write_private
+from directory.files import generate_secret
 from directory.ops.add import build, collect, insert
 from directory.protocol.dn import DN, escape
 
@@ -71,8 +70,7 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
         (data_dir / sub).mkdir(exist_ok=True, mode=0o700)
     (data_dir / "public").mkdir(exist_ok=True)
 
-    password = secrets.token_urlsafe(18)
-    write_private(data_dir / "secrets" / "root-password", password.encode() + b"\n")
+    password = generate_secret(data_dir / "secrets" / "root-password", 18)
     if not with_ca:
         hosts = sorted({u.host for u in urls if u.host not in ("0.0.0.0", "::")})
         bootstrap(data_dir / "tls" / "server.pem", data_dir / "tls" / "server.key",
@@ -87,22 +85,17 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
         "storage": {"path": "certdir.db"},
     }
     if with_ca:
-        write_private(data_dir / "secrets" / "ca-passphrase",
-                      secrets.token_urlsafe(24).encode() + b"\n")
+        generate_secret(data_dir / "secrets" / "ca-passphrase")
         settings["ca"] = {"name": ca_name(DN.parse(suffix))}
     if with_kms:
-        write_private(data_dir / "secrets" / "kms-passphrase",
-                      secrets.token_urlsafe(24).encode() + b"\n")
+        generate_secret(data_dir / "secrets" / "kms-passphrase")
         settings["kms"] = {}
     config = from_mapping(settings, data_dir)
-    dsa = open_directory(config)
-    try:
+    with offline_directory(config) as dsa:
         dn = dsa.suffix
         entry = build(dsa, dn, collect(dsa, suffix_entry(dn).items()), dsa.root_dn)
         with dsa.backend.transaction() as txn:
             insert(dsa, txn, entry)
-    finally:
-        dsa.backend.close()
     ca = None
     if with_ca:
         ca = create_root(config).certificate.subject.rfc4514_string()

@@ -19,7 +19,6 @@ import csv
 import datetime as dt
 import getpass
 import os
-import secrets
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,10 +35,10 @@ from ca.authority import Authority, unlock
 from ca.store import Store, serial_text
 from certdir.ca_commands import with_new_crls
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
-from certdir.service import open_directory
+from certdir.service import offline_directory
 from directory import passwords
 from directory.dsa import DSA
-from directory.files import write_private
+from directory.files import generate_passphrase_file, write_private
 from directory.predicates import compile_filter
 from directory.protocol.filter import Filter
 from directory.protocol.filter import parse as parse_filter
@@ -83,14 +82,10 @@ class Session:
 @contextmanager
 def _session(config: Config) -> Iterator[Session]:
     kms_config(config)
-    dsa = open_directory(config)
-    try:
-        with dsa.backend.transaction() as txn:
-            store.create(txn.conn)
-            Store.create(txn.conn)
-            yield Session(config, dsa, DirectoryWriter(dsa, txn, dsa.root_dn))
-    finally:
-        dsa.backend.close()
+    with offline_directory(config) as dsa, dsa.backend.transaction() as txn:
+        store.create(txn.conn)
+        Store.create(txn.conn)
+        yield Session(config, dsa, DirectoryWriter(dsa, txn, dsa.root_dn))
 
 
 def _officer(session: Session, args: argparse.Namespace) -> str:
@@ -122,8 +117,7 @@ def _add_kms_section(data_dir: Path) -> Config:
         path.write_text(yaml.safe_dump(settings, sort_keys=False))
     config = from_mapping(settings, data_dir)
     kms = kms_config(config)
-    if not os.environ.get(kms.passphrase_env) and not kms.passphrase_file.exists():
-        write_private(kms.passphrase_file, secrets.token_urlsafe(24).encode() + b"\n")
+    generate_passphrase_file(kms.passphrase_file, kms.passphrase_env)
     return config
 
 
@@ -363,14 +357,10 @@ def _list(config: Config, args: argparse.Namespace) -> None:
 
 
 def _audit_verify(args: argparse.Namespace) -> None:
-    config = load(args.data_dir)
-    dsa = open_directory(config)
-    try:
+    with offline_directory(load(args.data_dir)) as dsa:
         store.create(dsa.backend.reader)
         problems = audit.verify(dsa.backend.reader)
         (count,) = dsa.backend.reader.execute("SELECT count(*) FROM kms_audit").fetchone()
-    finally:
-        dsa.backend.close()
     for problem in problems:
         print(problem)
     if problems:

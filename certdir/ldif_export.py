@@ -10,7 +10,7 @@ import sys
 from typing import BinaryIO
 
 from certdir.config import Config
-from certdir.service import open_directory
+from certdir.service import offline_directory
 from directory.ldif import write_entry
 from directory.protocol.dn import DN
 from directory.protocol.messages import Scope
@@ -19,10 +19,9 @@ from directory.selection import display_name
 
 def export_ldif(config: Config, base: str | None, operational: bool,
                 out: BinaryIO = sys.stdout.buffer) -> int:
-    dsa = open_directory(config)
-    schema = dsa.schema
     count = 0
-    try:
+    with offline_directory(config) as dsa:
+        schema = dsa.schema
         base_dn = dsa.parse_dn(base) if base else DN.ROOT
         for entry in dsa.backend.search(base_dn, Scope.SUB, None):
             pairs: list[tuple[str, bytes]] = []
@@ -34,8 +33,6 @@ def export_ldif(config: Config, base: str | None, operational: bool,
                 pairs.extend((name, v) for v in values)
             out.write(write_entry(str(entry.dn), pairs))
             count += 1
-    finally:
-        dsa.backend.close()
     out.flush()
     return count
 

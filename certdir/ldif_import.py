@@ -39,7 +39,7 @@ from typing import NamedTuple
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from certdir.config import Config
-from certdir.service import open_directory
+from certdir.service import offline_directory
 from directory.backend.sqlite import SQLiteTransaction, path_of
 from directory.dsa import DSA
 from directory.entry import StoredLeaf, pack, stored_leaf
@@ -84,18 +84,15 @@ Piece = tuple[int, bytes]  # first line number, whole records
 
 def import_ldif(config: Config, path: Path, quiet: bool = False, jobs: int = 0) -> int:
     total = _count_records(path)
-    dsa = open_directory(config)
     count = 0
-    try:
-        with _progress(quiet) as progress, dsa.backend.transaction() as txn:
-            task = progress.add_task("importing", total=total)
-            for prepared in _prepare_all(dsa, path, jobs or os.cpu_count() or 1):
-                for item in prepared:
-                    _store(dsa, txn, path, item)
-                    count += 1
-                progress.update(task, completed=count)
-    finally:
-        dsa.backend.close()
+    with offline_directory(config) as dsa, _progress(quiet) as progress, \
+            dsa.backend.transaction() as txn:
+        task = progress.add_task("importing", total=total)
+        for prepared in _prepare_all(dsa, path, jobs or os.cpu_count() or 1):
+            for item in prepared:
+                _store(dsa, txn, path, item)
+                count += 1
+            progress.update(task, completed=count)
     return count
 
 

@@ -18,6 +18,8 @@ import itertools
 import logging
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +56,16 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
                             config.directory.cache_entries)
     writer = Writer(backend, reactor) if reactor is not None else None
     return DSA(config.directory, schema, backend, writer, worker)
+
+
+@contextmanager
+def offline_directory(config: Config) -> Iterator[DSA]:
+    """The directory for a command run beside (or without) the server, closed after."""
+    dsa = open_directory(config)
+    try:
+        yield dsa
+    finally:
+        dsa.backend.close()
 
 
 def _configure_logging(access_log: bool, worker: int) -> None:

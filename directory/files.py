@@ -1,9 +1,10 @@
-"""Writing secrets: files created with mode 0600 from the first byte, so a
+"""Writing and generating secrets: files created with mode 0600 from the first byte, so a
 secret is never readable by others even for an instant."""
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 
@@ -13,3 +14,18 @@ def write_private(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.chmod(path, 0o600)
+
+
+def generate_secret(path: Path, length: int = 24) -> str:
+    """A new random secret (`length` random bytes, URL-safe text), written to
+    `path` as one line with mode 0600; never a default."""
+    secret = secrets.token_urlsafe(length)
+    write_private(path, secret.encode() + b"\n")
+    return secret
+
+
+def generate_passphrase_file(path: Path, env: str) -> None:
+    """A generated passphrase in `path`, unless the environment variable
+    `env` supplies one or the file already holds one."""
+    if not os.environ.get(env) and not path.exists():
+        generate_secret(path)
