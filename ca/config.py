@@ -25,6 +25,15 @@ class CRLConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OCSPConfig:
+    """The OCSP responder (RFC 6960): who signs, and for how long answers hold."""
+    signer: str = "delegated"        # "delegated" (an ocsp-signing certificate) or "ca"
+    response_hours: int = 24         # nextUpdate of a response
+    responder_days: int = 30         # validity of the delegated responder's certificate
+    renew_days: int = 7              # renew it this close to expiry
+
+
+@dataclass(frozen=True, slots=True)
 class CAConfig:
     name: str
     key_type: str
@@ -37,3 +46,8 @@ class CAConfig:
     policies: Mapping[str, str]
     crl: CRLConfig = field(default_factory=CRLConfig)
     tls_renew_days: int = 30
+    # Profiles a person may request on the web pages (their policy still decides).
+    web_profiles: tuple[str, ...] = ("smime-user",)
+    # CA officers: directory entries who approve, deny and revoke with their own password.
+    officers: tuple[str, ...] = ()
+    ocsp: OCSPConfig = field(default_factory=OCSPConfig)

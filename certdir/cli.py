@@ -30,12 +30,14 @@ def _init(args: argparse.Namespace) -> None:
     from certdir.init import init
 
     result = init(args.data_dir, args.suffix, args.listen or [], with_ca=not args.no_ca,
-                  with_kms=not args.no_kms)
+                  with_kms=not args.no_kms, http_listen=args.http_listen,
+                  base_url=args.base_url)
     print(f"certdir initialised in {args.data_dir}")
     print(f"  root DN:       {result['root_dn']}")
     print(f"  root password: {result['password']}   (shown once; also in "
           f"{args.data_dir}/secrets/root-password, mode 0600)")
     print(f"  listening on:  {', '.join(result['listen'])}")
+    print(f"  web service:   {', '.join(result['http']) or 'off'}")
     print(f"  TLS trust:     {args.data_dir}/public/ca.pem")
     if result["ca"]:
         print(f"  root CA:       {result['ca']}   (key passphrase in "
@@ -82,6 +84,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--suffix", required=True, help="naming context, e.g. dc=example,dc=com")
     p.add_argument("--listen", action="append", metavar="URL",
                    help="ldap://host:port or ldaps://host:port (repeatable)")
+    p.add_argument("--http-listen", action="append", metavar="URL",
+                   help="http://host:port or https://host:port for the web service "
+                   "(repeatable; default http://127.0.0.1:8080 and https://127.0.0.1:8443)")
+    p.add_argument("--base-url", help="public http:// URL of the CA's certificates, CRLs and "
+                   "OCSP, put into every certificate (default: the http --http-listen URL)")
     p.add_argument("--no-ca", action="store_true", help="no certificate authority")
     p.add_argument("--no-kms", action="store_true", help="no key-management service")
     p.set_defaults(run=_init)

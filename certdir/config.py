@@ -7,6 +7,12 @@
 - Listen URLs are `ldap://host:port` (StartTLS available when a
   certificate is configured) or `ldaps://host:port` (TLS from the first
   byte); `ldapi` is not supported.
+- The web service listens on `http.listen`: `http://` and `https://` URLs
+  (https needs the `tls` section). Without an `http` section it listens on
+  `DEFAULT_HTTP_LISTEN` (the https one only with `tls`); an empty list
+  turns it off. `ca.base_url` defaults
+  to the first http:// URL, `kms.enroll_url` to the first https:// one, so
+  the URLs in certificates and token mails answer on this machine.
 - No secret is stored in the file in clear: the root DN's password is an
   Argon2id hash (`root.password_hash`).
 """
@@ -21,16 +27,23 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from ca.config import CAConfig, CRLConfig
+from ca.config import CAConfig, CRLConfig, OCSPConfig
 from ca.errors import CAError
 from ca.hierarchy import ca_subject
 from ca.keys import KEY_TYPES
 from ca.policy import DEFAULT_POLICIES, POLICIES
 from ca.profiles import load_profiles
+from ca.web.config import WebConfig
 from directory.config import DEFAULT_INDEXES, DirectoryConfig
 from kms.config import KMSConfig, SMTPConfig
 
 CONFIG_FILE = "certdir.yaml"
+DEFAULT_HTTP_LISTEN = ("http://127.0.0.1:8080", "https://127.0.0.1:8443")
+OCSP_SIGNERS = ("delegated", "ca")
+
+
+_WEB = WebConfig()
+_OCSP = OCSPConfig()
 
 
 class ConfigError(ValueError):
@@ -59,6 +72,28 @@ class ListenURL:
 
 
 @dataclass(frozen=True)
+class HTTPURL:
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> HTTPURL:
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or parts.path not in ("", "/"):
+            raise ConfigError(f"{where}: {text!r}: must be http://host:port or "
+                              "https://host:port")
+        try:
+            port = parts.port or (80 if parts.scheme == "http" else 443)
+        except ValueError:
+            raise ConfigError(f"{where}: {text!r}: bad port") from None
+        return cls(parts.scheme, parts.hostname or "0.0.0.0", port)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class TLSConfig:
     certificate: Path
     key: Path
@@ -74,6 +109,8 @@ class Config:
     workers: int = 1
     ca: CAConfig | None = None
     kms: KMSConfig | None = None
+    http: tuple[HTTPURL, ...] = ()
+    web: WebConfig = _WEB
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
@@ -198,8 +235,9 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     schema = top.section("schema")
     extra_schema = tuple(data_dir / p for p in schema.strings("paths", ()))
     schema.finish()
-    ca = _ca(top.section("ca"), data_dir, listen) if "ca" in top.data else None
-    kms = _kms(top.section("kms"), data_dir) if "kms" in top.data else None
+    http, web = _http(top.section("http"), tls is not None)
+    ca = _ca(top.section("ca"), data_dir, listen, http) if "ca" in top.data else None
+    kms = _kms(top.section("kms"), data_dir, http) if "kms" in top.data else None
     top.finish()
 
     return Config(
@@ -209,6 +247,8 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
         workers=workers,
         ca=ca,
         kms=kms,
+        http=http,
+        web=web,
         directory=DirectoryConfig(
             suffix=suffix,
             root_dn=root_dn,
@@ -232,7 +272,41 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     )
 
 
-def _ca(section: _Section, data_dir: Path, listen: tuple[ListenURL, ...]) -> CAConfig:
+def _http(section: _Section, has_tls: bool) -> tuple[tuple[HTTPURL, ...], WebConfig]:
+    default = DEFAULT_HTTP_LISTEN if has_tls else DEFAULT_HTTP_LISTEN[:1]
+    urls = section.strings("listen", default)
+    http = tuple(HTTPURL.parse(u, f"{section.key('listen')}[{i}]") for i, u in enumerate(urls))
+    if not has_tls and any(u.scheme == "https" for u in http):
+        raise ConfigError(f"{section.key('listen')}: https:// needs a tls section with "
+                          "certificate and key")
+    web = WebConfig(
+        max_body_bytes=section.get("max_body_bytes", int, _WEB.max_body_bytes, _positive,
+                                   "must be > 0"),
+        request_seconds=section.get("request_seconds", int, _WEB.request_seconds,
+                                    _positive, "must be > 0"),
+        session_minutes=section.get("session_minutes", int, _WEB.session_minutes,
+                                    _positive, "must be > 0"),
+        https_url=next((str(u) for u in http if u.scheme == "https"), None))
+    section.finish()
+    return http, web
+
+
+def _first(urls: tuple[HTTPURL, ...], scheme: str) -> str | None:
+    return next((str(u) for u in urls if u.scheme == scheme), None)
+
+
+def _dns(section: _Section, name: str) -> tuple[str, ...]:
+    values = section.strings(name, ())
+    for i, value in enumerate(values):
+        try:
+            ca_subject(value)
+        except CAError:
+            raise ConfigError(f"{section.key(name)}[{i}]: {value!r} is not a DN") from None
+    return values
+
+
+def _ca(section: _Section, data_dir: Path, listen: tuple[ListenURL, ...],
+        http: tuple[HTTPURL, ...]) -> CAConfig:
     plain = next((u for u in listen if u.scheme == "ldap"), listen[0] if listen else None)
     ldap_default = f"{plain.scheme}://{plain.host}:{plain.port}" if plain else "ldap://localhost"
     name = section.get("name", str)
@@ -245,7 +319,7 @@ def _ca(section: _Section, data_dir: Path, listen: tuple[ListenURL, ...]) -> CAC
     validity = section.get("validity_days", int, 3650, _positive, "must be > 0")
     passphrase_file = data_dir / section.get("passphrase_file", str, "secrets/ca-passphrase")
     passphrase_env = section.get("passphrase_env", str, "CERTDIR_CA_PASSPHRASE")
-    base_url = section.get("base_url", str, "http://pki.example.com",
+    base_url = section.get("base_url", str, _first(http, "http") or "http://pki.example.com",
                            lambda v: v.startswith(("http://", "https://")), "an http:// URL")
     ldap_url = section.get("ldap_url", str, ldap_default,
                            lambda v: v.startswith(("ldap://", "ldaps://")), "an ldap:// URL")
@@ -269,14 +343,34 @@ def _ca(section: _Section, data_dir: Path, listen: tuple[ListenURL, ...]) -> CAC
         interval_minutes=crl_section.get("interval_minutes", int, 60, _positive,
                                          "must be > 0"))
     crl_section.finish()
+    web_profiles = section.strings("web_profiles", ("smime-user",))
+    for i, profile_name in enumerate(web_profiles):
+        if profile_name not in profiles:
+            raise ConfigError(f"{section.key('web_profiles')}[{i}]: no such profile "
+                              f"{profile_name!r}")
+    officers = _dns(section, "officers")
+    ocsp_section = section.section("ocsp")
+    ocsp = OCSPConfig(
+        signer=ocsp_section.get("signer", str, _OCSP.signer, lambda v: v in OCSP_SIGNERS,
+                                "one of " + ", ".join(OCSP_SIGNERS)),
+        response_hours=ocsp_section.get("response_hours", int, _OCSP.response_hours,
+                                        _positive, "must be > 0"),
+        responder_days=ocsp_section.get("responder_days", int, _OCSP.responder_days,
+                                        _positive, "must be > 0"),
+        renew_days=ocsp_section.get("renew_days", int, _OCSP.renew_days, _positive,
+                                    "must be > 0"))
+    ocsp_section.finish()
+    if ocsp.renew_days >= ocsp.responder_days:
+        raise ConfigError(f"{ocsp_section.key('renew_days')}: must be less than responder_days")
     section.finish()
     return CAConfig(name=name, key_type=key_type, validity_days=validity,
                     passphrase_file=passphrase_file, passphrase_env=passphrase_env,
                     base_url=base_url.rstrip("/"), ldap_url=ldap_url.rstrip("/"),
-                    profiles=profiles, policies=policies, crl=crl, tls_renew_days=renew)
+                    profiles=profiles, policies=policies, crl=crl, tls_renew_days=renew,
+                    web_profiles=web_profiles, officers=officers, ocsp=ocsp)
 
 
-def _kms(section: _Section, data_dir: Path) -> KMSConfig:
+def _kms(section: _Section, data_dir: Path, http: tuple[HTTPURL, ...]) -> KMSConfig:
     smtp_section = section.section("smtp")
     smtp = None
     if smtp_section.data:
@@ -291,9 +385,8 @@ def _kms(section: _Section, data_dir: Path) -> KMSConfig:
             sender=smtp_section.get("sender", str, "certdir@localhost"),
             ca_file=data_dir / ca_file if ca_file else None)
     smtp_section.finish()
-    http = section.get("http_listen", str, "")
-    if http and not http.startswith("http://"):
-        raise ConfigError(f"{section.key('http_listen')}: {http!r} is not an http:// URL")
+    https = _first(http, "https")
+    enroll_default = f"{https}/kms/enroll" if https else "https://127.0.0.1:8443/kms/enroll"
     config = KMSConfig(
         passphrase_env=section.get("passphrase_env", str, "CERTDIR_KMS_PASSPHRASE"),
         passphrase_file=data_dir / section.get("passphrase_file", str,
@@ -308,8 +401,7 @@ def _kms(section: _Section, data_dir: Path) -> KMSConfig:
                                        "must be >= 1"),
         auto_enroll=section.get("auto_enroll", bool, False),
         smtp=smtp,
-        http_listen=http or None,
-        enroll_url=section.get("enroll_url", str, "http://127.0.0.1:8080/kms/enroll"),
+        enroll_url=section.get("enroll_url", str, enroll_default),
         expiry_warning_days=section.get("expiry_warning_days", int, 30, _positive,
                                         "must be > 0"),
     )

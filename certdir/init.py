@@ -12,6 +12,10 @@
   (`cn=<Suffix> Root CA,<suffix>`) and has it issue the directory's TLS
   certificate. With `--no-ca` the TLS certificate comes from a throwaway
   bootstrap CA (see certdir.tls).
+- The web service listens on `--http-listen` URLs (default: http on
+  127.0.0.1:8080 and https on 127.0.0.1:8443); the CA's `base_url`, the
+  prefix of the AIA, OCSP and CRL URLs in every certificate, is
+  `--base-url` or else the http:// one, so the URLs answer on this machine.
 - Unless told `--no-kms`: generates the KMS passphrase into
   secrets/kms-passphrase (0600), separate from the CA's, and creates the
   KMS vault.
@@ -25,7 +29,14 @@ from typing import Any
 import yaml
 
 from certdir.ca_commands import create_root
-from certdir.config import CONFIG_FILE, ConfigError, ListenURL, from_mapping
+from certdir.config import (
+    CONFIG_FILE,
+    DEFAULT_HTTP_LISTEN,
+    HTTPURL,
+    ConfigError,
+    ListenURL,
+    from_mapping,
+)
 from certdir.kms_commands import initialise as initialise_kms
 from certdir.service import offline_directory
 from certdir.tls import bootstrap
@@ -60,11 +71,17 @@ def ca_name(suffix: DN) -> str:
 
 
 def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
-         with_kms: bool = True) -> dict[str, Any]:
+         with_kms: bool = True, http_listen: list[str] | None = None,
+         base_url: str | None = None) -> dict[str, Any]:
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir / CONFIG_FILE} already exists; not overwriting it")
     urls = [ListenURL.parse(u) for u in listen or ["ldap://127.0.0.1:3389",
                                                    "ldaps://127.0.0.1:6636"]]
+    http = [HTTPURL.parse(u, "--http-listen") for u in http_listen or DEFAULT_HTTP_LISTEN]
+    plain_http = next((str(u) for u in http if u.scheme == "http"), None)
+    if base_url is not None and not base_url.startswith("http://"):
+        raise ConfigError(f"--base-url: {base_url!r} is not an http:// URL (RFC 5280 "
+                          "§4.2.1.13: CRLs and OCSP are served without TLS)")
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     for sub in ("secrets", "tls"):
         (data_dir / sub).mkdir(exist_ok=True, mode=0o700)
@@ -83,10 +100,13 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
         "tls": {"certificate": "tls/server.pem", "key": "tls/server.key",
                 "ca_certificate": "public/ca.pem"},
         "storage": {"path": "certdir.db"},
+        "http": {"listen": [str(u) for u in http]},
     }
     if with_ca:
         generate_secret(data_dir / "secrets" / "ca-passphrase")
         settings["ca"] = {"name": ca_name(DN.parse(suffix))}
+        if base_url or plain_http:
+            settings["ca"]["base_url"] = (base_url or plain_http or "").rstrip("/")
     if with_kms:
         generate_secret(data_dir / "secrets" / "kms-passphrase")
         settings["kms"] = {}
@@ -105,4 +125,5 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
               "# The root password is in secrets/root-password (only its hash is here).\n")
     (data_dir / CONFIG_FILE).write_text(header + yaml.safe_dump(settings, sort_keys=False))
     return {"root_dn": config.directory.root_dn, "password": password,
-            "listen": [str(u) for u in urls], "ca": ca, "kms": with_kms}
+            "listen": [str(u) for u in urls], "http": [str(u) for u in http], "ca": ca,
+            "kms": with_kms}

@@ -7,10 +7,10 @@
   an enrollment token in the same transaction (as Exchange did for new
   accounts) and mails it once the entry is committed; a mail that cannot
   be sent is logged, and `certdir kms enroll-user` issues a new token.
-- With `kms.http_listen`, the first worker serves the enrollment endpoint
-  (`kms.web`, POST /kms/enroll): a redemption runs through the directory's
-  single writer, in one transaction with the certificates it publishes and
-  the key it escrows; a refusal rolls all of it back.
+- The web service (https only) serves the enrollment endpoint (`kms.web`,
+  POST /kms/enroll): a redemption runs through the directory's single
+  writer, in one transaction with the certificates it publishes and the
+  key it escrows; a refusal rolls all of it back.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ import datetime as dt
 import logging
 import sqlite3
 from typing import Any
-from urllib.parse import urlsplit
 
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.web.server import Site
+from twisted.web.resource import Resource
 
 from ca.authority import Authority
+from ca.web.context import Web
 from certdir.config import Config
 from directory.backend.sqlite import SQLiteTransaction
 from directory.dsa import DSA, AddHook, AfterCommit
@@ -55,8 +54,6 @@ def attach(reactor: Any, dsa: DSA, authority: Authority | None, vault: Vault, co
     assert kms is not None
     if kms.auto_enroll:
         dsa.add_hooks.append(_auto_enroll(reactor, dsa, kms))
-    if kms.http_listen is not None and authority is not None and worker == 0:
-        _serve_enrollment(reactor, dsa, authority, vault, kms)
 
 
 def _auto_enroll(reactor: Any, dsa: DSA, kms: KMSConfig) -> AddHook:
@@ -87,8 +84,11 @@ def _auto_enroll(reactor: Any, dsa: DSA, kms: KMSConfig) -> AddHook:
     return hook
 
 
-def _serve_enrollment(reactor: Any, dsa: DSA, authority: Authority, vault: Vault,
-                      kms: KMSConfig) -> None:
+def web_children(web: Web, vault: Vault, config: Config) -> dict[bytes, Resource]:
+    """The KMS's part of the https site: /kms/enroll."""
+    kms = config.kms
+    assert kms is not None
+    dsa, authority = web.dsa, web.authority
 
     def redeem(token: str, csr: bytes, password: bytes) -> Deferred[bytes]:
         def job(txn: SQLiteTransaction) -> bytes:
@@ -98,9 +98,4 @@ def _serve_enrollment(reactor: Any, dsa: DSA, authority: Authority, vault: Vault
 
         return dsa.write(job)
 
-    where = urlsplit(kms.http_listen)
-    endpoint = TCP4ServerEndpoint(reactor, where.port or 80, interface=where.hostname or "")
-    endpoint.listen(Site(enroll_resource(redeem))).addCallbacks(
-        lambda _: log.info("KMS enrollment on %s/kms/enroll", kms.http_listen),
-        lambda failure: log.error("cannot listen on %s: %s", kms.http_listen,
-                                  failure.getErrorMessage()))
+    return {b"kms": enroll_resource(redeem)}

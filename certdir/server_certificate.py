@@ -6,8 +6,8 @@
 - The key is a fresh ECDSA P-256 key, written with mode 0600; the
   certificate file holds the certificate and then the CA chain, so
   clients that trust public/ca.pem (the root) can verify it.
-- Names: every listen host (IP addresses as iPAddress, names as dNSName)
-  and localhost.
+- Names: every LDAP and HTTP listen host (IP addresses as iPAddress,
+  names as dNSName) and localhost.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from directory.publisher import DirectoryWriter
 
 def _names(config: Config) -> list[x509.GeneralName]:
     names: list[x509.GeneralName] = [x509.DNSName("localhost")]
-    for host in dict.fromkeys(u.host for u in config.listen):
+    hosts = [u.host for u in config.listen] + [u.host for u in config.http]
+    for host in dict.fromkeys(hosts):
         if host in ("0.0.0.0", "::"):
             continue
         try:

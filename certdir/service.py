@@ -6,6 +6,8 @@
   TLS, ldap:// offers StartTLS when a certificate is configured.
 - SIGTERM and SIGINT stop listening, let the writer finish its committed
   work and close the database.
+- The first worker also runs the web service (`certdir.web_service`) when
+  there is a CA; a web URL it cannot listen on aborts start-up too.
 - With `workers` > 1 (`certdir.workers`) several processes accept on the
   same sockets over the same database; each drops its caches when another
   commits (SQLite's data_version).
@@ -132,6 +134,12 @@ def serve_worker(config: Config, sockets: list[socket.socket] | None, worker: in
         endpoint.listen(factory).addCallbacks(
             lambda _, url=url: log.info("listening on %s", url),
             lambda failure, url=url: failures.append(f"{url}: {failure.getErrorMessage()}"))
+    if authority is not None and worker == 0 and config.http:
+        from certdir import kms_service, web_service
+
+        web = web_service.context(reactor, dsa, authority, config)
+        https = {} if vault is None else kms_service.web_children(web, vault, config)
+        failures += web_service.listen(web, tls, config.http, https)
     if failures:
         raise ConfigError(f"cannot listen on {'; '.join(failures)}")
 

@@ -37,6 +37,5 @@ class KMSConfig:
     recovery_approvals: int = 1
     auto_enroll: bool = False
     smtp: SMTPConfig | None = None
-    http_listen: str | None = None
-    enroll_url: str = "http://127.0.0.1:8080/kms/enroll"
+    enroll_url: str = "https://127.0.0.1:8443/kms/enroll"
     expiry_warning_days: int = 30

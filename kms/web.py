@@ -135,13 +135,10 @@ class EnrollResource(Resource):
 
 
 def enroll_resource(redeem: Redeem) -> Resource:
-    """A resource tree serving POST /kms/enroll, to be a Site's root."""
-    enroll = EnrollResource(redeem)
+    """The /kms resource: POST /kms/enroll."""
     kms = Resource()
-    kms.putChild(b"enroll", enroll)
-    root = Resource()
-    root.putChild(b"kms", kms)
-    return root
+    kms.putChild(b"enroll", EnrollResource(redeem))
+    return kms
 
 
 def _fields(request: Request) -> tuple[str, bytes, bytes]:

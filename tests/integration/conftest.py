@@ -49,6 +49,8 @@ class Server:
     data_dir: Path
     port: int
     ldaps_port: int
+    http_port: int = 0
+    https_port: int = 0
     suffix: str = SUFFIX
     proc: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -60,6 +62,14 @@ class Server:
     @property
     def ldaps_uri(self) -> str:
         return f"ldaps://127.0.0.1:{self.ldaps_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
 
     @property
     def root_dn(self) -> str:
@@ -126,10 +136,12 @@ class Server:
 
 
 def make_server(tmp: Path, *init_args: str) -> Server:
-    server = Server(data_dir=tmp / "data", port=free_port(), ldaps_port=free_port())
+    server = Server(data_dir=tmp / "data", port=free_port(), ldaps_port=free_port(),
+                    http_port=free_port(), https_port=free_port())
     subprocess.run([*CERTDIR, "init", "--data-dir", str(server.data_dir), "--suffix", SUFFIX,
-                    "--listen", server.uri, "--listen", server.ldaps_uri, *init_args],
-                   check=True, capture_output=True, timeout=120)
+                    "--listen", server.uri, "--listen", server.ldaps_uri,
+                    "--http-listen", server.http_url, "--http-listen", server.https_url,
+                    *init_args], check=True, capture_output=True, timeout=120)
     return server
 
 

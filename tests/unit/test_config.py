@@ -59,7 +59,7 @@ BAD = [
     ("more approvals than officers", minimal(kms={"officers": ["cn=a"], "recovery_approvals": 2}),
      "kms.recovery_approvals: 2 approvals but only 1 officers"),
     ("KMS key type", minimal(kms={"encryption_key_type": "dsa"}), "kms.encryption_key_type"),
-    ("KMS endpoint", minimal(kms={"http_listen": "ftp://x"}), "kms.http_listen"),
+    ("web listen URL", minimal(http={"listen": ["ftp://x"]}), "http.listen[0]"),
 ]
 
 

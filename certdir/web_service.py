@@ -1,0 +1,66 @@
+"""The web service inside `certdir serve` (DESIGN.md, "The HTTP side").
+
+- One twisted.web service, on by default: it listens on every
+  `http.listen` URL (https with the directory's TLS certificate, TLS 1.2
+  or newer). A URL it cannot listen on aborts start-up with a message
+  naming it, as for the LDAP URLs.
+- The https site serves everything: CA certificates, CRLs, OCSP, the
+  Certificate Server pages and the KMS. The plain-http site serves only
+  the CA certificates, CRLs and OCSP, and redirects the rest to https
+  (`ca.web.site`).
+- Served by the first worker only; slow work goes to one bounded thread
+  pool, stopped at shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
+from twisted.python.threadpool import ThreadPool
+from twisted.web.resource import NoResource, Resource
+
+from ca.authority import Authority
+from ca.web.context import Web
+from ca.web.site import RedirectToHTTPS, Root, WebSite
+from certdir.config import HTTPURL, Config
+from directory.dsa import DSA
+
+log = logging.getLogger("certdir.web")
+
+POOL_THREADS = 4
+
+
+def _roots(web: Web, https: dict[bytes, Resource]) -> tuple[Resource, Resource]:
+    """The plain-http root and the https root."""
+    public: dict[bytes, Resource] = {}
+    redirect = RedirectToHTTPS(web.config.https_url)
+    plain = Root(public, fallback=redirect, index=redirect)
+    secure = Root({**public, **https}, fallback=None, index=NoResource())
+    return plain, secure
+
+
+def context(reactor: Any, dsa: DSA, authority: Authority, config: Config) -> Web:
+    pool = ThreadPool(minthreads=0, maxthreads=POOL_THREADS, name="certdir-web")
+    reactor.callWhenRunning(pool.start)
+    reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
+    return Web(reactor, dsa, authority, config.web, pool)
+
+
+def listen(web: Web, tls: Any, urls: tuple[HTTPURL, ...],
+           https_children: dict[bytes, Resource]) -> list[str]:
+    """Start listening; the URLs that failed, with why."""
+    plain, secure = _roots(web, https_children)
+    failures: list[str] = []
+    for url in urls:
+        if url.scheme == "https":
+            endpoint: Any = SSL4ServerEndpoint(web.reactor, url.port, tls, interface=url.host)
+            site = WebSite(secure, web.config, web.reactor)
+        else:
+            endpoint = TCP4ServerEndpoint(web.reactor, url.port, interface=url.host)
+            site = WebSite(plain, web.config, web.reactor)
+        endpoint.listen(site).addCallbacks(
+            lambda _, url=url: log.info("web service on %s", url),
+            lambda failure, url=url: failures.append(f"{url}: {failure.getErrorMessage()}"))
+    return failures
