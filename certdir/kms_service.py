@@ -90,11 +90,11 @@ def web_children(web: Web, vault: Vault, config: Config) -> dict[bytes, Resource
     assert kms is not None
     dsa, authority = web.dsa, web.authority
 
-    def redeem(token: str, csr: bytes, password: bytes) -> Deferred[bytes]:
-        def job(txn: SQLiteTransaction) -> bytes:
+    def redeem(token: str, csr: bytes, password: bytes) -> Deferred[enrollment.Enrollment]:
+        def job(txn: SQLiteTransaction) -> enrollment.Enrollment:
             writer = DirectoryWriter(dsa, txn, dsa.root_dn)
             return enrollment.redeem(authority, writer, vault, kms, token, csr, password,
-                                     dt.datetime.now(dt.UTC)).pkcs12
+                                     dt.datetime.now(dt.UTC))
 
         return dsa.write(job)
 
