@@ -33,6 +33,7 @@ from directory.publisher import DirectoryWriter
 from kms import enrollment
 from kms.config import KMSConfig
 from kms.vault import Vault, secret_from
+from kms import web_pages
 from kms.web import enroll_resource
 
 log = logging.getLogger("certdir.kms")
@@ -85,7 +86,7 @@ def _auto_enroll(reactor: Any, dsa: DSA, kms: KMSConfig) -> AddHook:
 
 
 def web_children(web: Web, vault: Vault, config: Config) -> dict[bytes, Resource]:
-    """The KMS's part of the https site: /kms/enroll."""
+    """The KMS's part of the https site: /kms/enroll and the redemption page."""
     kms = config.kms
     assert kms is not None
     dsa, authority = web.dsa, web.authority
@@ -98,4 +99,4 @@ def web_children(web: Web, vault: Vault, config: Config) -> dict[bytes, Resource
 
         return dsa.write(job)
 
-    return {b"kms": enroll_resource(redeem)}
+    return {b"kms": enroll_resource(redeem, web_pages.children(web, redeem))}

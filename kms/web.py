@@ -156,10 +156,12 @@ def bundle_name(certificate: x509.Certificate) -> str:
     return UNSAFE_IN_NAME.sub("_", mail) + ".p12"
 
 
-def enroll_resource(redeem: Redeem) -> Resource:
-    """The /kms resource: POST /kms/enroll."""
+def enroll_resource(redeem: Redeem, pages: Mapping[bytes, Resource] | None = None) -> Resource:
+    """The /kms resource: POST /kms/enroll, and the KMS's `pages` beside it."""
     kms = Resource()
     kms.putChild(b"enroll", EnrollResource(redeem))
+    for name, page in (pages or {}).items():
+        kms.putChild(name, page)
     return kms
 
 
