@@ -30,10 +30,9 @@ from directory.backend.sqlite import SQLiteTransaction
 from directory.dsa import DSA, AddHook, AfterCommit
 from directory.entry import Entry
 from directory.publisher import DirectoryWriter
-from kms import enrollment
+from kms import enrollment, web_pages
 from kms.config import KMSConfig
 from kms.vault import Vault, secret_from
-from kms import web_pages
 from kms.web import enroll_resource
 
 log = logging.getLogger("certdir.kms")

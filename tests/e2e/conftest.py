@@ -56,8 +56,10 @@ class World:
     server: Server
     tmp: Path
 
-    def password(self, dn: str) -> str:
-        return f"{dn.split(',')[0].split('=')[1]}-web-pw"
+    @staticmethod
+    def password(dn: str) -> str:
+        """The directory password of the person `dn` (`uid=NAME,...` -> `NAME-web-pw`)."""
+        return dn.removeprefix("uid=").partition(",")[0] + "-web-pw"
 
     def cli(self, *args: str, input: bytes | None = None) -> str:
         done = self.server.certdir(*args, "--data-dir", str(self.server.data_dir), input=input)
@@ -150,10 +152,7 @@ class Browser:
         return path.read_bytes()
 
     def tab_order(self) -> list[WebElement]:
-        """The elements Tab moves the focus to, from the top of the page until it wraps."""
-        self.driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
-        self.driver.execute_cdp_cmd("Runtime.evaluate",
-                                    {"expression": "document.activeElement.blur()"})
+        """The elements Tab moves the focus to, from a freshly loaded page until it wraps."""
         reached: list[WebElement] = []
         for _ in range(200):
             ActionChains(self.driver).send_keys(Keys.TAB).perform()
@@ -248,10 +247,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call" and report.failed and isinstance(browser, Browser):
         try:
             where = f"screenshot and page source in {_save_evidence(item, browser)}"
-        except Exception as error:  # noqa: BLE001  # the test's own failure matters more
+        except Exception as error:  # the test's own failure matters more
             where = f"could not save a screenshot: {error}"
         longrepr: Any = report.longrepr
         if hasattr(longrepr, "addsection"):
             longrepr.addsection("browser", where)
-        report.sections.append(("browser", where))
+        else:
+            report.sections.append(("browser", where))
     return report
