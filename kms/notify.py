@@ -2,7 +2,9 @@
 
 - The message is RFC 5322 (From, To, Subject, Date, Message-ID: §3.6), CRLF
   line endings, and tells the holder how to redeem the token and when it
-  expires; body lines stay short so the token travels as plain 7bit text.
+  expires (in the browser at the redemption page beside `enroll_url`, or
+  with `certdir kms enroll --url`); body lines stay short so the token
+  travels as plain 7bit text.
 - With `starttls` the client upgrades the connection with STARTTLS (RFC 3207)
   before anything else and refuses to go on when the server does not offer it.
   Credentials never travel in clear: a username without STARTTLS is refused
@@ -25,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import email.policy
 import email.utils
+import urllib.parse
 from collections.abc import Sequence
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -59,15 +62,20 @@ an S/MIME certificate pair is ready to be issued for {to}.
      openssl req -new -newkey rsa:3072 -nodes -keyout signing.key \\
        -subj "/CN={name}" -out signing.csr
 
-2. Put the password that will protect your key bundle in a file "pw", then
-   redeem the token:
+2. Redeem the token in your browser at
+
+     {redeem_url}
+
+   or put the password that will protect your key bundle in a file "pw"
+   and redeem it with certdir's command line (with --ca-file and your
+   organisation's CA certificate if your system does not trust it yet):
 
      certdir kms enroll \\
        --url {enroll_url} \\
        --token {token} \\
        --csr signing.csr --p12-password-file pw --out bundle.p12
 
-bundle.p12 then holds your encryption key and both certificates; import it
+The bundle then holds your encryption key and both certificates; import it
 and signing.key into your mail program.
 
 The token works once and expires on {expires}.
@@ -110,6 +118,8 @@ def token_message(
             to=to,
             token=token,
             enroll_url=enroll_url,
+            # The redemption page sits beside the endpoint (`kms.web_pages`).
+            redeem_url=urllib.parse.urljoin(enroll_url, "redeem"),
             expires=expires.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         )
     )

@@ -125,7 +125,9 @@ def test_mailed_token_redeemed_over_https(world: World) -> None:
                                 "--mail", "erin@example.com")
     assert b"mailed to erin@example.com" in sent.stdout
     token = world.mailbox.token_for("erin@example.com")
-    assert world.enroll_url in world.mailbox.text_for("erin@example.com")
+    mail = world.mailbox.text_for("erin@example.com")
+    assert world.enroll_url in mail
+    assert f"{world.server.https_url}/kms/redeem" in mail
     done = redeem(world, token, "erin")
     assert done.returncode == 0, done.stderr
     shown = subprocess.run(["openssl", "pkcs12", "-in", str(world.tmp / "erin.p12"),

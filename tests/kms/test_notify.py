@@ -207,6 +207,7 @@ def test_token_message_is_rfc5322_with_redemption_instructions() -> None:
     assert parsed["Message-ID"].endswith("@example.com>")
     body = parsed.get_body().get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
     assert TOKEN in body
+    assert "\n     https://kms.example.com/kms/redeem\n" in body
     command = body.partition("certdir kms enroll")[2].partition("\n\n")[0]
     # The command is one shell line continued with backslashes.
     command = command.replace("\\\n", " ").split()
