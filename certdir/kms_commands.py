@@ -153,7 +153,7 @@ def _change_passphrase(config: Config, args: argparse.Namespace) -> None:
         audit.record(session.writer.sql, str(session.dsa.root_dn), "passphrase.changed",
                      "vault", {}, _now())
     if kms.passphrase_file.exists() and not os.environ.get(kms.passphrase_env):
-        write_private(kms.passphrase_file, new + b"\n")
+        write_private(kms.passphrase_file, new)
         print(f"passphrase changed; {kms.passphrase_file} holds the new one")
     else:
         print("passphrase changed")
