@@ -365,6 +365,12 @@ def _read(path: Path) -> bytes:
         raise CAError(f"{path}: {e.strerror}") from None
 
 
+def _path_length(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
+
+
 Command = Callable[[Config, argparse.Namespace], None]
 
 
@@ -399,7 +405,8 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     p = command("sign-sub", _sign_sub, "sign a subordinate CA's request")
     p.add_argument("--csr", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="the answer: certificate + chain")
-    p.add_argument("--path-length", type=int, help="how many CA levels may follow below it")
+    p.add_argument("--path-length", type=_path_length,
+                   help="how many CA levels may follow below it")
     p = command("install-sub", _install_sub, "install the parent's answer")
     p.add_argument("answer", type=Path)
     for name, run, text in (("issue", _issue, "issue a certificate now (as an officer)"),
