@@ -7,6 +7,11 @@
   into the directory; public files (CA certificates, CRLs) are written
   after the commit. They work while the server runs: it notices the
   commit and drops its caches.
+- approve, deny, revoke and release are officer actions: with `ca.officers`
+  configured they need `--officer DN` and that entry's password
+  (certdir.officers), and the audit log and the request's decided_by name
+  the officer's DN; without officers the local account acts, as
+  `local:<user>`.
 - Listings are rich tables; `issue` prints the new certificate's serial
   (hexadecimal) alone on standard output, for scripts.
 """
@@ -42,6 +47,7 @@ from ca.public import write_chain, write_crls
 from ca.publish import publish_authority
 from ca.store import IssuedRecord, Store, parse_serial, serial_text
 from ca.verify import verify_file
+from certdir import officers
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
 from certdir.server_certificate import issue_server_certificate
 from certdir.service import offline_directory
@@ -75,11 +81,31 @@ def _writing(config: Config, authority: Authority | None) -> Iterator[DirectoryW
         yield DirectoryWriter(dsa, txn, actor)
 
 
+def _local() -> str:
+    return f"local:{getpass.getuser()}"
+
+
 def _audit(writer: DirectoryWriter, action: str, subject: str,
-           details: dict[str, str | int | None]) -> None:
+           details: dict[str, str | int | None], by: str | None = None) -> None:
     """CA officer actions go to the KMS's hash-chained audit log, under the
-    local account that ran the command."""
-    audit.record(writer.sql, f"local:{getpass.getuser()}", action, subject, details, _now())
+    officer's DN or else the local account that ran the command."""
+    audit.record(writer.sql, by or _local(), action, subject, details, _now())
+
+
+def _actor(config: Config, args: argparse.Namespace) -> str:
+    """Who acts: the officer named by --officer, once checked, or the local
+    account when `ca.officers` is empty."""
+    ca = ca_config(config)
+    if args.officer is None:
+        if ca.officers:
+            raise CAError("this CA has officers (ca.officers): give --officer DN and "
+                          "its password")
+        return _local()
+    if not ca.officers:
+        raise CAError("--officer: this CA has no officers (ca.officers is empty); "
+                      "leave --officer out to act as the local account")
+    with offline_directory(config) as dsa:
+        return str(officers.authenticate(dsa, args, ca.officers, "ca.officers"))
 
 
 def _unlock(config: Config) -> Authority:
@@ -179,18 +205,20 @@ def _submit(config: Config, args: argparse.Namespace) -> None:
 
 
 def _approve(config: Config, args: argparse.Namespace) -> None:
+    actor = _actor(config, args)
     authority = _unlock(config)
     with _writing(config, authority) as writer:
-        certificate = issue_request(authority, writer, args.request, "officer", _now())
+        certificate = issue_request(authority, writer, args.request, actor, _now())
         _audit(writer, "ca.approved", str(args.request),
-               {"serial": serial_text(certificate.serial_number)})
+               {"serial": serial_text(certificate.serial_number)}, by=actor)
     print(serial_text(certificate.serial_number))
 
 
 def _deny(config: Config, args: argparse.Namespace) -> None:
+    actor = _actor(config, args)
     with _writing(config, None) as writer:
-        deny_request(writer, args.request, "officer", args.why, _now())
-        _audit(writer, "ca.denied", str(args.request), {"why": args.why})
+        deny_request(writer, args.request, actor, args.why, _now())
+        _audit(writer, "ca.denied", str(args.request), {"why": args.why}, by=actor)
     print(f"request {args.request} denied")
 
 
@@ -207,6 +235,7 @@ def with_new_crls(config: Config, authority: Authority,
 def _revoke(config: Config, args: argparse.Namespace) -> None:
     if (args.serial is None) == (args.entry is None):
         raise CAError("give a serial number or --entry DN (one of them)")
+    actor = _actor(config, args)
     authority = _unlock(config)
     why = revoke.reason(args.reason)
 
@@ -217,7 +246,7 @@ def _revoke(config: Config, args: argparse.Namespace) -> None:
             records = revoke.revoke_holder(authority, writer, args.entry, why, _now())
         for record in records:
             _audit(writer, "ca.revoked", record.entry or record.subject,
-                   {"serial": serial_text(record.serial), "reason": why.value})
+                   {"serial": serial_text(record.serial), "reason": why.value}, by=actor)
         return records
 
     records, _ = with_new_crls(config, authority, change)
@@ -226,11 +255,12 @@ def _revoke(config: Config, args: argparse.Namespace) -> None:
 
 
 def _release(config: Config, args: argparse.Namespace) -> None:
+    actor = _actor(config, args)
     authority = _unlock(config)
     def change(writer: DirectoryWriter) -> IssuedRecord:
         record = revoke.release(authority, writer, parse_serial(args.serial), _now())
         _audit(writer, "ca.released", record.entry or record.subject,
-               {"serial": serial_text(record.serial)})
+               {"serial": serial_text(record.serial)}, by=actor)
         return record
 
     record, _ = with_new_crls(config, authority, change)
@@ -416,16 +446,20 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
         p.add_argument("--profile", required=True)
         p.add_argument("--entry", help="the holder's directory entry (DN)")
     p = command("approve", _approve, "issue a pending request")
+    officers.add_arguments(p, "ca.officers", required=False)
     p.add_argument("request", type=int)
     p = command("deny", _deny, "refuse a pending request")
+    officers.add_arguments(p, "ca.officers", required=False)
     p.add_argument("request", type=int)
     p.add_argument("--why", default="denied by an officer")
     p = command("revoke", _revoke, "revoke by serial or every certificate of an entry")
+    officers.add_arguments(p, "ca.officers", required=False)
     p.add_argument("serial", nargs="?")
     p.add_argument("--entry", help="revoke every valid certificate of this entry")
     p.add_argument("--reason", default="unspecified", help="RFC 5280 reason, e.g. "
                    "keyCompromise, superseded, certificateHold")
     p = command("release", _release, "take a certificate off hold")
+    officers.add_arguments(p, "ca.officers", required=False)
     p.add_argument("serial")
     command("crl", _crl, "issue and publish a full and a delta CRL now")
     p = command("list", _list, "list issued certificates or pending requests")
