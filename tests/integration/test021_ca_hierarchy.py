@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -63,18 +64,29 @@ def ca(server: Server, *args: str, check: bool = True) -> subprocess.CompletedPr
                           check=check)
 
 
+def public_base_url(server: Server) -> None:
+    """A public name in the AIA/CDP URLs, as a deployment linted against the CA/Browser
+    Forum requirements has (pkilint rejects internal names such as 127.0.0.1)."""
+    path = server.data_dir / "certdir.yaml"
+    settings = yaml.safe_load(path.read_text())
+    settings["ca"]["base_url"] = "http://pki.example.com"
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+
+
 @pytest.fixture(scope="module")
 def hierarchy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hierarchy]:
     tmp = tmp_path_factory.mktemp("ca-hierarchy")
-    root = make_server(tmp_path_factory.mktemp("root"))
+    root = make_server(tmp_path_factory.mktemp("root"), "--base-url", "http://pki.example.com")
     policy = make_server(tmp_path_factory.mktemp("policy"), "--no-ca")
     issuing = make_server(tmp_path_factory.mktemp("issuing"), "--no-ca")
     ca(policy, "request-sub", "--name", POLICY_NAME, "--out", str(tmp / "policy.csr"))
+    public_base_url(policy)
     ca(root, "sign-sub", "--csr", str(tmp / "policy.csr"), "--path-length", "1",
        "--out", str(tmp / "policy.answer"))
     ca(policy, "install-sub", str(tmp / "policy.answer"))
     ca(issuing, "request-sub", "--name", ISSUING_NAME, "--key-type", "rsa3072",
        "--out", str(tmp / "issuing.csr"))
+    public_base_url(issuing)
     ca(policy, "sign-sub", "--csr", str(tmp / "issuing.csr"), "--out",
        str(tmp / "issuing.answer"))
     wrong = ca(issuing, "install-sub", str(tmp / "policy.answer"), check=False)
