@@ -35,15 +35,15 @@ from rich.console import Console
 from rich.table import Table
 
 from ca import crl as crls
-from ca import hierarchy, revoke
-from ca.authority import Authority, CAFiles, has_ca, load_chain, passphrase, unlock
+from ca import hierarchy, issuer_crls, revoke
+from ca.authority import Authority, CAFiles, has_ca, load_chain, passphrase, slug, unlock
 from ca.backup import BackupSummary, backup, restore
 from ca.config import CAConfig
 from ca.errors import CAError
 from ca.issue import Outcome, deny_request, issue_request, submit
 from ca.policy import Origin
 from ca.profiles import profile
-from ca.public import write_chain, write_crls
+from ca.public import write_chain, write_crl, write_crls
 from ca.publish import publish_authority
 from ca.store import IssuedRecord, Store, parse_serial, serial_text
 from ca.verify import verify_file
@@ -274,6 +274,20 @@ def _crl(config: Config, args: argparse.Namespace) -> None:
           f"published")
 
 
+def _install_crl(config: Config, args: argparse.Namespace) -> None:
+    ca_config(config)
+    chain = load_chain(CAFiles.of(config.data_dir).chain)
+    with _writing(config, None) as writer:
+        installed = issuer_crls.install(chain, config.directory.suffix, writer,
+                                        _read(args.file))
+        _audit(writer, "ca.install-crl", installed.issuer.subject.rfc4514_string(),
+               {"number": installed.number, "delta": int(installed.delta)})
+    stem = slug(installed.issuer) + ("-delta" if installed.delta else "")
+    write_crl(config.data_dir / "public", stem, installed.crl)
+    print(f"{'delta ' if installed.delta else ''}CRL {installed.number} of "
+          f"{installed.issuer.subject.rfc4514_string()} installed")
+
+
 @contextmanager
 def _reading(config: Config) -> Iterator[Store]:
     ca_config(config)
@@ -462,6 +476,8 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     officers.add_arguments(p, "ca.officers", required=False)
     p.add_argument("serial")
     command("crl", _crl, "issue and publish a full and a delta CRL now")
+    p = command("install-crl", _install_crl, "install and publish a CRL of a CA above this one")
+    p.add_argument("file", type=Path, help="the parent CA's CRL, PEM or DER")
     p = command("list", _list, "list issued certificates or pending requests")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--revoked", action="store_true")

@@ -23,6 +23,7 @@ from twisted.web.resource import NoResource, Resource
 
 from ca.authority import Authority
 from ca.web.context import Web
+from ca.web.downloads import Downloads
 from ca.web.site import RedirectToHTTPS, Root, WebSite
 from certdir.config import HTTPURL, Config
 from directory.dsa import DSA
@@ -36,8 +37,8 @@ def _roots(web: Web, https: dict[bytes, Resource]) -> tuple[Resource, Resource]:
     """The plain-http root and the https root."""
     public: dict[bytes, Resource] = {}
     redirect = RedirectToHTTPS(web.config.https_url)
-    plain = Root(public, fallback=redirect, index=redirect)
-    secure = Root({**public, **https}, fallback=None, index=NoResource())
+    plain = Root(public, fallback=Downloads(web, redirect), index=redirect)
+    secure = Root({**public, **https}, fallback=Downloads(web, NoResource()), index=NoResource())
     return plain, secure
 
 
