@@ -119,6 +119,15 @@ class IssuedRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """A certificate's status columns alone (no DER)."""
+    issuer: str
+    status: str
+    revoked_at: dt.datetime | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RequestRecord:
     id: int
     created: dt.datetime
@@ -202,6 +211,18 @@ class Store:
         if row is None:
             raise CAError(f"no certificate with serial {serial_text(serial)} was issued here")
         return _issued(row)
+
+    def status(self, serial: int) -> StatusRecord | None:
+        """A primary-key look-up of the status columns (the OCSP responder's, on every
+        request); None when the serial was not issued here."""
+        row = self.conn.execute("SELECT issuer, status, revoked_at, reason FROM ca_certificates"
+                                " WHERE serial=?", (serial_text(serial),)).fetchone()
+        if row is None:
+            return None
+        issuer, status, revoked_at, reason = row
+        return StatusRecord(str(issuer), str(status),
+                            None if revoked_at is None else _parse_time(str(revoked_at)),
+                            None if reason is None else str(reason))
 
     def certificates(self, *, status: str | None = None,
                      entry: str | None = None) -> Iterator[IssuedRecord]:

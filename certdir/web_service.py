@@ -22,6 +22,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import NoResource, Resource
 
 from ca.authority import Authority
+from ca.web import ocsp
 from ca.web.context import Web
 from ca.web.downloads import Downloads
 from ca.web.site import RedirectToHTTPS, Root, WebSite
@@ -35,7 +36,7 @@ POOL_THREADS = 4
 
 def _roots(web: Web, https: dict[bytes, Resource]) -> tuple[Resource, Resource]:
     """The plain-http root and the https root."""
-    public: dict[bytes, Resource] = {}
+    public: dict[bytes, Resource] = {**ocsp.children(web)}
     redirect = RedirectToHTTPS(web.config.https_url)
     plain = Root(public, fallback=Downloads(web, redirect), index=redirect)
     secure = Root({**public, **https}, fallback=Downloads(web, NoResource()), index=NoResource())
