@@ -8,6 +8,9 @@
 - Officers act under their own directory entry: `--officer DN` and that
   entry's password, checked against its userPassword before the
   transaction (certdir.officers); only the DNs in `kms.officers` may act.
+- `kms enroll --url https://...` redeems over the network, verifying the
+  server against `--ca-file`, else the `--data-dir`'s CA certificates
+  (public/ca.pem), else the system trust store.
 - Tokens are printed when no SMTP server is configured (`enroll-user`), or
   written to a CSV file for out-of-band hand-over (`enroll-bulk --out`).
 """
@@ -258,7 +261,7 @@ def _enroll(args: argparse.Namespace) -> None:
     if args.url:
         from kms.web import post_enrollment
 
-        bundle = post_enrollment(args.url, args.token, csr, password)
+        bundle = post_enrollment(args.url, args.token, csr, password, _trust_anchor(args))
     else:
         if args.data_dir is None:
             raise KMSError("give --url of the KMS or --data-dir of its data directory")
@@ -269,6 +272,14 @@ def _enroll(args: argparse.Namespace) -> None:
         bundle = done.pkcs12
     write_private(args.out, bundle)
     print(f"PKCS#12 written to {args.out}")
+
+
+def _trust_anchor(args: argparse.Namespace) -> Path | None:
+    """--ca-file, else the data directory's CA certificates, else the system store."""
+    if args.ca_file is not None or args.data_dir is None:
+        anchor: Path | None = args.ca_file
+        return anchor
+    return Path(args.data_dir) / "public" / "ca.pem"
 
 
 # --- recovery and revocation ----------------------------------------------------------
@@ -396,7 +407,10 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
                    help="CSV (mode 0600) of dn, mail, token for tokens not mailed")
     p = kms.add_parser("enroll", help="redeem a token: signing CSR in, PKCS#12 out")
     p.add_argument("--data-dir", type=Path)
-    p.add_argument("--url", help="the KMS's enrollment URL instead of a data directory")
+    p.add_argument("--url", help="the KMS's https enrollment URL instead of a data directory")
+    p.add_argument("--ca-file", type=Path,
+                   help="CA certificates to verify the KMS at --url (default: the data "
+                        "directory's public/ca.pem with --data-dir, else the system store)")
     p.add_argument("--token", required=True)
     p.add_argument("--csr", type=Path, required=True, help="PKCS#10 for your signing key")
     p.add_argument("--p12-password-file", type=Path, required=True)

@@ -14,20 +14,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
 from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import NoResource, Resource
 
+from ca import crl
 from ca.authority import Authority
-from ca.web import ocsp
+from ca.public import write_crls
+from ca.web import ocsp, pages
 from ca.web.context import Web
 from ca.web.downloads import Downloads
+from ca.web.session import Sessions
 from ca.web.site import RedirectToHTTPS, Root, WebSite
 from certdir.config import HTTPURL, Config
 from directory.dsa import DSA
+from kms import audit
 
 log = logging.getLogger("certdir.web")
 
@@ -39,7 +46,8 @@ def _roots(web: Web, https: dict[bytes, Resource]) -> tuple[Resource, Resource]:
     public: dict[bytes, Resource] = {**ocsp.children(web)}
     redirect = RedirectToHTTPS(web.config.https_url)
     plain = Root(public, fallback=Downloads(web, redirect), index=redirect)
-    secure = Root({**public, **https}, fallback=Downloads(web, NoResource()), index=NoResource())
+    secure = Root({**public, **pages.children(web), **https},
+                  fallback=Downloads(web, NoResource()), index=NoResource())
     return plain, secure
 
 
@@ -47,7 +55,21 @@ def context(reactor: Any, dsa: DSA, authority: Authority, config: Config) -> Web
     pool = ThreadPool(minthreads=0, maxthreads=POOL_THREADS, name="certdir-web")
     reactor.callWhenRunning(pool.start)
     reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
-    return Web(reactor, dsa, authority, config.web, pool)
+    sessions = Sessions(config.web.session_minutes * 60, reactor.seconds)
+
+    def published(made: crl.CRLs) -> None:
+        write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
+
+    return Web(reactor, dsa, authority, config.web, pool, sessions, _audit, published)
+
+
+def _audit(conn: sqlite3.Connection, actor: str, action: str, subject: str,
+           details: Mapping[str, str | int | None], now: dt.datetime) -> None:
+    """Officer actions on the web pages go to the KMS's audit log, as on the CLI
+    (a data directory made with --no-kms gets the log's tables on first use)."""
+    for statement in audit.SCHEMA:
+        conn.execute(statement)
+    audit.record(conn, actor, action, subject, details, now)
 
 
 def listen(web: Web, tls: Any, urls: tuple[HTTPURL, ...],

@@ -7,24 +7,39 @@
 - Anything slow (signing, password hashing, key generation, PKCS#12
   sealing) goes to `slow`, a bounded thread pool, never the reactor thread
   and never the writer's transaction.
+- `sessions` are the pages' logins and CSRF tokens (`ca.web.session`).
+- The CA cannot import the KMS, so the application hands in two hooks:
+  `audit`, which records an officer's action in the hash-chained audit log
+  inside the writer's transaction (the same call as `kms.audit.record`),
+  and `crls_published`, called after the commit of new CRLs (it writes
+  the public folder's CRL files, as the CLI does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from ca.authority import Authority
+from ca.crl import CRLs
 from ca.web.config import WebConfig
+from ca.web.session import Sessions
 from directory.dsa import DSA
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class Audit(Protocol):
+    def __call__(self, conn: sqlite3.Connection, actor: str, action: str, subject: str,
+                 details: Mapping[str, str | int | None], now: dt.datetime) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +49,9 @@ class Web:
     authority: Authority
     config: WebConfig
     pool: ThreadPool
+    sessions: Sessions
+    audit: Audit
+    crls_published: Callable[[CRLs], None]
 
     def slow(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Deferred[T]:
         """`work` on the bounded pool; its result (or failure) back on the reactor."""

@@ -214,6 +214,7 @@ class Root(Resource):
         if path == b"" and self._index is not None:
             return self._index
         if self._fallback is not None and self._fallback.isLeaf:
+            # A leaf answers for the whole path (the redirect to https).
             return self._fallback
         if self._fallback is not None:
             child: Resource = self._fallback.getChildWithDefault(path, request)
