@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.integration.conftest import SUFFIX, Server, make_server
 
@@ -47,6 +49,7 @@ ENROLLED = f"uid=carol,{PEOPLE}"
 # Form controls a keyboard user must reach and a screen reader must name.
 CONTROLS = "input:not([type=hidden]), textarea, select, button"
 DOWNLOAD_SECONDS = 20
+PAGE_SECONDS = 20
 ARTIFACTS = Path(os.environ.get("CERTDIR_E2E_ARTIFACTS",
                                 Path(tempfile.gettempdir()) / "certdir-e2e-failures"))
 
@@ -130,26 +133,43 @@ class Browser:
             control.clear()
             control.send_keys(value)
 
+    def button(self, text: str) -> WebElement:
+        return self.driver.find_element(By.XPATH, f"//button[normalize-space()={text!r}]")
+
     def press(self, text: str) -> None:
-        self.driver.find_element(By.XPATH, f"//button[normalize-space()={text!r}]").click()
+        """Press the button and wait for the page it leads to."""
+        self.follow(self.button(text))
 
     def link(self, text: str) -> WebElement:
         return self.driver.find_element(By.LINK_TEXT, text)
+
+    def follow(self, element: WebElement) -> None:
+        """Click a link or button and wait until the next page has replaced this one."""
+        page = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(self.driver, PAGE_SECONDS).until(staleness_of(page))
 
     def log_in(self, name: str, password: str) -> None:
         self.open("/login")
         self.fill({"Mail address or DN": name, "Password": password})
         self.press("Log in")
 
-    def downloaded(self, name: str) -> bytes:
-        """The file the browser saved as `name`, once it is complete."""
-        path = self.downloads / name
+    def download(self, action: Callable[[], None]) -> tuple[str, bytes]:
+        """The one file the browser saves after `action` (a click): its name and content."""
+        for earlier in self.downloads.iterdir():
+            earlier.unlink()
+        action()
         deadline = time.monotonic() + DOWNLOAD_SECONDS
-        while not path.exists() or (self.downloads / f"{name}.crdownload").exists():
+        while True:
+            files = sorted(self.downloads.iterdir())
+            # Chromium writes into hidden or .crdownload files, then renames the whole file.
+            partial = [f for f in files if f.name.startswith(".") or f.suffix == ".crdownload"]
+            if len(files) == 1 and not partial:
+                return files[0].name, files[0].read_bytes()
             assert time.monotonic() < deadline, (
-                f"no download {name}; have {sorted(p.name for p in self.downloads.iterdir())}")
+                f"no download; the folder holds {[f.name for f in files]}, the browser "
+                f"shows {self.driver.current_url}")
             time.sleep(0.1)
-        return path.read_bytes()
 
     def tab_order(self) -> list[WebElement]:
         """The elements Tab moves the focus to, from a freshly loaded page until it wraps."""
@@ -237,6 +257,8 @@ def _save_evidence(item: pytest.Item, browser: Browser) -> Path:
     browser.driver.save_screenshot(str(folder / "screenshot.png"))
     (folder / "page.html").write_text(browser.driver.page_source)
     (folder / "url.txt").write_text(browser.driver.current_url + "\n")
+    (folder / "downloads.txt").write_text(
+        "".join(f"{f.name}\n" for f in sorted(browser.downloads.iterdir())))
     return folder
 
 

@@ -47,8 +47,9 @@ def test_redeem_with_a_request_file(world: World, browser: Browser) -> None:
     browser.fill({"Enrollment token": token, "Password": P12_PASSWORD,
                   "Password again": P12_PASSWORD})
     browser.field("Request file").send_keys(str(csr))
-    browser.press("Redeem and download")
-    contents = pkcs12_contents(browser.downloaded("dave@example.com.p12"), P12_PASSWORD)
+    name, bundle = browser.download(browser.button("Redeem and download").click)
+    assert name == "dave@example.com.p12"
+    contents = pkcs12_contents(bundle, P12_PASSWORD)
     assert contents.count("-----BEGIN CERTIFICATE-----") >= 3, contents
     assert contents.count("-----BEGIN PRIVATE KEY-----") == 1, contents
     assert "friendlyName: dave@example.com" in contents, contents
@@ -60,8 +61,9 @@ def test_redeem_with_a_pasted_request(world: World, browser: Browser) -> None:
     browser.open("/kms/redeem")
     browser.fill({"Enrollment token": token, "Request (PEM)": csr, "Password": "x",
                   "Password again": "x"})
-    browser.press("Redeem and download")
-    contents = pkcs12_contents(browser.downloaded("alice@example.com.p12"), "x")
+    name, bundle = browser.download(browser.button("Redeem and download").click)
+    assert name == "alice@example.com.p12"
+    contents = pkcs12_contents(bundle, "x")
     assert "friendlyName: alice@example.com" in contents, contents
 
 
