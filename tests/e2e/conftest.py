@@ -30,12 +30,12 @@ from typing import Any
 import pytest
 import yaml
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.integration.conftest import SUFFIX, Server, make_server
@@ -147,7 +147,17 @@ class Browser:
         """Click a link or button and wait until the next page has replaced this one."""
         page = self.driver.find_element(By.TAG_NAME, "html")
         element.click()
-        WebDriverWait(self.driver, PAGE_SECONDS).until(staleness_of(page))
+
+        def replaced(driver: webdriver.Chrome) -> bool:
+            try:
+                page.is_enabled()
+            except WebDriverException:
+                # Stale, or (mid-navigation) a node "that does not belong to the document".
+                return driver.execute_script("return document.readyState") == "complete"
+            return False
+
+        WebDriverWait(self.driver, PAGE_SECONDS,
+                      ignored_exceptions=(WebDriverException,)).until(replaced)
 
     def log_in(self, name: str, password: str) -> None:
         self.open("/login")

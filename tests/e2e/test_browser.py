@@ -25,12 +25,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.e2e.conftest import Browser, World
+from tests.e2e.conftest import OFFICER, REQUESTER, Browser, World, signing_csr
 
 # The pages with forms, and who looks at them: None is a visitor not logged in.
 PAGES = [
     ("/login", None),
+    ("/people", None),
     ("/kms/redeem", None),
+    ("/request", REQUESTER),
+    ("/requests", REQUESTER),
+    ("/officer", OFFICER),
 ]
 
 
@@ -102,6 +106,14 @@ def test_javascript_is_off(browser: Browser, tmp_path: Path) -> None:
     assert browser.driver.title == "script off"
 
 
+@pytest.fixture(scope="module")
+def pending(world: World) -> None:
+    """A request waiting in the officer's queue, so the queue's forms are on the page."""
+    csr = signing_csr(world.tmp, "queued")
+    world.cli("ca", "submit", "--csr", str(csr), "--profile", "smime-user", "--entry",
+              f"uid=dave,{REQUESTER.partition(',')[2]}")
+
+
 def _visit(world: World, browser: Browser, path: str, who: str | None) -> None:
     if who is not None:
         browser.log_in(who, world.password(who))
@@ -109,7 +121,7 @@ def _visit(world: World, browser: Browser, path: str, who: str | None) -> None:
 
 
 @pytest.mark.parametrize(("path", "who"), PAGES, ids=[f"{p} {w or 'visitor'}" for p, w in PAGES])
-def test_every_control_has_a_label(world: World, browser: Browser, path: str,
+def test_every_control_has_a_label(world: World, browser: Browser, pending: None, path: str,
                                    who: str | None) -> None:
     _visit(world, browser, path, who)
     assert browser.controls(), f"{path} has no form"
@@ -117,7 +129,7 @@ def test_every_control_has_a_label(world: World, browser: Browser, path: str,
 
 
 @pytest.mark.parametrize(("path", "who"), PAGES, ids=[f"{p} {w or 'visitor'}" for p, w in PAGES])
-def test_tab_reaches_every_control(world: World, browser: Browser, path: str,
+def test_tab_reaches_every_control(world: World, browser: Browser, pending: None, path: str,
                                    who: str | None) -> None:
     _visit(world, browser, path, who)
     reached = browser.tab_order()
