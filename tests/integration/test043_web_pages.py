@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import html.parser
 import http.client
 import re
 import sqlite3
@@ -269,6 +270,64 @@ def issued_for(world: World, who: str) -> tuple[int, x509.Certificate]:
     return number, x509.load_pem_x509_certificate(pem.body)
 
 
+class Accessibility(html.parser.HTMLParser):
+    """What the layout promises: lang, one h1, headings in order, a label for every
+    field, no script and no inline style."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: list[str] = []
+        self.levels: list[int] = []
+        self.fields: list[str] = []
+        self.labels: set[str] = set()
+        self.lang = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "html":
+            self.lang = a.get("lang") or ""
+        if tag == "script" or "style" in a or any(k.startswith("on") for k in a):
+            self.problems.append(f"script or inline style: <{tag}>")
+        if re.fullmatch(r"h[1-6]", tag):
+            level = int(tag[1])
+            if self.levels and level > max(self.levels) + 1:
+                self.problems.append(f"<{tag}> after h{max(self.levels)}")
+            self.levels.append(level)
+        if tag in ("input", "select", "textarea") and a.get("type") not in ("hidden", "submit"):
+            self.fields.append(a.get("id") or "(no id)")
+        if tag == "label":
+            self.labels.add(a.get("for") or "")
+
+    def verdict(self) -> list[str]:
+        unlabelled = [f for f in self.fields if f not in self.labels]
+        return [*self.problems, *(f"field {f} has no label" for f in unlabelled),
+                *([] if self.lang == "en" else ["no lang"]),
+                *([] if self.levels.count(1) == 1 else [f"{self.levels.count(1)} h1"])]
+
+
+PAGES = {
+    "anonymous": ("/", "/ca", "/people", "/people?mail=alice%40example.com", "/login",
+                  "/people/x", "/requests"),
+    "bob": ("/", "/request", "/requests", "/requests/999999"),
+    "olga": ("/officer", "/requests"),
+}
+
+
+@pytest.mark.parametrize("who", sorted(PAGES))
+def test_pages_accessible(world: World, who: str) -> None:
+    browser = world.browser() if who == "anonymous" else world.logged_in(who)
+    problems = {}
+    for path in PAGES[who]:
+        answer = browser.get(path)
+        if answer.status == 303:
+            continue
+        checker = Accessibility()
+        checker.feed(answer.text)
+        if checker.verdict():
+            problems[path] = checker.verdict()
+    assert problems == {}
+
+
 # --- 1. public pages ---------------------------------------------------------------------
 
 def test_home_page_layout(world: World) -> None:
@@ -314,9 +373,13 @@ def test_find_person_lists_foreign_certificate(world: World) -> None:
 
 
 def test_find_person_download_is_the_value(world: World) -> None:
+    """The DER link on the page, followed."""
     der = world.foreign.public_bytes(serialization.Encoding.DER)
     digest = hashlib.sha256(der).hexdigest()
-    answer = world.browser().get(f"/people/alice@example.com/{digest}.crt")
+    browser = world.browser()
+    links = re.findall(rf'href="(/people/[^"]+/{digest}\.crt)"',
+                       browser.get("/people?mail=alice%40example.com").text)
+    answer = browser.get(links[0])
     printed = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-issuer"],
                              input=answer.body, capture_output=True, check=True)
     assert (answer.status, answer.header("Content-Type"), answer.body,
@@ -326,6 +389,13 @@ def test_find_person_download_is_the_value(world: World) -> None:
 def test_find_nobody(world: World) -> None:
     page = world.browser().get("/people?mail=nobody%40example.com")
     assert (page.status, "Nobody with that mail address" in page.text) == (200, True)
+
+
+def test_find_person_pem(world: World) -> None:
+    pem = world.foreign.public_bytes(serialization.Encoding.PEM)
+    digest = hashlib.sha256(world.foreign.public_bytes(serialization.Encoding.DER)).hexdigest()
+    answer = world.browser().get(f"/people/alice%40example.com/{digest}.pem")
+    assert (answer.status, answer.body) == (200, pem)
 
 
 def test_find_person_unknown_download_404(world: World) -> None:
@@ -587,6 +657,21 @@ def test_error_page_in_layout(world: World) -> None:
     answer = world.logged_in("bob").get("/requests/999999")
     assert (answer.status, answer.text.count("<h1>Not Found</h1>"), "Traceback" in answer.text,
             PROBLEM.findall(answer.text)) == (404, 1, False, ["There is no such request."])
+
+
+def test_zy_every_officer_action_audited(world: World) -> None:
+    """Runs after the officer tests: the audit log holds each of their actions under the
+    officer's DN, submissions under the person's, and its hash chain verifies."""
+    with sqlite3.connect(f"file:{world.server.data_dir / 'certdir.db'}?mode=ro",
+                         uri=True) as db:
+        rows = list(db.execute("SELECT action, actor FROM kms_audit WHERE action LIKE 'ca.%'"))
+    officer = {a for a, actor in rows if actor == OFFICER}
+    requesters = {actor for a, actor in rows if a == "ca.pending"}
+    verified = world.server.certdir("audit", "verify", "--data-dir",
+                                    str(world.server.data_dir))
+    assert (officer, requesters, verified.stdout.decode().startswith("audit log intact")) == (
+        {"ca.approved", "ca.denied", "ca.revoked", "ca.released"},
+        {dn("alice"), dn("bob")}, True)
 
 
 def test_zz_no_secret_in_any_url(world: World) -> None:
