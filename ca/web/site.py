@@ -157,6 +157,9 @@ class Root(Resource):
         if path == b"" and self._index is not None:
             return self._index
         if self._fallback is not None:
+            if self._fallback.isLeaf:
+                # A leaf (the https redirect) answers every path below it itself.
+                return self._fallback
             child: Resource = self._fallback.getChildWithDefault(path, request)
             return child
         return NoResource()

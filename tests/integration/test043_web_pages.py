@@ -659,6 +659,16 @@ def test_error_page_in_layout(world: World) -> None:
             PROBLEM.findall(answer.text)) == (404, 1, False, ["There is no such request."])
 
 
+@pytest.mark.parametrize("path", ["/login", "/requests/1", "/officer", "/people?mail=a%40b"])
+def test_plain_http_redirects_pages(world: World, path: str) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", world.server.http_port, timeout=30)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    response.read()
+    assert (response.status, response.getheader("Location")) == (
+        308, world.server.https_url + path)
+
+
 def test_zy_every_officer_action_audited(world: World) -> None:
     """Runs after the officer tests: the audit log holds each of their actions under the
     officer's DN, submissions under the person's, and its hash chain verifies."""
