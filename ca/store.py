@@ -239,6 +239,12 @@ class Store:
                 params):
             yield _issued(row)
 
+    def recent(self, limit: int) -> list[IssuedRecord]:
+        """The last `limit` certificates issued, newest first."""
+        return [_issued(row) for row in self.conn.execute(
+            f"SELECT {_CERT_COLUMNS} FROM ca_certificates ORDER BY not_before DESC, rowid DESC"
+            " LIMIT ?", (limit,))]
+
     def set_status(self, serial: int, status: str, when: dt.datetime | None,
                    reason: str | None) -> None:
         self.conn.execute(
@@ -297,6 +303,12 @@ class Store:
                 (status,)):
             yield _request(row)
 
+    def requests_of(self, entry: str) -> list[RequestRecord]:
+        """The requests made for one holder entry, newest first."""
+        return [_request(row) for row in self.conn.execute(
+            f"SELECT {_REQUEST_COLUMNS} FROM ca_requests WHERE lower(entry)=lower(?)"
+            " ORDER BY id DESC", (entry,))]
+
     # --- CRLs ---------------------------------------------------------------------------
 
     def next_crl_number(self) -> int:
@@ -312,6 +324,13 @@ class Store:
         row = self.conn.execute("SELECT number, this_update FROM ca_crls WHERE base IS NULL"
                                 " ORDER BY number DESC LIMIT 1").fetchone()
         return None if row is None else (int(row[0]), _parse_time(row[1]))
+
+    def next_update(self, delta: bool) -> dt.datetime | None:
+        """When the newest full (or delta) CRL says the next one comes."""
+        row = self.conn.execute(
+            "SELECT next_update FROM ca_crls WHERE (base IS NOT NULL) = ?"
+            " ORDER BY number DESC LIMIT 1", (delta,)).fetchone()
+        return None if row is None else _parse_time(row[0])
 
     def last_crl(self) -> tuple[int, dt.datetime, dt.datetime] | None:
         row = self.conn.execute("SELECT number, this_update, next_update FROM ca_crls"

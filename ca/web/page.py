@@ -15,6 +15,8 @@
 - `Refused` from a page becomes its status with the short text inside the
   layout; any other failure is logged and answered with a generic 500
   page. No traceback ever reaches the client.
+- `as_ca(job)` runs a change in the directory's single writer, acting as
+  the CA; a `CAError` or `LDAPError` from it rolls it back and is 400.
 - Pages are leaves: a page that takes sub-paths (`/requests/7`) says so
   with `subpaths`; any other page answers 404 to one.
 - Answers are `Cache-Control: no-store` (RFC 9111 §5.2.2.5): pages show a
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
@@ -35,10 +37,14 @@ from twisted.web.http import RESPONSES
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from ca.errors import CAError
 from ca.web.context import Web
 from ca.web.refusal import Refused
 from ca.web.render import STATIC, Templates
 from ca.web.session import Session
+from directory.backend.sqlite import SQLiteTransaction
+from directory.protocol.results import LDAPError
+from directory.publisher import DirectoryWriter
 
 LOGIN_PATH = "/login"
 HTML = b"text/html; charset=utf-8"
@@ -46,6 +52,7 @@ HTML = b"text/html; charset=utf-8"
 log = Logger()
 
 Answer = bytes | Deferred[bytes]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +108,22 @@ class Page(Resource):
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
         return f"see {path}\n".encode()
 
+    def as_ca(self, job: Callable[[DirectoryWriter], T]) -> Deferred[T]:
+        """`job` in the directory's writer, acting as the CA. A `CAError` or
+        `LDAPError` from it rolls the job back and becomes 400 naming the problem."""
+        dsa, authority = self.web.dsa, self.web.authority
+
+        def run(txn: SQLiteTransaction) -> T:
+            return job(DirectoryWriter(dsa, txn, dsa.parse_dn(authority.entry_dn)))
+
+        def refused(failure: Failure) -> T:
+            failure.trap(CAError, LDAPError)
+            error = failure.value
+            text = error.message if isinstance(error, LDAPError) else str(error)
+            raise Refused(400, text)
+
+        return dsa.write(run).addErrback(refused)
+
     def is_officer(self, person: str | None) -> bool:
         return person is not None and self.web.dsa.parse_dn(person).normalized in self._officers
 
@@ -123,7 +146,7 @@ class Page(Resource):
                        {b"Allow": self._allowed()})
 
     def _visit(self, request: Request, posted: bool) -> Visit | None:
-        if request.postpath not in ([], [b""]) and not self.subpaths:
+        if rest(request) and not self.subpaths:
             raise Refused(404, "There is no such page.")
         sessions = self.web.sessions
         if posted and b"?" in (request.uri or b""):
@@ -181,6 +204,11 @@ class Page(Resource):
             return
         request.write(body)
         request.finish()
+
+
+def rest(request: Request) -> list[bytes]:
+    """The path below the page, without empty segments (`/requests/7/` is [b"7"])."""
+    return [segment for segment in request.postpath or () if segment]
 
 
 def field(request: Request, name: bytes) -> str:

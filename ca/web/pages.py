@@ -1,26 +1,31 @@
 """The Certificate Server pages: the https site's HTML part, and its URL map.
 
-- `/`                 home
-- `/static/style.css` the one style sheet
-- `/login`, `/logout` logging in with the directory password, out again
+- `/`                          home
+- `/static/style.css`          the one style sheet
+- `/ca`                        the CA certificates and CRLs, install notes
+- `/people?mail=...`           find a person's certificates by mail address
+- `/people/<mail>/<sha256>.crt|.pem`  one of them
+- `/login`, `/logout`          logging in with the directory password, out again
+- `/request`                   submit a PKCS#10 request (logged in)
+- `/requests`, `/requests/<n>` the person's own requests;
+  `/requests/<n>/certificate.crt|.pem` what was issued
+- `/officer`                   the officers' queue, revocation, hold, recent issuance;
+  POST `/officer/approve|deny|revoke|hold|release`
+
+The downloads at the root (`/<slug>.crt`, `.crl`, ...) are `ca.web.downloads`.
 """
 
 from __future__ import annotations
 
 from twisted.web.resource import Resource
-from twisted.web.server import Request
 
-from ca.authority import common_name
 from ca.web.context import Web
 from ca.web.login import Login, Logout
-from ca.web.page import Answer, Page, Visit, static_folder
+from ca.web.officer_pages import Officer
+from ca.web.page import static_folder
+from ca.web.public_pages import CACertificates, Home, People
 from ca.web.render import Templates
-
-
-class Home(Page):
-    def get(self, request: Request, visit: Visit) -> Answer:
-        return self.show(request, visit, "index.html",
-                         ca_name=common_name(self.web.authority.certificate.subject))
+from ca.web.request_pages import RequestForm, Requests
 
 
 def children(web: Web) -> dict[bytes, Resource]:
@@ -29,6 +34,11 @@ def children(web: Web) -> dict[bytes, Resource]:
     return {
         b"": Home(web, templates),
         b"static": static_folder(),
+        b"ca": CACertificates(web, templates),
+        b"people": People(web, templates),
         b"login": Login(web, templates),
         b"logout": Logout(web, templates),
+        b"request": RequestForm(web, templates),
+        b"requests": Requests(web, templates),
+        b"officer": Officer(web, templates),
     }

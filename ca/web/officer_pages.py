@@ -1,0 +1,207 @@
+"""The officer pages: the pending queue, approve and deny, revoke, hold and release.
+
+- Only for the DNs of `ca.officers`, logged in with their own entry's
+  password (`ca.web.login`); anyone else is 403, before anything is read.
+- `/officer` shows the pending requests, forms to revoke (by serial, or
+  every valid certificate of a person given by entry DN or mail address)
+  with an RFC 5280 §5.3.1 reason, to put a certificate on hold
+  (certificateHold) and to release it, and the last `RECENT`
+  certificates issued.
+- Each action is a POST to `/officer/<action>` (approve, deny, revoke,
+  hold, release) with the CSRF token, runs in the directory's writer
+  through `ca.issue` / `ca.revoke`, is recorded in the audit log with the
+  officer's DN in the same transaction, and answers 303 back to
+  `/officer` with what was done. A refused action (a request not
+  pending, an unknown serial, a certificate already revoked, a deny
+  without a reason) is 400 naming the problem; nothing changes.
+- Revoke, hold and release sign a new full and delta CRL in the same
+  transaction, as `certdir ca revoke` does, so the CRLs served and the
+  entry never disagree; the public folder's CRL files are written after
+  the commit (the `crls_published` hook).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from cryptography import x509
+from twisted.web.server import Request
+
+from ca import crl, revoke
+from ca.errors import CAError
+from ca.issue import deny_request, issue_request
+from ca.store import IssuedRecord, Store, parse_serial, serial_text
+from ca.web.address_book import by_mail
+from ca.web.page import Answer, Page, Visit, field, rest
+from ca.web.refusal import Refused
+from directory.publisher import DirectoryWriter
+
+RECENT = 20
+# The reasons an officer may give for a final revocation (hold has its own form).
+REVOKE_REASONS = tuple(flag.value for flag in revoke.REASONS.values()
+                       if flag is not x509.ReasonFlags.certificate_hold)
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """An action's answer: what to tell the officer, and new CRLs to publish."""
+    notice: str
+    crls: crl.CRLs | None = None
+
+
+Action = Callable[["Officer", Request, str, dt.datetime], Callable[[DirectoryWriter], Done]]
+
+
+def _number(request: Request) -> int:
+    text = field(request, b"request")
+    if not text.isdigit() or len(text) > 18:
+        raise Refused(400, "Give the number of a request.")
+    return int(text)
+
+
+def _serial(request: Request) -> int:
+    text = field(request, b"serial")
+    if not text:
+        raise Refused(400, "Give the serial number of a certificate.")
+    try:
+        return parse_serial(text)
+    except CAError as e:
+        raise Refused(400, str(e)) from None
+
+
+def _records_done(verb: str, records: list[IssuedRecord], made: crl.CRLs) -> Done:
+    serials = ", ".join(serial_text(r.serial) for r in records)
+    return Done(f"{verb} {serials}; new CRLs published.", made)
+
+
+def _approve(page: Officer, request: Request, officer: str,
+             now: dt.datetime) -> Callable[[DirectoryWriter], Done]:
+    number = _number(request)
+
+    def job(writer: DirectoryWriter) -> Done:
+        certificate = issue_request(page.web.authority, writer, number, officer, now)
+        serial = serial_text(certificate.serial_number)
+        page.web.audit(writer.sql, officer, "ca.approved", str(number), {"serial": serial}, now)
+        return Done(f"Request {number} approved: certificate {serial} issued.")
+
+    return job
+
+
+def _deny(page: Officer, request: Request, officer: str,
+          now: dt.datetime) -> Callable[[DirectoryWriter], Done]:
+    number = _number(request)
+    why = field(request, b"why")
+    if not why:
+        raise Refused(400, "Say why the request is denied; the requester sees it.")
+
+    def job(writer: DirectoryWriter) -> Done:
+        deny_request(writer, number, officer, why, now)
+        page.web.audit(writer.sql, officer, "ca.denied", str(number), {"why": why}, now)
+        return Done(f"Request {number} denied.")
+
+    return job
+
+
+def _holder(page: Officer, text: str) -> str:
+    """An entry DN as given, or the one entry holding a mail address."""
+    if "=" in text:
+        return text
+    found = by_mail(page.web.dsa, text, 2)
+    if len(found) != 1:
+        raise Refused(400, f"{len(found)} entries have the mail address {text}; give the DN.")
+    return str(found[0].dn)
+
+
+def _revoke(page: Officer, request: Request, officer: str,
+            now: dt.datetime) -> Callable[[DirectoryWriter], Done]:
+    try:
+        why = revoke.reason(field(request, b"reason"))
+    except CAError as e:
+        raise Refused(400, str(e)) from None
+    if why is x509.ReasonFlags.certificate_hold:
+        raise Refused(400, "Use the hold form to put a certificate on hold.")
+    holder_text = field(request, b"holder")
+    if bool(holder_text) == bool(field(request, b"serial")):
+        raise Refused(400, "Give a serial number or a person (one of them).")
+    serial = None if holder_text else _serial(request)
+    holder = _holder(page, holder_text) if holder_text else None
+    return _revoking(page, officer, now, why, serial, holder, "Revoked")
+
+
+def _hold(page: Officer, request: Request, officer: str,
+          now: dt.datetime) -> Callable[[DirectoryWriter], Done]:
+    return _revoking(page, officer, now, x509.ReasonFlags.certificate_hold, _serial(request),
+                     None, "Put on hold")
+
+
+def _revoking(page: Officer, officer: str, now: dt.datetime, why: x509.ReasonFlags,
+              serial: int | None, holder: str | None,
+              verb: str) -> Callable[[DirectoryWriter], Done]:
+    authority = page.web.authority
+
+    def job(writer: DirectoryWriter) -> Done:
+        records = ([revoke.revoke(authority, writer, serial, why, now)] if serial is not None
+                   else revoke.revoke_holder(authority, writer, str(holder), why, now))
+        for record in records:
+            page.web.audit(writer.sql, officer, "ca.revoked", record.entry or record.subject,
+                           {"serial": serial_text(record.serial), "reason": why.value}, now)
+        return _records_done(verb, records, crl.generate(authority, writer, now))
+
+    return job
+
+
+def _release(page: Officer, request: Request, officer: str,
+             now: dt.datetime) -> Callable[[DirectoryWriter], Done]:
+    serial = _serial(request)
+    authority = page.web.authority
+
+    def job(writer: DirectoryWriter) -> Done:
+        record = revoke.release(authority, writer, serial, now)
+        page.web.audit(writer.sql, officer, "ca.released", record.entry or record.subject,
+                       {"serial": serial_text(record.serial)}, now)
+        return _records_done("Released from hold", [record], crl.generate(authority, writer,
+                                                                            now))
+
+    return job
+
+
+ACTIONS: Mapping[bytes, Action] = {
+    b"approve": _approve,
+    b"deny": _deny,
+    b"revoke": _revoke,
+    b"hold": _hold,
+    b"release": _release,
+}
+
+
+class Officer(Page):
+    login = True
+    officer = True
+    forms = True
+    subpaths = True
+
+    def get(self, request: Request, visit: Visit) -> Answer:
+        if rest(request):
+            raise Refused(404, "There is no such page.")
+        self.web.dsa.refresh()
+        store = Store(self.web.dsa.backend.reader)
+        return self.show(request, visit, "officer.html", pending=list(store.requests("pending")),
+                         recent=store.recent(RECENT), reasons=REVOKE_REASONS)
+
+    def post(self, request: Request, visit: Visit) -> Answer:
+        officer = visit.person
+        assert officer is not None
+        path = rest(request)
+        action = ACTIONS.get(path[0] if len(path) == 1 else b"")
+        if action is None:
+            raise Refused(404, "There is no such action.")
+        job = action(self, request, officer, dt.datetime.now(dt.UTC))
+
+        def done(outcome: Done) -> bytes:
+            if outcome.crls is not None:
+                self.web.crls_published(outcome.crls)
+            return self.see_other(request, visit, "/officer", outcome.notice)
+
+        return self.as_ca(job).addCallback(done)
