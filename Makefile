@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= run/data
 SUFFIX ?= dc=example,dc=com
-APT_PACKAGES := ldap-utils libldap2-dev libsasl2-dev slapd openssl
+APT_PACKAGES := ldap-utils libldap2-dev libsasl2-dev slapd openssl gpgsm dirmngr gpg-agent \
+  chromium chromium-driver libnss3-tools
 APT := $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get
 
 .PHONY: run test lint typecheck unit integration bench system-packages clean
@@ -22,7 +23,9 @@ $(VENV)/.test-deps: $(BIN)/certdir | system-packages
 	touch $@
 
 # ldap-utils for the tests, libldap/libsasl headers and a C compiler for
-# python-ldap (built from source), slapd for bench/.
+# python-ldap (built from source), slapd for bench/, gpgsm/dirmngr/gpg-agent
+# for the mail-client scenario (test042); Chromium, its driver and NSS's
+# certutil (to make the browser trust the test CA) for tests/e2e/.
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

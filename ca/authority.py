@@ -13,7 +13,9 @@
 - Certificates it issues point to it (RFC 5280 §4.2.2.1, §4.2.1.13): AIA
   caIssuers `<base_url>/<slug>.crt` and OCSP `<base_url>/ocsp`; CRL
   distribution points `<base_url>/<slug>.crl` and the LDAP URL (RFC 4516)
-  of the CA entry's certificateRevocationList.
+  of the CA entry's certificateRevocationList; where the profile asks for
+  it, a Freshest CRL pointer (§4.2.1.15) to the delta CRL
+  `<base_url>/<slug>-delta.crl`.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def issuer_urls(config: CAConfig, subject: x509.Name, suffix: str) -> IssuerURLs
         ocsp=(f"{config.base_url}/ocsp",),
         crl=(f"{config.base_url}/{name}.crl",
              f"{config.ldap_url}/{dn}?certificateRevocationList;binary"),
+        delta_crl=(f"{config.base_url}/{name}-delta.crl",),
     )
 
 

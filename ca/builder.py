@@ -20,6 +20,8 @@
   method 1), authorityKeyIdentifier (the issuer's SKI, §4.2.1.1),
   authorityInfoAccess and cRLDistributionPoints (not on a self-signed root;
   on S/MIME certificates http:// URLs only, S/MIME BR §7.1.2.3 b and c),
+  freshestCRL naming the delta CRL (RFC 5280 §4.2.1.15, non-critical) when
+  the profile's `freshest_crl` asks for it and the issuer has a delta URL,
   certificatePolicies from the profile, id-pkix-ocsp-nocheck on OCSP signing
   certificates (RFC 6960 §4.2.2.2.1).
 - notBefore is a minute before now (clock skew); notAfter makes the validity
@@ -83,6 +85,7 @@ class IssuerURLs:
     ca_issuers: tuple[str, ...] = ()
     ocsp: tuple[str, ...] = ()
     crl: tuple[str, ...] = ()
+    delta_crl: tuple[str, ...] = ()
 
 
 def random_serial() -> int:
@@ -231,7 +234,7 @@ def _access_descriptions(urls: IssuerURLs) -> list[x509.AccessDescription]:
 def _http_only(urls: IssuerURLs) -> IssuerURLs:
     http = dataclasses.replace(
         urls, **{f: tuple(u for u in getattr(urls, f) if u.startswith("http://"))
-                 for f in ("ca_issuers", "ocsp", "crl")}
+                 for f in ("ca_issuers", "ocsp", "crl", "delta_crl")}
     )
     if not http.crl:
         raise CAError(
@@ -343,6 +346,11 @@ def build_certificate(
                 [x509.UniformResourceIdentifier(url) for url in urls.crl], None, None, None
             )
             builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+    if profile.freshest_crl and urls.delta_crl:
+        delta = x509.DistributionPoint(
+            [x509.UniformResourceIdentifier(url) for url in urls.delta_crl], None, None, None
+        )
+        builder = builder.add_extension(x509.FreshestCRL([delta]), critical=False)
     return builder.sign(issuer_key, keys.signature_hash(issuer_key))
 
 

@@ -1,14 +1,25 @@
 """CRLs (RFC 5280 §5): a full CRL and a delta CRL each time.
 
-- Both carry the CRL number (§5.2.3, one sequence for full and delta),
-  the authority key identifier (§5.2.1) and the issuing distribution point
-  (§5.2.5) naming the same URLs as the certificates' CRL distribution
-  points, so relying parties can match them (§6.3.3).
-- The full CRL lists every revoked or held certificate of this CA.
+- Both carry the CRL number (§5.2.3, one sequence for full and delta) and
+  the authority key identifier (§5.2.1), both non-critical.
+- The full CRL is complete: it lists every revoked or held certificate of
+  this CA, end-entity and CA certificates, for every reason, and the CA's
+  certificates name one distribution point (no reasons, no cRLIssuer). Such
+  a CRL needs no issuing distribution point: §5.2.5 makes it optional, and
+  without one §6.3.3 (b) checks only that the CRL's issuer is the
+  certificate's. So it carries none, because the IDP is critical and a
+  relying party that does not process it must treat every certificate the
+  CRL does not list as of unknown status (§5.2.5): dirmngr (GnuPG 2.2 and
+  2.4, the S/MIME engine of KMail and Kleopatra) rejects a CRL with any
+  critical extension but the CRL number and the AKI ("unknown critical CRL
+  extension 2.5.29.28").
 - The delta CRL (§5.2.4, deltaCRLIndicator critical) is relative to the
   previous full CRL: it lists what was revoked or put on hold since, and
   removeFromCRL for certificates released from hold since. The first
-  delta, with no earlier full CRL, is relative to the new full one.
+  delta, with no earlier full CRL, is relative to the new full one. It has
+  the full CRL's scope, so it carries no IDP either: a complete and a delta
+  CRL combine only when both lack the IDP or both carry the same one
+  (§5.2.4 (b), as `openssl verify -use_deltas` checks).
 - Reason codes go in the CRLReason entry extension (§5.3.1), except
   unspecified, which is left out as the RFC recommends.
 - thisUpdate is now, nextUpdate now + the configured validity; CRLs are
@@ -61,11 +72,6 @@ def _sign(authority: Authority, number: int, now: dt.datetime, next_update: dt.d
                        x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
                            authority.certificate.extensions.get_extension_for_class(
                                x509.SubjectKeyIdentifier).value)),
-        x509.Extension(x509.IssuingDistributionPoint.oid, True, x509.IssuingDistributionPoint(
-            full_name=[x509.UniformResourceIdentifier(u) for u in authority.urls.crl],
-            relative_name=None, only_contains_user_certs=False,
-            only_contains_ca_certs=False, only_some_reasons=None, indirect_crl=False,
-            only_contains_attribute_certs=False)),
         *extra,
     ]
     builder = x509.CertificateRevocationListBuilder(

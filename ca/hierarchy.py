@@ -6,7 +6,10 @@
   for it (signed with SHA-256 or stronger); the key waits, encrypted, in
   `ca/key.pem` for the answer. Nothing is signed yet.
 - `sign_sub` is the parent's side (any certdir CA, even one that never
-  runs a server): the sub-ca profile, with the path length asked for.
+  runs a server): the sub-ca profile, with the path length asked for. It
+  refuses, before anything is recorded, when a pathLenConstraint of this
+  CA or of any CA above it leaves no room for a subordinate, or less room
+  than the path length asked for (RFC 5280 §4.2.1.9; see ca.path_length).
 - `install_sub` takes the parent's answer (the new CA certificate, then
   the parent's chain, PEM) and installs it after checking that it certifies
   the waiting key, that every certificate is signed by the next and that
@@ -32,6 +35,7 @@ from ca.config import CAConfig
 from ca.errors import CAError
 from ca.issue import submit
 from ca.keys import decrypt_private_key, encrypt_private_key, generate, signature_hash
+from ca.path_length import room
 from ca.policy import Origin
 from ca.profiles import profile
 from directory.files import write_private
@@ -92,9 +96,28 @@ def sign_sub(authority: Authority, writer: DirectoryWriter, csr: bytes,
     chosen = profile(authority.config.profiles, "sub-ca")
     if path_length is not None:
         chosen = dataclasses.replace(chosen, path_length=path_length)
+    source = "--path-length" if path_length is not None else "the sub-ca profile's path_length"
+    _check_room(authority, chosen.path_length, source)
     outcome = submit(authority, writer, csr, chosen, None, Origin.OFFICER, now)
     assert outcome.certificate is not None
     return _pem([outcome.certificate, *authority.chain])
+
+
+def _check_room(authority: Authority, wanted: int | None, source: str) -> None:
+    allowed = room(authority.chain)
+    if allowed.limit is None or allowed.bound_by is None:
+        return
+    this = authority.certificate.subject.rfc4514_string()
+    binding = allowed.bound_by.subject.rfc4514_string()
+    if allowed.limit < 0:
+        where = (", so no CA may be signed below it" if allowed.bound_by is authority.certificate
+                 else f", which leaves no room for a CA below {this}")
+        raise CAError(f"cannot sign a subordinate CA: {binding} has pathLenConstraint "
+                      f"{allowed.constraint}{where} (RFC 5280 §4.2.1.9)")
+    if wanted is not None and wanted > allowed.limit:
+        raise CAError(f"cannot sign a subordinate CA with path length {wanted} ({source}): "
+                      f"pathLenConstraint {allowed.constraint} of {binding} allows at most "
+                      f"{allowed.limit} here (RFC 5280 §4.2.1.9)")
 
 
 def install_sub(config: CAConfig, data_dir: Path, answer: bytes, passphrase: bytes) -> None:

@@ -229,8 +229,14 @@ def decrypt_private_key(pem: bytes, passphrase: bytes, what: str) -> PrivateKey:
     raise CAError(f"{what} holds a {type(key).__name__}, which is not supported")
 
 
-def key_id(key: PublicKey) -> bytes:
+def subject_public_key(key: PublicKey) -> bytes:
+    """The contents of the subjectPublicKey BIT STRING (what OCSP's issuerKeyHash
+    hashes, RFC 6960 §4.1.1)."""
     encoding, public_format = _SUBJECT_PUBLIC_KEY[family_of(key)]
+    return key.public_bytes(encoding, public_format)
+
+
+def key_id(key: PublicKey) -> bytes:
     digest = hashes.Hash(hashes.SHA256())
-    digest.update(key.public_bytes(encoding, public_format))
+    digest.update(subject_public_key(key))
     return digest.finalize()[:20]

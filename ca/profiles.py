@@ -18,6 +18,16 @@
 - An S/MIME profile names a CA/Browser Forum S/MIME policy OID
   (2.23.140.1.5.*, S/MIME BR §7.1.6.1) and emailProtection only.
 - A path length is only meaningful on a CA profile (RFC 5280 §4.2.1.9).
+- `freshest_crl` (true or false) puts a Freshest CRL extension naming the
+  issuer's delta CRL (RFC 5280 §4.2.1.15) in the certificate. On for the
+  S/MIME profiles (S/MIME BR §7.1.2.4 allows data beyond §7.1.2.3 for a
+  reason: a mail client learns of a revocation within the delta CRL's
+  hours, not the full CRL's; pkilint's S/MIME linter reports nothing) and
+  tls-client (not under the TLS BR). Off for tls-server and sub-ca (the TLS
+  BR §7.1.2.7.6 and §7.1.2.6.1 do not list it: pkilint warns
+  `unknown_extension_present`; a sub-CA's delta would come from a parent
+  that is often offline) and ocsp-signing (never checked for revocation,
+  RFC 6960 §4.2.2.2.1).
 - Every error is a CAError naming the offending key, e.g.
   "ca.profiles.smime-user.validity_days: expected a positive integer, got 'x'".
 """
@@ -81,6 +91,7 @@ class Profile:
     smime: bool = False
     subject: str = "request"
     policies: tuple[str, ...] = ()
+    freshest_crl: bool = False
 
 
 _ALL_KEYS = frozenset(keys.KEY_TYPES)
@@ -101,6 +112,7 @@ def _smime(name: str, usage: frozenset[str], key_types: frozenset[str]) -> Profi
         smime=True,
         subject="mailbox",
         policies=(SMIME_MAILBOX_STRICT,),
+        freshest_crl=True,
     )
 
 
@@ -133,6 +145,7 @@ BUILTIN: Mapping[str, Profile] = {
             validity_days=397,
             key_types=_ALL_KEYS,
             subject="dns",
+            freshest_crl=True,
         ),
         Profile(
             name="sub-ca",
@@ -231,6 +244,7 @@ _PARSERS: Mapping[str, Callable[[str, Any], Any]] = {
     "smime": _boolean,
     "subject": _subject,
     "policies": _policies,
+    "freshest_crl": _boolean,
 }
 assert frozenset(_PARSERS) == _FIELDS
 

@@ -6,7 +6,8 @@
   clients of the directory trust.
 - The signing CA's CRLs as `<slug>.crl` and `<slug>-delta.crl` (DER, what
   the CRL distribution point URLs serve) and the same in PEM
-  (`.crl.pem`), which `openssl verify -CRLfile` reads.
+  (`.crl.pem`), which `openssl verify -CRLfile` reads; the CRLs of CAs
+  above it under their own slugs once installed (`ca install-crl`).
 - Files are replaced atomically (written aside, then renamed), so a reader
   never sees half a certificate.
 """
@@ -38,9 +39,13 @@ def write_chain(folder: Path, chain: Sequence[x509.Certificate]) -> None:
     _write(folder / "ca.pem", chain[-1].public_bytes(Encoding.PEM))
 
 
+def write_crl(folder: Path, stem: str, crl: x509.CertificateRevocationList) -> None:
+    _write(folder / f"{stem}.crl", crl.public_bytes(Encoding.DER))
+    _write(folder / f"{stem}.crl.pem", crl.public_bytes(Encoding.PEM))
+
+
 def write_crls(folder: Path, issuer: x509.Certificate, full: x509.CertificateRevocationList,
                delta: x509.CertificateRevocationList) -> None:
     name = slug(issuer)
     for stem, crl in ((name, full), (f"{name}-delta", delta)):
-        _write(folder / f"{stem}.crl", crl.public_bytes(Encoding.DER))
-        _write(folder / f"{stem}.crl.pem", crl.public_bytes(Encoding.PEM))
+        write_crl(folder, stem, crl)

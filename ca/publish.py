@@ -12,7 +12,8 @@
   `cACertificate;binary`; the signing CA's entry also holds its CRLs:
   `certificateRevocationList;binary`, `authorityRevocationList;binary`
   (the same full CRL: it covers CA certificates too) and
-  `deltaRevocationList;binary`.
+  `deltaRevocationList;binary`. A CA above it gets the CRLs installed
+  with `certdir ca install-crl` in the same attributes.
 """
 
 from __future__ import annotations
@@ -75,3 +76,11 @@ def publish_crls(writer: DirectoryWriter, authority: Authority, full: bytes,
         "authorityRevocationList;binary": [full],
         "deltaRevocationList;binary": [delta],
     })
+
+
+def publish_issuer_crl(writer: DirectoryWriter, issuer: x509.Certificate, suffix: str,
+                       crl: bytes, delta: bool) -> None:
+    """A CRL of a CA above the signing CA, into that CA's entry."""
+    names = (("deltaRevocationList;binary",) if delta else
+             ("certificateRevocationList;binary", "authorityRevocationList;binary"))
+    writer.replace_values(writer.dn(entry_dn(issuer, suffix)), {name: [crl] for name in names})

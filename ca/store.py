@@ -10,6 +10,12 @@
   certificateHold, RFC 5280 §5.3.1), when and why.
 - CRL numbers increase by one for every CRL, full or delta (RFC 5280
   §5.2.3 requires them to increase monotonically for one CA).
+- `ca_crls` holds the signing CA's own CRLs; `ca_issuer_crls` holds the
+  CRLs of the CAs above it (a possibly offline parent cannot publish
+  here), installed with `certdir ca install-crl`: one row per CRL, keyed
+  by the issuer's name (RFC 4514 string, as `ca_certificates.issuer`)
+  and its CRL number, `delta` 1 for a delta CRL (§5.2.4). The newest row
+  of each kind is what the web service serves.
 """
 
 from __future__ import annotations
@@ -63,6 +69,15 @@ CREATE TABLE IF NOT EXISTS ca_crls (
     next_update TEXT NOT NULL,
     der BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ca_issuer_crls (
+    issuer TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    delta INTEGER NOT NULL,
+    this_update TEXT NOT NULL,
+    next_update TEXT NOT NULL,
+    der BLOB NOT NULL,
+    PRIMARY KEY (issuer, number)
+);
 """
 
 
@@ -104,6 +119,15 @@ class IssuedRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """A certificate's status columns alone (no DER)."""
+    issuer: str
+    status: str
+    revoked_at: dt.datetime | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RequestRecord:
     id: int
     created: dt.datetime
@@ -115,6 +139,14 @@ class RequestRecord:
     decided_by: str | None
     note: str | None
     serial: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CRLRecord:
+    number: int
+    this_update: dt.datetime
+    next_update: dt.datetime
+    der: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +211,18 @@ class Store:
         if row is None:
             raise CAError(f"no certificate with serial {serial_text(serial)} was issued here")
         return _issued(row)
+
+    def status(self, serial: int) -> StatusRecord | None:
+        """A primary-key look-up of the status columns (the OCSP responder's, on every
+        request); None when the serial was not issued here."""
+        row = self.conn.execute("SELECT issuer, status, revoked_at, reason FROM ca_certificates"
+                                " WHERE serial=?", (serial_text(serial),)).fetchone()
+        if row is None:
+            return None
+        issuer, status, revoked_at, reason = row
+        return StatusRecord(str(issuer), str(status),
+                            None if revoked_at is None else _parse_time(str(revoked_at)),
+                            None if reason is None else str(reason))
 
     def certificates(self, *, status: str | None = None,
                      entry: str | None = None) -> Iterator[IssuedRecord]:
@@ -293,3 +337,42 @@ class Store:
                                 " ORDER BY number DESC LIMIT 1").fetchone()
         return None if row is None else (int(row[0]), _parse_time(row[1]),
                                          _parse_time(row[2]))
+
+    def newest_crl(self, delta: bool) -> int | None:
+        """The number of this CA's newest full (or delta) CRL."""
+        row = self.conn.execute("SELECT max(number) FROM ca_crls WHERE (base IS NOT NULL)=?",
+                                (int(delta),)).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def crl(self, number: int) -> CRLRecord:
+        row = self.conn.execute("SELECT number, this_update, next_update, der FROM ca_crls"
+                                " WHERE number=?", (number,)).fetchone()
+        if row is None:
+            raise CAError(f"no CRL number {number}")
+        return _crl(row)
+
+    # --- CRLs of the CAs above this one ---------------------------------------------------
+
+    def record_issuer_crl(self, issuer: str, record: CRLRecord, delta: bool) -> None:
+        self.conn.execute("INSERT INTO ca_issuer_crls VALUES (?, ?, ?, ?, ?, ?)",
+                          (issuer, record.number, int(delta), _time(record.this_update),
+                           _time(record.next_update), record.der))
+
+    def newest_issuer_crl(self, issuer: str, delta: bool) -> int | None:
+        row = self.conn.execute("SELECT max(number) FROM ca_issuer_crls WHERE issuer=?"
+                                " AND delta=?", (issuer, int(delta))).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def issuer_crl(self, issuer: str, number: int) -> CRLRecord:
+        row = self.conn.execute("SELECT number, this_update, next_update, der"
+                                " FROM ca_issuer_crls WHERE issuer=? AND number=?",
+                                (issuer, number)).fetchone()
+        if row is None:
+            raise CAError(f"no CRL number {number} of {issuer} is installed")
+        return _crl(row)
+
+
+def _crl(row: tuple[object, ...]) -> CRLRecord:
+    number, this_update, next_update, der = row
+    return CRLRecord(int(str(number)), _parse_time(str(this_update)),
+                     _parse_time(str(next_update)), bytes(der))  # type: ignore[call-overload]

@@ -4,6 +4,8 @@
   root of this data directory's public chain (RFC 5280 §6.1 basic path
   validation: names chain, signatures verify, every certificate is within
   its validity period and every issuer is a CA).
+- No CA's pathLenConstraint may be exceeded (§6.1.4 (l), (m)), the root's
+  included, as `openssl verify` checks it (see ca.path_length).
 - Revocation is read from the CRLs in the public folder (§6.3): the CRL
   must be signed by the issuer and current; a listed serial is reported
   with its date and reason.
@@ -20,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 
 from ca.authority import slug
 from ca.errors import CAError
+from ca.path_length import violations
 
 
 def _load(data: bytes) -> x509.Certificate:
@@ -60,7 +63,9 @@ def verify_file(public: Path, data: bytes,
                            "in this CA's chain"]
         path.append(issuer)
     lines = ["chain: " + " <- ".join(c.subject.rfc4514_string() for c in path) + ": OK"]
-    ok = True
+    exceeded = violations(path)
+    ok = not exceeded
+    lines.extend(exceeded)
     for c in path:
         if not c.not_valid_before_utc <= now <= c.not_valid_after_utc:
             ok = False

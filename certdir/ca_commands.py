@@ -7,6 +7,11 @@
   into the directory; public files (CA certificates, CRLs) are written
   after the commit. They work while the server runs: it notices the
   commit and drops its caches.
+- approve, deny, revoke and release are officer actions: with `ca.officers`
+  configured they need `--officer DN` and that entry's password
+  (certdir.officers), and the audit log and the request's decided_by name
+  the officer's DN; without officers the local account acts, as
+  `local:<user>`.
 - Listings are rich tables; `issue` prints the new certificate's serial
   (hexadecimal) alone on standard output, for scripts.
 """
@@ -30,18 +35,19 @@ from rich.console import Console
 from rich.table import Table
 
 from ca import crl as crls
-from ca import hierarchy, revoke
-from ca.authority import Authority, CAFiles, has_ca, load_chain, passphrase, unlock
+from ca import hierarchy, issuer_crls, revoke
+from ca.authority import Authority, CAFiles, has_ca, load_chain, passphrase, slug, unlock
 from ca.backup import BackupSummary, backup, restore
 from ca.config import CAConfig
 from ca.errors import CAError
 from ca.issue import Outcome, deny_request, issue_request, submit
 from ca.policy import Origin
 from ca.profiles import profile
-from ca.public import write_chain, write_crls
+from ca.public import write_chain, write_crl, write_crls
 from ca.publish import publish_authority
 from ca.store import IssuedRecord, Store, parse_serial, serial_text
 from ca.verify import verify_file
+from certdir import officers
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
 from certdir.server_certificate import issue_server_certificate
 from certdir.service import offline_directory
@@ -75,11 +81,31 @@ def _writing(config: Config, authority: Authority | None) -> Iterator[DirectoryW
         yield DirectoryWriter(dsa, txn, actor)
 
 
+def _local() -> str:
+    return f"local:{getpass.getuser()}"
+
+
 def _audit(writer: DirectoryWriter, action: str, subject: str,
-           details: dict[str, str | int | None]) -> None:
+           details: dict[str, str | int | None], by: str | None = None) -> None:
     """CA officer actions go to the KMS's hash-chained audit log, under the
-    local account that ran the command."""
-    audit.record(writer.sql, f"local:{getpass.getuser()}", action, subject, details, _now())
+    officer's DN or else the local account that ran the command."""
+    audit.record(writer.sql, by or _local(), action, subject, details, _now())
+
+
+def _actor(config: Config, args: argparse.Namespace) -> str:
+    """Who acts: the officer named by --officer, once checked, or the local
+    account when `ca.officers` is empty."""
+    ca = ca_config(config)
+    if args.officer is None:
+        if ca.officers:
+            raise CAError("this CA has officers (ca.officers): give --officer DN and "
+                          "its password")
+        return _local()
+    if not ca.officers:
+        raise CAError("--officer: this CA has no officers (ca.officers is empty); "
+                      "leave --officer out to act as the local account")
+    with offline_directory(config) as dsa:
+        return str(officers.authenticate(dsa, args, ca.officers, "ca.officers"))
 
 
 def _unlock(config: Config) -> Authority:
@@ -179,18 +205,20 @@ def _submit(config: Config, args: argparse.Namespace) -> None:
 
 
 def _approve(config: Config, args: argparse.Namespace) -> None:
+    actor = _actor(config, args)
     authority = _unlock(config)
     with _writing(config, authority) as writer:
-        certificate = issue_request(authority, writer, args.request, "officer", _now())
+        certificate = issue_request(authority, writer, args.request, actor, _now())
         _audit(writer, "ca.approved", str(args.request),
-               {"serial": serial_text(certificate.serial_number)})
+               {"serial": serial_text(certificate.serial_number)}, by=actor)
     print(serial_text(certificate.serial_number))
 
 
 def _deny(config: Config, args: argparse.Namespace) -> None:
+    actor = _actor(config, args)
     with _writing(config, None) as writer:
-        deny_request(writer, args.request, "officer", args.why, _now())
-        _audit(writer, "ca.denied", str(args.request), {"why": args.why})
+        deny_request(writer, args.request, actor, args.why, _now())
+        _audit(writer, "ca.denied", str(args.request), {"why": args.why}, by=actor)
     print(f"request {args.request} denied")
 
 
@@ -207,6 +235,7 @@ def with_new_crls(config: Config, authority: Authority,
 def _revoke(config: Config, args: argparse.Namespace) -> None:
     if (args.serial is None) == (args.entry is None):
         raise CAError("give a serial number or --entry DN (one of them)")
+    actor = _actor(config, args)
     authority = _unlock(config)
     why = revoke.reason(args.reason)
 
@@ -217,7 +246,7 @@ def _revoke(config: Config, args: argparse.Namespace) -> None:
             records = revoke.revoke_holder(authority, writer, args.entry, why, _now())
         for record in records:
             _audit(writer, "ca.revoked", record.entry or record.subject,
-                   {"serial": serial_text(record.serial), "reason": why.value})
+                   {"serial": serial_text(record.serial), "reason": why.value}, by=actor)
         return records
 
     records, _ = with_new_crls(config, authority, change)
@@ -226,11 +255,12 @@ def _revoke(config: Config, args: argparse.Namespace) -> None:
 
 
 def _release(config: Config, args: argparse.Namespace) -> None:
+    actor = _actor(config, args)
     authority = _unlock(config)
     def change(writer: DirectoryWriter) -> IssuedRecord:
         record = revoke.release(authority, writer, parse_serial(args.serial), _now())
         _audit(writer, "ca.released", record.entry or record.subject,
-               {"serial": serial_text(record.serial)})
+               {"serial": serial_text(record.serial)}, by=actor)
         return record
 
     record, _ = with_new_crls(config, authority, change)
@@ -242,6 +272,20 @@ def _crl(config: Config, args: argparse.Namespace) -> None:
     number = made.full.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     print(f"CRL {number} ({len(list(made.full))} revoked) and delta CRL {number + 1} "
           f"published")
+
+
+def _install_crl(config: Config, args: argparse.Namespace) -> None:
+    ca_config(config)
+    chain = load_chain(CAFiles.of(config.data_dir).chain)
+    with _writing(config, None) as writer:
+        installed = issuer_crls.install(chain, config.directory.suffix, writer,
+                                        _read(args.file))
+        _audit(writer, "ca.install-crl", installed.issuer.subject.rfc4514_string(),
+               {"number": installed.number, "delta": int(installed.delta)})
+    stem = slug(installed.issuer) + ("-delta" if installed.delta else "")
+    write_crl(config.data_dir / "public", stem, installed.crl)
+    print(f"{'delta ' if installed.delta else ''}CRL {installed.number} of "
+          f"{installed.issuer.subject.rfc4514_string()} installed")
 
 
 @contextmanager
@@ -365,6 +409,12 @@ def _read(path: Path) -> bytes:
         raise CAError(f"{path}: {e.strerror}") from None
 
 
+def _path_length(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
+
+
 Command = Callable[[Config, argparse.Namespace], None]
 
 
@@ -399,7 +449,8 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     p = command("sign-sub", _sign_sub, "sign a subordinate CA's request")
     p.add_argument("--csr", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="the answer: certificate + chain")
-    p.add_argument("--path-length", type=int, help="how many CA levels may follow below it")
+    p.add_argument("--path-length", type=_path_length,
+                   help="how many CA levels may follow below it")
     p = command("install-sub", _install_sub, "install the parent's answer")
     p.add_argument("answer", type=Path)
     for name, run, text in (("issue", _issue, "issue a certificate now (as an officer)"),
@@ -409,18 +460,24 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
         p.add_argument("--profile", required=True)
         p.add_argument("--entry", help="the holder's directory entry (DN)")
     p = command("approve", _approve, "issue a pending request")
+    officers.add_arguments(p, "ca.officers", required=False)
     p.add_argument("request", type=int)
     p = command("deny", _deny, "refuse a pending request")
+    officers.add_arguments(p, "ca.officers", required=False)
     p.add_argument("request", type=int)
     p.add_argument("--why", default="denied by an officer")
     p = command("revoke", _revoke, "revoke by serial or every certificate of an entry")
+    officers.add_arguments(p, "ca.officers", required=False)
     p.add_argument("serial", nargs="?")
     p.add_argument("--entry", help="revoke every valid certificate of this entry")
     p.add_argument("--reason", default="unspecified", help="RFC 5280 reason, e.g. "
                    "keyCompromise, superseded, certificateHold")
     p = command("release", _release, "take a certificate off hold")
+    officers.add_arguments(p, "ca.officers", required=False)
     p.add_argument("serial")
     command("crl", _crl, "issue and publish a full and a delta CRL now")
+    p = command("install-crl", _install_crl, "install and publish a CRL of a CA above this one")
+    p.add_argument("file", type=Path, help="the parent CA's CRL, PEM or DER")
     p = command("list", _list, "list issued certificates or pending requests")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--revoked", action="store_true")

@@ -126,12 +126,13 @@ def main(argv: list[str] | None = None) -> None:
     run: Callable[[argparse.Namespace], None] = args.run
     from ca.errors import CAError
     from certdir.ldif_import import ImportFailed
+    from certdir.officers import OfficerError
     from directory.protocol.results import LDAPError
     from kms.errors import KMSError
 
     try:
         run(args)
-    except (ConfigError, ImportFailed, CAError, KMSError) as e:
+    except (ConfigError, ImportFailed, CAError, KMSError, OfficerError) as e:
         sys.exit(f"certdir: error: {e}")
     except LDAPError as e:
         sys.exit(f"certdir: error: {e.message} ({e.code.name.lower()})")

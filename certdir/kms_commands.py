@@ -6,8 +6,11 @@
 - Each command is one database transaction with what it publishes and the
   audit records it writes: a refusal changes nothing.
 - Officers act under their own directory entry: `--officer DN` and that
-  entry's password (`--password-file`, else a prompt), checked against
-  its userPassword; only the DNs named in `kms.officers` may approve.
+  entry's password, checked against its userPassword before the
+  transaction (certdir.officers); only the DNs in `kms.officers` may act.
+- `kms enroll --url https://...` redeems over the network, verifying the
+  server against `--ca-file`, else the `--data-dir`'s CA certificates
+  (public/ca.pem), else the system trust store.
 - Tokens are printed when no SMTP server is configured (`enroll-user`), or
   written to a CSV file for out-of-band hand-over (`enroll-bulk --out`).
 """
@@ -33,10 +36,10 @@ from rich.table import Table
 from ca import revoke as ca_revoke
 from ca.authority import Authority, unlock
 from ca.store import Store, serial_text
+from certdir import officers
 from certdir.ca_commands import with_new_crls
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
 from certdir.service import offline_directory
-from directory import passwords
 from directory.dsa import DSA
 from directory.files import generate_passphrase_file, write_private
 from directory.predicates import compile_filter
@@ -88,15 +91,11 @@ def _session(config: Config) -> Iterator[Session]:
         yield Session(config, dsa, DirectoryWriter(dsa, txn, dsa.root_dn))
 
 
-def _officer(session: Session, args: argparse.Namespace) -> str:
+def _officer(config: Config, args: argparse.Namespace) -> str:
     """The officer's DN, once their directory password checks out."""
-    dn = session.dsa.parse_dn(args.officer)
-    entry = session.writer.require(dn)
-    secret = (args.password_file.read_bytes().strip() if args.password_file
-              else getpass.getpass(f"password of {dn}: ").encode())
-    if not any(passwords.verify(stored, secret) for stored in entry.get("userpassword")):
-        raise KMSError(f"wrong password for {dn}")
-    return str(dn)
+    with offline_directory(config) as dsa:
+        return str(officers.authenticate(dsa, args, kms_config(config).officers,
+                                         "kms.officers"))
 
 
 # --- vault ----------------------------------------------------------------------------
@@ -153,7 +152,7 @@ def _change_passphrase(config: Config, args: argparse.Namespace) -> None:
         audit.record(session.writer.sql, str(session.dsa.root_dn), "passphrase.changed",
                      "vault", {}, _now())
     if kms.passphrase_file.exists() and not os.environ.get(kms.passphrase_env):
-        write_private(kms.passphrase_file, new + b"\n")
+        write_private(kms.passphrase_file, new)
         print(f"passphrase changed; {kms.passphrase_file} holds the new one")
     else:
         print("passphrase changed")
@@ -262,7 +261,7 @@ def _enroll(args: argparse.Namespace) -> None:
     if args.url:
         from kms.web import post_enrollment
 
-        bundle = post_enrollment(args.url, args.token, csr, password)
+        bundle = post_enrollment(args.url, args.token, csr, password, _trust_anchor(args))
     else:
         if args.data_dir is None:
             raise KMSError("give --url of the KMS or --data-dir of its data directory")
@@ -275,12 +274,20 @@ def _enroll(args: argparse.Namespace) -> None:
     print(f"PKCS#12 written to {args.out}")
 
 
+def _trust_anchor(args: argparse.Namespace) -> Path | None:
+    """--ca-file, else the data directory's CA certificates, else the system store."""
+    if args.ca_file is not None or args.data_dir is None:
+        anchor: Path | None = args.ca_file
+        return anchor
+    return Path(args.data_dir) / "public" / "ca.pem"
+
+
 # --- recovery and revocation ----------------------------------------------------------
 
 def _recover_request(config: Config, args: argparse.Namespace) -> None:
     kms = kms_config(config)
+    officer = _officer(config, args)
     with _session(config) as session:
-        officer = _officer(session, args)
         sql = session.writer.sql
         if args.serial is not None:
             found = escrow.find(sql, serial=int(args.serial, 16))
@@ -295,8 +302,9 @@ def _recover_request(config: Config, args: argparse.Namespace) -> None:
 
 def _recover_approve(config: Config, args: argparse.Namespace) -> None:
     kms = kms_config(config)
+    officer = _officer(config, args)
     with _session(config) as session:
-        token = recovery.approve(session.writer.sql, args.recovery, _officer(session, args),
+        token = recovery.approve(session.writer.sql, args.recovery, officer,
                                  _now(), kms.officers, kms.recovery_approvals,
                                  dt.timedelta(hours=kms.token_lifetime_hours))
     print(token if token else f"approval recorded; recovery {args.recovery} needs more")
@@ -382,10 +390,6 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
         p.set_defaults(run=lambda args: run(load(args.data_dir), args))
         return p
 
-    def officer(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--officer", required=True, help="your directory entry (a KMS officer)")
-        p.add_argument("--password-file", type=Path, help="your password (else a prompt)")
-
     p = kms.add_parser("init", help="create the KMS vault")
     data_dir(p)
     p.set_defaults(run=_init)
@@ -403,19 +407,22 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
                    help="CSV (mode 0600) of dn, mail, token for tokens not mailed")
     p = kms.add_parser("enroll", help="redeem a token: signing CSR in, PKCS#12 out")
     p.add_argument("--data-dir", type=Path)
-    p.add_argument("--url", help="the KMS's enrollment URL instead of a data directory")
+    p.add_argument("--url", help="the KMS's https enrollment URL instead of a data directory")
+    p.add_argument("--ca-file", type=Path,
+                   help="CA certificates to verify the KMS at --url (default: the data "
+                        "directory's public/ca.pem with --data-dir, else the system store)")
     p.add_argument("--token", required=True)
     p.add_argument("--csr", type=Path, required=True, help="PKCS#10 for your signing key")
     p.add_argument("--p12-password-file", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(run=_enroll)
     p = command("recover-request", _recover_request, "open a key recovery (officer)")
-    officer(p)
+    officers.add_arguments(p, "kms.officers", required=True)
     key = p.add_mutually_exclusive_group(required=True)
     key.add_argument("--serial", help="the encryption certificate's serial (hex)")
     key.add_argument("--entry", help="the key owner's DN (their newest escrowed key)")
     p = command("recover-approve", _recover_approve, "approve a recovery (officer)")
-    officer(p)
+    officers.add_arguments(p, "kms.officers", required=True)
     p.add_argument("recovery", type=int)
     p = command("recover", _recover, "redeem a recovery token: the escrowed key as PKCS#12")
     p.add_argument("--token", required=True)

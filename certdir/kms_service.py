@@ -30,7 +30,7 @@ from directory.backend.sqlite import SQLiteTransaction
 from directory.dsa import DSA, AddHook, AfterCommit
 from directory.entry import Entry
 from directory.publisher import DirectoryWriter
-from kms import enrollment
+from kms import enrollment, web_pages
 from kms.config import KMSConfig
 from kms.vault import Vault, secret_from
 from kms.web import enroll_resource
@@ -85,17 +85,17 @@ def _auto_enroll(reactor: Any, dsa: DSA, kms: KMSConfig) -> AddHook:
 
 
 def web_children(web: Web, vault: Vault, config: Config) -> dict[bytes, Resource]:
-    """The KMS's part of the https site: /kms/enroll."""
+    """The KMS's part of the https site: /kms/enroll and the redemption page."""
     kms = config.kms
     assert kms is not None
     dsa, authority = web.dsa, web.authority
 
-    def redeem(token: str, csr: bytes, password: bytes) -> Deferred[bytes]:
-        def job(txn: SQLiteTransaction) -> bytes:
+    def redeem(token: str, csr: bytes, password: bytes) -> Deferred[enrollment.Enrollment]:
+        def job(txn: SQLiteTransaction) -> enrollment.Enrollment:
             writer = DirectoryWriter(dsa, txn, dsa.root_dn)
             return enrollment.redeem(authority, writer, vault, kms, token, csr, password,
-                                     dt.datetime.now(dt.UTC)).pkcs12
+                                     dt.datetime.now(dt.UTC))
 
         return dsa.write(job)
 
-    return {b"kms": enroll_resource(redeem)}
+    return {b"kms": enroll_resource(redeem, web_pages.children(web, redeem))}

@@ -27,8 +27,9 @@ from twisted.web.resource import NoResource, Resource
 from ca import crl
 from ca.authority import Authority
 from ca.public import write_crls
-from ca.web import pages
+from ca.web import ocsp, pages
 from ca.web.context import Web
+from ca.web.downloads import Downloads
 from ca.web.session import Sessions
 from ca.web.site import RedirectToHTTPS, Root, WebSite
 from certdir.config import HTTPURL, Config
@@ -42,10 +43,11 @@ POOL_THREADS = 4
 
 def _roots(web: Web, https: dict[bytes, Resource]) -> tuple[Resource, Resource]:
     """The plain-http root and the https root."""
-    public: dict[bytes, Resource] = {}
+    public: dict[bytes, Resource] = {**ocsp.children(web)}
     redirect = RedirectToHTTPS(web.config.https_url)
-    plain = Root(public, fallback=redirect, index=redirect)
-    secure = Root({**public, **pages.children(web), **https}, fallback=None, index=NoResource())
+    plain = Root(public, fallback=Downloads(web, redirect), index=redirect)
+    secure = Root({**public, **pages.children(web), **https},
+                  fallback=Downloads(web, NoResource()), index=NoResource())
     return plain, secure
 
 

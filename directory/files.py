@@ -18,9 +18,10 @@ def write_private(path: Path, data: bytes) -> None:
 
 def generate_secret(path: Path, length: int = 24) -> str:
     """A new random secret (`length` random bytes, URL-safe text), written to
-    `path` as one line with mode 0600; never a default."""
+    `path` with mode 0600 and no trailing newline, so tools that send a file's
+    bytes as they are (`ldapwhoami -y`) send the secret alone; never a default."""
     secret = secrets.token_urlsafe(length)
-    write_private(path, secret.encode() + b"\n")
+    write_private(path, secret.encode())
     return secret
 
 

@@ -1,5 +1,7 @@
 """Token redemption over HTTP: POST /kms/enroll (twisted.web) and its client.
 
+- Mounted at /kms of the web service's https site only: the token and the
+  bundle password never travel in clear (plain http redirects, `ca.web.site`).
 - Only POST is served (RFC 9110 §9.3.3); any other method is answered 405
   with `Allow: POST` (§15.5.6).
 - A body over `MAX_BODY` bytes is refused with 413 (§15.5.14) before it is
@@ -9,33 +11,38 @@
   JSON object of strings (RFC 8259); another media type is 415 (§15.5.16).
   A query string is refused: a token in a URL ends up in logs.
 - Success is 200 with the PKCS#12 bundle as application/x-pkcs12 (RFC 7292
-  Appendix D) and `Cache-Control: no-store` (RFC 9111 §5.2.2.5), since it
-  holds a private key. A `KMSError` from the redemption is 400 with its
+  Appendix D), `Cache-Control: no-store` (RFC 9111 §5.2.2.5), since it
+  holds a private key, and an attachment named by the mail address in the
+  certificates (RFC 6266). A `KMSError` from the redemption is 400 with its
   message as text/plain; any other failure is 500 with a generic text, and
   is logged.
-- The client posts a form over HTTPS (TLS 1.2 or newer, the server verified
-  against the system trust store or a given CA file) or over plain HTTP to a
-  loopback address only, so the token and the bundle password never cross a
-  network in clear; a 4xx answer becomes a `KMSError` with the server's reason.
+- The client posts a form over HTTPS only (TLS 1.2 or newer), the server
+  verified against a given CA file or else the system trust store; an
+  untrusted server is named as such. It follows no redirect: a 3xx answer
+  is an error naming where it points. A 4xx answer becomes a `KMSError`
+  with the server's reason.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
+import re
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
+from cryptography import x509
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from kms.enrollment import Enrollment
 from kms.errors import KMSError
 
 MAX_BODY = 64 * 1024
@@ -43,9 +50,9 @@ FIELDS = ("token", "csr", "p12_password")
 PKCS12_TYPE = "application/x-pkcs12"
 # Seconds the client waits for the KMS, which issues two certificates.
 CLIENT_TIMEOUT = 120
-LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
+UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9@._+-]")
 
-Redeem = Callable[[str, bytes, bytes], Deferred[bytes]]
+Redeem = Callable[[str, bytes, bytes], Deferred[Enrollment]]
 
 log = Logger()
 
@@ -110,15 +117,10 @@ class EnrollResource(Resource):
 
         request.notifyFinish().addErrback(client_gone)
 
-        def answer(bundle: bytes) -> None:
-            if gone:
-                return
-            request.setResponseCode(200)
-            request.setHeader(b"Content-Type", PKCS12_TYPE.encode())
-            request.setHeader(b"Content-Disposition", b'attachment; filename="bundle.p12"')
-            request.setHeader(b"Cache-Control", b"no-store")
-            request.write(bundle)
-            request.finish()
+        def answer(done: Enrollment) -> None:
+            if not gone:
+                request.write(deliver(request, done))
+                request.finish()
 
         def refuse(failure: Failure) -> None:
             if failure.check(KMSError):
@@ -134,10 +136,32 @@ class EnrollResource(Resource):
         return NOT_DONE_YET
 
 
-def enroll_resource(redeem: Redeem) -> Resource:
-    """The /kms resource: POST /kms/enroll."""
+def deliver(request: Request, done: Enrollment) -> bytes:
+    """Answer `request` with the bundle of `done`, a download named by its mail address."""
+    request.setResponseCode(200)
+    request.setHeader(b"Content-Type", PKCS12_TYPE.encode())
+    request.setHeader(b"Content-Disposition",
+                      f'attachment; filename="{bundle_name(done.signing)}"'.encode("ascii"))
+    request.setHeader(b"Cache-Control", b"no-store")
+    return done.pkcs12
+
+
+def bundle_name(certificate: x509.Certificate) -> str:
+    """`<mail>.p12`, with anything unsafe in a file name replaced by `_`."""
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        mail = names.value.get_values_for_type(x509.RFC822Name)[0]
+    except (x509.ExtensionNotFound, IndexError):
+        mail = "bundle"
+    return UNSAFE_IN_NAME.sub("_", mail) + ".p12"
+
+
+def enroll_resource(redeem: Redeem, pages: Mapping[bytes, Resource] | None = None) -> Resource:
+    """The /kms resource: POST /kms/enroll, and the KMS's `pages` beside it."""
     kms = Resource()
     kms.putChild(b"enroll", EnrollResource(redeem))
+    for name, page in (pages or {}).items():
+        kms.putChild(name, page)
     return kms
 
 
@@ -190,47 +214,54 @@ def post_enrollment(
             "Accept": PKCS12_TYPE,
         },
     )
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=context), _NoRedirect()
+    )
     try:
-        with urllib.request.urlopen(request, timeout=CLIENT_TIMEOUT, context=context) as answer:
+        with opener.open(request, timeout=CLIENT_TIMEOUT) as answer:
             media_type = answer.headers.get_content_type()
             bundle: bytes = answer.read()
     except urllib.error.HTTPError as error:
         with error:
             reason = error.read(1024).decode("utf-8", "replace").strip()
+        if 300 <= error.code < 400:
+            where = error.headers.get("Location", "nowhere")
+            raise KMSError(f"the KMS at {url} redirects to {where}; "
+                           "give that URL if you trust it") from None
         if 400 <= error.code < 500 and reason:
             raise KMSError(reason) from None
         raise KMSError(f"the KMS at {url} answered {error.code} {error.reason}") from None
     except (urllib.error.URLError, OSError) as error:
-        cause = getattr(error, "reason", error)
+        cause = error.reason if isinstance(error, urllib.error.URLError) else error
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            anchor = ca_file or "the system's trust store"
+            raise KMSError(f"the KMS at {url} is not trusted by {anchor}: "
+                           f"{cause.verify_message}") from None
         raise KMSError(f"cannot reach the KMS at {url}: {cause}") from None
     if media_type != PKCS12_TYPE:
         raise KMSError(f"the KMS at {url} answered {media_type}, not a PKCS#12 bundle")
     return bundle
 
 
-def _client_context(url: str, ca_file: Path | None) -> ssl.SSLContext | None:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "https":
-        try:
-            context = ssl.create_default_context(cafile=ca_file)
-        except (OSError, ssl.SSLError) as error:
-            raise KMSError(f"cannot read CA certificates from {ca_file}: {error}") from error
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        return context
-    if parts.scheme == "http" and _is_loopback(parts.hostname or ""):
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered to the caller, never followed with the token."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+def _client_context(url: str, ca_file: Path | None) -> ssl.SSLContext:
+    parts = urllib.parse.urlsplit(url)
     if parts.scheme == "http":
         raise KMSError(
-            f"refusing to send the token and bundle password in clear to {parts.hostname}; "
-            "use an https URL"
+            f"{url}: enrollment is served over https only, so the token and the bundle "
+            "password never travel in clear; give the KMS's https:// URL"
         )
-    raise KMSError(f"{url!r} is not an http or https URL")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
+    if parts.scheme != "https":
+        raise KMSError(f"{url!r} is not an https URL")
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as error:
+        raise KMSError(f"cannot read CA certificates from {ca_file}: {error}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context

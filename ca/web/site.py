@@ -1,17 +1,31 @@
 """The web service's HTTP layer (twisted.web): limits, headers, errors, plain http.
 
-- A request body over `max_body_bytes` is refused with 413 (RFC 9110
-  §15.5.14): from its declared Content-Length before a byte of it is read,
-  or, chunked, as soon as the bytes received pass the limit. The
-  connection is closed after the answer; the resource never runs.
+- The request target must be a path (origin-form, RFC 9112 §3.2.1) of
+  printable ASCII; anything else (absolute-form, `*`, other bytes Twisted's
+  parser lets through) is answered 400 (RFC 9110 §15.5.1): this service is
+  no proxy, and a redirect must not echo such bytes into `Location`.
+- A request body over `max_body_bytes` is refused with 413 (§15.5.14):
+  from its declared Content-Length as soon as the headers are in, before
+  a byte of the body is read and without a 100 Continue (§10.1.1), or,
+  chunked, as soon as the bytes received pass the limit. The resource
+  never runs.
 - A client must send one whole request (headers and body) within
   `request_seconds`, counted from its first byte; a client trickling a
-  byte a second is answered 408 (§15.5.9) and disconnected. Nothing waits
-  on one client: the reactor serves the others meanwhile.
+  byte a second is answered 408 (§15.5.9). Nothing waits on one client:
+  the reactor serves the others meanwhile.
+- A request line over Twisted's line limit (16 KiB) is answered 414
+  (RFC 9112 §3), a longer header line 431 (RFC 6585 §5); what Twisted
+  itself refuses (malformed request lines and headers, HTTP/0.9 or
+  HTTP/2 preface, more than 16 KiB or 500 header lines, bad chunked
+  framing, Content-Length with Transfer-Encoding) is answered 400.
+- After any of these answers the server reads nothing more from the
+  connection and closes it; a client that has not taken its answer
+  within `CLOSE_GRACE_SECONDS` is dropped. An idle keep-alive
+  connection is closed after `IDLE_DEADLINES` request deadlines.
 - Every response carries a Content-Security-Policy that allows only this
   site's own style sheet and forms (no script at all), nosniff,
   no-referrer and frame-ancestors 'none'; https responses also carry
-  Strict-Transport-Security.
+  Strict-Transport-Security (RFC 6797 §7.2: never over plain http).
 - Error pages never show a traceback; an unhandled failure is a plain 500.
 - Plain http serves only what relying parties fetch without TLS: CA
   certificates, CRLs and OCSP (RFC 5280 §4.2.1.13, RFC 6960 Appendix A:
@@ -22,7 +36,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall
@@ -42,104 +58,145 @@ SECURITY_HEADERS: Mapping[bytes, bytes] = {
     b"X-Frame-Options": b"DENY",
 }
 HSTS = b"max-age=31536000"
+ORIGIN_FORM = re.compile(rb"/[\x21-\x7e]*")
+CLOSE_GRACE_SECONDS = 5
+IDLE_DEADLINES = 4
 
 
-def _raw_answer(status: bytes, text: bytes) -> bytes:
-    return (b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            b"Content-Length: " + str(len(text)).encode() + b"\r\nConnection: close\r\n\r\n"
-            + text)
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An answer written before any resource runs, after which the connection closes."""
+
+    status: bytes
+    text: bytes
+
+    def wire(self, secure: bool) -> bytes:
+        headers = {**SECURITY_HEADERS, b"Content-Type": b"text/plain; charset=utf-8",
+                   b"Content-Length": str(len(self.text)).encode(), b"Connection": b"close"}
+        if secure:
+            headers[b"Strict-Transport-Security"] = HSTS
+        lines = [b"HTTP/1.1 " + self.status, *(k + b": " + v for k, v in headers.items())]
+        return b"\r\n".join(lines) + b"\r\n\r\n" + self.text
+
+
+MALFORMED = Refusal(b"400 Bad Request", b"malformed HTTP/1.1 request\n")
+NOT_A_PATH = Refusal(b"400 Bad Request", b"the request target must be a path in printable ASCII\n")
+TOO_SLOW = Refusal(b"408 Request Timeout", b"the request took too long to arrive\n")
+LINE_TOO_LONG = Refusal(b"414 URI Too Long", b"the request line is too long\n")
+HEADER_TOO_LONG = Refusal(b"431 Request Header Fields Too Large", b"a header line is too long\n")
+
+
+def too_large(limit: int) -> Refusal:
+    return Refusal(b"413 Content Too Large", f"the request body is over {limit} bytes\n".encode())
 
 
 class LimitedRequest(Request):
     """A request whose body may not pass the site's limit."""
 
     _received = 0
-    _refused = False
-
-    def _limit(self) -> int:
-        channel: Any = self.channel
-        limit: int = channel.site.config.max_body_bytes
-        return limit
-
-    def _refuse(self) -> None:
-        self._refused = True
-        limit = self._limit()
-        channel: Any = self.channel
-        channel.transport.write(_raw_answer(
-            b"413 Content Too Large", f"the request body is over {limit} bytes\n".encode()))
-        channel.transport.loseConnection()
-
-    def gotLength(self, length: int | None) -> None:
-        if length is not None and length > self._limit():
-            self._refuse()
-            return
-        super().gotLength(length)  # type: ignore[no-untyped-call]  # unannotated in Twisted
 
     def handleContentChunk(self, data: bytes) -> None:
-        if self._refused:
-            return
+        channel: Any = self.channel
+        limit: int = channel.site.config.max_body_bytes
         self._received += len(data)
-        if self._received > self._limit():
-            self._refuse()
-            return
-        super().handleContentChunk(data)  # type: ignore[no-untyped-call]
-
-    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
-        if not self._refused:
-            super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]
+        if self._received > limit:
+            channel.refuse(too_large(limit))
+        elif not channel.refused:
+            super().handleContentChunk(data)  # type: ignore[no-untyped-call]  # unannotated
 
     def process(self) -> None:
         for name, value in SECURITY_HEADERS.items():
             self.responseHeaders.setRawHeaders(name, [value])
         if self.channel is not None and self.channel.isSecure():
             self.responseHeaders.setRawHeaders(b"Strict-Transport-Security", [HSTS])
-        super().process()  # type: ignore[no-untyped-call]
+        super().process()  # type: ignore[no-untyped-call]  # unannotated in Twisted
 
 
-class DeadlineChannel(HTTPChannel):
-    """An HTTP connection that must deliver each request within a deadline."""
+class LimitedChannel(HTTPChannel):
+    """An HTTP/1.1 connection held to the site's target, size and time limits."""
 
+    abortTimeout = CLOSE_GRACE_SECONDS
+    refused = False
     _deadline: IDelayedCall | None = None
+    _grace: IDelayedCall | None = None
+
+    def _site(self) -> Any:
+        return getattr(self, "site")  # noqa: B009  # set by the factory, undeclared
+
+    def _config(self) -> WebConfig:
+        config: WebConfig = self._site().config
+        return config
 
     def dataReceived(self, data: bytes) -> None:
+        if self.refused:
+            return
         if self._deadline is None and not self._handlingRequest:
-            site: Any = getattr(self, "site")  # noqa: B009  # set by the factory
-            self._deadline = site.reactor.callLater(site.config.request_seconds, self._expire)
+            self._deadline = self._site().reactor.callLater(self._config().request_seconds,
+                                                            self.refuse, TOO_SLOW)
         super().dataReceived(data)  # type: ignore[no-untyped-call]  # unannotated in Twisted
 
+    def allHeadersReceived(self) -> None:
+        limit = self._config().max_body_bytes
+        if not ORIGIN_FORM.fullmatch(self._path):
+            self.refuse(NOT_A_PATH)
+        elif self.length is not None and self.length > limit:
+            self.refuse(too_large(limit))
+        else:
+            super().allHeadersReceived()  # type: ignore[no-untyped-call]  # unannotated
+
     def allContentReceived(self) -> None:
-        self._cancel_deadline()
-        super().allContentReceived()  # type: ignore[no-untyped-call]
+        if self.refused:
+            return
+        self._cancel_timer("_deadline")
+        super().allContentReceived()  # type: ignore[no-untyped-call]  # unannotated in Twisted
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # Nothing of this request counted yet: the over-long line is its request line.
+        self.refuse(LINE_TOO_LONG if self._receivedHeaderSize == 0 else HEADER_TOO_LONG)
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        # Twisted's own refusals (a bare 400) take the same way out as ours.
+        self.refuse(MALFORMED)
+
+    def refuse(self, refusal: Refusal) -> None:
+        """Answer `refusal`, read nothing more from the client, and close."""
+        if self.refused:
+            return
+        self.refused = True
+        self._cancel_timer("_deadline")
+        transport: Any = self.transport
+        # A client still sending (a flood) is not read, nor decrypted, any more.
+        transport.pauseProducing()
+        transport.write(refusal.wire(self.isSecure()))  # type: ignore[no-untyped-call]
+        # HTTPChannel's loseConnection unregisters it as the transport's producer
+        # first; without that a TLS transport never sends its close_notify.
+        self.loseConnection()  # type: ignore[no-untyped-call]  # unannotated in Twisted
+        self._grace = self._site().reactor.callLater(CLOSE_GRACE_SECONDS,
+                                                     transport.abortConnection)
 
     def connectionLost(self, reason: Failure = Failure(CONNECTION_DONE)) -> None:  # noqa: B008
-        self._cancel_deadline()
+        self._cancel_timer("_deadline")
+        self._cancel_timer("_grace")
         super().connectionLost(reason)  # type: ignore[no-untyped-call]  # unannotated
 
-    def _cancel_deadline(self) -> None:
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
-
-    def _expire(self) -> None:
-        self._deadline = None
-        assert self.transport is not None
-        self.transport.write(_raw_answer(b"408 Request Timeout",
-                                         b"the request took too long to arrive\n"))
-        self.transport.loseConnection()
+    def _cancel_timer(self, name: str) -> None:
+        timer: IDelayedCall | None = getattr(self, name)
+        if timer is not None and timer.active():
+            timer.cancel()
+        setattr(self, name, None)
 
 
 class WebSite(Site):
     """A twisted.web Site with certdir's limits and headers."""
 
     requestFactory = LimitedRequest
-    protocol = DeadlineChannel  # type: ignore[assignment]  # HTTP/1.1 only, no h2 upgrade
+    protocol = LimitedChannel  # type: ignore[assignment]  # HTTP/1.1 only, no h2 upgrade
     displayTracebacks = False
 
     def __init__(self, root: Resource, config: WebConfig, reactor: Any) -> None:
-        # Idle keep-alive connections close after a few request deadlines.
-        super().__init__(root, timeout=config.request_seconds * 4)  # type: ignore[no-untyped-call]
+        super().__init__(root, timeout=config.request_seconds * IDLE_DEADLINES,  # type: ignore[no-untyped-call]
+                         reactor=reactor)
         self.config = config
-        self.reactor = reactor
 
 
 class Root(Resource):
@@ -156,6 +213,9 @@ class Root(Resource):
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"" and self._index is not None:
             return self._index
+        if self._fallback is not None and self._fallback.isLeaf:
+            # A leaf answers for the whole path (the redirect to https).
+            return self._fallback
         if self._fallback is not None:
             if self._fallback.isLeaf:
                 # A leaf (the https redirect) answers every path below it itself.
@@ -180,5 +240,6 @@ class RedirectToHTTPS(Resource):
             request.setResponseCode(404)
             return b"not served over plain http\n"
         request.setResponseCode(308)
+        # The channel admits only origin-form targets, so this stays on the https host.
         request.setHeader(b"Location", self._https.encode() + (request.uri or b"/"))
         return b"this page is served over https\n"

@@ -1,9 +1,14 @@
-"""Scenario 031: enrollment by mail and over HTTP, end to end.
+"""Scenario 031: enrollment by mail and over HTTPS, end to end.
 
 - A real SMTP server (aiosmtpd) receives the token mail `kms enroll-user`
-  sends; the token in the mail is redeemed against the running server's
-  HTTP endpoint (`kms enroll --url`); `openssl pkcs12` reads the bundle and
-  ldapsearch sees both certificates on the entry.
+  sends; the mail names the web service's https enrollment URL, where the
+  token is redeemed (`kms enroll --url`, the server verified against the
+  data directory's public/ca.pem or `--ca-file`); `openssl pkcs12` reads the
+  bundle and ldapsearch sees both certificates on the entry.
+- A server certificate the given CA did not issue is refused by name,
+  before the token is sent. Plain http is not served for enrollment: the
+  server redirects (308) to https and the client refuses http URLs; the
+  token stays unused.
 - `kms enroll-bulk` mails a token to every person with mail under a base and
   skips those without; the summary says so.
 - The endpoint refuses a used token with the KMS's reason and the server
@@ -13,6 +18,7 @@
 
 from __future__ import annotations
 
+import http.client
 import re
 import subprocess
 import time
@@ -41,15 +47,18 @@ class Mailbox:
         self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
         return "250 OK"
 
-    def token_for(self, address: str) -> str:
+    def text_for(self, address: str) -> str:
         for recipients, content in reversed(self.messages):
             if address in recipients:
                 body = message_from_bytes(content).get_payload(decode=True)
                 assert isinstance(body, bytes)
-                found = TOKEN.search(body.decode())
-                assert found is not None, body
-                return found.group(0)
+                return body.decode()
         raise AssertionError(f"no mail to {address}")
+
+    def token_for(self, address: str) -> str:
+        found = TOKEN.search(self.text_for(address))
+        assert found is not None, self.text_for(address)
+        return found.group(0)
 
 
 @dataclass
@@ -67,18 +76,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
     server = make_server(tmp)
-    http_port = free_port()
-    enroll_url = f"http://127.0.0.1:{http_port}/kms/enroll"
     config = server.data_dir / "certdir.yaml"
     settings = yaml.safe_load(config.read_text())
-    settings["kms"] = {"http_listen": f"http://127.0.0.1:{http_port}", "enroll_url": enroll_url,
-                       "auto_enroll": True,
+    settings["kms"] = {"auto_enroll": True,
                        "smtp": {"host": "127.0.0.1", "port": smtp.port, "starttls": False,
                                 "sender": "pki@example.com"}}
     config.write_text(yaml.safe_dump(settings))
     server.start()
     assert server.proc is not None
-    wait_for_port(http_port, server.proc)
+    wait_for_port(server.https_port, server.proc)
     people = "".join(
         f"dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\n"
         f"sn: {uid}\n" + (f"mail: {uid}@example.com\n" if uid != "nomail" else "") + "\n"
@@ -86,7 +92,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     added = server.tool("ldapadd", input=(
         f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n{people}").encode())
     assert added.returncode == 0, added.stderr
-    yield World(server, mailbox, enroll_url, tmp)
+    yield World(server, mailbox, f"{server.https_url}/kms/enroll", tmp)
     smtp.stop()
     assert "Traceback" not in server.stop()
 
@@ -98,23 +104,28 @@ def certificates_on(server: Server, dn: str) -> list[str]:
     return list(by_dn(found.stdout)[dn.lower()].values("userCertificate;binary"))
 
 
-def redeem(world: World, token: str, name: str) -> subprocess.CompletedProcess[bytes]:
+def redeem(world: World, token: str, name: str, *trust: str,
+           url: str | None = None) -> subprocess.CompletedProcess[bytes]:
+    """`kms enroll --url` trusting the data directory's CA, or as `trust` says."""
     csr = world.tmp / f"{name}.csr"
     subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(world.tmp / f"{name}.key"),
                     "-subj", "/CN=x", "-out", str(csr)], check=True, capture_output=True)
     password = world.tmp / "p12-password"
     password.write_text("mail-bundle\n")
-    return world.server.certdir("kms", "enroll", "--url", world.enroll_url, "--token", token,
-                                "--csr", str(csr), "--p12-password-file", str(password),
-                                "--out", str(world.tmp / f"{name}.p12"), check=False)
+    trust = trust or ("--data-dir", str(world.server.data_dir))
+    return world.server.certdir("kms", "enroll", "--url", url or world.enroll_url, *trust,
+                                "--token", token, "--csr", str(csr), "--p12-password-file",
+                                str(password), "--out", str(world.tmp / f"{name}.p12"),
+                                check=False)
 
 
-def test_mailed_token_redeemed_over_http(world: World) -> None:
+def test_mailed_token_redeemed_over_https(world: World) -> None:
     sent = world.server.certdir("kms", "enroll-user", "--data-dir", str(world.server.data_dir),
                                 "--mail", "erin@example.com")
     assert b"mailed to erin@example.com" in sent.stdout
     token = world.mailbox.token_for("erin@example.com")
+    assert world.enroll_url in world.mailbox.text_for("erin@example.com")
     done = redeem(world, token, "erin")
     assert done.returncode == 0, done.stderr
     shown = subprocess.run(["openssl", "pkcs12", "-in", str(world.tmp / "erin.p12"),
@@ -152,3 +163,31 @@ def test_new_person_is_mailed_a_token(world: World) -> None:
         time.sleep(0.1)
     assert redeem(world, world.mailbox.token_for("henry@example.com"), "henry").returncode == 0
     assert len(certificates_on(world.server, f"uid=henry,{PEOPLE}")) == 2
+
+
+def test_untrusted_server_and_plain_http_are_refused(world: World) -> None:
+    sent = world.server.certdir("kms", "enroll-user", "--data-dir", str(world.server.data_dir),
+                                "--mail", "frank@example.com")
+    assert b"mailed to frank@example.com" in sent.stdout
+    token = world.mailbox.token_for("frank@example.com")
+    stranger = world.tmp / "stranger-ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(world.tmp / "stranger.key"),
+                    "-subj", "/CN=Stranger CA", "-days", "1", "-out", str(stranger)],
+                   check=True, capture_output=True)
+    wrong_ca = redeem(world, token, "frank-wrong-ca", "--ca-file", str(stranger))
+    assert wrong_ca.returncode == 1
+    assert re.search(rf"the KMS at {re.escape(world.enroll_url)} is not trusted by "
+                     rf"{re.escape(str(stranger))}: ".encode(), wrong_ca.stderr), wrong_ca.stderr
+    plain_url = f"{world.server.http_url}/kms/enroll"
+    plain = redeem(world, token, "frank-plain", url=plain_url)
+    assert plain.returncode == 1
+    assert b"enrollment is served over https only" in plain.stderr, plain.stderr
+    connection = http.client.HTTPConnection("127.0.0.1", world.server.http_port, timeout=30)
+    connection.request("POST", "/kms/enroll", body=f"token={token}&csr=x&p12_password=y",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    answer = connection.getresponse()
+    assert (answer.status, answer.getheader("Location")) == (308, world.enroll_url)
+    connection.close()
+    done = redeem(world, token, "frank", "--ca-file", str(world.server.ca_file))
+    assert done.returncode == 0, done.stderr

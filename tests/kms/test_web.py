@@ -1,7 +1,9 @@
-"""POST /kms/enroll served by twisted.web in the test reactor, called over real sockets.
+"""POST /kms/enroll served by twisted.web over TLS in the test reactor, called over real sockets.
 
-The redemption behind the endpoint is the test's own handler; the blocking
-clients (post_enrollment, http.client) run in a thread.
+The /kms resource is mounted under a root as the web service mounts it; the
+redemption behind it is the test's own handler; the blocking clients
+(post_enrollment, http.client) run in a thread and trust the test's
+self-signed certificate through a CA file.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import datetime as dt
 import http.client
 import ipaddress
 import json
+import ssl as std_ssl
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +29,11 @@ from twisted.internet import ssl
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
+from twisted.web.resource import Resource
 from twisted.web.server import Site
+from twisted.web.util import Redirect
 
+from kms.enrollment import Enrollment
 from kms.errors import KMSError
 from kms.web import MAX_BODY, enroll_resource, post_enrollment
 
@@ -42,6 +48,7 @@ BROKEN = "ct-broken"
 CSR = b"-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"
 BUNDLE = b"0\x82\x01\x00 not really PKCS#12 \x00\xff"
 PATH = "/kms/enroll"
+MAIL = "erin.o'neil@example.com"
 
 
 def twisted_test(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, Deferred[None]]:
@@ -56,10 +63,12 @@ class Redeemer:
 
     calls: list[tuple[str, bytes, bytes]] = field(default_factory=list)
 
-    def __call__(self, token: str, csr: bytes, password: bytes) -> Deferred[bytes]:
+    def __call__(self, token: str, csr: bytes, password: bytes) -> Deferred[Enrollment]:
         self.calls.append((token, csr, password))
         if token == GOOD:
-            later: Deferred[bytes] = deferLater(reactor, 0, lambda: BUNDLE)
+            certificate = x509.load_pem_x509_certificate(_self_signed("Erin", MAIL)[0])
+            done = Enrollment("uid=erin", certificate, certificate, BUNDLE)
+            later: Deferred[Enrollment] = deferLater(reactor, 0, lambda: done)
             return later
         if token == USED:
             return fail(KMSError(f"token {token} already used"))
@@ -72,18 +81,31 @@ class Redeemer:
 class Endpoint:
     port: int
     redeemer: Redeemer
+    ca_file: Path
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{PATH}"
+        return f"https://127.0.0.1:{self.port}{PATH}"
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """The server's self-signed certificate as a CA file, and its TLS options."""
+    certificate, key = _self_signed("127.0.0.1")
+    ca_file = tmp_path_factory.mktemp("tls") / "kms.pem"
+    ca_file.write_bytes(certificate)
+    return ca_file, ssl.PrivateCertificate.loadPEM(certificate + key).options()
 
 
 @pytest.fixture
-def endpoint() -> Iterator[Endpoint]:
+def endpoint(tls: tuple[Path, Any]) -> Iterator[Endpoint]:
     redeemer = Redeemer()
-    listening = reactor.listenTCP(0, Site(enroll_resource(redeemer)), interface="127.0.0.1")
+    root = Resource()
+    root.putChild(b"kms", enroll_resource(redeemer))
+    root.putChild(b"moved", Redirect(b"https://kms.example.com/kms/enroll"))
+    listening = reactor.listenSSL(0, Site(root), tls[1], interface="127.0.0.1")
     try:
-        yield Endpoint(listening.getHost().port, redeemer)
+        yield Endpoint(listening.getHost().port, redeemer, tls[0])
     finally:
         listening.stopListening()
 
@@ -96,9 +118,11 @@ class Answer:
 
 
 def _raw(
-    port: int, method: str, body: bytes = b"", content_type: str | None = None, path: str = PATH
+    endpoint: Endpoint, method: str, body: bytes, content_type: str | None, path: str
 ) -> Answer:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    context = std_ssl.create_default_context(cafile=endpoint.ca_file)
+    connection = http.client.HTTPSConnection("127.0.0.1", endpoint.port, timeout=30,
+                                             context=context)
     headers = {} if content_type is None else {"Content-Type": content_type}
     try:
         connection.request(method, path, body=body or None, headers=headers)
@@ -109,9 +133,10 @@ def _raw(
 
 
 def raw(
-    port: int, method: str, body: bytes = b"", content_type: str | None = None, path: str = PATH
+    endpoint: Endpoint, method: str, body: bytes = b"", content_type: str | None = None,
+    path: str = PATH
 ) -> Deferred[Answer]:
-    answer: Deferred[Answer] = deferToThread(_raw, port, method, body, content_type, path)
+    answer: Deferred[Answer] = deferToThread(_raw, endpoint, method, body, content_type, path)
     return answer
 
 
@@ -122,7 +147,7 @@ def post(url: str, token: str, password: bytes = b"pw", ca_file: Path | None = N
 @twisted_test
 async def test_redemption_returns_the_bundle(endpoint: Endpoint) -> None:
     password = b"p\xe4ss word&=+"
-    bundle = await post(endpoint.url, GOOD, password)
+    bundle = await post(endpoint.url, GOOD, password, endpoint.ca_file)
     assert bundle == BUNDLE
     assert endpoint.redeemer.calls == [(GOOD, CSR, password)]
 
@@ -130,10 +155,12 @@ async def test_redemption_returns_the_bundle(endpoint: Endpoint) -> None:
 @twisted_test
 async def test_json_body_and_response_headers(endpoint: Endpoint) -> None:
     body = json.dumps({"token": GOOD, "csr": CSR.decode(), "p12_password": "sécret"}).encode()
-    answer = await raw(endpoint.port, "POST", body, "application/json; charset=utf-8")
+    answer = await raw(endpoint, "POST", body, "application/json; charset=utf-8")
     assert answer.status == 200
     assert answer.headers["Content-Type"] == "application/x-pkcs12"
     assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Content-Disposition"] == (
+        'attachment; filename="erin.o_neil@example.com.p12"')
     assert answer.body == BUNDLE
     assert endpoint.redeemer.calls == [(GOOD, CSR, "sécret".encode())]
 
@@ -148,7 +175,7 @@ async def test_multipart_form(endpoint: Endpoint) -> None:
         for name, value in (("token", GOOD.encode()), ("csr", CSR), ("p12_password", b"pw"))
     ]
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    answer = await raw(endpoint.port, "POST", body, f"multipart/form-data; boundary={boundary}")
+    answer = await raw(endpoint, "POST", body, f"multipart/form-data; boundary={boundary}")
     assert (answer.status, answer.body) == (200, BUNDLE)
     assert endpoint.redeemer.calls == [(GOOD, CSR, b"pw")]
 
@@ -166,10 +193,10 @@ async def test_kms_refusal_is_400_with_its_reason(
     endpoint: Endpoint, token: str, reason: str
 ) -> None:
     with pytest.raises(KMSError) as refused:
-        await post(endpoint.url, token)
+        await post(endpoint.url, token, ca_file=endpoint.ca_file)
     assert str(refused.value) == reason
     answer = await raw(
-        endpoint.port,
+        endpoint,
         "POST",
         f"token={token}&csr=x&p12_password=y".encode(),
         "application/x-www-form-urlencoded",
@@ -182,12 +209,12 @@ async def test_kms_refusal_is_400_with_its_reason(
 @twisted_test
 async def test_failure_other_than_a_refusal_is_500(endpoint: Endpoint) -> None:
     with pytest.raises(KMSError, match="answered 500"):
-        await post(endpoint.url, BROKEN)
+        await post(endpoint.url, BROKEN, ca_file=endpoint.ca_file)
 
 
 @twisted_test
 async def test_other_methods_are_405(endpoint: Endpoint) -> None:
-    answer = await raw(endpoint.port, "GET")
+    answer = await raw(endpoint, "GET")
     assert answer.status == 405
     assert answer.headers["Allow"] == "POST"
     assert endpoint.redeemer.calls == []
@@ -196,7 +223,7 @@ async def test_other_methods_are_405(endpoint: Endpoint) -> None:
 @twisted_test
 async def test_oversized_body_is_413(endpoint: Endpoint) -> None:
     body = b"token=" + GOOD.encode() + b"&csr=" + b"A" * MAX_BODY + b"&p12_password=pw"
-    answer = await raw(endpoint.port, "POST", body, "application/x-www-form-urlencoded")
+    answer = await raw(endpoint, "POST", body, "application/x-www-form-urlencoded")
     assert answer.status == 413
     assert endpoint.redeemer.calls == []
 
@@ -235,7 +262,7 @@ async def test_oversized_body_is_413(endpoint: Endpoint) -> None:
 async def test_malformed_requests(
     endpoint: Endpoint, body: bytes, content_type: str, path: str, status: int, reason: bytes
 ) -> None:
-    answer = await raw(endpoint.port, "POST", body, content_type, path)
+    answer = await raw(endpoint, "POST", body, content_type, path)
     assert answer.status == status
     assert reason in answer.body
     assert endpoint.redeemer.calls == []
@@ -244,9 +271,10 @@ async def test_malformed_requests(
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("http://kms.example.com/kms/enroll", "refusing to send the token and bundle password"),
-        ("ftp://127.0.0.1/kms/enroll", "not an http or https URL"),
-        ("file:///etc/passwd", "not an http or https URL"),
+        ("http://kms.example.com/kms/enroll", "served over https only"),
+        ("http://127.0.0.1:8080/kms/enroll", "served over https only"),
+        ("ftp://127.0.0.1/kms/enroll", "not an https URL"),
+        ("file:///etc/passwd", "not an https URL"),
     ],
 )
 def test_client_refuses_unsafe_urls(url: str, reason: str) -> None:
@@ -255,15 +283,25 @@ def test_client_refuses_unsafe_urls(url: str, reason: str) -> None:
 
 
 def test_unreachable_kms() -> None:
-    with pytest.raises(KMSError, match=r"cannot reach the KMS at http://127\.0\.0\.1:9/"):
-        post_enrollment("http://127.0.0.1:9/kms/enroll", GOOD, CSR, b"pw")
+    with pytest.raises(KMSError, match=r"cannot reach the KMS at https://127\.0\.0\.1:9/"):
+        post_enrollment("https://127.0.0.1:9/kms/enroll", GOOD, CSR, b"pw")
 
 
-def _self_signed(common_name: str) -> tuple[bytes, bytes]:
-    """A certificate for 127.0.0.1 that is its own trust anchor, and its key (PEM)."""
+@twisted_test
+async def test_redirect_is_not_followed(endpoint: Endpoint) -> None:
+    with pytest.raises(KMSError, match=r"redirects to https://kms\.example\.com/kms/enroll"):
+        await post(f"https://127.0.0.1:{endpoint.port}/moved", GOOD, ca_file=endpoint.ca_file)
+    assert endpoint.redeemer.calls == []
+
+
+def _self_signed(common_name: str, mail: str | None = None) -> tuple[bytes, bytes]:
+    """A certificate for 127.0.0.1 (and `mail`) that is its own trust anchor, and its key (PEM)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
+    names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    if mail is not None:
+        names.append(x509.RFC822Name(mail))
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -273,10 +311,7 @@ def _self_signed(common_name: str) -> tuple[bytes, bytes]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
@@ -286,20 +321,13 @@ def _self_signed(common_name: str) -> tuple[bytes, bytes]:
 
 
 @twisted_test
-async def test_https_verifies_the_server_against_the_ca_file(tmp_path: Path) -> None:
-    certificate, key = _self_signed("127.0.0.1")
-    (tmp_path / "kms.pem").write_bytes(certificate)
+async def test_https_verifies_the_server_against_the_ca_file(
+    endpoint: Endpoint, tmp_path: Path
+) -> None:
     (tmp_path / "stranger.pem").write_bytes(_self_signed("someone else")[0])
-    options = ssl.PrivateCertificate.loadPEM(certificate + key).options()
-    redeemer = Redeemer()
-    listening = reactor.listenSSL(
-        0, Site(enroll_resource(redeemer)), options, interface="127.0.0.1"
-    )
-    url = f"https://127.0.0.1:{listening.getHost().port}{PATH}"
-    try:
-        assert await post(url, GOOD, ca_file=tmp_path / "kms.pem") == BUNDLE
-        with pytest.raises(KMSError, match=r"cannot reach the KMS .*CERTIFICATE_VERIFY_FAILED"):
-            await post(url, GOOD, ca_file=tmp_path / "stranger.pem")
-    finally:
-        await listening.stopListening()
-    assert [token for token, _, _ in redeemer.calls] == [GOOD]
+    assert (await post(endpoint.url, GOOD, ca_file=endpoint.ca_file)) == BUNDLE
+    with pytest.raises(KMSError, match=r"is not trusted by .*stranger\.pem: "):
+        await post(endpoint.url, GOOD, ca_file=tmp_path / "stranger.pem")
+    with pytest.raises(KMSError, match=r"is not trusted by the system's trust store: "):
+        await post(endpoint.url, GOOD)
+    assert [token for token, _, _ in endpoint.redeemer.calls] == [GOOD]
