@@ -217,9 +217,6 @@ class Root(Resource):
             # A leaf answers for the whole path (the redirect to https).
             return self._fallback
         if self._fallback is not None:
-            if self._fallback.isLeaf:
-                # A leaf (the https redirect) answers every path below it itself.
-                return self._fallback
             child: Resource = self._fallback.getChildWithDefault(path, request)
             return child
         return NoResource()

@@ -360,6 +360,14 @@ def test_ca_page_lists_every_ca(world: World) -> None:
     assert missing == []
 
 
+def test_ca_page_links_answer(world: World) -> None:
+    """Every download the CA page links to is served (ca.web.downloads)."""
+    browser = world.browser()
+    links = re.findall(r'href="(/[^"]+\.(?:crt|pem|p7c|crl))"', browser.get("/ca").text)
+    statuses = {link: browser.get(link).status for link in links}
+    assert (len(statuses) >= 6, {s for s in statuses.values()}) == (True, {200})
+
+
 def test_ca_page_names_crls_with_next_update(world: World) -> None:
     page = world.browser().get("/ca").text
     assert len(re.findall(r"CRL, next update \d{4}-\d\d-\d\d \d\d:\d\d UTC", page)) == 2
