@@ -661,6 +661,13 @@ def test_oversized_form_413(world: World) -> None:
     assert answer.status == 413
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_unknown_path_404_in_layout(world: World, method: str) -> None:
+    answer = world.browser().request(method, "/no/such/page", b"",
+                                     {"Content-Type": "application/x-www-form-urlencoded"})
+    assert (answer.status, PROBLEM.findall(answer.text)) == (404, ["There is no such page."])
+
+
 def test_error_page_in_layout(world: World) -> None:
     answer = world.logged_in("bob").get("/requests/999999")
     assert (answer.status, answer.text.count("<h1>Not Found</h1>"), "Traceback" in answer.text,
