@@ -394,6 +394,16 @@ def test_find_person_download_is_the_value(world: World) -> None:
             b"Other Nation ID CA" in printed.stdout) == (200, "application/pkix-cert", der, True)
 
 
+def test_find_person_escapes_markup(world: World) -> None:
+    """A name from the directory is text on the page, never markup (autoescaping)."""
+    ldif = (f"dn: uid=mallory,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: mallory\n"
+            "cn: <script>alert(1)</script>\nsn: M\nmail: mallory@example.com\n")
+    added = world.server.tool("ldapadd", input=ldif.encode())
+    page = world.browser().get("/people?mail=mallory%40example.com").text
+    assert (added.returncode, "<script" in page, "&lt;script&gt;alert(1)&lt;/script&gt;" in page) \
+        == (0, False, True)
+
+
 def test_find_nobody(world: World) -> None:
     page = world.browser().get("/people?mail=nobody%40example.com")
     assert (page.status, "Nobody with that mail address" in page.text) == (200, True)
