@@ -259,6 +259,18 @@ def public_crl_serials(world: World) -> set[int]:
     return {r.serial_number for r in x509.load_der_x509_crl(crl)}
 
 
+def http_crl_serials(world: World) -> set[int]:
+    """The full CRL as relying parties fetch it: plain http, the CDP URL."""
+    chain = x509.load_pem_x509_certificates((world.server.data_dir / "public" / "chain.pem")
+                                            .read_bytes())
+    cn = str(chain[0].subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
+    conn = http.client.HTTPConnection("127.0.0.1", world.server.http_port, timeout=30)
+    conn.request("GET", f"/{cn.replace(' ', '-')}.crl")
+    body = conn.getresponse().read()
+    conn.close()
+    return {r.serial_number for r in x509.load_der_x509_crl(body)}
+
+
 def issued_for(world: World, who: str) -> tuple[int, x509.Certificate]:
     """A request by `who`, approved by the officer: (request number, certificate)."""
     person = world.logged_in(who)
@@ -578,13 +590,16 @@ def test_hold_and_release(world: World) -> None:
     olga = world.logged_in("olga")
     held = olga.post("/officer/hold", {"serial": serial}, csrf_from="/officer")
     on_hold = (der in entry_certificates(world, "bob"), crl_entries(world).get(
-        certificate.serial_number), certificate.serial_number in public_crl_serials(world))
+        certificate.serial_number), certificate.serial_number in public_crl_serials(world),
+        certificate.serial_number in http_crl_serials(world))
     released = olga.post("/officer/release", {"serial": serial}, csrf_from="/officer")
     after = (der in entry_certificates(world, "bob"),
              certificate.serial_number in crl_entries(world),
-             certificate.serial_number in public_crl_serials(world))
+             certificate.serial_number in public_crl_serials(world),
+             certificate.serial_number in http_crl_serials(world))
     assert (held.status, on_hold, released.status, after) == (
-        303, (False, x509.ReasonFlags.certificate_hold, True), 303, (True, False, False))
+        303, (False, x509.ReasonFlags.certificate_hold, True, True), 303,
+        (True, False, False, False))
 
 
 def test_revoke_by_mail(world: World) -> None:
