@@ -693,6 +693,11 @@ def test_unknown_path_404_in_layout(world: World, method: str) -> None:
     assert (answer.status, PROBLEM.findall(answer.text)) == (404, ["There is no such page."])
 
 
+def test_get_logout_405_with_allow(world: World) -> None:
+    answer = world.browser().get("/logout")
+    assert (answer.status, answer.header("Allow")) == (405, "POST")
+
+
 def test_error_page_in_layout(world: World) -> None:
     answer = world.logged_in("bob").get("/requests/999999")
     assert (answer.status, answer.text.count("<h1>Not Found</h1>"), "Traceback" in answer.text,
