@@ -31,7 +31,7 @@ def _init(args: argparse.Namespace) -> None:
 
     result = init(args.data_dir, args.suffix, args.listen or [], with_ca=not args.no_ca,
                   with_kms=not args.no_kms, http_listen=args.http_listen,
-                  base_url=args.base_url)
+                  base_url=args.base_url, key_type=args.key_type)
     print(f"certdir initialised in {args.data_dir}")
     print(f"  root DN:       {result['root_dn']}")
     print(f"  root password: {result['password']}   (shown once; also in "
@@ -89,6 +89,8 @@ def parser() -> argparse.ArgumentParser:
                    "(repeatable; default http://127.0.0.1:8080 and https://127.0.0.1:8443)")
     p.add_argument("--base-url", help="public http:// URL of the CA's certificates, CRLs and "
                    "OCSP, put into every certificate (default: the http --http-listen URL)")
+    p.add_argument("--key-type", help="the root CA's key: rsa2048, rsa3072, rsa4096, p256 "
+                   "(default), p384 or ed25519 (rsa2048 for GnuPG 2.2 mail clients)")
     p.add_argument("--no-ca", action="store_true", help="no certificate authority")
     p.add_argument("--no-kms", action="store_true", help="no key-management service")
     p.set_defaults(run=_init)

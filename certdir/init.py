@@ -9,9 +9,10 @@
   organizationalUnit, c -> country, l -> locality).
 - Unless told `--no-ca`: generates the CA key passphrase into
   secrets/ca-passphrase (0600), creates the root CA
-  (`cn=<Suffix> Root CA,<suffix>`) and has it issue the directory's TLS
-  certificate. With `--no-ca` the TLS certificate comes from a throwaway
-  bootstrap CA (see certdir.tls).
+  (`cn=<Suffix> Root CA,<suffix>`, key type `--key-type`, default P-256)
+  and has it issue the directory's TLS certificate. With `--no-ca` the TLS
+  certificate comes from a throwaway bootstrap CA (see certdir.tls).
+- Every option is checked before anything is written.
 - The web service listens on `--http-listen` URLs (default: http on
   127.0.0.1:8080 and https on 127.0.0.1:8443); the CA's `base_url`, the
   prefix of the AIA, OCSP and CRL URLs in every certificate, is
@@ -28,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from ca.keys import KEY_TYPES
 from certdir.ca_commands import create_root
 from certdir.config import (
     CONFIG_FILE,
@@ -72,13 +74,18 @@ def ca_name(suffix: DN) -> str:
 
 def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
          with_kms: bool = True, http_listen: list[str] | None = None,
-         base_url: str | None = None) -> dict[str, Any]:
+         base_url: str | None = None, key_type: str | None = None) -> dict[str, Any]:
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir / CONFIG_FILE} already exists; not overwriting it")
     urls = [ListenURL.parse(u) for u in listen or ["ldap://127.0.0.1:3389",
                                                    "ldaps://127.0.0.1:6636"]]
     http = [HTTPURL.parse(u, "--http-listen") for u in http_listen or DEFAULT_HTTP_LISTEN]
     plain_http = next((str(u) for u in http if u.scheme == "http"), None)
+    if not with_ca and (base_url is not None or key_type is not None):
+        raise ConfigError("--base-url and --key-type are the CA's: not with --no-ca (give "
+                          "them to `certdir ca init` or `ca request-sub` later)")
+    if key_type is not None and key_type not in KEY_TYPES:
+        raise ConfigError(f"--key-type: {key_type!r} is not one of {', '.join(KEY_TYPES)}")
     if base_url is not None and not base_url.startswith("http://"):
         raise ConfigError(f"--base-url: {base_url!r} is not an http:// URL (RFC 5280 "
                           "§4.2.1.13: CRLs and OCSP are served without TLS)")
@@ -105,6 +112,8 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
     if with_ca:
         generate_secret(data_dir / "secrets" / "ca-passphrase")
         settings["ca"] = {"name": ca_name(DN.parse(suffix))}
+        if key_type is not None:
+            settings["ca"]["key_type"] = key_type
         if base_url or plain_http:
             settings["ca"]["base_url"] = (base_url or plain_http or "").rstrip("/")
     if with_kms:

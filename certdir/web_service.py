@@ -47,7 +47,7 @@ def _roots(web: Web, https: dict[bytes, Resource]) -> tuple[Resource, Resource]:
     redirect = RedirectToHTTPS(web.config.https_url)
     plain = Root(public, fallback=Downloads(web, redirect), index=redirect)
     secure = Root({**public, **pages.children(web), **https},
-                  fallback=Downloads(web, NoResource()), index=NoResource())
+                  fallback=Downloads(web, pages.missing(web)), index=NoResource())
     return plain, secure
 
 

@@ -21,6 +21,22 @@
   with `subpaths`; any other page answers 404 to one.
 - Answers are `Cache-Control: no-store` (RFC 9111 §5.2.2.5): pages show a
   person's requests and carry their CSRF token.
+
+Another package's page (the KMS's token redemption) looks like this::
+
+    TEMPLATES = Templates(Path(__file__).parent / "templates")  # extends "base.html"
+
+    class Redeem(Page):
+        forms = True
+
+        def get(self, request, visit):
+            return self.show(request, visit, "redeem.html")   # the form has csrf
+
+        def post(self, request, visit):                        # CSRF already checked
+            token = field(request, b"token")
+            ...                                                # raise Refused(400, why)
+
+    children = {b"redeem": Redeem(web, TEMPLATES)}
 """
 
 from __future__ import annotations

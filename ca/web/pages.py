@@ -12,7 +12,8 @@
 - `/officer`                   the officers' queue, revocation, hold, recent issuance;
   POST `/officer/approve|deny|revoke|hold|release`
 
-The downloads at the root (`/<slug>.crt`, `.crl`, ...) are `ca.web.downloads`.
+The downloads at the root (`/<slug>.crt`, `.crl`, ...) are `ca.web.downloads`;
+any other path is 404 in the layout (`missing`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ from ca.web.context import Web
 from ca.web.login import Login, Logout
 from ca.web.officer_pages import Officer
 from ca.web.page import static_folder
-from ca.web.public_pages import CACertificates, Home, People
+from ca.web.public_pages import CACertificates, Home, NotFound, People
 from ca.web.render import Templates
 from ca.web.request_pages import RequestForm, Requests
+
+
+def missing(web: Web) -> Resource:
+    """What the https site answers for a path nothing serves: 404 in the layout."""
+    return NotFound(web, Templates())
 
 
 def children(web: Web) -> dict[bytes, Resource]:

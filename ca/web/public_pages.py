@@ -52,6 +52,18 @@ class Home(Page):
                          ca_name=common_name(self.web.authority.certificate.subject))
 
 
+class NotFound(Page):
+    """Any path nothing else serves, with any method: 404."""
+
+    subpaths = True
+
+    def render(self, request: Request) -> int:
+        return self.render_GET(request)
+
+    def get(self, request: Request, visit: Visit) -> Answer:
+        raise Refused(404, "There is no such page.")
+
+
 @dataclass(frozen=True, slots=True)
 class CAView:
     certificate: x509.Certificate

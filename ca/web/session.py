@@ -19,7 +19,8 @@
   missing token or a wrong one is 403 before the page does anything
   (the synchronizer token pattern; SameSite=Strict is the second wall).
 - At most `limit` sessions are kept: when full, ended ones go first, then
-  the least recently used.
+  the least recently used anonymous one, and only then the least recently
+  used login, so a flood of anonymous visitors cannot log anybody out.
 """
 
 from __future__ import annotations
@@ -136,7 +137,9 @@ class Sessions:
         for ident in [i for i, s in self._sessions.items() if not self._alive(s, now)]:
             del self._sessions[ident]
         if len(self._sessions) >= self.limit:
-            del self._sessions[min(self._sessions, key=lambda i: self._sessions[i].used)]
+            # Anonymous sessions go before logins, so a flood of visitors cannot log people out.
+            del self._sessions[min(self._sessions, key=lambda i: (
+                self._sessions[i].person is not None, self._sessions[i].used))]
 
     @staticmethod
     def _send(request: Request, ident: str, max_age: int) -> None:

@@ -14,7 +14,7 @@
   byte a second is answered 408 (§15.5.9). Nothing waits on one client:
   the reactor serves the others meanwhile.
 - A request line over Twisted's line limit (16 KiB) is answered 414
-  (RFC 9112 §3), a longer header line 431 (RFC 6585 §5); what Twisted
+  (RFC 9112 §3), a header line over it 431 (RFC 6585 §5); what Twisted
   itself refuses (malformed request lines and headers, HTTP/0.9 or
   HTTP/2 preface, more than 16 KiB or 500 header lines, bad chunked
   framing, Content-Length with Transfer-Encoding) is answered 400.

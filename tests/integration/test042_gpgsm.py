@@ -20,6 +20,11 @@ and trusted in trustlist.txt.
    (its finish_sig_check wraps every digest as PKCS#1 v1.5, which does not
    fit a 256-bit key: "Provided object is too short"), so validation fails
    with exactly that error while openssl verifies the same CRL.
+5. The CRLs served carry no issuing distribution point (the critical
+   extension dirmngr rejects), only the CRL number, the AKI and, on the
+   delta, deltaCRLIndicator; `openssl verify -crl_check_all -use_deltas`
+   with the full CRL from before a revocation and the delta from after it
+   says revoked, with the full CRL alone OK.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 
 from tests.integration.conftest import SUFFIX, Server, make_server
 
@@ -196,6 +201,44 @@ def test_rsa_revoked_after_ca_revoke(rsa: World) -> None:
                    f"{rsa.serials['bob']:x}", "--reason", "keyCompromise")
     gnupg.flush_crls()
     assert gnupg.validation("bob@example.com") == REVOKED
+
+
+def download(server: Server, name: str) -> bytes:
+    with urllib.request.urlopen(f"{server.http_url}/{name}", timeout=30) as answer:
+        body: bytes = answer.read()
+        return body
+
+
+def extensions(crl: bytes) -> list[tuple[str, bool]]:
+    return [(e.oid.dotted_string, e.critical) for e in x509.load_der_x509_crl(crl).extensions]
+
+
+def openssl_verify(world: World, uid: str, *crls: bytes) -> tuple[int, list[str]]:
+    files = []
+    for n, crl in enumerate(crls):
+        files += ["-CRLfile", str(world.tmp / f"{uid}-{n}.crl")]
+        (world.tmp / f"{uid}-{n}.crl").write_bytes(
+            x509.load_der_x509_crl(crl).public_bytes(serialization.Encoding.PEM))
+    done = subprocess.run(["openssl", "verify", "-crl_check_all", "-use_deltas", "-CAfile",
+                           str(world.server.ca_file), *files, str(world.tmp / f"{uid}.pem")],
+                          capture_output=True, text=True, check=False)
+    return done.returncode, (done.stdout + done.stderr).splitlines()
+
+
+def test_crls_carry_no_idp_and_full_and_delta_combine(p256: World) -> None:
+    server = p256.server
+    full = download(server, "Example-Root-CA.crl")
+    number, aki, delta_indicator = ("2.5.29.20", False), ("2.5.29.35", False), ("2.5.29.27", True)
+    assert extensions(full) == [number, aki]
+    server.certdir("ca", "revoke", "--data-dir", str(server.data_dir),
+                   f"{p256.serials['bob']:x}", "--reason", "keyCompromise")
+    delta = download(server, "Example-Root-CA-delta.crl")
+    assert extensions(delta) == [number, aki, delta_indicator]
+    leaf = p256.tmp / "bob.pem"
+    assert openssl_verify(p256, "bob", full) == (0, [f"{leaf}: OK"])
+    assert openssl_verify(p256, "bob", full, delta) == (2, [
+        "CN = bob@example.com", "error 23 at 0 depth lookup: certificate revoked",
+        f"error {leaf}: verification failed"])
 
 
 def dirmngr_version() -> tuple[int, ...]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import html.parser
 import http.client
 import re
 import sqlite3
@@ -258,6 +259,18 @@ def public_crl_serials(world: World) -> set[int]:
     return {r.serial_number for r in x509.load_der_x509_crl(crl)}
 
 
+def http_crl_serials(world: World) -> set[int]:
+    """The full CRL as relying parties fetch it: plain http, the CDP URL."""
+    chain = x509.load_pem_x509_certificates((world.server.data_dir / "public" / "chain.pem")
+                                            .read_bytes())
+    cn = str(chain[0].subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
+    conn = http.client.HTTPConnection("127.0.0.1", world.server.http_port, timeout=30)
+    conn.request("GET", f"/{cn.replace(' ', '-')}.crl")
+    body = conn.getresponse().read()
+    conn.close()
+    return {r.serial_number for r in x509.load_der_x509_crl(body)}
+
+
 def issued_for(world: World, who: str) -> tuple[int, x509.Certificate]:
     """A request by `who`, approved by the officer: (request number, certificate)."""
     person = world.logged_in(who)
@@ -267,6 +280,64 @@ def issued_for(world: World, who: str) -> tuple[int, x509.Certificate]:
     assert approved.status == 303, approved.text
     pem = person.get(f"/requests/{number}/certificate.pem")
     return number, x509.load_pem_x509_certificate(pem.body)
+
+
+class Accessibility(html.parser.HTMLParser):
+    """What the layout promises: lang, one h1, headings in order, a label for every
+    field, no script and no inline style."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: list[str] = []
+        self.levels: list[int] = []
+        self.fields: list[str] = []
+        self.labels: set[str] = set()
+        self.lang = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "html":
+            self.lang = a.get("lang") or ""
+        if tag == "script" or "style" in a or any(k.startswith("on") for k in a):
+            self.problems.append(f"script or inline style: <{tag}>")
+        if re.fullmatch(r"h[1-6]", tag):
+            level = int(tag[1])
+            if self.levels and level > max(self.levels) + 1:
+                self.problems.append(f"<{tag}> after h{max(self.levels)}")
+            self.levels.append(level)
+        if tag in ("input", "select", "textarea") and a.get("type") not in ("hidden", "submit"):
+            self.fields.append(a.get("id") or "(no id)")
+        if tag == "label":
+            self.labels.add(a.get("for") or "")
+
+    def verdict(self) -> list[str]:
+        unlabelled = [f for f in self.fields if f not in self.labels]
+        return [*self.problems, *(f"field {f} has no label" for f in unlabelled),
+                *([] if self.lang == "en" else ["no lang"]),
+                *([] if self.levels.count(1) == 1 else [f"{self.levels.count(1)} h1"])]
+
+
+PAGES = {
+    "anonymous": ("/", "/ca", "/people", "/people?mail=alice%40example.com", "/login",
+                  "/people/x", "/requests"),
+    "bob": ("/", "/request", "/requests", "/requests/999999"),
+    "olga": ("/officer", "/requests"),
+}
+
+
+@pytest.mark.parametrize("who", sorted(PAGES))
+def test_pages_accessible(world: World, who: str) -> None:
+    browser = world.browser() if who == "anonymous" else world.logged_in(who)
+    problems = {}
+    for path in PAGES[who]:
+        answer = browser.get(path)
+        if answer.status == 303:
+            continue
+        checker = Accessibility()
+        checker.feed(answer.text)
+        if checker.verdict():
+            problems[path] = checker.verdict()
+    assert problems == {}
 
 
 # --- 1. public pages ---------------------------------------------------------------------
@@ -301,6 +372,14 @@ def test_ca_page_lists_every_ca(world: World) -> None:
     assert missing == []
 
 
+def test_ca_page_links_answer(world: World) -> None:
+    """Every download the CA page links to is served (ca.web.downloads)."""
+    browser = world.browser()
+    links = re.findall(r'href="(/[^"]+\.(?:crt|pem|p7c|crl))"', browser.get("/ca").text)
+    statuses = {link: browser.get(link).status for link in links}
+    assert (len(statuses) >= 6, {s for s in statuses.values()}) == (True, {200})
+
+
 def test_ca_page_names_crls_with_next_update(world: World) -> None:
     page = world.browser().get("/ca").text
     assert len(re.findall(r"CRL, next update \d{4}-\d\d-\d\d \d\d:\d\d UTC", page)) == 2
@@ -314,18 +393,39 @@ def test_find_person_lists_foreign_certificate(world: World) -> None:
 
 
 def test_find_person_download_is_the_value(world: World) -> None:
+    """The DER link on the page, followed."""
     der = world.foreign.public_bytes(serialization.Encoding.DER)
     digest = hashlib.sha256(der).hexdigest()
-    answer = world.browser().get(f"/people/alice@example.com/{digest}.crt")
+    browser = world.browser()
+    links = re.findall(rf'href="(/people/[^"]+/{digest}\.crt)"',
+                       browser.get("/people?mail=alice%40example.com").text)
+    answer = browser.get(links[0])
     printed = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-issuer"],
                              input=answer.body, capture_output=True, check=True)
     assert (answer.status, answer.header("Content-Type"), answer.body,
             b"Other Nation ID CA" in printed.stdout) == (200, "application/pkix-cert", der, True)
 
 
+def test_find_person_escapes_markup(world: World) -> None:
+    """A name from the directory is text on the page, never markup (autoescaping)."""
+    ldif = (f"dn: uid=mallory,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: mallory\n"
+            "cn: <script>alert(1)</script>\nsn: M\nmail: mallory@example.com\n")
+    added = world.server.tool("ldapadd", input=ldif.encode())
+    page = world.browser().get("/people?mail=mallory%40example.com").text
+    assert (added.returncode, "<script" in page, "&lt;script&gt;alert(1)&lt;/script&gt;" in page) \
+        == (0, False, True)
+
+
 def test_find_nobody(world: World) -> None:
     page = world.browser().get("/people?mail=nobody%40example.com")
     assert (page.status, "Nobody with that mail address" in page.text) == (200, True)
+
+
+def test_find_person_pem(world: World) -> None:
+    pem = world.foreign.public_bytes(serialization.Encoding.PEM)
+    digest = hashlib.sha256(world.foreign.public_bytes(serialization.Encoding.DER)).hexdigest()
+    answer = world.browser().get(f"/people/alice%40example.com/{digest}.pem")
+    assert (answer.status, answer.body) == (200, pem)
 
 
 def test_find_person_unknown_download_404(world: World) -> None:
@@ -490,13 +590,16 @@ def test_hold_and_release(world: World) -> None:
     olga = world.logged_in("olga")
     held = olga.post("/officer/hold", {"serial": serial}, csrf_from="/officer")
     on_hold = (der in entry_certificates(world, "bob"), crl_entries(world).get(
-        certificate.serial_number), certificate.serial_number in public_crl_serials(world))
+        certificate.serial_number), certificate.serial_number in public_crl_serials(world),
+        certificate.serial_number in http_crl_serials(world))
     released = olga.post("/officer/release", {"serial": serial}, csrf_from="/officer")
     after = (der in entry_certificates(world, "bob"),
              certificate.serial_number in crl_entries(world),
-             certificate.serial_number in public_crl_serials(world))
+             certificate.serial_number in public_crl_serials(world),
+             certificate.serial_number in http_crl_serials(world))
     assert (held.status, on_hold, released.status, after) == (
-        303, (False, x509.ReasonFlags.certificate_hold, True), 303, (True, False, False))
+        303, (False, x509.ReasonFlags.certificate_hold, True, True), 303,
+        (True, False, False, False))
 
 
 def test_revoke_by_mail(world: World) -> None:
@@ -583,10 +686,47 @@ def test_oversized_form_413(world: World) -> None:
     assert answer.status == 413
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_unknown_path_404_in_layout(world: World, method: str) -> None:
+    answer = world.browser().request(method, "/no/such/page", b"",
+                                     {"Content-Type": "application/x-www-form-urlencoded"})
+    assert (answer.status, PROBLEM.findall(answer.text)) == (404, ["There is no such page."])
+
+
+def test_get_logout_405_with_allow(world: World) -> None:
+    answer = world.browser().get("/logout")
+    assert (answer.status, answer.header("Allow")) == (405, "POST")
+
+
 def test_error_page_in_layout(world: World) -> None:
     answer = world.logged_in("bob").get("/requests/999999")
     assert (answer.status, answer.text.count("<h1>Not Found</h1>"), "Traceback" in answer.text,
             PROBLEM.findall(answer.text)) == (404, 1, False, ["There is no such request."])
+
+
+@pytest.mark.parametrize("path", ["/login", "/requests/1", "/officer", "/people?mail=a%40b"])
+def test_plain_http_redirects_pages(world: World, path: str) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", world.server.http_port, timeout=30)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    response.read()
+    assert (response.status, response.getheader("Location")) == (
+        308, world.server.https_url + path)
+
+
+def test_zy_every_officer_action_audited(world: World) -> None:
+    """Runs after the officer tests: the audit log holds each of their actions under the
+    officer's DN, submissions under the person's, and its hash chain verifies."""
+    with sqlite3.connect(f"file:{world.server.data_dir / 'certdir.db'}?mode=ro",
+                         uri=True) as db:
+        rows = list(db.execute("SELECT action, actor FROM kms_audit WHERE action LIKE 'ca.%'"))
+    officer = {a for a, actor in rows if actor == OFFICER}
+    requesters = {actor for a, actor in rows if a == "ca.pending"}
+    verified = world.server.certdir("audit", "verify", "--data-dir",
+                                    str(world.server.data_dir))
+    assert (officer, requesters, verified.stdout.decode().startswith("audit log intact")) == (
+        {"ca.approved", "ca.denied", "ca.revoked", "ca.released"},
+        {dn("alice"), dn("bob")}, True)
 
 
 def test_zz_no_secret_in_any_url(world: World) -> None:

@@ -40,10 +40,12 @@ LDAP_CRL = (
     "ldap://ldap.example.com/cn=Example%20Issuing%20CA,cn=CAs,cn=PKI,dc=example,dc=com"
     "?certificateRevocationList;binary"
 )
+HTTP_DELTA_CRL = "http://pki.example.com/crl/issuing-delta.crl"
 URLS = IssuerURLs(
     ca_issuers=("http://pki.example.com/ca/issuing.crt",),
     ocsp=("http://pki.example.com/ocsp",),
     crl=(HTTP_CRL, LDAP_CRL),
+    delta_crl=(HTTP_DELTA_CRL,),
 )
 ROOT_URLS = IssuerURLs(
     ca_issuers=("http://pki.example.com/ca/root.crt",),

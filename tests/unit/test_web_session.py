@@ -139,6 +139,15 @@ def test_limit_drops_least_recently_used(sessions: Sessions, clock: Clock) -> No
     assert (len(sessions), sessions.current(request(first.id.encode()))) == (3, None)
 
 
+def test_limit_spares_logins(sessions: Sessions, clock: Clock) -> None:
+    person = sessions.login(request(), "cn=a")
+    for _ in range(5):
+        clock.now += 1
+        sessions.open(request())
+    assert (len(sessions), sessions.current(request(person.id.encode())) is not None) \
+        == (3, True)
+
+
 RULE = Rule(free=3, base=2.0, cap=16.0, forget=100.0, limit=2)
 
 
