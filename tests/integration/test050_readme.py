@@ -206,24 +206,25 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
         assert made.returncode == 0, (command, made.stdout, made.stderr)
     serve = makefile_recipe("run")[-1]
     assert serve == "certdir serve --data-dir run/data"
-    log = (tmp / "serve.log").open("wb")
-    server = subprocess.Popen(["bash", "-c", f"exec {serve}"], cwd=tmp, env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
-    for port in PORTS:
-        wait_for_port(rewrite.ports[port], server)
-    outcomes: dict[str, Outcome] = {}
-    for command in readme_commands():
-        if isinstance(COMMANDS.get(command), NotRun):
-            continue
-        outcome, env = _bash(rewrite(command), tmp, env)
-        outcomes[command] = outcome
-        if command.startswith("certdir kms enroll-user"):
-            rewrite.token = outcome.stdout.strip()
-    secret = (tmp / "run" / "data" / "secrets" / "root-password").read_bytes()
-    yield Walk(rewrite, outcomes, secret)
-    server.terminate()
-    server.wait(timeout=20)
-    log.close()
+    with (tmp / "serve.log").open("wb") as log:
+        server = subprocess.Popen(["bash", "-c", f"exec {serve}"], cwd=tmp, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for port in PORTS:
+            wait_for_port(rewrite.ports[port], server)
+        outcomes: dict[str, Outcome] = {}
+        for command in readme_commands():
+            if isinstance(COMMANDS.get(command), NotRun):
+                continue
+            outcome, env = _bash(rewrite(command), tmp, env)
+            outcomes[command] = outcome
+            if command.startswith("certdir kms enroll-user"):
+                rewrite.token = outcome.stdout.strip()
+        secret = (tmp / "run" / "data" / "secrets" / "root-password").read_bytes()
+        yield Walk(rewrite, outcomes, secret)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
     assert "Traceback" not in (tmp / "serve.log").read_text(errors="replace")
 
 
