@@ -26,9 +26,6 @@ Not run, and why:
   (`D`, `SERIAL`, serial 123), and scenarios 020-022 run those commands.
 - Sections filled from other parts of issue 9 (downloads, OCSP, pages,
   gpgsm) are covered by those parts' scenarios.
-
-Commands marked `AWAITING` need another part of issue 9 (a strict xfail:
-once that part is merged, the test passes and the mark must go).
 """
 
 from __future__ import annotations
@@ -63,21 +60,6 @@ class Run:
 class NotRun:
     why: str
 
-
-# Another part of issue 9 makes these work; see the module docstring.
-DOWNLOADS = "served once the downloads part (issue 9 part 2) is merged"
-KMS_HTTPS = "verifies against --data-dir's CA once the KMS https part (issue 9 part 4) is merged"
-REDIRECT = "plain http redirects every https-only path once the web site's fix is merged"
-AWAITING: Mapping[str, str] = {
-    "curl -fsS -o root.crt http://127.0.0.1:8080/Example-Root-CA.crt": DOWNLOADS,
-    "openssl x509 -inform DER -in root.crt -noout -subject": DOWNLOADS,
-    "curl -fsS -o root.crl http://127.0.0.1:8080/Example-Root-CA.crl": DOWNLOADS,
-    "openssl crl -inform DER -in root.crl -noout -issuer": DOWNLOADS,
-    "curl -sS -o /dev/null -w '%{http_code} %{redirect_url}\\n' "
-    "http://127.0.0.1:8080/kms/enroll": REDIRECT,
-    "certdir kms enroll --url https://127.0.0.1:8443/kms/enroll --data-dir run/data --token "
-    "ct-... --csr sign.csr --p12-password-file pw --out carol.p12": KMS_HTTPS,
-}
 
 COMMANDS: Mapping[str, Run | NotRun] = {
     "make run": NotRun("the test makes the data directory from the Makefile's recipe"),
@@ -232,13 +214,8 @@ def test_every_readme_command_is_listed() -> None:
     assert readme_commands() == list(COMMANDS)
 
 
-def _marks(command: str) -> list[pytest.MarkDecorator]:
-    why = AWAITING.get(command)
-    return [] if why is None else [pytest.mark.xfail(strict=True, reason=why)]
-
-
 @pytest.mark.parametrize("command", [
-    pytest.param(command, marks=_marks(command), id=command[:60])
+    pytest.param(command, id=command[:60])
     for command, what in COMMANDS.items() if isinstance(what, Run)])
 def test_readme_command(walk: Walk, command: str) -> None:
     expected = COMMANDS[command]
