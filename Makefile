@@ -40,7 +40,8 @@ system-packages:
 
 $(DATA)/certdir.yaml: | $(BIN)/certdir
 	$(BIN)/certdir init --data-dir $(DATA) --suffix $(SUFFIX) \
-	  --listen ldap://127.0.0.1:3389 --listen ldaps://127.0.0.1:6636
+	  --listen ldap://127.0.0.1:3389 --listen ldaps://127.0.0.1:6636 \
+	  --http-listen http://127.0.0.1:8080 --http-listen https://127.0.0.1:8443
 	$(BIN)/certdir ldif import --data-dir $(DATA) certdir/examples/addressbook.ldif
 
 run: $(DATA)/certdir.yaml
@@ -48,6 +49,9 @@ run: $(DATA)/certdir.yaml
 	@echo "  ldapsearch -H ldap://127.0.0.1:3389 -x -D cn=admin,$(SUFFIX) -y $(DATA)/secrets/root-password -b $(SUFFIX)"
 	@echo "anonymous address book lookups work too:"
 	@echo "  ldapsearch -H ldap://127.0.0.1:3389 -x -b ou=people,$(SUFFIX) '(mail=alice*)' cn mail"
+	@echo "TLS (StartTLS, ldaps://127.0.0.1:6636, https) trusts $(DATA)/public/ca.pem:"
+	@echo "  LDAPTLS_CACERT=$(DATA)/public/ca.pem ldapwhoami -H ldap://127.0.0.1:3389 -ZZ -x -D cn=admin,$(SUFFIX) -y $(DATA)/secrets/root-password"
+	@echo "web service: http://127.0.0.1:8080 (CA certificates, CRLs, OCSP) and https://127.0.0.1:8443 (pages, KMS enrollment)"
 	$(BIN)/certdir serve --data-dir $(DATA)
 
 lint: $(VENV)/.test-deps

@@ -55,15 +55,18 @@ CERTIFICATE_MAX_AGE = 24 * 3600
 class Download:
     body: bytes
     content_type: bytes
-    last_modified: dt.datetime
+    modified: int  # seconds since the epoch
     expires: dt.datetime | None  # a CRL's nextUpdate; None for certificates
     etag: bytes
+    last_modified: bytes  # the header, an HTTP date (RFC 9110 §5.6.7)
 
     @classmethod
-    def of(cls, body: bytes, content_type: bytes, last_modified: dt.datetime,
+    def of(cls, body: bytes, content_type: bytes, modified: dt.datetime,
            expires: dt.datetime | None = None) -> Download:
-        return cls(body, content_type, last_modified, expires,
-                   b'"' + hashlib.sha256(body).hexdigest()[:32].encode() + b'"')
+        epoch = calendar.timegm(modified.utctimetuple())
+        return cls(body, content_type, epoch, expires,
+                   b'"' + hashlib.sha256(body).hexdigest()[:32].encode() + b'"',
+                   datetimeToString(epoch))
 
     def max_age(self, now: dt.datetime) -> int:
         if self.expires is None:
@@ -131,10 +134,6 @@ def _crl_download(record: CRLRecord, pem: bool) -> Download:
     return Download.of(body, PEM if pem else PKIX_CRL, record.this_update, record.next_update)
 
 
-def _epoch(when: dt.datetime) -> int:
-    return calendar.timegm(when.utctimetuple())
-
-
 def _not_modified(request: Request, download: Download) -> bool:
     """RFC 9110 §13.2.2: If-None-Match decides when present, else If-Modified-Since."""
     if_none_match = request.getHeader(b"if-none-match")
@@ -148,7 +147,7 @@ def _not_modified(request: Request, download: Download) -> bool:
         since: int = stringToDatetime(if_modified_since)
     except ValueError:
         return False  # §13.1.3: an invalid date is ignored
-    return _epoch(download.last_modified) <= since
+    return download.modified <= since
 
 
 def _text(request: Request, code: int, text: str) -> bytes:
@@ -175,7 +174,7 @@ class Served(Resource):
         if download is None or request.postpath:
             return _text(request, 404, self._missing)
         request.setHeader(b"ETag", download.etag)
-        request.setHeader(b"Last-Modified", datetimeToString(_epoch(download.last_modified)))
+        request.setHeader(b"Last-Modified", download.last_modified)
         max_age = download.max_age(dt.datetime.now(dt.UTC))
         request.setHeader(b"Cache-Control", f"public, max-age={max_age}".encode())
         if _not_modified(request, download):

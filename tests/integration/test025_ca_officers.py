@@ -10,12 +10,15 @@
    certificate and no audit record is added.
 3. `deny` takes the password from `$CERTDIR_OFFICER_PASSWORD`; `revoke`
    (certificateHold) and `release` are audited under the officer's DN.
+4. A CA without `ca.officers` refuses `--officer` with one error line, and
+   `approve` without it acts as the local account (`local:<user>`).
 
 The officers' entries are added with ldapadd, as an administrator would.
 """
 
 from __future__ import annotations
 
+import getpass
 import re
 import sqlite3
 import subprocess
@@ -51,14 +54,16 @@ class World:
         path.write_text(password)
         return path
 
-    def submit(self, name: str) -> str:
-        """A pending smime-user request for Carol; its number."""
+    def submit(self, name: str, *profile: str) -> str:
+        """A pending request (default: smime-user for Carol); its number."""
         csr = self.tmp / f"{name}.csr"
         subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-                        str(self.tmp / f"{name}.key"), "-subj", "/CN=carol", "-out", str(csr)],
+                        str(self.tmp / f"{name}.key"), "-subj", "/CN=carol", "-addext",
+                        "subjectAltName=DNS:carol.example.com", "-out", str(csr)],
                        check=True, capture_output=True)
-        done = self.ca("submit", "--csr", str(csr), "--profile", "smime-user", "--entry", CAROL)
+        done = self.ca("submit", "--csr", str(csr),
+                       *(profile or ("--profile", "smime-user", "--entry", CAROL)))
         found = re.match(r"request (\d+): pending", done.stdout.decode())
         assert found is not None, done.stdout
         return found.group(1)
@@ -151,3 +156,24 @@ def test_hold_and_release_are_audited_under_the_officer(world: World) -> None:
     assert last_audit(world) == (OFFICER2, "ca.revoked", CAROL)
     world.ca("release", *officer, serial)
     assert last_audit(world) == (OFFICER2, "ca.released", CAROL)
+
+
+@pytest.fixture(scope="module")
+def unofficered(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """A CA without ca.officers, never served: these commands work on the data directory."""
+    tmp = tmp_path_factory.mktemp("ca-no-officers")
+    return World(make_server(tmp), tmp)
+
+
+def test_no_officers_configured(unofficered: World) -> None:
+    request = unofficered.submit("local", "--profile", "tls-client")
+    refused = unofficered.ca("approve", "--officer", OFFICER1, "--password-file",
+                             str(unofficered.password_file("officer1", "officer1-pw")),
+                             request, check=False)
+    assert (refused.returncode, refused.stderr.decode()) == (
+        1, "certdir: error: --officer: this CA has no officers (ca.officers is empty); "
+        "leave --officer out to act as the local account\n")
+    unofficered.ca("approve", request)
+    local = f"local:{getpass.getuser()}"
+    assert decided(unofficered, request) == ("issued", local)
+    assert last_audit(unofficered) == (local, "ca.approved", request)

@@ -17,9 +17,10 @@ and an issuing CA that serves. curl fetches, openssl parses.
    attempts are 404 on https; POST is 405 with Allow.
 5. The AIA caIssuers, CRL distribution point and Freshest CRL URLs of an
    issued certificate and of the issuing CA's own certificate all answer
-   200: the root's CRL, installed with `certdir ca install-crl`, is served
-   at the root's `.crl` and published into the root's directory entry; an
-   older or foreign CRL is refused.
+   200: the root's CRLs, installed with `certdir ca install-crl`, are served
+   at the root's `.crl` and `-delta.crl` and published into the root's
+   directory entry, and `ca verify` then checks the whole path; an older,
+   the CA's own or a non-CRL file is refused.
 """
 
 from __future__ import annotations
@@ -325,3 +326,18 @@ def test_own_crl_is_refused_by_install_crl(site: Site) -> None:
 def test_not_a_crl_is_refused(site: Site) -> None:
     refused = ca(site.issuing, "install-crl", str(site.leaf), check=False)
     assert refused.stderr.decode() == "certdir: error: not a CRL (PEM or DER)\n"
+
+
+def test_installed_root_delta_crl_is_served_and_published(site: Site) -> None:
+    delta = site.root.data_dir / "public" / f"{ROOT}-delta.crl"
+    installed = ca(site.issuing, "install-crl", str(delta))
+    assert installed.stdout.decode().startswith("delta CRL ")
+    assert fetch(url(site, f"{ROOT}-delta.crl")).body == delta.read_bytes()
+    found = site.issuing.tool("ldapsearch", "-LLL", "-b", ROOT_ENTRY, "-s", "base",
+                              "deltaRevocationList;binary", check=True)
+    assert b"deltaRevocationList;binary::" in found.stdout
+
+
+def test_ca_verify_checks_the_whole_path_with_the_installed_crl(site: Site) -> None:
+    verified = ca(site.issuing, "verify", str(site.leaf), check=False)
+    assert (verified.returncode, verified.stdout.decode().count("not revoked")) == (0, 2)
