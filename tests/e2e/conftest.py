@@ -145,8 +145,12 @@ class Browser:
 
     def follow(self, element: WebElement) -> None:
         """Click a link or button and wait until the next page has replaced this one."""
+        self.navigate(element.click)
+
+    def navigate(self, action: Callable[[], None]) -> None:
+        """Do `action` (a click, keys) and wait until the next page has replaced this one."""
         page = self.driver.find_element(By.TAG_NAME, "html")
-        element.click()
+        action()
 
         def replaced(driver: webdriver.Chrome) -> bool:
             try:

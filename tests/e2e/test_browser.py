@@ -6,7 +6,7 @@
 - On every page (as a visitor, a person logged in and a CA officer see
   it) Tab reaches every input and button, the skip link first, and every
   input, text area and select is named by a `<label for>`; buttons by
-  their text.
+  their text; a person logs in with the keyboard alone.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 
 from tests.e2e.conftest import OFFICER, REQUESTER, Browser, World, signing_csr
 
@@ -136,3 +138,16 @@ def test_tab_reaches_every_control(world: World, browser: Browser, pending: None
     assert reached[0].get_attribute("textContent") == "Skip to the content"
     missed = [c.get_attribute("outerHTML") for c in browser.controls() if c not in reached]
     assert missed == []
+
+
+def test_log_in_with_the_keyboard_alone(world: World, browser: Browser) -> None:
+    browser.open("/login")
+    keys = ActionChains(browser.driver)
+    for _ in range(len(browser.tab_order())):
+        if browser.driver.switch_to.active_element.get_attribute("id") == "name":
+            break
+        keys.send_keys(Keys.TAB).perform()
+    assert browser.driver.switch_to.active_element.get_attribute("id") == "name"
+    browser.navigate(keys.send_keys("alice@example.com", Keys.TAB, world.password(REQUESTER),
+                                    Keys.ENTER).perform)
+    assert browser.heading == "My requests"
