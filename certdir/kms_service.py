@@ -8,9 +8,11 @@
   accounts) and mails it once the entry is committed; a mail that cannot
   be sent is logged, and `certdir kms enroll-user` issues a new token.
 - The web service (https only) serves the enrollment endpoint (`kms.web`,
-  POST /kms/enroll): a redemption runs through the directory's single
-  writer, in one transaction with the certificates it publishes and the
-  key it escrows; a refusal rolls all of it back.
+  POST /kms/enroll): a redemption generates its key, signs its
+  certificates and seals its PKCS#12 on the web service's pool, then
+  commits through the directory's single writer, in one transaction with
+  the certificates it publishes and the key it escrows; a refusal rolls
+  all of it back (`kms.enrollment`).
 """
 
 from __future__ import annotations
@@ -91,11 +93,7 @@ def web_children(web: Web, vault: Vault, config: Config) -> dict[bytes, Resource
     dsa, authority = web.dsa, web.authority
 
     def redeem(token: str, csr: bytes, password: bytes) -> Deferred[bytes]:
-        def job(txn: SQLiteTransaction) -> bytes:
-            writer = DirectoryWriter(dsa, txn, dsa.root_dn)
-            return enrollment.redeem(authority, writer, vault, kms, token, csr, password,
-                                     dt.datetime.now(dt.UTC)).pkcs12
-
-        return dsa.write(job)
+        return enrollment.redeem(authority, dsa, web.slow, vault, kms, token, csr,
+                                 password).addCallback(lambda done: done.pkcs12)
 
     return {b"kms": enroll_resource(redeem)}

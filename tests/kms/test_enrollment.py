@@ -86,8 +86,8 @@ class KMS:
 
     def redeem(self, token: str, csr: bytes, password: bytes = PASSWORD,
                when: dt.datetime = NOW) -> enrollment.Enrollment:
-        return self.run(lambda w: enrollment.redeem(self.authority, w, self.vault,
-                                                    self.settings, token, csr, password, when))
+        return enrollment.redeem_offline(self.authority, self.dsa, self.vault, self.settings,
+                                         token, csr, password, when)
 
 
 def person(dsa: DSA, uid: str, mail: bool = True) -> None:
