@@ -8,8 +8,9 @@
   accounts) and mails it once the entry is committed; a mail that cannot
   be sent is logged, and `certdir kms enroll-user` issues a new token.
 - The web service (https only) serves the enrollment endpoint (`kms.web`,
-  POST /kms/enroll): a redemption generates its key, signs its
-  certificates and seals its PKCS#12 on the web service's pool, then
+  POST /kms/enroll): a redemption generates its key and signs its
+  certificates on the web service's pool and seals its PKCS#12 in a worker
+  process (`kms.sealer`), then
   commits through the directory's single writer, in one transaction with
   the certificates it publishes and the key it escrows; a refusal rolls
   all of it back (`kms.enrollment`).
@@ -34,10 +35,14 @@ from directory.entry import Entry
 from directory.publisher import DirectoryWriter
 from kms import enrollment
 from kms.config import KMSConfig
+from kms.sealer import Sealer
 from kms.vault import Vault, secret_from
 from kms.web import enroll_resource
 
 log = logging.getLogger("certdir.kms")
+
+# PKCS#12 sealing holds the GIL, so it runs in processes of its own (`kms.sealer`).
+SEALING_PROCESSES = 2
 
 
 def unlock_at_start(config: Config) -> Vault | None:
@@ -91,9 +96,11 @@ def web_children(web: Web, vault: Vault, config: Config) -> dict[bytes, Resource
     kms = config.kms
     assert kms is not None
     dsa, authority = web.dsa, web.authority
+    sealer = Sealer(SEALING_PROCESSES)
+    web.reactor.addSystemEventTrigger("during", "shutdown", sealer.stop)
 
     def redeem(token: str, csr: bytes, password: bytes) -> Deferred[bytes]:
         return enrollment.redeem(authority, dsa, web.slow, vault, kms, token, csr,
-                                 password).addCallback(lambda done: done.pkcs12)
+                                 password, sealer).addCallback(lambda done: done.pkcs12)
 
     return {b"kms": enroll_resource(redeem)}

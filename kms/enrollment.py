@@ -21,7 +21,8 @@
   `claim` checks the token read-only and reads its entry; `prepare` (on the
   web service's pool in the server, `ca.web.context.Web.slow`; just before
   the transaction on a command line) generates the encryption key, signs
-  both certificates (`ca.issue.prepare`) and seals the PKCS#12; `commit`, in
+  both certificates (`ca.issue.prepare`) and seals the PKCS#12 (in the
+  server, in a worker process: `kms.sealer` says why); `commit`, in
   the writer's transaction, redeems the token, records and publishes both
   certificates (`ca.issue.commit`, which refuses if the entry vanished or
   changed meanwhile), supersedes the older ones (revocation is database
@@ -38,7 +39,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -66,6 +67,11 @@ from kms.vault import Vault
 
 SIGNING_PROFILE = "smime-signing"
 ENCRYPTION_PROFILE = "smime-encryption"
+
+
+# How a PKCS#12 gets sealed: `bundle` here, or in another process (`kms.sealer`).
+Seal = Callable[[keys.PrivateKey, x509.Certificate, Sequence[x509.Certificate], str, bytes],
+                bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +161,7 @@ def claim(dsa: DSA, token: str, now: dt.datetime) -> Claim:
 
 
 def prepare(authority: Authority, config: KMSConfig, claimed: Claim, signing_csr: bytes,
-            p12_password: bytes, now: dt.datetime) -> Prepared:
+            p12_password: bytes, now: dt.datetime, seal: Seal = bundle) -> Prepared:
     """Sign both certificates, generate the key, seal the PKCS#12. Slow; no database."""
     if not p12_password:
         raise KMSError("the PKCS#12 password must not be empty")
@@ -167,8 +173,8 @@ def prepare(authority: Authority, config: KMSConfig, claimed: Claim, signing_csr
         raise KMSError(f"kms.encryption_key_type: {e}") from None
     encryption = _prepare(authority, _encryption_request(key), ENCRYPTION_PROFILE, entry, now)
     assert signing.certificate is not None and encryption.certificate is not None
-    sealed = bundle(key, encryption.certificate, (signing.certificate, *authority.chain),
-                    _mail(entry), p12_password)
+    sealed = seal(key, encryption.certificate, (signing.certificate, *authority.chain),
+                  _mail(entry), p12_password)
     return Prepared(claimed, signing, encryption, key, sealed)
 
 
@@ -195,15 +201,17 @@ def commit(authority: Authority, writer: DirectoryWriter, vault: Vault, prepared
 
 
 def redeem(authority: Authority, dsa: DSA, slow: Slow, vault: Vault, config: KMSConfig,
-           token: str, signing_csr: bytes, p12_password: bytes) -> Deferred[Enrollment]:
+           token: str, signing_csr: bytes, p12_password: bytes,
+           seal: Seal = bundle) -> Deferred[Enrollment]:
     """A redemption in the server: the token read on the reactor thread, the
-    slow part on `slow`, the commit through the single writer."""
+    slow part on `slow` (sealing with `seal`), the commit through the single
+    writer."""
     async def steps() -> Enrollment:
         dsa.refresh()
         now = dt.datetime.now(dt.UTC)
         claimed = claim(dsa, token, now)
         prepared = await slow(prepare, authority, config, claimed, signing_csr, p12_password,
-                              now)
+                              now, seal)
 
         def job(txn: SQLiteTransaction) -> Enrollment:
             return commit(authority, DirectoryWriter(dsa, txn, dsa.root_dn), vault, prepared,
