@@ -8,30 +8,39 @@ directory (`certdir init`), in real database transactions.
   certificate, nothing published).
 - A CRL number taken by another CRL while ours was being signed: ours is
   read and signed again with the next number; numbers strictly increase
-  and the CA entry holds the newest CRL.
+  and the CA entry holds the newest CRL. The same through the server's
+  path (`ca.crl.renew`: signed on a thread pool, committed by the single
+  writer).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
+import pytest_twisted  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from twisted.internet import reactor as installed_reactor
 
 from ca import crl
 from ca.errors import CAError
 from ca.issue import Prepared, commit, holder_entry, prepare
 from ca.policy import Origin
+from ca.pool import on_pool
 from ca.profiles import profile
 from ca.store import Store
+from certdir.service import open_directory
 from directory.publisher import DirectoryWriter
 from tests.crypto_guard import no_slow_crypto
 from tests.pki import test_revocation
 from tests.pki.test_revocation import ALICE, CA, NOW
 
+# The asyncio reactor pytest-twisted installed; its interfaces are not declared.
+reactor: Any = installed_reactor
 # The same fixture: a data directory from `certdir init` with alice in it.
 ca = test_revocation.ca
 
@@ -108,3 +117,29 @@ def test_crl_number_taken_while_signing_is_signed_again(
     entry = ca.dsa.backend.get(ca.dsa.parse_dn(ca.authority.entry_dn))
     assert entry is not None
     assert entry.get("certificaterevocationlist") == (made.full.public_bytes(Encoding.DER),)
+
+
+@pytest_twisted.ensureDeferred  # type: ignore[misc]
+async def test_server_crl_renewal_signs_again_when_the_number_is_taken(
+        ca: CA, monkeypatch: pytest.MonkeyPatch) -> None:
+    served = open_directory(ca.config, reactor)
+    first = Store(ca.dsa.backend.reader).next_crl_number()
+    signed: list[int] = []
+    real_sign = crl.sign
+
+    def racing(authority: object, basis: crl.Basis) -> crl.CRLs:
+        signed.append(basis.number)
+        if len(signed) == 1:  # a `certdir ca crl` beside the server, meanwhile
+            crl.generate(ca.authority, ca.dsa, NOW)
+        return real_sign(authority, basis)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(crl, "sign", racing)
+    try:
+        made = await crl.renew(ca.authority, served, on_pool(reactor, reactor.getThreadPool()),
+                               lambda store, now: True)
+    finally:
+        assert served.writer is not None
+        served.writer.stop()
+        served.backend.close()
+    assert made is not None
+    assert (signed, made.number) == ([first, first, first + 2], first + 2)
