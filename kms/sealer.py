@@ -10,7 +10,9 @@
   instead; the calling thread (one of the web service's pool) waits for the
   answer with the GIL released.
 - The worker processes are spawned (a fresh interpreter, never a fork of the
-  running reactor), started when first needed and stopped at shutdown.
+  running reactor), started when first needed and stopped at shutdown. They
+  ignore SIGINT (the server stops them) and exit by themselves when the
+  server's process is gone, even after a SIGKILL.
 - The key travels to its worker as PKCS#8 DER over the pool's local pipe,
   between processes of the same user on the same machine; the worker keeps
   nothing after answering.
@@ -19,6 +21,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -31,6 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from ca.keys import PrivateKey
 from kms.enrollment import bundle
 
+PARENT_CHECK_SECONDS = 1.0
+
 
 def _seal(key_der: bytes, certificate_der: bytes, others_der: tuple[bytes, ...], name: str,
           password: bytes) -> bytes:
@@ -38,6 +46,18 @@ def _seal(key_der: bytes, certificate_der: bytes, others_der: tuple[bytes, ...],
     assert isinstance(key, RSAPrivateKey | EllipticCurvePrivateKey | Ed25519PrivateKey)
     return bundle(key, x509.load_der_x509_certificate(certificate_der),
                   [x509.load_der_x509_certificate(d) for d in others_der], name, password)
+
+
+def _follow(server: int) -> None:
+    """A worker's start: leave stopping to the server, and exit if it is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == server:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="certdir-sealer-watch", daemon=True).start()
 
 
 def _der(certificate: x509.Certificate) -> bytes:
@@ -48,7 +68,8 @@ class Sealer:
     """`kms.enrollment.bundle`, run in one of `processes` worker processes."""
 
     def __init__(self, processes: int) -> None:
-        self._pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(processes, multiprocessing.get_context("spawn"),
+                                         _follow, (os.getpid(),))
 
     def __call__(self, key: PrivateKey, certificate: x509.Certificate,
                  others: Sequence[x509.Certificate], name: str, password: bytes) -> bytes:

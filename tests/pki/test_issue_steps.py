@@ -11,11 +11,16 @@ directory (`certdir init`), in real database transactions.
   and the CA entry holds the newest CRL. The same through the server's
   path (`ca.crl.renew`: signed on a thread pool, committed by the single
   writer).
+- The server's path for a request (`ca.issue.submit`: read on the reactor,
+  signed on a pool, committed by the writer) queues a requester's request
+  for an officer; `ca.issue.issue_request` issues and publishes it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -28,12 +33,13 @@ from twisted.internet import reactor as installed_reactor
 
 from ca import crl
 from ca.errors import CAError
-from ca.issue import Prepared, commit, holder_entry, prepare
-from ca.policy import Origin
+from ca.issue import Prepared, commit, holder_entry, issue_request, prepare, submit
+from ca.policy import Decision, Origin
 from ca.pool import on_pool
 from ca.profiles import profile
 from ca.store import Store
 from certdir.service import open_directory
+from directory.dsa import DSA
 from directory.publisher import DirectoryWriter
 from tests.crypto_guard import no_slow_crypto
 from tests.pki import test_revocation
@@ -45,13 +51,28 @@ reactor: Any = installed_reactor
 ca = test_revocation.ca
 
 
-def _prepared(ca: CA) -> Prepared:
+def _request() -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
-    request = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
+    return x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
         key, hashes.SHA256()).public_bytes(Encoding.DER)
+
+
+def _prepared(ca: CA) -> Prepared:
     chosen = profile(ca.authority.config.profiles, "smime-user")
-    return prepare(ca.authority, request, chosen, holder_entry(ca.dsa, ALICE), Origin.OFFICER,
-                   NOW)
+    return prepare(ca.authority, _request(), chosen, holder_entry(ca.dsa, ALICE),
+                   Origin.OFFICER, NOW)
+
+
+@contextmanager
+def _served(ca: CA) -> Iterator[DSA]:
+    """The directory as the server has it: a single writer on the test's reactor."""
+    dsa = open_directory(ca.config, reactor)
+    try:
+        yield dsa
+    finally:
+        assert dsa.writer is not None
+        dsa.writer.stop()
+        dsa.backend.close()
 
 
 def _records(ca: CA) -> tuple[int, int]:
@@ -122,7 +143,6 @@ def test_crl_number_taken_while_signing_is_signed_again(
 @pytest_twisted.ensureDeferred  # type: ignore[misc]
 async def test_server_crl_renewal_signs_again_when_the_number_is_taken(
         ca: CA, monkeypatch: pytest.MonkeyPatch) -> None:
-    served = open_directory(ca.config, reactor)
     first = Store(ca.dsa.backend.reader).next_crl_number()
     signed: list[int] = []
     real_sign = crl.sign
@@ -134,12 +154,21 @@ async def test_server_crl_renewal_signs_again_when_the_number_is_taken(
         return real_sign(authority, basis)  # type: ignore[arg-type]
 
     monkeypatch.setattr(crl, "sign", racing)
-    try:
+    with _served(ca) as served:
         made = await crl.renew(ca.authority, served, on_pool(reactor, reactor.getThreadPool()),
                                lambda store, now: True)
-    finally:
-        assert served.writer is not None
-        served.writer.stop()
-        served.backend.close()
     assert made is not None
     assert (signed, made.number) == ([first, first, first + 2], first + 2)
+
+
+@pytest_twisted.ensureDeferred  # type: ignore[misc]
+async def test_server_queues_a_request_and_an_officer_issues_it(ca: CA) -> None:
+    chosen = profile(ca.authority.config.profiles, "smime-user")  # policy: officer
+    with _served(ca) as served:
+        slow = on_pool(reactor, reactor.getThreadPool())
+        queued = await submit(ca.authority, served, slow, _request(), chosen, ALICE,
+                              Origin.REQUESTER)
+        assert (queued.decision, queued.certificate) == (Decision.PENDING, None)
+        certificate = await issue_request(ca.authority, served, slow, queued.request,
+                                          "officer")
+    assert ca.entry_certificates() == {certificate.public_bytes(Encoding.DER)}
