@@ -10,8 +10,9 @@
   transaction, opened as `certdir kms` opens it (KMS and CA tables ready, acting as
   the root DN). The difference to the CLI is start-up, search and CSV cost. These
   tokens supersede the CLI's, so they are the ones redeemed next.
-- Redemption in process: `kms.enrollment.redeem` for --redeem of those tokens, one
-  transaction (one fsync) each as `certdir kms enroll` does, on pre-generated P-256
+- Redemption in process: `kms.enrollment.redeem_offline` for --redeem of those tokens,
+  signed and sealed first, then one transaction (one fsync) each as `certdir kms enroll`
+  does, on pre-generated P-256
   signing requests: two certificates issued and published, the encryption key
   generated (`kms.encryption_key_type`), escrowed and sealed into a PKCS#12. The
   vault is unlocked (Argon2id) once, outside the timing. As references, measured in
@@ -181,9 +182,8 @@ def redeem_all(dsa: DSA, authority: Authority, vault: Vault, kms: KMSConfig,
     sealed = b""
     start = time.perf_counter()
     for n, (token, csr) in enumerate(zip(issued, requests, strict=True)):
-        with session(dsa) as writer:
-            done = enrollment.redeem(authority, writer, vault, kms, token, csr, P12_PASSWORD,
-                                     now())
+        done = enrollment.redeem_offline(authority, dsa, vault, kms, token, csr, P12_PASSWORD,
+                                         now())
         if done.entry.lower() != person_dn(n).lower():
             raise BenchError(f"token {n} redeemed for {done.entry}, not {person_dn(n)}")
         sealed = done.pkcs12

@@ -26,28 +26,50 @@
   signed with the CA key's hash (SHA-256 or stronger; Ed25519 pure).
 - The revoked-certificate list is passed to the builder whole: adding
   100k entries one call at a time costs forty times more (DESIGN.md).
+- Signing happens outside the directory's write transaction (DESIGN.md,
+  "Concurrency"): `read` takes the next number and the revocations from one
+  read snapshot, `sign` signs both CRLs (no database), `commit` records and
+  publishes them in the writer's transaction only if their number is still
+  the next one, else raises StaleCRL and the caller reads and signs afresh.
+  So numbers strictly increase and never repeat, and a revocation
+  committed before a `read` is in that CRL; one committed after it is in
+  the next CRL, which the revoking command makes after its own commit.
+  A signed CRL that loses the race is discarded, never published.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from twisted.internet.defer import Deferred
 
 from ca.authority import Authority
+from ca.errors import CAError
 from ca.keys import signature_hash
+from ca.pool import Slow
 from ca.publish import publish_crls
-from ca.store import Store
+from ca.store import Revocation, Store
+from directory.backend.sqlite import SQLiteTransaction
+from directory.dsa import DSA
+from directory.protocol.dn import DN
 from directory.publisher import DirectoryWriter
+
+# Tries before giving up when other processes keep taking the next number.
+ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
 class CRLs:
     full: x509.CertificateRevocationList
     delta: x509.CertificateRevocationList
+    number: int
+    base: int
 
 
 _REASON_EXTENSIONS: Mapping[x509.ReasonFlags, tuple[x509.Extension[x509.CRLReason], ...]] = {
@@ -79,29 +101,121 @@ def _sign(authority: Authority, number: int, now: dt.datetime, next_update: dt.d
     return builder.sign(authority.key, signature_hash(authority.key))
 
 
-def generate(authority: Authority, writer: DirectoryWriter, now: dt.datetime) -> CRLs:
-    """Sign, record and publish a new full CRL and delta CRL."""
-    store = Store(writer.sql)
-    config = authority.config.crl
+class StaleCRL(CAError):
+    """Another CRL took this number while ours was being signed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Basis:
+    """What the next full and delta CRL say, read from the CA's records."""
+    number: int
+    base: int
+    this_update: dt.datetime
+    revoked: tuple[Revocation, ...]
+    since: dt.datetime
+    released: tuple[tuple[int, dt.datetime], ...]
+
+
+def read(store: Store, now: dt.datetime) -> Basis:
+    """The next CRL number and the revocations, from one snapshot of `store`."""
     now = now.replace(microsecond=0)
-    previous = store.last_full_crl()
-    number = store.next_crl_number()
-    revoked = store.revocations()
-    full = _sign(authority, number, now, now + dt.timedelta(hours=config.validity_hours),
-                 (_entry(r.serial, r.revoked_at, x509.ReasonFlags(r.reason)) for r in revoked))
-    base, since = previous if previous is not None else (number, now)
+    with _snapshot(store):
+        previous = store.last_full_crl()
+        number = store.next_crl_number()
+        base, since = previous if previous is not None else (number, now)
+        return Basis(number, base, now, tuple(store.revocations()), since,
+                     tuple(store.releases(since)))
+
+
+def sign(authority: Authority, basis: Basis) -> CRLs:
+    """The full CRL `basis.number` and the delta CRL after it. Slow; no database."""
+    config = authority.config.crl
+    now = basis.this_update
+    full = _sign(authority, basis.number, now, now + dt.timedelta(hours=config.validity_hours),
+                 (_entry(r.serial, r.revoked_at, x509.ReasonFlags(r.reason))
+                  for r in basis.revoked))
     changed = [_entry(r.serial, r.revoked_at, x509.ReasonFlags(r.reason))
-               for r in revoked if r.revoked_at >= since]
+               for r in basis.revoked if r.revoked_at >= basis.since]
     changed += [_entry(serial, when, x509.ReasonFlags.remove_from_crl)
-                for serial, when in store.releases(since)]
-    delta = _sign(authority, number + 1, now, now + dt.timedelta(hours=config.delta_hours),
-                  changed, [x509.Extension(x509.DeltaCRLIndicator.oid, True,
-                                           x509.DeltaCRLIndicator(base))])
-    full_der, delta_der = (c.public_bytes(Encoding.DER) for c in (full, delta))
-    store.record_crl(number, None, now, full.next_update_utc or now, full_der)
-    store.record_crl(number + 1, base, now, delta.next_update_utc or now, delta_der)
+                for serial, when in basis.released]
+    delta = _sign(authority, basis.number + 1, now,
+                  now + dt.timedelta(hours=config.delta_hours), changed,
+                  [x509.Extension(x509.DeltaCRLIndicator.oid, True,
+                                  x509.DeltaCRLIndicator(basis.base))])
+    return CRLs(full, delta, basis.number, basis.base)
+
+
+def commit(authority: Authority, writer: DirectoryWriter, made: CRLs) -> None:
+    """Record and publish signed CRLs, in the caller's transaction, if their
+    number is still the next one; StaleCRL if not."""
+    store = Store(writer.sql)
+    if store.next_crl_number() != made.number:
+        raise StaleCRL(f"CRL number {made.number} was taken while it was being signed")
+    full_der, delta_der = (c.public_bytes(Encoding.DER) for c in (made.full, made.delta))
+    this_update = made.full.last_update_utc
+    store.record_crl(made.number, None, this_update, made.full.next_update_utc or this_update,
+                     full_der)
+    store.record_crl(made.number + 1, made.base, this_update,
+                     made.delta.next_update_utc or this_update, delta_der)
     publish_crls(writer, authority, full_der, delta_der)
-    return CRLs(full, delta)
+
+
+def generate(authority: Authority, dsa: DSA, now: dt.datetime) -> CRLs:
+    """Read, sign, then record and publish in a transaction of its own (a
+    command line, beside the server or not); read and signed afresh while
+    another process takes the number."""
+    actor = dsa.parse_dn(authority.entry_dn)
+    for _ in range(ATTEMPTS):
+        made = sign(authority, read(Store(dsa.backend.reader), now))
+        try:
+            with dsa.backend.transaction() as txn:
+                commit(authority, DirectoryWriter(dsa, txn, actor), made)
+        except StaleCRL:
+            continue
+        return made
+    raise CAError(f"CRL numbers kept being taken by another process; {ATTEMPTS} attempts")
+
+
+def renew(authority: Authority, dsa: DSA, slow: Slow,
+          when: Callable[[Store, dt.datetime], bool]) -> Deferred[CRLs | None]:
+    """In the server: when `when` says so, read on the reactor thread, sign on
+    `slow`, commit through the single writer; afresh if the number was taken."""
+    actor = dsa.parse_dn(authority.entry_dn)
+
+    async def steps() -> CRLs | None:
+        for _ in range(ATTEMPTS):
+            dsa.refresh()
+            store = Store(dsa.backend.reader)
+            now = dt.datetime.now(dt.UTC)
+            if not when(store, now):
+                return None
+            made = await slow(sign, authority, read(store, now))
+            try:
+                await dsa.write(functools.partial(_committing, authority, dsa, actor, made))
+            except StaleCRL:
+                continue
+            return made
+        raise CAError(f"CRL numbers kept being taken by another process; {ATTEMPTS} attempts")
+
+    return Deferred.fromCoroutine(steps())
+
+
+def _committing(authority: Authority, dsa: DSA, actor: DN, made: CRLs,
+                txn: SQLiteTransaction) -> None:
+    commit(authority, DirectoryWriter(dsa, txn, actor), made)
+
+
+@contextmanager
+def _snapshot(store: Store) -> Iterator[None]:
+    # A read transaction: the number and the revocations come from one commit.
+    if store.conn.in_transaction:
+        yield
+        return
+    store.conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        store.conn.execute("COMMIT")
 
 
 def due(store: Store, now: dt.datetime) -> bool:

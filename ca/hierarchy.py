@@ -6,8 +6,9 @@
   for it (signed with SHA-256 or stronger); the key waits, encrypted, in
   `ca/key.pem` for the answer. Nothing is signed yet.
 - `sign_sub` is the parent's side (any certdir CA, even one that never
-  runs a server): the sub-ca profile, with the path length asked for. It
-  refuses, before anything is recorded, when a pathLenConstraint of this
+  runs a server): the sub-ca profile, with the path length asked for,
+  signed before the transaction that records it (`ca.issue`). It refuses,
+  before anything is signed or recorded, when a pathLenConstraint of this
   CA or of any CA above it leaves no room for a subordinate, or less room
   than the path length asked for (RFC 5280 §4.2.1.9; see ca.path_length).
 - `install_sub` takes the parent's answer (the new CA certificate, then
@@ -33,13 +34,12 @@ from ca.authority import Authority, CAFiles, issuer_urls
 from ca.builder import root_certificate
 from ca.config import CAConfig
 from ca.errors import CAError
-from ca.issue import submit
+from ca.issue import Prepared, prepare
 from ca.keys import decrypt_private_key, encrypt_private_key, generate, signature_hash
 from ca.path_length import room
 from ca.policy import Origin
 from ca.profiles import profile
 from directory.files import write_private
-from directory.publisher import DirectoryWriter
 
 # RFC 4514 §3 names, matched without regard to case as LDAP does.
 _NAME_OIDS = {name.lower(): oid for name, oid in (
@@ -90,17 +90,21 @@ def request_sub(config: CAConfig, data_dir: Path, passphrase: bytes) -> bytes:
     return pem
 
 
-def sign_sub(authority: Authority, writer: DirectoryWriter, csr: bytes,
-             path_length: int | None, now: dt.datetime) -> bytes:
-    """The answer for the subordinate: its certificate, then this CA's chain."""
+def sign_sub(authority: Authority, csr: bytes, path_length: int | None,
+             now: dt.datetime) -> Prepared:
+    """The subordinate's certificate, signed (the sub-ca profile, as an
+    officer); `ca.issue.commit` records it, `answer` makes the reply."""
     chosen = profile(authority.config.profiles, "sub-ca")
     if path_length is not None:
         chosen = dataclasses.replace(chosen, path_length=path_length)
     source = "--path-length" if path_length is not None else "the sub-ca profile's path_length"
     _check_room(authority, chosen.path_length, source)
-    outcome = submit(authority, writer, csr, chosen, None, Origin.OFFICER, now)
-    assert outcome.certificate is not None
-    return _pem([outcome.certificate, *authority.chain])
+    return prepare(authority, csr, chosen, None, Origin.OFFICER, now)
+
+
+def answer(authority: Authority, certificate: x509.Certificate) -> bytes:
+    """The answer for the subordinate: its certificate, then this CA's chain."""
+    return _pem([certificate, *authority.chain])
 
 
 def _check_room(authority: Authority, wanted: int | None, source: str) -> None:

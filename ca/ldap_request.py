@@ -18,29 +18,28 @@ requestName is CERTIFICATE_REQUEST, an OID of the UUID arc (ITU-T X.667,
 - A request the CA refuses before recording it (bad or weakly signed CSR,
   unknown profile, subject not in the directory...) gets unwillingToPerform
   with the CA's message; a malformed value gets protocolError.
-- The request, the decision and the published certificate commit in one
-  transaction through the directory's single writer.
+- The certificate is signed on a thread pool first; the request, the
+  decision and the published certificate then commit in one transaction
+  through the directory's single writer (`ca.issue`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
 from cryptography.hazmat.primitives.serialization import Encoding
+from twisted.python.failure import Failure
 
 from ca.authority import Authority
 from ca.errors import CAError
 from ca.issue import Outcome, submit
 from ca.policy import Decision, Origin
+from ca.pool import Slow
 from ca.profiles import profile
-from directory.backend.sqlite import SQLiteTransaction
 from directory.operation import Operation, Reply
 from directory.operation import Outcome as Replies
 from directory.ops.extended import ExtendedHandler
 from directory.protocol import ber
 from directory.protocol.messages import SUCCESS, ExtendedResponse
 from directory.protocol.results import LDAPError, ProtocolError, ResultCode
-from directory.publisher import DirectoryWriter
 
 CERTIFICATE_REQUEST = "2.25.26955905094695202683368976401722688228"
 STATUS = {Decision.ISSUE: 0, Decision.PENDING: 1, Decision.DENY: 2}
@@ -70,7 +69,7 @@ def _response(outcome: Outcome) -> bytes:
     return ber.sequence(parts)
 
 
-def handler(authority: Authority) -> ExtendedHandler:
+def handler(authority: Authority, slow: Slow) -> ExtendedHandler:
     def certificate_request(op: Operation, value: bytes | None) -> Replies:
         session = op.session
         if session.anonymous:
@@ -85,17 +84,16 @@ def handler(authority: Authority) -> ExtendedHandler:
         dsa = op.dsa
         op.detail = f'profile={profile_name} entry="{holder}"'
 
-        def job(txn: SQLiteTransaction) -> Outcome:
-            writer = DirectoryWriter(dsa, txn, dsa.parse_dn(authority.entry_dn))
-            try:
-                chosen = profile(authority.config.profiles, profile_name)
-                return submit(authority, writer, csr, chosen, holder, origin,
-                              dt.datetime.now(dt.UTC))
-            except CAError as e:
-                raise LDAPError(ResultCode.UNWILLING_TO_PERFORM, str(e)) from None
+        def refused(failure: Failure) -> list[Reply]:
+            failure.trap(CAError)
+            raise LDAPError(ResultCode.UNWILLING_TO_PERFORM, str(failure.value))
 
-        return dsa.write(job).addCallback(
+        try:
+            chosen = profile(authority.config.profiles, profile_name)
+        except CAError as e:
+            raise LDAPError(ResultCode.UNWILLING_TO_PERFORM, str(e)) from None
+        return submit(authority, dsa, slow, csr, chosen, holder, origin).addCallbacks(
             lambda outcome: [Reply(ExtendedResponse(SUCCESS, CERTIFICATE_REQUEST,
-                                                    _response(outcome)))])
+                                                    _response(outcome)))], refused)
 
     return certificate_request

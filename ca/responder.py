@@ -29,16 +29,18 @@ import datetime as dt
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from twisted.internet.defer import Deferred
 
 from ca.authority import Authority, common_name
 from ca.config import OCSPConfig
 from ca.errors import CAError
-from ca.issue import submit
+from ca.issue import Outcome, submit
 from ca.keys import PrivateKey, generate, key_type_of, signature_hash
 from ca.ocsp import Signer
 from ca.policy import Origin
-from ca.profiles import profile
-from directory.publisher import DirectoryWriter
+from ca.pool import Slow
+from ca.profiles import Profile, profile
+from directory.dsa import DSA
 
 PROFILE = "ocsp-signing"
 
@@ -71,14 +73,21 @@ def new_request(authority: Authority) -> tuple[PrivateKey, bytes]:
     return key, csr.public_bytes(Encoding.DER)
 
 
-def issue(authority: Authority, writer: DirectoryWriter, csr: bytes,
-          now: dt.datetime) -> x509.Certificate:
-    """The responder certificate for `csr`, recorded in the caller's transaction."""
+def responder_profile(authority: Authority) -> Profile:
+    """ocsp-signing, valid `ca.ocsp.responder_days`."""
     config = authority.config
-    chosen = dataclasses.replace(profile(config.profiles, PROFILE),
-                                 validity_days=config.ocsp.responder_days)
-    outcome = submit(authority, writer, csr, chosen, None, Origin.OFFICER, now)
+    return dataclasses.replace(profile(config.profiles, PROFILE),
+                               validity_days=config.ocsp.responder_days)
+
+
+def issued(outcome: Outcome) -> x509.Certificate:
     if outcome.certificate is None:
         raise CAError(f"the policy for {PROFILE} did not issue the responder certificate: "
                       f"{outcome.why}")
     return outcome.certificate
+
+
+def issue(authority: Authority, dsa: DSA, slow: Slow, csr: bytes) -> Deferred[x509.Certificate]:
+    """The responder certificate for `csr`: signed on `slow`, recorded by the writer."""
+    return submit(authority, dsa, slow, csr, responder_profile(authority), None,
+                  Origin.OFFICER).addCallback(issued)

@@ -12,6 +12,9 @@
   (certdir.officers), and the audit log and the request's decided_by name
   the officer's DN; without officers the local account acts, as
   `local:<user>`.
+- Certificates and CRLs are signed before that transaction opens (CRLs
+  after the change they list has committed), so the write lock the
+  server's writer waits for is held for database writes only.
 - Listings are rich tables; `issue` prints the new certificate's serial
   (hexadecimal) alone on standard output, for scripts.
 """
@@ -40,7 +43,15 @@ from ca.authority import Authority, CAFiles, has_ca, load_chain, passphrase, slu
 from ca.backup import BackupSummary, backup, restore
 from ca.config import CAConfig
 from ca.errors import CAError
-from ca.issue import Outcome, deny_request, issue_request, submit
+from ca.issue import (
+    Outcome,
+    commit,
+    deny_request,
+    holder_entry,
+    pending_request,
+    prepare,
+    prepare_approval,
+)
 from ca.policy import Origin
 from ca.profiles import profile
 from ca.public import write_chain, write_crl, write_crls
@@ -49,8 +60,9 @@ from ca.store import IssuedRecord, Store, parse_serial, serial_text
 from ca.verify import verify_file
 from certdir import officers
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
-from certdir.server_certificate import issue_server_certificate
+from certdir.server_certificate import install, prepare_server_certificate
 from certdir.service import offline_directory
+from directory.dsa import DSA
 from directory.files import generate_passphrase_file
 from directory.publisher import DirectoryWriter
 from kms import audit
@@ -72,11 +84,21 @@ def ca_config(config: Config) -> CAConfig:
 
 
 @contextmanager
-def _writing(config: Config, authority: Authority | None) -> Iterator[DirectoryWriter]:
-    """A transaction on the directory, acting as the CA (or the root DN)."""
-    with offline_directory(config) as dsa, dsa.backend.transaction() as txn:
-        Store.create(txn.conn)
-        kms_store.create(txn.conn)
+def _directory(config: Config) -> Iterator[DSA]:
+    """The directory with the CA's and the KMS's tables ready, to read from
+    before the transaction opens."""
+    with offline_directory(config) as dsa:
+        Store.create(dsa.backend.reader)
+        kms_store.create(dsa.backend.reader)
+        yield dsa
+
+
+@contextmanager
+def _writing(dsa: DSA, authority: Authority | None) -> Iterator[DirectoryWriter]:
+    """A transaction on the directory, acting as the CA (or the root DN). It
+    holds SQLite's write lock, which the server's writer waits for: only
+    database writes go in it, everything is signed before it opens."""
+    with dsa.backend.transaction() as txn:
         actor = dsa.parse_dn(authority.entry_dn) if authority else dsa.root_dn
         yield DirectoryWriter(dsa, txn, actor)
 
@@ -129,8 +151,12 @@ def create_root(config: Config) -> Authority:
 
 
 def renew_server_certificate(config: Config, authority: Authority) -> None:
-    with _writing(config, authority) as writer:
-        issue_server_certificate(config, authority, writer, _now())
+    now = _now()
+    key, prepared = prepare_server_certificate(config, authority, now)
+    with _directory(config) as dsa, _writing(dsa, authority) as writer:
+        outcome = commit(writer, prepared, now)
+    assert outcome.certificate is not None
+    install(config, authority, key, outcome.certificate)
 
 
 # --- commands -------------------------------------------------------------------------
@@ -163,11 +189,13 @@ def _request_sub(config: Config, args: argparse.Namespace) -> None:
 
 def _sign_sub(config: Config, args: argparse.Namespace) -> None:
     authority = _unlock(config)
-    with _writing(config, authority) as writer:
-        answer = hierarchy.sign_sub(authority, writer, _read(args.csr), args.path_length,
-                                    _now())
+    now = _now()
+    prepared = hierarchy.sign_sub(authority, _read(args.csr), args.path_length, now)
+    with _directory(config) as dsa, _writing(dsa, authority) as writer:
+        outcome = commit(writer, prepared, now)
         _audit(writer, "ca.sign-sub", str(args.csr), {"path_length": args.path_length})
-    args.out.write_bytes(answer)
+    assert outcome.certificate is not None
+    args.out.write_bytes(hierarchy.answer(authority, outcome.certificate))
     print(f"subordinate CA certificate and chain written to {args.out}")
 
 
@@ -181,14 +209,17 @@ def _install_sub(config: Config, args: argparse.Namespace) -> None:
 def _submitted(config: Config, args: argparse.Namespace, origin: Origin) -> Outcome:
     authority = _unlock(config)
     chosen = profile(authority.config.profiles, args.profile)
-    with _writing(config, authority) as writer:
-        outcome = submit(authority, writer, _read(args.csr), chosen, args.entry, origin,
-                         _now())
-        _audit(writer, f"ca.{outcome.decision.value}", args.entry or "(no entry)",
-               {"request": outcome.request, "profile": chosen.name,
-                "serial": None if outcome.certificate is None
-                else serial_text(outcome.certificate.serial_number)})
-        return outcome
+    now = _now()
+    with _directory(config) as dsa:
+        prepared = prepare(authority, _read(args.csr), chosen, holder_entry(dsa, args.entry),
+                           origin, now)
+        with _writing(dsa, authority) as writer:
+            outcome = commit(writer, prepared, now)
+            _audit(writer, f"ca.{outcome.decision.value}", args.entry or "(no entry)",
+                   {"request": outcome.request, "profile": chosen.name,
+                    "serial": None if outcome.certificate is None
+                    else serial_text(outcome.certificate.serial_number)})
+    return outcome
 
 
 def _issue(config: Config, args: argparse.Namespace) -> None:
@@ -207,16 +238,21 @@ def _submit(config: Config, args: argparse.Namespace) -> None:
 def _approve(config: Config, args: argparse.Namespace) -> None:
     actor = _actor(config, args)
     authority = _unlock(config)
-    with _writing(config, authority) as writer:
-        certificate = issue_request(authority, writer, args.request, actor, _now())
-        _audit(writer, "ca.approved", str(args.request),
-               {"serial": serial_text(certificate.serial_number)}, by=actor)
+    now = _now()
+    with _directory(config) as dsa:
+        record, entry = pending_request(dsa, args.request)
+        prepared = prepare_approval(authority, record, entry, actor, now)
+        with _writing(dsa, authority) as writer:
+            certificate = commit(writer, prepared, now).certificate
+            assert certificate is not None
+            _audit(writer, "ca.approved", str(args.request),
+                   {"serial": serial_text(certificate.serial_number)}, by=actor)
     print(serial_text(certificate.serial_number))
 
 
 def _deny(config: Config, args: argparse.Namespace) -> None:
     actor = _actor(config, args)
-    with _writing(config, None) as writer:
+    with _directory(config) as dsa, _writing(dsa, None) as writer:
         deny_request(writer, args.request, actor, args.why, _now())
         _audit(writer, "ca.denied", str(args.request), {"why": args.why}, by=actor)
     print(f"request {args.request} denied")
@@ -224,10 +260,13 @@ def _deny(config: Config, args: argparse.Namespace) -> None:
 
 def with_new_crls(config: Config, authority: Authority,
                    change: Callable[[DirectoryWriter], T]) -> tuple[T, crls.CRLs]:
-    """`change`, then new CRLs, in one transaction; the CRL files after the commit."""
-    with _writing(config, authority) as writer:
-        result = change(writer)
-        made = crls.generate(authority, writer, _now())
+    """`change` in one transaction; then new CRLs, read after it committed,
+    signed, and recorded in a transaction of their own; the CRL files last.
+    Should the CRLs fail, the change stands and the next CRL lists it."""
+    with _directory(config) as dsa:
+        with _writing(dsa, authority) as writer:
+            result = change(writer)
+        made = crls.generate(authority, dsa, _now())
     write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
     return result, made
 
@@ -277,7 +316,7 @@ def _crl(config: Config, args: argparse.Namespace) -> None:
 def _install_crl(config: Config, args: argparse.Namespace) -> None:
     ca_config(config)
     chain = load_chain(CAFiles.of(config.data_dir).chain)
-    with _writing(config, None) as writer:
+    with _directory(config) as dsa, _writing(dsa, None) as writer:
         installed = issuer_crls.install(chain, config.directory.suffix, writer,
                                         _read(args.file))
         _audit(writer, "ca.install-crl", installed.issuer.subject.rfc4514_string(),

@@ -8,8 +8,8 @@
 - While serving, the CA answers certificate requests over LDAP
   (`ca.ldap_request`), and (the first worker only) a full and a delta CRL are issued
   every `ca.crl.interval_minutes` once the last CRL is past half its
-  life, through the directory's single writer, then written to the
-  public folder.
+  life: signed on the reactor's thread pool, recorded through the
+  directory's single writer, then written to the public folder.
 """
 
 from __future__ import annotations
@@ -23,14 +23,12 @@ from twisted.internet.task import LoopingCall
 from ca import crl
 from ca.authority import Authority, has_ca, unlock
 from ca.ldap_request import CERTIFICATE_REQUEST, handler
+from ca.pool import Slow, on_pool
 from ca.public import write_crls
-from ca.store import Store
 from certdir.ca_commands import renew_server_certificate
 from certdir.config import Config
 from certdir.server_certificate import needs_renewal
-from directory.backend.sqlite import SQLiteTransaction
 from directory.dsa import DSA
-from directory.publisher import DirectoryWriter
 
 log = logging.getLogger("certdir.ca")
 
@@ -46,18 +44,15 @@ def unlock_at_start(config: Config) -> Authority | None:
 
 
 def attach(reactor: Any, dsa: DSA, authority: Authority, config: Config, worker: int) -> None:
-    dsa.extensions[CERTIFICATE_REQUEST] = handler(authority)
+    # Signing for LDAP requests and CRLs runs on the reactor's bounded thread pool.
+    slow = on_pool(reactor, reactor.getThreadPool())
+    dsa.extensions[CERTIFICATE_REQUEST] = handler(authority, slow)
     if worker == 0:
-        _schedule_crls(reactor, dsa, authority, config)
+        _schedule_crls(reactor, dsa, authority, config, slow)
 
 
-def _schedule_crls(reactor: Any, dsa: DSA, authority: Authority, config: Config) -> LoopingCall:
-    def job(txn: SQLiteTransaction) -> crl.CRLs | None:
-        now = dt.datetime.now(dt.UTC)
-        if not crl.due(Store(txn.conn), now):
-            return None
-        writer = DirectoryWriter(dsa, txn, dsa.parse_dn(authority.entry_dn))
-        return crl.generate(authority, writer, now)
+def _schedule_crls(reactor: Any, dsa: DSA, authority: Authority, config: Config,
+                   slow: Slow) -> LoopingCall:
 
     def published(made: crl.CRLs | None) -> None:
         if made is not None:
@@ -65,7 +60,7 @@ def _schedule_crls(reactor: Any, dsa: DSA, authority: Authority, config: Config)
             log.info("published CRLs")
 
     def tick() -> Any:
-        return dsa.write(job).addCallback(published).addErrback(
+        return crl.renew(authority, dsa, slow, crl.due).addCallback(published).addErrback(
             lambda failure: log.error("CRL generation failed: %s", failure.getErrorMessage()))
 
     assert config.ca is not None

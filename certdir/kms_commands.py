@@ -4,7 +4,10 @@
   passphrase (environment, passphrase file or prompt) and fails clearly
   when it is locked or wrong; enrollment and recovery also unlock the CA.
 - Each command is one database transaction with what it publishes and the
-  audit records it writes: a refusal changes nothing.
+  audit records it writes: a refusal changes nothing. Keys are generated,
+  certificates signed and PKCS#12 sealed before that transaction opens or
+  after it commits (`enroll`, `recover`): it holds SQLite's write lock,
+  which the server's writer waits for.
 - Officers act under their own directory entry: `--officer DN` and that
   entry's password, checked against its userPassword before the
   transaction (certdir.officers); only the DNs in `kms.officers` may act.
@@ -77,9 +80,13 @@ class Session:
         return Vault.unlock(self.writer.sql, secret_from(kms_config(self.config)))
 
     def authority(self) -> Authority:
-        if self.config.ca is None:
-            raise KMSError("this data directory has no CA to issue certificates")
-        return unlock(self.config.ca, self.config.data_dir, self.config.directory.suffix)
+        return _authority(self.config)
+
+
+def _authority(config: Config) -> Authority:
+    if config.ca is None:
+        raise KMSError("this data directory has no CA to issue certificates")
+    return unlock(config.ca, config.data_dir, config.directory.suffix)
 
 
 @contextmanager
@@ -266,9 +273,13 @@ def _enroll(args: argparse.Namespace) -> None:
         if args.data_dir is None:
             raise KMSError("give --url of the KMS or --data-dir of its data directory")
         config = load(args.data_dir)
-        with _session(config) as session:
-            done = enrollment.redeem(session.authority(), session.writer, session.vault(),
-                                     kms_config(config), args.token, csr, password, _now())
+        kms = kms_config(config)
+        with offline_directory(config) as dsa:
+            store.create(dsa.backend.reader)
+            Store.create(dsa.backend.reader)
+            done = enrollment.redeem_offline(_authority(config), dsa,
+                                             Vault.unlock(dsa.backend.reader, secret_from(kms)),
+                                             kms, args.token, csr, password, _now())
         bundle = done.pkcs12
     write_private(args.out, bundle)
     print(f"PKCS#12 written to {args.out}")
@@ -315,9 +326,9 @@ def _recover(config: Config, args: argparse.Namespace) -> None:
     with _session(config) as session:
         sql = session.writer.sql
         certificate = Store(sql).certificate(int(args.serial, 16))
-        bundle = recovery.redeem(sql, session.vault(), args.token, password, certificate.der,
-                                 _now())
-    write_private(args.out, bundle)
+        recovered = recovery.redeem(sql, session.vault(), args.token, password,
+                                    certificate.der, _now())
+    write_private(args.out, recovery.seal(recovered, password))
     print(f"recovered key and certificate written to {args.out}")
 
 

@@ -8,9 +8,12 @@
   accounts) and mails it once the entry is committed; a mail that cannot
   be sent is logged, and `certdir kms enroll-user` issues a new token.
 - The web service (https only) serves the enrollment endpoint (`kms.web`,
-  POST /kms/enroll): a redemption runs through the directory's single
-  writer, in one transaction with the certificates it publishes and the
-  key it escrows; a refusal rolls all of it back.
+  POST /kms/enroll): a redemption generates its key and signs its
+  certificates on the web service's pool and seals its PKCS#12 in a worker
+  process (`kms.sealer`), then
+  commits through the directory's single writer, in one transaction with
+  the certificates it publishes and the key it escrows; a refusal rolls
+  all of it back (`kms.enrollment`).
 """
 
 from __future__ import annotations
@@ -32,10 +35,14 @@ from directory.entry import Entry
 from directory.publisher import DirectoryWriter
 from kms import enrollment, web_pages
 from kms.config import KMSConfig
+from kms.sealer import Sealer
 from kms.vault import Vault, secret_from
 from kms.web import enroll_resource
 
 log = logging.getLogger("certdir.kms")
+
+# PKCS#12 sealing holds the GIL, so it runs in processes of its own (`kms.sealer`).
+SEALING_PROCESSES = 2
 
 
 def unlock_at_start(config: Config) -> Vault | None:
@@ -89,13 +96,11 @@ def web_children(web: Web, vault: Vault, config: Config) -> dict[bytes, Resource
     kms = config.kms
     assert kms is not None
     dsa, authority = web.dsa, web.authority
+    sealer = Sealer(SEALING_PROCESSES)
+    web.reactor.addSystemEventTrigger("during", "shutdown", sealer.stop)
 
     def redeem(token: str, csr: bytes, password: bytes) -> Deferred[enrollment.Enrollment]:
-        def job(txn: SQLiteTransaction) -> enrollment.Enrollment:
-            writer = DirectoryWriter(dsa, txn, dsa.root_dn)
-            return enrollment.redeem(authority, writer, vault, kms, token, csr, password,
-                                     dt.datetime.now(dt.UTC))
-
-        return dsa.write(job)
+        return enrollment.redeem(authority, dsa, web.slow, vault, kms, token, csr, password,
+                                 sealer)
 
     return {b"kms": enroll_resource(redeem, web_pages.children(web, redeem))}

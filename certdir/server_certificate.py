@@ -8,6 +8,8 @@
   clients that trust public/ca.pem (the root) can verify it.
 - Names: every LDAP and HTTP listen host (IP addresses as iPAddress,
   names as dNSName) and localhost.
+- The key is generated and the certificate signed before the transaction
+  that records it; the files are written after that transaction commits.
 """
 
 from __future__ import annotations
@@ -20,13 +22,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from ca.authority import Authority
-from ca.issue import submit
-from ca.keys import generate, signature_hash
+from ca.issue import Prepared, prepare
+from ca.keys import PrivateKey, generate, signature_hash
 from ca.policy import Origin
 from ca.profiles import profile
 from certdir.config import Config
 from directory.files import write_private
-from directory.publisher import DirectoryWriter
 
 
 def _names(config: Config) -> list[x509.GeneralName]:
@@ -52,21 +53,27 @@ def needs_renewal(config: Config, authority: Authority, now: dt.datetime) -> boo
             or current.not_valid_after_utc - now < dt.timedelta(days=config.ca.tls_renew_days))
 
 
-def issue_server_certificate(config: Config, authority: Authority, writer: DirectoryWriter,
-                             now: dt.datetime) -> None:
-    assert config.tls is not None
+def prepare_server_certificate(config: Config, authority: Authority,
+                               now: dt.datetime) -> tuple[PrivateKey, Prepared]:
+    """A fresh key and its certificate, signed; `ca.issue.commit` records it
+    (in the caller's transaction), `install` writes the files after."""
     key = generate("p256")
     csr = (x509.CertificateSigningRequestBuilder()
            .subject_name(x509.Name([]))
            .add_extension(x509.SubjectAlternativeName(_names(config)), critical=False)
            .sign(key, signature_hash(key)))
-    outcome = submit(authority, writer, csr.public_bytes(Encoding.DER),
-                     profile(authority.config.profiles, "tls-server"), None, Origin.OFFICER, now)
-    assert outcome.certificate is not None
+    return key, prepare(authority, csr.public_bytes(Encoding.DER),
+                        profile(authority.config.profiles, "tls-server"), None,
+                        Origin.OFFICER, now)
+
+
+def install(config: Config, authority: Authority, key: PrivateKey,
+            certificate: x509.Certificate) -> None:
+    assert config.tls is not None
     write_private(config.tls.key, key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
                                                     NoEncryption()))
     _replace(config.tls.certificate, b"".join(
-        c.public_bytes(Encoding.PEM) for c in (outcome.certificate, *authority.chain)))
+        c.public_bytes(Encoding.PEM) for c in (certificate, *authority.chain)))
 
 
 def _replace(path: Path, data: bytes) -> None:

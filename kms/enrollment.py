@@ -16,29 +16,47 @@
 - Re-enrolling is key rollover: the entry's earlier KMS certificates are
   revoked as superseded (RFC 5280 §5.3.1) and leave the entry; their
   escrowed keys stay, so old mail can still be recovered.
-- Everything happens in the caller's transaction: any refusal raises, so
-  the caller's rollback leaves no certificate, no escrowed key, no audit
-  record and the token unused.
+- A redemption is three steps, so that nothing slow runs inside the
+  directory's single write transaction (DESIGN.md, "Concurrency"):
+  `claim` checks the token read-only and reads its entry; `prepare` (on the
+  web service's pool in the server, `ca.web.context.Web.slow`; just before
+  the transaction on a command line) generates the encryption key, signs
+  both certificates (`ca.issue.prepare`) and seals the PKCS#12 (in the
+  server, in a worker process: `kms.sealer` says why); `commit`, in
+  the writer's transaction, redeems the token, records and publishes both
+  certificates (`ca.issue.commit`, which refuses if the entry vanished or
+  changed meanwhile), supersedes the older ones (revocation is database
+  writes only), escrows the key (AES-GCM, fast) and writes the audit record.
+- The token is redeemed atomically inside the transaction, not by `claim`:
+  of two redemptions of one token running at once both may prepare, and
+  exactly one commits; the other is refused ("already used") with nothing
+  recorded. What it prepared (certificates, key, PKCS#12) is discarded in
+  memory and never leaves the process.
+- `commit` raises on any refusal, so the caller's rollback leaves no
+  certificate, no escrowed key, no audit record and the token unused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, pkcs12
+from twisted.internet.defer import Deferred
 
-from ca import keys
+from ca import issue, keys
 from ca.authority import Authority
 from ca.errors import CAError
-from ca.issue import submit
 from ca.policy import Origin
+from ca.pool import Slow
 from ca.profiles import profile
 from ca.revoke import revoke
 from ca.store import Store
+from directory.backend.sqlite import SQLiteTransaction
+from directory.dsa import DSA
 from directory.entry import Entry
 from directory.protocol.results import LDAPError
 from directory.publisher import DirectoryWriter
@@ -49,6 +67,11 @@ from kms.vault import Vault
 
 SIGNING_PROFILE = "smime-signing"
 ENCRYPTION_PROFILE = "smime-encryption"
+
+
+# How a PKCS#12 gets sealed: `bundle` here, or in another process (`kms.sealer`).
+Seal = Callable[[keys.PrivateKey, x509.Certificate, Sequence[x509.Certificate], str, bytes],
+                bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +123,135 @@ def enroll_user(writer: DirectoryWriter, config: KMSConfig, entry_dn: str, actor
     return token
 
 
-def _issue(authority: Authority, writer: DirectoryWriter, csr: bytes, profile_name: str,
-           holder: str, now: dt.datetime) -> x509.Certificate:
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A pending enrollment token and its entry, as read before redeeming it."""
+    token: str
+    record: tokens.TokenRecord
+    entry: Entry
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Everything slow of a redemption, done: the encryption key generated,
+    both certificates signed, the PKCS#12 sealed. Nothing is recorded yet and
+    the token is unused (`commit`)."""
+    claim: Claim
+    signing: issue.Prepared
+    encryption: issue.Prepared
+    key: keys.PrivateKey
+    pkcs12: bytes
+
+    @property
+    def holder(self) -> str:
+        return str(self.claim.entry.dn)
+
+
+def claim(dsa: DSA, token: str, now: dt.datetime) -> Claim:
+    """The token's record and entry, checked but not redeemed (read connection)."""
+    record = tokens.check(dsa.backend.reader, token, "enroll", now)
     try:
-        outcome = submit(authority, writer, csr, profile(authority.config.profiles, profile_name),
-                         holder, Origin.KMS, now)
+        entry = dsa.backend.get(dsa.parse_dn(record.entry))
+    except LDAPError as e:
+        raise KMSError(f"cannot enroll {record.entry}: {e.message}") from None
+    if entry is None:
+        raise KMSError(f"cannot enroll {record.entry}: no entry {record.entry}")
+    _mail(entry)
+    return Claim(token, record, entry)
+
+
+def prepare(authority: Authority, config: KMSConfig, claimed: Claim, signing_csr: bytes,
+            p12_password: bytes, now: dt.datetime, seal: Seal = bundle) -> Prepared:
+    """Sign both certificates, generate the key, seal the PKCS#12. Slow; no database."""
+    if not p12_password:
+        raise KMSError("the PKCS#12 password must not be empty")
+    entry = claimed.entry
+    signing = _prepare(authority, signing_csr, SIGNING_PROFILE, entry, now)
+    try:
+        key = keys.generate(config.encryption_key_type)
+    except CAError as e:
+        raise KMSError(f"kms.encryption_key_type: {e}") from None
+    encryption = _prepare(authority, _encryption_request(key), ENCRYPTION_PROFILE, entry, now)
+    assert signing.certificate is not None and encryption.certificate is not None
+    sealed = seal(key, encryption.certificate, (signing.certificate, *authority.chain),
+                  _mail(entry), p12_password)
+    return Prepared(claimed, signing, encryption, key, sealed)
+
+
+def commit(authority: Authority, writer: DirectoryWriter, vault: Vault, prepared: Prepared,
+           now: dt.datetime) -> Enrollment:
+    """Redeem the token and record what `prepare` made, in the caller's
+    transaction: database writes, and the escrow's AES-GCM, only."""
+    record = tokens.redeem(writer.sql, prepared.claim.token, "enroll", now)
+    if record.id != prepared.claim.record.id:
+        raise KMSError("the token changed while the enrollment was being prepared")
+    holder = prepared.holder
+    signing = _commit(writer, prepared.signing, now)
+    encryption = _commit(writer, prepared.encryption, now)
+    superseded = _supersede(authority, writer, holder,
+                            {signing.serial_number, encryption.serial_number}, now)
+    escrow_id = escrow.escrow(writer.sql, vault, holder, encryption.serial_number,
+                              prepared.key, now)
+    audit.record(writer.sql, holder, "enrolled", holder,
+                 {"token": record.id, "signing": f"{signing.serial_number:x}",
+                  "encryption": f"{encryption.serial_number:x}", "escrow": escrow_id,
+                  "superseded": ",".join(f"{serial:x}" for serial in superseded) or None},
+                 now)
+    return Enrollment(holder, signing, encryption, prepared.pkcs12)
+
+
+def redeem(authority: Authority, dsa: DSA, slow: Slow, vault: Vault, config: KMSConfig,
+           token: str, signing_csr: bytes, p12_password: bytes,
+           seal: Seal = bundle) -> Deferred[Enrollment]:
+    """A redemption in the server: the token read on the reactor thread, the
+    slow part on `slow` (sealing with `seal`), the commit through the single
+    writer."""
+    async def steps() -> Enrollment:
+        dsa.refresh()
+        now = dt.datetime.now(dt.UTC)
+        claimed = claim(dsa, token, now)
+        prepared = await slow(prepare, authority, config, claimed, signing_csr, p12_password,
+                              now, seal)
+
+        def job(txn: SQLiteTransaction) -> Enrollment:
+            return commit(authority, DirectoryWriter(dsa, txn, dsa.root_dn), vault, prepared,
+                          now)
+
+        return await dsa.write(job)
+
+    return Deferred.fromCoroutine(steps())
+
+
+def redeem_offline(authority: Authority, dsa: DSA, vault: Vault, config: KMSConfig,
+                   token: str, signing_csr: bytes, p12_password: bytes,
+                   now: dt.datetime) -> Enrollment:
+    """A redemption from a command line: the same steps in this thread; only
+    `commit` holds the write transaction."""
+    prepared = prepare(authority, config, claim(dsa, token, now), signing_csr, p12_password,
+                       now)
+    with dsa.backend.transaction() as txn:
+        return commit(authority, DirectoryWriter(dsa, txn, dsa.root_dn), vault, prepared, now)
+
+
+def _prepare(authority: Authority, csr: bytes, profile_name: str, entry: Entry,
+             now: dt.datetime) -> issue.Prepared:
+    try:
+        prepared = issue.prepare(authority, csr, profile(authority.config.profiles, profile_name),
+                                 entry, Origin.KMS, now)
     except CAError as e:
         raise KMSError(f"the CA refused the {profile_name} request: {e}") from None
-    if outcome.certificate is None:
-        raise KMSError(f"the CA did not issue the {profile_name} certificate: {outcome.why}")
+    if prepared.certificate is None:
+        raise KMSError(f"the CA did not issue the {profile_name} certificate: {prepared.why}")
+    return prepared
+
+
+def _commit(writer: DirectoryWriter, prepared: issue.Prepared,
+            now: dt.datetime) -> x509.Certificate:
+    try:
+        outcome = issue.commit(writer, prepared, now)
+    except CAError as e:
+        raise KMSError(f"the CA refused the {prepared.profile.name} request: {e}") from None
+    assert outcome.certificate is not None
     return outcome.certificate
 
 
@@ -129,30 +272,3 @@ def _supersede(authority: Authority, writer: DirectoryWriter, holder: str, new: 
     for serial in earlier:
         revoke(authority, writer, serial, x509.ReasonFlags.superseded, now)
     return earlier
-
-
-def redeem(authority: Authority, writer: DirectoryWriter, vault: Vault, config: KMSConfig,
-           token: str, signing_csr: bytes, p12_password: bytes,
-           now: dt.datetime) -> Enrollment:
-    if not p12_password:
-        raise KMSError("the PKCS#12 password must not be empty")
-    record = tokens.redeem(writer.sql, token, "enroll", now)
-    entry = _entry(writer, record.entry)
-    mail, holder = _mail(entry), str(entry.dn)
-    signing = _issue(authority, writer, signing_csr, SIGNING_PROFILE, holder, now)
-    try:
-        key = keys.generate(config.encryption_key_type)
-    except CAError as e:
-        raise KMSError(f"kms.encryption_key_type: {e}") from None
-    encryption = _issue(authority, writer, _encryption_request(key), ENCRYPTION_PROFILE,
-                        holder, now)
-    superseded = _supersede(authority, writer, holder,
-                            {signing.serial_number, encryption.serial_number}, now)
-    escrow_id = escrow.escrow(writer.sql, vault, holder, encryption.serial_number, key, now)
-    sealed = bundle(key, encryption, (signing, *authority.chain), mail, p12_password)
-    audit.record(writer.sql, holder, "enrolled", holder,
-                 {"token": record.id, "signing": f"{signing.serial_number:x}",
-                  "encryption": f"{encryption.serial_number:x}", "escrow": escrow_id,
-                  "superseded": ",".join(f"{serial:x}" for serial in superseded) or None},
-                 now)
-    return Enrollment(holder, signing, encryption, sealed)

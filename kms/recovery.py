@@ -10,10 +10,12 @@
   recovery token bound to the key's owner and that key (`kms.tokens`),
   returned once.
 - Redeeming the token returns the escrowed key with the certificate that
-  certifies it (its serial and public key must match) as PKCS#12 under the
-  redeemer's password (`kms.enrollment.bundle`).
+  certifies it (its serial and public key must match); `seal`, after the
+  transaction commits, makes it PKCS#12 under the redeemer's password
+  (`kms.enrollment.bundle`), so no PKCS#12 is sealed inside the write
+  transaction (DESIGN.md, "Concurrency").
 - Requests, approvals and recoveries go into the audit log; everything
-  runs in the caller's transaction and never commits.
+  else runs in the caller's transaction and never commits.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from cryptography import x509
 
+from ca.keys import PrivateKey
 from kms import audit, escrow, tokens
 from kms.enrollment import bundle
 from kms.errors import KMSError
@@ -127,9 +131,16 @@ def _name(certificate: x509.Certificate, owner: str) -> str:
     return next(iter(sans.value.get_values_for_type(x509.RFC822Name)), owner)
 
 
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    key: PrivateKey
+    certificate: x509.Certificate
+    name: str
+
+
 def redeem(conn: sqlite3.Connection, vault: Vault, token: str, p12_password: bytes,
-           certificate_der: bytes, now: dt.datetime) -> bytes:
-    """The escrowed key of a recovery token, with its certificate, as PKCS#12."""
+           certificate_der: bytes, now: dt.datetime) -> Recovered:
+    """The escrowed key of a recovery token, with its certificate."""
     if not p12_password:
         raise KMSError("the PKCS#12 password must not be empty")
     record = tokens.redeem(conn, token, "recovery", now)
@@ -147,4 +158,9 @@ def redeem(conn: sqlite3.Connection, vault: Vault, token: str, p12_password: byt
                  " WHERE escrow_id=? AND status='approved'", (now.isoformat(), escrowed.id))
     audit.record(conn, record.entry, "recovery.performed", escrowed.owner,
                  {"escrow": escrowed.id, "serial": f"{escrowed.serial:x}"}, now)
-    return bundle(key, certificate, (), _name(certificate, escrowed.owner), p12_password)
+    return Recovered(key, certificate, _name(certificate, escrowed.owner))
+
+
+def seal(recovered: Recovered, p12_password: bytes) -> bytes:
+    """The recovered key and its certificate as PKCS#12 (after the commit)."""
+    return bundle(recovered.key, recovered.certificate, (), recovered.name, p12_password)

@@ -11,6 +11,10 @@
   supersedes the older one, which is refused from then on.
 - Redeeming refuses, with a message saying why, a malformed token, an
   unknown one, one of the other kind, a used, superseded or expired one.
+  `check` gives the same answer without using the token (a redemption
+  prepares its slow part before its transaction); `redeem` marks it used
+  only if it is still unused, so of two transactions redeeming one token
+  exactly one succeeds.
 - Every function works in the caller's transaction and never commits.
 """
 
@@ -128,8 +132,8 @@ def _refusal(record: TokenRecord, kind: str, now: dt.datetime) -> str | None:
     return None
 
 
-def redeem(conn: sqlite3.Connection, token: str, kind: str, now: dt.datetime) -> TokenRecord:
-    """Mark a pending token of `kind` used and return it; KMSError saying why not."""
+def check(conn: sqlite3.Connection, token: str, kind: str, now: dt.datetime) -> TokenRecord:
+    """The pending token of `kind`, unchanged; KMSError saying why it is not one."""
     _check_kind(kind)
     # Tokens are read aloud and retyped: case and surrounding blanks do not matter.
     clear = token.strip().lower()
@@ -143,7 +147,17 @@ def redeem(conn: sqlite3.Connection, token: str, kind: str, now: dt.datetime) ->
     refusal = _refusal(record, kind, now)
     if refusal is not None:
         raise KMSError(refusal)
-    conn.execute("UPDATE kms_tokens SET used=? WHERE id=?", (now.isoformat(), record.id))
+    return record
+
+
+def redeem(conn: sqlite3.Connection, token: str, kind: str, now: dt.datetime) -> TokenRecord:
+    """Mark a pending token of `kind` used and return it; KMSError saying why not."""
+    record = check(conn, token, kind, now)
+    # Only a still unused token changes: the transaction that redeems it first wins.
+    updated = conn.execute("UPDATE kms_tokens SET used=? WHERE id=? AND used IS NULL"
+                           " AND superseded IS NULL", (now.isoformat(), record.id))
+    if updated.rowcount != 1:
+        raise KMSError("this token was already used")
     return TokenRecord(record.id, record.entry, record.kind, record.created, record.expires,
                        now, record.escrow_id)
 

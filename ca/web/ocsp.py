@@ -36,6 +36,7 @@ import logging
 from email.utils import format_datetime
 from typing import Any
 
+from cryptography import x509
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from twisted.web.http import CACHED
@@ -47,8 +48,6 @@ from ca.keys import PrivateKey
 from ca.ocsp import Answer, Question, Refusal, Responder, ResponseStatus, parse
 from ca.store import Store
 from ca.web.context import Web
-from directory.backend.sqlite import SQLiteTransaction
-from directory.publisher import DirectoryWriter
 
 log = logging.getLogger("certdir.ocsp")
 
@@ -166,18 +165,13 @@ def _keep_signer_current(web: Web, ocsp: Responder) -> LoopingCall:
 
     def issued(made: tuple[PrivateKey, bytes]) -> Any:
         key, csr = made
-        now = web.dsa.now()
 
-        def job(txn: SQLiteTransaction) -> Any:
-            writer = DirectoryWriter(web.dsa, txn, web.dsa.parse_dn(authority.entry_dn))
-            return responder.issue(authority, writer, csr, now)
-
-        def use(certificate: Any) -> None:
+        def use(certificate: x509.Certificate) -> None:
             ocsp.use(responder.delegated(authority, key, certificate))
             log.info("OCSP responder certificate %x issued, valid until %s",
                      certificate.serial_number, certificate.not_valid_after_utc)
 
-        return web.dsa.write(job).addCallback(use)
+        return responder.issue(authority, web.dsa, web.slow, csr).addCallback(use)
 
     def tick() -> Any:
         if not responder.needs_renewal(ocsp.signer, authority.config.ocsp, web.dsa.now()):

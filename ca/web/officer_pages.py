@@ -11,13 +11,14 @@
   hold, release) with the CSRF token, runs in the directory's writer
   through `ca.issue` / `ca.revoke`, is recorded in the audit log with the
   officer's DN in the same transaction, and answers 303 back to
-  `/officer` with what was done. A refused action (a request not
+  `/officer` with what was done. An approval's certificate is signed on
+  the pool before that transaction (`ca.issue.prepare_approval`). A refused action (a request not
   pending, an unknown serial, a certificate already revoked, a deny
   without a reason) is 400 naming the problem; nothing changes.
-- Revoke, hold and release sign a new full and delta CRL in the same
-  transaction, as `certdir ca revoke` does, so the CRLs served and the
-  entry never disagree; the public folder's CRL files are written after
-  the commit (the `crls_published` hook).
+- Revoke, hold and release are followed by a new full and delta CRL, as
+  `certdir ca revoke` does: read after the change committed, signed on the
+  pool, recorded by the writer (`ca.crl.renew`); the public folder's CRL
+  files are written after that (the `crls_published` hook).
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cryptography import x509
+from twisted.internet.defer import Deferred
 from twisted.web.server import Request
 
 from ca import crl, revoke
 from ca.errors import CAError
-from ca.issue import deny_request, issue_request
+from ca.issue import commit, deny_request, pending_request, prepare_approval
 from ca.store import IssuedRecord, Store, parse_serial, serial_text
 from ca.web.address_book import by_mail
-from ca.web.page import Answer, Page, Visit, field, rest
+from ca.web.page import Answer, Page, Visit, field, refusing, rest
 from ca.web.refusal import Refused
 from directory.publisher import DirectoryWriter
 
@@ -51,7 +53,7 @@ class Done:
     crls: crl.CRLs | None = None
 
 
-Action = Callable[["Officer", Request, str, dt.datetime], Callable[[DirectoryWriter], Done]]
+Action = Callable[["Officer", Request, str, dt.datetime], Deferred[Done]]
 
 
 def _number(request: Request) -> int:
@@ -71,26 +73,35 @@ def _serial(request: Request) -> int:
         raise Refused(400, str(e)) from None
 
 
-def _records_done(verb: str, records: list[IssuedRecord], made: crl.CRLs) -> Done:
+def _records_done(verb: str, records: list[IssuedRecord], made: crl.CRLs | None) -> Done:
     serials = ", ".join(serial_text(r.serial) for r in records)
     return Done(f"{verb} {serials}; new CRLs published.", made)
 
 
 def _approve(page: Officer, request: Request, officer: str,
-             now: dt.datetime) -> Callable[[DirectoryWriter], Done]:
+             now: dt.datetime) -> Deferred[Done]:
     number = _number(request)
+    web = page.web
 
-    def job(writer: DirectoryWriter) -> Done:
-        certificate = issue_request(page.web.authority, writer, number, officer, now)
-        serial = serial_text(certificate.serial_number)
-        page.web.audit(writer.sql, officer, "ca.approved", str(number), {"serial": serial}, now)
-        return Done(f"Request {number} approved: certificate {serial} issued.")
+    async def steps() -> Done:
+        web.dsa.refresh()
+        record, entry = pending_request(web.dsa, number)
+        prepared = await web.slow(prepare_approval, web.authority, record, entry, officer, now)
 
-    return job
+        def job(writer: DirectoryWriter) -> Done:
+            certificate = commit(writer, prepared, now).certificate
+            assert certificate is not None
+            serial = serial_text(certificate.serial_number)
+            web.audit(writer.sql, officer, "ca.approved", str(number), {"serial": serial}, now)
+            return Done(f"Request {number} approved: certificate {serial} issued.")
+
+        return await page.as_ca(job)
+
+    return refusing(Deferred.fromCoroutine(steps()))
 
 
 def _deny(page: Officer, request: Request, officer: str,
-          now: dt.datetime) -> Callable[[DirectoryWriter], Done]:
+          now: dt.datetime) -> Deferred[Done]:
     number = _number(request)
     why = field(request, b"why")
     if not why:
@@ -101,7 +112,7 @@ def _deny(page: Officer, request: Request, officer: str,
         page.web.audit(writer.sql, officer, "ca.denied", str(number), {"why": why}, now)
         return Done(f"Request {number} denied.")
 
-    return job
+    return page.as_ca(job)
 
 
 def _holder(page: Officer, text: str) -> str:
@@ -115,7 +126,7 @@ def _holder(page: Officer, text: str) -> str:
 
 
 def _revoke(page: Officer, request: Request, officer: str,
-            now: dt.datetime) -> Callable[[DirectoryWriter], Done]:
+            now: dt.datetime) -> Deferred[Done]:
     try:
         why = revoke.reason(field(request, b"reason"))
     except CAError as e:
@@ -131,40 +142,55 @@ def _revoke(page: Officer, request: Request, officer: str,
 
 
 def _hold(page: Officer, request: Request, officer: str,
-          now: dt.datetime) -> Callable[[DirectoryWriter], Done]:
+          now: dt.datetime) -> Deferred[Done]:
     return _revoking(page, officer, now, x509.ReasonFlags.certificate_hold, _serial(request),
                      None, "Put on hold")
 
 
+def _always(store: Store, now: dt.datetime) -> bool:
+    return True
+
+
+def _with_new_crls(page: Officer, verb: str,
+                   change: Callable[[DirectoryWriter], list[IssuedRecord]]) -> Deferred[Done]:
+    """`change` through the writer, then new CRLs that list it."""
+    web = page.web
+
+    async def steps() -> Done:
+        records = await page.as_ca(change)
+        made = await crl.renew(web.authority, web.dsa, web.slow, _always)
+        return _records_done(verb, records, made)
+
+    return refusing(Deferred.fromCoroutine(steps()))
+
+
 def _revoking(page: Officer, officer: str, now: dt.datetime, why: x509.ReasonFlags,
-              serial: int | None, holder: str | None,
-              verb: str) -> Callable[[DirectoryWriter], Done]:
+              serial: int | None, holder: str | None, verb: str) -> Deferred[Done]:
     authority = page.web.authority
 
-    def job(writer: DirectoryWriter) -> Done:
+    def change(writer: DirectoryWriter) -> list[IssuedRecord]:
         records = ([revoke.revoke(authority, writer, serial, why, now)] if serial is not None
                    else revoke.revoke_holder(authority, writer, str(holder), why, now))
         for record in records:
             page.web.audit(writer.sql, officer, "ca.revoked", record.entry or record.subject,
                            {"serial": serial_text(record.serial), "reason": why.value}, now)
-        return _records_done(verb, records, crl.generate(authority, writer, now))
+        return records
 
-    return job
+    return _with_new_crls(page, verb, change)
 
 
 def _release(page: Officer, request: Request, officer: str,
-             now: dt.datetime) -> Callable[[DirectoryWriter], Done]:
+             now: dt.datetime) -> Deferred[Done]:
     serial = _serial(request)
     authority = page.web.authority
 
-    def job(writer: DirectoryWriter) -> Done:
+    def change(writer: DirectoryWriter) -> list[IssuedRecord]:
         record = revoke.release(authority, writer, serial, now)
         page.web.audit(writer.sql, officer, "ca.released", record.entry or record.subject,
                        {"serial": serial_text(record.serial)}, now)
-        return _records_done("Released from hold", [record], crl.generate(authority, writer,
-                                                                            now))
+        return [record]
 
-    return job
+    return _with_new_crls(page, "Released from hold", change)
 
 
 ACTIONS: Mapping[bytes, Action] = {
@@ -197,11 +223,9 @@ class Officer(Page):
         action = ACTIONS.get(path[0] if len(path) == 1 else b"")
         if action is None:
             raise Refused(404, "There is no such action.")
-        job = action(self, request, officer, dt.datetime.now(dt.UTC))
-
         def done(outcome: Done) -> bytes:
             if outcome.crls is not None:
                 self.web.crls_published(outcome.crls)
             return self.see_other(request, visit, "/officer", outcome.notice)
 
-        return self.as_ca(job).addCallback(done)
+        return action(self, request, officer, dt.datetime.now(dt.UTC)).addCallback(done)

@@ -71,6 +71,16 @@ Answer = bytes | Deferred[bytes]
 T = TypeVar("T")
 
 
+def refusing(work: Deferred[T]) -> Deferred[T]:
+    """A `CAError` or `LDAPError` from `work` becomes 400 naming the problem."""
+    def refused(failure: Failure) -> T:
+        failure.trap(CAError, LDAPError)
+        error = failure.value
+        raise Refused(400, error.message if isinstance(error, LDAPError) else str(error))
+
+    return work.addErrback(refused)
+
+
 @dataclass(frozen=True, slots=True)
 class Visit:
     """Who is asking: their session (if any), the person logged in, officer or not."""
@@ -132,13 +142,7 @@ class Page(Resource):
         def run(txn: SQLiteTransaction) -> T:
             return job(DirectoryWriter(dsa, txn, dsa.parse_dn(authority.entry_dn)))
 
-        def refused(failure: Failure) -> T:
-            failure.trap(CAError, LDAPError)
-            error = failure.value
-            text = error.message if isinstance(error, LDAPError) else str(error)
-            raise Refused(400, text)
-
-        return dsa.write(run).addErrback(refused)
+        return refusing(dsa.write(run))
 
     def is_officer(self, person: str | None) -> bool:
         return person is not None and self.web.dsa.parse_dn(person).normalized in self._officers

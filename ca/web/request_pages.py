@@ -3,9 +3,10 @@
 - `/request` offers the profiles of `ca.web_profiles`. The PKCS#10 request
   (RFC 2986) is pasted (PEM) or uploaded (a multipart/form-data file,
   RFC 7578; PEM or DER) and submitted for the logged-in person's own
-  entry through `ca.issue.submit` with origin requester, in the
-  directory's writer: the profile's policy module decides, as for
-  `certdir ca submit`. A refused request (bad signature, weak hash,
+  entry with origin requester: checked (and signed, when the policy issues
+  at once) on the pool by `ca.issue.prepare`, recorded by the directory's
+  writer with `ca.issue.commit`: the profile's policy module decides, as
+  for `certdir ca submit`. A refused request (bad signature, weak hash,
   wrong key type, a profile not offered on the web) is 400 naming the
   problem, and nothing is recorded.
 - The answer is the request's number (303 to `/requests/<n>`); every
@@ -20,14 +21,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+from twisted.internet.defer import Deferred
 from twisted.web.server import Request
 
 from ca.errors import CAError
-from ca.issue import Outcome, submit
+from ca.issue import Outcome, commit, holder_entry, prepare
 from ca.policy import Origin
 from ca.profiles import profile
 from ca.store import IssuedRecord, RequestRecord, Store, serial_text
-from ca.web.page import Answer, Page, Visit, field, rest
+from ca.web.page import Answer, Page, Visit, field, refusing, rest
 from ca.web.public_pages import certificate_file
 from ca.web.refusal import Refused
 from directory.publisher import DirectoryWriter
@@ -65,19 +67,29 @@ class RequestForm(Page):
         csr = _csr(request)
         now = dt.datetime.now(dt.UTC)
 
-        def job(writer: DirectoryWriter) -> Outcome:
-            outcome = submit(authority, writer, csr, chosen, person, Origin.REQUESTER, now)
-            self.web.audit(writer.sql, person, f"ca.{outcome.decision.value}", person,
-                           {"request": outcome.request, "profile": chosen.name,
-                            "serial": None if outcome.certificate is None
-                            else serial_text(outcome.certificate.serial_number)}, now)
-            return outcome
+        web = self.web
+
+        async def steps() -> Outcome:
+            web.dsa.refresh()
+            entry = holder_entry(web.dsa, person)
+            prepared = await web.slow(prepare, authority, csr, chosen, entry, Origin.REQUESTER,
+                                      now)
+
+            def job(writer: DirectoryWriter) -> Outcome:
+                outcome = commit(writer, prepared, now)
+                web.audit(writer.sql, person, f"ca.{outcome.decision.value}", person,
+                          {"request": outcome.request, "profile": chosen.name,
+                           "serial": None if outcome.certificate is None
+                           else serial_text(outcome.certificate.serial_number)}, now)
+                return outcome
+
+            return await self.as_ca(job)
 
         def submitted(outcome: Outcome) -> bytes:
             return self.see_other(request, visit, f"/requests/{outcome.request}",
                                   f"Request {outcome.request}: {outcome.why}.")
 
-        return self.as_ca(job).addCallback(submitted)
+        return refusing(Deferred.fromCoroutine(steps())).addCallback(submitted)
 
 
 class Requests(Page):

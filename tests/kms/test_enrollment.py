@@ -8,6 +8,11 @@ real database transactions, checked with openssl and cryptography.
   and cryptography open, holding the key of the encryption certificate.
 - A refused redemption (bad or SHA-1 request, empty password, used token)
   leaves no certificate, no escrowed key, no audit record, the token unused.
+- The commit step gets both certificates signed and the PKCS#12 sealed:
+  it signs, generates and seals nothing (`tests.crypto_guard`).
+- Two redemptions of one token that both prepared before either commits:
+  exactly one commits, the other is refused "already used" and records
+  nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from kms import enrollment, escrow, store, tokens
 from kms.config import KMSConfig
 from kms.errors import KMSError
 from kms.vault import Vault
+from tests.crypto_guard import SlowWorkInTransaction, no_slow_crypto
 
 SUFFIX = "dc=example,dc=com"
 ALICE = f"uid=alice,{SUFFIX}"
@@ -86,8 +92,8 @@ class KMS:
 
     def redeem(self, token: str, csr: bytes, password: bytes = PASSWORD,
                when: dt.datetime = NOW) -> enrollment.Enrollment:
-        return self.run(lambda w: enrollment.redeem(self.authority, w, self.vault,
-                                                    self.settings, token, csr, password, when))
+        return enrollment.redeem_offline(self.authority, self.dsa, self.vault, self.settings,
+                                         token, csr, password, when)
 
 
 def person(dsa: DSA, uid: str, mail: bool = True) -> None:
@@ -261,3 +267,41 @@ def test_each_token_is_bound_to_its_entry(kms: KMS) -> None:
     assert kms.certificates() == set()
     assert len(kms.certificates(f"uid=bob,{SUFFIX}")) == 2
     assert kms.redeem(alice, signing_request()).entry == ALICE
+
+
+def _prepared(kms: KMS, token: str) -> enrollment.Prepared:
+    """A redemption's slow part, done, before its transaction."""
+    return enrollment.prepare(kms.authority, kms.settings, enrollment.claim(kms.dsa, token, NOW),
+                              signing_request(), PASSWORD, NOW)
+
+
+def test_the_guard_catches_a_redemption_that_signs(kms: KMS,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    claimed = enrollment.claim(kms.dsa, kms.enroll(), NOW)
+    request = signing_request()
+    with no_slow_crypto(monkeypatch), pytest.raises(SlowWorkInTransaction):
+        enrollment.prepare(kms.authority, kms.settings, claimed, request, PASSWORD, NOW)
+
+
+def test_commit_gets_everything_signed_and_sealed(kms: KMS,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    prepared = _prepared(kms, kms.enroll())
+    with no_slow_crypto(monkeypatch):
+        done = kms.run(lambda w: enrollment.commit(kms.authority, w, kms.vault, prepared, NOW))
+    assert (done.signing, done.encryption, done.pkcs12) == (
+        prepared.signing.certificate, prepared.encryption.certificate, prepared.pkcs12)
+    assert kms.certificates() == {der(done.signing), der(done.encryption)}
+
+
+def test_one_token_redeemed_twice_at_once_exactly_one_wins(kms: KMS) -> None:
+    token = kms.enroll()
+    # Both redemptions check the token and do their slow part before either commits.
+    first, second = _prepared(kms, token), _prepared(kms, token)
+    won = kms.run(lambda w: enrollment.commit(kms.authority, w, kms.vault, first, NOW))
+    before = (kms.certificates(), kms.count("kms_escrow"), kms.actions(),
+              kms.count("ca_certificates"), kms.count("ca_requests"))
+    with pytest.raises(KMSError, match="already used"):
+        kms.run(lambda w: enrollment.commit(kms.authority, w, kms.vault, second, NOW))
+    assert (kms.certificates(), kms.count("kms_escrow"), kms.actions(),
+            kms.count("ca_certificates"), kms.count("ca_requests")) == before
+    assert kms.certificates() == {der(won.signing), der(won.encryption)}

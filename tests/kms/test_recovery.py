@@ -63,8 +63,9 @@ def _approve(kms: KMS, recovery_id: int, officer: str) -> str | None:
 
 
 def _redeem(kms: KMS, token: str, certificate: bytes) -> bytes:
-    return kms.run(lambda w: recovery.redeem(w.sql, kms.vault, token, PASSWORD, certificate,
-                                             LATER))
+    recovered = kms.run(lambda w: recovery.redeem(w.sql, kms.vault, token, PASSWORD,
+                                                  certificate, LATER))
+    return recovery.seal(recovered, PASSWORD)
 
 
 def test_two_of_three_recover_the_key_that_decrypts_old_mail(kms: KMS, tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ from ca import ocsp as core
 from ca import responder, revoke
 from ca.authority import Authority, unlock
 from ca.config import OCSPConfig
-from ca.issue import submit
+from ca.issue import commit, prepare, submit
 from ca.keys import PrivateKey
 from ca.policy import Origin
 from ca.profiles import profile
@@ -101,9 +101,11 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CA]:
     authority = unlock(config.ca, data, SUFFIX)
     dsa = open_directory(config)
     key, csr = responder.new_request(authority)
+    prepared = prepare(authority, csr, responder.responder_profile(authority), None,
+                       Origin.OFFICER, NOW)
     with dsa.backend.transaction() as txn:
-        certificate = responder.issue(authority, DirectoryWriter(dsa, txn, dsa.root_dn), csr,
-                                      NOW)
+        certificate = responder.issued(commit(DirectoryWriter(dsa, txn, dsa.root_dn), prepared,
+                                              NOW))
     yield CA(config, authority, dsa, responder.delegated(authority, key, certificate))
     dsa.backend.close()
 

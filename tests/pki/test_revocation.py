@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ca import crl, revoke
 from ca.authority import Authority, unlock
 from ca.errors import CAError
-from ca.issue import submit
+from ca.issue import commit, holder_entry, prepare
 from ca.policy import Decision, Origin, Submission, decide
 from ca.profiles import profile
 from ca.store import Store
@@ -61,8 +61,9 @@ class CA:
         request = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(
             key, hashes.SHA256()).public_bytes(Encoding.DER)
         chosen = profile(self.authority.config.profiles, "smime-user")
-        outcome = self.run(lambda w: submit(self.authority, w, request, chosen, ALICE,
-                                            Origin.OFFICER, when))
+        prepared = prepare(self.authority, request, chosen, holder_entry(self.dsa, ALICE),
+                           Origin.OFFICER, when)
+        outcome = self.run(lambda w: commit(w, prepared, when))
         certificate = outcome.certificate  # type: ignore[attr-defined]
         assert isinstance(certificate, x509.Certificate)
         return certificate
@@ -115,13 +116,13 @@ def test_crls_list_revocations_and_delta_follows_previous_full(ca: CA) -> None:
     early, late, held = ca.issue(), ca.issue(), ca.issue()
     ca.run(lambda w: revoke.revoke(ca.authority, w, early.serial_number,
                                    x509.ReasonFlags.unspecified, NOW))
-    first = ca.run(lambda w: crl.generate(ca.authority, w, NOW + dt.timedelta(minutes=1)))
+    first = crl.generate(ca.authority, ca.dsa, NOW + dt.timedelta(minutes=1))
     later = NOW + dt.timedelta(hours=1)
     ca.run(lambda w: revoke.revoke(ca.authority, w, late.serial_number,
                                    x509.ReasonFlags.superseded, later))
     ca.run(lambda w: revoke.revoke(ca.authority, w, held.serial_number,
                                    x509.ReasonFlags.certificate_hold, later))
-    made = ca.run(lambda w: crl.generate(ca.authority, w, later + dt.timedelta(minutes=1)))
+    made = crl.generate(ca.authority, ca.dsa, later + dt.timedelta(minutes=1))
     assert isinstance(first, crl.CRLs) and isinstance(made, crl.CRLs)
     full = {e.serial_number: reason_of(e) for e in made.full}
     assert full == {early.serial_number: None,
@@ -139,13 +140,13 @@ def test_crls_list_revocations_and_delta_follows_previous_full(ca: CA) -> None:
 
 def test_release_from_hold_comes_back(ca: CA) -> None:
     held = ca.issue()
-    ca.run(lambda w: crl.generate(ca.authority, w, NOW))
+    crl.generate(ca.authority, ca.dsa, NOW)
     ca.run(lambda w: revoke.revoke(ca.authority, w, held.serial_number,
                                    x509.ReasonFlags.certificate_hold, NOW))
     assert ca.entry_certificates() == set()
     ca.run(lambda w: revoke.release(ca.authority, w, held.serial_number, NOW))
     assert ca.entry_certificates() == {der(held)}
-    made = ca.run(lambda w: crl.generate(ca.authority, w, NOW + dt.timedelta(minutes=1)))
+    made = crl.generate(ca.authority, ca.dsa, NOW + dt.timedelta(minutes=1))
     assert isinstance(made, crl.CRLs)
     assert list(made.full) == []
     (removed,) = list(made.delta)
