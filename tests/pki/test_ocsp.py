@@ -43,7 +43,7 @@ from ca import ocsp as core
 from ca import responder, revoke
 from ca.authority import Authority, unlock
 from ca.config import OCSPConfig
-from ca.issue import commit, prepare, submit
+from ca.issue import commit, prepare
 from ca.keys import PrivateKey
 from ca.policy import Origin
 from ca.profiles import profile
@@ -78,8 +78,8 @@ class CA:
                               critical=False)
                .sign(key, hashes.SHA256()).public_bytes(Encoding.DER))
         chosen = profile(self.authority.config.profiles, "tls-server")
-        outcome = self.run(lambda w: submit(self.authority, w, csr, chosen, None,
-                                            Origin.OFFICER, NOW))
+        prepared = prepare(self.authority, csr, chosen, None, Origin.OFFICER, NOW)
+        outcome = self.run(lambda w: commit(w, prepared, NOW))
         assert outcome.certificate is not None
         return outcome.certificate
 
@@ -362,5 +362,7 @@ def test_responder_days_override_the_profile(ca: CA) -> None:
                                  ocsp=OCSPConfig(responder_days=10, renew_days=2))
     authority = dataclasses.replace(ca.authority, config=config)
     _, csr = responder.new_request(authority)
-    certificate = ca.run(lambda w: responder.issue(authority, w, csr, NOW))
+    prepared = prepare(authority, csr, responder.responder_profile(authority), None,
+                       Origin.OFFICER, NOW)
+    certificate = responder.issued(ca.run(lambda w: commit(w, prepared, NOW)))
     assert lifetime(certificate) == dt.timedelta(days=10)
