@@ -55,7 +55,6 @@ from directory.publisher import DirectoryWriter
 
 SUFFIX = "dc=example,dc=com"
 # The CA is made by `certdir init` now, so the responses are made now too.
-NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 T = TypeVar("T")
 
 
@@ -65,6 +64,9 @@ class CA:
     authority: Authority
     dsa: DSA
     signer: core.Signer
+    # When the fixture made the CA: the tests' clock (a module-level time would be
+    # older than the CA when pytest reaches this module minutes after collecting it).
+    now: dt.datetime
 
     def run(self, job: Callable[[DirectoryWriter], T]) -> T:
         with self.dsa.backend.transaction() as txn:
@@ -78,8 +80,8 @@ class CA:
                               critical=False)
                .sign(key, hashes.SHA256()).public_bytes(Encoding.DER))
         chosen = profile(self.authority.config.profiles, "tls-server")
-        prepared = prepare(self.authority, csr, chosen, None, Origin.OFFICER, NOW)
-        outcome = self.run(lambda w: commit(w, prepared, NOW))
+        prepared = prepare(self.authority, csr, chosen, None, Origin.OFFICER, self.now)
+        outcome = self.run(lambda w: commit(w, prepared, self.now))
         assert outcome.certificate is not None
         return outcome.certificate
 
@@ -101,12 +103,13 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CA]:
     authority = unlock(config.ca, data, SUFFIX)
     dsa = open_directory(config)
     key, csr = responder.new_request(authority)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     prepared = prepare(authority, csr, responder.responder_profile(authority), None,
-                       Origin.OFFICER, NOW)
+                       Origin.OFFICER, now)
     with dsa.backend.transaction() as txn:
         certificate = responder.issued(commit(DirectoryWriter(dsa, txn, dsa.root_dn), prepared,
-                                              NOW))
-    yield CA(config, authority, dsa, responder.delegated(authority, key, certificate))
+                                              now))
+    yield CA(config, authority, dsa, responder.delegated(authority, key, certificate), now)
     dsa.backend.close()
 
 
@@ -120,8 +123,9 @@ def request(certificate: x509.Certificate, issuer: x509.Certificate,
 
 
 def answer(ca: CA, ocsp_responder: core.Responder, der: bytes,
-           now: dt.datetime = NOW) -> core.Answer:
+           now: dt.datetime | None = None) -> core.Answer:
     """What the web resource does, without the web: check, read, cache or sign."""
+    now = now or ca.now
     question = core.parse(der)
     ocsp_responder.check(question)
     signer = ocsp_responder.ready(now)
@@ -171,7 +175,7 @@ def test_cert_id_hash_is_echoed(ca: CA, algorithm: hashes.HashAlgorithm) -> None
 
 def test_revoked_with_time_and_reason(ca: CA) -> None:
     leaf = ca.issue()
-    when = NOW + dt.timedelta(minutes=5)
+    when = ca.now + dt.timedelta(minutes=5)
     ca.run(lambda w: revoke.revoke(ca.authority, w, leaf.serial_number,
                                    x509.ReasonFlags.key_compromise, when))
     parsed = response(answer(ca, ca.responder(), request(leaf, ca.authority.certificate)))
@@ -186,11 +190,11 @@ def test_hold_is_revoked_then_good_after_release_and_the_cache_follows(ca: CA) -
     before = answer(ca, ocsp_responder, der)
     assert answer(ca, ocsp_responder, der) is before
     ca.run(lambda w: revoke.revoke(ca.authority, w, leaf.serial_number,
-                                   x509.ReasonFlags.certificate_hold, NOW))
+                                   x509.ReasonFlags.certificate_hold, ca.now))
     held = response(answer(ca, ocsp_responder, der))
     assert (held.certificate_status, held.revocation_reason) == (
         ocsp.OCSPCertStatus.REVOKED, x509.ReasonFlags.certificate_hold)
-    ca.run(lambda w: revoke.release(ca.authority, w, leaf.serial_number, NOW))
+    ca.run(lambda w: revoke.release(ca.authority, w, leaf.serial_number, ca.now))
     released = answer(ca, ocsp_responder, der)
     assert released is not before
     assert response(released).certificate_status is ocsp.OCSPCertStatus.GOOD
@@ -201,18 +205,19 @@ def test_unknown_serial(ca: CA) -> None:
     other = (x509.CertificateBuilder().subject_name(leaf.subject)
              .issuer_name(ca.authority.certificate.subject).public_key(leaf.public_key())
              .serial_number(x509.random_serial_number())
-             .not_valid_before(NOW).not_valid_after(NOW + dt.timedelta(days=1))
+             .not_valid_before(ca.now).not_valid_after(ca.now + dt.timedelta(days=1))
              .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256()))
     parsed = response(answer(ca, ca.responder(), request(other, ca.authority.certificate)))
     assert parsed.certificate_status is ocsp.OCSPCertStatus.UNKNOWN
 
 
 def foreign_ca() -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     name = ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Other CA")])
     return (x509.CertificateBuilder().subject_name(name).issuer_name(ca_name)
             .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(NOW).not_valid_after(NOW + dt.timedelta(days=1))
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
             .sign(key, hashes.SHA256()))
 
 
@@ -227,8 +232,8 @@ def test_same_name_other_key_is_unauthorized(ca: CA) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     impostor = (x509.CertificateBuilder().subject_name(ca.authority.certificate.subject)
                 .issuer_name(ca.authority.certificate.subject).public_key(key.public_key())
-                .serial_number(1).not_valid_before(NOW)
-                .not_valid_after(NOW + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+                .serial_number(1).not_valid_before(ca.now)
+                .not_valid_after(ca.now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
     assert refusal(lambda: answer(ca, ca.responder(), request(leaf, impostor))) \
         is ocsp.OCSPResponseStatus.UNAUTHORIZED
 
@@ -287,8 +292,8 @@ def test_cache_refreshed_after_half_its_life(ca: CA) -> None:
     ocsp_responder = ca.responder()
     der = request(leaf, ca.authority.certificate)
     first = answer(ca, ocsp_responder, der)
-    assert answer(ca, ocsp_responder, der, NOW + dt.timedelta(hours=11)) is first
-    assert answer(ca, ocsp_responder, der, NOW + dt.timedelta(hours=12)) is not first
+    assert answer(ca, ocsp_responder, der, ca.now + dt.timedelta(hours=11)) is first
+    assert answer(ca, ocsp_responder, der, ca.now + dt.timedelta(hours=12)) is not first
 
 
 def test_new_signer_drops_the_cache(ca: CA) -> None:
@@ -326,7 +331,8 @@ def test_renewal_due_within_renew_days(ca: CA, days_left: int, due: bool) -> Non
 
 
 def test_renewal_due_without_signer() -> None:
-    assert responder.needs_renewal(None, OCSPConfig(), NOW) is True
+    now = dt.datetime.now(dt.UTC)
+    assert responder.needs_renewal(None, OCSPConfig(), now) is True
 
 
 def test_ca_signer_signs_with_the_ca_key(ca: CA) -> None:
@@ -339,11 +345,12 @@ def test_ca_signer_signs_with_the_ca_key(ca: CA) -> None:
 
 
 def self_signed(key: PrivateKey) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Ed CA")])
     return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(NOW - dt.timedelta(days=1))
-            .not_valid_after(NOW + dt.timedelta(days=1)).sign(key, None))
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1)).sign(key, None))
 
 
 def test_ed25519_signs_pure(ca: CA) -> None:
@@ -351,7 +358,7 @@ def test_ed25519_signs_pure(ca: CA) -> None:
     certificate = self_signed(key)
     question = core.parse(request(certificate, certificate))
     made = core.sign(core.Signer(certificate, key, ()), question, core.Status(
-        ocsp.OCSPCertStatus.GOOD), NOW, 1)
+        ocsp.OCSPCertStatus.GOOD), ca.now, 1)
     parsed = response(made)
     key.public_key().verify(parsed.signature, parsed.tbs_response_bytes)
     assert parsed.signature_hash_algorithm is None
@@ -363,6 +370,6 @@ def test_responder_days_override_the_profile(ca: CA) -> None:
     authority = dataclasses.replace(ca.authority, config=config)
     _, csr = responder.new_request(authority)
     prepared = prepare(authority, csr, responder.responder_profile(authority), None,
-                       Origin.OFFICER, NOW)
-    certificate = responder.issued(ca.run(lambda w: commit(w, prepared, NOW)))
+                       Origin.OFFICER, ca.now)
+    certificate = responder.issued(ca.run(lambda w: commit(w, prepared, ca.now)))
     assert lifetime(certificate) == dt.timedelta(days=10)
