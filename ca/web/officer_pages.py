@@ -12,9 +12,10 @@
   through `ca.issue` / `ca.revoke`, is recorded in the audit log with the
   officer's DN in the same transaction, and answers 303 back to
   `/officer` with what was done. An approval's certificate is signed on
-  the pool before that transaction (`ca.issue.prepare_approval`). A refused action (a request not
-  pending, an unknown serial, a certificate already revoked, a deny
-  without a reason) is 400 naming the problem; nothing changes.
+  the pool before that transaction (`ca.issue.prepare_approval`). A
+  refused action (a request not pending, an unknown serial, a certificate
+  already revoked, a deny without a reason) is 400 naming the problem;
+  nothing changes.
 - Revoke, hold and release are followed by a new full and delta CRL, as
   `certdir ca revoke` does: read after the change committed, signed on the
   pool, recorded by the writer (`ca.crl.renew`); the public folder's CRL
@@ -223,6 +224,7 @@ class Officer(Page):
         action = ACTIONS.get(path[0] if len(path) == 1 else b"")
         if action is None:
             raise Refused(404, "There is no such action.")
+
         def done(outcome: Done) -> bytes:
             if outcome.crls is not None:
                 self.web.crls_published(outcome.crls)
