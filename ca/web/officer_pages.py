@@ -19,7 +19,9 @@
 - Revoke, hold and release are followed by a new full and delta CRL, as
   `certdir ca revoke` does: read after the change committed, signed on the
   pool, recorded by the writer (`ca.crl.renew`); the public folder's CRL
-  files are written after that (the `crls_published` hook).
+  files are written after that (the `crls_published` hook). Should the CRLs
+  fail, the change stands and the officer is told so; the server's CRL
+  schedule makes them later.
 """
 
 from __future__ import annotations
@@ -74,9 +76,6 @@ def _serial(request: Request) -> int:
         raise Refused(400, str(e)) from None
 
 
-def _records_done(verb: str, records: list[IssuedRecord], made: crl.CRLs | None) -> Done:
-    serials = ", ".join(serial_text(r.serial) for r in records)
-    return Done(f"{verb} {serials}; new CRLs published.", made)
 
 
 def _approve(page: Officer, request: Request, officer: str,
@@ -159,8 +158,14 @@ def _with_new_crls(page: Officer, verb: str,
 
     async def steps() -> Done:
         records = await page.as_ca(change)
-        made = await crl.renew(web.authority, web.dsa, web.slow, _always)
-        return _records_done(verb, records, made)
+        serials = ", ".join(serial_text(r.serial) for r in records)
+        try:
+            made = await crl.renew(web.authority, web.dsa, web.slow, _always)
+        except CAError as e:
+            # The change has committed: say so, and that the CRL schedule will catch up.
+            return Done(f"{verb} {serials}; the new CRLs could not be made now ({e}); "
+                        "the CRL schedule will make them.")
+        return Done(f"{verb} {serials}; new CRLs published.", made)
 
     return refusing(Deferred.fromCoroutine(steps()))
 
