@@ -20,8 +20,8 @@
   `certdir ca revoke` does: read after the change committed, signed on the
   pool, recorded by the writer (`ca.crl.renew`); the public folder's CRL
   files are written after that (the `crls_published` hook). Should the CRLs
-  fail, the change stands and the officer is told so; the server's CRL
-  schedule makes them later.
+  fail, the change stands and the officer is told so (`certdir ca crl`
+  makes them at once, the server's CRL schedule when they are due).
 """
 
 from __future__ import annotations
@@ -162,9 +162,9 @@ def _with_new_crls(page: Officer, verb: str,
         try:
             made = await crl.renew(web.authority, web.dsa, web.slow, _always)
         except CAError as e:
-            # The change has committed: say so, and that the CRL schedule will catch up.
+            # The change has committed: say so, and how to get the CRLs.
             return Done(f"{verb} {serials}; the new CRLs could not be made now ({e}); "
-                        "the CRL schedule will make them.")
+                        "run `certdir ca crl`.")
         return Done(f"{verb} {serials}; new CRLs published.", made)
 
     return refusing(Deferred.fromCoroutine(steps()))
