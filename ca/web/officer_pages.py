@@ -12,13 +12,16 @@
   through `ca.issue` / `ca.revoke`, is recorded in the audit log with the
   officer's DN in the same transaction, and answers 303 back to
   `/officer` with what was done. An approval's certificate is signed on
-  the pool before that transaction (`ca.issue.prepare_approval`). A refused action (a request not
-  pending, an unknown serial, a certificate already revoked, a deny
-  without a reason) is 400 naming the problem; nothing changes.
+  the pool before that transaction (`ca.issue.prepare_approval`). A
+  refused action (a request not pending, an unknown serial, a certificate
+  already revoked, a deny without a reason) is 400 naming the problem;
+  nothing changes.
 - Revoke, hold and release are followed by a new full and delta CRL, as
   `certdir ca revoke` does: read after the change committed, signed on the
   pool, recorded by the writer (`ca.crl.renew`); the public folder's CRL
-  files are written after that (the `crls_published` hook).
+  files are written after that (the `crls_published` hook). Should the CRLs
+  fail, the change stands and the officer is told so (`certdir ca crl`
+  makes them at once, the server's CRL schedule when they are due).
 """
 
 from __future__ import annotations
@@ -73,9 +76,6 @@ def _serial(request: Request) -> int:
         raise Refused(400, str(e)) from None
 
 
-def _records_done(verb: str, records: list[IssuedRecord], made: crl.CRLs | None) -> Done:
-    serials = ", ".join(serial_text(r.serial) for r in records)
-    return Done(f"{verb} {serials}; new CRLs published.", made)
 
 
 def _approve(page: Officer, request: Request, officer: str,
@@ -158,8 +158,14 @@ def _with_new_crls(page: Officer, verb: str,
 
     async def steps() -> Done:
         records = await page.as_ca(change)
-        made = await crl.renew(web.authority, web.dsa, web.slow, _always)
-        return _records_done(verb, records, made)
+        serials = ", ".join(serial_text(r.serial) for r in records)
+        try:
+            made = await crl.renew(web.authority, web.dsa, web.slow, _always)
+        except CAError as e:
+            # The change has committed: say so, and how to get the CRLs.
+            return Done(f"{verb} {serials}; the new CRLs could not be made now ({e}); "
+                        "run `certdir ca crl`.")
+        return Done(f"{verb} {serials}; new CRLs published.", made)
 
     return refusing(Deferred.fromCoroutine(steps()))
 
@@ -223,6 +229,7 @@ class Officer(Page):
         action = ACTIONS.get(path[0] if len(path) == 1 else b"")
         if action is None:
             raise Refused(404, "There is no such action.")
+
         def done(outcome: Done) -> bytes:
             if outcome.crls is not None:
                 self.web.crls_published(outcome.crls)
