@@ -23,6 +23,9 @@ on the same CA, in the same run.
   mode (one request per connection), as clients that reuse connections see them. Each
   workload runs --rounds times against openssl and then certdir, alternating, before the
   next starts; the median of each server's rounds is reported (the machine may be busy).
+- For scale, the workloads without a nonce also run against `fixed_site.py`, a plain
+  twisted.web site answering every POST with one fixed response fetched from certdir:
+  what any twisted.web responder can reach on this machine.
 - Every answer must be HTTP 200 with a successful OCSPResponse; one in `CHECK_EVERY` is
   parsed in full and its certificate status compared with the store's. Any other answer
   fails the benchmark.
@@ -78,6 +81,7 @@ CHECK_EVERY = 50
 TARGET = 1.0
 RESPONDER_WAIT_S = 30.0
 OPENSSL_TIMEOUT_S = 5
+TWISTED = "twisted.web alone"
 # Expected certificate status of leaf n: every tenth revoked, the next tenth on hold.
 REVOKED_EVERY = 10
 
@@ -235,7 +239,7 @@ class Workload:
 
 WORKLOADS = (Workload("cached (no nonce)", nonces=False),
              Workload("nonce (signed each)", nonces=True),
-             Workload("cached, certdir keep-alive", nonces=False, keep_alive=True))
+             Workload("cached, keep-alive (openssl: not)", nonces=False, keep_alive=True))
 
 
 def check(answer: bytes, leaf: Leaf, full: bool, where: str) -> None:
@@ -264,7 +268,8 @@ async def _response(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _load(port: int, work: Sequence[tuple[bytes, int]], leaves: Sequence[Leaf],
-                connections: int, seconds: float, keep_alive: bool, where: str) -> int:
+                connections: int, seconds: float, keep_alive: bool, verify: bool,
+                where: str) -> int:
     deadline = time.perf_counter() + seconds
     counter = iter(range(sys.maxsize))
     answered = 0
@@ -282,7 +287,7 @@ async def _load(port: int, work: Sequence[tuple[bytes, int]], leaves: Sequence[L
             if not keep_alive:
                 writer.close()
                 writer = None
-            check(answer, leaves[n], i % CHECK_EVERY == 0, where)
+            check(answer, leaves[n], verify and i % CHECK_EVERY == 0, where)
             answered += 1
         if writer is not None:
             writer.close()
@@ -294,12 +299,12 @@ async def _load(port: int, work: Sequence[tuple[bytes, int]], leaves: Sequence[L
 def measure(server: str, workload: Workload, port: int, work: Sequence[tuple[bytes, int]],
             leaves: Sequence[Leaf], args: argparse.Namespace, console: Console) -> Run:
     where = f"{server} {workload.name}"
-    keep_alive = workload.keep_alive and server == "certdir"
+    keep_alive = workload.keep_alive and server != "openssl"
     console.print(f"{where}: {args.warmup:g} s warm-up, {args.duration:g} s measured ...")
-    asyncio.run(_load(port, work, leaves, args.connections, args.warmup, keep_alive, where))
+    load = (port, work, leaves, args.connections)
+    asyncio.run(_load(*load, args.warmup, keep_alive, server != TWISTED, where))
     start_time = time.perf_counter()
-    answered = asyncio.run(_load(port, work, leaves, args.connections, args.duration,
-                                 keep_alive, where))
+    answered = asyncio.run(_load(*load, args.duration, keep_alive, server != TWISTED, where))
     return Run(server, workload.name, answered, time.perf_counter() - start_time)
 
 
@@ -356,7 +361,8 @@ def median_rate(runs: Sequence[Run], server: str, workload: str) -> float:
 def report(console: Console, args: argparse.Namespace, runs: Sequence[Run]) -> None:
     table = Table(title=f"OCSP responses/s (median of {args.rounds} alternating rounds), "
                         f"{args.leaves} certificates, {args.connections} connections")
-    for column in ("workload", "openssl ocsp/s", "certdir/s", "certdir/openssl", "target"):
+    for column in ("workload", "openssl ocsp/s", "certdir/s", "certdir/openssl", "target",
+                   f"{TWISTED}/s", "certdir/twisted"):
         table.add_column(column, justify="left" if column == "workload" else "right")
     figures: dict[str, float] = {}
     for workload in WORKLOADS:
@@ -367,18 +373,44 @@ def report(console: Console, args: argparse.Namespace, runs: Sequence[Run]) -> N
         figures.update({f"{key}_openssl_per_s": round(openssl, 1),
                         f"{key}_certdir_per_s": round(certdir, 1),
                         f"{key}_ratio": round(ratio, 3)})
+        ceiling = ("", "")
+        if not workload.nonces:
+            twisted = median_rate(runs, TWISTED, workload.name)
+            figures[f"{key}_twisted_per_s"] = round(twisted, 1)
+            ceiling = (f"{twisted:.0f}", f"{certdir / twisted:.2f}")
         table.add_row(workload.name, f"{openssl:.0f}", f"{certdir:.0f}", f"{ratio:.2f}",
-                      f">= {TARGET:g} {verdict(ratio >= TARGET)}")
+                      f">= {TARGET:g} {verdict(ratio >= TARGET)}", *ceiling)
     console.print(table)
     print(json.dumps({"leaves": args.leaves, "connections": args.connections,
                       "rounds": args.rounds, **figures, "runs": [asdict(r) for r in runs]}))
 
 
-def measure_both(config: Config, work: Path, port: int,
-                 made: dict[Workload, tuple[list[tuple[bytes, int]], list[tuple[bytes, int]]]],
-                 leaves: Sequence[Leaf], args: argparse.Namespace, console: Console) -> list[Run]:
-    """Each workload against openssl, then certdir (already serving on `port`)."""
-    openssl, openssl_port = serve_openssl(config, work, made[WORKLOADS[0]][0][0][0])
+def fetch(port: int, request: bytes) -> bytes:
+    """One answer's body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=RESPONDER_WAIT_S) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer.partition(b"\r\n\r\n")[2]
+
+
+def serve_fixed(work: Path, body: bytes) -> tuple[Running, int]:
+    (work / "fixed.der").write_bytes(body)
+    port = free_port()
+    command = [sys.executable, str(REPO / "bench" / "fixed_site.py"), str(port),
+               str(work / "fixed.der")]
+    return start(TWISTED, command, port, work / "fixed_site.log"), port
+
+
+def measure_all(config: Config, work: Path, port: int,
+                made: dict[Workload, tuple[list[tuple[bytes, int]], list[tuple[bytes, int]]]],
+                leaves: Sequence[Leaf], args: argparse.Namespace, console: Console) -> list[Run]:
+    """Each workload against openssl, certdir (already serving on `port`) and, without
+    nonces, the fixed twisted.web site, in alternating rounds."""
+    probe = made[WORKLOADS[0]][0][0][0]
+    openssl, openssl_port = serve_openssl(config, work, probe)
+    fixed, fixed_port = serve_fixed(work, fetch(port, probe))
     runs = []
     try:
         for workload, (for_openssl, for_certdir) in made.items():
@@ -387,7 +419,11 @@ def measure_both(config: Config, work: Path, port: int,
                                     args, console))
                 runs.append(measure("certdir", workload, port, for_certdir, leaves, args,
                                     console))
+                if not workload.nonces:
+                    runs.append(measure(TWISTED, workload, fixed_port, for_certdir, leaves,
+                                        args, console))
     finally:
+        fixed.stop()
         openssl.stop()
     return runs
 
@@ -402,7 +438,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
                     requests(leaves, ca, w.nonces, w.keep_alive)) for w in WORKLOADS}
         certdir = serve_certdir(config, port, work)
         try:
-            runs = measure_both(config, work, port, made, leaves, args, console)
+            runs = measure_all(config, work, port, made, leaves, args, console)
         finally:
             certdir.stop()
     report(Console(width=None if sys.stdout.isatty() else 120), args, runs)
