@@ -44,7 +44,7 @@ from tests.integration.conftest import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
-SECTIONS = ("Quick start (fresh Debian, Python 3.11)", "Web service", "Key management")
+SECTIONS = ("Quick start (fresh Debian, Python 3.11)", "Web service", "OCSP", "Key management")
 PORTS = (3389, 6636, 8080, 8443)
 TOKEN = "ct-..."
 ADMIN = "dn:cn=admin,dc=example,dc=com\n"
@@ -81,6 +81,9 @@ COMMANDS: Mapping[str, Run | NotRun] = {
         Run("^issuer=DC = com, DC = example, CN = Example Root CA\n$"),
     "curl -sS -o /dev/null -w '%{http_code} %{redirect_url}\\n' "
     "http://127.0.0.1:8080/kms/enroll": Run("^308 https://127.0.0.1:8443/kms/enroll\n$"),
+    "openssl ocsp -issuer run/data/public/Example-Root-CA.pem -cert run/data/tls/server.pem "
+    "-url http://127.0.0.1:8080/ocsp -CAfile run/data/public/ca.pem":
+        Run("^run/data/tls/server.pem: good\n"),
     "certdir kms enroll-user --data-dir run/data --mail carol@example.com":
         Run(r"^ct-[A-Za-z0-9_-]+\n$"),
     "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout sign.key "
