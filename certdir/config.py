@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import yaml
@@ -51,18 +51,22 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class ListenURL:
+class ServiceURL:
+    """`scheme://host:port` of one of `SCHEMES` (the default port when none is given)."""
     scheme: str
     host: str
     port: int
 
+    SCHEMES: ClassVar[Mapping[str, int]] = {}
+
     @classmethod
-    def parse(cls, text: str, where: str = "listen") -> ListenURL:
+    def parse(cls, text: str, where: str) -> Self:
         parts = urlsplit(text)
-        if parts.scheme not in ("ldap", "ldaps"):
-            raise ConfigError(f"{where}: {text!r}: scheme must be ldap:// or ldaps://")
+        if parts.scheme not in cls.SCHEMES or parts.path not in ("", "/"):
+            raise ConfigError(f"{where}: {text!r}: must be "
+                              + " or ".join(f"{s}://host:port" for s in cls.SCHEMES))
         try:
-            port = parts.port or (389 if parts.scheme == "ldap" else 636)
+            port = parts.port or cls.SCHEMES[parts.scheme]
         except ValueError:
             raise ConfigError(f"{where}: {text!r}: bad port") from None
         return cls(parts.scheme, parts.hostname or "0.0.0.0", port)
@@ -71,26 +75,12 @@ class ListenURL:
         return f"{self.scheme}://{self.host}:{self.port}"
 
 
-@dataclass(frozen=True)
-class HTTPURL:
-    scheme: str
-    host: str
-    port: int
+class ListenURL(ServiceURL):
+    SCHEMES = {"ldap": 389, "ldaps": 636}
 
-    @classmethod
-    def parse(cls, text: str, where: str) -> HTTPURL:
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or parts.path not in ("", "/"):
-            raise ConfigError(f"{where}: {text!r}: must be http://host:port or "
-                              "https://host:port")
-        try:
-            port = parts.port or (80 if parts.scheme == "http" else 443)
-        except ValueError:
-            raise ConfigError(f"{where}: {text!r}: bad port") from None
-        return cls(parts.scheme, parts.hostname or "0.0.0.0", port)
 
-    def __str__(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}"
+class HTTPURL(ServiceURL):
+    SCHEMES = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)

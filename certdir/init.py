@@ -77,7 +77,7 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
          base_url: str | None = None, key_type: str | None = None) -> dict[str, Any]:
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir / CONFIG_FILE} already exists; not overwriting it")
-    urls = [ListenURL.parse(u) for u in listen or ["ldap://127.0.0.1:3389",
+    urls = [ListenURL.parse(u, "--listen") for u in listen or ["ldap://127.0.0.1:3389",
                                                    "ldaps://127.0.0.1:6636"]]
     http = [HTTPURL.parse(u, "--http-listen") for u in http_listen or DEFAULT_HTTP_LISTEN]
     plain_http = next((str(u) for u in http if u.scheme == "http"), None)
