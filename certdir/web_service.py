@@ -10,6 +10,8 @@
   (`ca.web.site`).
 - Served by the first worker only; slow work goes to one bounded thread
   pool, stopped at shutdown.
+- Names nothing else serves are CA certificates and CRLs (`ca.web.downloads`);
+  what is not one of those is redirected (plain http) or a 404 page (https).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint
 from twisted.python.threadpool import ThreadPool
-from twisted.web.resource import NoResource, Resource
+from twisted.web.resource import Resource
 
 from ca import crl
 from ca.authority import Authority
@@ -45,9 +47,9 @@ def _roots(web: Web, https: dict[bytes, Resource]) -> tuple[Resource, Resource]:
     """The plain-http root and the https root."""
     public: dict[bytes, Resource] = {**ocsp.children(web)}
     redirect = RedirectToHTTPS(web.config.https_url)
-    plain = Root(public, fallback=Downloads(web, redirect), index=redirect)
+    plain = Root(public, fallback=Downloads(web, redirect))
     secure = Root({**public, **pages.children(web), **https},
-                  fallback=Downloads(web, pages.missing(web)), index=NoResource())
+                  fallback=Downloads(web, pages.missing(web)))
     return plain, secure
 
 

@@ -202,17 +202,14 @@ class WebSite(Site):
 class Root(Resource):
     """The site's root: named children, then a fallback for other names."""
 
-    def __init__(self, children: Mapping[bytes, Resource], fallback: Resource | None = None,
-                 index: Resource | None = None) -> None:
+    def __init__(self, children: Mapping[bytes, Resource],
+                 fallback: Resource | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # unannotated in Twisted
         for name, child in children.items():
             self.putChild(name, child)
         self._fallback = fallback
-        self._index = index
 
     def getChild(self, path: bytes, request: Request) -> Resource:
-        if path == b"" and self._index is not None:
-            return self._index
         if self._fallback is not None and self._fallback.isLeaf:
             # A leaf answers for the whole path (the redirect to https).
             return self._fallback
