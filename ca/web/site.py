@@ -58,6 +58,7 @@ SECURITY_HEADERS: Mapping[bytes, bytes] = {
     b"X-Frame-Options": b"DENY",
 }
 HSTS = b"max-age=31536000"
+SERVER = b"certdir"
 ORIGIN_FORM = re.compile(rb"/[\x21-\x7e]*")
 CLOSE_GRACE_SECONDS = 5
 IDLE_DEADLINES = 4
@@ -110,6 +111,11 @@ class LimitedRequest(Request):
         if self.channel is not None and self.channel.isSecure():
             self.responseHeaders.setRawHeaders(b"Strict-Transport-Security", [HSTS])
         super().process()  # type: ignore[no-untyped-call]  # unannotated in Twisted
+
+    def render(self, resource: Resource) -> None:
+        # twisted.web's process() announces its name and version; say only ours.
+        self.responseHeaders.setRawHeaders(b"Server", [SERVER])
+        super().render(resource)  # type: ignore[no-untyped-call]  # unannotated in Twisted
 
 
 class LimitedChannel(HTTPChannel):

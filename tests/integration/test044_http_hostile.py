@@ -274,6 +274,15 @@ def test_https_responses_carry_security_headers_and_hsts(world: World) -> None:
     assert {name: response.headers[name] for name in wanted} == wanted
 
 
+def test_server_header_names_no_version(world: World) -> None:
+    connection = https(world)
+    connection.request("GET", "/kms/enroll")
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    assert response.headers.get_all("Server") == ["certdir"]
+
+
 def test_refusals_carry_security_headers_and_hsts(world: World) -> None:
     answer = exchange(world.server, "https", world.head(600_000_000))
     wanted = {**SECURITY_HEADERS, **HSTS}
