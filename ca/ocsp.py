@@ -1,8 +1,9 @@
 """The OCSP responder's core (RFC 6960 with the RFC 5019 profile): no I/O, no Twisted.
 
 - A request is one DER OCSPRequest holding one Request (RFC 5019 §2.1.1);
-  anything that does not parse, holds no request, or carries a critical
-  extension we do not understand (RFC 6960 §4.4) is `malformedRequest`.
+  anything that does not parse, holds no request or several, or carries a
+  critical extension we do not understand (RFC 6960 §4.4) is
+  `malformedRequest`.
 - The CertID (RFC 6960 §4.1.1) is matched on its hash algorithm (SHA-1,
   what most clients send, or SHA-256/384/512), issuerNameHash (the hash of
   the CA's subject DER) and issuerKeyHash (the hash of its subjectPublicKey
@@ -115,6 +116,9 @@ def parse(der: bytes) -> Question:
         nonce = _nonce(request)
         question = Question(algorithm, request.issuer_name_hash, request.issuer_key_hash,
                             request.serial_number, nonce)
+    except NotImplementedError:
+        raise Refusal(ResponseStatus.MALFORMED_REQUEST,
+                      "one request per OCSPRequest (RFC 5019 §2.1.1)") from None
     except (ValueError, UnsupportedAlgorithm) as e:
         raise Refusal(ResponseStatus.MALFORMED_REQUEST, f"not an OCSP request: {e}") from None
     if algorithm not in CERT_ID_HASHES:

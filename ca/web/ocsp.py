@@ -33,6 +33,7 @@ import binascii
 import datetime as dt
 import hashlib
 import logging
+import sqlite3
 from email.utils import format_datetime
 from typing import Any
 
@@ -45,7 +46,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from ca import responder
 from ca.keys import PrivateKey
-from ca.ocsp import Answer, Question, Refusal, Responder, ResponseStatus, parse
+from ca.ocsp import Answer, Question, Refusal, Responder, ResponseStatus, Status, parse
 from ca.store import Store
 from ca.web.context import Web
 
@@ -97,8 +98,7 @@ class OCSPResource(Resource):
             question = parse(der)
             self._ocsp.check(question)
             signer = self._ocsp.ready(now)
-            self._web.dsa.refresh()
-            status = self._ocsp.status(Store(self._web.dsa.backend.reader), question)
+            status = _read_status(self._web, self._ocsp, question)
         except Refusal as refusal:
             return _refused(request, refusal)
         answer = self._ocsp.cached(question, status, now)
@@ -132,6 +132,16 @@ class OCSPResource(Resource):
         d = self._web.slow(self._ocsp.sign, signer, question, status, now)
         d.addCallbacks(signed, failed).addBoth(done)
         return NOT_DONE_YET
+
+
+def _read_status(web: Web, ocsp: Responder, question: Question) -> Status:
+    web.dsa.refresh()
+    try:
+        return ocsp.status(Store(web.dsa.backend.reader), question)
+    except (sqlite3.Error, ValueError) as e:
+        # A locked or damaged database, or a status row we cannot read.
+        log.error("OCSP status of serial %x: %s", question.serial, e)
+        raise Refusal(ResponseStatus.INTERNAL_ERROR, str(e)) from None
 
 
 def _body(request: Request, der: bytes) -> bytes:

@@ -12,7 +12,8 @@
 3. GET `/ocsp/<base64, URL-encoded>` with curl: 200 application/ocsp-response with
    RFC 5019 §6.2 headers (max-age, Last-Modified, Expires, ETag) that openssl
    reads as good; If-None-Match with the ETag gets 304.
-4. Bad DER is malformedRequest; a CertID of a foreign CA, and of the sub-CA's
+4. Bad DER, an empty GET and two requests in one are malformedRequest; a CertID
+   of a foreign CA, and of the sub-CA's
    parent (whose key it does not hold), is unauthorized; POST with another
    content type is 415.
 5. The same responder answers on https.
@@ -252,6 +253,15 @@ def response_status(answer: Path) -> str:
 
 def test_bad_der_is_malformed(root: CA) -> None:
     answer = posted(root.server.http_url, b"\x30\x82\xff\xff not DER", root.tmp)
+    assert "Responder Error: malformedrequest (1)" in response_status(answer)
+
+
+def test_two_requests_in_one_is_malformed(root: CA) -> None:
+    request = root.tmp / "two.req"
+    subprocess.run(["openssl", "ocsp", "-issuer", str(root.certificate), "-serial", "0x01",
+                    "-serial", "0x02", "-no_nonce", "-reqout", str(request)], check=True,
+                   capture_output=True)
+    answer = posted(root.server.http_url, request.read_bytes(), root.tmp)
     assert "Responder Error: malformedrequest (1)" in response_status(answer)
 
 

@@ -18,6 +18,8 @@ data directory (`certdir init`) inside real database transactions.
 - The delegated responder certificate: EKU OCSPSigning only, nocheck,
   validity `responder_days`, recorded without a holder; renewal is due when
   missing or within `renew_days`. `signer: ca` and an Ed25519 key sign too.
+- GET paths: base64 with or without padding, slashes split by the URL or not,
+  URL-safe letters; anything else decodes to nothing (malformedRequest).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from ca.keys import PrivateKey
 from ca.policy import Origin
 from ca.profiles import profile
 from ca.store import Store
+from ca.web.ocsp import _from_path as from_path
 from certdir.config import Config, load
 from certdir.service import open_directory
 from directory.dsa import DSA
@@ -366,3 +369,14 @@ def test_responder_days_override_the_profile(ca: CA) -> None:
                        Origin.OFFICER, NOW)
     certificate = responder.issued(ca.run(lambda w: commit(w, prepared, NOW)))
     assert lifetime(certificate) == dt.timedelta(days=10)
+
+
+@pytest.mark.parametrize(("path", "der"), [
+    ([b"MAE="], b"\x30\x01"),
+    ([b"MAE"], b"\x30\x01"),
+    ([b"+", b"", b"", b"", b"w=="], b"\xfb\xff\xff\xff"),
+    ([b"-_8_"], b"\xfb\xff\x3f"),
+    ([b"not base64!"], b""),
+], ids=["padded", "unpadded", "raw-slash", "url-safe", "garbage"])
+def test_get_path_decoding(path: list[bytes], der: bytes) -> None:
+    assert from_path(path) == der
