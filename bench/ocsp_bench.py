@@ -3,8 +3,8 @@ on the same CA, in the same run.
 
 - One data directory made as an administrator would (`certdir init`, default P-256 root,
   web service on a free loopback port); --leaves tls-server certificates (no holder)
-  issued in process through `ca.issue.submit` in one transaction, one in ten then revoked
-  (keyCompromise) and one in ten put on hold.
+  issued in process through `ca.issue.prepare` and `commit` in one transaction, one in
+  ten then revoked (keyCompromise) and one in ten put on hold.
 - certdir: `certdir serve` with the access log off; the benchmark waits for its delegated
   responder certificate (whose key never leaves the server's memory).
 - openssl: `openssl ocsp -index index.txt -port P -rsigner responder.pem -rkey
@@ -66,8 +66,7 @@ from rich.console import Console
 from rich.table import Table
 from servers import Running, free_port, start
 
-from ca import responder, revoke
-from ca.issue import submit
+from ca import issue, responder, revoke
 from ca.policy import Origin
 from ca.profiles import profile
 from ca.store import Store
@@ -165,8 +164,8 @@ def issue_leaves(config: Config, count: int, work: Path) -> tuple[list[Leaf], x5
         writer = DirectoryWriter(dsa, txn, dsa.root_dn)
         chosen = profile(authority.config.profiles, "tls-server")
         for n in range(count):
-            outcome = submit(authority, writer, csr(n, key), chosen, None, Origin.OFFICER,
-                             now())
+            outcome = issue.commit(writer, issue.prepare(authority, csr(n, key), chosen, None,
+                                             Origin.OFFICER, now()), now())
             if outcome.certificate is None:
                 raise BenchError(f"leaf {n} was not issued: {outcome.why}")
             leaves.append(Leaf(outcome.certificate, expected(n)))
@@ -176,7 +175,9 @@ def issue_leaves(config: Config, count: int, work: Path) -> tuple[list[Leaf], x5
             revoke.revoke(authority, writer, leaves[n + 1].certificate.serial_number,
                           x509.ReasonFlags.certificate_hold, now())
         responder_key, request = responder.new_request(authority)
-        certificate = responder.issue(authority, writer, request, now())
+        certificate = responder.issued(issue.commit(writer, issue.prepare(
+            authority, request, responder.responder_profile(authority), None, Origin.OFFICER,
+            now()), now()))
         write_index(Store(txn.conn), work / "index.txt")
         ca = authority.certificate
     (work / "responder.key").write_bytes(responder_key.private_bytes(

@@ -7,10 +7,13 @@
 - Every answer that got this far is 200 application/ocsp-response, its
   errors included (malformedRequest, unauthorized, tryLater,
   internalError are OCSP response statuses, RFC 6960 §4.2.1).
-- On every request the certificate's status row is read again (after
-  `DSA.refresh`, so a `certdir ca revoke` committed by another process
-  counts at once); a cached response is reused only while that status is
-  unchanged (`ca.ocsp.Responder`).
+- On every request the certificate's status row is read again, one
+  primary-key look-up on the directory's read connection: it runs in
+  autocommit, so each read sees every commit, a `certdir ca revoke` by
+  another process included, with no `DSA.refresh` (which only drops the
+  directory's entry caches, which this read does not use). A cached
+  response is reused only while that status is unchanged
+  (`ca.ocsp.Responder`).
 - Signing runs on the web service's bounded pool, never on the reactor
   and never in the writer's transaction. With more than `WAITING_PER_THREAD`
   signatures per pool thread already waiting the answer is tryLater.
@@ -135,7 +138,6 @@ class OCSPResource(Resource):
 
 
 def _read_status(web: Web, ocsp: Responder, question: Question) -> Status:
-    web.dsa.refresh()
     try:
         return ocsp.status(Store(web.dsa.backend.reader), question)
     except (sqlite3.Error, ValueError) as e:
