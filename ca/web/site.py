@@ -158,6 +158,9 @@ class LimitedChannel(HTTPChannel):
             return
         if not self._arriving and not self._handlingRequest:
             self._arriving = True
+            # Moving the idle timer sooner would be a linear search of the reactor's
+            # timer heap (DelayedCall.reset); a new timer is a heap push.
+            self.setTimeout(None)  # type: ignore[no-untyped-call]  # unannotated in Twisted
             self.setTimeout(self._config().request_seconds)  # type: ignore[no-untyped-call]
         super().dataReceived(data)  # type: ignore[no-untyped-call]  # unannotated in Twisted
 
