@@ -15,8 +15,10 @@
   response is reused only while that status is unchanged
   (`ca.ocsp.Responder`).
 - Signing runs on the web service's bounded pool, never on the reactor
-  and never in the writer's transaction. With more than `WAITING_PER_THREAD`
-  signatures per pool thread already waiting the answer is tryLater.
+  and never in the writer's transaction, in batches (`ca.web.batches`:
+  the signatures queued meanwhile go to the pool together). With more than
+  `WAITING_PER_THREAD` signatures per pool thread already waiting the
+  answer is tryLater.
 - A successful GET answer without a nonce carries the RFC 5019 §6.2
   caching headers: Last-Modified (thisUpdate), Expires (nextUpdate),
   Cache-Control max-age up to nextUpdate, public, no-transform,
@@ -49,8 +51,9 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from ca import responder
 from ca.keys import PrivateKey
-from ca.ocsp import Answer, Question, Refusal, Responder, ResponseStatus, Status, parse
+from ca.ocsp import Answer, Question, Refusal, Responder, ResponseStatus, Signer, Status, parse
 from ca.store import Store
+from ca.web.batches import Batches
 from ca.web.context import Web
 
 log = logging.getLogger("certdir.ocsp")
@@ -82,6 +85,8 @@ class OCSPResource(Resource):
         self._web = web
         self._ocsp = ocsp
         self._signing = 0
+        self._batches: Batches[tuple[Signer, Question, Status, dt.datetime], Answer] = \
+            Batches(web.slow, lambda job: ocsp.sign(*job))
 
     def render_GET(self, request: Request) -> bytes | int:
         return self._answer(request, _from_path(request.postpath or []), cacheable=True)
@@ -132,7 +137,7 @@ class OCSPResource(Resource):
         def done(result: None) -> None:
             self._signing -= 1
 
-        d = self._web.slow(self._ocsp.sign, signer, question, status, now)
+        d = self._batches.run((signer, question, status, now))
         d.addCallbacks(signed, failed).addBoth(done)
         return NOT_DONE_YET
 
