@@ -3,10 +3,11 @@ on the same CA, in the same run.
 
 - One data directory made as an administrator would (`certdir init`, default P-256 root,
   web service on a free loopback port); --leaves tls-server certificates (no holder)
-  issued in process through `ca.issue.submit` in one transaction, one in ten then revoked
-  (keyCompromise) and one in ten put on hold.
-- certdir: `certdir serve` with the access log off; the benchmark waits for its delegated
-  responder certificate (whose key never leaves the server's memory).
+  issued in process through `ca.issue.prepare` and `commit` in one transaction, one in
+  ten then revoked (keyCompromise) and one in ten put on hold.
+- certdir: `certdir serve` with the access log off and `workers: --workers` (every worker
+  serves the plain-http site); the benchmark waits for the delegated responder
+  certificate of each worker (whose key never leaves that worker's memory).
 - openssl: `openssl ocsp -index index.txt -port P -rsigner responder.pem -rkey
   responder.key -CA ca.pem -nmin <ca.ocsp.response_hours>`; index.txt is written from the
   ca_certificates table (V or R, expiry, revocation time and reason, serial, subject), and
@@ -34,7 +35,7 @@ on the same CA, in the same run.
   line; progress on standard error.
 
 Usage: ocsp_bench.py [--leaves 1000] [--duration 5] [--warmup 1] [--rounds 3]
-                     [--connections 16]
+                     [--connections 16] [--workers 1]
                      [--quick] [--workdir DIR]
 """
 from __future__ import annotations
@@ -66,8 +67,7 @@ from rich.console import Console
 from rich.table import Table
 from servers import Running, free_port, start
 
-from ca import responder, revoke
-from ca.issue import submit
+from ca import issue, responder, revoke
 from ca.policy import Origin
 from ca.profiles import profile
 from ca.store import Store
@@ -115,6 +115,8 @@ def parse_args() -> argparse.Namespace:
                         help="alternating openssl/certdir runs per workload (median taken)")
     parser.add_argument("--connections", type=int, default=16,
                         help="concurrent connections of the load generator")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="certdir server processes (`workers` in certdir.yaml)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: {QUICK_LEAVES} leaves, {QUICK_DURATION:g} s runs")
     parser.add_argument("--workdir", type=Path,
@@ -124,13 +126,14 @@ def parse_args() -> argparse.Namespace:
         args.leaves, args.duration = QUICK_LEAVES, QUICK_DURATION
     if args.leaves < REVOKED_EVERY:
         parser.error(f"--leaves must be at least {REVOKED_EVERY}")
-    if args.duration <= 0 or args.warmup < 0 or min(args.connections, args.rounds) < 1:
+    if (args.duration <= 0 or args.warmup < 0
+            or min(args.connections, args.rounds, args.workers) < 1):
         parser.error("--duration must be positive, --warmup not negative, "
-                     "--connections and --rounds at least 1")
+                     "--connections, --rounds and --workers at least 1")
     return args
 
 
-def prepare(work: Path) -> tuple[Config, int]:
+def prepare(work: Path, workers: int) -> tuple[Config, int]:
     data_dir, port = work / "data", free_port()
     certdir_cli("init", "--data-dir", str(data_dir), "--suffix", SUFFIX,
                 "--listen", f"ldap://127.0.0.1:{free_port()}",
@@ -138,6 +141,7 @@ def prepare(work: Path) -> tuple[Config, int]:
     path = data_dir / "certdir.yaml"
     settings = yaml.safe_load(path.read_text())
     settings.setdefault("log", {})["access"] = False
+    settings["workers"] = workers
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
     return load(data_dir), port
 
@@ -165,8 +169,8 @@ def issue_leaves(config: Config, count: int, work: Path) -> tuple[list[Leaf], x5
         writer = DirectoryWriter(dsa, txn, dsa.root_dn)
         chosen = profile(authority.config.profiles, "tls-server")
         for n in range(count):
-            outcome = submit(authority, writer, csr(n, key), chosen, None, Origin.OFFICER,
-                             now())
+            outcome = issue.commit(writer, issue.prepare(authority, csr(n, key), chosen, None,
+                                             Origin.OFFICER, now()), now())
             if outcome.certificate is None:
                 raise BenchError(f"leaf {n} was not issued: {outcome.why}")
             leaves.append(Leaf(outcome.certificate, expected(n)))
@@ -176,7 +180,9 @@ def issue_leaves(config: Config, count: int, work: Path) -> tuple[list[Leaf], x5
             revoke.revoke(authority, writer, leaves[n + 1].certificate.serial_number,
                           x509.ReasonFlags.certificate_hold, now())
         responder_key, request = responder.new_request(authority)
-        certificate = responder.issue(authority, writer, request, now())
+        certificate = responder.issued(issue.commit(writer, issue.prepare(
+            authority, request, responder.responder_profile(authority), None, Origin.OFFICER,
+            now()), now()))
         write_index(Store(txn.conn), work / "index.txt")
         ca = authority.certificate
     (work / "responder.key").write_bytes(responder_key.private_bytes(
@@ -308,18 +314,19 @@ def measure(server: str, workload: Workload, port: int, work: Sequence[tuple[byt
     return Run(server, workload.name, answered, time.perf_counter() - start_time)
 
 
-def wait_for_responder(server: Running) -> None:
+def wait_for_responder(server: Running, workers: int) -> None:
     deadline = time.monotonic() + RESPONDER_WAIT_S
-    while "OCSP responder certificate" not in server.tail():
+    while server.log.read_text().count("OCSP responder certificate") < workers:
         if time.monotonic() > deadline or server.process.poll() is not None:
             raise BenchError(f"certdir issued no OCSP responder certificate: {server.tail()}")
         time.sleep(0.1)
 
 
 def serve_certdir(config: Config, port: int, work: Path) -> Running:
+    """`certdir serve`, up once every worker has its responder certificate."""
     command = [sys.executable, "-m", "certdir", "serve", "--data-dir", str(config.data_dir)]
     server = start("certdir", command, port, work / "certdir.log", cwd=REPO)
-    wait_for_responder(server)
+    wait_for_responder(server, config.workers)
     return server
 
 
@@ -360,7 +367,8 @@ def median_rate(runs: Sequence[Run], server: str, workload: str) -> float:
 
 def report(console: Console, args: argparse.Namespace, runs: Sequence[Run]) -> None:
     table = Table(title=f"OCSP responses/s (median of {args.rounds} alternating rounds), "
-                        f"{args.leaves} certificates, {args.connections} connections")
+                        f"{args.leaves} certificates, {args.connections} connections, "
+                        f"certdir workers: {args.workers}")
     for column in ("workload", "openssl ocsp/s", "certdir/s", "certdir/openssl", "target",
                    f"{TWISTED}/s", "certdir/twisted"):
         table.add_column(column, justify="left" if column == "workload" else "right")
@@ -382,6 +390,7 @@ def report(console: Console, args: argparse.Namespace, runs: Sequence[Run]) -> N
                       f">= {TARGET:g} {verdict(ratio >= TARGET)}", *ceiling)
     console.print(table)
     print(json.dumps({"leaves": args.leaves, "connections": args.connections,
+                      "workers": args.workers,
                       "rounds": args.rounds, **figures, "runs": [asdict(r) for r in runs]}))
 
 
@@ -431,7 +440,7 @@ def measure_all(config: Config, work: Path, port: int,
 def run(args: argparse.Namespace, console: Console) -> None:
     with work_directory(args.workdir, "certdir-ocsp-bench-") as work:
         console.print("data directory ...")
-        config, port = prepare(work)
+        config, port = prepare(work, args.workers)
         console.print(f"issuing {args.leaves} leaves, index.txt, openssl's responder ...")
         leaves, ca = issue_leaves(config, args.leaves, work)
         made = {w: (requests(leaves, ca, w.nonces, keep_alive=False),

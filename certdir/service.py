@@ -6,11 +6,13 @@
   TLS, ldap:// offers StartTLS when a certificate is configured.
 - SIGTERM and SIGINT stop listening, let the writer finish its committed
   work and close the database.
-- The first worker also runs the web service (`certdir.web_service`) when
-  there is a CA; a web URL it cannot listen on aborts start-up too.
+- The web service (`certdir.web_service`) runs when there is a CA; a web
+  URL it cannot listen on aborts start-up too.
 - With `workers` > 1 (`certdir.workers`) several processes accept on the
   same sockets over the same database; each drops its caches when another
-  commits (SQLite's data_version).
+  commits (SQLite's data_version). Every worker serves LDAP and the
+  plain-http site; the first alone serves https (its sessions live in its
+  memory), schedules CRLs and runs the KMS's jobs.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ import itertools
 import logging
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certdir.config import Config, ConfigError
+from certdir.config import HTTPURL, Config, ConfigError, ListenURL
 from certdir.tls import server_context
 from directory.backend.sqlite import SQLiteBackend
 from directory.dsa import DSA
@@ -95,10 +97,11 @@ def serve(config: Config) -> None:
         serve_worker(config, None, 0, authority, vault)
 
 
-def serve_worker(config: Config, sockets: list[socket.socket] | None, worker: int,
+def serve_worker(config: Config,
+                 sockets: Mapping[ListenURL | HTTPURL, socket.socket] | None, worker: int,
                  authority: Authority | None = None, vault: Vault | None = None) -> None:
     """One server process: listen on the configured URLs, or adopt the
-    already listening `sockets` (one per URL) shared with other workers."""
+    already listening `sockets` (by URL) shared with other workers."""
     from twisted.internet import asyncioreactor
 
     asyncioreactor.install()
@@ -118,13 +121,13 @@ def serve_worker(config: Config, sockets: list[socket.socket] | None, worker: in
     # Connection ids stay unique across workers: each counts in its own range.
     ids = itertools.count(1000 + worker * 100_000_000)
     failures: list[str] = []
-    for i, url in enumerate(config.listen):
+    for url in config.listen:
         implicit_tls = url.scheme == "ldaps"
         factory: Any = LDAPServerFactory(dsa, reactor, ids, tls, implicit_tls=implicit_tls)
         if sockets is not None:
             if implicit_tls:
                 factory = TLSMemoryBIOFactory(tls, False, factory)
-            reactor.adoptStreamPort(sockets[i].fileno(), socket.AF_INET, factory)
+            reactor.adoptStreamPort(sockets[url].fileno(), socket.AF_INET, factory)
             log.info("listening on %s", url)
             continue
         endpoint: Any = (
@@ -134,12 +137,16 @@ def serve_worker(config: Config, sockets: list[socket.socket] | None, worker: in
         endpoint.listen(factory).addCallbacks(
             lambda _, url=url: log.info("listening on %s", url),
             lambda failure, url=url: failures.append(f"{url}: {failure.getErrorMessage()}"))
-    if authority is not None and worker == 0 and config.http:
+    if authority is not None and config.http:
         from certdir import kms_service, web_service
 
         web = web_service.context(reactor, dsa, authority, config)
-        https = {} if vault is None else kms_service.web_children(web, vault, config)
-        failures += web_service.listen(web, tls, config.http, https)
+        if worker == 0:
+            https = {} if vault is None else kms_service.web_children(web, vault, config)
+            failures += web_service.listen(web, tls, config.http, https, sockets or {})
+        else:
+            plain = tuple(url for url in config.http if url.scheme == "http")
+            failures += web_service.listen(web, tls, plain, {}, sockets or {})
     if failures:
         raise ConfigError(f"cannot listen on {'; '.join(failures)}")
 

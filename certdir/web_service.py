@@ -8,8 +8,15 @@
   Certificate Server pages and the KMS. The plain-http site serves only
   the CA certificates, CRLs and OCSP, and redirects the rest to https
   (`ca.web.site`).
-- Served by the first worker only; slow work goes to one bounded thread
-  pool, stopped at shutdown.
+- With `workers` > 1 the plain-http site is served by every worker, on
+  sockets the parent bound (`certdir.workers`), and the https site by the
+  first worker only. Each worker keeps its own OCSP signer: with
+  `ca.ocsp.signer: delegated` each issues its own responder certificate at
+  start and renews it (`ca.web.ocsp`), so no responder key is ever shared
+  between processes or written down; the price is one certificate per
+  worker and start.
+- Slow work goes to one bounded thread pool per worker, stopped at
+  shutdown.
 - Names nothing else serves are CA certificates and CRLs (`ca.web.downloads`);
   what is not one of those is redirected (plain http) or a 404 page (https).
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import socket
 import sqlite3
 from collections.abc import Mapping
 from typing import Any
@@ -34,7 +42,7 @@ from ca.web.context import Web
 from ca.web.downloads import Downloads
 from ca.web.session import Sessions
 from ca.web.site import RedirectToHTTPS, Root, WebSite
-from certdir.config import HTTPURL, Config
+from certdir.config import HTTPURL, Config, ListenURL
 from directory.dsa import DSA
 from kms import audit
 
@@ -75,11 +83,18 @@ def _audit(conn: sqlite3.Connection, actor: str, action: str, subject: str,
 
 
 def listen(web: Web, tls: Any, urls: tuple[HTTPURL, ...],
-           https_children: dict[bytes, Resource]) -> list[str]:
-    """Start listening; the URLs that failed, with why."""
+           https_children: dict[bytes, Resource],
+           adopted: Mapping[ListenURL | HTTPURL, socket.socket]) -> list[str]:
+    """Start listening, on the `adopted` socket of a URL when there is one (shared
+    with other workers); the URLs that failed, with why."""
     plain, secure = _roots(web, https_children)
     failures: list[str] = []
     for url in urls:
+        if url in adopted:
+            web.reactor.adoptStreamPort(adopted[url].fileno(), socket.AF_INET,
+                                        WebSite(plain, web.config, web.reactor))
+            log.info("web service on %s", url)
+            continue
         if url.scheme == "https":
             endpoint: Any = SSL4ServerEndpoint(web.reactor, url.port, tls, interface=url.host)
             site = WebSite(secure, web.config, web.reactor)

@@ -1,11 +1,16 @@
 """Several server processes on one set of listening sockets (DESIGN.md,
 "Concurrency": `--workers N` for more than one core).
 
-- The parent binds every listen URL once, forks the workers, which adopt
-  the sockets (the kernel spreads connections between them), and then only
-  supervises: SIGTERM or SIGINT is passed on to every worker, and when one
-  worker exits the others are stopped too, so a broken worker never leaves
-  a half-working server behind.
+- The parent binds every LDAP listen URL and every plain http:// URL of
+  `http.listen` once, forks the workers, which adopt the sockets (the
+  kernel spreads connections between them), and then only supervises:
+  SIGTERM or SIGINT is passed on to every worker, and when one worker
+  exits the others are stopped too, so a broken worker never leaves a
+  half-working server behind.
+- The https:// URLs are not shared: the https site keeps its logins in
+  one process's memory, so the first worker alone listens on them. The
+  plain-http site (CA certificates, CRLs, OCSP) is stateless, read from
+  the database on every request, and served by every worker.
 - The parent never starts a reactor or opens the database: both are made
   in each worker after the fork.
 """
@@ -18,17 +23,23 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 
-from certdir.config import Config, ConfigError, ListenURL
+from certdir.config import HTTPURL, Config, ConfigError, ListenURL
 
 log = logging.getLogger("certdir")
 
-Worker = Callable[[Config, list[socket.socket], int], None]
+Shared = Mapping[ListenURL | HTTPURL, socket.socket]
+Worker = Callable[[Config, Shared, int], None]
 
 
-def _listening(url: ListenURL, backlog: int) -> socket.socket:
+def shared_urls(config: Config) -> tuple[ListenURL | HTTPURL, ...]:
+    """What every worker serves: the LDAP URLs and the plain-http web URLs."""
+    return (*config.listen, *(url for url in config.http if url.scheme == "http"))
+
+
+def _listening(url: ListenURL | HTTPURL, backlog: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -44,7 +55,14 @@ def _listening(url: ListenURL, backlog: int) -> socket.socket:
 def run_workers(config: Config, worker: Worker) -> None:
     from certdir.service import BACKLOG
 
-    sockets = [_listening(url, BACKLOG) for url in config.listen]
+    sockets: dict[ListenURL | HTTPURL, socket.socket] = {}
+    try:
+        for url in shared_urls(config):
+            sockets[url] = _listening(url, BACKLOG)
+    except ConfigError:
+        for sock in sockets.values():
+            sock.close()
+        raise
     children: list[int] = []
     for index in range(config.workers):
         pid = os.fork()
@@ -62,7 +80,7 @@ def run_workers(config: Config, worker: Worker) -> None:
                 sys.stdout.flush()
                 os._exit(status)
         children.append(pid)
-    for sock in sockets:
+    for sock in sockets.values():
         sock.close()
     _supervise(children)
 

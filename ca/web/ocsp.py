@@ -7,13 +7,18 @@
 - Every answer that got this far is 200 application/ocsp-response, its
   errors included (malformedRequest, unauthorized, tryLater,
   internalError are OCSP response statuses, RFC 6960 §4.2.1).
-- On every request the certificate's status row is read again (after
-  `DSA.refresh`, so a `certdir ca revoke` committed by another process
-  counts at once); a cached response is reused only while that status is
-  unchanged (`ca.ocsp.Responder`).
+- On every request the certificate's status row is read again, one
+  primary-key look-up on the directory's read connection: it runs in
+  autocommit, so each read sees every commit, a `certdir ca revoke` by
+  another process included, with no `DSA.refresh` (which only drops the
+  directory's entry caches, which this read does not use). A cached
+  response is reused only while that status is unchanged
+  (`ca.ocsp.Responder`).
 - Signing runs on the web service's bounded pool, never on the reactor
-  and never in the writer's transaction. With more than `WAITING_PER_THREAD`
-  signatures per pool thread already waiting the answer is tryLater.
+  and never in the writer's transaction, in batches (`ca.web.batches`:
+  the signatures queued meanwhile go to the pool together). With more than
+  `WAITING_PER_THREAD` signatures per pool thread already waiting the
+  answer is tryLater.
 - A successful GET answer without a nonce carries the RFC 5019 §6.2
   caching headers: Last-Modified (thisUpdate), Expires (nextUpdate),
   Cache-Control max-age up to nextUpdate, public, no-transform,
@@ -46,8 +51,9 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from ca import responder
 from ca.keys import PrivateKey
-from ca.ocsp import Answer, Question, Refusal, Responder, ResponseStatus, Status, parse
+from ca.ocsp import Answer, Question, Refusal, Responder, ResponseStatus, Signer, Status, parse
 from ca.store import Store
+from ca.web.batches import Batches
 from ca.web.context import Web
 
 log = logging.getLogger("certdir.ocsp")
@@ -79,6 +85,8 @@ class OCSPResource(Resource):
         self._web = web
         self._ocsp = ocsp
         self._signing = 0
+        self._batches: Batches[tuple[Signer, Question, Status, dt.datetime], Answer] = \
+            Batches(web.slow, lambda job: ocsp.sign(*job))
 
     def render_GET(self, request: Request) -> bytes | int:
         return self._answer(request, _from_path(request.postpath or []), cacheable=True)
@@ -129,13 +137,12 @@ class OCSPResource(Resource):
         def done(result: None) -> None:
             self._signing -= 1
 
-        d = self._web.slow(self._ocsp.sign, signer, question, status, now)
+        d = self._batches.run((signer, question, status, now))
         d.addCallbacks(signed, failed).addBoth(done)
         return NOT_DONE_YET
 
 
 def _read_status(web: Web, ocsp: Responder, question: Question) -> Status:
-    web.dsa.refresh()
     try:
         return ocsp.status(Store(web.dsa.backend.reader), question)
     except (sqlite3.Error, ValueError) as e:

@@ -12,7 +12,9 @@
 - A client must send one whole request (headers and body) within
   `request_seconds`, counted from its first byte; a client trickling a
   byte a second is answered 408 (§15.5.9). Nothing waits on one client:
-  the reactor serves the others meanwhile.
+  the reactor serves the others meanwhile. The deadline and the idle
+  timeout below share the connection's one timer (Twisted's
+  TimeoutMixin), so a request costs no timer of its own.
 - A request line over Twisted's line limit (16 KiB) is answered 414
   (RFC 9112 §3), a header line over it 431 (RFC 6585 §5); what Twisted
   itself refuses (malformed request lines and headers, HTTP/0.9 or
@@ -27,6 +29,12 @@
   no-referrer and frame-ancestors 'none'; https responses also carry
   Strict-Transport-Security (RFC 6797 §7.2: never over plain http).
 - Error pages never show a traceback; an unhandled failure is a plain 500.
+- A request body is parsed as form fields only when its media type is a
+  form's (application/x-www-form-urlencoded, multipart/form-data); any
+  other body (an OCSP request) is left to its resource.
+- One access-log line per request on `certdir.access` (client, method,
+  path without the query, status, bytes), like the directory's; with
+  `log.access: false` nothing is formatted.
 - Plain http serves only what relying parties fetch without TLS: CA
   certificates, CRLs and OCSP (RFC 5280 §4.2.1.13, RFC 6960 Appendix A:
   TLS for revocation data would be circular). Any other path is
@@ -36,6 +44,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +53,7 @@ from typing import Any
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.main import CONNECTION_DONE
 from twisted.python.failure import Failure
+from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import NoResource, Resource
 from twisted.web.server import Request, Site
@@ -62,6 +72,9 @@ SERVER = b"certdir"
 ORIGIN_FORM = re.compile(rb"/[\x21-\x7e]*")
 CLOSE_GRACE_SECONDS = 5
 IDLE_DEADLINES = 4
+FORM_TYPES = frozenset((b"application/x-www-form-urlencoded", b"multipart/form-data"))
+
+access = logging.getLogger("certdir.access")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +104,22 @@ def too_large(limit: int) -> Refusal:
     return Refusal(b"413 Content Too Large", f"the request body is over {limit} bytes\n".encode())
 
 
+def media_type(request: http.Request) -> bytes:
+    """The Content-Type's type/subtype, lower case, without parameters."""
+    value = request.requestHeaders.getRawHeaders(b"content-type")
+    return b"" if not value else value[0].split(b";", 1)[0].strip().lower()
+
+
 class LimitedRequest(Request):
     """A request whose body may not pass the site's limit."""
 
     _received = 0
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        # Twisted would run every POST's Content-Type through email's header parser
+        # to look for a form; only forms need it.
+        self._parsePOSTFormSubmission = media_type(self) in FORM_TYPES
+        super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]
 
     def handleContentChunk(self, data: bytes) -> None:
         channel: Any = self.channel
@@ -123,7 +148,8 @@ class LimitedChannel(HTTPChannel):
 
     abortTimeout = CLOSE_GRACE_SECONDS
     refused = False
-    _deadline: IDelayedCall | None = None
+    # From a request's first byte to its last: the timer is its deadline.
+    _arriving = False
     _grace: IDelayedCall | None = None
 
     def _site(self) -> Any:
@@ -136,10 +162,24 @@ class LimitedChannel(HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         if self.refused:
             return
-        if self._deadline is None and not self._handlingRequest:
-            self._deadline = self._site().reactor.callLater(self._config().request_seconds,
-                                                            self.refuse, TOO_SLOW)
+        if not self._arriving and not self._handlingRequest:
+            self._arriving = True
+            # Moving the idle timer sooner would be a linear search of the reactor's
+            # timer heap (DelayedCall.reset); a new timer is a heap push.
+            self.setTimeout(None)  # type: ignore[no-untyped-call]  # unannotated in Twisted
+            self.setTimeout(self._config().request_seconds)  # type: ignore[no-untyped-call]
         super().dataReceived(data)  # type: ignore[no-untyped-call]  # unannotated in Twisted
+
+    def resetTimeout(self) -> None:
+        # Twisted restarts the timer on every read; a request's deadline runs on.
+        if not self._arriving:
+            super().resetTimeout()  # type: ignore[no-untyped-call]  # unannotated
+
+    def timeoutConnection(self) -> None:
+        if self._arriving:
+            self.refuse(TOO_SLOW)
+        else:
+            super().timeoutConnection()  # type: ignore[no-untyped-call]  # unannotated
 
     def allHeadersReceived(self) -> None:
         limit = self._config().max_body_bytes
@@ -153,7 +193,10 @@ class LimitedChannel(HTTPChannel):
     def allContentReceived(self) -> None:
         if self.refused:
             return
-        self._cancel_timer("_deadline")
+        self._arriving = False
+        # Twisted stops the timer while the request is served and restarts it with
+        # this idle timeout once the answer is out.
+        self.timeOut = self._site().timeOut
         super().allContentReceived()  # type: ignore[no-untyped-call]  # unannotated in Twisted
 
     def lineLengthExceeded(self, line: bytes) -> None:
@@ -169,7 +212,8 @@ class LimitedChannel(HTTPChannel):
         if self.refused:
             return
         self.refused = True
-        self._cancel_timer("_deadline")
+        self._arriving = False
+        self.setTimeout(None)  # type: ignore[no-untyped-call]  # unannotated in Twisted
         transport: Any = self.transport
         # A client still sending (a flood) is not read, nor decrypted, any more.
         transport.pauseProducing()
@@ -181,15 +225,10 @@ class LimitedChannel(HTTPChannel):
                                                      transport.abortConnection)
 
     def connectionLost(self, reason: Failure = Failure(CONNECTION_DONE)) -> None:  # noqa: B008
-        self._cancel_timer("_deadline")
-        self._cancel_timer("_grace")
+        if self._grace is not None and self._grace.active():
+            self._grace.cancel()
+        self._grace = None
         super().connectionLost(reason)  # type: ignore[no-untyped-call]  # unannotated
-
-    def _cancel_timer(self, name: str) -> None:
-        timer: IDelayedCall | None = getattr(self, name)
-        if timer is not None and timer.active():
-            timer.cancel()
-        setattr(self, name, None)
 
 
 class WebSite(Site):
@@ -203,6 +242,15 @@ class WebSite(Site):
         super().__init__(root, timeout=config.request_seconds * IDLE_DEADLINES,  # type: ignore[no-untyped-call]
                          reactor=reactor)
         self.config = config
+
+    def log(self, request: http.Request) -> None:
+        if not access.isEnabledFor(logging.INFO):
+            return
+        client = request.getClientAddress()
+        access.info("http %s \"%s %s\" %d %d", getattr(client, "host", "-"),
+                    (request.method or b"").decode("ascii", "replace"),
+                    (request.path or b"").decode("ascii", "replace"), request.code,
+                    request.sentLength)
 
 
 class Root(Resource):
