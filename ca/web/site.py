@@ -1,5 +1,7 @@
 """The web service's HTTP layer (twisted.web): limits, headers, errors, plain http.
 
+- An HTTP/1.1 request carries exactly one Host header (RFC 9112 §3.2),
+  else 400.
 - The request target must be a path (origin-form, RFC 9112 §3.2.1) of
   printable ASCII; anything else (absolute-form, `*`, other bytes Twisted's
   parser lets through) is answered 400 (RFC 9110 §15.5.1): this service is
@@ -94,6 +96,7 @@ class Refusal:
 
 
 MALFORMED = Refusal(b"400 Bad Request", b"malformed HTTP/1.1 request\n")
+NO_HOST = Refusal(b"400 Bad Request", b"an HTTP/1.1 request needs one Host header\n")
 NOT_A_PATH = Refusal(b"400 Bad Request", b"the request target must be a path in printable ASCII\n")
 TOO_SLOW = Refusal(b"408 Request Timeout", b"the request took too long to arrive\n")
 LINE_TOO_LONG = Refusal(b"414 URI Too Long", b"the request line is too long\n")
@@ -183,7 +186,10 @@ class LimitedChannel(HTTPChannel):
 
     def allHeadersReceived(self) -> None:
         limit = self._config().max_body_bytes
-        if not ORIGIN_FORM.fullmatch(self._path):
+        hosts = self.requests[-1].requestHeaders.getRawHeaders(b"host") or []
+        if self._version == b"HTTP/1.1" and len(hosts) != 1:
+            self.refuse(NO_HOST)
+        elif not ORIGIN_FORM.fullmatch(self._path):
             self.refuse(NOT_A_PATH)
         elif self.length is not None and self.length > limit:
             self.refuse(too_large(limit))

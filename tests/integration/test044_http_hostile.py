@@ -221,6 +221,8 @@ MALFORMED = [
     ("byte 0xA9 Twisted lets through", "http", b"GET /\xa9 HTTP/1.1\r\n" + HOST + b"\r\n", 400),
     ("DEL in the path", "https", b"GET /kms/\x7f HTTP/1.1\r\n" + HOST + b"\r\n", 400),
     ("UTF-8 in the path", "https", "GET /kms/é HTTP/1.1\r\n".encode() + HOST + b"\r\n", 400),
+    ("HTTP/1.1 without Host", "https", b"GET /kms/enroll HTTP/1.1\r\n\r\n", 400),
+    ("two Host headers", "https", b"GET /kms/enroll HTTP/1.1\r\n" + HOST + HOST + b"\r\n", 400),
     ("header without a colon", "https", b"GET / HTTP/1.1\r\n" + HOST + b"oops\r\n\r\n", 400),
     ("NUL in a header value", "https", b"GET / HTTP/1.1\r\n" + HOST + b"X: a\x00b\r\n\r\n", 400),
     ("Content-Length and Transfer-Encoding", "https",
