@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
@@ -82,10 +81,7 @@ def signing_csr(tmp: Path, name: str) -> Path:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("e2e")
     server = make_server(tmp)
-    config = server.data_dir / "certdir.yaml"
-    settings = yaml.safe_load(config.read_text())
-    settings["ca"]["officers"] = [OFFICER]
-    config.write_text(yaml.safe_dump(settings))
+    server.configure("ca", officers=[OFFICER])
     server.start()
     assert server.proc is not None
     world = World(server, tmp)

@@ -15,8 +15,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 SUFFIX = "dc=example,dc=com"
 CERTDIR = [sys.executable, "-m", "certdir"]
@@ -99,6 +101,13 @@ class Server:
         auth = ["-x", "-D", self.root_dn, "-w", self.root_password] if bind else ["-x"]
         return subprocess.run([name, "-H", self.uri, *auth, *args], input=input,
                               capture_output=True, check=check, env=self.env(), timeout=60)
+
+    def configure(self, section: str | None = None, **values: Any) -> None:
+        """Set keys of certdir.yaml (of `section`, or at the top), before `start`."""
+        path = self.data_dir / "certdir.yaml"
+        settings = yaml.safe_load(path.read_text())
+        (settings if section is None else settings.setdefault(section, {})).update(values)
+        path.write_text(yaml.safe_dump(settings, sort_keys=False))
 
     @property
     def log_file(self) -> Path:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.integration.conftest import Server, make_server
 
@@ -34,13 +33,6 @@ def result_line(output: bytes) -> str:
     return next(line for line in output.decode().splitlines() if line.startswith("result: "))
 
 
-def set_config(server: Server, section: str, key: str, value: object) -> None:
-    path = server.data_dir / "certdir.yaml"
-    config = yaml.safe_load(path.read_text())
-    config.setdefault(section, {})[key] = value
-    path.write_text(yaml.safe_dump(config))
-
-
 def load_people(server: Server) -> None:
     added = server.tool("ldapadd", "-f", str(DATA / "009_people.ldif"))
     assert added.returncode == 0, added.stderr
@@ -58,7 +50,7 @@ def people(server: Server) -> Server:
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server restarted with limits.size lowered below the number of persons."""
     srv = make_server(tmp_path_factory.mktemp("certdir-limited"))
-    set_config(srv, "limits", "size", SERVER_SIZE_LIMIT)
+    srv.configure("limits", size=SERVER_SIZE_LIMIT)
     srv.start()
     load_people(srv)
     yield srv

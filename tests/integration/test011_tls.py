@@ -15,7 +15,6 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-import yaml
 
 from tests.integration.conftest import Server, make_server
 
@@ -122,10 +121,7 @@ def test_starttls_tls12_handshake(server: Server) -> None:
 @pytest.fixture(scope="module")
 def confidential(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = make_server(tmp_path_factory.mktemp("certdir-confidential"))
-    path = srv.data_dir / "certdir.yaml"
-    config = yaml.safe_load(path.read_text())
-    config.setdefault("access", {})["confidentiality_required"] = True
-    path.write_text(yaml.safe_dump(config))
+    srv.configure("access", confidentiality_required=True)
     srv.start()
     yield srv
     log = srv.stop()

@@ -20,7 +20,6 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-import yaml
 
 from tests.integration.conftest import Server, make_server
 from tests.integration.ldif_compare import by_dn, parse
@@ -178,10 +177,7 @@ def test_outside_naming_context_without_default_is_no_such_object(tree: Server) 
 @pytest.fixture(scope="module")
 def defaulting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = make_server(tmp_path_factory.mktemp("certdir-default-referral"))
-    path = srv.data_dir / "certdir.yaml"
-    config = yaml.safe_load(path.read_text())
-    config.setdefault("referral", {})["default"] = [DEFAULT_URL]
-    path.write_text(yaml.safe_dump(config))
+    srv.configure("referral", default=[DEFAULT_URL])
     srv.start()
     yield srv
     log = srv.stop()

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.integration.conftest import Server, make_server
 from tests.integration.ldif_compare import by_dn, parse
@@ -239,10 +238,7 @@ def test_root_generated_password(people: Server) -> None:
 @pytest.fixture(scope="module")
 def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = make_server(tmp_path_factory.mktemp("certdir-private"))
-    path = srv.data_dir / "certdir.yaml"
-    config = yaml.safe_load(path.read_text())
-    config.setdefault("access", {})["anonymous_read"] = False
-    path.write_text(yaml.safe_dump(config))
+    srv.configure("access", anonymous_read=False)
     srv.start()
     populate(srv)
     yield srv

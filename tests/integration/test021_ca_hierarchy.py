@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -67,10 +66,7 @@ def ca(server: Server, *args: str, check: bool = True) -> subprocess.CompletedPr
 def public_base_url(server: Server) -> None:
     """A public name in the AIA/CDP URLs, as a deployment linted against the CA/Browser
     Forum requirements has (pkilint rejects internal names such as 127.0.0.1)."""
-    path = server.data_dir / "certdir.yaml"
-    settings = yaml.safe_load(path.read_text())
-    settings["ca"]["base_url"] = "http://pki.example.com"
-    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    server.configure("ca", base_url="http://pki.example.com")
 
 
 @pytest.fixture(scope="module")

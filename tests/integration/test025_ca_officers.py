@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.integration.conftest import CERTDIR, SUFFIX, Server, make_server
 
@@ -78,10 +77,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("ca-officers")
     server = make_server(tmp)
-    config = server.data_dir / "certdir.yaml"
-    settings = yaml.safe_load(config.read_text())
-    settings["ca"]["officers"] = [OFFICER1, OFFICER2]
-    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    server.configure("ca", officers=[OFFICER1, OFFICER2])
     server.start()
     people = "".join(
         f"dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\n"

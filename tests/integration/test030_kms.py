@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.integration.conftest import CERTDIR, SUFFIX, Server, make_server
 from tests.integration.ldif_compare import by_dn
@@ -68,10 +67,7 @@ def signing_csr(tmp: Path, name: str) -> Path:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("kms")
     server = make_server(tmp)
-    config = server.data_dir / "certdir.yaml"
-    settings = yaml.safe_load(config.read_text())
-    settings["kms"] = {"officers": OFFICERS, "recovery_approvals": 2}
-    config.write_text(yaml.safe_dump(settings))
+    server.configure("kms", officers=OFFICERS, recovery_approvals=2)
     server.start()
     people = "".join(
         f"dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\n"

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiosmtpd.controller import Controller
 
 from tests.integration.conftest import SUFFIX, Server, free_port, make_server, wait_for_port
@@ -76,12 +75,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
     server = make_server(tmp)
-    config = server.data_dir / "certdir.yaml"
-    settings = yaml.safe_load(config.read_text())
-    settings["kms"] = {"auto_enroll": True,
-                       "smtp": {"host": "127.0.0.1", "port": smtp.port, "starttls": False,
-                                "sender": "pki@example.com"}}
-    config.write_text(yaml.safe_dump(settings))
+    server.configure("kms", auto_enroll=True,
+                     smtp={"host": "127.0.0.1", "port": smtp.port, "starttls": False,
+                           "sender": "pki@example.com"})
     server.start()
     assert server.proc is not None
     wait_for_port(server.https_port, server.proc)

@@ -34,7 +34,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -132,10 +131,7 @@ def sub(root: CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CA]:
 @pytest.fixture(scope="module")
 def ca_signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CA]:
     server = make_server(tmp_path_factory.mktemp("ca-signed"))
-    path = server.data_dir / "certdir.yaml"
-    settings = yaml.safe_load(path.read_text())
-    settings["ca"]["ocsp"] = {"signer": "ca"}
-    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    server.configure("ca", ocsp={"signer": "ca"})
     public = server.data_dir / "public" / "ca.pem"
     yield served(server, public, public, tmp_path_factory.mktemp("ca-signed-leaves"),
                  delegated=False)

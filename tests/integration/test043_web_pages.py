@@ -41,7 +41,6 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -186,11 +185,7 @@ def _ldif(foreign: x509.Certificate) -> bytes:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("web-pages")
     server = make_server(tmp)
-    path = server.data_dir / "certdir.yaml"
-    settings = yaml.safe_load(path.read_text())
-    settings["ca"]["officers"] = [OFFICER]
-    settings["ca"]["web_profiles"] = ["smime-user", "smime-encryption"]
-    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    server.configure("ca", officers=[OFFICER], web_profiles=["smime-user", "smime-encryption"])
     server.start()
     foreign = _foreign_certificate(PEOPLE["alice"][1])
     added = server.tool("ldapadd", input=_ldif(foreign))

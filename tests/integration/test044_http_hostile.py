@@ -87,13 +87,12 @@ class World:
 
 def start(server: Server, **http: object) -> Server:
     """Start `server` with these `http:` settings, once every web port answers."""
-    path = server.data_dir / "certdir.yaml"
-    settings = yaml.safe_load(path.read_text())
-    settings["http"].update(http)
-    path.write_text(yaml.safe_dump(settings))
+    server.configure("http", **http)
     server.start()
     assert server.proc is not None
-    for url in settings["http"]["listen"]:
+    listen = http.get("listen", [server.http_url, server.https_url])
+    assert isinstance(listen, list)
+    for url in listen:
         wait_for_port(urllib.parse.urlsplit(url).port or 0, server.proc)
     return server
 

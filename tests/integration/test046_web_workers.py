@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -41,10 +40,7 @@ T = TypeVar("T")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = make_server(tmp_path_factory.mktemp("web-workers"))
-    path = srv.data_dir / "certdir.yaml"
-    settings = yaml.safe_load(path.read_text())
-    settings["workers"] = 2
-    path.write_text(yaml.safe_dump(settings))
+    srv.configure(workers=2)
     srv.start()
     deadline = time.monotonic() + 30
     while srv.log().count("OCSP responder certificate") < 2:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import ldap3
 import pytest
-import yaml
 
 from tests.integration.conftest import SUFFIX, Server, make_server
 
@@ -23,10 +22,7 @@ PEOPLE = f"ou=people,{SUFFIX}"
 @pytest.fixture(scope="module")
 def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = make_server(tmp_path_factory.mktemp("workers"))
-    config_path = srv.data_dir / "certdir.yaml"
-    config = yaml.safe_load(config_path.read_text())
-    config["workers"] = 2
-    config_path.write_text(yaml.safe_dump(config))
+    srv.configure(workers=2)
     srv.start()
     yield srv
     if srv.proc is not None:
