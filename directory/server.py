@@ -13,6 +13,8 @@
   operation sends nothing more (RFC 4511 §4.11).
 - Search results are written in slices, yielding to the reactor between
   them so other clients are served and Abandon can take effect.
+- After a StartTLS request (RFC 4511 §4.14), whatever the client sent
+  before the TLS handshake is discarded, never run inside the TLS session.
 - One access-log line per operation, like slapd's stats log.
 """
 
@@ -82,6 +84,10 @@ class LDAPServerProtocol(protocol.Protocol):
         self.transport.startTLS(self.tls_options)  # type: ignore[attr-defined]
         self.session.tls = True
         self.session.start_tls = None
+        # Whatever the client sent after the StartTLS request came in clear, before
+        # the handshake: it must never run inside the TLS session (STARTTLS
+        # command injection); it is dropped, as slapd does.
+        self.codec = LDAPConnection(self.dsa.limits)
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self.closed = True
@@ -96,11 +102,12 @@ class LDAPServerProtocol(protocol.Protocol):
             return
         if self._idle is not None and self._idle.active():
             self._idle.reset(self.dsa.config.idle_timeout)
-        self.codec.receive_data(data)
+        codec = self.codec
+        codec.receive_data(data)
         try:
-            for message in self.codec.requests():
+            for message in codec.requests():
                 self.dispatch(message)
-                if self.closed:
+                if self.closed or self.codec is not codec:
                     return
         except ProtocolError as e:
             self.disconnect(e)
