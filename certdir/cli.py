@@ -4,11 +4,16 @@ Every failure a user can cause (bad configuration, bad LDIF, schema
 violations, a data directory that is not initialised) ends with one line
 `certdir: error: ...` naming the problem and exit status 1 — never a
 traceback. Usage mistakes exit with 2 (argparse).
+
+Every command runs with umask 077: whatever it creates in a data directory
+(the database and its WAL, keys, certificates, backups) is the owner's alone,
+whatever the caller's umask.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -124,6 +129,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    os.umask(0o077)
     args = parser().parse_args(argv)
     run: Callable[[argparse.Namespace], None] = args.run
     from ca.errors import CAError

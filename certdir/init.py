@@ -1,6 +1,8 @@
 """`certdir init`: a new data directory, ready to serve.
 
 - Refuses to touch a directory that already holds a certdir.yaml.
+- The data directory is made mode 0700, even when it already exists, and
+  everything in it is created 0600 (0700 for folders; see certdir.cli).
 - Generates the root DN's password (never a default), writes it to
   secrets/root-password with mode 0600 and prints it once; only its
   Argon2id hash goes into certdir.yaml.
@@ -90,6 +92,7 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
         raise ConfigError(f"--base-url: {base_url!r} is not an http:// URL (RFC 5280 "
                           "§4.2.1.13: CRLs and OCSP are served without TLS)")
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data_dir.chmod(0o700)  # an existing directory keeps its mode otherwise
     for sub in ("secrets", "tls"):
         (data_dir / sub).mkdir(exist_ok=True, mode=0o700)
     (data_dir / "public").mkdir(exist_ok=True)

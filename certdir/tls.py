@@ -6,7 +6,9 @@
   The certificate authority of the next milestone replaces both.
 - The server key is written with mode 0600.
 - Server contexts accept TLS 1.2 and 1.3 only (RFC 8996 deprecates older
-  versions), with OpenSSL's secure default ciphers.
+  versions); TLS 1.2 offers only ECDHE key exchange with AEAD ciphers
+  (AES-GCM, ChaCha20-Poly1305; RFC 9325 §4.2), never CBC with SHA-1 MACs.
+  TLS 1.3's suites are all AEAD.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from directory.files import write_private
+
+AEAD_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 def _name(common_name: str) -> x509.Name:
@@ -89,6 +93,7 @@ def server_context(cert_path: Path, key_path: Path) -> Any:
         certificate=leaf.original,
         extraCertChain=[ssl.Certificate.loadPEM(b).original for b in blocks[1:]],
         raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+        acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(AEAD_CIPHERS),
     )
 
 

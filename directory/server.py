@@ -15,13 +15,17 @@
   them so other clients are served and Abandon can take effect.
 - After a StartTLS request (RFC 4511 §4.14), whatever the client sent
   before the TLS handshake is discarded, never run inside the TLS session.
-- One access-log line per operation, like slapd's stats log.
+- One access-log line per operation, like slapd's stats log. What a
+  client chose (DNs, filters, messages) is logged with control characters,
+  line separators and backslashes escaped (\\xNN, \\uNNNN), so no request can forge
+  or split a log line.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -52,6 +56,19 @@ log = logging.getLogger("certdir.directory")
 access = logging.getLogger("certdir.access")
 
 SLICE = 64
+# C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the backslash
+# that starts an escape.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` for one log line: what could end or fake a line becomes \\xNN (\\uNNNN)."""
+    return _UNPRINTABLE.sub(_escape, text)
 
 
 class LDAPServerProtocol(protocol.Protocol):
@@ -113,7 +130,7 @@ class LDAPServerProtocol(protocol.Protocol):
             self.disconnect(e)
 
     def disconnect(self, error: ProtocolError) -> None:
-        access.info("conn=%d PROTOCOL ERROR %s", self.session.conn_id, error.message)
+        access.info("conn=%d PROTOCOL ERROR %s", self.session.conn_id, printable(error.message))
         notice = ExtendedResponse(Result(error.code, "", error.message), NOTICE_OF_DISCONNECTION)
         self.write(LDAPMessage(0, notice))
         self.close()
@@ -226,7 +243,7 @@ class LDAPServerProtocol(protocol.Protocol):
                       f'filter="{format_filter(request.filter)}" entries={op.entries}')
         outcome = "abandoned" if result is None else f"result={int(result.code)}"
         access.info("conn=%d op=%d %s %s %s etime=%.3fms", self.session.conn_id, op_number,
-                    name, detail, outcome, elapsed)
+                    name, printable(detail), outcome, elapsed)
 
 
 def _internal() -> LDAPError:

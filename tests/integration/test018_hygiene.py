@@ -1,0 +1,71 @@
+"""Scenario 018: hygiene of what the server writes and offers.
+
+- The access log escapes what a client chose: a bind DN holding a newline and
+  a fake log line is logged as one line, the newline as \\x0a.
+- TLS 1.2 offers ECDHE with AEAD ciphers only: a CBC-SHA suite or RSA key
+  exchange is refused with a handshake failure, AES-GCM and ChaCha20 work.
+- `certdir init` into an existing 0755 directory, under umask 022, leaves the
+  directory 0700 and every file in it 0600 (folders 0700).
+"""
+
+from __future__ import annotations
+
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import CERTDIR, SUFFIX, Server
+from tests.integration.test017_starttls_injection import read_until, simple_bind
+
+FORGED = 'conn=1 op=1 BIND dn="cn=admin,dc=example,dc=com" method=128 result=0'
+
+
+def logged(server: Server, text: str, timeout: float = 10.0) -> str:
+    """The server's log once it holds `text` (the line follows the answer)."""
+    deadline = time.monotonic() + timeout
+    while text not in server.log():
+        assert time.monotonic() < deadline, f"{text!r} never logged"
+        time.sleep(0.05)
+    return server.log()
+
+
+def test_access_log_escapes_a_forged_line(server: Server) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(simple_bind(1, f"cn=x\n{FORGED}", "guess"))
+        _, replies = read_until(sock, 1)
+    assert [r.result_code for r in replies] == [34]  # invalidDNSyntax
+    log = logged(server, "cn=x\\x0aconn=1 op=1 BIND")
+    assert [line for line in log.splitlines() if line.startswith(FORGED)] == []
+
+
+@pytest.mark.parametrize("cipher, accepted", [
+    ("ECDHE-ECDSA-AES128-GCM-SHA256", True),
+    ("ECDHE-ECDSA-CHACHA20-POLY1305", True),
+    ("ECDHE-ECDSA-AES128-SHA", False),
+    ("ECDHE-ECDSA-AES256-SHA384", False),
+    ("AES128-GCM-SHA256", False),
+])
+def test_tls12_offers_aead_only(server: Server, cipher: str, accepted: bool) -> None:
+    done = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{server.ldaps_port}",
+                           "-tls1_2", "-cipher", cipher, "-CAfile", str(server.ca_file)],
+                          input=b"", capture_output=True, check=False, timeout=30)
+    assert (done.returncode == 0, f"Cipher is {cipher}".encode() in done.stdout) == (
+        accepted, accepted), done.stderr
+
+
+def modes(folder: Path) -> set[tuple[str, str]]:
+    return {(("dir" if path.is_dir() else "file"), oct(stat.S_IMODE(path.stat().st_mode)))
+            for path in (folder, *folder.rglob("*"))}
+
+
+def test_init_makes_everything_private(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o755)
+    subprocess.run(["sh", "-c", 'umask 022 && exec "$@"', "init", *CERTDIR, "init",
+                    "--data-dir", str(data_dir), "--suffix", SUFFIX],
+                   check=True, capture_output=True, timeout=120)
+    assert modes(data_dir) == {("dir", "0o700"), ("file", "0o600")}
