@@ -61,7 +61,10 @@ class ServiceURL:
 
     @classmethod
     def parse(cls, text: str, where: str) -> Self:
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError as e:
+            raise ConfigError(f"{where}: {text!r}: {e}") from None
         if parts.scheme not in cls.SCHEMES or parts.path not in ("", "/"):
             raise ConfigError(f"{where}: {text!r}: must be "
                               + " or ".join(f"{s}://host:port" for s in cls.SCHEMES))

@@ -1,7 +1,8 @@
 """Wiring: configuration -> schema, backend, writer, DSA, listeners.
 
 - `open_directory` is shared by the server and the offline commands (LDIF
-  import and export), so both see the same schema and storage.
+  import and export), so both see the same schema and storage; a
+  `storage.path` that is not an SQLite database is a ConfigError naming it.
 - `serve` listens on every configured URL; ldaps:// wraps the listener in
   TLS, ldap:// offers StartTLS when a certificate is configured.
 - SIGTERM and SIGINT stop listening, let the writer finish its committed
@@ -21,6 +22,7 @@ import functools
 import itertools
 import logging
 import socket
+import sqlite3
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -51,13 +53,23 @@ def load_schema(config: Config) -> Schema:
     return Schema.load([SCHEMA_DIR, *config.directory.schema_paths])
 
 
+@contextmanager
+def storage_errors(config: Config) -> Iterator[None]:
+    """Opening the database: one that is not SQLite is a ConfigError naming it."""
+    try:
+        yield
+    except sqlite3.DatabaseError as e:
+        raise ConfigError(f"storage.path: {config.directory.database}: {e}") from None
+
+
 def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
     """The directory; with a reactor it gets a writer thread for updates."""
     from directory.backend.writer import Writer
 
     schema = load_schema(config)
-    backend = SQLiteBackend(config.directory.database, schema, config.directory.indexes,
-                            config.directory.cache_entries)
+    with storage_errors(config):
+        backend = SQLiteBackend(config.directory.database, schema, config.directory.indexes,
+                                config.directory.cache_entries)
     writer = Writer(backend, reactor) if reactor is not None else None
     return DSA(config.directory, schema, backend, writer, worker)
 
@@ -87,8 +99,9 @@ def serve(config: Config) -> None:
     """Serve until SIGTERM or SIGINT; with `workers` > 1, in that many processes."""
     from certdir import ca_service, kms_service
 
-    authority = ca_service.unlock_at_start(config)
-    vault = kms_service.unlock_at_start(config)
+    with storage_errors(config):
+        authority = ca_service.unlock_at_start(config)
+        vault = kms_service.unlock_at_start(config)
     if config.workers > 1:
         from certdir.workers import run_workers
 

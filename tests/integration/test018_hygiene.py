@@ -6,6 +6,8 @@
   exchange is refused with a handshake failure, AES-GCM and ChaCha20 work.
 - `certdir init` into an existing 0755 directory, under umask 022, leaves the
   directory 0700 and every file in it 0600 (folders 0700).
+- A listen URL that does not parse, and a `storage.path` that is not an
+  SQLite database, are one error line naming them, never a traceback.
 """
 
 from __future__ import annotations
@@ -69,3 +71,27 @@ def test_init_makes_everything_private(tmp_path: Path) -> None:
                     "--data-dir", str(data_dir), "--suffix", SUFFIX],
                    check=True, capture_output=True, timeout=120)
     assert modes(data_dir) == {("dir", "0o700"), ("file", "0o600")}
+
+
+def test_listen_url_that_does_not_parse_is_named(tmp_path: Path) -> None:
+    done = subprocess.run([*CERTDIR, "init", "--data-dir", str(tmp_path / "d"), "--suffix",
+                           SUFFIX, "--listen", "ldap://[x"], capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert (done.returncode, done.stderr) == (
+        1, "certdir: error: --listen: 'ldap://[x': Invalid IPv6 URL\n")
+
+
+@pytest.mark.parametrize("command", [("serve",), ("ldif", "export"), ("kms", "status")])
+def test_storage_path_that_is_not_sqlite_is_named(tmp_path: Path,
+                                                  command: tuple[str, ...]) -> None:
+    data_dir = tmp_path / "d"
+    subprocess.run([*CERTDIR, "init", "--data-dir", str(data_dir), "--suffix", SUFFIX,
+                    "--http-listen", "http://127.0.0.1:1"], check=True, capture_output=True,
+                   timeout=120)
+    config = data_dir / "certdir.yaml"
+    (data_dir / "bogus.db").write_text("not a database\n" * 100)
+    config.write_text(config.read_text().replace("path: certdir.db", "path: bogus.db"))
+    done = subprocess.run([*CERTDIR, *command, "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert (done.returncode, done.stderr) == (
+        1, f"certdir: error: storage.path: {data_dir / 'bogus.db'}: file is not a database\n")
