@@ -265,23 +265,24 @@ def test_http10_request_is_answered_and_closed(world: World) -> None:
 
 # --- headers, redirects, TLS ----------------------------------------------------------
 
-def test_https_responses_carry_security_headers_and_hsts(world: World) -> None:
+def https_get(world: World, path: str) -> http.client.HTTPResponse:
+    """A GET over https, its body read and the connection closed."""
     connection = https(world)
-    connection.request("GET", "/kms/enroll")
+    connection.request("GET", path)
     response = connection.getresponse()
     response.read()
     connection.close()
+    return response
+
+
+def test_https_responses_carry_security_headers_and_hsts(world: World) -> None:
+    response = https_get(world, "/kms/enroll")
     wanted = {**SECURITY_HEADERS, **HSTS}
     assert {name: response.headers[name] for name in wanted} == wanted
 
 
 def test_server_header_names_no_version(world: World) -> None:
-    connection = https(world)
-    connection.request("GET", "/kms/enroll")
-    response = connection.getresponse()
-    response.read()
-    connection.close()
-    assert response.headers.get_all("Server") == ["certdir"]
+    assert https_get(world, "/kms/enroll").headers.get_all("Server") == ["certdir"]
 
 
 def test_refusals_carry_security_headers_and_hsts(world: World) -> None:

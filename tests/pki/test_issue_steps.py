@@ -113,19 +113,26 @@ def test_holder_changed_between_prepare_and_commit_issues_nothing(
     assert _records(ca) == before
 
 
-def test_crl_number_taken_while_signing_is_signed_again(
-        ca: CA, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = Store(ca.dsa.backend.reader).next_crl_number()
+def _race_crl_numbers(ca: CA, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """While the first CRL is being signed, another process (a `certdir ca crl`)
+    makes its CRLs and takes the number; the numbers signed are listed."""
     signed: list[int] = []
     real_sign = crl.sign
 
     def racing(authority: object, basis: crl.Basis) -> crl.CRLs:
         signed.append(basis.number)
-        if len(signed) == 1:  # another process makes its CRLs meanwhile
+        if len(signed) == 1:
             crl.generate(ca.authority, ca.dsa, NOW)
         return real_sign(authority, basis)  # type: ignore[arg-type]
 
     monkeypatch.setattr(crl, "sign", racing)
+    return signed
+
+
+def test_crl_number_taken_while_signing_is_signed_again(
+        ca: CA, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = Store(ca.dsa.backend.reader).next_crl_number()
+    signed = _race_crl_numbers(ca, monkeypatch)
     made = crl.generate(ca.authority, ca.dsa, NOW + dt.timedelta(minutes=1))
     assert signed == [first, first, first + 2]
     assert made.full.extensions.get_extension_for_class(
@@ -144,16 +151,7 @@ def test_crl_number_taken_while_signing_is_signed_again(
 async def test_server_crl_renewal_signs_again_when_the_number_is_taken(
         ca: CA, monkeypatch: pytest.MonkeyPatch) -> None:
     first = Store(ca.dsa.backend.reader).next_crl_number()
-    signed: list[int] = []
-    real_sign = crl.sign
-
-    def racing(authority: object, basis: crl.Basis) -> crl.CRLs:
-        signed.append(basis.number)
-        if len(signed) == 1:  # a `certdir ca crl` beside the server, meanwhile
-            crl.generate(ca.authority, ca.dsa, NOW)
-        return real_sign(authority, basis)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(crl, "sign", racing)
+    signed = _race_crl_numbers(ca, monkeypatch)
     with _served(ca) as served:
         made = await crl.renew(ca.authority, served, on_pool(reactor, reactor.getThreadPool()),
                                lambda store, now: True)
