@@ -23,6 +23,7 @@ from directory.protocol.dn import DN
 from directory.protocol.messages import Control, Request, Response
 
 if TYPE_CHECKING:
+    from directory.acl.view import View
     from directory.dsa import DSA
 
 
@@ -40,6 +41,8 @@ class Session:
     is_root: bool = False
     tls: bool = False
     tls_client_cert: bytes | None = None
+    tls_subject: str = ""
+    mechanism: str = ""
     start_tls: Callable[[], None] | None = None
     paged: dict[bytes, Any] = field(default_factory=dict)
     outstanding: dict[int, Operation] = field(default_factory=dict)
@@ -60,6 +63,10 @@ class Operation:
     started: float = field(default_factory=time.monotonic)
     abandoned: bool = False
     hidden: frozenset[str] = frozenset()
+    # Set by the proxied authorization control once allowed (RFC 4370).
+    authz: DN | None = None
+    # Set by the access overlay: the policy's answers for this operation's identity.
+    access: View | None = None
     entries: int = 0
     detail: str = ""
     after: Callable[[], None] | None = None

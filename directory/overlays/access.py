@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from directory.acl.identity import identity_of
+from directory.acl.view import View
 from directory.operation import Handler, Operation, Outcome
 from directory.protocol.messages import (
     AddRequest,
@@ -49,6 +51,7 @@ def overlay(handler: Handler) -> Handler:
     def check(op: Operation) -> Outcome:
         session = op.session
         request = op.request
+        op.access = View(op.dsa.acl, identity_of(op), op.dsa.backend.get)
         if not session.is_root:
             op.hidden = HIDDEN
         if isinstance(request, READS) and session.anonymous and (
