@@ -180,7 +180,7 @@ class LDAPServerProtocol(protocol.Protocol):
 
     def failure(self, op: Operation, error: LDAPError) -> Reply:
         result = Result(error.code, error.matched, error.message, error.referrals)
-        return Reply(RESPONSE_FOR[type(op.request)](result))
+        return Reply(RESPONSE_FOR[type(op.request)](result), error.controls)
 
     def failed(self, op: Operation, op_number: int, failure: Failure) -> None:
         error = failure.value

@@ -11,6 +11,10 @@
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from directory.protocol.messages import Control
 
 
 class ResultCode(enum.IntEnum):
@@ -61,7 +65,8 @@ class ResultCode(enum.IntEnum):
 
 
 class LDAPError(Exception):
-    """An operation failed with `code`; `matched` is the matchedDN string."""
+    """An operation failed with `code`; `matched` is the matchedDN string; `controls`
+    go on the failure response (the password policy's, RFC draft-behera)."""
 
     def __init__(
         self,
@@ -69,12 +74,14 @@ class LDAPError(Exception):
         message: str = "",
         matched: str = "",
         referrals: tuple[str, ...] = (),
+        controls: tuple[Control, ...] = (),
     ) -> None:
         super().__init__(code, message)
         self.code = code
         self.message = message
         self.matched = matched
         self.referrals = referrals
+        self.controls = controls
 
     def __str__(self) -> str:
         return f"{self.code.name.lower()} ({int(self.code)}): {self.message}"
