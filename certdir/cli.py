@@ -122,9 +122,10 @@ def parser() -> argparse.ArgumentParser:
                    help="include operational attributes")
     p.set_defaults(run=_export)
 
-    from certdir import ca_commands, kms_commands
+    from certdir import access_commands, ca_commands, kms_commands
     ca_commands.register(commands, data_dir)
     kms_commands.register(commands, data_dir)
+    access_commands.register(commands, data_dir)
     return top
 
 

@@ -34,6 +34,7 @@ from ca.keys import KEY_TYPES
 from ca.policy import DEFAULT_POLICIES, POLICIES
 from ca.profiles import load_profiles
 from ca.web.config import WebConfig
+from directory.acl.rules import Proxy, Rule, RuleError, parse_proxies, parse_rules
 from directory.config import DEFAULT_INDEXES, DirectoryConfig
 from kms.config import KMSConfig, SMTPConfig
 
@@ -202,6 +203,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     access = top.section("access")
     anonymous_read = access.get("anonymous_read", bool, True)
     confidentiality = access.get("confidentiality_required", bool, False)
+    access_rules, access_proxy = _access_rules(access)
     access.finish()
 
     limits = top.section("limits")
@@ -248,6 +250,8 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             root_password_hash=password_hash,
             database=database,
             anonymous_read=anonymous_read,
+            access_rules=access_rules,
+            access_proxy=access_proxy,
             confidentiality_required=confidentiality,
             size_limit=size,
             time_limit=time,
@@ -263,6 +267,20 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             access_log=access_log,
         ),
     )
+
+
+def _access_rules(section: _Section) -> tuple[tuple[Rule, ...] | None, tuple[Proxy, ...]]:
+    """`access.rules` (None: the default rules) and `access.proxy`, as
+    `directory.acl.rules` reads them; the schema checks come when the
+    directory opens (`certdir.service.open_directory`)."""
+    section.used.update(("rules", "proxy"))
+    try:
+        rules = (parse_rules(section.data["rules"], section.key("rules"))
+                 if "rules" in section.data else None)
+        proxies = parse_proxies(section.data.get("proxy", []), section.key("proxy"))
+    except RuleError as e:
+        raise ConfigError(str(e)) from None
+    return rules, proxies
 
 
 def _http(section: _Section, has_tls: bool) -> tuple[tuple[HTTPURL, ...], WebConfig]:

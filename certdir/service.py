@@ -2,7 +2,9 @@
 
 - `open_directory` is shared by the server and the offline commands (LDIF
   import and export), so both see the same schema and storage; a
-  `storage.path` that is not an SQLite database is a ConfigError naming it.
+  `storage.path` that is not an SQLite database, or an access rule the
+  schema refutes (an unknown attribute, a DN that does not parse), is a
+  ConfigError naming it.
 - `serve` listens on every configured URL; ldaps:// wraps the listener in
   TLS, ldap:// offers StartTLS when a certificate is configured.
 - SIGTERM and SIGINT stop listening, let the writer finish its committed
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from certdir.config import HTTPURL, Config, ConfigError, ListenURL
 from certdir.tls import server_context
+from directory.acl.rules import RuleError
 from directory.backend.sqlite import SQLiteBackend
 from directory.dsa import DSA
 from directory.schema import Schema
@@ -70,8 +73,13 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
     with storage_errors(config):
         backend = SQLiteBackend(config.directory.database, schema, config.directory.indexes,
                                 config.directory.cache_entries)
-    writer = Writer(backend, reactor) if reactor is not None else None
-    return DSA(config.directory, schema, backend, writer, worker)
+    try:
+        dsa = DSA(config.directory, schema, backend, None, worker)
+    except RuleError as e:
+        backend.close()
+        raise ConfigError(str(e)) from None
+    dsa.writer = Writer(backend, reactor) if reactor is not None else None
+    return dsa
 
 
 @contextmanager

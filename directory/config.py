@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from directory.acl.rules import Proxy, Rule
+
 DEFAULT_INDEXES = ("objectClass", "cn", "sn", "givenName", "mail", "uid", "member",
                    "uniqueMember", "userCertificate")
 
@@ -20,6 +22,9 @@ class DirectoryConfig:
     root_password_hash: str
     database: Path
     anonymous_read: bool = True
+    # None: the default rules (`directory.acl.rules.default_rules`).
+    access_rules: tuple[Rule, ...] | None = None
+    access_proxy: tuple[Proxy, ...] = ()
     confidentiality_required: bool = False
     size_limit: int = 500
     time_limit: int = 3600

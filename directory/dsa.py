@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from twisted.internet.defer import Deferred
 
-from directory.acl.policy import AccessPolicy, CurrentPolicy
+from directory.acl.engine import RulePolicy
+from directory.acl.policy import AccessPolicy
 from directory.backend.sqlite import SQLiteBackend, SQLiteTransaction
 from directory.backend.writer import Writer
 from directory.config import DirectoryConfig
@@ -64,7 +65,7 @@ class DSA:
         # Extended operations the application adds (the CA's certificate request).
         self.extensions: dict[str, ExtendedHandler] = {}
         self.add_hooks: list[AddHook] = []
-        self.acl: AccessPolicy = CurrentPolicy(config.anonymous_read)
+        self.acl: AccessPolicy = RulePolicy.configured(config, schema, self.root_dn)
 
     def parse_dn(self, text: str) -> DN:
         return DN.parse(text, self.schema)

@@ -8,9 +8,7 @@
   proxied authorization control (RFC 4370).
 - The root DN never reaches a policy: `View` grants it everything.
 
-`CurrentPolicy` is the fixed policy certdir had before rules: anonymous
-read when `anonymous_read` is on, authenticated read, userPassword readable
-by no one, usable for auth by anyone, and writable by its owner.
+`directory.acl.engine.RulePolicy` implements it from `access.rules`.
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from directory.acl.identity import Identity
-from directory.acl.rights import LEVELS, WRITE, Rights
+from directory.acl.rights import Rights
 from directory.entry import Entry
 from directory.protocol.dn import DN
 
@@ -33,19 +31,3 @@ class AccessPolicy(Protocol):
     def rights(self, who: Identity, entry: Entry, attribute: str, get: Reader) -> Rights: ...
 
     def may_proxy(self, who: Identity, target: DN, get: Reader) -> bool: ...
-
-
-class CurrentPolicy:
-    def __init__(self, anonymous_read: bool) -> None:
-        self.anonymous_read = anonymous_read
-
-    def rights(self, who: Identity, entry: Entry, attribute: str, get: Reader) -> Rights:
-        if attribute == "userpassword":
-            own = not who.anonymous and who.dn == entry.dn
-            return Rights.AUTH | WRITE if own else Rights.AUTH
-        if who.anonymous and not self.anonymous_read:
-            return Rights.NONE
-        return LEVELS["read"]
-
-    def may_proxy(self, who: Identity, target: DN, get: Reader) -> bool:
-        return False
