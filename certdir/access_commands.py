@@ -25,6 +25,7 @@ from directory.acl.engine import PSEUDO, Decision, RulePolicy
 from directory.acl.identity import Identity
 from directory.acl.rights import LETTERS, Rights, describe, parse_level
 from directory.acl.view import View
+from directory.dsa import DSA
 from directory.entry import resolve
 from directory.protocol.dn import DN
 from directory.protocol.results import LDAPError
@@ -52,6 +53,22 @@ def _explain(policy: RulePolicy, decision: Decision) -> tuple[str, str]:
     return f"{where} to {rule.what}", f"{where}.by[{decision.by}] {by.who} {by.level}"
 
 
+def _dn(dsa: DSA, text: str, option: str) -> DN:
+    try:
+        return dsa.parse_dn(text)
+    except LDAPError as e:
+        raise CheckError(f"{option}: {e.message}") from None
+
+
+def _attribute(dsa: DSA, name: str) -> str:
+    if name.lower() in PSEUDO:
+        return name.lower()
+    try:
+        return resolve(dsa.schema, name).key
+    except LDAPError:
+        raise CheckError(f"--attr: {name!r}: unknown attribute type") from None
+
+
 def check(args: argparse.Namespace) -> int:
     wanted = None
     if args.level is not None:
@@ -60,15 +77,15 @@ def check(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise CheckError(f"--level: {e}") from None
     with offline_directory(load(args.data_dir)) as dsa:
-        policy = RulePolicy.configured(dsa.config, dsa.schema, dsa.root_dn)
-        attribute = args.attr.lower() if args.attr.lower() in PSEUDO else (
-            resolve(dsa.schema, args.attr).key)
+        policy = dsa.acl
+        assert isinstance(policy, RulePolicy)
+        attribute = _attribute(dsa, args.attr)
         if args.who.lower() == "anonymous":
             who = Identity(DN.ROOT, tls_subject=args.tls_subject)
         else:
-            dn = dsa.parse_dn(args.who)
+            dn = _dn(dsa, args.who, "--as")
             who = Identity(dn, dn == dsa.root_dn, args.mechanism or "simple", args.tls_subject)
-        entry = dsa.backend.get(dsa.parse_dn(args.dn))
+        entry = dsa.backend.get(_dn(dsa, args.dn, "--dn"))
         if entry is None:
             raise CheckError(f"--dn: no entry {args.dn}")
         get = dsa.backend.get
@@ -98,9 +115,6 @@ def _run(args: argparse.Namespace) -> None:
         status = check(args)
     except (CheckError, ConfigError) as e:
         print(f"certdir: error: {e}", file=sys.stderr)
-        status = EXIT_ERROR
-    except LDAPError as e:
-        print(f"certdir: error: {e.message} ({e.code.name.lower()})", file=sys.stderr)
         status = EXIT_ERROR
     sys.exit(status)
 

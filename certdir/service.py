@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certdir.config import HTTPURL, Config, ConfigError, ListenURL
+from certdir.config import CONFIG_FILE, HTTPURL, Config, ConfigError, ListenURL
 from certdir.tls import server_context
 from directory.acl.rules import RuleError
 from directory.backend.sqlite import SQLiteBackend
@@ -77,7 +77,7 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
         dsa = DSA(config.directory, schema, backend, None, worker)
     except RuleError as e:
         backend.close()
-        raise ConfigError(str(e)) from None
+        raise ConfigError(f"{config.data_dir / CONFIG_FILE}: {e}") from None
     dsa.writer = Writer(backend, reactor) if reactor is not None else None
     return dsa
 
