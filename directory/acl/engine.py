@@ -30,6 +30,7 @@ never across commits.
 
 from __future__ import annotations
 
+import itertools
 import re
 import weakref
 from collections.abc import Callable, Mapping
@@ -141,12 +142,23 @@ def _keys(name: str, schema: Schema, where: str) -> frozenset[str]:
     return frozenset(at.key for at in schema.subtypes(resolved.type))
 
 
-class _Groups:
-    """Group answers read through one reader, kept while it lives."""
+class _Reading:
+    """What one reader (`get`, one operation) found out, kept while it lives:
+    group answers, and the `by` clauses that match its identity whatever the
+    entry (all but `self`), by clause number, None until asked."""
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, clauses: int) -> None:
         self.schema = schema
+        self.clauses = clauses
         self.known: dict[tuple[str, str], bool] = {}
+        self.who: Identity | None = None
+        self.answers: list[bool | None] = []
+
+    def answers_for(self, who: Identity) -> list[bool | None]:
+        if who is not self.who:
+            self.who = who
+            self.answers = [None] * self.clauses
+        return self.answers
 
     def has(self, group: DN, member: DN, get: Reader) -> bool:
         key = (group.normalized, member.normalized)
@@ -213,16 +225,18 @@ class RulePolicy:
         self.source = source
         self._targets = tuple(_Target(r, schema, f"{source}[{i}].to", object())
                               for i, r in enumerate(rules))
+        numbers = itertools.count()
         self._by = tuple(
-            tuple((self._matcher(b.who, f"{source}[{i}].by[{j}].who"), b.rights)
-                  for j, b in enumerate(r.by))
+            tuple((next(numbers), self._matcher(b.who, f"{source}[{i}].by[{j}].who"), b.rights,
+                   b.who.kind == "self") for j, b in enumerate(r.by))
             for i, r in enumerate(rules))
+        self._clauses = next(numbers)
         self._proxy = tuple(
             (self._matcher(p.who, f"access.proxy[{i}].who"),
              self._matcher(p.target, f"access.proxy[{i}].as"))
             for i, p in enumerate(proxies))
         self._candidates: dict[str, tuple[int, ...]] = {}
-        self._groups: dict[int, _Groups] = {}
+        self._readings: dict[int, _Reading] = {}
 
     @classmethod
     def configured(cls, config: DirectoryConfig, schema: Schema, root_dn: DN) -> RulePolicy:
@@ -234,7 +248,7 @@ class RulePolicy:
     # --- AccessPolicy ------------------------------------------------------------
 
     def rights(self, who: Identity, entry: Entry, attribute: str, get: Reader) -> Rights:
-        return self.decide(who, entry, attribute, get).rights
+        return self._decide(who, entry, attribute, get)[0]
 
     def may_proxy(self, who: Identity, target: DN, get: Reader) -> bool:
         if target == self.root_dn:
@@ -246,21 +260,36 @@ class RulePolicy:
     # --- explanations ------------------------------------------------------------
 
     def decide(self, who: Identity, entry: Entry, attribute: str, get: Reader) -> Decision:
-        for i in self._rules_for(attribute.split(";", 1)[0].lower()):
-            if self._targets[i].covers(entry):
-                for j, (matches, rights) in enumerate(self._by[i]):
-                    if matches(who, entry.dn, get):
-                        return Decision(rights, i, j)
-                return Decision(Rights.NONE, i)
-        return Decision(Rights.NONE)
+        return Decision(*self._decide(who, entry, attribute, get))
 
-    def _rules_for(self, key: str) -> tuple[int, ...]:
-        found = self._candidates.get(key)
-        if found is None:
-            found = tuple(i for i, t in enumerate(self._targets)
-                          if t.keys is None or key in t.keys)
-            if len(self._candidates) < MAX_KEYS:
-                self._candidates[key] = found
+    def _decide(self, who: Identity, entry: Entry, attribute: str,
+                get: Reader) -> tuple[Rights, int | None, int | None]:
+        candidates = self._candidates.get(attribute)
+        if candidates is None:
+            candidates = self._rules_for(attribute)
+        answers = None
+        for i in candidates:
+            if not self._targets[i].covers(entry):
+                continue
+            for j, (number, matches, rights, per_entry) in enumerate(self._by[i]):
+                if per_entry:
+                    hit = matches(who, entry.dn, get)
+                else:
+                    if answers is None:
+                        answers = self.reading(get).answers_for(who)
+                    hit = answers[number]
+                    if hit is None:
+                        hit = answers[number] = matches(who, entry.dn, get)
+                if hit:
+                    return rights, i, j
+            return Rights.NONE, i, None
+        return Rights.NONE, None, None
+
+    def _rules_for(self, attribute: str) -> tuple[int, ...]:
+        key = attribute.split(";", 1)[0].lower()
+        found = tuple(i for i, t in enumerate(self._targets) if t.keys is None or key in t.keys)
+        if len(self._candidates) < MAX_KEYS:
+            self._candidates[attribute] = found
         return found
 
     # --- who -----------------------------------------------------------------------
@@ -277,18 +306,18 @@ class RulePolicy:
         except LDAPError:
             return None
 
-    def groups(self, get: Reader) -> _Groups:
-        """The group answers read through `get`, forgotten when `get` is."""
+    def reading(self, get: Reader) -> _Reading:
+        """What was found out through `get`, forgotten when `get` is."""
         key = id(get)
-        groups = self._groups.get(key)
-        if groups is None:
-            groups = _Groups(self.schema)
+        reading = self._readings.get(key)
+        if reading is None:
+            reading = _Reading(self.schema, self._clauses)
             try:
-                weakref.finalize(get, self._groups.pop, key, None)
+                weakref.finalize(get, self._readings.pop, key, None)
             except TypeError:
-                return groups
-            self._groups[key] = groups
-        return groups
+                return reading
+            self._readings[key] = reading
+        return reading
 
 
 _PLAIN: Mapping[str, Matcher] = {
@@ -328,7 +357,7 @@ def _regex(policy: RulePolicy, who: Who, where: str) -> Matcher:
 
 def _group(policy: RulePolicy, who: Who, where: str) -> Matcher:
     group = DN.parse(_normalised(who.value, policy.schema, where), policy.schema)
-    return lambda i, dn, get: bool(i.dn) and policy.groups(get).has(group, i.dn, get)
+    return lambda i, dn, get: bool(i.dn) and policy.reading(get).has(group, i.dn, get)
 
 
 def _tls(policy: RulePolicy, who: Who, where: str) -> Matcher:

@@ -16,8 +16,8 @@
   mechanism). The `dn`, `group` and `regex` forms never match anonymous.
 - `level` is a level name or an exact `=letters` set (`directory.acl.rights`).
 - `access.proxy` lists who may use the proxied authorization control
-  (RFC 4370) `as` which identities: `as` takes the same forms, except
-  `self`, `tls:` and `sasl:`.
+  (RFC 4370) `as` which identities: `who` takes the forms above except
+  `self` and `anonymous`, `as` all except `self`, `tls:` and `sasl:`.
 - Values are checked here, without the schema (DN syntax, patterns,
   filters, levels); `directory.acl.engine` resolves attribute names and
   normalises DNs against it. Every error names the key:
