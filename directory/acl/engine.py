@@ -49,7 +49,7 @@ from directory.protocol.results import LDAPError
 from directory.schema import Schema
 
 MAX_GROUP_DEPTH = 8
-MAX_GROUP_READS = 10_000
+MAX_GROUP_READS = 50_000
 # Attribute keys whose candidate rules are kept (the schema has fewer types).
 MAX_KEYS = 4096
 
@@ -97,7 +97,7 @@ class _Target:
 
     __slots__ = ("base", "keys", "memo", "predicate", "regex", "scope")
 
-    def __init__(self, rule: Rule, schema: Schema, where: str, memo: object) -> None:
+    def __init__(self, rule: Rule, schema: Schema, where: str) -> None:
         what = rule.what
         self.base = None if what.dn is None else _normalised(what.dn, schema, f"{where}.dn")
         self.scope = SCOPE_TESTS[what.scope]
@@ -107,7 +107,8 @@ class _Target:
         self.keys = None if what.attrs is None else frozenset(
             key for i, name in enumerate(what.attrs)
             for key in _keys(name, schema, f"{where}.attrs[{i}]"))
-        self.memo = memo
+        # The entry's memo keeps the filter's answer under this key.
+        self.memo = object()
 
     def covers(self, entry: Entry) -> bool:
         dn = entry.dn
@@ -223,7 +224,7 @@ class RulePolicy:
         self.schema = schema
         self.root_dn = root_dn
         self.source = source
-        self._targets = tuple(_Target(r, schema, f"{source}[{i}].to", object())
+        self._targets = tuple(_Target(r, schema, f"{source}[{i}].to")
                               for i, r in enumerate(rules))
         numbers = itertools.count()
         self._by = tuple(
@@ -272,6 +273,7 @@ class RulePolicy:
             if not self._targets[i].covers(entry):
                 continue
             for j, (number, matches, rights, per_entry) in enumerate(self._by[i]):
+                hit: bool | None
                 if per_entry:
                     hit = matches(who, entry.dn, get)
                 else:

@@ -208,3 +208,16 @@ def test_text_forms() -> None:
     (r,) = parse_rules([rule({"dn_regex": "^uid="})])
     assert str(r.what) == 'dn.regex="^uid="'
     assert str(What()) == "*"
+
+
+def test_example_rules_compile(tmp_path: Path) -> None:
+    """config.example.yaml's help desk and proxy rules hold against the schema."""
+    import yaml
+
+    example = yaml.safe_load((Path(__file__).parents[2] / "config.example.yaml").read_text())
+    d = from_mapping(example, tmp_path).directory
+    assert d.access_rules is not None
+    policy = RulePolicy(d.access_rules, d.access_proxy, SCHEMA, DN.parse(d.root_dn, SCHEMA))
+    assert [str(r.what) for r in policy.rules] == [
+        "attrs=userPassword", f'dn.subtree="{PEOPLE}" attrs=telephoneNumber',
+        f'dn.subtree="{PEOPLE}"', "*"]
