@@ -23,7 +23,7 @@ from certdir.config import ConfigError, load
 from certdir.service import offline_directory
 from directory.acl.engine import PSEUDO, Decision, RulePolicy
 from directory.acl.identity import Identity
-from directory.acl.rights import LETTERS, Rights, describe, parse_level
+from directory.acl.rights import Rights, describe, letters, parse_level
 from directory.acl.view import View
 from directory.dsa import DSA
 from directory.entry import resolve
@@ -38,10 +38,6 @@ class CheckError(Exception):
     pass
 
 
-def letters(rights: Rights) -> str:
-    return "=" + "".join(letter for letter, r in LETTERS.items() if letter != "w" and r in rights)
-
-
 def _explain(policy: RulePolicy, decision: Decision) -> tuple[str, str]:
     if decision.rule is None:
         return "none matched (default deny)", "-"
@@ -51,6 +47,12 @@ def _explain(policy: RulePolicy, decision: Decision) -> tuple[str, str]:
         return f"{where} to {rule.what}", "none matched"
     by = rule.by[decision.by]
     return f"{where} to {rule.what}", f"{where}.by[{decision.by}] {by.who} {by.level}"
+
+
+def _rights(rights: Rights) -> str:
+    """`read (=dxcsr)`; a set that is no level, or none, is said once."""
+    name = describe(rights)
+    return name if name.startswith("=") or not rights else f"{name} ({letters(rights)})"
 
 
 def _dn(dsa: DSA, text: str, option: str) -> DN:
@@ -101,8 +103,7 @@ def check(args: argparse.Namespace) -> int:
     print(f"as:     {'anonymous' if who.anonymous else who.dn}")
     print(f"rule:   {rule}")
     print(f"by:     {by}")
-    name = describe(rights)
-    print(f"rights: {name}" if name.startswith("=") else f"rights: {name} ({letters(rights)})")
+    print(f"rights: {_rights(rights)}")
     if wanted is None:
         return 0
     allowed = wanted in rights

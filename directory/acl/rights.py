@@ -63,9 +63,14 @@ def parse_level(text: str) -> Rights:
     return LEVELS[text]
 
 
+def letters(rights: Rights) -> str:
+    """The `=letters` form: `=dxcsr` for read."""
+    return "=" + "".join(letter for letter, r in LETTERS.items() if letter != "w" and r in rights)
+
+
 def describe(rights: Rights) -> str:
     """The level's name when `rights` is one, else its `=letters` form."""
     for name, level in LEVELS.items():
         if level == rights:
             return name
-    return "=" + "".join(letter for letter, r in LETTERS.items() if letter != "w" and r in rights)
+    return letters(rights)
