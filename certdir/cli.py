@@ -3,7 +3,8 @@
 Every failure a user can cause (bad configuration, bad LDIF, schema
 violations, a data directory that is not initialised) ends with one line
 `certdir: error: ...` naming the problem and exit status 1 — never a
-traceback. Usage mistakes exit with 2 (argparse).
+traceback. Usage mistakes exit with 2 (argparse). `certdir access check`
+exits 1 for "denied", so its errors exit with 2.
 
 Every command runs with umask 077: whatever it creates in a data directory
 (the database and its WAL, keys, certificates, backups) is the owner's alone,
