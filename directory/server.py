@@ -11,8 +11,25 @@
   with a log line, and the connection stays up.
 - Abandon and Unbind get no response (RFC 4511 §4.3, §4.11). An abandoned
   operation sends nothing more (RFC 4511 §4.11).
-- Search results are written in slices, yielding to the reactor between
-  them so other clients are served and Abandon can take effect.
+- Replies are written in slices (SLICE replies or SLICE_BYTES, less when the
+  handler yields TICK): one slice of one operation per connection and
+  reactor turn, INTERLEAVED operations of a connection taking turns and the
+  rest waiting. No client holds the reactor; Abandon acts between slices.
+- Backpressure: the protocol is its transport's push producer. While the
+  transport's write buffer is full (the client does not read), no replies
+  are written and no requests are read. With `limits.max_outstanding`
+  operations in progress (`max_outstanding_anonymous` when not bound) no
+  more requests are read until one ends, as slapd's conn_max_pending; no
+  request is refused for it.
+- A started PDU must be complete within `limits.pdu_seconds`; otherwise a
+  Notice of Disconnection (protocolError: what came cannot be parsed) and
+  the connection closes (RFC 4511 §4.4.1).
+- A connection that is not bound may send PDUs up to
+  `limits.max_pdu_bytes_anonymous` (slapd's sockbuf_max_incoming); each bind
+  sets the codec's limit anew: `limits.max_pdu_bytes` once bound, the
+  anonymous one after a failed bind.
+- A closed connection drops its operations, their unwritten replies and
+  its paged-results cursors.
 - After a StartTLS request (RFC 4511 §4.14), whatever the client sent
   before the TLS handshake is discarded, never run inside the TLS session.
 - One access-log line per operation, like slapd's stats log. What a
@@ -328,14 +345,14 @@ class LDAPServerProtocol(protocol.Protocol):
         size = 0
         try:
             while len(out) < SLICE and size < SLICE_BYTES:
+                if op.abandoned or self.closed:
+                    self.done(op, op_number, None)
+                    return True
                 reply = next(stream.replies, None)
                 if reply is None:
                     return True
                 if isinstance(reply, Tick):
                     return False
-                if op.abandoned or self.closed:
-                    self.done(op, op_number, None)
-                    return True
                 out.append(encode(LDAPMessage(op.message_id, reply.op, reply.controls)))
                 size += len(out[-1])
                 result = getattr(reply.op, "result", None)

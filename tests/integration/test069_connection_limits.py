@@ -107,14 +107,15 @@ def test_pipelined_unindexed_scans_leave_others_served(server: Server) -> None:
     assert probe.worst < 1.5
 
 
-def test_unread_responses_are_not_buffered(server: Server) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["ldap", "ldaps"])
+def test_unread_responses_are_not_buffered(server: Server, tls: bool) -> None:
     everyone = Present("objectClass")
-    warm = Session(server)
+    warm = Session(server, tls)
     warm.send(search(1, everyone))
     warm.read(lambda rs: done(rs, 1), timeout=60)
     warm.close()
     before = rss_mib(server)
-    reader = Session(server)
+    reader = Session(server, tls)
     reader.send(b"".join(search(n, everyone) for n in range(1, 201)))
     time.sleep(5)
     grown = rss_mib(server) - before

@@ -1,9 +1,9 @@
-"""Scenario 070: the size limit holds across the pages of a paged search (RFC 2696, RFC 4511 §4.5.1.4).
+"""Scenario 070: the size limit holds across the pages of a paged search (RFC 2696).
 
-- A paged search is one search: `limits.size` (500) counts the entries of
-  every page, so an anonymous client paging through 3,000 entries gets 500,
-  and the page that reaches the limit while entries remain ends with
-  sizeLimitExceeded (4) and an empty cookie, as slapd does.
+- A paged search is one search (RFC 4511 §4.5.1.4): `limits.size` (500)
+  counts the entries of every page, so an anonymous client paging through
+  3,000 entries gets 500, and the page that reaches the limit while entries
+  remain ends with sizeLimitExceeded (4) and an empty cookie, as slapd does.
 - The client's own sizeLimit counts the same way; the root DN is not bound by
   the server's limit and pages through everything.
 """
@@ -21,6 +21,8 @@ from tests.integration.test069_connection_limits import ENTRIES, PEOPLE, SIZE_LI
 
 PERSONS = "(objectClass=inetOrgPerson)"
 PAGE = 100
+# The paged results control value of a search that ended: size 0, empty cookie.
+EMPTY_COOKIE = bytes.fromhex("30050201000400")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,9 @@ def page_through(conn: ldap.ldapobject.LDAPObject) -> tuple[int, str]:
         while True:
             try:
                 kind, found, _, controls = conn.result3(msgid, all=0)
-            except ldap.SIZELIMIT_EXCEEDED:
+            except ldap.SIZELIMIT_EXCEEDED as e:
+                ended = [SimplePagedResultsControl.controlType, 0, EMPTY_COOKIE]
+                assert [list(c) for c in e.args[0]["ctrls"]] == [ended]
                 return count, "sizeLimitExceeded"
             if kind == ldap.RES_SEARCH_RESULT:
                 break
