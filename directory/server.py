@@ -177,7 +177,7 @@ class LDAPServerProtocol(protocol.Protocol):
         self._schedule()
 
     def stopProducing(self) -> None:
-        self.close()
+        self.closed = True
 
     def dataReceived(self, data: bytes) -> None:
         if self.closed:

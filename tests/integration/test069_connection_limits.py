@@ -7,6 +7,7 @@
 - Responses a client does not read are not buffered without bound: writing
   pauses while the connection's output is unread, and so does reading (no
   further requests are run); when the client reads, it gets every response.
+  A client that closes instead leaves nothing behind.
 - A started PDU must be complete within `limits.pdu_seconds`; otherwise the
   server sends a Notice of Disconnection (protocolError) and closes.
 - A connection that is not bound may send PDUs up to
@@ -128,6 +129,22 @@ def test_unread_responses_are_not_buffered(server: Server, tls: bool) -> None:
     codes = {r.message_id: r.result_code for r in outcome.replies if r.op_tag == SEARCH_DONE}
     assert codes == dict.fromkeys(range(1, 201), SIZE_LIMIT_EXCEEDED)
     assert sum(r.op_tag == SEARCH_ENTRY for r in outcome.replies) == 200 * SIZE_LIMIT
+
+
+def test_clients_closing_with_responses_unread_leave_nothing_behind(server: Server) -> None:
+    everyone = Present("objectClass")
+    before = rss_mib(server)
+    for _ in range(5):
+        quitter = Session(server)
+        quitter.send(b"".join(search(n, everyone) for n in range(1, 201)))
+        time.sleep(1)
+        quitter.close()
+    time.sleep(1)
+    grown = rss_mib(server) - before
+    print(f"RSS grew {grown:.1f} MiB after 5 clients left 200 searches each unread")
+    assert grown < 50
+    others = server.tool("ldapsearch", "-LLL", "-b", SUFFIX, "-s", "base", "dn", bind=False)
+    assert others.returncode == 0, others.stderr
 
 
 def test_half_sent_pdu_is_dropped_after_pdu_seconds(server: Server) -> None:
