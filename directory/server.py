@@ -225,15 +225,14 @@ class LDAPServerProtocol(protocol.Protocol):
 
     def _time_pdu(self, started: bool) -> None:
         """A started PDU must be complete within limits.pdu_seconds (a client
-        trickling bytes holds the connection no longer); a PDU taken ends it."""
-        if self._pdu is not None and self._pdu.active() and started:
-            self._pdu.cancel()
+        trickling bytes holds the connection no longer); taking a PDU restarts it."""
+        timing = self._pdu is not None and self._pdu.active()
         incomplete = self.codec.buffered > 0 and not self._read_paused
-        if not incomplete:
-            if self._pdu is not None and self._pdu.active():
-                self._pdu.cancel()
-            return
-        if self._pdu is None or not self._pdu.active():
+        if timing and (started or not incomplete):
+            assert self._pdu is not None
+            self._pdu.cancel()
+            timing = False
+        if incomplete and not timing:
             self._pdu = self.clock.callLater(self.dsa.config.pdu_seconds, self._pdu_timeout)
 
     def _pdu_timeout(self) -> None:
@@ -350,6 +349,7 @@ class LDAPServerProtocol(protocol.Protocol):
                     return True
                 reply = next(stream.replies, None)
                 if reply is None:
+                    self.done(op, op_number, None)
                     return True
                 if isinstance(reply, Tick):
                     return False
