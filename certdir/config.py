@@ -214,6 +214,13 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     items = limits.get("max_filter_items", int, 1024, _positive, "must be > 0")
     elements = limits.get("max_elements", int, 100_000, _positive, "must be > 0")
     idle = limits.get("idle_timeout", int, 0, _not_negative, "seconds, 0 means none")
+
+    max_pdu_anonymous = limits.get("max_pdu_bytes_anonymous", int, 256 * 1024, _positive,
+                                   "must be > 0")
+    outstanding = limits.get("max_outstanding", int, 1000, _positive, "must be > 0")
+    outstanding_anonymous = limits.get("max_outstanding_anonymous", int, 100, _positive,
+                                       "must be > 0")
+    pdu_seconds = limits.get("pdu_seconds", int, 30, _positive, "must be > 0")
     limits.finish()
 
     referral = top.section("referral")
@@ -260,6 +267,10 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             max_filter_items=items,
             max_elements=elements,
             idle_timeout=idle,
+            max_pdu_bytes_anonymous=max_pdu_anonymous,
+            max_outstanding=outstanding,
+            max_outstanding_anonymous=outstanding_anonymous,
+            pdu_seconds=pdu_seconds,
             default_referrals=default_referrals,
             indexes=indexes,
             cache_entries=cache_entries,

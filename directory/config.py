@@ -33,6 +33,11 @@ class DirectoryConfig:
     max_filter_items: int = 1024
     max_elements: int = 100_000
     idle_timeout: int = 0
+    # What one connection may hold (slapd's sockbuf_max_incoming and conn_max_pending).
+    max_pdu_bytes_anonymous: int = 256 * 1024
+    max_outstanding: int = 1000
+    max_outstanding_anonymous: int = 100
+    pdu_seconds: int = 30
     default_referrals: tuple[str, ...] = ()
     indexes: tuple[str, ...] = DEFAULT_INDEXES
     cache_entries: int = 200_000

@@ -1,9 +1,13 @@
 """What an operation handler receives and returns.
 
 - A handler takes an `Operation` and returns its replies: a list, or a
-  Deferred of a list when the work goes to the writer thread. The last
-  reply is the final response; handlers never build failure responses,
-  they raise `LDAPError` and the server answers.
+  Deferred of a list when the work goes to the writer thread, or an
+  iterator that produces them as it goes (a search). The last reply is the
+  final response; handlers never build failure responses, they raise
+  `LDAPError` and the server answers.
+- An iterator yields `TICK` between replies after a slice of work (a few
+  hundred entries looked at): the server continues it on a later reactor
+  turn, so one operation never holds the reactor, matches or not.
 - `Session` is the per-connection state handlers may read or change
   (bind identity, TLS, paged-search cursors).
 - Overlays wrap handlers (`Overlay`): they may answer, refuse, set policy on
@@ -31,6 +35,15 @@ if TYPE_CHECKING:
 class Reply:
     op: Response
     controls: tuple[Control, ...] = ()
+
+
+class Tick:
+    """Not a reply: the iterator has done a slice of work and lets others run."""
+
+    __slots__ = ()
+
+
+TICK = Tick()
 
 
 @dataclass
@@ -72,7 +85,7 @@ class Operation:
     after: Callable[[], None] | None = None
 
 
-Replies: TypeAlias = Iterable[Reply]
+Replies: TypeAlias = Iterable[Reply | Tick]
 Outcome: TypeAlias = Replies | Deferred[Replies]
 Handler: TypeAlias = Callable[[Operation], Outcome]
 Overlay: TypeAlias = Callable[[Handler], Handler]

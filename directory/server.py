@@ -11,8 +11,25 @@
   with a log line, and the connection stays up.
 - Abandon and Unbind get no response (RFC 4511 §4.3, §4.11). An abandoned
   operation sends nothing more (RFC 4511 §4.11).
-- Search results are written in slices, yielding to the reactor between
-  them so other clients are served and Abandon can take effect.
+- Replies are written in slices (SLICE replies or SLICE_BYTES, less when the
+  handler yields TICK): one slice of one operation per connection and
+  reactor turn, INTERLEAVED operations of a connection taking turns and the
+  rest waiting. No client holds the reactor; Abandon acts between slices.
+- Backpressure: the protocol is its transport's push producer. While the
+  transport's write buffer is full (the client does not read), no replies
+  are written and no requests are read. With `limits.max_outstanding`
+  operations in progress (`max_outstanding_anonymous` when not bound) no
+  more requests are read until one ends, as slapd's conn_max_pending; no
+  request is refused for it.
+- A started PDU must be complete within `limits.pdu_seconds`; otherwise a
+  Notice of Disconnection (protocolError: what came cannot be parsed) and
+  the connection closes (RFC 4511 §4.4.1).
+- A connection that is not bound may send PDUs up to
+  `limits.max_pdu_bytes_anonymous` (slapd's sockbuf_max_incoming); each bind
+  sets the codec's limit anew: `limits.max_pdu_bytes` once bound, the
+  anonymous one after a failed bind.
+- A closed connection drops its operations, their unwritten replies and
+  its paged-results cursors.
 - After a StartTLS request (RFC 4511 §4.14), whatever the client sent
   before the TLS handshake is discarded, never run inside the TLS session.
 - One access-log line per operation, like slapd's stats log. What a
@@ -27,23 +44,27 @@ import itertools
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from directory.dispatch import RESPONSE_FOR, handle
 from directory.dsa import DSA
-from directory.operation import Operation, Replies, Reply, Session
-from directory.protocol.codec import LDAPConnection, encode
+from directory.operation import Operation, Replies, Reply, Session, Tick
+from directory.protocol.codec import LDAPConnection, Limits, encode
 from directory.protocol.controls import parse_controls
 from directory.protocol.filter import format as format_filter
 from directory.protocol.messages import (
     NOTICE_OF_DISCONNECTION,
     AbandonRequest,
+    BindRequest,
     ExtendedResponse,
     LDAPMessage,
     Result,
@@ -56,6 +77,9 @@ log = logging.getLogger("certdir.directory")
 access = logging.getLogger("certdir.access")
 
 SLICE = 64
+SLICE_BYTES = 256 * 1024
+# Operations of one connection whose replies are written in turn; the others wait.
+INTERLEAVED = 4
 # C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the backslash
 # that starts an escape.
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
@@ -71,16 +95,32 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(_escape, text)
 
 
+@dataclass(eq=False)
+class Stream:
+    """An operation's replies still to be written."""
+
+    op: Operation
+    number: int
+    replies: Iterator[Reply | Tick]
+
+
+@implementer(IPushProducer)
 class LDAPServerProtocol(protocol.Protocol):
     def __init__(self, dsa: DSA, session: Session, clock: IReactorTime, tls: Any) -> None:
         self.dsa = dsa
         self.session = session
         self.clock = clock
         self.tls_options = tls
-        self.codec = LDAPConnection(dsa.limits)
+        self.codec = LDAPConnection(self._limits())
         self.closed = False
         self._op_counter = itertools.count()
         self._idle: IDelayedCall | None = None
+        self._pdu: IDelayedCall | None = None
+        self._turn: IDelayedCall | None = None
+        self._running: deque[Stream] = deque()
+        self._waiting: deque[Stream] = deque()
+        self._write_paused = False
+        self._read_paused = False
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer() if self.transport is not None else None
@@ -90,6 +130,8 @@ class LDAPServerProtocol(protocol.Protocol):
             self.session.start_tls = self._start_tls
         if self.dsa.config.idle_timeout:
             self._idle = self.clock.callLater(self.dsa.config.idle_timeout, self._idle_timeout)
+        if self.transport is not None:
+            self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
 
     def _idle_timeout(self) -> None:
         access.info("conn=%d idle timeout", self.session.conn_id)
@@ -104,30 +146,98 @@ class LDAPServerProtocol(protocol.Protocol):
         # Whatever the client sent after the StartTLS request came in clear, before
         # the handshake: it must never run inside the TLS session (STARTTLS
         # command injection); it is dropped, as slapd does.
-        self.codec = LDAPConnection(self.dsa.limits)
+        self.codec = LDAPConnection(self._limits())
+
+    def _limits(self) -> Limits:
+        if not self.session.anonymous:
+            return self.dsa.limits
+        return replace(self.dsa.limits, max_pdu=min(self.dsa.limits.max_pdu,
+                                                    self.dsa.config.max_pdu_bytes_anonymous))
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self.closed = True
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
+        for call in (self._idle, self._pdu, self._turn):
+            if call is not None and call.active():
+                call.cancel()
         for op in self.session.outstanding.values():
             op.abandoned = True
+        self.session.outstanding.clear()
+        self.session.paged.clear()
+        self._running.clear()
+        self._waiting.clear()
         access.info("conn=%d fd=0 closed", self.session.conn_id)
+
+    # IPushProducer: the transport pauses us while its write buffer is full.
+    def pauseProducing(self) -> None:
+        self._write_paused = True
+        self._pace_reading()
+
+    def resumeProducing(self) -> None:
+        self._write_paused = False
+        self._schedule()
+
+    def stopProducing(self) -> None:
+        self.closed = True
 
     def dataReceived(self, data: bytes) -> None:
         if self.closed:
             return
         if self._idle is not None and self._idle.active():
             self._idle.reset(self.dsa.config.idle_timeout)
+        self.codec.receive_data(data)
+        if not self._read_paused:
+            self._read_requests()
+
+    def _busy(self) -> bool:
+        """Whether to stop reading: the client does not read its responses, or it
+        has as many operations in progress as it may."""
+        config = self.dsa.config
+        most = config.max_outstanding_anonymous if self.session.anonymous else (
+            config.max_outstanding)
+        return self._write_paused or len(self.session.outstanding) >= most
+
+    def _read_requests(self) -> None:
+        """Run the buffered requests, as many as `_busy` lets in."""
         codec = self.codec
-        codec.receive_data(data)
+        started = False
         try:
             for message in codec.requests():
+                started = True
                 self.dispatch(message)
                 if self.closed or self.codec is not codec:
                     return
+                if self._busy():
+                    break
         except ProtocolError as e:
             self.disconnect(e)
+            return
+        self._pace_reading()
+        self._time_pdu(started)
+
+    def _pace_reading(self) -> None:
+        busy = self._busy()
+        if busy != self._read_paused and self.transport is not None and not self.closed:
+            self._read_paused = busy
+            if busy:
+                self.transport.pauseProducing()  # type: ignore[attr-defined]
+            else:
+                self.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def _time_pdu(self, started: bool) -> None:
+        """A started PDU must be complete within limits.pdu_seconds (a client
+        trickling bytes holds the connection no longer); taking a PDU restarts it."""
+        timing = self._pdu is not None and self._pdu.active()
+        incomplete = self.codec.buffered > 0 and not self._read_paused
+        if timing and (started or not incomplete):
+            assert self._pdu is not None
+            self._pdu.cancel()
+            timing = False
+        if incomplete and not timing:
+            self._pdu = self.clock.callLater(self.dsa.config.pdu_seconds, self._pdu_timeout)
+
+    def _pdu_timeout(self) -> None:
+        self.disconnect(ProtocolError(
+            f"PDU not complete within {self.dsa.config.pdu_seconds} s"))
 
     def disconnect(self, error: ProtocolError) -> None:
         access.info("conn=%d PROTOCOL ERROR %s", self.session.conn_id, printable(error.message))
@@ -138,6 +248,8 @@ class LDAPServerProtocol(protocol.Protocol):
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
+            # A TLS transport shuts down only once no producer is registered.
+            self.transport.unregisterProducer()  # type: ignore[attr-defined]
             self.transport.loseConnection()
 
     def write(self, message: LDAPMessage) -> None:
@@ -191,39 +303,73 @@ class LDAPServerProtocol(protocol.Protocol):
         self.finish(op, op_number, [self.failure(op, error)])
 
     def finish(self, op: Operation, op_number: int, replies: Replies) -> None:
-        self.send(op, op_number, iter(replies))
+        """Write `replies` now when nothing else of this connection waits, else in turn."""
+        stream = Stream(op, op_number, iter(replies))
+        if self.closed:
+            self.done(op, op_number, None)
+            return
+        if self._running or self._waiting or self._write_paused:
+            self._waiting.append(stream)
+        elif not self.send(stream):
+            self._running.append(stream)
+        self._schedule()
 
-    def send(self, op: Operation, op_number: int, replies: Iterator[Reply]) -> None:
-        """Write up to SLICE replies at once, then continue on a later reactor turn."""
+    def _schedule(self) -> None:
+        """A turn when replies wait to be written or requests to be read."""
+        if self.closed or self._write_paused or (self._turn is not None and self._turn.active()):
+            return
+        if self._running or self._waiting or (self._read_paused and not self._busy()):
+            self._turn = self.clock.callLater(0, self._take_turn)
+
+    def _take_turn(self) -> None:
+        """One slice of one operation per reactor turn, whatever this connection
+        asked for, so that other connections are served in between."""
+        if self.closed or self._write_paused:
+            return
+        while self._waiting and len(self._running) < INTERLEAVED:
+            self._running.append(self._waiting.popleft())
+        if self._running:
+            stream = self._running.popleft()
+            if not self.send(stream):
+                self._running.append(stream)
+        if self._read_paused and not self._busy():
+            self._read_requests()
+        self._schedule()
+
+    def send(self, stream: Stream) -> bool:
+        """Write up to SLICE replies (SLICE_BYTES) of `stream`, fewer if it ticks;
+        True once its final response is written."""
+        op, op_number = stream.op, stream.number
         out: list[bytes] = []
+        size = 0
         try:
-            for _ in range(SLICE):
-                reply = next(replies, None)
-                if reply is None:
-                    return
+            while len(out) < SLICE and size < SLICE_BYTES:
                 if op.abandoned or self.closed:
                     self.done(op, op_number, None)
-                    return
+                    return True
+                reply = next(stream.replies, None)
+                if reply is None:
+                    self.done(op, op_number, None)
+                    return True
+                if isinstance(reply, Tick):
+                    return False
                 out.append(encode(LDAPMessage(op.message_id, reply.op, reply.controls)))
+                size += len(out[-1])
                 result = getattr(reply.op, "result", None)
                 if result is not None:
                     self.flush(out)
                     self.done(op, op_number, result)
                     if op.after is not None:
                         op.after()
-                    return
+                    return True
         except LDAPError as e:
-            self.flush(out)
-            self.send(op, op_number, iter([self.failure(op, e)]))
-            return
+            stream.replies = iter([self.failure(op, e)])
         except Exception:
             log.exception("conn=%d op=%d failed", self.session.conn_id, op_number)
-            self.flush(out)
-            self.send(op, op_number, iter([self.failure(op, _internal())]))
-            return
+            stream.replies = iter([self.failure(op, _internal())])
         finally:
             self.flush(out)
-        self.clock.callLater(0, self.send, op, op_number, replies)
+        return False
 
     def flush(self, out: list[bytes]) -> None:
         if out and self.transport is not None and not self.closed:
@@ -232,6 +378,8 @@ class LDAPServerProtocol(protocol.Protocol):
 
     def done(self, op: Operation, op_number: int, result: Result | None) -> None:
         self.session.outstanding.pop(op.message_id, None)
+        if isinstance(op.request, BindRequest):
+            self.codec.limits = self._limits()
         if not self.dsa.config.access_log:
             return
         elapsed = (time.monotonic() - op.started) * 1000

@@ -10,6 +10,12 @@
 - Size limit: the smaller of the client's and the server's (the root DN is
   not bound by the server's); time limit likewise. Exceeding one returns
   what was found so far and sizeLimitExceeded (4) / timeLimitExceeded (3).
+  A paged search is one search: the size limit counts the entries of all
+  its pages, and the page that reaches it while more entries remain ends
+  with sizeLimitExceeded and an empty cookie (as slapd does).
+- The scan yields `TICK` every `TICK_EVERY` candidates, matching or not, so
+  the server serves other clients while it runs; paged and sorted searches
+  gather their matches the same way before the first entry is sent.
 - Aliases (RFC 4512 §2.6): with derefAliases finding/always the base is
   dereferenced; with searching/always aliases in scope are replaced by
   the entries they name (for subtree scopes, with their subtrees).
@@ -37,7 +43,7 @@ from directory.backend import Equal, IndexQuery, Union
 from directory.dsa import DSA
 from directory.entry import Entry, find
 from directory.matching import InvalidValue
-from directory.operation import Operation, Replies, Reply
+from directory.operation import TICK, Operation, Replies, Reply, Tick
 from directory.operational import COMPUTED, computed
 from directory.ops import assertion
 from directory.predicates import Predicate, compile_filter
@@ -67,14 +73,18 @@ from directory.search_plan import exact, plan
 from directory.selection import Selection, encode_entry, select, wants_computed
 
 MAX_ALIAS_HOPS = 16
+# Candidates looked at between two ticks: a slice of work of a few milliseconds.
+TICK_EVERY = 256
 
 
 @dataclass
 class Cursor:
-    """A paged search's remaining entries, kept between pages."""
+    """A paged search's remaining entries, kept between pages, and how many
+    entries its pages returned so far."""
 
     request: SearchRequest
     entries: list[Entry]
+    returned: int = 0
 
 
 def handle(op: Operation) -> Replies:
@@ -92,20 +102,30 @@ def handle(op: Operation) -> Replies:
     matches = _matches(op, request, base)
     if paged is None and SORT_REQUEST not in op.controls:
         return _stream(op, request, matches)
+    return _gathered(op, request, matches, paged)
+
+
+def _gathered(op: Operation, request: SearchRequest, matches: Iterable[Entry | Reply | Tick],
+              paged: PagedResults | None) -> Iterator[Reply | Tick]:
+    """A sorted or paged search: every match first, then the (first) page."""
     found: list[Entry] = []
     references: list[Reply] = []
     for item in matches:
-        if isinstance(item, Reply):
+        if isinstance(item, Tick):
+            yield item
+        elif isinstance(item, Reply):
             references.append(item)
         else:
             found.append(item)
     controls: list[Control] = []
     if SORT_REQUEST in op.controls:
         controls.append(_sort(op, found, op.controls[SORT_REQUEST]))
+    yield from references
     if paged is None:
-        return [*references, *_page(op, request, found, _size_limit(op, request)),
-                *_with_controls(controls)]
-    return [*references, *_first_page(op, request, found, paged, controls)]
+        yield from _page(op, request, found, _size_limit(op, request))
+        yield from _with_controls(controls)
+        return
+    yield from _first_page(op, request, found, paged, controls)
 
 
 def _special(op: Operation, request: SearchRequest, entry: Entry) -> Iterator[Reply]:
@@ -146,7 +166,7 @@ def _follow(dsa: DSA, entry: Entry) -> Entry:
     return entry
 
 
-def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry | Reply]:
+def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry | Reply | Tick]:
     """Entries matching the filter, and continuation references, in scope."""
     dsa = op.dsa
     if not base:
@@ -175,14 +195,18 @@ def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry 
 
 def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate | None,
           query: IndexQuery | None, referrals: dict[DN, Entry], deref: bool,
-          deadline: float | None) -> Iterator[Entry | Reply]:
+          deadline: float | None) -> Iterator[Entry | Reply | Tick]:
     dsa = op.dsa
     seen: set[int] = set()
     pending = [(base, request.scope)]
+    looked = 0
     while pending:
         start, scope = pending.pop()
         below = [dn for dn in referrals if dn.is_descendant_of(start)]
         for found in dsa.backend.search(start, scope, query):
+            looked += 1
+            if looked % TICK_EVERY == 0:
+                yield TICK
             entry = found
             if deadline is not None and time.monotonic() > deadline:
                 raise LDAPError(ResultCode.TIME_LIMIT_EXCEEDED, "time limit exceeded")
@@ -229,11 +253,11 @@ def _entry_reply(op: Operation, request: SearchRequest, entry: Entry,
 
 
 def _stream(op: Operation, request: SearchRequest,
-            matches: Iterable[Entry | Reply]) -> Iterator[Reply]:
+            matches: Iterable[Entry | Reply | Tick]) -> Iterator[Reply | Tick]:
     limit = _size_limit(op, request)
     try:
         for item in matches:
-            if isinstance(item, Reply):
+            if not isinstance(item, Entry):
                 yield item
                 continue
             if limit and op.entries >= limit:
@@ -264,33 +288,43 @@ def _with_controls(controls: list[Control]) -> list[Reply]:
 
 
 def _first_page(op: Operation, request: SearchRequest, entries: list[Entry],
-                paged: PagedResults, controls: list[Control]) -> list[Reply]:
+                paged: PagedResults, controls: list[Control]) -> Iterator[Reply]:
     size = paged.size or len(entries)
-    return _emit_page(op, request, entries, size, controls)
+    return _emit_page(op, request, Cursor(request, entries), size, controls)
 
 
-def _emit_page(op: Operation, request: SearchRequest, entries: list[Entry], size: int,
-               controls: list[Control]) -> list[Reply]:
-    page, rest = entries[:size], entries[size:]
-    replies = list(_page(op, request, page, _size_limit(op, request)))
-    if replies and isinstance(replies[-1].op, SearchResultDone):
-        return replies
+def _emit_page(op: Operation, request: SearchRequest, cursor: Cursor, size: int,
+               controls: list[Control]) -> Iterator[Reply]:
+    """The next `size` entries of `cursor`, fewer where the size limit ends the search."""
+    entries = cursor.entries
+    limit = _size_limit(op, request)
+    end = min(size, limit - cursor.returned) if limit else size
+    page, rest = entries[:end], entries[end:]
+    for entry in page:
+        op.entries += 1
+        yield _entry_reply(op, request, entry)
+    returned = cursor.returned + len(page)
+    if rest and limit and returned >= limit:
+        yield Reply(SearchResultDone(Result(ResultCode.SIZE_LIMIT_EXCEEDED, "",
+                                            "size limit exceeded")),
+                    (*controls, PagedResults(0, b"").to_control()))
+        return
     cookie = b""
     if rest:
         cookie = secrets.token_bytes(12)
-        op.session.paged[cookie] = Cursor(request, rest)
+        op.session.paged[cookie] = Cursor(request, rest, returned)
     controls = [*controls, PagedResults(len(entries), cookie).to_control()]
-    return [*replies, Reply(SearchResultDone(SUCCESS), tuple(controls))]
+    yield Reply(SearchResultDone(SUCCESS), tuple(controls))
 
 
-def _next_page(op: Operation, request: SearchRequest, paged: PagedResults) -> list[Reply]:
+def _next_page(op: Operation, request: SearchRequest, paged: PagedResults) -> Replies:
     cursor = op.session.paged.pop(paged.cookie, None)
     if not isinstance(cursor, Cursor) or cursor.request.base != request.base or (
             cursor.request.filter != request.filter):
         raise LDAPError(ResultCode.UNWILLING_TO_PERFORM, "unknown paged results cookie")
     if paged.size == 0:
         return [Reply(SearchResultDone(SUCCESS), (PagedResults(0, b"").to_control(),))]
-    return _emit_page(op, request, cursor.entries, paged.size, [])
+    return _emit_page(op, request, cursor, paged.size, [])
 
 
 def _sort(op: Operation, entries: list[Entry], keys: tuple[SortKey, ...]) -> Control:

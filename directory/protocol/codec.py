@@ -5,6 +5,8 @@
   RFC 4511 §4.1.1 the caller then sends a Notice of Disconnection and closes.
 - A PDU larger than `Limits.max_pdu` is refused as soon as its header is
   seen, before it is buffered (RFC 4511 §4.1.1 lets the server drop it).
+  `LDAPConnection.limits` may be replaced between PDUs: the next PDU is
+  checked against the new limits (a server allows bound clients more).
 - messageID is 1..maxInt in requests (0 is reserved for unsolicited
   notifications, RFC 4511 §4.1.1.1).
 - Every string field (LDAPString, LDAPDN, LDAPOID) must be valid UTF-8.
@@ -585,11 +587,18 @@ class LDAPConnection:
     def receive_data(self, data: bytes) -> None:
         self._buffer += data
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet yielded: once `requests()` is exhausted, the
+        start of a PDU still incomplete."""
+        return len(self._buffer)
+
     def requests(self) -> Iterator[LDAPMessage]:
-        """Yield each complete request buffered so far; raise ProtocolError."""
+        """Yield each complete request buffered so far; raise ProtocolError.
+        Stopping early leaves the requests not yet yielded buffered."""
         buf = self._buffer
-        limits = self.limits
         while True:
+            limits = self.limits
             header = ber.header_length(buf)
             if header is None:
                 return

@@ -382,8 +382,9 @@ def test_thousand_pipelined_requests_all_answered(session: Session) -> None:
     assert done == dict.fromkeys(range(1, 1001), 0)
 
 
-def test_bind_with_megabyte_dn_is_answered(session: Session) -> None:
-    name = ("cn=" + "x" * 1_000_000 + f",{SUFFIX}").encode()
+def test_bind_with_200k_dn_is_answered(session: Session) -> None:
+    # Just under the PDU limit of a connection not bound (test069 pins what is above it).
+    name = ("cn=" + "x" * 200_000 + f",{SUFFIX}").encode()
     session.send(message(1, tlv(0x60, integer(3) + tlv(0x04, name) + tlv(0x80, b"secret"))))
     outcome = session.read(answered(1, BIND_RESPONSE))
     # invalidDNSyntax or invalidCredentials; never success, never a dropped session.

@@ -361,6 +361,27 @@ def test_oversized_pdu_refused_with_short_form_header() -> None:
         drain(conn)
 
 
+def test_replaced_limits_apply_to_the_next_pdu() -> None:
+    bind = h("300c 020101 6007 020103 0400 8000")
+    conn = LDAPConnection(Limits(max_pdu=len(bind)))
+    conn.receive_data(bind + h("3081 80") + bytes(0x80))
+    requests = conn.requests()
+    assert next(requests).message_id == 1
+    conn.limits = Limits(max_pdu=len(bind) - 1)
+    with pytest.raises(ProtocolError):
+        next(requests)
+
+
+def test_stopping_early_leaves_the_rest_buffered() -> None:
+    bind, unbind = h("300c 020101 6007 020103 0400 8000"), h("3005 020102 4200")
+    conn = LDAPConnection()
+    conn.receive_data(bind + unbind + bind[:5])
+    assert next(conn.requests()).message_id == 1
+    assert conn.buffered == len(unbind) + 5
+    assert [m.message_id for m in drain(conn)] == [2]
+    assert conn.buffered == 5
+
+
 def nested_not(depth: int) -> bytes:
     inner = h("870163")
     for _ in range(depth):

@@ -26,6 +26,12 @@ def test_minimal_defaults(tmp_path: Path) -> None:
     assert [str(u) for u in config.listen] == ["ldap://127.0.0.1:3389"]
 
 
+def test_connection_limit_defaults(tmp_path: Path) -> None:
+    d = from_mapping(minimal(), tmp_path).directory
+    assert (d.max_pdu_bytes_anonymous, d.max_outstanding, d.max_outstanding_anonymous,
+            d.pdu_seconds) == (262144, 1000, 100, 30)
+
+
 BAD = [
     ("missing suffix", {"root": {"password_hash": HASH}}, "suffix: required key is missing"),
     ("clear password", {"suffix": "o=x", "root": {"password_hash": "secret"}},
@@ -35,6 +41,10 @@ BAD = [
     ("wrong type", minimal(limits={"size": "many"}), "limits.size: expected an integer"),
     ("bool is not an int", minimal(limits={"size": True}), "limits.size: expected an integer"),
     ("negative", minimal(limits={"time": -1}), "limits.time: -1 is not allowed"),
+    ("no time for a PDU", minimal(limits={"pdu_seconds": 0}),
+     "limits.pdu_seconds: 0 is not allowed"),
+    ("no outstanding operation", minimal(limits={"max_outstanding_anonymous": 0}),
+     "limits.max_outstanding_anonymous: 0 is not allowed"),
     ("bad listen scheme", minimal(listen=["http://x:1"]), "listen[0]"),
     ("ldaps without tls", minimal(listen=["ldaps://127.0.0.1:636"]), "needs a tls section"),
     ("bad referral", minimal(referral={"default": ["http://x"]}), "referral.default[0]"),
