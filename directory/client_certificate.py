@@ -6,8 +6,8 @@
   `tls.ca_certificate`) signed it directly. The session then holds its DER
   (`Session.tls_client_cert`) and its subject as RFC 4514 writes it
   (`Session.tls_subject`). A certificate of any other CA, or a self-signed
-  one, is ignored as if none had been sent: its subject is whatever its
-  maker wrote, so no rule or bind may see it.
+  one, or one that does not parse, is ignored as if none had been sent:
+  its subject is whatever its maker wrote, so no rule or bind may see it.
 - Validity period, revocation and the entry a certificate belongs to are
   asked at every SASL EXTERNAL bind (`directory.ops.sasl_external`), never
   remembered from the handshake.
@@ -47,5 +47,9 @@ def peer_certificate(transport: Any, cas: Iterable[x509.Certificate]) -> x509.Ce
     presented = transport.getPeerCertificate()
     if presented is None:
         return None
-    certificate: x509.Certificate = presented.to_cryptography()
-    return certificate if issued_by(certificate, cas) else None
+    try:
+        certificate: x509.Certificate = presented.to_cryptography()
+        return certificate if issued_by(certificate, cas) else None
+    except ValueError:
+        # Names or extensions cryptography cannot parse: no trusted CA issues those.
+        return None
