@@ -19,9 +19,11 @@
     (none, or several: no mapping);
   - subject: the first `sasl.subject` rule whose pattern matches the subject
     (RFC 4514 string) names the entry; without rules, the subject DN itself.
-  The entry must exist. No rule finding one: invalidCredentials (49). The
-  root DN never binds by certificate: its credential is the configured
-  password.
+  The first rule that names a DN decides, and that entry must exist (a
+  certificate the CA issued for an entry since deleted does not fall
+  through to another entry with its mail address); no rule naming one:
+  invalidCredentials (49). The root DN never binds by certificate: its
+  credential is the configured password.
 - An authzId in the credentials (RFC 4422 §3.4.1, RFC 4513 §5.2.1.8: "dn:"
   form) other than the mapped identity must be one the access policy lets
   that identity act as (`may_proxy`, the rule of proxied authorization);
@@ -121,11 +123,15 @@ def identity(dsa: DSA, der: bytes) -> DN:
     """The entry the client certificate `der` authenticates, by the `sasl.map` rules."""
     certificate = x509.load_der_x509_certificate(der)
     _check_usable(dsa, certificate)
+    subject = certificate.subject.rfc4514_string()
     for name in dsa.config.sasl.maps:
         dn = MAPS[name](dsa, der, certificate)
-        if dn is not None and dn != dsa.root_dn and dsa.backend.get(dn) is not None:
-            return dn
-    raise _refused(f"no entry for the client certificate {certificate.subject.rfc4514_string()}")
+        if dn is None:
+            continue
+        if dn == dsa.root_dn or dsa.backend.get(dn) is None:
+            raise _refused(f"the client certificate {subject} names no entry here ({dn})")
+        return dn
+    raise _refused(f"no entry for the client certificate {subject}")
 
 
 def _authorized(op: Operation, authenticated: DN, credentials: bytes) -> DN:

@@ -9,7 +9,8 @@
    as that person too.
 4. After `certdir ca revoke` the certificate gets invalidCredentials (49)
    from the running server; on hold (certificateHold) too, and after `ca
-   release` it binds again.
+   release` it binds again. Once its entry is deleted, a certificate the CA
+   issued for it gets invalidCredentials (49) too.
 5. A certificate of a CA the server does not trust (made with openssl): the
    handshake still succeeds and the certificate is ignored: an anonymous
    WhoAmI works, EXTERNAL gets inappropriateAuthentication (48).
@@ -41,7 +42,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.integration.conftest import SUFFIX, Server, make_server
 
-PEOPLE = ("Alice", "Bob", "Carol", "Dave", "Erin", "Frank")
+PEOPLE = ("Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Gina")
 PARTNER = "O=Partner,CN=Partner CA"
 NOW = dt.datetime.now(dt.UTC)
 
@@ -239,6 +240,15 @@ def test_held_certificate_is_refused_until_released(world: World) -> None:
     server.certdir("ca", "release", "--data-dir", str(server.data_dir), serial)
     assert printed_dn(external(server, server.ldaps_uri, cert, key)) == \
         f"dn:{person_dn('Dave')}".lower()
+
+
+def test_certificate_of_a_deleted_entry_is_refused(world: World) -> None:
+    server = world.server
+    _, cert, key = issue(world, "gina-tls", "tls-client", person_dn("Gina"))
+    done = server.tool("ldapdelete", person_dn("Gina"))
+    assert done.returncode == 0, done.stderr
+    refused = external(server, server.ldaps_uri, cert, key)
+    assert refused.returncode == 49, refused.stderr
 
 
 def test_foreign_ca_certificate_is_ignored(world: World) -> None:
