@@ -4,8 +4,8 @@
   unknown mechanism: authMethodNotSupported (bind.py).
 - The credentials are the certificate the TLS session holds, one a trusted
   CA issued (`directory.client_certificate`). Without one (no TLS, no
-  certificate, or another CA's): inappropriateAuthentication (48), as slapd
-  answers.
+  certificate, or another CA's): inappropriateAuthentication (48; RFC 4511
+  Appendix A: the client supplied no credentials).
 - The certificate must be within its validity period now and, when it
   names extended key usages, allow clientAuth or emailProtection (RFC 5280
   §4.2.1.12: a server's certificate does not authenticate a person); else
