@@ -6,8 +6,10 @@
 - At start, the directory's TLS certificate is renewed when it expires
   within `ca.tls_renew_days` or was not issued by this CA.
 - While serving, the CA answers certificate requests over LDAP
-  (`ca.ldap_request`), and (the first worker only) a full and a delta CRL are issued
-  every `ca.crl.interval_minutes` once the last CRL is past half its
+  (`ca.ldap_request`), tells the directory whom a client certificate it
+  issued belongs to (`ca.client_identity`, for SASL EXTERNAL), and (the
+  first worker only) a full and a delta CRL are issued every
+  `ca.crl.interval_minutes` once the last CRL is past half its
   life: signed on the reactor's thread pool, recorded through the
   directory's single writer, then written to the public folder.
 """
@@ -22,6 +24,7 @@ from twisted.internet.task import LoopingCall
 
 from ca import crl
 from ca.authority import Authority, has_ca, unlock
+from ca.client_identity import certificate_identity
 from ca.ldap_request import CERTIFICATE_REQUEST, handler
 from ca.pool import Slow, on_pool
 from ca.public import write_crls
@@ -47,6 +50,7 @@ def attach(reactor: Any, dsa: DSA, authority: Authority, config: Config, worker:
     # Signing for LDAP requests and CRLs runs on the reactor's bounded thread pool.
     slow = on_pool(reactor, reactor.getThreadPool())
     dsa.extensions[CERTIFICATE_REQUEST] = handler(authority, slow)
+    dsa.certificate_identity = certificate_identity(authority, dsa)
     if worker == 0:
         _schedule_crls(reactor, dsa, authority, config, slow)
 

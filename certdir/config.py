@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,13 @@ from ca.policy import DEFAULT_POLICIES, POLICIES
 from ca.profiles import load_profiles
 from ca.web.config import WebConfig
 from directory.acl.rules import Proxy, Rule, RuleError, parse_proxies, parse_rules
-from directory.config import DEFAULT_INDEXES, DirectoryConfig
+from directory.config import (
+    CERTIFICATE_MAPS,
+    DEFAULT_INDEXES,
+    DirectoryConfig,
+    SASLConfig,
+    SubjectRule,
+)
 from kms.config import KMSConfig, SMTPConfig
 
 CONFIG_FILE = "certdir.yaml"
@@ -237,6 +244,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     schema = top.section("schema")
     extra_schema = tuple(data_dir / p for p in schema.strings("paths", ()))
     schema.finish()
+    sasl = _sasl(top.section("sasl"))
     http, web = _http(top.section("http"), tls is not None)
     ca = _ca(top.section("ca"), data_dir, listen, http) if "ca" in top.data else None
     kms = _kms(top.section("kms"), data_dir, http) if "kms" in top.data else None
@@ -276,6 +284,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             cache_entries=cache_entries,
             schema_paths=extra_schema,
             access_log=access_log,
+            sasl=sasl,
         ),
     )
 
@@ -292,6 +301,29 @@ def _access_rules(section: _Section) -> tuple[tuple[Rule, ...] | None, tuple[Pro
     except RuleError as e:
         raise ConfigError(str(e)) from None
     return rules, proxies
+
+
+def _sasl(section: _Section) -> SASLConfig:
+    """`sasl`: SASL EXTERNAL on or off, how a certificate maps to its entry
+    (`map`, tried in order) and the `subject` rules (regex -> DN template)."""
+    external = section.get("external", bool, True)
+    maps = section.strings("map", CERTIFICATE_MAPS)
+    for i, name in enumerate(maps):
+        if name not in CERTIFICATE_MAPS:
+            raise ConfigError(f"{section.key('map')}[{i}]: unknown mapping {name!r} "
+                              f"(known: {', '.join(CERTIFICATE_MAPS)})")
+    rules = []
+    for i, item in enumerate(section.get("subject", list, [])):
+        rule = _Section(item, f"{section.key('subject')}[{i}]")
+        pattern = rule.get("match", str)
+        try:
+            compiled = re.compile(pattern, re.IGNORECASE)
+        except re.error as e:
+            raise ConfigError(f"{rule.key('match')}: not a regular expression: {e}") from None
+        rules.append(SubjectRule(compiled, rule.get("dn", str)))
+        rule.finish()
+    section.finish()
+    return SASLConfig(external, maps, tuple(rules))
 
 
 def _http(section: _Section, has_tls: bool) -> tuple[tuple[HTTPURL, ...], WebConfig]:

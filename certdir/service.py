@@ -6,7 +6,9 @@
   schema refutes (an unknown attribute, a DN that does not parse), is a
   ConfigError naming it.
 - `serve` listens on every configured URL; ldaps:// wraps the listener in
-  TLS, ldap:// offers StartTLS when a certificate is configured.
+  TLS, ldap:// offers StartTLS when a certificate is configured. LDAP's TLS
+  asks clients for a certificate from the CAs of `tls.ca_certificate` or
+  the built-in CA's chain (SASL EXTERNAL); the https site does not.
 - SIGTERM and SIGINT stop listening, let the writer finish its committed
   work and close the database.
 - The web service (`certdir.web_service`) runs when there is a CA; a web
@@ -30,6 +32,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
 
 from certdir.config import CONFIG_FILE, HTTPURL, Config, ConfigError, ListenURL
 from certdir.tls import server_context
@@ -92,6 +96,18 @@ def offline_directory(config: Config) -> Iterator[DSA]:
         dsa.backend.close()
 
 
+def client_cas(config: Config, authority: Authority | None) -> tuple[x509.Certificate, ...]:
+    """The CA certificates whose client certificates LDAP sessions accept."""
+    assert config.tls is not None
+    path = config.tls.ca_certificate
+    try:
+        trusted = x509.load_pem_x509_certificates(path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"tls.ca_certificate: {path}: {e}") from None
+    chain = authority.chain if authority is not None else ()
+    return tuple(dict.fromkeys((*trusted, *chain)))
+
+
 def _configure_logging(access_log: bool, worker: int) -> None:
     handler = logging.StreamHandler(sys.stdout)
     prefix = f"[{worker}] " if worker else ""
@@ -137,22 +153,27 @@ def serve_worker(config: Config,
     _configure_logging(config.directory.access_log, worker)
     dsa = open_directory(config, reactor, worker)
     tls: Any = None
+    ldap_tls: Any = None
     if config.tls is not None:
         tls = server_context(config.tls.certificate, config.tls.key)
+        dsa.client_cas = client_cas(config, authority)
+        ldap_tls = server_context(config.tls.certificate, config.tls.key, dsa.client_cas)
     # Connection ids stay unique across workers: each counts in its own range.
     ids = itertools.count(1000 + worker * 100_000_000)
     failures: list[str] = []
     for url in config.listen:
         implicit_tls = url.scheme == "ldaps"
-        factory: Any = LDAPServerFactory(dsa, reactor, ids, tls, implicit_tls=implicit_tls)
+        factory: Any = LDAPServerFactory(dsa, reactor, ids, ldap_tls,
+                                         implicit_tls=implicit_tls)
         if sockets is not None:
             if implicit_tls:
-                factory = TLSMemoryBIOFactory(tls, False, factory)
+                factory = TLSMemoryBIOFactory(ldap_tls, False, factory)
             reactor.adoptStreamPort(sockets[url].fileno(), socket.AF_INET, factory)
             log.info("listening on %s", url)
             continue
         endpoint: Any = (
-            SSL4ServerEndpoint(reactor, url.port, tls, backlog=BACKLOG, interface=url.host)
+            SSL4ServerEndpoint(reactor, url.port, ldap_tls, backlog=BACKLOG,
+                               interface=url.host)
             if implicit_tls else
             TCP4ServerEndpoint(reactor, url.port, backlog=BACKLOG, interface=url.host))
         endpoint.listen(factory).addCallbacks(

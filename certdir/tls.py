@@ -9,12 +9,20 @@
   versions); TLS 1.2 offers only ECDHE key exchange with AEAD ciphers
   (AES-GCM, ChaCha20-Poly1305; RFC 9325 §4.2), never CBC with SHA-1 MACs.
   TLS 1.3's suites are all AEAD.
+- LDAP contexts ask the client for a certificate, naming the trusted CAs
+  (RFC 8446 §4.3.2 certificate_authorities), and never require one. The
+  handshake accepts whatever certificate comes: which ones count is decided
+  after it (`directory.client_certificate`), so an S/MIME certificate
+  (emailProtection only, which OpenSSL's TLS-client purpose check refuses)
+  or an expired one reaches the SASL EXTERNAL bind, which says why it fails.
+  The https site is never asked for one: browsers would offer a picker.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,19 +90,33 @@ def bootstrap(cert_path: Path, key_path: Path, ca_path: Path, hosts: list[str]) 
     ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
 
 
-def server_context(cert_path: Path, key_path: Path) -> Any:
-    """Twisted TLS options for the server, TLS 1.2 or newer."""
+def server_context(cert_path: Path, key_path: Path,
+                   client_cas: Sequence[x509.Certificate] = ()) -> Any:
+    """Twisted TLS options for the server, TLS 1.2 or newer; with `client_cas`,
+    asking clients for a certificate issued by one of them."""
+    from OpenSSL import SSL, crypto
     from twisted.internet import ssl
 
     blocks = _pem_blocks(cert_path.read_bytes())
     leaf = ssl.PrivateCertificate.loadPEM(blocks[0] + b"\n" + key_path.read_bytes())
-    return ssl.CertificateOptions(
+    options = ssl.CertificateOptions(
         privateKey=leaf.privateKey.original,
         certificate=leaf.original,
         extraCertChain=[ssl.Certificate.loadPEM(b).original for b in blocks[1:]],
         raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
         acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(AEAD_CIPHERS),
     )
+    if client_cas:
+        # Twisted builds every connection from this one cached context.
+        context = options.getContext()
+        context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE, _accept_any)
+        for ca in client_cas:
+            context.add_client_ca(crypto.X509.from_cryptography(ca))
+    return options
+
+
+def _accept_any(connection: Any, certificate: Any, error: int, depth: int, ok: int) -> bool:
+    return True
 
 
 def _pem_blocks(pem: bytes) -> list[bytes]:

@@ -6,6 +6,7 @@ files or environment variables on its own.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,26 @@ from directory.acl.rules import Proxy, Rule
 
 DEFAULT_INDEXES = ("objectClass", "cn", "sn", "givenName", "mail", "uid", "member",
                    "uniqueMember", "userCertificate")
+
+
+# How a SASL EXTERNAL client certificate finds its entry, tried in order
+# (directory.ops.sasl_external).
+CERTIFICATE_MAPS = ("issued", "mail", "subject")
+
+
+@dataclass(frozen=True)
+class SubjectRule:
+    """A certificate subject (RFC 4514 string) matching `match` names the entry
+    `dn`, a template for `re.Match.expand` (\\1 is the first group)."""
+    match: re.Pattern[str]
+    dn: str
+
+
+@dataclass(frozen=True)
+class SASLConfig:
+    external: bool = True
+    maps: tuple[str, ...] = CERTIFICATE_MAPS
+    subject_rules: tuple[SubjectRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,3 +65,4 @@ class DirectoryConfig:
     schema_paths: tuple[Path, ...] = field(default_factory=tuple)
     access_log: bool = True
     server_id: int = 0
+    sasl: SASLConfig = SASLConfig()

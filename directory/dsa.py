@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from cryptography import x509
 from twisted.internet.defer import Deferred
 
 from directory.acl.engine import RulePolicy
@@ -40,6 +41,10 @@ T = TypeVar("T")
 AfterCommit = Callable[[], object]
 # Runs inside the add's transaction; may return what to do once it committed.
 AddHook = Callable[[SQLiteTransaction, Entry], AfterCommit | None]
+# The entry a client certificate (DER) was issued to, from the CA's records; None
+# when the CA did not issue it; LDAPError when it did and the certificate is not
+# good (revoked, on hold, unknown to its records).
+CertificateIdentity = Callable[[bytes], DN | None]
 
 SUBSCHEMA_DN = "cn=Subschema"
 
@@ -66,6 +71,10 @@ class DSA:
         self.extensions: dict[str, ExtendedHandler] = {}
         self.add_hooks: list[AddHook] = []
         self.acl: AccessPolicy = RulePolicy.configured(config, schema, self.root_dn)
+        # CA certificates whose client certificates a TLS session may hold, and
+        # the built-in CA's answer for them (set by the application's wiring).
+        self.client_cas: tuple[x509.Certificate, ...] = ()
+        self.certificate_identity: CertificateIdentity | None = None
 
     def parse_dn(self, text: str) -> DN:
         return DN.parse(text, self.schema)

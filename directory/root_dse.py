@@ -3,7 +3,8 @@
 - The root DSE lists exactly what the server supports: its naming
   context, LDAPv3, the controls of the control registry, the extended
   operations of the extended-operation table, the features of RFC 3674
-  it implements, and where the subschema is.
+  it implements, SASL EXTERNAL when TLS can carry client certificates
+  (RFC 4513 §5.2.3), and where the subschema is.
 - The subschema subentry holds the schema in RFC 4512 §4.1 form, so
   browsers such as Apache Directory Studio and ldap3 can load it.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from directory.dsa import DSA
 from directory.entry import Entry
 from directory.ops.extended import EXTENDED
+from directory.ops.sasl_external import MECHANISM
 from directory.protocol.controls import CONTROLS
 from directory.protocol.dn import DN
 
@@ -26,6 +28,13 @@ FEATURES = (
 )
 
 
+def sasl_mechanisms(dsa: DSA) -> tuple[bytes, ...]:
+    """EXTERNAL when it is on and a TLS session can hold a client certificate."""
+    if dsa.config.sasl.external and dsa.client_cas:
+        return (MECHANISM.encode(),)
+    return ()
+
+
 def root_dse(dsa: DSA) -> Entry:
     values: dict[str, tuple[bytes, ...]] = {
         "objectclass": (b"top", b"extensibleObject"),
@@ -36,7 +45,7 @@ def root_dse(dsa: DSA) -> Entry:
         "supportedextension": tuple(oid.encode()
                                     for oid in sorted({*EXTENDED, *dsa.extensions})),
         "supportedfeatures": tuple(f.encode() for f in FEATURES),
-        "supportedsaslmechanisms": (),
+        "supportedsaslmechanisms": sasl_mechanisms(dsa),
         "vendorname": (VENDOR.encode(),),
         "vendorversion": (VERSION.encode(),),
     }

@@ -32,7 +32,11 @@
   its paged-results cursors.
 - After a StartTLS request (RFC 4511 §4.14), whatever the client sent
   before the TLS handshake is discarded, never run inside the TLS session.
-- One access-log line per operation, like slapd's stats log. What a
+- Once a TLS handshake completes (ldaps:// or StartTLS), the session holds
+  the client's certificate when a trusted CA issued it
+  (`directory.client_certificate`).
+- One access-log line per operation, like slapd's stats log; one run with
+  the proxied authorization control names both identities. What a
   client chose (DNs, filters, messages) is logged with control characters,
   line separators and backslashes escaped (\\xNN, \\uNNNN), so no request can forge
   or split a log line.
@@ -49,12 +53,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHandshakeListener,
+    IPushProducer,
+    IReactorTime,
+)
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from directory.client_certificate import peer_certificate
 from directory.dispatch import RESPONSE_FOR, handle
 from directory.dsa import DSA
 from directory.operation import Operation, Replies, Reply, Session, Tick
@@ -104,7 +115,7 @@ class Stream:
     replies: Iterator[Reply | Tick]
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IHandshakeListener)
 class LDAPServerProtocol(protocol.Protocol):
     def __init__(self, dsa: DSA, session: Session, clock: IReactorTime, tls: Any) -> None:
         self.dsa = dsa
@@ -153,6 +164,12 @@ class LDAPServerProtocol(protocol.Protocol):
             return self.dsa.limits
         return replace(self.dsa.limits, max_pdu=min(self.dsa.limits.max_pdu,
                                                     self.dsa.config.max_pdu_bytes_anonymous))
+
+    def handshakeCompleted(self) -> None:
+        certificate = peer_certificate(self.transport, self.dsa.client_cas)
+        if certificate is not None:
+            self.session.tls_client_cert = certificate.public_bytes(Encoding.DER)
+            self.session.tls_subject = certificate.subject.rfc4514_string()
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self.closed = True
@@ -389,6 +406,8 @@ class LDAPServerProtocol(protocol.Protocol):
         if isinstance(request, SearchRequest):
             detail = (f'base="{request.base}" scope={int(request.scope)} '
                       f'filter="{format_filter(request.filter)}" entries={op.entries}')
+        if op.authz is not None:
+            detail += f' authzid="dn:{op.authz}" by="{self.session.bound}"'
         outcome = "abandoned" if result is None else f"result={int(result.code)}"
         access.info("conn=%d op=%d %s %s %s etime=%.3fms", self.session.conn_id, op_number,
                     name, printable(detail), outcome, elapsed)

@@ -13,8 +13,9 @@
   any other DN with one of its userPassword values.
 - A wrong password and a DN that does not exist both get invalidCredentials
   with the same message, so a client cannot probe which DNs exist.
-- SASL mechanisms, and authentication choices other than simple and SASL
-  (the choice is extensible), are not offered yet: authMethodNotSupported.
+- SASL EXTERNAL is `directory.ops.sasl_external`; other SASL mechanisms,
+  and authentication choices other than simple and SASL (the choice is
+  extensible), are not offered: authMethodNotSupported.
 - Argon2 verification runs off the reactor thread.
 """
 
@@ -25,6 +26,7 @@ from twisted.internet.threads import deferToThread
 
 from directory import passwords
 from directory.operation import Operation, Outcome, Reply
+from directory.ops import sasl_external
 from directory.protocol.dn import DN
 from directory.protocol.messages import SUCCESS, BindRequest, BindResponse
 from directory.protocol.results import LDAPError, ResultCode
@@ -38,11 +40,14 @@ def handle(op: Operation) -> Outcome:
     session = op.session
     session.bound = DN.ROOT
     session.is_root = False
+    session.mechanism = ""
     if request.version != 3:
         raise LDAPError(ResultCode.PROTOCOL_ERROR, f"LDAP version {request.version} unsupported")
     if request.other_method is not None:
         raise LDAPError(ResultCode.AUTH_METHOD_NOT_SUPPORTED,
                         f"authentication choice [{request.other_method & 0x1F}] not supported")
+    if request.mechanism == sasl_external.MECHANISM and op.dsa.config.sasl.external:
+        return sasl_external.bind(op, request)
     if request.mechanism is not None:
         raise LDAPError(ResultCode.AUTH_METHOD_NOT_SUPPORTED,
                         f"SASL mechanism {request.mechanism} not supported")

@@ -1,6 +1,8 @@
 """Extended operations (RFC 4511 §4.12), one table.
 
-- WhoAmI (RFC 4532): "dn:<bound DN>", or empty for anonymous.
+- WhoAmI (RFC 4532): "dn:<DN>" of the authorization identity (the bound
+  DN, or the one the proxied authorization control names, RFC 4532 §2.1),
+  or empty for anonymous.
 - Password Modify (RFC 3062): the identity defaults to the bound entry;
   anonymous clients may not use it (insufficientAccessRights); a user may
   change only their own password, the root DN anyone's; a given old
@@ -19,22 +21,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from directory import passwords
+from directory.acl.identity import identity_of
 from directory.backend.sqlite import SQLiteTransaction
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_modified
 from directory.protocol import ber
 from directory.protocol.ber import children
-from directory.protocol.messages import SUCCESS, ExtendedRequest, ExtendedResponse
+from directory.protocol.messages import START_TLS, SUCCESS, ExtendedRequest, ExtendedResponse
 from directory.protocol.results import LDAPError, ProtocolError, ResultCode
 
 WHOAMI = "1.3.6.1.4.1.4203.1.11.3"
 PASSWORD_MODIFY = "1.3.6.1.4.1.4203.1.11.1"
-START_TLS = "1.3.6.1.4.1.1466.20037"
 
 
 def whoami(op: Operation, value: bytes | None) -> Outcome:
-    session = op.session
-    identity = b"" if session.anonymous else b"dn:" + str(session.bound).encode()
+    who = identity_of(op)
+    identity = b"" if who.anonymous else b"dn:" + str(who.dn).encode()
     return [Reply(ExtendedResponse(SUCCESS, None, identity))]
 
 

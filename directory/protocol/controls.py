@@ -6,11 +6,16 @@
 - A control value that does not decode fails the operation with
   protocolError (2); a control that must not carry a value and does, too.
 - The same control twice in one request is a protocolError.
+- A control that must be critical (proxied authorization, RFC 4370 §3) and
+  is not marked so is a protocolError.
 - The root DSE's supportedControl is `sorted(CONTROLS)`.
 
 Value formats: paged results (RFC 2696 §2), server-side sorting (RFC 2891
 §1.1, §1.2), ManageDsaIT (RFC 3296 §3), assertion (RFC 4528 §3), pre-/post-read
-(RFC 4527 §3), subtree delete (draft-armijo-ldap-treedelete).
+(RFC 4527 §3), subtree delete (draft-armijo-ldap-treedelete), proxied
+authorization (RFC 4370 §3: an authzId, empty for anonymous; on every
+operation but bind and the extended operations that change authentication
+or confidentiality, StartTLS).
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from directory.protocol.filter import Filter, FilterLimits
 from directory.protocol.filter import from_ber as filter_from_ber
 from directory.protocol.messages import (
     MAX_INT,
+    START_TLS,
     AddRequest,
     CompareRequest,
     Control,
     DelRequest,
+    ExtendedRequest,
     ModifyDNRequest,
     ModifyRequest,
     Request,
@@ -44,6 +51,7 @@ ASSERTION = "1.3.6.1.1.12"
 PRE_READ = "1.3.6.1.1.13.1"
 POST_READ = "1.3.6.1.1.13.2"
 SUBTREE_DELETE = "1.2.840.113556.1.4.805"
+PROXIED_AUTHZ = "2.16.840.1.113730.3.4.18"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +74,12 @@ class SortKey:
 @dataclass(frozen=True, slots=True)
 class Present:
     """A control that carries no value."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthzId:
+    """An authzId as sent (RFC 4513 §5.2.1.8): "dn:<DN>", "u:<name>" or "" (anonymous)."""
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +150,12 @@ def parse_assertion(value: bytes | None) -> Filter:
     return filter_from_ber(value, start, end, tag, 0, FilterLimits())
 
 
+def parse_authzid(value: bytes | None) -> AuthzId:
+    if value is None:
+        raise ProtocolError("proxied authorization control needs a value")
+    return AuthzId(value.decode("utf-8", "strict"))
+
+
 def parse_selection(value: bytes | None) -> AttributeSelection:
     data, start, end = _sequence(value)
     names = []
@@ -150,6 +170,14 @@ def parse_selection(value: bytes | None) -> AttributeSelection:
 class ControlSpec:
     parse: Callable[[bytes | None], Any]
     ops: frozenset[type]
+    critical_only: bool = False
+    # Extended operations (requestName) of `ops` the control does not apply to.
+    not_extended: frozenset[str] = frozenset()
+
+    def applies(self, op: Request) -> bool:
+        if type(op) not in self.ops:
+            return False
+        return not (isinstance(op, ExtendedRequest) and op.name in self.not_extended)
 
 
 UPDATES = frozenset({AddRequest, DelRequest, ModifyRequest, ModifyDNRequest})
@@ -165,6 +193,8 @@ CONTROLS: Mapping[str, ControlSpec] = {
     POST_READ: ControlSpec(parse_selection, frozenset({AddRequest, ModifyRequest,
                                                        ModifyDNRequest})),
     SUBTREE_DELETE: ControlSpec(parse_none, frozenset({DelRequest})),
+    PROXIED_AUTHZ: ControlSpec(parse_authzid, WITH_DN | {ExtendedRequest}, critical_only=True,
+                               not_extended=frozenset({START_TLS})),
 }
 
 
@@ -173,13 +203,16 @@ def parse_controls(op: Request, controls: tuple[Control, ...]) -> dict[str, Any]
     parsed: dict[str, Any] = {}
     for control in controls:
         spec = CONTROLS.get(control.oid)
-        if spec is None or type(op) not in spec.ops:
+        if spec is None or not spec.applies(op):
             if control.critical:
                 raise LDAPError(ResultCode.UNAVAILABLE_CRITICAL_EXTENSION,
                                 f"critical control {control.oid} is not supported here")
             continue
         if control.oid in parsed:
             raise LDAPError(ResultCode.PROTOCOL_ERROR, f"control {control.oid} given twice")
+        if spec.critical_only and not control.critical:
+            raise LDAPError(ResultCode.PROTOCOL_ERROR,
+                            f"control {control.oid} must be marked critical")
         try:
             parsed[control.oid] = spec.parse(control.value)
         except (ProtocolError, UnicodeDecodeError) as e:

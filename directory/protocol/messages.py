@@ -25,6 +25,7 @@ Values: TypeAlias = tuple[bytes, ...]
 Attributes: TypeAlias = tuple[tuple[str, Values], ...]
 
 NOTICE_OF_DISCONNECTION = "1.3.6.1.4.1.1466.20036"
+START_TLS = "1.3.6.1.4.1.1466.20037"
 MAX_INT = 2**31 - 1  # RFC 4511 §4.1.1 maxInt
 
 

@@ -1,7 +1,8 @@
 """LDAP result codes and the two error types (RFC 4511 §4.1.9, Appendix A).
 
 - `ResultCode` lists every code RFC 4511 Appendix A assigns, plus the codes of
-  the extensions certdir implements (RFC 3909 Cancel, RFC 4528 assertion).
+  the extensions certdir implements (RFC 3909 Cancel, RFC 4528 assertion,
+  RFC 4370 proxied authorization).
 - `LDAPError` is the one error an operation raises; the server translates it
   into the operation's response (code, matchedDN, diagnosticMessage).
 - `ProtocolError` is raised by the codec for undecodable input; the server
@@ -62,6 +63,7 @@ class ResultCode(enum.IntEnum):
     TOO_LATE = 120
     CANNOT_CANCEL = 121
     ASSERTION_FAILED = 122
+    AUTHORIZATION_DENIED = 123
 
 
 class LDAPError(Exception):

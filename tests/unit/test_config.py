@@ -70,6 +70,12 @@ BAD = [
      "kms.recovery_approvals: 2 approvals but only 1 officers"),
     ("KMS key type", minimal(kms={"encryption_key_type": "dsa"}), "kms.encryption_key_type"),
     ("web listen URL", minimal(http={"listen": ["ftp://x"]}), "http.listen[0]"),
+    ("unknown certificate mapping", minimal(sasl={"map": ["issued", "cn"]}),
+     "sasl.map[1]: unknown mapping 'cn'"),
+    ("subject rule that is no regex", minimal(sasl={"subject": [{"match": "(", "dn": "x"}]}),
+     "sasl.subject[0].match: not a regular expression"),
+    ("subject rule without a DN", minimal(sasl={"subject": [{"match": "x"}]}),
+     "sasl.subject[0].dn: required key is missing"),
 ]
 
 

@@ -7,7 +7,9 @@
   value where none is allowed, fails with protocolError (2).
 - Values: paged results (RFC 2696 §2), sort request and response (RFC 2891
   §1.1, §1.2), ManageDsaIT (RFC 3296 §3), assertion (RFC 4528 §3), pre-/post-read
-  (RFC 4527 §3), subtree delete (draft-armijo-ldap-treedelete).
+  (RFC 4527 §3), subtree delete (draft-armijo-ldap-treedelete), proxied
+  authorization (RFC 4370 §3: critical, an authzId value, not on bind or
+  StartTLS).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from directory.protocol.controls import (
     PAGED_RESULTS,
     POST_READ,
     PRE_READ,
+    PROXIED_AUTHZ,
     SORT_REQUEST,
     SORT_RESPONSE,
     SUBTREE_DELETE,
     AttributeSelection,
+    AuthzId,
     PagedResults,
     Present,
     SortKey,
@@ -64,6 +68,7 @@ MODDN = ModifyDNRequest("cn=a", "cn=b", True)
 COMPARE = CompareRequest("cn=a", "cn", b"a")
 BIND = BindRequest(3, "", password=b"")
 EXTENDED = ExtendedRequest("1.3.6.1.4.1.4203.1.11.3")
+START_TLS = ExtendedRequest("1.3.6.1.4.1.1466.20037")
 
 PAGE_5_X = h("3006 020105 040178")
 SORT_TWO_KEYS = h("3019 3004 0402636e 3011 0402736e 8008322e352e31332e33 8101ff")
@@ -106,6 +111,10 @@ ACCEPTED: list[tuple[str, Request, tuple[Control, ...], dict[str, Any]]] = [
      (Control(PAGED_RESULTS, False, PAGE_5_X),), {}),
     ("non-critical, wrong operation, even with a bad value", BIND,
      (Control(SORT_REQUEST, False, b"junk"),), {}),
+    ("RFC 4370 proxied authorization on a search", SEARCH,
+     (Control(PROXIED_AUTHZ, True, b"dn:cn=a"),), {PROXIED_AUTHZ: AuthzId("dn:cn=a")}),
+    ("RFC 4370 empty authzId: anonymous, on WhoAmI", EXTENDED,
+     (Control(PROXIED_AUTHZ, True, b""),), {PROXIED_AUTHZ: AuthzId("")}),
     ("an ignored control does not count as a duplicate", DELETE,
      (Control(PAGED_RESULTS, False, PAGE_5_X), Control(PAGED_RESULTS, False, PAGE_5_X)), {}),
 ]
@@ -136,6 +145,14 @@ REFUSED: list[tuple[str, Request, tuple[Control, ...], ResultCode]] = [
      UNAVAILABLE),
     ("critical assertion on an extended operation", EXTENDED,
      (Control(ASSERTION, True, CN_EQUALS_A),), UNAVAILABLE),
+    ("RFC 4370 proxied authorization not marked critical", MODIFY,
+     (Control(PROXIED_AUTHZ, False, b"dn:cn=a"),), PROTOCOL),
+    ("RFC 4370 proxied authorization without a value", MODIFY,
+     (Control(PROXIED_AUTHZ, True),), PROTOCOL),
+    ("RFC 4370 §3 proxied authorization does not apply to bind", BIND,
+     (Control(PROXIED_AUTHZ, True, b""),), UNAVAILABLE),
+    ("RFC 4370 §3 proxied authorization does not apply to StartTLS", START_TLS,
+     (Control(PROXIED_AUTHZ, True, b""),), UNAVAILABLE),
     ("same control twice", SEARCH,
      (Control(PAGED_RESULTS, False, PAGE_5_X), Control(PAGED_RESULTS, True, PAGE_5_X)),
      PROTOCOL),
@@ -214,4 +231,4 @@ def test_encode_sort_result(code: ResultCode, attribute: str | None, value: byte
 
 def test_registry_names_every_control_once() -> None:
     assert sorted(CONTROLS) == sorted({PAGED_RESULTS, SORT_REQUEST, MANAGE_DSA_IT, ASSERTION,
-                                       PRE_READ, POST_READ, SUBTREE_DELETE})
+                                       PRE_READ, POST_READ, SUBTREE_DELETE, PROXIED_AUTHZ})
