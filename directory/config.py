@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from directory.ppolicy.config import PasswordPolicies
+
 DEFAULT_INDEXES = ("objectClass", "cn", "sn", "givenName", "mail", "uid", "member",
                    "uniqueMember", "userCertificate")
 
@@ -34,3 +36,4 @@ class DirectoryConfig:
     schema_paths: tuple[Path, ...] = field(default_factory=tuple)
     access_log: bool = True
     server_id: int = 0
+    password_policy: PasswordPolicies = field(default_factory=PasswordPolicies)

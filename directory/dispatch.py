@@ -2,7 +2,8 @@
 
 Overlays run outermost first, in the order of `OVERLAYS`: referrals are
 decided before access control, so a client is told where an entry lives
-even when it may not read it here (as slapd's chaining does).
+even when it may not read it here (as slapd's chaining does). The password
+policy comes last: it judges only what access control let through.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from directory.operation import Handler, Operation, Outcome, Overlay
 from directory.ops import add, bind, compare, delete, extended, moddn, modify, search
-from directory.overlays import access, referral
+from directory.overlays import access, ppolicy, referral
 from directory.protocol.messages import (
     AddRequest,
     AddResponse,
@@ -54,7 +55,7 @@ RESPONSE_FOR: Mapping[type, Callable[..., Any]] = {
     ExtendedRequest: ExtendedResponse,
 }
 
-OVERLAYS: tuple[Overlay, ...] = (referral.overlay, access.overlay)
+OVERLAYS: tuple[Overlay, ...] = (referral.overlay, access.overlay, ppolicy.overlay)
 
 
 def _stack(handler: Handler) -> Handler:

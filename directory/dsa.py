@@ -24,6 +24,7 @@ from directory.backend.writer import Writer
 from directory.config import DirectoryConfig
 from directory.csn import CSNGenerator
 from directory.entry import Entry
+from directory.ppolicy.policies import Policies
 from directory.protocol.codec import Limits
 from directory.protocol.dn import DN
 from directory.protocol.filter import Equality, FilterLimits
@@ -63,8 +64,9 @@ class DSA:
         self._referrals: dict[DN, Entry] | None = None
         # Extended operations the application adds (the CA's certificate request).
         self.extensions: dict[str, ExtendedHandler] = {}
-        self.add_hooks: list[AddHook] = []
         self.acl: AccessPolicy = CurrentPolicy(config.anonymous_read)
+        self.password_policy = Policies(config.password_policy, schema, self.now)
+        self.add_hooks: list[AddHook] = [self.password_policy.on_add]
 
     def parse_dn(self, text: str) -> DN:
         return DN.parse(text, self.schema)

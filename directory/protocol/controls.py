@@ -10,7 +10,9 @@
 
 Value formats: paged results (RFC 2696 §2), server-side sorting (RFC 2891
 §1.1, §1.2), ManageDsaIT (RFC 3296 §3), assertion (RFC 4528 §3), pre-/post-read
-(RFC 4527 §3), subtree delete (draft-armijo-ldap-treedelete).
+(RFC 4527 §3), subtree delete (draft-armijo-ldap-treedelete), password
+policy request (draft-behera-ldap-password-policy §6.1, no value; the
+response is `ppolicy_control`).
 """
 
 from __future__ import annotations
@@ -26,14 +28,17 @@ from directory.protocol.filter import from_ber as filter_from_ber
 from directory.protocol.messages import (
     MAX_INT,
     AddRequest,
+    BindRequest,
     CompareRequest,
     Control,
     DelRequest,
+    ExtendedRequest,
     ModifyDNRequest,
     ModifyRequest,
     Request,
     SearchRequest,
 )
+from directory.protocol.ppolicy_control import PASSWORD_POLICY
 from directory.protocol.results import LDAPError, ProtocolError, ResultCode
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
@@ -165,6 +170,8 @@ CONTROLS: Mapping[str, ControlSpec] = {
     POST_READ: ControlSpec(parse_selection, frozenset({AddRequest, ModifyRequest,
                                                        ModifyDNRequest})),
     SUBTREE_DELETE: ControlSpec(parse_none, frozenset({DelRequest})),
+    PASSWORD_POLICY: ControlSpec(parse_none, frozenset({BindRequest, AddRequest, ModifyRequest,
+                                                        ExtendedRequest})),
 }
 
 
