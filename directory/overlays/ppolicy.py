@@ -21,6 +21,9 @@ Bind as the root DN, which is no entry: a per-source backoff
 without its password being verified, the same answer as a wrong password,
 with the wait in the diagnostic message.
 
+The state attributes (pwdHistory holds old password hashes) are hidden from
+everyone but the root DN, as userPassword is.
+
 Password changes (add with userPassword, modify of userPassword, Password
 Modify with a new password) of an entry under a policy:
 
@@ -330,6 +333,8 @@ STEPS: Mapping[type, Callable[[Operation, Handler], Outcome]] = {
 
 def overlay(handler: Handler) -> Handler:
     def apply(op: Operation) -> Outcome:
+        if not op.session.is_root:
+            op.hidden = op.hidden | state.ATTRIBUTES
         step = STEPS.get(type(op.request))
         return handler(op) if step is None else step(op, handler)
 

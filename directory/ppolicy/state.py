@@ -40,6 +40,7 @@ FAILURES = "pwdfailuretime"
 LOCKED = "pwdaccountlockedtime"
 GRACE = "pwdgraceusetime"
 HISTORY = "pwdhistory"
+ATTRIBUTES = frozenset({CHANGED, FAILURES, LOCKED, GRACE, HISTORY})
 
 Job = Callable[[SQLiteTransaction], None]
 Attributes = dict[str, tuple[bytes, ...]]
