@@ -5,8 +5,8 @@ Bind, for an entry under a policy (`directory.ppolicy.config`):
 - A locked account (`state.is_locked`) gets invalidCredentials (49)
   without its password being verified, error accountLocked.
 - A wrong password is recorded (pwdFailureTime, then pwdAccountLockedTime
-  at `lockout_failures`) before the client is answered; binds to the entry
-  take turns meanwhile (`directory.ppolicy.turns`).
+  at `lockout_failures`); the next bind to the entry waits until that is
+  committed (`directory.ppolicy.turns`).
 - A right one clears the failures. Within `expire_warning` of expiry
   (pwdChangedTime + `max_age`) the response warns timeBeforeExpiration
   (seconds); once expired each bind uses a grace login (pwdGraceUseTime,
@@ -41,6 +41,7 @@ Modify with a new password) of an entry under a policy:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -66,6 +67,7 @@ from directory.protocol.messages import (
 from directory.protocol.ppolicy_control import PASSWORD_POLICY, PolicyError, PolicyResponse
 from directory.protocol.results import LDAPError, ProtocolError, ResultCode
 
+log = logging.getLogger("certdir.ppolicy")
 INVALID = "invalid credentials"
 PROBLEMS: Mapping[PolicyError, Callable[[Policy], str]] = {
     PolicyError.PASSWORD_TOO_SHORT:
@@ -179,19 +181,17 @@ def _entry_bind(op: Operation, handler: Handler, dn: DN, policy: Policy,
             recorded = op.dsa.write(state.record_success(dn, now, grace))
         return recorded.addCallback(lambda _: _answered(op, replies, response))
 
-    def refused(failure: Failure) -> Deferred[Replies]:
+    def refused(failure: Failure) -> Replies:
         error = failure.value
         if not isinstance(error, LDAPError):
             failure.raiseException()
         answer = _with_control(op, error, PolicyResponse())
-        if error.code != ResultCode.INVALID_CREDENTIALS or not policy.lockout_failures:
-            raise answer
-        turn.take()
-
-        def answer_after(_: object) -> Replies:
-            raise answer
-
-        return op.dsa.write(state.record_failure(dn, policy, now)).addBoth(answer_after)
+        if error.code == ResultCode.INVALID_CREDENTIALS and policy.lockout_failures:
+            written = op.dsa.write(state.record_failure(dn, policy, now))
+            written.addErrback(lambda f: log.error("recording a failed bind of %s: %s",
+                                                   dn, f.getErrorMessage()))
+            turn.until(written)
+        raise answer
 
     return _outcome(handler, op).addCallbacks(bound, refused)
 

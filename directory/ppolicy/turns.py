@@ -2,7 +2,8 @@
 
 - A bind to an entry nobody holds goes ahead at once without a turn.
   When it fails it takes the entry's turn (`hold`) for as long as its
-  failure is being written.
+  failure is being written; the client has its answer meanwhile, so a
+  wrong password costs no more time than a missing entry.
 - A bind that arrives while someone holds the entry waits, then holds it
   until its outcome is final (for a failure: committed), and passes the
   turn to the next waiter on a later reactor turn (no recursion however
@@ -72,18 +73,25 @@ class Turns:
 
 
 class Turn:
-    """One bind's part in an entry's line: `take` before writing a failure,
-    `end` (as a callback on its outcome) gives the turn back if held."""
+    """One bind's part in an entry's line: `until(write)` holds the turn
+    until its failure `write` is done; `end` (a callback on the bind's
+    outcome) gives back a turn it still holds."""
 
     def __init__(self, turns: Turns, dn: DN, held: bool) -> None:
         self.turns = turns
         self.dn = dn
         self.held = held
 
-    def take(self) -> None:
+    def until(self, write: Deferred[T]) -> None:
         if not self.held:
             self.turns.hold(self.dn)
-            self.held = True
+        self.held = False
+
+        def release(result: T) -> T:
+            self.turns.release(self.dn)
+            return result
+
+        write.addBoth(release)
 
     def end(self, result: T) -> T:
         if self.held:
