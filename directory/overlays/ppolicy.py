@@ -44,7 +44,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.python.failure import Failure
@@ -60,6 +59,7 @@ from directory.protocol.dn import DN
 from directory.protocol.messages import (
     AddRequest,
     BindRequest,
+    Control,
     ExtendedRequest,
     ModifyRequest,
     ModOp,
@@ -79,7 +79,7 @@ PROBLEMS: Mapping[PolicyError, Callable[[Policy], str]] = {
 }
 
 
-def _controls(op: Operation, response: PolicyResponse) -> tuple[Any, ...]:
+def _controls(op: Operation, response: PolicyResponse) -> tuple[Control, ...]:
     return (response.to_control(),) if PASSWORD_POLICY in op.controls else ()
 
 

@@ -9,9 +9,11 @@ Operational attributes (schema/ppolicy.schema), written only by the server:
 - pwdFailureTime: one value per failed bind since the last success (at
   most `lockout_failures` kept, the oldest dropped), microsecond times so
   two failures in one second stay two values.
-- pwdAccountLockedTime: set when the failures reach `lockout_failures`;
-  the account is locked while now < pwdAccountLockedTime + duration
-  (forever with duration 0) and while the policy has a lockout at all.
+- pwdAccountLockedTime: set (to the microsecond) when the failures reach
+  `lockout_failures`; the account is locked while now <
+  pwdAccountLockedTime + duration (forever with duration 0) and while the
+  policy has a lockout at all. Once a lock has run out, the next wrong
+  password locks again (as slapd without pwdFailureCountInterval).
 - pwdGraceUseTime: one value per bind after expiry (§5.3.5).
 - pwdHistory: old passwords (`history`).
 
@@ -103,7 +105,7 @@ def record_failure(dn: DN, policy: Policy, now: dt.datetime) -> Job:
         attributes[FAILURES] = kept
         if len(kept) >= policy.lockout_failures and not is_locked(
                 Entry(dn, attributes), policy, now):
-            attributes[LOCKED] = (stamp(now),)
+            attributes[LOCKED] = (stamp(now, fraction=True),)
 
     return lambda txn: _replace(txn, dn, change)
 

@@ -38,7 +38,7 @@ from tests.integration.conftest import SUFFIX, Server, make_server
 from tests.integration.ldif_compare import parse
 
 PASSWORD = "Secret-pw1"
-LOCK_SECONDS = 2
+LOCK_SECONDS = 3
 POLICIES = [
     {"subtree": f"ou=locked,{SUFFIX}", "lockout": {"failures": 3, "duration": f"{LOCK_SECONDS}s"}},
     {"subtree": f"ou=guessed,{SUFFIX}", "lockout": {"failures": 5, "duration": "1h"}},
