@@ -43,6 +43,9 @@ from directory.config import (
     SASLConfig,
     SubjectRule,
 )
+from directory.ppolicy.config import PasswordPolicies, Policy, RootBackoff
+from directory.protocol.dn import DN
+from directory.protocol.results import LDAPError
 from kms.config import KMSConfig, SMTPConfig
 
 CONFIG_FILE = "certdir.yaml"
@@ -245,6 +248,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     extra_schema = tuple(data_dir / p for p in schema.strings("paths", ()))
     schema.finish()
     sasl = _sasl(top.section("sasl"))
+    password_policy = _password_policy(top)
     http, web = _http(top.section("http"), tls is not None)
     ca = _ca(top.section("ca"), data_dir, listen, http) if "ca" in top.data else None
     kms = _kms(top.section("kms"), data_dir, http) if "kms" in top.data else None
@@ -285,6 +289,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             schema_paths=extra_schema,
             access_log=access_log,
             sasl=sasl,
+            password_policy=password_policy,
         ),
     )
 
@@ -324,6 +329,69 @@ def _sasl(section: _Section) -> SASLConfig:
         rule.finish()
     section.finish()
     return SASLConfig(external, maps, tuple(rules))
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_ROOT_BACKOFF = RootBackoff()
+
+
+def _duration(section: _Section, name: str, default: str) -> int:
+    """Seconds, from an integer or a string like "90d", "15m", "2s"."""
+    value = section.get(name, (int, str), default)
+    if isinstance(value, bool):
+        raise ConfigError(f"{section.key(name)}: expected a duration, got {value!r}")
+    if isinstance(value, int):
+        seconds = value
+    else:
+        number, unit = value[:-1].strip(), value[-1:]
+        if unit not in DURATION_UNITS or not number.isdigit():
+            raise ConfigError(f"{section.key(name)}: {value!r} is not a duration "
+                              "(seconds, or a number with s, m, h or d)")
+        seconds = int(number) * DURATION_UNITS[unit]
+    if seconds < 0:
+        raise ConfigError(f"{section.key(name)}: {value!r} is not allowed (must be >= 0)")
+    return seconds
+
+
+def _count(section: _Section, name: str) -> int:
+    value: int = section.get(name, int, 0, _not_negative, "must be >= 0")
+    return value
+
+
+def _password_policy(top: _Section) -> PasswordPolicies:
+    """`password_policy`: a list of policies by subtree; `root_backoff`."""
+    items = top.get("password_policy", list, [])
+    policies = []
+    for i, item in enumerate(items):
+        section = _Section(item, f"password_policy[{i}]")
+        subtree = section.get("subtree", str)
+        try:
+            DN.parse(subtree)
+        except LDAPError:
+            raise ConfigError(f"{section.key('subtree')}: {subtree!r} is not a DN") from None
+        lockout = section.section("lockout")
+        policy = Policy(
+            subtree=subtree,
+            min_length=_count(section, "min_length"),
+            min_classes=section.get("min_classes", int, 0, lambda v: 0 <= v <= 4,
+                                    "0 to 4: lower, upper, digits, other"),
+            history=_count(section, "history"),
+            max_age=_duration(section, "max_age", "0s"),
+            expire_warning=_duration(section, "expire_warning", "0s"),
+            grace_logins=_count(section, "grace_logins"),
+            lockout_failures=_count(lockout, "failures"),
+            lockout_duration=_duration(lockout, "duration", "0s"))
+        lockout.finish()
+        section.finish()
+        policies.append(policy)
+    backoff = top.section("root_backoff")
+    root_backoff = RootBackoff(
+        failures=backoff.get("failures", int, _ROOT_BACKOFF.failures, _not_negative,
+                             "must be >= 0, 0 turns it off"),
+        delay=_duration(backoff, "delay", f"{int(_ROOT_BACKOFF.delay)}s"),
+        max_delay=_duration(backoff, "max_delay", f"{int(_ROOT_BACKOFF.max_delay)}s"))
+    backoff.finish()
+    return PasswordPolicies(tuple(policies), root_backoff)
 
 
 def _http(section: _Section, has_tls: bool) -> tuple[tuple[HTTPURL, ...], WebConfig]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from directory.acl.rules import Proxy, Rule
+from directory.ppolicy.config import PasswordPolicies
 
 DEFAULT_INDEXES = ("objectClass", "cn", "sn", "givenName", "mail", "uid", "member",
                    "uniqueMember", "userCertificate")
@@ -66,3 +67,4 @@ class DirectoryConfig:
     access_log: bool = True
     server_id: int = 0
     sasl: SASLConfig = SASLConfig()
+    password_policy: PasswordPolicies = field(default_factory=PasswordPolicies)

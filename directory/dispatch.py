@@ -3,7 +3,8 @@
 Overlays run outermost first, in the order of `OVERLAYS`: the proxied
 authorization control settles who is asking before anything else; referrals
 are decided before access control, so a client is told where an entry lives
-even when it may not read it here (as slapd's chaining does).
+even when it may not read it here (as slapd's chaining does). The password
+policy comes last: it judges only what access control let through.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from directory.operation import Handler, Operation, Outcome, Overlay
 from directory.ops import add, bind, compare, delete, extended, moddn, modify, search
-from directory.overlays import access, proxy, referral
+from directory.overlays import access, ppolicy, proxy, referral
 from directory.protocol.messages import (
     AddRequest,
     AddResponse,
@@ -55,7 +56,8 @@ RESPONSE_FOR: Mapping[type, Callable[..., Any]] = {
     ExtendedRequest: ExtendedResponse,
 }
 
-OVERLAYS: tuple[Overlay, ...] = (proxy.overlay, referral.overlay, access.overlay)
+OVERLAYS: tuple[Overlay, ...] = (proxy.overlay, referral.overlay, access.overlay,
+                                 ppolicy.overlay)
 
 
 def _stack(handler: Handler) -> Handler:

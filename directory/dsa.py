@@ -26,6 +26,7 @@ from directory.backend.writer import Writer
 from directory.config import DirectoryConfig
 from directory.csn import CSNGenerator
 from directory.entry import Entry
+from directory.ppolicy.policies import Policies
 from directory.protocol.codec import Limits
 from directory.protocol.dn import DN
 from directory.protocol.filter import Equality, FilterLimits
@@ -69,7 +70,8 @@ class DSA:
         self._referrals: dict[DN, Entry] | None = None
         # Extended operations the application adds (the CA's certificate request).
         self.extensions: dict[str, ExtendedHandler] = {}
-        self.add_hooks: list[AddHook] = []
+        self.password_policy = Policies(config.password_policy, schema, self.now)
+        self.add_hooks: list[AddHook] = [self.password_policy.on_add]
         self.acl: AccessPolicy = RulePolicy.configured(config, schema, self.root_dn)
         # CA certificates whose client certificates a TLS session may hold, and
         # the built-in CA's answer for them (set by the application's wiring).

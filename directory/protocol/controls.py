@@ -15,7 +15,9 @@ Value formats: paged results (RFC 2696 §2), server-side sorting (RFC 2891
 (RFC 4527 §3), subtree delete (draft-armijo-ldap-treedelete), proxied
 authorization (RFC 4370 §3: an authzId, empty for anonymous; on every
 operation but bind and the extended operations that change authentication
-or confidentiality, StartTLS).
+or confidentiality, StartTLS), password policy request
+(draft-behera-ldap-password-policy §6.1, no value; the response is
+`ppolicy_control`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from directory.protocol.messages import (
     MAX_INT,
     START_TLS,
     AddRequest,
+    BindRequest,
     CompareRequest,
     Control,
     DelRequest,
@@ -41,6 +44,7 @@ from directory.protocol.messages import (
     Request,
     SearchRequest,
 )
+from directory.protocol.ppolicy_control import PASSWORD_POLICY
 from directory.protocol.results import LDAPError, ProtocolError, ResultCode
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
@@ -195,6 +199,8 @@ CONTROLS: Mapping[str, ControlSpec] = {
     SUBTREE_DELETE: ControlSpec(parse_none, frozenset({DelRequest})),
     PROXIED_AUTHZ: ControlSpec(parse_authzid, WITH_DN | {ExtendedRequest}, critical_only=True,
                                not_extended=frozenset({START_TLS})),
+    PASSWORD_POLICY: ControlSpec(parse_none, frozenset({BindRequest, AddRequest, ModifyRequest,
+                                                        ExtendedRequest})),
 }
 
 

@@ -53,6 +53,7 @@ from directory.protocol.messages import (
     Scope,
     SearchRequest,
 )
+from directory.protocol.ppolicy_control import PASSWORD_POLICY
 from directory.protocol.results import LDAPError, ResultCode
 
 
@@ -231,4 +232,5 @@ def test_encode_sort_result(code: ResultCode, attribute: str | None, value: byte
 
 def test_registry_names_every_control_once() -> None:
     assert sorted(CONTROLS) == sorted({PAGED_RESULTS, SORT_REQUEST, MANAGE_DSA_IT, ASSERTION,
-                                       PRE_READ, POST_READ, SUBTREE_DELETE, PROXIED_AUTHZ})
+                                       PRE_READ, POST_READ, SUBTREE_DELETE, PROXIED_AUTHZ,
+                                       PASSWORD_POLICY})
