@@ -38,6 +38,7 @@ def handle(op: Operation) -> Outcome:
     session = op.session
     session.bound = DN.ROOT
     session.is_root = False
+    session.paged.clear()
     if request.version != 3:
         raise LDAPError(ResultCode.PROTOCOL_ERROR, f"LDAP version {request.version} unsupported")
     if request.other_method is not None:

@@ -21,9 +21,17 @@
 - The assertion control (RFC 4528) is evaluated on the base entry (the
   root DSE for the empty base) before anything is returned.
 - Paged results (RFC 2696): the cookie names a cursor kept on the
-  connection; a page size of 0 releases it. Server-side sort (RFC 2891):
-  entries lacking a sort attribute come last; an unusable key is reported
-  in the sort response (or fails the search when the control is critical).
+  connection for the identity that started it; a page size of 0 releases
+  it. Server-side sort (RFC 2891): entries lacking a sort attribute come
+  last; an unusable key is reported in the sort response (or fails the
+  search when the control is critical).
+- Access (`visibility`, `privileges`): search on the base's `entry`
+  (noSuchObject when it is not even disclosed); each entry in scope,
+  whatever the base (the empty one too), is searched and returned only as
+  the requester may (its filter attributes, its `entry`, the attributes
+  returned, its sort keys); continuation references need read on the
+  referral object's `entry` and `ref`. The root DSE and the subschema
+  subentry are readable by anyone (RFC 4512 §5.1).
 """
 
 from __future__ import annotations
@@ -33,13 +41,16 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from directory.acl.identity import Identity
+from directory.acl.rights import Rights
 from directory.backend import Equal, IndexQuery, Union
 from directory.dsa import DSA
 from directory.entry import Entry, find
 from directory.matching import InvalidValue
 from directory.operation import Operation, Replies, Reply
 from directory.operational import COMPUTED, computed
-from directory.ops import assertion
+from directory.ops import assertion, privileges
+from directory.ops.visibility import hidden_in_result, search_test, values_with, view_of
 from directory.predicates import Predicate, compile_filter
 from directory.protocol.controls import (
     MANAGE_DSA_IT,
@@ -75,6 +86,7 @@ class Cursor:
 
     request: SearchRequest
     entries: list[Entry]
+    who: Identity
 
 
 def handle(op: Operation) -> Replies:
@@ -84,7 +96,7 @@ def handle(op: Operation) -> Replies:
     base = dsa.parse_dn(request.base)
     if request.scope == Scope.BASE and (not base or base == dsa.subschema_dn):
         special = root_dse(dsa) if not base else subschema(dsa)
-        assertion.check(op, special)
+        assertion.check(op, special, None)
         return list(_special(op, request, special))
     paged = op.controls.get(PAGED_RESULTS)
     if paged is not None and paged.cookie:
@@ -109,10 +121,10 @@ def handle(op: Operation) -> Replies:
 
 
 def _special(op: Operation, request: SearchRequest, entry: Entry) -> Iterator[Reply]:
-    predicate = compile_filter(op.dsa.schema, request.filter, op.hidden)
+    predicate = compile_filter(op.dsa.schema, request.filter)
     if predicate(entry) is True:
         op.entries += 1
-        yield _entry_reply(op, request, entry, with_computed=False)
+        yield _entry_reply(op, request, entry, ordinary=False)
     yield Reply(SearchResultDone(SUCCESS))
 
 
@@ -149,13 +161,15 @@ def _follow(dsa: DSA, entry: Entry) -> Entry:
 def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry | Reply]:
     """Entries matching the filter, and continuation references, in scope."""
     dsa = op.dsa
+    view = view_of(op)
     if not base:
-        assertion.check(op, root_dse(dsa))
+        assertion.check(op, root_dse(dsa), None)
     else:
         base_entry = dsa.backend.get(base)
         if base_entry is None:
-            raise dsa.no_such_object(base)
-        assertion.check(op, base_entry)
+            raise privileges.not_found(view, base)
+        privileges.search_base(view, base_entry)
+        assertion.check(op, base_entry, view)
         if request.deref in (Deref.FINDING, Deref.ALWAYS):
             base = _follow(dsa, base_entry).dn
     query = plan(dsa.schema, dsa.backend.indexed, request.filter)
@@ -167,13 +181,13 @@ def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry 
         rule = dsa.schema.equality(object_class)
         assert rule is not None
         query = Union((query, Equal(object_class.key, rule.assertion_key(b"alias"))))
-    predicate = (None if exact(dsa.schema, query, request.filter, op.hidden)
-                 else compile_filter(dsa.schema, request.filter, op.hidden))
+    predicate = search_test(dsa.schema, view, request.filter,
+                            exact(dsa.schema, query, request.filter))
     deadline = _deadline(op, request)
     return _walk(op, request, base, predicate, query, referrals, deref, deadline)
 
 
-def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate | None,
+def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate,
           query: IndexQuery | None, referrals: dict[DN, Entry], deref: bool,
           deadline: float | None) -> Iterator[Entry | Reply]:
     dsa = op.dsa
@@ -187,7 +201,7 @@ def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate 
             if deadline is not None and time.monotonic() > deadline:
                 raise LDAPError(ResultCode.TIME_LIMIT_EXCEEDED, "time limit exceeded")
             if below and _under_referral(entry.dn, below, base):
-                if entry.dn in referrals:
+                if entry.dn in referrals and _may_refer(op, entry):
                     yield Reply(SearchResultReference(_references(entry, request.scope)))
                 continue
             if deref and "alias" in entry.object_classes and entry.dn != base:
@@ -199,8 +213,13 @@ def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate 
             if entry.id in seen:
                 continue
             seen.add(entry.id)
-            if predicate is None or predicate(entry) is True:
+            if predicate(entry) is True:
                 yield entry
+
+
+def _may_refer(op: Operation, entry: Entry) -> bool:
+    view = view_of(op)
+    return view.allows(entry, Rights.READ) and view.allows(entry, Rights.READ, "ref")
 
 
 def _under_referral(dn: DN, referrals: list[DN], base: DN) -> bool:
@@ -219,13 +238,22 @@ def _references(entry: Entry, scope: Scope) -> tuple[str, ...]:
 
 
 def _entry_reply(op: Operation, request: SearchRequest, entry: Entry,
-                 with_computed: bool = True) -> Reply:
+                 ordinary: bool = True) -> Reply:
+    """`ordinary`: not the root DSE or the subschema subentry, which have no
+    computed attributes and which anyone may read."""
     schema = op.dsa.schema
     selection: Selection = select(schema, request.attributes)
-    extra = computed(op.dsa, entry) if with_computed and wants_computed(
+    extra = computed(op.dsa, entry) if ordinary and wants_computed(
         selection, COMPUTED) else {}
-    body = encode_entry(schema, entry, selection, request.types_only, op.hidden, extra)
+    hidden = hidden_in_result(view_of(op), entry, _wanted(selection),
+                              extra) if ordinary else frozenset()
+    body = encode_entry(schema, entry, selection, request.types_only, hidden,
+                        {k: v for k, v in extra.items() if k not in hidden})
     return Reply(EncodedSearchResultEntry(body))
+
+
+def _wanted(selection: Selection) -> frozenset[str] | None:
+    return None if selection.all_user or selection.all_operational else selection.names
 
 
 def _stream(op: Operation, request: SearchRequest,
@@ -278,7 +306,7 @@ def _emit_page(op: Operation, request: SearchRequest, entries: list[Entry], size
     cookie = b""
     if rest:
         cookie = secrets.token_bytes(12)
-        op.session.paged[cookie] = Cursor(request, rest)
+        op.session.paged[cookie] = Cursor(request, rest, view_of(op).who)
     controls = [*controls, PagedResults(len(entries), cookie).to_control()]
     return [*replies, Reply(SearchResultDone(SUCCESS), tuple(controls))]
 
@@ -286,7 +314,7 @@ def _emit_page(op: Operation, request: SearchRequest, entries: list[Entry], size
 def _next_page(op: Operation, request: SearchRequest, paged: PagedResults) -> list[Reply]:
     cursor = op.session.paged.pop(paged.cookie, None)
     if not isinstance(cursor, Cursor) or cursor.request.base != request.base or (
-            cursor.request.filter != request.filter):
+            cursor.request.filter != request.filter) or cursor.who != view_of(op).who:
         raise LDAPError(ResultCode.UNWILLING_TO_PERFORM, "unknown paged results cookie")
     if paged.size == 0:
         return [Reply(SearchResultDone(SUCCESS), (PagedResults(0, b"").to_control(),))]
@@ -296,6 +324,7 @@ def _next_page(op: Operation, request: SearchRequest, paged: PagedResults) -> li
 def _sort(op: Operation, entries: list[Entry], keys: tuple[SortKey, ...]) -> Control:
     """Sort `entries` in place; return the sort response control."""
     schema = op.dsa.schema
+    view = view_of(op)
     plans = []
     for key in keys:
         resolved = find(schema, key.attribute)
@@ -303,7 +332,7 @@ def _sort(op: Operation, entries: list[Entry], keys: tuple[SortKey, ...]) -> Con
         if resolved is not None:
             rule = (schema.matching_rule(key.ordering_rule) if key.ordering_rule
                     else schema.ordering(resolved.type) or schema.equality(resolved.type))
-        if resolved is None or rule is None or resolved.type.key in op.hidden:
+        if resolved is None or rule is None:
             if SORT_REQUEST in op.critical:
                 raise LDAPError(ResultCode.UNAVAILABLE_CRITICAL_EXTENSION,
                                 f"cannot sort on {key.attribute}")
@@ -314,7 +343,8 @@ def _sort(op: Operation, entries: list[Entry], keys: tuple[SortKey, ...]) -> Con
     for key, resolved, rule in reversed(plans):
         def sort_key(entry: Entry) -> bytes | None:
             found = []
-            for value in entry.values_for(schema, resolved):  # noqa: B023
+            for value in values_with(view, schema, entry, resolved,  # noqa: B023
+                                     Rights.READ):
                 try:
                     found.append(rule.value_key(value))  # noqa: B023
                 except InvalidValue:
