@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from directory.entry import Entry
 from directory.operation import Operation
-from directory.ops.visibility import hidden_in_result, view_of
+from directory.ops.visibility import hidden_in_readback, view_of
 from directory.protocol.ber import tlv
 from directory.protocol.controls import POST_READ, PRE_READ, AttributeSelection
 from directory.protocol.messages import Control
@@ -26,7 +26,7 @@ def read_controls(op: Operation, before: Entry | None,
             continue
         chosen = select(op.dsa.schema, selection.attributes)
         wanted = None if chosen.all_user or chosen.all_operational else chosen.names
-        hidden = hidden_in_result(view_of(op), entry, wanted, ())
+        hidden = hidden_in_readback(view_of(op), entry, wanted)
         body = encode_entry(op.dsa.schema, entry, chosen, False, hidden, {})
         controls.append(Control(oid, False, tlv(0x64, body)))
     return tuple(controls)

@@ -16,7 +16,7 @@ REQUIREMENTS"), asked of the operation's access view.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from directory.acl.rights import Rights
 from directory.acl.view import ENTRY, View
@@ -27,11 +27,33 @@ from directory.protocol.filter import Filter
 from directory.schema import Schema
 
 CANDIDATE = Rights.SEARCH | Rights.READ
+NOTHING: frozenset[str] = frozenset()
 
 
 def view_of(op: Operation) -> View:
     assert op.access is not None, "the access overlay sets the view"
     return op.access
+
+
+def _lacking(view: View, entry: Entry, wanted: Rights, types: Iterable[str]) -> frozenset[str]:
+    """Which of `types` lack `wanted` on `entry`; the shared empty set when
+    none does, so the common case allocates nothing (searches ask per entry)."""
+    rights = view.rights
+    lacking = [t for t in types if wanted not in rights(entry, t)]
+    return frozenset(lacking) if lacking else NOTHING
+
+
+def _evaluator(schema: Schema, f: Filter) -> Callable[[Entry, frozenset[str]], bool | None]:
+    """`f` evaluated with some attributes hidden, compiled once per hidden set."""
+    compiled: dict[frozenset[str], Predicate] = {}
+
+    def evaluate(entry: Entry, hidden: frozenset[str]) -> bool | None:
+        predicate = compiled.get(hidden)
+        if predicate is None:
+            predicate = compiled[hidden] = compile_filter(schema, f, hidden)
+        return predicate(entry)
+
+    return evaluate
 
 
 def filter_test(schema: Schema, view: View, f: Filter) -> Predicate:
@@ -40,14 +62,11 @@ def filter_test(schema: Schema, view: View, f: Filter) -> Predicate:
     if view.who.is_root:
         return plain
     looks_at = tested(schema, f)
-    compiled: dict[frozenset[str], Predicate] = {frozenset(): plain}
+    evaluate = _evaluator(schema, f)
 
     def test(entry: Entry) -> bool | None:
-        denied = view.denied(entry, Rights.SEARCH, looks_at.on(entry))
-        predicate = compiled.get(denied)
-        if predicate is None:
-            predicate = compiled[denied] = compile_filter(schema, f, denied)
-        return predicate(entry)
+        denied = _lacking(view, entry, Rights.SEARCH, looks_at.on(entry))
+        return evaluate(entry, denied) if denied else plain(entry)
 
     return test
 
@@ -56,39 +75,41 @@ def search_test(schema: Schema, view: View, f: Filter, exact: bool) -> Predicate
     """Whether a search returns the entry: searchable and readable, and the
     filter True as the requester may evaluate it. `exact`: the index found
     exactly the entries the filter is True for (when nothing is hidden)."""
+    plain = compile_filter(schema, f)
     if view.who.is_root:
-        plain = compile_filter(schema, f)
         return (lambda entry: True) if exact else plain
     looks_at = tested(schema, f)
-    test = filter_test(schema, view, f)
+    evaluate = _evaluator(schema, f)
+    rights = view.rights
 
     def candidate(entry: Entry) -> bool | None:
-        if CANDIDATE not in view.rights(entry, ENTRY):
+        if CANDIDATE not in rights(entry, ENTRY):
             return False
-        if exact and not view.denied(entry, Rights.SEARCH, looks_at.on(entry)):
-            return True
-        return test(entry)
+        denied = _lacking(view, entry, Rights.SEARCH, looks_at.on(entry))
+        if denied:
+            return evaluate(entry, denied)
+        return True if exact else plain(entry)
 
     return candidate
 
 
-def unreadable(view: View, entry: Entry, types: Iterable[str]) -> frozenset[str]:
-    """Which of `types` the requester may not read on `entry`."""
-    if view.who.is_root:
-        return frozenset()
-    if not view.allows(entry, Rights.READ):
-        return frozenset(types)
-    return view.denied(entry, Rights.READ, types)
-
-
 def hidden_in_result(view: View, entry: Entry, wanted: frozenset[str] | None,
                      computed: Iterable[str]) -> frozenset[str]:
-    """The types a result for `entry` leaves out; `wanted` names the types
-    the request selects, None for all of them."""
+    """The types a result for `entry`, which the requester may read, leaves
+    out; `wanted` names the types the request selects, None for all."""
     if view.who.is_root:
-        return frozenset()
-    present = entry_types(entry).union(computed)
-    return unreadable(view, entry, present if wanted is None else present & wanted)
+        return NOTHING
+    present = entry_types(entry)
+    if computed:
+        present = present.union(computed)
+    return _lacking(view, entry, Rights.READ, present if wanted is None else present & wanted)
+
+
+def hidden_in_readback(view: View, entry: Entry, wanted: frozenset[str] | None) -> frozenset[str]:
+    """Like `hidden_in_result`, for an entry the requester may not read at all."""
+    if view.who.is_root or view.allows(entry, Rights.READ):
+        return hidden_in_result(view, entry, wanted, ())
+    return entry_types(entry)
 
 
 def values_with(view: View, schema: Schema, entry: Entry, resolved: Resolved,
