@@ -248,9 +248,12 @@ def _present(schema: Schema, f: Present, hidden: frozenset[str]) -> Predicate:
     excluded = _excluded(schema, resolved, hidden)
 
     def test(entry: Entry) -> bool | None:
+        return bool(entry.keys_for(schema, resolved))
+
+    def test_shown(entry: Entry) -> bool | None:
         return any(type_key(k) not in excluded for k in entry.keys_for(schema, resolved))
 
-    return test
+    return test_shown if excluded else test
 
 
 def _extensible(schema: Schema, f: Extensible, hidden: frozenset[str]) -> Predicate:

@@ -247,8 +247,9 @@ def _entry_reply(op: Operation, request: SearchRequest, entry: Entry,
         selection, COMPUTED) else {}
     hidden = hidden_in_result(view_of(op), entry, _wanted(selection),
                               extra) if ordinary else frozenset()
-    body = encode_entry(schema, entry, selection, request.types_only, hidden,
-                        {k: v for k, v in extra.items() if k not in hidden})
+    if hidden and extra:
+        extra = {k: v for k, v in extra.items() if k not in hidden}
+    body = encode_entry(schema, entry, selection, request.types_only, hidden, extra)
     return Reply(EncodedSearchResultEntry(body))
 
 
