@@ -27,6 +27,7 @@ from directory.config import DirectoryConfig
 from directory.csn import CSNGenerator
 from directory.entry import Entry
 from directory.ppolicy.policies import Policies
+from directory.ppolicy.state import ATTRIBUTES as ROOT_ONLY
 from directory.protocol.codec import Limits
 from directory.protocol.dn import DN
 from directory.protocol.filter import Equality, FilterLimits
@@ -72,7 +73,8 @@ class DSA:
         self.extensions: dict[str, ExtendedHandler] = {}
         self.password_policy = Policies(config.password_policy, schema, self.now)
         self.add_hooks: list[AddHook] = [self.password_policy.on_add]
-        self.acl: AccessPolicy = RulePolicy.configured(config, schema, self.root_dn)
+        self.acl: AccessPolicy = RulePolicy.configured(config, schema, self.root_dn,
+                                                         ROOT_ONLY)
         # CA certificates whose client certificates a TLS session may hold, and
         # the built-in CA's answer for them (set by the application's wiring).
         self.client_cas: tuple[x509.Certificate, ...] = ()

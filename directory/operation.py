@@ -11,7 +11,7 @@
 - `Session` is the per-connection state handlers may read or change
   (bind identity, TLS, paged-search cursors).
 - Overlays wrap handlers (`Overlay`): they may answer, refuse, set policy on
-  the operation (`hidden` attributes), or pass it on.
+  the operation (its `access` view), or pass it on.
 """
 
 from __future__ import annotations
@@ -75,7 +75,6 @@ class Operation:
     critical: frozenset[str] = frozenset()
     started: float = field(default_factory=time.monotonic)
     abandoned: bool = False
-    hidden: frozenset[str] = frozenset()
     # Set by the proxied authorization control once allowed (RFC 4370).
     authz: DN | None = None
     # Set by the access overlay: the policy's answers for this operation's identity.

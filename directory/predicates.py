@@ -13,17 +13,22 @@
 - Extensible match (RFC 4511 §4.5.1.7.7): the named rule, or the
   attribute's equality rule; without a type, every attribute the rule can
   apply to; with dnAttributes, the entry's DN values too.
-- Attributes hidden from the requester (userPassword, for anyone but the
-  root DN) evaluate to Undefined, so a filter cannot probe them.
+- Attributes hidden from the requester (those it has no search access to
+  on the entry) evaluate to Undefined whether or not the entry holds them,
+  so a filter cannot probe them; a hidden subtype of a type the filter
+  names (cn under name) counts as absent. `tested` names the attribute
+  types a filter looks at on an entry, so the caller knows which to ask
+  the access policy about.
 - Compiled predicates are cached per (filter, hidden set).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 
-from directory.entry import Entry, Resolved, find
+from directory.entry import Entry, Resolved, find, type_key
 from directory.matching import InvalidValue, MatchingRule
 from directory.protocol.filter import (
     And,
@@ -109,19 +114,46 @@ def _visible(schema: Schema, attribute: str, hidden: frozenset[str]) -> Resolved
     return resolved
 
 
-def _keys(entry: Entry, schema: Schema, resolved: Resolved,
-          rule: MatchingRule) -> frozenset[bytes]:
+def _excluded(schema: Schema, resolved: Resolved, hidden: frozenset[str]) -> frozenset[str]:
+    """The hidden subtypes of `resolved`'s type: their values count as absent."""
+    if not hidden:
+        return hidden
+    return hidden.intersection(at.key for at in schema.subtypes(resolved.type))
+
+
+def _shown(entry: Entry, schema: Schema, resolved: Resolved,
+           excluded: frozenset[str]) -> Iterable[bytes]:
+    if not excluded:
+        return entry.values_for(schema, resolved)
+    return (value for key in entry.keys_for(schema, resolved)
+            if type_key(key) not in excluded for value in entry.attributes[key])
+
+
+def _normalised(rule: MatchingRule, values: Iterable[bytes]) -> frozenset[bytes]:
+    found = set()
+    for value in values:
+        try:
+            found.add(rule.value_key(value))
+        except InvalidValue:
+            continue
+    return frozenset(found)
+
+
+def _key_sets(schema: Schema, resolved: Resolved, rule: MatchingRule,
+              hidden: frozenset[str]) -> Callable[[Entry], frozenset[bytes]]:
+    """The entry's normalised values under `rule`, memoised on the entry
+    unless a hidden subtype makes them differ between requesters."""
+    excluded = _excluded(schema, resolved, hidden)
+    if excluded:
+        return lambda entry: _normalised(rule, _shown(entry, schema, resolved, excluded))
     memo = ("keys", resolved.key, rule.oid)
-    keys = entry.memo.get(memo)
-    if keys is None:
-        found = set()
-        for value in entry.values_for(schema, resolved):
-            try:
-                found.add(rule.value_key(value))
-            except InvalidValue:
-                continue
-        keys = frozenset(found)
-        entry.memo[memo] = keys
+
+    def keys(entry: Entry) -> frozenset[bytes]:
+        found = entry.memo.get(memo)
+        if found is None:
+            found = entry.memo[memo] = _normalised(rule, entry.values_for(schema, resolved))
+        return found
+
     return keys
 
 
@@ -134,9 +166,10 @@ def _equality(schema: Schema, f: Equality | Approx, hidden: frozenset[str]) -> P
         key = rule.assertion_key(f.value)
     except InvalidValue:
         return _undefined
+    keys = _key_sets(schema, resolved, rule, hidden)
 
     def test(entry: Entry) -> bool | None:
-        return key in _keys(entry, schema, resolved, rule)
+        return key in keys(entry)
 
     return test
 
@@ -152,9 +185,10 @@ def _ordering(schema: Schema, f: GreaterOrEqual | LessOrEqual,
     except InvalidValue:
         return _undefined
     greater = isinstance(f, GreaterOrEqual)
+    key_sets = _key_sets(schema, resolved, rule, hidden)
 
     def test(entry: Entry) -> bool | None:
-        keys = _keys(entry, schema, resolved, rule)
+        keys = key_sets(entry)
         if greater:
             return any(k >= bound for k in keys)
         return any(k <= bound for k in keys)
@@ -197,10 +231,10 @@ def _substrings(schema: Schema, f: Substrings, hidden: frozenset[str]) -> Predic
         final = None if f.final is None else norm(f.final)
     except InvalidValue:
         return _undefined
+    keys = _key_sets(schema, resolved, rule, hidden)
 
     def test(entry: Entry) -> bool | None:
-        return any(substrings_match(k, initial, middle, final)
-                   for k in _keys(entry, schema, resolved, rule))
+        return any(substrings_match(k, initial, middle, final) for k in keys(entry))
 
     return test
 
@@ -211,11 +245,15 @@ def _present(schema: Schema, f: Present, hidden: frozenset[str]) -> Predicate:
         return _undefined
     if resolved.key == "objectclass":
         return _true
+    excluded = _excluded(schema, resolved, hidden)
 
     def test(entry: Entry) -> bool | None:
         return bool(entry.keys_for(schema, resolved))
 
-    return test
+    def test_shown(entry: Entry) -> bool | None:
+        return any(type_key(k) not in excluded for k in entry.keys_for(schema, resolved))
+
+    return test_shown if excluded else test
 
 
 def _extensible(schema: Schema, f: Extensible, hidden: frozenset[str]) -> Predicate:
@@ -237,6 +275,7 @@ def _extensible(schema: Schema, f: Extensible, hidden: frozenset[str]) -> Predic
     except InvalidValue:
         return _undefined
     ordering = rule.kind == "ordering"
+    excluded = frozenset() if resolved is None else _excluded(schema, resolved, hidden)
 
     def matches(values: Iterable[bytes]) -> bool:
         for value in values:
@@ -250,15 +289,16 @@ def _extensible(schema: Schema, f: Extensible, hidden: frozenset[str]) -> Predic
 
     def candidates(entry: Entry) -> Iterable[Iterable[bytes]]:
         if resolved is not None:
-            yield entry.values_for(schema, resolved)
+            yield _shown(entry, schema, resolved, excluded)
         else:
             for name, values in entry.attributes.items():
-                if name.split(";", 1)[0] not in hidden:
+                if type_key(name) not in hidden:
                     yield values
         if f.dn_attributes:
             for rdn in entry.dn.rdns:
                 for ava in rdn.avas:
-                    if resolved is None or ava.key == resolved.type.key:
+                    if ava.key not in hidden and (resolved is None
+                                                  or ava.key == resolved.type.key):
                         yield (ava.value.encode(),)
 
     def test(entry: Entry) -> bool | None:
@@ -279,3 +319,52 @@ COMPILERS: dict[type, Callable[..., Predicate]] = {
     Present: _present,
     Extensible: _extensible,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Tested:
+    """The attribute types (type keys) a filter looks at."""
+
+    named: frozenset[str]   # the types it names, whether or not an entry holds them
+    family: frozenset[str]  # their subtypes, looked at through them
+    untyped: bool           # an extensible match without a type: every attribute
+
+    def on(self, entry: Entry) -> frozenset[str]:
+        """The types the filter looks at on `entry`."""
+        if not self.family and not self.untyped:
+            return self.named
+        present = entry_types(entry)
+        found = self.named | (self.family & present)
+        if self.untyped:
+            found |= present | {ava.key for rdn in entry.dn.rdns for ava in rdn.avas}
+        return found
+
+
+def entry_types(entry: Entry) -> frozenset[str]:
+    """The type keys of the entry's attributes (without options)."""
+    found = entry.memo.get("types")
+    if found is None:
+        found = entry.memo["types"] = frozenset(type_key(k) for k in entry.attributes)
+    return found
+
+
+@lru_cache(maxsize=8192)
+def tested(schema: Schema, f: Filter) -> Tested:
+    named: set[str] = set()
+    family: set[str] = set()
+    untyped = False
+    pending = [f]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, And | Or):
+            pending.extend(item.filters)
+        elif isinstance(item, Not):
+            pending.append(item.filter)
+        elif item.attribute is None:
+            untyped = True
+        else:
+            resolved = find(schema, item.attribute)
+            if resolved is not None:
+                named.add(resolved.type.key)
+                family.update(at.key for at in schema.subtypes(resolved.type))
+    return Tested(frozenset(named), frozenset(family - named), untyped)

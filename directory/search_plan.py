@@ -77,9 +77,10 @@ def plan(schema: Schema, indexed: frozenset[str], f: Filter) -> IndexQuery | Non
     return None
 
 
-def exact(schema: Schema, query: IndexQuery | None, f: Filter, hidden: frozenset[str]) -> bool:
-    """Whether the entries `query` finds are exactly those `f` is True for."""
+def exact(schema: Schema, query: IndexQuery | None, f: Filter) -> bool:
+    """Whether the entries `query` finds are exactly those `f` is True for
+    (for a requester who may search the attribute on each of them)."""
     if not (isinstance(query, Equal) and isinstance(f, Equality)):
         return False
     resolved = find(schema, f.attribute)
-    return resolved is not None and not resolved.options and resolved.type.key not in hidden
+    return resolved is not None and not resolved.options

@@ -215,11 +215,15 @@ class _Reading:
 
 
 class RulePolicy:
-    """`AccessPolicy` from rules; `source` names them in explanations (`access.rules`)."""
+    """`AccessPolicy` from rules; `source` names them in explanations (`access.rules`).
+    `root_only` attributes (the password policy's state, which holds old password
+    hashes) are beyond every rule: only the root DN reads them."""
 
     def __init__(self, rules: tuple[Rule, ...], proxies: tuple[Proxy, ...], schema: Schema,
-                 root_dn: DN, source: str = "access.rules") -> None:
+                 root_dn: DN, source: str = "access.rules",
+                 root_only: frozenset[str] = frozenset()) -> None:
         self.rules = rules
+        self.root_only = root_only
         self.proxies = proxies
         self.schema = schema
         self.root_dn = root_dn
@@ -240,15 +244,18 @@ class RulePolicy:
         self._readings: dict[int, _Reading] = {}
 
     @classmethod
-    def configured(cls, config: DirectoryConfig, schema: Schema, root_dn: DN) -> RulePolicy:
+    def configured(cls, config: DirectoryConfig, schema: Schema, root_dn: DN,
+                   root_only: frozenset[str] = frozenset()) -> RulePolicy:
         if config.access_rules is None:
             return cls(default_rules(config.anonymous_read), config.access_proxy, schema,
-                       root_dn, "default")
-        return cls(config.access_rules, config.access_proxy, schema, root_dn)
+                       root_dn, "default", root_only)
+        return cls(config.access_rules, config.access_proxy, schema, root_dn, root_only=root_only)
 
     # --- AccessPolicy ------------------------------------------------------------
 
     def rights(self, who: Identity, entry: Entry, attribute: str, get: Reader) -> Rights:
+        if attribute in self.root_only:
+            return Rights.NONE
         return self._decide(who, entry, attribute, get)[0]
 
     def may_proxy(self, who: Identity, target: DN, get: Reader) -> bool:

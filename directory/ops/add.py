@@ -13,6 +13,8 @@
   server then adds its operational attributes (RFC 4512 §3.4).
 - userPassword values given in clear text are stored hashed.
 - Post-read (RFC 4527) returns the entry as added.
+- Access (`privileges`): add on the parent's `children`, on the new
+  entry's `entry` and on each attribute given, checked in the transaction.
 - Hooks the application adds (`DSA.add_hooks`, e.g. the KMS's automatic
   enrollment) run in the same transaction; what they leave to do after the
   commit (sending mail) runs once it is durable.
@@ -29,7 +31,9 @@ from directory.dsa import DSA, AfterCommit
 from directory.entry import Entry, resolve
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_new
+from directory.ops import privileges
 from directory.ops.readback import read_controls
+from directory.ops.visibility import view_of
 from directory.protocol.dn import DN
 from directory.protocol.messages import SUCCESS, AddRequest, AddResponse
 from directory.protocol.results import LDAPError, ResultCode
@@ -123,6 +127,8 @@ def handle(op: Operation) -> Outcome:
     entry = build(dsa, dn, collect(dsa, request.attributes), op.session.bound)
 
     def job(txn: SQLiteTransaction) -> list[AfterCommit]:
+        check_within(dsa, dn)
+        privileges.add(dsa, view_of(op).reading(txn.get), entry)
         insert(dsa, txn, entry)
         return [after for hook in dsa.add_hooks if (after := hook(txn, entry)) is not None]
 

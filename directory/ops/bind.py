@@ -41,6 +41,7 @@ def handle(op: Operation) -> Outcome:
     session.bound = DN.ROOT
     session.is_root = False
     session.mechanism = ""
+    session.paged.clear()
     if request.version != 3:
         raise LDAPError(ResultCode.PROTOCOL_ERROR, f"LDAP version {request.version} unsupported")
     if request.other_method is not None:

@@ -6,16 +6,21 @@
 - compareTrue (6) when some value of the attribute, or of a subtype,
   matches; compareFalse (5) when none does; noSuchAttribute (16) when the
   entry has no such attribute.
-- Attributes hidden from the requester cannot be compared
-  (insufficientAccessRights), so passwords cannot be guessed this way.
+- Access (`privileges`): compare on the attribute, else
+  insufficientAccessRights (50), so passwords cannot be guessed this way;
+  an entry not disclosed to the requester gives noSuchObject whatever the
+  attribute (as slapd answers). A subtype the requester may not compare
+  counts as absent.
 """
 
 from __future__ import annotations
 
+from directory.acl.rights import Rights
 from directory.entry import resolve
 from directory.matching import InvalidValue
 from directory.operation import Operation, Outcome, Reply
-from directory.ops import assertion
+from directory.ops import assertion, privileges
+from directory.ops.visibility import values_with, view_of
 from directory.protocol.messages import CompareRequest, CompareResponse, Result
 from directory.protocol.results import LDAPError, ResultCode
 
@@ -27,18 +32,15 @@ def handle(op: Operation) -> Outcome:
     dn = dsa.parse_dn(request.dn)
     op.detail = f'dn="{request.dn}" attr="{request.attribute}"'
     resolved = resolve(dsa.schema, request.attribute)
-    if resolved.type.key in op.hidden:
-        raise LDAPError(ResultCode.INSUFFICIENT_ACCESS_RIGHTS,
-                        f"no compare access to {request.attribute}")
-    entry = dsa.backend.get(dn)
-    if entry is None:
-        raise dsa.no_such_object(dn)
-    assertion.check(op, entry)
+    view = view_of(op)
+    entry = privileges.disclosed(view, dn)
+    privileges.require(view, entry, Rights.COMPARE, resolved.type.key)
+    assertion.check(op, entry, view)
     rule = dsa.schema.equality(resolved.type)
     if rule is None:
         raise LDAPError(ResultCode.INAPPROPRIATE_MATCHING,
                         f"{request.attribute} has no equality matching rule")
-    values = list(entry.values_for(dsa.schema, resolved))
+    values = values_with(view, dsa.schema, entry, resolved, Rights.COMPARE)
     if not values:
         raise LDAPError(ResultCode.NO_SUCH_ATTRIBUTE, f"{dn} has no {request.attribute}")
     try:

@@ -6,6 +6,9 @@
   one transaction.
 - The naming context's entry can be deleted only when it is a leaf.
 - Assertion (RFC 4528) and pre-read (RFC 4527) controls.
+- Access (`privileges`): delete on the entry's `entry` and on its parent's
+  `children`, for every entry a subtree delete removes; an entry not
+  disclosed to the requester is noSuchObject.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from __future__ import annotations
 from directory.backend.sqlite import SQLiteTransaction
 from directory.entry import Entry
 from directory.operation import Operation, Outcome, Reply
-from directory.ops import assertion
+from directory.ops import assertion, privileges
 from directory.ops.readback import read_controls
+from directory.ops.visibility import view_of
 from directory.protocol.controls import SUBTREE_DELETE
 from directory.protocol.messages import SUCCESS, DelRequest, DelResponse
 from directory.protocol.results import LDAPError, ResultCode
@@ -29,13 +33,16 @@ def handle(op: Operation) -> Outcome:
     whole_subtree = SUBTREE_DELETE in op.controls
 
     def job(txn: SQLiteTransaction) -> Entry:
-        entry = txn.get(dn)
-        if entry is None:
-            raise dsa.no_such_object(dn)
-        assertion.check(op, entry)
+        view = view_of(op).reading(txn.get)
+        entry = privileges.disclosed(view, dn)
+        privileges.delete(dsa, view, entry)
+        assertion.check(op, entry, view)
         if whole_subtree:
-            for doomed in reversed(list(txn.subtree(dn))):
-                txn.delete(doomed.dn)
+            doomed = list(txn.subtree(dn))
+            for below in doomed:
+                privileges.delete(dsa, view, below)
+            for below in reversed(doomed):
+                txn.delete(below.dn)
             return entry
         if txn.has_children(dn):
             raise LDAPError(ResultCode.NOT_ALLOWED_ON_NON_LEAF, f"{dn} has subordinates")

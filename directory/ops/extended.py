@@ -4,10 +4,12 @@
   DN, or the one the proxied authorization control names, RFC 4532 §2.1),
   or empty for anonymous.
 - Password Modify (RFC 3062): the identity defaults to the bound entry;
-  anonymous clients may not use it (insufficientAccessRights); a user may
-  change only their own password, the root DN anyone's; a given old
-  password must verify; without a new password one is generated and
-  returned in genPasswd. The new value is stored hashed.
+  anonymous clients may not use it (insufficientAccessRights); it needs
+  write on the target's userPassword (`privileges`; by default only the
+  entry itself and the root DN have it), an entry not disclosed to the
+  requester is noSuchObject; a given old password must verify; without a
+  new password one is generated and returned in genPasswd. The new value
+  is stored hashed.
 - StartTLS (RFC 4511 §4.14, RFC 4513 §3): refused with operationsError while
   TLS is active or other operations are outstanding, protocolError when the
   server has no certificate; TLS starts right after the response is sent.
@@ -22,9 +24,12 @@ from collections.abc import Callable, Mapping
 
 from directory import passwords
 from directory.acl.identity import identity_of
+from directory.acl.rights import WRITE
 from directory.backend.sqlite import SQLiteTransaction
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_modified
+from directory.ops import privileges
+from directory.ops.visibility import view_of
 from directory.protocol import ber
 from directory.protocol.ber import children
 from directory.protocol.messages import START_TLS, SUCCESS, ExtendedRequest, ExtendedResponse
@@ -65,9 +70,8 @@ def password_modify(op: Operation, value: bytes | None) -> Outcome:
     if target == op.dsa.root_dn or not target:
         raise LDAPError(ResultCode.UNWILLING_TO_PERFORM,
                         "the root DN's password is set in the configuration")
-    if not session.is_root and target != session.bound:
-        raise LDAPError(ResultCode.INSUFFICIENT_ACCESS_RIGHTS,
-                        "you may change only your own password")
+    privileges.require(view_of(op), privileges.disclosed(view_of(op), target), WRITE,
+                       "userpassword")
     old = fields.get(0x81)
     new = fields.get(0x82)
     generated = None
@@ -78,9 +82,9 @@ def password_modify(op: Operation, value: bytes | None) -> Outcome:
     actor = session.bound
 
     def job(txn: SQLiteTransaction) -> None:
-        entry = txn.get(target)
-        if entry is None:
-            raise op.dsa.no_such_object(target)
+        view = view_of(op).reading(txn.get)
+        entry = privileges.disclosed(view, target)
+        privileges.require(view, entry, WRITE, "userpassword")
         if old is not None and not any(passwords.verify(s, old)
                                        for s in entry.get("userpassword")):
             raise LDAPError(ResultCode.INVALID_CREDENTIALS, "old password is not correct")

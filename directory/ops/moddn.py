@@ -7,6 +7,10 @@
   RDN's values are removed; the result must still pass schema checks.
 - Moving a subtree moves every descendant in the same transaction.
 - Assertion (RFC 4528), pre-read and post-read (RFC 4527) controls.
+- Access (`privileges`): write on the entry, delete on the old parent's
+  `children`, add on the new parent's, add (and with deleteOldRDN delete)
+  on the RDN attributes, checked in the transaction; an entry or new
+  superior not disclosed to the requester is noSuchObject.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from directory.dsa import DSA
 from directory.entry import Entry
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_modified
-from directory.ops import assertion
+from directory.ops import assertion, privileges
 from directory.ops.readback import read_controls
+from directory.ops.visibility import view_of
 from directory.protocol.dn import DN
 from directory.protocol.messages import SUCCESS, ModifyDNRequest, ModifyDNResponse
 from directory.protocol.results import LDAPError, ResultCode
@@ -82,9 +87,10 @@ def handle(op: Operation) -> Outcome:
     superior = None if request.new_superior is None else dsa.parse_dn(request.new_superior)
 
     def job(txn: SQLiteTransaction) -> tuple[Entry, Entry]:
-        entry = txn.get(dn)
-        if entry is not None:
-            assertion.check(op, entry)
+        view = view_of(op).reading(txn.get)
+        entry = privileges.disclosed(view, dn)
+        privileges.rename(dsa, view, entry, new_rdn, request.delete_old_rdn, superior)
+        assertion.check(op, entry, view)
         return rename(dsa, txn, dn, new_rdn, request.delete_old_rdn, superior,
                       op.session.bound)
 

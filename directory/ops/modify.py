@@ -14,6 +14,9 @@
 - userPassword: new values are stored hashed; a clear-text value to
   delete matches the stored hash it verifies against.
 - Assertion (RFC 4528), pre-read and post-read (RFC 4527) controls.
+- Access (`privileges`): add or delete on each attribute changed, checked
+  in the transaction; an entry not disclosed to the requester is
+  noSuchObject.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from directory.matching import InvalidValue
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_modified
 from directory.ops import add as add_op
-from directory.ops import assertion
+from directory.ops import assertion, privileges
 from directory.ops.readback import read_controls
+from directory.ops.visibility import view_of
 from directory.protocol.dn import DN
 from directory.protocol.messages import SUCCESS, Change, ModifyRequest, ModifyResponse, ModOp
 from directory.protocol.results import LDAPError, ResultCode
@@ -164,10 +168,10 @@ def handle(op: Operation) -> Outcome:
         resolve(dsa.schema, change.attribute)
 
     def job(txn: SQLiteTransaction) -> tuple[Entry, Entry]:
-        entry = txn.get(dn)
-        if entry is None:
-            raise dsa.no_such_object(dn)
-        assertion.check(op, entry)
+        view = view_of(op).reading(txn.get)
+        entry = privileges.disclosed(view, dn)
+        privileges.modify(dsa, view, entry, request.changes)
+        assertion.check(op, entry, view)
         updated = apply_changes(dsa, entry, request.changes, op.session.bound)
         txn.replace(updated)
         return entry, updated

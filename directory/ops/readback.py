@@ -2,14 +2,15 @@
 
 The response control's value is a SearchResultEntry holding the requested
 attributes of the entry as it was before (pre-read) or after (post-read)
-the update, read inside the same transaction. Attributes hidden from the
-requester are left out, as in a search.
+the update, read inside the same transaction. Attributes the requester
+may not read are left out, as in a search (`visibility`).
 """
 
 from __future__ import annotations
 
 from directory.entry import Entry
 from directory.operation import Operation
+from directory.ops.visibility import hidden_in_readback, view_of
 from directory.protocol.ber import tlv
 from directory.protocol.controls import POST_READ, PRE_READ, AttributeSelection
 from directory.protocol.messages import Control
@@ -24,6 +25,8 @@ def read_controls(op: Operation, before: Entry | None,
         if entry is None or not isinstance(selection, AttributeSelection):
             continue
         chosen = select(op.dsa.schema, selection.attributes)
-        body = encode_entry(op.dsa.schema, entry, chosen, False, op.hidden, {})
+        wanted = None if chosen.all_user or chosen.all_operational else chosen.names
+        hidden = hidden_in_readback(view_of(op), entry, wanted)
+        body = encode_entry(op.dsa.schema, entry, chosen, False, hidden, {})
         controls.append(Control(oid, False, tlv(0x64, body)))
     return tuple(controls)

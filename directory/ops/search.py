@@ -27,9 +27,17 @@
 - The assertion control (RFC 4528) is evaluated on the base entry (the
   root DSE for the empty base) before anything is returned.
 - Paged results (RFC 2696): the cookie names a cursor kept on the
-  connection; a page size of 0 releases it. Server-side sort (RFC 2891):
-  entries lacking a sort attribute come last; an unusable key is reported
-  in the sort response (or fails the search when the control is critical).
+  connection for the identity that started it; a page size of 0 releases
+  it. Server-side sort (RFC 2891): entries lacking a sort attribute come
+  last; an unusable key is reported in the sort response (or fails the
+  search when the control is critical).
+- Access (`visibility`, `privileges`): search on the base's `entry`
+  (noSuchObject when it is not even disclosed); each entry in scope,
+  whatever the base (the empty one too), is searched and returned only as
+  the requester may (its filter attributes, its `entry`, the attributes
+  returned, its sort keys); continuation references need read on the
+  referral object's `entry` and `ref`. The root DSE and the subschema
+  subentry are readable by anyone (RFC 4512 §5.1).
 """
 
 from __future__ import annotations
@@ -39,13 +47,16 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from directory.acl.identity import Identity
+from directory.acl.rights import Rights
 from directory.backend import Equal, IndexQuery, Union
 from directory.dsa import DSA
 from directory.entry import Entry, find
 from directory.matching import InvalidValue
 from directory.operation import TICK, Operation, Replies, Reply, Tick
 from directory.operational import COMPUTED, computed
-from directory.ops import assertion
+from directory.ops import assertion, privileges
+from directory.ops.visibility import hidden_in_result, search_test, values_with, view_of
 from directory.predicates import Predicate, compile_filter
 from directory.protocol.controls import (
     MANAGE_DSA_IT,
@@ -84,6 +95,7 @@ class Cursor:
 
     request: SearchRequest
     entries: list[Entry]
+    who: Identity
     returned: int = 0
 
 
@@ -94,7 +106,7 @@ def handle(op: Operation) -> Replies:
     base = dsa.parse_dn(request.base)
     if request.scope == Scope.BASE and (not base or base == dsa.subschema_dn):
         special = root_dse(dsa) if not base else subschema(dsa)
-        assertion.check(op, special)
+        assertion.check(op, special, None)
         return list(_special(op, request, special))
     paged = op.controls.get(PAGED_RESULTS)
     if paged is not None and paged.cookie:
@@ -129,10 +141,10 @@ def _gathered(op: Operation, request: SearchRequest, matches: Iterable[Entry | R
 
 
 def _special(op: Operation, request: SearchRequest, entry: Entry) -> Iterator[Reply]:
-    predicate = compile_filter(op.dsa.schema, request.filter, op.hidden)
+    predicate = compile_filter(op.dsa.schema, request.filter)
     if predicate(entry) is True:
         op.entries += 1
-        yield _entry_reply(op, request, entry, with_computed=False)
+        yield _entry_reply(op, request, entry, ordinary=False)
     yield Reply(SearchResultDone(SUCCESS))
 
 
@@ -169,13 +181,15 @@ def _follow(dsa: DSA, entry: Entry) -> Entry:
 def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry | Reply | Tick]:
     """Entries matching the filter, and continuation references, in scope."""
     dsa = op.dsa
+    view = view_of(op)
     if not base:
-        assertion.check(op, root_dse(dsa))
+        assertion.check(op, root_dse(dsa), None)
     else:
         base_entry = dsa.backend.get(base)
         if base_entry is None:
-            raise dsa.no_such_object(base)
-        assertion.check(op, base_entry)
+            raise privileges.not_found(view, base)
+        privileges.search_base(view, base_entry)
+        assertion.check(op, base_entry, view)
         if request.deref in (Deref.FINDING, Deref.ALWAYS):
             base = _follow(dsa, base_entry).dn
     query = plan(dsa.schema, dsa.backend.indexed, request.filter)
@@ -187,13 +201,13 @@ def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry 
         rule = dsa.schema.equality(object_class)
         assert rule is not None
         query = Union((query, Equal(object_class.key, rule.assertion_key(b"alias"))))
-    predicate = (None if exact(dsa.schema, query, request.filter, op.hidden)
-                 else compile_filter(dsa.schema, request.filter, op.hidden))
+    predicate = search_test(dsa.schema, view, request.filter,
+                            exact(dsa.schema, query, request.filter))
     deadline = _deadline(op, request)
     return _walk(op, request, base, predicate, query, referrals, deref, deadline)
 
 
-def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate | None,
+def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate,
           query: IndexQuery | None, referrals: dict[DN, Entry], deref: bool,
           deadline: float | None) -> Iterator[Entry | Reply | Tick]:
     dsa = op.dsa
@@ -211,7 +225,7 @@ def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate 
             if deadline is not None and time.monotonic() > deadline:
                 raise LDAPError(ResultCode.TIME_LIMIT_EXCEEDED, "time limit exceeded")
             if below and _under_referral(entry.dn, below, base):
-                if entry.dn in referrals:
+                if entry.dn in referrals and _may_refer(op, entry):
                     yield Reply(SearchResultReference(_references(entry, request.scope)))
                 continue
             if deref and "alias" in entry.object_classes and entry.dn != base:
@@ -223,8 +237,13 @@ def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate 
             if entry.id in seen:
                 continue
             seen.add(entry.id)
-            if predicate is None or predicate(entry) is True:
+            if predicate(entry) is True:
                 yield entry
+
+
+def _may_refer(op: Operation, entry: Entry) -> bool:
+    view = view_of(op)
+    return view.allows(entry, Rights.READ) and view.allows(entry, Rights.READ, "ref")
 
 
 def _under_referral(dn: DN, referrals: list[DN], base: DN) -> bool:
@@ -243,13 +262,23 @@ def _references(entry: Entry, scope: Scope) -> tuple[str, ...]:
 
 
 def _entry_reply(op: Operation, request: SearchRequest, entry: Entry,
-                 with_computed: bool = True) -> Reply:
+                 ordinary: bool = True) -> Reply:
+    """`ordinary`: not the root DSE or the subschema subentry, which have no
+    computed attributes and which anyone may read."""
     schema = op.dsa.schema
     selection: Selection = select(schema, request.attributes)
-    extra = computed(op.dsa, entry) if with_computed and wants_computed(
+    extra = computed(op.dsa, entry) if ordinary and wants_computed(
         selection, COMPUTED) else {}
-    body = encode_entry(schema, entry, selection, request.types_only, op.hidden, extra)
+    hidden = hidden_in_result(view_of(op), entry, _wanted(selection),
+                              extra) if ordinary else frozenset()
+    if hidden and extra:
+        extra = {k: v for k, v in extra.items() if k not in hidden}
+    body = encode_entry(schema, entry, selection, request.types_only, hidden, extra)
     return Reply(EncodedSearchResultEntry(body))
+
+
+def _wanted(selection: Selection) -> frozenset[str] | None:
+    return None if selection.all_user or selection.all_operational else selection.names
 
 
 def _stream(op: Operation, request: SearchRequest,
@@ -290,7 +319,7 @@ def _with_controls(controls: list[Control]) -> list[Reply]:
 def _first_page(op: Operation, request: SearchRequest, entries: list[Entry],
                 paged: PagedResults, controls: list[Control]) -> Iterator[Reply]:
     size = paged.size or len(entries)
-    return _emit_page(op, request, Cursor(request, entries), size, controls)
+    return _emit_page(op, request, Cursor(request, entries, view_of(op).who), size, controls)
 
 
 def _emit_page(op: Operation, request: SearchRequest, cursor: Cursor, size: int,
@@ -312,7 +341,7 @@ def _emit_page(op: Operation, request: SearchRequest, cursor: Cursor, size: int,
     cookie = b""
     if rest:
         cookie = secrets.token_bytes(12)
-        op.session.paged[cookie] = Cursor(request, rest, returned)
+        op.session.paged[cookie] = Cursor(request, rest, view_of(op).who, returned)
     controls = [*controls, PagedResults(len(entries), cookie).to_control()]
     yield Reply(SearchResultDone(SUCCESS), tuple(controls))
 
@@ -320,7 +349,7 @@ def _emit_page(op: Operation, request: SearchRequest, cursor: Cursor, size: int,
 def _next_page(op: Operation, request: SearchRequest, paged: PagedResults) -> Replies:
     cursor = op.session.paged.pop(paged.cookie, None)
     if not isinstance(cursor, Cursor) or cursor.request.base != request.base or (
-            cursor.request.filter != request.filter):
+            cursor.request.filter != request.filter) or cursor.who != view_of(op).who:
         raise LDAPError(ResultCode.UNWILLING_TO_PERFORM, "unknown paged results cookie")
     if paged.size == 0:
         return [Reply(SearchResultDone(SUCCESS), (PagedResults(0, b"").to_control(),))]
@@ -330,6 +359,7 @@ def _next_page(op: Operation, request: SearchRequest, paged: PagedResults) -> Re
 def _sort(op: Operation, entries: list[Entry], keys: tuple[SortKey, ...]) -> Control:
     """Sort `entries` in place; return the sort response control."""
     schema = op.dsa.schema
+    view = view_of(op)
     plans = []
     for key in keys:
         resolved = find(schema, key.attribute)
@@ -337,7 +367,7 @@ def _sort(op: Operation, entries: list[Entry], keys: tuple[SortKey, ...]) -> Con
         if resolved is not None:
             rule = (schema.matching_rule(key.ordering_rule) if key.ordering_rule
                     else schema.ordering(resolved.type) or schema.equality(resolved.type))
-        if resolved is None or rule is None or resolved.type.key in op.hidden:
+        if resolved is None or rule is None:
             if SORT_REQUEST in op.critical:
                 raise LDAPError(ResultCode.UNAVAILABLE_CRITICAL_EXTENSION,
                                 f"cannot sort on {key.attribute}")
@@ -348,7 +378,8 @@ def _sort(op: Operation, entries: list[Entry], keys: tuple[SortKey, ...]) -> Con
     for key, resolved, rule in reversed(plans):
         def sort_key(entry: Entry) -> bytes | None:
             found = []
-            for value in entry.values_for(schema, resolved):  # noqa: B023
+            for value in values_with(view, schema, entry, resolved,  # noqa: B023
+                                     Rights.READ):
                 try:
                     found.append(rule.value_key(value))  # noqa: B023
                 except InvalidValue:

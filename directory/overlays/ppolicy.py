@@ -333,8 +333,6 @@ STEPS: Mapping[type, Callable[[Operation, Handler], Outcome]] = {
 
 def overlay(handler: Handler) -> Handler:
     def apply(op: Operation) -> Outcome:
-        if not op.session.is_root:
-            op.hidden = op.hidden | state.ATTRIBUTES
         step = STEPS.get(type(op.request))
         return handler(op) if step is None else step(op, handler)
 

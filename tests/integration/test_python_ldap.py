@@ -308,7 +308,7 @@ def test_referral_followed_not_required_for_unrelated_base(conn: SimpleLDAPObjec
 
 def test_anonymous_write_is_refused(server: Certdir) -> None:
     anonymous = connect(server)
-    with pytest.raises((ldap.INSUFFICIENT_ACCESS, ldap.STRONG_AUTH_REQUIRED)):
+    with pytest.raises(ldap.INSUFFICIENT_ACCESS):
         anonymous.add_s(f"cn=intruder,{BASE}", person("intruder"))
     anonymous.unbind_s()
 
