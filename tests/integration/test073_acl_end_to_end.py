@@ -143,4 +143,4 @@ def test_webmail_may_not_act_outside_people(server: Server, target: str) -> None
     # ldapwhoami exits 1 whatever the result; it prints the code.
     done = webmail(server, "ldapwhoami", target)
     assert (done.returncode, done.stderr.decode().splitlines()[0]) == (
-        1, f"ldap_parse_result: Authorization Denied ({AUTHORIZATION_DENIED})")
+        1, f"ldap_parse_result: Proxied Authorization Denied ({AUTHORIZATION_DENIED})")
