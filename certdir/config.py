@@ -197,6 +197,8 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     database = data_dir / storage.get("path", str, "certdir.db")
     indexes = storage.strings("indexes", DEFAULT_INDEXES)
     cache_entries = storage.get("cache_entries", int, 200_000, _not_negative, "must be >= 0")
+    cache_bytes = storage.get("cache_bytes", int, 256 * 1024 * 1024, _not_negative,
+                              "must be >= 0")
     storage.finish()
 
     access = top.section("access")
@@ -212,6 +214,9 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     items = limits.get("max_filter_items", int, 1024, _positive, "must be > 0")
     elements = limits.get("max_elements", int, 100_000, _positive, "must be > 0")
     idle = limits.get("idle_timeout", int, 0, _not_negative, "seconds, 0 means none")
+    # What one request may cost: DNs (slapd's 8192-byte DN limit).
+    max_dn_bytes = limits.get("max_dn_bytes", int, 8192, _positive, "must be > 0")
+    max_rdns = limits.get("max_rdns", int, 256, _positive, "must be > 0")
     limits.finish()
 
     referral = top.section("referral")
@@ -256,9 +261,12 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             max_filter_items=items,
             max_elements=elements,
             idle_timeout=idle,
+            max_dn_bytes=max_dn_bytes,
+            max_rdns=max_rdns,
             default_referrals=default_referrals,
             indexes=indexes,
             cache_entries=cache_entries,
+            cache_bytes=cache_bytes,
             schema_paths=extra_schema,
             access_log=access_log,
         ),

@@ -69,7 +69,7 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
     schema = load_schema(config)
     with storage_errors(config):
         backend = SQLiteBackend(config.directory.database, schema, config.directory.indexes,
-                                config.directory.cache_entries)
+                                config.directory.cache_entries, config.directory.cache_bytes)
     writer = Writer(backend, reactor) if reactor is not None else None
     return DSA(config.directory, schema, backend, writer, worker)
 

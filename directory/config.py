@@ -28,9 +28,12 @@ class DirectoryConfig:
     max_filter_items: int = 1024
     max_elements: int = 100_000
     idle_timeout: int = 0
+    max_dn_bytes: int = 8192
+    max_rdns: int = 256
     default_referrals: tuple[str, ...] = ()
     indexes: tuple[str, ...] = DEFAULT_INDEXES
     cache_entries: int = 200_000
+    cache_bytes: int = 256 * 1024 * 1024
     schema_paths: tuple[Path, ...] = field(default_factory=tuple)
     access_log: bool = True
     server_id: int = 0

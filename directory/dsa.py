@@ -1,7 +1,7 @@
 """The directory service agent: everything operations share.
 
-- DNs from clients are parsed here, once, against the schema
-  (invalidDNSyntax on failure, RFC 4511 §4.1.3).
+- DNs from clients are parsed here, once, against the schema and the
+  configured DN limits (invalidDNSyntax on failure, RFC 4511 §4.1.3).
 - `write()` hands a job to the single writer; the job runs inside a
   transaction and its result arrives after commit.
 - `matched()` finds the longest existing ancestor for noSuchObject's
@@ -25,7 +25,7 @@ from directory.config import DirectoryConfig
 from directory.csn import CSNGenerator
 from directory.entry import Entry
 from directory.protocol.codec import Limits
-from directory.protocol.dn import DN
+from directory.protocol.dn import DN, DNLimits
 from directory.protocol.filter import Equality, FilterLimits
 from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError, ResultCode
@@ -60,6 +60,7 @@ class DSA:
             max_elements=config.max_elements,
             filter=FilterLimits(config.max_filter_depth, config.max_filter_items),
         )
+        self.dn_limits = DNLimits(config.max_dn_bytes, config.max_rdns)
         self._referrals: dict[DN, Entry] | None = None
         # Extended operations the application adds (the CA's certificate request).
         self.extensions: dict[str, ExtendedHandler] = {}
@@ -67,7 +68,7 @@ class DSA:
         self.acl: AccessPolicy = CurrentPolicy(config.anonymous_read)
 
     def parse_dn(self, text: str) -> DN:
-        return DN.parse(text, self.schema)
+        return DN.parse(text, self.schema, self.dn_limits)
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)

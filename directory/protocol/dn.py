@@ -12,16 +12,26 @@
   of an RDN are compared as a set (the normalised form sorts them).
 - Output escapes `,+"\\<>;`, NUL, a leading `#` or space and a trailing
   space, so a printed DN parses back to the same DN.
+- A client's DN is bounded by `DNLimits`: more bytes than `max_bytes`
+  (slapd refuses DNs over 8192 bytes, its SLAP_LDAPDN_MAXLEN, with
+  invalidDNSyntax) or more RDNs than `max_rdns` is invalidDNSyntax, found
+  before any work beyond the length check.
+- Parsing is one loop over the RDNs, never a recursion, and costs time
+  linear in the DN. Only DNs read back from the database (`DN.shared`) are
+  kept, in a cache bounded in bytes, so the entries below one parent share
+  its DN and its RDN objects; a client's DN is looked up there (its parent
+  usually is), never added.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import ClassVar, Protocol
 
+from directory.protocol.cache import BoundedCache
 from directory.protocol.results import LDAPError, ResultCode
 
 
@@ -121,6 +131,16 @@ class RDN:
         return str(self).encode()
 
 
+@dataclass(frozen=True, slots=True)
+class DNLimits:
+    max_bytes: int = 8192
+    max_rdns: int = 256
+
+
+# DNs read back from the database passed the limits when they were written.
+STORED = DNLimits(sys.maxsize, sys.maxsize)
+
+
 class DN:
     """An immutable DN; `rdns[0]` is the leaf. Compares by normalised form."""
 
@@ -134,9 +154,21 @@ class DN:
         self._parent = parent
 
     @staticmethod
-    def parse(text: str, normalizer: Normalizer = PLAIN) -> DN:
-        """Parse RFC 4514 `text`; LDAPError(invalidDNSyntax) when malformed."""
-        return _parse(text, normalizer)
+    def parse(text: str, normalizer: Normalizer = PLAIN, limits: DNLimits = DNLimits()) -> DN:
+        """Parse RFC 4514 `text`; LDAPError(invalidDNSyntax) when malformed or
+        beyond `limits`."""
+        return _SHARED.get((text, normalizer)) or _parse(text, normalizer, limits)
+
+    @staticmethod
+    def shared(text: str, normalizer: Normalizer) -> DN:
+        """Parse a DN read back from the database, and keep it for the next
+        entry below the same parent."""
+        key = (text, normalizer)
+        dn = _SHARED.get(key)
+        if dn is None:
+            dn = _parse(text, normalizer, STORED)
+            _SHARED.put(key, dn, _COST_PER_CHAR * len(text) + _COST_PER_RDN * len(dn.rdns))
+        return dn
 
     def __str__(self) -> str:
         return self._text
@@ -170,12 +202,12 @@ class DN:
 
     @property
     def parent(self) -> DN:
-        if self._parent is None:
-            self._parent = DN(self.rdns[1:])
-        return self._parent
+        # Not kept when computed: walking up a deep DN would keep every
+        # ancestor's strings alive at once.
+        return self._parent if self._parent is not None else DN(self.rdns[1:])
 
     def child(self, rdn: RDN) -> DN:
-        return DN((rdn, *self.rdns))
+        return DN((rdn, *self.rdns), self)
 
     def is_descendant_of(self, other: DN, strict: bool = False) -> bool:
         """Whether `other` is this DN or (with `strict`, only) above it."""
@@ -195,29 +227,40 @@ DN.ROOT = DN(())
 
 
 def _fail(text: str, why: str) -> LDAPError:
-    return LDAPError(ResultCode.INVALID_DN_SYNTAX, f"invalid DN {text!r}: {why}")
+    shown = text if len(text) <= 128 else text[:128] + "..."
+    return LDAPError(ResultCode.INVALID_DN_SYNTAX, f"invalid DN {shown!r}: {why}")
 
 
-# Deeper DNs than any directory uses are refused before parsing, so the
-# parent-by-parent parse below cannot exhaust the stack.
-MAX_SEPARATORS = 512
+# What a kept DN costs: its text three times over (the key, the normalised
+# and the printed form) and its RDN and AVA objects.
+_COST_PER_CHAR = 4
+_COST_PER_RDN = 400
+_SHARED: BoundedCache[tuple[str, Normalizer], DN] = BoundedCache(16 * 1024 * 1024)
 
 
-@lru_cache(maxsize=65536)
-def _parse(text: str, normalizer: Normalizer) -> DN:
-    """Parse the leaf RDN here and the rest through this cache, so the
-    entries below one parent share its DN and its parse."""
+def _parse(text: str, normalizer: Normalizer, limits: DNLimits) -> DN:
+    size = len(text)
+    if size > limits.max_bytes or (
+            size * 4 > limits.max_bytes
+            and len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes):
+        raise _fail(text, f"longer than {limits.max_bytes} bytes")
     if not text.strip():
         return DN.ROOT
-    if text.count(",") + text.count(";") > MAX_SEPARATORS:
-        raise _fail(text[:64], f"more than {MAX_SEPARATORS} separators")
-    rdn, rest = _rdn(text, 0, normalizer)
-    if rest is None:
-        return DN((rdn,))
-    parent = _parse(text[rest:], normalizer)
-    if not parent:
-        raise _fail(text, "empty RDN after a separator")
-    return DN((rdn, *parent.rdns), parent)
+    rdns: list[RDN] = []
+    parent = DN.ROOT
+    pos: int | None = 0
+    while pos is not None:
+        if rdns:
+            # Below a parent that is kept, share its DN.
+            kept = _SHARED.get((text[pos:], normalizer))
+            if kept is not None:
+                parent = kept
+                break
+        if len(rdns) == limits.max_rdns:
+            raise _fail(text, f"more than {limits.max_rdns} RDNs")
+        rdn, pos = _rdn(text, pos, normalizer)
+        rdns.append(rdn)
+    return DN((*rdns, *parent.rdns), parent if len(rdns) == 1 and parent else None)
 
 
 def _rdn(text: str, pos: int, normalizer: Normalizer) -> tuple[RDN, int | None]:

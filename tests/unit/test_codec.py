@@ -521,7 +521,7 @@ def ops(oracle: bool) -> st.SearchStrategy[Any]:
         st.builds(BindRequest, versions, texts, mechanism=texts, credentials=optional_blobs),
         st.just(UnbindRequest()),
         st.builds(SearchRequest, texts, scopes, st.sampled_from(tuple(Deref)), ints, ints,
-                  st.booleans(), filters(), st.lists(texts, max_size=3).map(tuple)),
+                  st.booleans(), filters(), st.lists(texts, max_size=3, unique=True).map(tuple)),
         st.builds(ModifyRequest, texts, st.lists(st.builds(Change, modops, texts, values),
                                                  max_size=3).map(tuple)),
         st.builds(AddRequest, texts, attributes),
