@@ -5,7 +5,7 @@
 - `write()` hands a job to the single writer; the job runs inside a
   transaction and its result arrives after commit.
 - `matched()` finds the longest existing ancestor for noSuchObject's
-  matchedDN (RFC 4511 §4.1.9).
+  matchedDN (RFC 4511 §4.1.9), within the naming context.
 - Referral objects (RFC 3296) are found through the objectClass index and
   kept until the next commit.
 """
@@ -94,12 +94,18 @@ class DSA:
         return dn.is_descendant_of(self.suffix)
 
     def matched(self, dn: DN) -> str:
-        parent = dn.parent
-        while parent:
-            if self.backend.get(parent) is not None:
-                return str(parent)
-            parent = parent.parent
-        return ""
+        """The longest existing ancestor of `dn`, found from the suffix down:
+        every entry's parent exists, so the first missing ancestor ends the
+        walk, which costs the depth of the tree, not of `dn`."""
+        if not dn.is_descendant_of(self.suffix, strict=True):
+            return ""
+        found = ""
+        for depth in range(len(self.suffix), len(dn)):
+            ancestor = DN(dn.rdns[len(dn) - depth:])
+            if self.backend.get(ancestor) is None:
+                break
+            found = str(ancestor)
+        return found
 
     def no_such_object(self, dn: DN) -> LDAPError:
         return LDAPError(ResultCode.NO_SUCH_OBJECT, f"no entry {dn}", matched=self.matched(dn))

@@ -236,6 +236,7 @@ def _fail(text: str, why: str) -> LDAPError:
 _COST_PER_CHAR = 4
 _COST_PER_RDN = 400
 _SHARED: BoundedCache[tuple[str, Normalizer], DN] = BoundedCache(16 * 1024 * 1024)
+_SHARED_TAILS = 8
 
 
 def _parse(text: str, normalizer: Normalizer, limits: DNLimits) -> DN:
@@ -246,21 +247,27 @@ def _parse(text: str, normalizer: Normalizer, limits: DNLimits) -> DN:
         raise _fail(text, f"longer than {limits.max_bytes} bytes")
     if not text.strip():
         return DN.ROOT
-    rdns: list[RDN] = []
-    parent = DN.ROOT
-    pos: int | None = 0
+    rdn, pos = _rdn(text, 0, normalizer)
+    if pos is None:
+        return DN((rdn,))
+    parent = _SHARED.get((text[pos:], normalizer))
+    if parent is not None:
+        return DN((rdn, *parent.rdns), parent)
+    rdns, starts = [rdn], [pos]
     while pos is not None:
-        if rdns:
-            # Below a parent that is kept, share its DN.
-            kept = _SHARED.get((text[pos:], normalizer))
-            if kept is not None:
-                parent = kept
-                break
         if len(rdns) == limits.max_rdns:
             raise _fail(text, f"more than {limits.max_rdns} RDNs")
         rdn, pos = _rdn(text, pos, normalizer)
         rdns.append(rdn)
-    return DN((*rdns, *parent.rdns), parent if len(rdns) == 1 and parent else None)
+        if pos is not None:
+            starts.append(pos)
+    # Share the RDNs of a kept ancestor (the suffix, usually): looked for
+    # among the last few, so a deep DN costs no more than a shallow one.
+    for i in range(max(1, len(starts) - _SHARED_TAILS), len(starts)):
+        kept = _SHARED.get((text[starts[i]:], normalizer))
+        if kept is not None:
+            return DN((*rdns[:i + 1], *kept.rdns))
+    return DN(tuple(rdns))
 
 
 def _rdn(text: str, pos: int, normalizer: Normalizer) -> tuple[RDN, int | None]:
