@@ -337,7 +337,9 @@ def _extensible_keys(schema: Schema, resolved: Resolved | None, rule: MatchingRu
             return _rule_keys(rule, values(entry))
         found: frozenset[bytes] | None = entry.memo.get(memo)
         if found is None:
-            found = entry.memo[memo] = _rule_keys(rule, values(entry))
+            found = _rule_keys(rule, values(entry))
+            if found:
+                entry.memo[memo] = found
         return found
 
     return keys
