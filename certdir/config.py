@@ -35,6 +35,7 @@ from ca.policy import DEFAULT_POLICIES, POLICIES
 from ca.profiles import load_profiles
 from ca.web.config import WebConfig
 from directory.config import DEFAULT_INDEXES, DirectoryConfig
+from directory.protocol.filter import MAX_DEPTH as MAX_FILTER_DEPTH
 from kms.config import KMSConfig, SMTPConfig
 
 CONFIG_FILE = "certdir.yaml"
@@ -210,7 +211,8 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     size = limits.get("size", int, 500, _not_negative, "0 means no limit")
     time = limits.get("time", int, 3600, _not_negative, "0 means no limit")
     max_pdu = limits.get("max_pdu_bytes", int, 10 * 1024 * 1024, _positive, "must be > 0")
-    depth = limits.get("max_filter_depth", int, 64, _positive, "must be > 0")
+    depth = limits.get("max_filter_depth", int, 64, lambda v: 0 < v <= MAX_FILTER_DEPTH,
+                       f"from 1 to {MAX_FILTER_DEPTH}")
     items = limits.get("max_filter_items", int, 1024, _positive, "must be > 0")
     elements = limits.get("max_elements", int, 100_000, _positive, "must be > 0")
     idle = limits.get("idle_timeout", int, 0, _not_negative, "seconds, 0 means none")

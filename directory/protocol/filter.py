@@ -9,8 +9,9 @@
 - extensibleMatch needs a matching rule or a type (RFC 4511 §4.5.1.7.7).
 - Decoding is bounded by `FilterLimits`: nesting depth and the number of
   filter items, substrings pieces counted as items, so a hostile PDU cannot
-  exhaust the stack or the CPU. The string form's nesting is bounded by
-  the default depth.
+  exhaust the stack or the CPU; no configuration may allow nesting deeper
+  than `MAX_DEPTH`. The string form's nesting is bounded by the default
+  depth.
 - String form: values escape `*()\\` and NUL as `\\XX` (RFC 4515 §3);
   `format` writes any other non-printable octet the same way, so its
   output always parses back to the same filter.
@@ -23,6 +24,11 @@ from dataclasses import dataclass
 from directory.protocol import ber
 from directory.protocol.ber import children, read_tlv, tlv
 from directory.protocol.results import ProtocolError
+
+# The deepest nesting any configuration may allow: decoding, compiling,
+# planning and printing a filter recurse once per level, and this leaves
+# Python's stack room to spare under the server's own frames.
+MAX_DEPTH = 256
 
 
 @dataclass(frozen=True, slots=True)

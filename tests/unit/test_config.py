@@ -60,7 +60,17 @@ BAD = [
      "kms.recovery_approvals: 2 approvals but only 1 officers"),
     ("KMS key type", minimal(kms={"encryption_key_type": "dsa"}), "kms.encryption_key_type"),
     ("web listen URL", minimal(http={"listen": ["ftp://x"]}), "http.listen[0]"),
+    ("filter depth beyond the stack", minimal(limits={"max_filter_depth": 257}),
+     "limits.max_filter_depth: 257 is not allowed (from 1 to 256)"),
+    ("no DN at all", minimal(limits={"max_dn_bytes": 0}), "limits.max_dn_bytes: 0 is not"),
+    ("DN without RDNs", minimal(limits={"max_rdns": 0}), "limits.max_rdns: 0 is not"),
+    ("cache bytes", minimal(storage={"cache_bytes": -1}), "storage.cache_bytes: -1 is not"),
 ]
+
+
+def test_request_cost_defaults(tmp_path: Path) -> None:
+    d = from_mapping(minimal(), tmp_path).directory
+    assert (d.max_dn_bytes, d.max_rdns, d.cache_bytes) == (8192, 256, 256 * 1024 * 1024)
 
 
 @pytest.mark.parametrize("why, data, message", BAD)
