@@ -198,7 +198,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     database = data_dir / storage.get("path", str, "certdir.db")
     indexes = storage.strings("indexes", DEFAULT_INDEXES)
     cache_entries = storage.get("cache_entries", int, 200_000, _not_negative, "must be >= 0")
-    cache_bytes = storage.get("cache_bytes", int, 256 * 1024 * 1024, _not_negative,
+    cache_bytes = storage.get("cache_bytes", int, 512 * 1024 * 1024, _not_negative,
                               "must be >= 0")
     storage.finish()
 

@@ -33,7 +33,7 @@ class DirectoryConfig:
     default_referrals: tuple[str, ...] = ()
     indexes: tuple[str, ...] = DEFAULT_INDEXES
     cache_entries: int = 200_000
-    cache_bytes: int = 256 * 1024 * 1024
+    cache_bytes: int = 512 * 1024 * 1024
     schema_paths: tuple[Path, ...] = field(default_factory=tuple)
     access_log: bool = True
     server_id: int = 0

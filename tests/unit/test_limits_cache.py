@@ -11,23 +11,28 @@
   an entry's memo; an untyped extensible match applies its rule only to
   the attribute types it applies to.
 - Compiled filters are cached only when small.
+- The entry cache's byte bound holds in memory actually kept, with what
+  searches memoise on the cached entries.
 """
 
 from __future__ import annotations
 
+import gc
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from directory.backend.sqlite import SQLiteBackend
 from directory.entry import Entry
-from directory.predicates import compile_filter
+from directory.predicates import _cached, compile_filter
 from directory.protocol.cache import BoundedCache
 from directory.protocol.dn import DN
 from directory.protocol.filter import Equality, Extensible, Or, parse
+from directory.protocol.messages import Scope
 from directory.schema import Schema
-from directory.selection import select
+from directory.selection import encode_entry, select
 
 SCHEMA = Schema.load([Path(__file__).resolve().parents[2] / "schema"])
 
@@ -162,3 +167,43 @@ def test_hidden_attributes_are_not_matched_by_untyped_extensible() -> None:
     entry = sample()
     assert compile_filter(SCHEMA, parse("(:caseIgnoreMatch:=u1)"),
                           frozenset({"uid", "mail"}))(entry) is False
+
+
+def test_entry_cache_bound_holds_in_real_memory(tmp_path: Path) -> None:
+    bound = 4 * 1024 * 1024
+    store = SQLiteBackend(tmp_path / "memory.db", SCHEMA, (), cache_entries=1_000_000,
+                          cache_bytes=bound)
+    with store.transaction() as txn:
+        txn.add(Entry(DN.parse("dc=example,dc=com", SCHEMA),
+                      {"objectclass": (b"top", b"domain"), "dc": (b"example",)}), root=True)
+        for i in range(5000):
+            txn.add(person(i, 40))
+    store.refresh()
+    base = DN.parse("dc=example,dc=com", SCHEMA)
+    filters = [compile_filter(SCHEMA, parse(text)) for text in (
+        "(description=*d*)", "(:caseIgnoreMatch:=x)", "(cn>=a)", "(sn=y)")]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for entry in store.search(base, Scope.SUB, None):
+            encode_entry(SCHEMA, entry, select(SCHEMA, ()), False, frozenset(), {})
+            for predicate in filters:
+                predicate(entry)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert store._cache.used <= bound
+    assert kept <= bound
+
+
+def test_only_small_filters_are_kept_compiled() -> None:
+    small = Or(tuple(Equality("cn", f"v{i}".encode()) for i in range(10)))
+    large = Or(tuple(Equality("cn", f"v{i}".encode()) for i in range(1000)))
+    huge_value = Equality("cn", b"x" * 100_000)
+    assert compile_filter(SCHEMA, small) is compile_filter(SCHEMA, small)
+    assert compile_filter(SCHEMA, large) is not compile_filter(SCHEMA, large)
+    kept = _cached.cache_info().currsize
+    compile_filter(SCHEMA, huge_value)
+    assert _cached.cache_info().currsize == kept
