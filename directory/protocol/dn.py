@@ -17,10 +17,11 @@
   invalidDNSyntax) or more RDNs than `max_rdns` is invalidDNSyntax, found
   before any work beyond the length check.
 - Parsing is one loop over the RDNs, never a recursion, and costs time
-  linear in the DN. Only DNs read back from the database (`DN.shared`) are
-  kept, in a cache bounded in bytes, so the entries below one parent share
-  its DN and its RDN objects; a client's DN is looked up there (its parent
-  usually is), never added.
+  linear in the DN. DNs read back from the database (`DN.shared`) are kept
+  in a cache bounded in bytes, so the entries below one parent share its
+  DN and its RDN objects; a client's DN is looked up there (its parent
+  usually is), never added: short ones go to a second, smaller cache of
+  their own, long ones are not kept at all.
 """
 
 from __future__ import annotations
@@ -157,7 +158,17 @@ class DN:
     def parse(text: str, normalizer: Normalizer = PLAIN, limits: DNLimits = DNLimits()) -> DN:
         """Parse RFC 4514 `text`; LDAPError(invalidDNSyntax) when malformed or
         beyond `limits`."""
-        return _SHARED.get((text, normalizer)) or _parse(text, normalizer, limits)
+        key = (text, normalizer)
+        dn = _SHARED.get(key)
+        if dn is not None:
+            return dn
+        dn = _RECENT.get(key)
+        if dn is not None and len(dn.rdns) <= limits.max_rdns and len(text) <= limits.max_bytes:
+            return dn
+        dn = _parse(text, normalizer, limits)
+        if len(text) <= MAX_RECENT_TEXT:
+            _RECENT.put(key, dn, _COST_PER_CHAR * len(text) + _COST_PER_RDN * len(dn.rdns))
+        return dn
 
     @staticmethod
     def shared(text: str, normalizer: Normalizer) -> DN:
@@ -237,6 +248,10 @@ _COST_PER_CHAR = 4
 _COST_PER_RDN = 400
 _SHARED: BoundedCache[tuple[str, Normalizer], DN] = BoundedCache(16 * 1024 * 1024)
 _SHARED_TAILS = 8
+# Clients' short DNs, apart: however many a client sends, they cannot push
+# the stored ones out, and a long one is never kept.
+MAX_RECENT_TEXT = 256
+_RECENT: BoundedCache[tuple[str, Normalizer], DN] = BoundedCache(4 * 1024 * 1024)
 
 
 def _parse(text: str, normalizer: Normalizer, limits: DNLimits) -> DN:

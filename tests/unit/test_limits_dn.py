@@ -5,9 +5,11 @@
   `max_rdns` RDNs parses; one more is invalidDNSyntax.
 - With the limits lifted, a DN far deeper than Python's recursion limit
   parses, prints and walks up to the root: nothing is recursive.
-- A client's DN is never added to the parse cache; a stored DN is, and the
-  cache stays within its byte bound however many are added. A DN below a
-  kept parent shares the parent's RDN objects.
+- A client's DN never enters the cache of stored DNs (a short one is kept
+  in a smaller cache of its own, within its bytes and still checked
+  against the limits); a stored DN is, and the cache stays within its byte
+  bound however many are added. A DN below a kept parent shares the
+  parent's RDN objects.
 - The diagnostic for a huge DN quotes only its start.
 """
 
@@ -89,11 +91,27 @@ def test_huge_dn_message_quotes_only_its_start() -> None:
     assert len(error.message) < 300
 
 
-def test_client_dns_are_not_kept() -> None:
+def test_client_dns_never_enter_the_cache_of_stored_ones() -> None:
     kept = len(dn_module._SHARED)
     for i in range(1000):
         DN.parse(f"uid=client{i},ou=nowhere{i},dc=example,dc=com", SCHEMA)
     assert len(dn_module._SHARED) == kept
+
+
+def test_long_client_dns_are_not_kept_and_short_ones_within_bytes() -> None:
+    recent = dn_module._RECENT
+    long_dn = "cn=" + "y" * 5000 + ",dc=example,dc=com"
+    DN.parse(long_dn, SCHEMA)
+    assert (long_dn, SCHEMA) not in recent
+    for i in range(20_000):
+        DN.parse(f"cn={i:05d}{'z' * 200},dc=example,dc=com", SCHEMA)
+    assert 0 < recent.used <= recent.max_bytes
+
+
+def test_a_recent_dn_still_obeys_stricter_limits() -> None:
+    text = rdns(10)
+    assert len(DN.parse(text, SCHEMA)) == 10
+    assert refusal(text, DNLimits(max_rdns=9)).code == ResultCode.INVALID_DN_SYNTAX
 
 
 def test_stored_dns_are_kept_within_the_byte_bound() -> None:
