@@ -23,8 +23,8 @@
   the request's text, so an entry's memo is bounded by its own size times
   the rules in use, whatever filters clients send.
 - Compiled predicates are cached per (filter, hidden set), for filters of
-  up to `MAX_CACHED_FILTER` items, so the cache holds a bounded number of
-  bounded filters.
+  up to `MAX_CACHED_FILTER` items of up to `MAX_CACHED_VALUE` bytes each,
+  so the cache holds a bounded number of bounded filters.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def _true(entry: Entry) -> bool | None:
 
 
 MAX_CACHED_FILTER = 64
+MAX_CACHED_VALUE = 256
 
 
 def compile_filter(schema: Schema, f: Filter, hidden: frozenset[str] = frozenset()) -> Predicate:
@@ -90,9 +91,6 @@ def _small(f: Filter) -> bool:
         elif len(_text_of(item)) > MAX_CACHED_VALUE:
             return False
     return True
-
-
-MAX_CACHED_VALUE = 256
 
 
 def _text_of(item: Filter) -> bytes:
