@@ -45,6 +45,7 @@ from directory.config import (
 )
 from directory.ppolicy.config import PasswordPolicies, Policy, RootBackoff
 from directory.protocol.dn import DN
+from directory.protocol.filter import MAX_DEPTH as MAX_FILTER_DEPTH
 from directory.protocol.results import LDAPError
 from kms.config import KMSConfig, SMTPConfig
 
@@ -208,6 +209,8 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     database = data_dir / storage.get("path", str, "certdir.db")
     indexes = storage.strings("indexes", DEFAULT_INDEXES)
     cache_entries = storage.get("cache_entries", int, 200_000, _not_negative, "must be >= 0")
+    cache_bytes = storage.get("cache_bytes", int, 512 * 1024 * 1024, _not_negative,
+                              "must be >= 0")
     storage.finish()
 
     access = top.section("access")
@@ -220,7 +223,8 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     size = limits.get("size", int, 500, _not_negative, "0 means no limit")
     time = limits.get("time", int, 3600, _not_negative, "0 means no limit")
     max_pdu = limits.get("max_pdu_bytes", int, 10 * 1024 * 1024, _positive, "must be > 0")
-    depth = limits.get("max_filter_depth", int, 64, _positive, "must be > 0")
+    depth = limits.get("max_filter_depth", int, 64, lambda v: 0 < v <= MAX_FILTER_DEPTH,
+                       f"from 1 to {MAX_FILTER_DEPTH}")
     items = limits.get("max_filter_items", int, 1024, _positive, "must be > 0")
     elements = limits.get("max_elements", int, 100_000, _positive, "must be > 0")
     idle = limits.get("idle_timeout", int, 0, _not_negative, "seconds, 0 means none")
@@ -231,6 +235,9 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     outstanding_anonymous = limits.get("max_outstanding_anonymous", int, 100, _positive,
                                        "must be > 0")
     pdu_seconds = limits.get("pdu_seconds", int, 30, _positive, "must be > 0")
+    # What one request may cost: DNs (slapd's 8192-byte DN limit).
+    max_dn_bytes = limits.get("max_dn_bytes", int, 8192, _positive, "must be > 0")
+    max_rdns = limits.get("max_rdns", int, 256, _positive, "must be > 0")
     limits.finish()
 
     referral = top.section("referral")
@@ -283,9 +290,12 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             max_outstanding=outstanding,
             max_outstanding_anonymous=outstanding_anonymous,
             pdu_seconds=pdu_seconds,
+            max_dn_bytes=max_dn_bytes,
+            max_rdns=max_rdns,
             default_referrals=default_referrals,
             indexes=indexes,
             cache_entries=cache_entries,
+            cache_bytes=cache_bytes,
             schema_paths=extra_schema,
             access_log=access_log,
             sasl=sasl,

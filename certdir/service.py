@@ -76,7 +76,7 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
     schema = load_schema(config)
     with storage_errors(config):
         backend = SQLiteBackend(config.directory.database, schema, config.directory.indexes,
-                                config.directory.cache_entries)
+                                config.directory.cache_entries, config.directory.cache_bytes)
     try:
         dsa = DSA(config.directory, schema, backend, None, worker)
     except RuleError as e:

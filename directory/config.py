@@ -60,9 +60,12 @@ class DirectoryConfig:
     max_outstanding: int = 1000
     max_outstanding_anonymous: int = 100
     pdu_seconds: int = 30
+    max_dn_bytes: int = 8192
+    max_rdns: int = 256
     default_referrals: tuple[str, ...] = ()
     indexes: tuple[str, ...] = DEFAULT_INDEXES
     cache_entries: int = 200_000
+    cache_bytes: int = 512 * 1024 * 1024
     schema_paths: tuple[Path, ...] = field(default_factory=tuple)
     access_log: bool = True
     server_id: int = 0

@@ -1,11 +1,11 @@
 """The directory service agent: everything operations share.
 
-- DNs from clients are parsed here, once, against the schema
-  (invalidDNSyntax on failure, RFC 4511 §4.1.3).
+- DNs from clients are parsed here, once, against the schema and the
+  configured DN limits (invalidDNSyntax on failure, RFC 4511 §4.1.3).
 - `write()` hands a job to the single writer; the job runs inside a
   transaction and its result arrives after commit.
 - `matched()` finds the longest existing ancestor for noSuchObject's
-  matchedDN (RFC 4511 §4.1.9).
+  matchedDN (RFC 4511 §4.1.9), within the naming context.
 - Referral objects (RFC 3296) are found through the objectClass index and
   kept until the next commit.
 """
@@ -29,7 +29,7 @@ from directory.entry import Entry
 from directory.ppolicy.policies import Policies
 from directory.ppolicy.state import ATTRIBUTES as ROOT_ONLY
 from directory.protocol.codec import Limits
-from directory.protocol.dn import DN
+from directory.protocol.dn import DN, DNLimits
 from directory.protocol.filter import Equality, FilterLimits
 from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError, ResultCode
@@ -68,6 +68,7 @@ class DSA:
             max_elements=config.max_elements,
             filter=FilterLimits(config.max_filter_depth, config.max_filter_items),
         )
+        self.dn_limits = DNLimits(config.max_dn_bytes, config.max_rdns)
         self._referrals: dict[DN, Entry] | None = None
         # Extended operations the application adds (the CA's certificate request).
         self.extensions: dict[str, ExtendedHandler] = {}
@@ -81,7 +82,7 @@ class DSA:
         self.certificate_identity: CertificateIdentity | None = None
 
     def parse_dn(self, text: str) -> DN:
-        return DN.parse(text, self.schema)
+        return DN.parse(text, self.schema, self.dn_limits)
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
@@ -107,12 +108,18 @@ class DSA:
         return dn.is_descendant_of(self.suffix)
 
     def matched(self, dn: DN) -> str:
-        parent = dn.parent
-        while parent:
-            if self.backend.get(parent) is not None:
-                return str(parent)
-            parent = parent.parent
-        return ""
+        """The longest existing ancestor of `dn`, found from the suffix down:
+        every entry's parent exists, so the first missing ancestor ends the
+        walk, which costs the depth of the tree, not of `dn`."""
+        if not dn.is_descendant_of(self.suffix, strict=True):
+            return ""
+        found = ""
+        for depth in range(len(self.suffix), len(dn)):
+            ancestor = DN(dn.rdns[len(dn) - depth:])
+            if self.backend.get(ancestor) is None:
+                break
+            found = str(ancestor)
+        return found
 
     def no_such_object(self, dn: DN) -> LDAPError:
         return LDAPError(ResultCode.NO_SUCH_OBJECT, f"no entry {dn}", matched=self.matched(dn))

@@ -41,13 +41,18 @@ class Resolved:
     text: str
 
 
+# Descriptions up to this long are cached (a longer one is a client's choice).
+MAX_CACHED_DESCRIPTION = 128
+
+
 def resolve(schema: Schema, text: str) -> Resolved:
     """Resolve `text`; raises LDAPError(undefinedAttributeType) when unknown."""
+    if len(text) > MAX_CACHED_DESCRIPTION:
+        return _resolve_text(schema, text)
     return _resolve(schema, text)
 
 
-@lru_cache(maxsize=4096)
-def _resolve(schema: Schema, text: str) -> Resolved:
+def _resolve_text(schema: Schema, text: str) -> Resolved:
     try:
         desc = AttributeDescription.parse(text)
     except AttributeDescriptionError as e:
@@ -62,11 +67,14 @@ def _resolve(schema: Schema, text: str) -> Resolved:
     return Resolved(at, key, options, desc.binary, text)
 
 
+_resolve = lru_cache(maxsize=4096)(_resolve_text)
+
+
 def find(schema: Schema, text: str) -> Resolved | None:
     """Like `resolve`, but None for an unknown or malformed description (a
     filter on it evaluates to Undefined, RFC 4511 §4.5.1.7)."""
     try:
-        return _resolve(schema, text)
+        return resolve(schema, text)
     except LDAPError:
         return None
 
@@ -106,17 +114,26 @@ class Entry:
     def keys_for(self, schema: Schema, resolved: Resolved) -> tuple[str, ...]:
         """The entry's keys that `resolved` names: its type and subtypes, with
         at least the description's options."""
-        memo_key = ("keys", resolved.key)
-        keys = self.memo.get(memo_key)
-        if keys is None:
-            names = {at.key for at in schema.subtypes(resolved.type)}
-            wanted = set(resolved.options)
-            keys = tuple(
-                k for k in self.attributes
-                if type_key(k) in names and wanted.issubset(k.split(";")[1:])
-            )
-            self.memo[memo_key] = keys
-        return keys
+        keys = self.types(schema).get(resolved.type.key, ())
+        if not resolved.options or not keys:
+            return keys
+        wanted = set(resolved.options)
+        return tuple(k for k in keys if wanted.issubset(k.split(";")[1:]))
+
+    def types(self, schema: Schema) -> Mapping[str, tuple[str, ...]]:
+        """The entry's keys under each type they are of, directly or as a
+        subtype. Memoised once per entry: what the memo holds is the
+        entry's own data, whatever descriptions requests name."""
+        index: dict[str, tuple[str, ...]] | None = self.memo.get("types")
+        if index is None:
+            index = {}
+            for key in self.attributes:
+                at = schema.find_attribute(type_key(key))
+                while at is not None:
+                    index[at.key] = (*index.get(at.key, ()), key)
+                    at = None if at.sup is None else schema.find_attribute(at.sup)
+            self.memo["types"] = index
+        return index
 
     def values_for(self, schema: Schema, resolved: Resolved) -> Iterable[bytes]:
         for key in self.keys_for(schema, resolved):
@@ -152,5 +169,5 @@ def deserialize(schema: Schema, dn_text: str, blob: bytes, entry_id: int) -> Ent
     rdn = RDN.of(tuple(AVA(*ava) for ava in leaf))
     if not dn_text.startswith(rdn.text):
         raise ValueError(f"stored DN {dn_text!r} does not start with its RDN {rdn.text!r}")
-    parent = DN.parse(dn_text[len(rdn.text) + 1:], schema)
+    parent = DN.shared(dn_text[len(rdn.text) + 1:], schema)
     return Entry(DN((rdn, *parent.rdns), parent), dict(items), entry_id)

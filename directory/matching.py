@@ -459,6 +459,21 @@ def builtin(normalizer: Normalizer, oid_of: Callable[[str], str | None] = lambda
     return {s.oid: s for s in syntaxes}, {r.oid: r for r in rules}
 
 
+# Syntaxes whose values are all values of a wider syntax too (RFC 4517 §3.3):
+# a rule asserting the wider one applies to attributes of these.
+_NARROWER: dict[str, frozenset[str]] = {
+    DIRECTORY_STRING: frozenset(_S + n for n in ("11", "26", "36", "44", "50")),
+    _S + "26": frozenset(_S + n for n in ("11", "36", "44")),
+}
+
+
+def covers(assertion_syntax: str, value_syntax: str) -> bool:
+    """Whether a rule asserting `assertion_syntax` can compare values of
+    `value_syntax`."""
+    return assertion_syntax == value_syntax or value_syntax in _NARROWER.get(
+        assertion_syntax, frozenset())
+
+
 def _rule(oid: str, name: str, syntax: str, kind: str, value_key: Keyer,
           assertion_key: Keyer | None = None) -> MatchingRule:
     return MatchingRule(oid, (name,), syntax if "." in syntax else _S + syntax, kind,

@@ -11,25 +11,34 @@
   separate approximate rule; RFC 4511 allows it); ordering uses the ordering
   rule; substrings use the substrings rule's normalisation.
 - Extensible match (RFC 4511 §4.5.1.7.7): the named rule, or the
-  attribute's equality rule; without a type, every attribute the rule can
-  apply to; with dnAttributes, the entry's DN values too.
+  attribute's equality rule; without a type, every attribute the rule
+  applies to (its matchingRuleUse: the types whose own rule it is or whose
+  syntax its assertion syntax covers, worked out once per rule); with
+  dnAttributes, the entry's DN values of those types too.
 - Attributes hidden from the requester (those it has no search access to
   on the entry) evaluate to Undefined whether or not the entry holds them,
   so a filter cannot probe them; a hidden subtype of a type the filter
   names (cn under name) counts as absent. `tested` names the attribute
   types a filter looks at on an entry, so the caller knows which to ask
   the access policy about.
-- Compiled predicates are cached per (filter, hidden set).
+- What one assertion costs a candidate entry is linear in the entry: the
+  entry's values are keyed by a rule once and memoised on the entry, under
+  names taken from the schema (a type, a rule, the hidden set), never from
+  the request's text, so an entry's memo is bounded by its own size times
+  the rules in use, whatever filters clients send.
+- Compiled predicates are cached per (filter, hidden set), for filters of
+  up to `MAX_CACHED_FILTER` items of up to `MAX_CACHED_VALUE` bytes each,
+  so the cache holds a bounded number of bounded filters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 from directory.entry import Entry, Resolved, find, type_key
-from directory.matching import InvalidValue, MatchingRule
+from directory.matching import InvalidValue, MatchingRule, covers
 from directory.protocol.filter import (
     And,
     Approx,
@@ -56,12 +65,53 @@ def _true(entry: Entry) -> bool | None:
     return True
 
 
+MAX_CACHED_FILTER = 64
+MAX_CACHED_VALUE = 256
+
+
 def compile_filter(schema: Schema, f: Filter, hidden: frozenset[str] = frozenset()) -> Predicate:
     return _compile(schema, f, hidden)
 
 
-@lru_cache(maxsize=8192)
 def _compile(schema: Schema, f: Filter, hidden: frozenset[str]) -> Predicate:
+    if _small(f):
+        return _cached(schema, f, hidden)
+    return COMPILERS[type(f)](schema, f, hidden)
+
+
+def _small(f: Filter) -> bool:
+    """Whether `f` has at most MAX_CACHED_FILTER items and values of at
+    most MAX_CACHED_VALUE bytes (looking no further than that)."""
+    budget = MAX_CACHED_FILTER
+    pending = [f]
+    while pending:
+        item = pending.pop()
+        budget -= 1
+        if budget < 0:
+            return False
+        if isinstance(item, And | Or):
+            pending.extend(item.filters)
+        elif isinstance(item, Not):
+            pending.append(item.filter)
+        elif len(_text_of(item)) > MAX_CACHED_VALUE:
+            return False
+    return True
+
+
+def _text_of(item: Filter) -> bytes:
+    if isinstance(item, Present):
+        return item.attribute.encode()
+    if isinstance(item, Substrings):
+        return b"".join((item.attribute.encode(), item.initial or b"", *item.any,
+                         item.final or b""))
+    if isinstance(item, Extensible):
+        return ((item.rule or "") + (item.attribute or "")).encode() + item.value
+    assert not isinstance(item, And | Or | Not)
+    return item.attribute.encode() + item.value
+
+
+@lru_cache(maxsize=8192)
+def _cached(schema: Schema, f: Filter, hidden: frozenset[str]) -> Predicate:
     return COMPILERS[type(f)](schema, f, hidden)
 
 
@@ -114,6 +164,19 @@ def _visible(schema: Schema, attribute: str, hidden: frozenset[str]) -> Resolved
     return resolved
 
 
+_NO_KEYS: frozenset[bytes] = frozenset()
+
+
+def _rule_keys(rule: MatchingRule, values: Iterable[bytes]) -> frozenset[bytes]:
+    found = set()
+    for value in values:
+        try:
+            found.add(rule.value_key(value))
+        except InvalidValue:
+            continue
+    return frozenset(found)
+
+
 def _excluded(schema: Schema, resolved: Resolved, hidden: frozenset[str]) -> frozenset[str]:
     """The hidden subtypes of `resolved`'s type: their values count as absent."""
     if not hidden:
@@ -129,31 +192,30 @@ def _shown(entry: Entry, schema: Schema, resolved: Resolved,
             if type_key(key) not in excluded for value in entry.attributes[key])
 
 
-def _normalised(rule: MatchingRule, values: Iterable[bytes]) -> frozenset[bytes]:
-    found = set()
-    for value in values:
-        try:
-            found.add(rule.value_key(value))
-        except InvalidValue:
-            continue
-    return frozenset(found)
-
-
 def _key_sets(schema: Schema, resolved: Resolved, rule: MatchingRule,
               hidden: frozenset[str]) -> Callable[[Entry], frozenset[bytes]]:
-    """The entry's normalised values under `rule`, memoised on the entry
-    unless a hidden subtype makes them differ between requesters."""
+    """The entry's keys under `rule`, memoised (`_keys`) unless a hidden
+    subtype makes them differ between requesters."""
     excluded = _excluded(schema, resolved, hidden)
     if excluded:
-        return lambda entry: _normalised(rule, _shown(entry, schema, resolved, excluded))
-    memo = ("keys", resolved.key, rule.oid)
+        return lambda entry: _rule_keys(rule, _shown(entry, schema, resolved, excluded))
+    return lambda entry: _keys(entry, schema, resolved, rule)
 
-    def keys(entry: Entry) -> frozenset[bytes]:
-        found = entry.memo.get(memo)
-        if found is None:
-            found = entry.memo[memo] = _normalised(rule, entry.values_for(schema, resolved))
-        return found
 
+def _keys(entry: Entry, schema: Schema, resolved: Resolved,
+          rule: MatchingRule) -> frozenset[bytes]:
+    """The keys of the values `resolved` names. Memoised per type and rule
+    only: options in a description are the client's text."""
+    if resolved.options:
+        return _rule_keys(rule, entry.values_for(schema, resolved))
+    memo = (resolved.type.key, rule.oid)
+    keys: frozenset[bytes] | None = entry.memo.get(memo)
+    if keys is None:
+        names = entry.keys_for(schema, resolved)
+        if not names:
+            return _NO_KEYS
+        keys = entry.memo[memo] = _rule_keys(
+            rule, (v for name in names for v in entry.attributes[name]))
     return keys
 
 
@@ -274,37 +336,58 @@ def _extensible(schema: Schema, f: Extensible, hidden: frozenset[str]) -> Predic
         key = rule.assertion_key(f.value)
     except InvalidValue:
         return _undefined
-    ordering = rule.kind == "ordering"
-    excluded = frozenset() if resolved is None else _excluded(schema, resolved, hidden)
+    keys = _extensible_keys(schema, resolved, rule, hidden, f.dn_attributes)
+    if rule.kind == "ordering":
+        return lambda entry: any(k < key for k in keys(entry))
+    return lambda entry: key in keys(entry)
 
-    def matches(values: Iterable[bytes]) -> bool:
-        for value in values:
-            try:
-                k = rule.value_key(value)
-            except InvalidValue:
-                continue
-            if (k < key) if ordering else (k == key):
-                return True
-        return False
 
-    def candidates(entry: Entry) -> Iterable[Iterable[bytes]]:
-        if resolved is not None:
-            yield _shown(entry, schema, resolved, excluded)
+def _extensible_keys(schema: Schema, resolved: Resolved | None, rule: MatchingRule,
+                     hidden: frozenset[str], dn_attributes: bool,
+                     ) -> Callable[[Entry], frozenset[bytes]]:
+    """The keys under `rule` of every value an extensible match compares:
+    the type's (or every applicable type's), and with dnAttributes the
+    DN's values of those types."""
+    if resolved is None:
+        types = _applicable(schema, rule) - hidden
+        memo: tuple[object, ...] | None = ("ext", rule.oid, hidden, dn_attributes)
+    else:
+        excluded = _excluded(schema, resolved, hidden)
+        types = frozenset(at.key for at in schema.subtypes(resolved.type)) - excluded
+        memo = None if resolved.options or excluded else (
+            "ext", rule.oid, resolved.type.key, dn_attributes)
+
+    def values(entry: Entry) -> Iterator[bytes]:
+        if resolved is not None and resolved.options:
+            yield from _shown(entry, schema, resolved, _excluded(schema, resolved, hidden))
         else:
-            for name, values in entry.attributes.items():
-                if type_key(name) not in hidden:
-                    yield values
-        if f.dn_attributes:
+            for name, found in entry.attributes.items():
+                if type_key(name) in types:
+                    yield from found
+        if dn_attributes:
             for rdn in entry.dn.rdns:
-                for ava in rdn.avas:
-                    if ava.key not in hidden and (resolved is None
-                                                  or ava.key == resolved.type.key):
-                        yield (ava.value.encode(),)
+                yield from (ava.value.encode() for ava in rdn.avas if ava.key in types)
 
-    def test(entry: Entry) -> bool | None:
-        return any(matches(values) for values in candidates(entry))
+    def keys(entry: Entry) -> frozenset[bytes]:
+        if memo is None:
+            return _rule_keys(rule, values(entry))
+        found: frozenset[bytes] | None = entry.memo.get(memo)
+        if found is None:
+            found = _rule_keys(rule, values(entry))
+            if found:
+                entry.memo[memo] = found
+        return found
 
-    return test
+    return keys
+
+
+@lru_cache(maxsize=256)
+def _applicable(schema: Schema, rule: MatchingRule) -> frozenset[str]:
+    """The attribute types `rule` applies to (RFC 4512 §4.1.4)."""
+    return frozenset(
+        at.key for at in schema.attribute_types()
+        if rule in (schema.equality(at), schema.ordering(at), schema.substrings(at))
+        or (at.syntax is not None and covers(rule.syntax, at.syntax)))
 
 
 COMPILERS: dict[type, Callable[..., Predicate]] = {
@@ -348,8 +431,17 @@ def entry_types(entry: Entry) -> frozenset[str]:
     return found
 
 
-@lru_cache(maxsize=8192)
 def tested(schema: Schema, f: Filter) -> Tested:
+    """What `f` looks at; kept for small filters only, as compiled predicates are."""
+    return _tested_cached(schema, f) if _small(f) else _tested(schema, f)
+
+
+@lru_cache(maxsize=8192)
+def _tested_cached(schema: Schema, f: Filter) -> Tested:
+    return _tested(schema, f)
+
+
+def _tested(schema: Schema, f: Filter) -> Tested:
     named: set[str] = set()
     family: set[str] = set()
     untyped = False

@@ -367,6 +367,10 @@ class Schema:
         return self.attribute(name).key
 
     def normalize_value(self, key: str, value: str) -> str:
+        # Short values (nearly all) are looked up; a long one is the client's
+        # choice and would only fill the cache.
+        if len(value) > MAX_CACHED_VALUE:
+            return _normalize.__wrapped__(self, key, value)
         return _normalize(self, key, value)
 
     # --- entry checks ------------------------------------------------------------
@@ -502,6 +506,9 @@ def _value_check(schema: Schema, name: str) -> tuple[
 @lru_cache(maxsize=1024)
 def _content_rule(schema: Schema, values: tuple[bytes, ...]) -> ContentRule:
     return schema.content_rule(values)
+
+
+MAX_CACHED_VALUE = 256
 
 
 @lru_cache(maxsize=65536)

@@ -12,6 +12,11 @@
 - Attributes hidden from the requester are never returned.
 - Encoded attributes are kept on the cached entry, so a popular entry is
   encoded once, not once per search.
+- A selection costs time linear in the request: each distinct description
+  is resolved once (a name listed 20,000 times costs what it costs once),
+  a type keeps only the distinct option sets asked of it, and deciding
+  whether a stored key is wanted costs at most what its own options do.
+  Selections are cached per attribute list in a cache bounded in bytes.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import combinations
 
 from directory.entry import Entry, find, type_key
+from directory.protocol.cache import BoundedCache
 from directory.protocol.codec import encode_attribute, encode_entry_body
 from directory.schema import Schema
 
@@ -32,35 +39,63 @@ BINARY_SYNTAXES = frozenset({
 })
 
 
+_ANY_OPTIONS: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True, slots=True)
 class Selection:
     all_user: bool
     all_operational: bool
     names: frozenset[str]  # type keys named explicitly, with their subtypes
     # per type key in `names`: the option sets a stored key must include for
-    # one of the requests to name it (an empty set: any key of the type)
-    options: Mapping[str, tuple[frozenset[str], ...]]
+    # one of the requests to name it (the empty set: any key of the type)
+    options: Mapping[str, frozenset[frozenset[str]]]
 
     def wants(self, key: str, base: str) -> bool:
         """Whether an explicitly requested description names `key`."""
         required = self.options.get(base)
         if required is None:
             return False
-        have = frozenset(key.split(";")[1:])
-        return any(r <= have for r in required)
+        if _ANY_OPTIONS in required:
+            return True
+        have = key.split(";")[1:]
+        if 2 ** len(have) < len(required):
+            return any(frozenset(subset) in required
+                       for size in range(1, len(have) + 1)
+                       for subset in combinations(have, size))
+        stored = frozenset(have)
+        return any(r <= stored for r in required)
 
 
-@lru_cache(maxsize=4096)
+# What a cached selection costs per requested name, beyond its text.
+_COST_PER_NAME = 200
+_SELECTIONS: BoundedCache[tuple[Schema, tuple[str, ...]], Selection] = BoundedCache(
+    4 * 1024 * 1024)
+
+
 def select(schema: Schema, attributes: tuple[str, ...]) -> Selection:
+    key = (schema, attributes)
+    selection = _SELECTIONS.get(key)
+    if selection is None:
+        selection = _select(schema, attributes)
+        _SELECTIONS.put(key, selection,
+                        sum(len(a) for a in attributes) + _COST_PER_NAME * (len(attributes) + 1))
+    return selection
+
+
+def _select(schema: Schema, attributes: tuple[str, ...]) -> Selection:
     if not attributes:
         return Selection(True, False, frozenset(), {})
-    options: dict[str, tuple[frozenset[str], ...]] = {}
-    for text in attributes:
+    options: dict[str, set[frozenset[str]]] = {}
+    for text in dict.fromkeys(attributes):
         resolved = find(schema, text)
         if resolved is not None:
+            wanted = frozenset(resolved.options)
             for at in schema.subtypes(resolved.type):
-                options[at.key] = (*options.get(at.key, ()), frozenset(resolved.options))
-    return Selection("*" in attributes, "+" in attributes, frozenset(options), options)
+                options.setdefault(at.key, set()).add(wanted)
+    minimal = {key: frozenset({_ANY_OPTIONS}) if _ANY_OPTIONS in sets else frozenset(sets)
+               for key, sets in options.items()}
+    return Selection("*" in attributes, "+" in attributes, frozenset(minimal), minimal)
 
 
 @lru_cache(maxsize=4096)

@@ -40,7 +40,8 @@ class AttributeDescription:
 
     @staticmethod
     def parse(text: str) -> AttributeDescription:
-        return _parse(text)
+        # A long description is a client's choice: parsed, never cached.
+        return _parse(text) if len(text) <= MAX_CACHED else _parse_text(text)
 
     @property
     def binary(self) -> bool:
@@ -55,8 +56,10 @@ class AttributeDescription:
         return ";".join((self.type, *self.options))
 
 
-@lru_cache(maxsize=8192)
-def _parse(text: str) -> AttributeDescription:
+MAX_CACHED = 128
+
+
+def _parse_text(text: str) -> AttributeDescription:
     name, *options = text.split(";")
     if not (_descriptor(name) or _numeric_oid(name)):
         raise AttributeDescriptionError(f"{name!r} is not an attribute type name or OID")
@@ -64,3 +67,6 @@ def _parse(text: str) -> AttributeDescription:
         if not _option(option):
             raise AttributeDescriptionError(f"bad option {option!r}")
     return AttributeDescription(name, tuple(o.lower() for o in options))
+
+
+_parse = lru_cache(maxsize=8192)(_parse_text)

@@ -12,6 +12,9 @@
 - Every string field (LDAPString, LDAPDN, LDAPOID) must be valid UTF-8.
 - Lists (attributes, values, changes, controls) hold at most
   `Limits.max_elements` elements; filters obey `Limits.filter`.
+- A search's attribute selection is a set (RFC 4511 §4.5.1.8): a
+  description repeated in it is kept once, as it is read, so what follows
+  costs what the distinct descriptions cost.
 - Only the APPLICATION tags of RFC 4511 Appendix B are accepted as
   protocolOp; `decode()` accepts responses too, for clients and tests.
 
@@ -228,7 +231,8 @@ def _dec_search_request(data: bytes, start: int, end: int, limits: Limits) -> Se
                 raise ProtocolError("search attribute is not an OCTET STRING")
             yield _text(data, s2, e2)
 
-    attributes: tuple[str, ...] = _counted(names(), limits, "search attributes")
+    attributes: tuple[str, ...] = tuple(dict.fromkeys(
+        _counted(names(), limits, "search attributes")))
     if scope not in _SCOPES or deref not in _DEREFS:
         raise ProtocolError(f"bad search scope {scope} or derefAliases {deref}")
     if not (0 <= size_limit <= MAX_INT and 0 <= time_limit <= MAX_INT):

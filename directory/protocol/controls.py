@@ -8,6 +8,9 @@
 - The same control twice in one request is a protocolError.
 - A control that must be critical (proxied authorization, RFC 4370 §3) and
   is not marked so is a protocolError.
+- A sort control with more than `MAX_SORT_KEYS` keys (each one a pass over
+  the results) fails with adminLimitExceeded (11), a sortResult RFC 2891
+  §1.2 names; a pre-/post-read selection keeps a repeated description once.
 - The root DSE's supportedControl is `sorted(CONTROLS)`.
 
 Value formats: paged results (RFC 2696 §2), server-side sorting (RFC 2891
@@ -110,10 +113,16 @@ def parse_paged(value: bytes | None) -> PagedResults:
     return PagedResults(size, data[cs:ce])
 
 
+MAX_SORT_KEYS = 16
+
+
 def parse_sort(value: bytes | None) -> tuple[SortKey, ...]:
     data, start, end = _sequence(value)
-    keys = []
+    keys: list[SortKey] = []
     for tag, s, e in children(data, start, end):
+        if len(keys) == MAX_SORT_KEYS:
+            raise LDAPError(ResultCode.ADMIN_LIMIT_EXCEEDED,
+                            f"more than {MAX_SORT_KEYS} sort keys")
         if tag != ber.SEQUENCE:
             raise ProtocolError("sort key is not a SEQUENCE")
         name_start, pos = ber.expect(data, s, e, ber.OCTET_STRING, "sort attribute")
@@ -167,7 +176,7 @@ def parse_selection(value: bytes | None) -> AttributeSelection:
         if tag != ber.OCTET_STRING:
             raise ProtocolError("attribute selection holds a non-string")
         names.append(data[s:e].decode())
-    return AttributeSelection(tuple(names))
+    return AttributeSelection(tuple(dict.fromkeys(names)))
 
 
 @dataclass(frozen=True, slots=True)

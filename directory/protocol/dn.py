@@ -12,16 +12,27 @@
   of an RDN are compared as a set (the normalised form sorts them).
 - Output escapes `,+"\\<>;`, NUL, a leading `#` or space and a trailing
   space, so a printed DN parses back to the same DN.
+- A client's DN is bounded by `DNLimits`: more bytes than `max_bytes`
+  (slapd refuses DNs over 8192 bytes, its SLAP_LDAPDN_MAXLEN, with
+  invalidDNSyntax) or more RDNs than `max_rdns` is invalidDNSyntax, found
+  before any work beyond the length check.
+- Parsing is one loop over the RDNs, never a recursion, and costs time
+  linear in the DN. DNs read back from the database (`DN.shared`) are kept
+  in a cache bounded in bytes, so the entries below one parent share its
+  DN and its RDN objects; a client's DN is looked up there (its parent
+  usually is), never added: short ones go to a second, smaller cache of
+  their own, long ones are not kept at all.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import ClassVar, Protocol
 
+from directory.protocol.cache import BoundedCache
 from directory.protocol.results import LDAPError, ResultCode
 
 
@@ -121,6 +132,16 @@ class RDN:
         return str(self).encode()
 
 
+@dataclass(frozen=True, slots=True)
+class DNLimits:
+    max_bytes: int = 8192
+    max_rdns: int = 256
+
+
+# DNs read back from the database passed the limits when they were written.
+STORED = DNLimits(sys.maxsize, sys.maxsize)
+
+
 class DN:
     """An immutable DN; `rdns[0]` is the leaf. Compares by normalised form."""
 
@@ -134,9 +155,31 @@ class DN:
         self._parent = parent
 
     @staticmethod
-    def parse(text: str, normalizer: Normalizer = PLAIN) -> DN:
-        """Parse RFC 4514 `text`; LDAPError(invalidDNSyntax) when malformed."""
-        return _parse(text, normalizer)
+    def parse(text: str, normalizer: Normalizer = PLAIN, limits: DNLimits = DNLimits()) -> DN:
+        """Parse RFC 4514 `text`; LDAPError(invalidDNSyntax) when malformed or
+        beyond `limits`."""
+        key = (text, normalizer)
+        dn = _SHARED.get(key)
+        if dn is not None:
+            return dn
+        dn = _RECENT.get(key)
+        if dn is not None and len(dn.rdns) <= limits.max_rdns and len(text) <= limits.max_bytes:
+            return dn
+        dn = _parse(text, normalizer, limits)
+        if len(text) <= MAX_RECENT_TEXT:
+            _RECENT.put(key, dn, _COST_PER_CHAR * len(text) + _COST_PER_RDN * len(dn.rdns))
+        return dn
+
+    @staticmethod
+    def shared(text: str, normalizer: Normalizer) -> DN:
+        """Parse a DN read back from the database, and keep it for the next
+        entry below the same parent."""
+        key = (text, normalizer)
+        dn = _SHARED.get(key)
+        if dn is None:
+            dn = _parse(text, normalizer, STORED)
+            _SHARED.put(key, dn, _COST_PER_CHAR * len(text) + _COST_PER_RDN * len(dn.rdns))
+        return dn
 
     def __str__(self) -> str:
         return self._text
@@ -170,12 +213,12 @@ class DN:
 
     @property
     def parent(self) -> DN:
-        if self._parent is None:
-            self._parent = DN(self.rdns[1:])
-        return self._parent
+        # Not kept when computed: walking up a deep DN would keep every
+        # ancestor's strings alive at once.
+        return self._parent if self._parent is not None else DN(self.rdns[1:])
 
     def child(self, rdn: RDN) -> DN:
-        return DN((rdn, *self.rdns))
+        return DN((rdn, *self.rdns), self)
 
     def is_descendant_of(self, other: DN, strict: bool = False) -> bool:
         """Whether `other` is this DN or (with `strict`, only) above it."""
@@ -195,29 +238,51 @@ DN.ROOT = DN(())
 
 
 def _fail(text: str, why: str) -> LDAPError:
-    return LDAPError(ResultCode.INVALID_DN_SYNTAX, f"invalid DN {text!r}: {why}")
+    shown = text if len(text) <= 128 else text[:128] + "..."
+    return LDAPError(ResultCode.INVALID_DN_SYNTAX, f"invalid DN {shown!r}: {why}")
 
 
-# Deeper DNs than any directory uses are refused before parsing, so the
-# parent-by-parent parse below cannot exhaust the stack.
-MAX_SEPARATORS = 512
+# What a kept DN costs: its text three times over (the key, the normalised
+# and the printed form) and its RDN and AVA objects.
+_COST_PER_CHAR = 4
+_COST_PER_RDN = 400
+_SHARED: BoundedCache[tuple[str, Normalizer], DN] = BoundedCache(16 * 1024 * 1024)
+_SHARED_TAILS = 8
+# Clients' short DNs, apart: however many a client sends, they cannot push
+# the stored ones out, and a long one is never kept.
+MAX_RECENT_TEXT = 256
+_RECENT: BoundedCache[tuple[str, Normalizer], DN] = BoundedCache(4 * 1024 * 1024)
 
 
-@lru_cache(maxsize=65536)
-def _parse(text: str, normalizer: Normalizer) -> DN:
-    """Parse the leaf RDN here and the rest through this cache, so the
-    entries below one parent share its DN and its parse."""
+def _parse(text: str, normalizer: Normalizer, limits: DNLimits) -> DN:
+    size = len(text)
+    if size > limits.max_bytes or (
+            size * 4 > limits.max_bytes
+            and len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes):
+        raise _fail(text, f"longer than {limits.max_bytes} bytes")
     if not text.strip():
         return DN.ROOT
-    if text.count(",") + text.count(";") > MAX_SEPARATORS:
-        raise _fail(text[:64], f"more than {MAX_SEPARATORS} separators")
-    rdn, rest = _rdn(text, 0, normalizer)
-    if rest is None:
+    rdn, pos = _rdn(text, 0, normalizer)
+    if pos is None:
         return DN((rdn,))
-    parent = _parse(text[rest:], normalizer)
-    if not parent:
-        raise _fail(text, "empty RDN after a separator")
-    return DN((rdn, *parent.rdns), parent)
+    parent = _SHARED.get((text[pos:], normalizer))
+    if parent is not None:
+        return DN((rdn, *parent.rdns), parent)
+    rdns, starts = [rdn], [pos]
+    while pos is not None:
+        if len(rdns) == limits.max_rdns:
+            raise _fail(text, f"more than {limits.max_rdns} RDNs")
+        rdn, pos = _rdn(text, pos, normalizer)
+        rdns.append(rdn)
+        if pos is not None:
+            starts.append(pos)
+    # Share the RDNs of a kept ancestor (the suffix, usually): looked for
+    # among the last few, so a deep DN costs no more than a shallow one.
+    for i in range(max(1, len(starts) - _SHARED_TAILS), len(starts)):
+        kept = _SHARED.get((text[starts[i]:], normalizer))
+        if kept is not None:
+            return DN((*rdns[:i + 1], *kept.rdns))
+    return DN(tuple(rdns))
 
 
 def _rdn(text: str, pos: int, normalizer: Normalizer) -> tuple[RDN, int | None]:

@@ -8,7 +8,10 @@
   `final` only last (RFC 4511 §4.5.1.7.2).
 - extensibleMatch needs a matching rule or a type (RFC 4511 §4.5.1.7.7).
 - Decoding is bounded by `FilterLimits`: nesting depth and the number of
-  filter nodes, so a hostile PDU cannot exhaust the stack or the CPU.
+  filter items, substrings pieces counted as items, so a hostile PDU cannot
+  exhaust the stack or the CPU; no configuration may allow nesting deeper
+  than `MAX_DEPTH`. The string form's nesting is bounded by the default
+  depth.
 - String form: values escape `*()\\` and NUL as `\\XX` (RFC 4515 §3);
   `format` writes any other non-printable octet the same way, so its
   output always parses back to the same filter.
@@ -21,6 +24,11 @@ from dataclasses import dataclass
 from directory.protocol import ber
 from directory.protocol.ber import children, read_tlv, tlv
 from directory.protocol.results import ProtocolError
+
+# The deepest nesting any configuration may allow: decoding, compiling,
+# planning and printing a filter recurse once per level, and this leaves
+# Python's stack room to spare under the server's own frames.
+MAX_DEPTH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,34 +163,39 @@ def _decode(data: bytes, start: int, end: int, tag: int, depth: int, budget: _Bu
     if tag == 0x87:
         return Present(_text(data, start, end, "attribute"))
     if tag == 0xA4:
-        return _decode_substrings(data, start, end)
+        return _decode_substrings(data, start, end, depth, budget)
     if tag == 0xA9:
         return _decode_extensible(data, start, end)
     raise ProtocolError(f"unknown filter choice 0x{tag:02x}")
 
 
-def _decode_substrings(data: bytes, start: int, end: int) -> Substrings:
+def _decode_substrings(data: bytes, start: int, end: int, depth: int,
+                       budget: _Budget) -> Substrings:
     s, e = ber.expect(data, start, end, ber.OCTET_STRING, "substrings attribute")
     attribute = _text(data, s, e, "attribute")
     ps, pe = ber.expect(data, e, end, ber.SEQUENCE, "substrings pieces")
     if pe != end:
         raise ProtocolError("substrings filter has trailing data")
-    pieces = list(children(data, ps, pe))
-    if not pieces:
-        raise ProtocolError("substrings filter has no pieces")
     initial = final = None
     middle: list[bytes] = []
-    last = len(pieces) - 1
-    for i, (t, s2, e2) in enumerate(pieces):
+    count = 0
+    for t, s2, e2 in children(data, ps, pe):
+        if count:
+            budget.spend(depth)
+        if final is not None:
+            raise ProtocolError("substrings piece after the final one")
         value = data[s2:e2]
-        if t == 0x80 and i == 0:
+        if t == 0x80 and count == 0:
             initial = value
         elif t == 0x81:
             middle.append(value)
-        elif t == 0x82 and i == last:
+        elif t == 0x82:
             final = value
         else:
             raise ProtocolError("substrings piece out of place or unknown")
+        count += 1
+    if not count:
+        raise ProtocolError("substrings filter has no pieces")
     return Substrings(attribute, initial, tuple(middle), final)
 
 

@@ -447,6 +447,16 @@ REJECTED: list[tuple[str, bytes, Limits]] = [
     ("unknown filter choice", search_with_filter(h("aa00")), Limits()),
     ("more filter items than max_items",
      search_with_filter(h("a009 870161 870162 870163")), Limits(filter=FilterLimits(max_items=3))),
+    ("substrings pieces count as filter items",
+     search_with_filter(h("a40f 0402636e 3009 800161 810162 820163")),
+     Limits(filter=FilterLimits(max_items=2))),
+    ("more than max_elements modify changes",
+     encode(LDAPMessage(1, ModifyRequest("cn=a", (Change(ModOp.ADD, "cn", (b"x",)),) * 3))),
+     Limits(max_elements=2)),
+    ("more than max_elements search attributes, even one repeated",
+     encode(LDAPMessage(1, SearchRequest("", Scope.BASE, Deref.NEVER, 0, 0, False,
+                                         Present("cn"), ("cn",) * 3))),
+     Limits(max_elements=2)),
     ("negative sizeLimit", h("301b 020101 6316 0400 0a0100 0a0100 0201ff 020100 010100"
                              " 870163 3000"), Limits()),
     ("§4.11 abandon of a negative messageID (MessageID is 0..maxInt)",
@@ -470,6 +480,23 @@ def test_filter_at_exactly_max_depth_is_accepted() -> None:
     (message,) = drain(conn)
     assert isinstance(message.op, SearchRequest)
     assert message.op.filter == Not(Not(Not(Present("c"))))
+
+
+def test_substrings_pieces_within_max_items_are_accepted() -> None:
+    conn = LDAPConnection(Limits(filter=FilterLimits(max_items=3)))
+    conn.receive_data(search_with_filter(h("a40f 0402636e 3009 800161 810162 820163")))
+    (message,) = drain(conn)
+    assert isinstance(message.op, SearchRequest)
+    assert message.op.filter == Substrings("cn", b"a", (b"b",), b"c")
+
+
+def test_repeated_search_attributes_are_kept_once() -> None:
+    conn = LDAPConnection()
+    conn.receive_data(encode(LDAPMessage(1, SearchRequest(
+        "", Scope.BASE, Deref.NEVER, 0, 0, False, Present("cn"), ("name",) * 20_000 + ("cn",)))))
+    (message,) = drain(conn)
+    assert isinstance(message.op, SearchRequest)
+    assert message.op.attributes == ("name", "cn")
 
 
 def test_max_elements_values_is_accepted() -> None:
@@ -542,7 +569,7 @@ def ops(oracle: bool) -> st.SearchStrategy[Any]:
         st.builds(BindRequest, versions, texts, mechanism=texts, credentials=optional_blobs),
         st.just(UnbindRequest()),
         st.builds(SearchRequest, texts, scopes, st.sampled_from(tuple(Deref)), ints, ints,
-                  st.booleans(), filters(), st.lists(texts, max_size=3).map(tuple)),
+                  st.booleans(), filters(), st.lists(texts, max_size=3, unique=True).map(tuple)),
         st.builds(ModifyRequest, texts, st.lists(st.builds(Change, modops, texts, values),
                                                  max_size=3).map(tuple)),
         st.builds(AddRequest, texts, attributes),

@@ -76,7 +76,17 @@ BAD = [
      "sasl.subject[0].match: not a regular expression"),
     ("subject rule without a DN", minimal(sasl={"subject": [{"match": "x"}]}),
      "sasl.subject[0].dn: required key is missing"),
+    ("filter depth beyond the stack", minimal(limits={"max_filter_depth": 257}),
+     "limits.max_filter_depth: 257 is not allowed (from 1 to 256)"),
+    ("no DN at all", minimal(limits={"max_dn_bytes": 0}), "limits.max_dn_bytes: 0 is not"),
+    ("DN without RDNs", minimal(limits={"max_rdns": 0}), "limits.max_rdns: 0 is not"),
+    ("cache bytes", minimal(storage={"cache_bytes": -1}), "storage.cache_bytes: -1 is not"),
 ]
+
+
+def test_request_cost_defaults(tmp_path: Path) -> None:
+    d = from_mapping(minimal(), tmp_path).directory
+    assert (d.max_dn_bytes, d.max_rdns, d.cache_bytes) == (8192, 256, 512 * 1024 * 1024)
 
 
 @pytest.mark.parametrize("why, data, message", BAD)

@@ -79,6 +79,12 @@ CN_SN = h("3008 0402636e 0402736e")
 ACCEPTED: list[tuple[str, Request, tuple[Control, ...], dict[str, Any]]] = [
     # (why, operation, controls, parsed)
     ("no controls", SEARCH, (), {}),
+    ("16 sort keys, MAX_SORT_KEYS", SEARCH,
+     (Control(SORT_REQUEST, True, h("3060" + "3004 0402636e" * 16)),),
+     {SORT_REQUEST: (SortKey("cn"),) * 16}),
+    ("a repeated pre-read description is kept once", DELETE,
+     (Control(PRE_READ, True, h("300c 0402636e 0402736e 0402636e")),),
+     {PRE_READ: AttributeSelection(("cn", "sn"))}),
     ("RFC 2696 paged results", SEARCH, (Control(PAGED_RESULTS, True, PAGE_5_X),),
      {PAGED_RESULTS: PagedResults(5, b"x")}),
     ("RFC 2696 first page: empty cookie", SEARCH, (Control(PAGED_RESULTS, False,
@@ -173,6 +179,9 @@ REFUSED: list[tuple[str, Request, tuple[Control, ...], ResultCode]] = [
     ("non-critical control with a bad value still fails", SEARCH,
      (Control(PAGED_RESULTS, False, b"junk"),), PROTOCOL),
     ("sort without keys", SEARCH, (Control(SORT_REQUEST, True, h("3000")),), PROTOCOL),
+    ("17 sort keys, one more than MAX_SORT_KEYS", SEARCH,
+     (Control(SORT_REQUEST, True, h("3066" + "3004 0402636e" * 17)),),
+     ResultCode.ADMIN_LIMIT_EXCEEDED),
     ("sort key is not a SEQUENCE", SEARCH, (Control(SORT_REQUEST, True, h("3004 0402636e")),),
      PROTOCOL),
     ("sort key with an unknown field", SEARCH,
