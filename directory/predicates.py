@@ -425,9 +425,9 @@ class Tested:
 
 def entry_types(entry: Entry) -> frozenset[str]:
     """The type keys of the entry's attributes (without options)."""
-    found = entry.memo.get("types")
+    found = entry.memo.get("type keys")
     if found is None:
-        found = entry.memo["types"] = frozenset(type_key(k) for k in entry.attributes)
+        found = entry.memo["type keys"] = frozenset(type_key(k) for k in entry.attributes)
     return found
 
 
