@@ -35,6 +35,8 @@ from ca.policy import DEFAULT_POLICIES, POLICIES
 from ca.profiles import load_profiles
 from ca.web.config import WebConfig
 from directory.config import DEFAULT_INDEXES, DirectoryConfig
+from directory.passwords import HashPolicy
+from directory.verify_queue import QueueLimits
 from kms.config import KMSConfig, SMTPConfig
 
 CONFIG_FILE = "certdir.yaml"
@@ -167,6 +169,25 @@ def _not_negative(value: int) -> bool:
     return value >= 0
 
 
+def _passwords(section: _Section) -> tuple[HashPolicy, QueueLimits]:
+    """`passwords`: Argon2id parameters for new hashes, the most a stored hash
+    may cost, and the bounds of the password queue."""
+    hashing, queue = HashPolicy(), QueueLimits()
+    values = {name: section.get(name, int, getattr(hashing, name), _positive, "must be > 0")
+              for name in vars(hashing)}
+    limits = {name: section.get(f"queue_{name}", int, getattr(queue, name), _positive,
+                                "must be > 0") for name in vars(queue)}
+    section.finish()
+    policy = HashPolicy(**values)
+    for name in ("time_cost", "memory_kib", "parallelism"):
+        if getattr(policy, name) > getattr(policy, f"max_{name}"):
+            raise ConfigError(f"{section.key(name)}: above {section.key('max_' + name)}")
+    if policy.memory_kib < 8 * policy.parallelism:
+        raise ConfigError(f"{section.key('memory_kib')}: Argon2 needs 8 KiB per lane "
+                          f"(parallelism)")
+    return policy, QueueLimits(**limits)
+
+
 def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     top = _Section(dict(data), "")
     suffix = top.get("suffix", str)
@@ -225,6 +246,8 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     access_log = log.get("access", bool, True)
     log.finish()
 
+    hashing, verify_queue = _passwords(top.section("passwords"))
+
     schema = top.section("schema")
     extra_schema = tuple(data_dir / p for p in schema.strings("paths", ()))
     schema.finish()
@@ -261,6 +284,8 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             cache_entries=cache_entries,
             schema_paths=extra_schema,
             access_log=access_log,
+            hashing=hashing,
+            verify_queue=verify_queue,
         ),
     )
 

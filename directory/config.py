@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from directory.passwords import HashPolicy
+from directory.verify_queue import QueueLimits
+
 DEFAULT_INDEXES = ("objectClass", "cn", "sn", "givenName", "mail", "uid", "member",
                    "uniqueMember", "userCertificate")
 
@@ -34,3 +37,5 @@ class DirectoryConfig:
     schema_paths: tuple[Path, ...] = field(default_factory=tuple)
     access_log: bool = True
     server_id: int = 0
+    hashing: HashPolicy = field(default_factory=HashPolicy)
+    verify_queue: QueueLimits = field(default_factory=QueueLimits)

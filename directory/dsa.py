@@ -24,6 +24,7 @@ from directory.backend.writer import Writer
 from directory.config import DirectoryConfig
 from directory.csn import CSNGenerator
 from directory.entry import Entry
+from directory.passwords import Hashing
 from directory.protocol.codec import Limits
 from directory.protocol.dn import DN
 from directory.protocol.filter import Equality, FilterLimits
@@ -31,6 +32,7 @@ from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError, ResultCode
 from directory.schema import Schema
 from directory.search_plan import plan
+from directory.verify_queue import VerifyQueue
 
 if TYPE_CHECKING:
     from directory.ops.extended import ExtendedHandler
@@ -65,6 +67,9 @@ class DSA:
         self.extensions: dict[str, ExtendedHandler] = {}
         self.add_hooks: list[AddHook] = []
         self.acl: AccessPolicy = CurrentPolicy(config.anonymous_read)
+        self.hashing = Hashing(config.hashing)
+        # Password hashing and verification: never on the reactor or the writer.
+        self.passwords = VerifyQueue(config.verify_queue)
 
     def parse_dn(self, text: str) -> DN:
         return DN.parse(text, self.schema)

@@ -4,8 +4,11 @@
 - Password Modify (RFC 3062): the identity defaults to the bound entry;
   anonymous clients may not use it (insufficientAccessRights); a user may
   change only their own password, the root DN anyone's; a given old
-  password must verify; without a new password one is generated and
-  returned in genPasswd. The new value is stored hashed.
+  password must verify (invalidCredentials otherwise, and when the value it
+  verified against changed before the write); without a new password one
+  is generated and returned in genPasswd. The new value is always hashed,
+  even when it looks like a hash. Verification and hashing run on the
+  password queue, before the writer job (`directory.ops.userpassword`).
 - StartTLS (RFC 4511 §4.14, RFC 4513 §3): refused with operationsError while
   TLS is active or other operations are outstanding, protocolError when the
   server has no certificate; TLS starts right after the response is sent.
@@ -22,6 +25,7 @@ from directory import passwords
 from directory.backend.sqlite import SQLiteTransaction
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_modified
+from directory.ops import userpassword
 from directory.protocol import ber
 from directory.protocol.ber import children
 from directory.protocol.messages import SUCCESS, ExtendedRequest, ExtendedResponse
@@ -72,26 +76,39 @@ def password_modify(op: Operation, value: bytes | None) -> Outcome:
     if new is None:
         generated = passwords.generate_password()
         new = generated.encode()
-    hashed = passwords.hash_password(new)
+    entry = op.dsa.backend.get(target)
+    if entry is None:
+        raise op.dsa.no_such_object(target)
     actor = session.bound
-
-    def job(txn: SQLiteTransaction) -> None:
-        entry = txn.get(target)
-        if entry is None:
-            raise op.dsa.no_such_object(target)
-        if old is not None and not any(passwords.verify(s, old)
-                                       for s in entry.get("userpassword")):
-            raise LDAPError(ResultCode.INVALID_CREDENTIALS, "old password is not correct")
-        attributes = dict(entry.attributes)
-        attributes["userpassword"] = (hashed,)
-        stamp_modified(op.dsa, attributes, actor)
-        txn.replace(entry.with_attributes(attributes))
-
     op.detail = f'dn="{target}"'
+    hashing = op.dsa.hashing
     response_value = None if generated is None else ber.sequence(
         [ber.tlv(0x80, generated.encode())])
-    return op.dsa.write(job).addCallback(
-        lambda _: [Reply(ExtendedResponse(SUCCESS, None, response_value))])
+
+    async def change() -> list[Reply]:
+        match = None
+        if old is not None:
+            match = await userpassword.check(op, target, entry.get(userpassword.USER_PASSWORD),
+                                             old)
+            if match is None:
+                raise LDAPError(ResultCode.INVALID_CREDENTIALS, "old password is not correct")
+        value = await userpassword.submit(op, target, hashing.hash, new)
+
+        def job(txn: SQLiteTransaction) -> None:
+            current = txn.get(target)
+            if current is None:
+                raise op.dsa.no_such_object(target)
+            if match is not None and match not in current.get(userpassword.USER_PASSWORD):
+                raise LDAPError(ResultCode.INVALID_CREDENTIALS, "old password is not correct")
+            attributes = dict(current.attributes)
+            attributes[userpassword.USER_PASSWORD] = (value,)
+            stamp_modified(op.dsa, attributes, actor)
+            txn.replace(current.with_attributes(attributes))
+
+        await op.dsa.write(job)
+        return [Reply(ExtendedResponse(SUCCESS, None, response_value))]
+
+    return userpassword.deferred(change())
 
 
 def start_tls(op: Operation, value: bytes | None) -> Outcome:
