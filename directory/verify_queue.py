@@ -6,10 +6,13 @@ number of threads (`QueueLimits.threads`), one job at a time per thread.
 
 - Fair share: each job names a `path`, outermost first — bind and the
   password writes use (peer address, target DN, connection). Waiting jobs
-  form a tree along their paths and the next job is taken round-robin at
-  every level: first among peer addresses, then among the DNs one address
-  is working on, then among its connections. A flood of binds from one
-  client, or to one DN, waits behind itself, not in front of everyone.
+  form a tree along their paths and, at every level, the next job comes
+  from the branch served least so far (first among peer addresses, then
+  among the DNs one address is working on, then among its connections); a
+  branch that was idle starts just below the least served one, so a client
+  that was waiting for nothing goes before those with a backlog. A flood of
+  binds from one client, or to one DN, waits behind itself, not in front of
+  everyone.
 - Bounds: a `client` (a connection) may have `per_client` jobs queued or
   running, and the queue `total` jobs; past either, `submit` raises
   busy (51), before anything is queued. Nothing grows without bound.
@@ -29,7 +32,7 @@ exception) arrives on the reactor thread through the Deferred.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
@@ -61,24 +64,29 @@ class _Job:
 
 @dataclass
 class _Lane:
-    """Jobs waiting under one path prefix: sub-lanes in round-robin order, or jobs."""
-    lanes: OrderedDict[str, _Lane] = field(default_factory=OrderedDict)
+    """Jobs waiting under one path prefix: sub-lanes, or the jobs themselves."""
+    lanes: dict[str, _Lane] = field(default_factory=dict)
     jobs: deque[_Job] = field(default_factory=deque)
+    served: int = 0
 
     def put(self, path: tuple[str, ...], job: _Job) -> None:
         if not path:
             self.jobs.append(job)
             return
-        self.lanes.setdefault(path[0], _Lane()).put(path[1:], job)
+        lane = self.lanes.get(path[0])
+        if lane is None:
+            # A lane that was idle goes before those with a backlog.
+            first = min((other.served for other in self.lanes.values()), default=1)
+            lane = self.lanes[path[0]] = _Lane(served=first - 1)
+        lane.put(path[1:], job)
 
     def take(self) -> _Job:
         if self.jobs:
             return self.jobs.popleft()
-        name, lane = next(iter(self.lanes.items()))
+        name, lane = min(self.lanes.items(), key=lambda item: item[1].served)
+        lane.served += 1
         job = lane.take()
-        if lane.jobs or lane.lanes:
-            self.lanes.move_to_end(name)
-        else:
+        if not lane.jobs and not lane.lanes:
             del self.lanes[name]
         return job
 
