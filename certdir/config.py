@@ -35,7 +35,7 @@ from ca.policy import DEFAULT_POLICIES, POLICIES
 from ca.profiles import load_profiles
 from ca.web.config import WebConfig
 from directory.config import DEFAULT_INDEXES, DirectoryConfig
-from directory.passwords import HashPolicy
+from directory.passwords import Hashing, HashPolicy
 from directory.verify_queue import QueueLimits
 from kms.config import KMSConfig, SMTPConfig
 
@@ -247,6 +247,8 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     log.finish()
 
     hashing, verify_queue = _passwords(top.section("passwords"))
+    if not Hashing(hashing).acceptable(password_hash.encode()):
+        raise ConfigError("root.password_hash: outside the passwords section's limits")
 
     schema = top.section("schema")
     extra_schema = tuple(data_dir / p for p in schema.strings("paths", ()))

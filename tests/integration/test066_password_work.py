@@ -12,6 +12,9 @@
   store one outside the hash policy or in an unknown scheme: both
   constraintViolation (19).
 - A bind to a missing DN costs what a wrong password costs.
+- A hash outside the policy already in the database (imported) never
+  verifies and costs nothing: ten binds to it leave the root's binds
+  prompt and the memory small.
 - A {MD5} value added by the root verifies as MD5 (its hash string does not
   bind) and is upgraded to Argon2id by the first successful bind; a value
   in an unknown scheme imported from LDIF never binds.
@@ -32,7 +35,7 @@ import pytest
 
 from directory.protocol.codec import encode
 from directory.protocol.messages import BindRequest, ExtendedRequest, LDAPMessage
-from tests.integration.attack import Innocent
+from tests.integration.attack import Innocent, rss_mib
 from tests.integration.conftest import SUFFIX, Server, make_server
 from tests.integration.test_hostile import decode_replies
 
@@ -43,6 +46,7 @@ BUSY = 51
 MD5_OF_SECRET = b"{MD5}Xr4ilOzQ4PCOq3aQ0qbuaQ=="
 OUT_OF_POLICY = (b"{ARGON2}$argon2id$v=19$m=65536,t=1000000,p=1$c2FsdHNhbHRzYWx0c2FsdA$"
                  + b"A" * 43)
+TWO_GIB = b"{ARGON2}$argon2id$v=19$m=2097152,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + b"A" * 43
 
 
 @pytest.fixture(scope="module")
@@ -240,14 +244,34 @@ def test_md5_is_verified_as_md5_and_upgraded(server: Server) -> None:
     assert connect(server, dn, "secret").whoami_s() == f"dn:{dn}"
 
 
-def test_an_imported_unknown_scheme_never_binds(server: Server, tmp_path: Path) -> None:
-    dn = f"uid=imported,{PEOPLE}"
-    ldif = tmp_path / "imported.ldif"
-    ldif.write_text(f"dn: {dn}\nobjectClass: inetOrgPerson\nuid: imported\ncn: imported\n"
-                    "sn: imported\nuserPassword: {K5KEY}secret\n")
+def imported(server: Server, tmp_path: Path, uid: str, stored: bytes) -> str:
+    """An entry written by `certdir ldif import`, which keeps hashes as they are."""
+    dn = f"uid={uid},{PEOPLE}"
+    ldif = tmp_path / f"{uid}.ldif"
+    ldif.write_text(f"dn: {dn}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\n"
+                    f"sn: {uid}\nuserPassword: {stored.decode()}\n")
     server.certdir("ldif", "import", "--data-dir", str(server.data_dir), "--quiet", str(ldif),
                    check=True)
-    assert stored_passwords(server, dn) == [b"{K5KEY}secret"]
+    assert stored_passwords(server, dn) == [stored]
+    return dn
+
+
+@pytest.mark.parametrize("uid, stored", [("slow", OUT_OF_POLICY), ("huge", TWO_GIB)])
+def test_a_stored_hash_outside_the_policy_costs_nothing(server: Server, tmp_path: Path,
+                                                        uid: str, stored: bytes) -> None:
+    dn = imported(server, tmp_path, uid, stored)
+    conns = [ldap.initialize(server.uri) for _ in range(10)]
+    with Innocent(server, probe=root_bind(server)) as probe:
+        pending = [conn.simple_bind(dn, "any password") for conn in conns]
+        for conn, msgid in zip(conns, pending, strict=True):
+            with pytest.raises(ldap.INVALID_CREDENTIALS):
+                conn.result(msgid, timeout=60)
+    assert probe.worst < 2.0, f"the root's bind waited {probe.worst:.2f} s"
+    assert rss_mib(server) < 400
+
+
+def test_an_imported_unknown_scheme_never_binds(server: Server, tmp_path: Path) -> None:
+    dn = imported(server, tmp_path, "imported", b"{K5KEY}secret")
     for password in ("{K5KEY}secret", "secret"):
         with pytest.raises(ldap.INVALID_CREDENTIALS):
             connect(server, dn, password)

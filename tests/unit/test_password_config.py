@@ -34,6 +34,8 @@ BAD = [
     ("new hashes above the stored limit", {"time_cost": 7},
      "passwords.time_cost: above passwords.max_time_cost"),
     ("too little memory per lane", {"memory_kib": 16}, "passwords.memory_kib: Argon2 needs"),
+    ("a root hash the policy refuses", {"max_memory_kib": 32768, "memory_kib": 32768},
+     "root.password_hash: outside the passwords section's limits"),
 ]
 
 
