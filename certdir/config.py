@@ -43,10 +43,12 @@ from directory.config import (
     SASLConfig,
     SubjectRule,
 )
+from directory.passwords import Hashing, HashPolicy
 from directory.ppolicy.config import PasswordPolicies, Policy, RootBackoff
 from directory.protocol.dn import DN
 from directory.protocol.filter import MAX_DEPTH as MAX_FILTER_DEPTH
 from directory.protocol.results import LDAPError
+from directory.verify_queue import QueueLimits
 from kms.config import KMSConfig, SMTPConfig
 
 CONFIG_FILE = "certdir.yaml"
@@ -179,6 +181,25 @@ def _not_negative(value: int) -> bool:
     return value >= 0
 
 
+def _passwords(section: _Section) -> tuple[HashPolicy, QueueLimits]:
+    """`passwords`: Argon2id parameters for new hashes, the most a stored hash
+    may cost, and the bounds of the password queue."""
+    hashing, queue = HashPolicy(), QueueLimits()
+    values = {name: section.get(name, int, getattr(hashing, name), _positive, "must be > 0")
+              for name in vars(hashing)}
+    limits = {name: section.get(f"queue_{name}", int, getattr(queue, name), _positive,
+                                "must be > 0") for name in vars(queue)}
+    section.finish()
+    policy = HashPolicy(**values)
+    for name in ("time_cost", "memory_kib", "parallelism"):
+        if getattr(policy, name) > getattr(policy, f"max_{name}"):
+            raise ConfigError(f"{section.key(name)}: above {section.key('max_' + name)}")
+    if policy.memory_kib < 8 * policy.parallelism:
+        raise ConfigError(f"{section.key('memory_kib')}: Argon2 needs 8 KiB per lane "
+                          f"(parallelism)")
+    return policy, QueueLimits(**limits)
+
+
 def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     top = _Section(dict(data), "")
     suffix = top.get("suffix", str)
@@ -251,6 +272,10 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     access_log = log.get("access", bool, True)
     log.finish()
 
+    hashing, verify_queue = _passwords(top.section("passwords"))
+    if not Hashing(hashing).acceptable(password_hash.encode()):
+        raise ConfigError("root.password_hash: outside the passwords section's limits")
+
     schema = top.section("schema")
     extra_schema = tuple(data_dir / p for p in schema.strings("paths", ()))
     schema.finish()
@@ -300,6 +325,8 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             access_log=access_log,
             sasl=sasl,
             password_policy=password_policy,
+            hashing=hashing,
+            verify_queue=verify_queue,
         ),
     )
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from directory.acl.rules import Proxy, Rule
+from directory.passwords import HashPolicy
 from directory.ppolicy.config import PasswordPolicies
+from directory.verify_queue import QueueLimits
 
 DEFAULT_INDEXES = ("objectClass", "cn", "sn", "givenName", "mail", "uid", "member",
                    "uniqueMember", "userCertificate")
@@ -71,3 +73,5 @@ class DirectoryConfig:
     server_id: int = 0
     sasl: SASLConfig = SASLConfig()
     password_policy: PasswordPolicies = field(default_factory=PasswordPolicies)
+    hashing: HashPolicy = field(default_factory=HashPolicy)
+    verify_queue: QueueLimits = field(default_factory=QueueLimits)

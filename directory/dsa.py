@@ -26,6 +26,7 @@ from directory.backend.writer import Writer
 from directory.config import DirectoryConfig
 from directory.csn import CSNGenerator
 from directory.entry import Entry
+from directory.passwords import Hashing
 from directory.ppolicy.policies import Policies
 from directory.ppolicy.state import ATTRIBUTES as ROOT_ONLY
 from directory.protocol.codec import Limits
@@ -35,6 +36,7 @@ from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError, ResultCode
 from directory.schema import Schema
 from directory.search_plan import plan
+from directory.verify_queue import VerifyQueue
 
 if TYPE_CHECKING:
     from directory.ops.extended import ExtendedHandler
@@ -80,6 +82,9 @@ class DSA:
         # the built-in CA's answer for them (set by the application's wiring).
         self.client_cas: tuple[x509.Certificate, ...] = ()
         self.certificate_identity: CertificateIdentity | None = None
+        self.hashing = Hashing(config.hashing)
+        # Password hashing and verification: never on the reactor or the writer.
+        self.passwords = VerifyQueue(config.verify_queue)
 
     def parse_dn(self, text: str) -> DN:
         return DN.parse(text, self.schema, self.dn_limits)

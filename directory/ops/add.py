@@ -11,7 +11,9 @@
   (objectClass=person) finds inetOrgPerson entries through the index.
 - The whole entry is schema-checked before anything is written; the
   server then adds its operational attributes (RFC 4512 §3.4).
-- userPassword values given in clear text are stored hashed.
+- userPassword values given in clear text are stored hashed, hashed on the
+  password queue before the writer job (`directory.ops.userpassword`);
+  offline writes (`collect` from an LDIF import) hash them in place.
 - Post-read (RFC 4527) returns the entry as added.
 - Access (`privileges`): add on the parent's `children`, on the new
   entry's `entry` and on each attribute given, checked in the transaction.
@@ -25,13 +27,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-from directory import passwords
 from directory.backend.sqlite import SQLiteTransaction
 from directory.dsa import DSA, AfterCommit
 from directory.entry import Entry, resolve
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_new
-from directory.ops import privileges
+from directory.ops import privileges, userpassword
 from directory.ops.readback import read_controls
 from directory.ops.visibility import view_of
 from directory.protocol.dn import DN
@@ -58,7 +59,7 @@ def collect(dsa: DSA, pairs: Iterable[tuple[str, Iterable[bytes]]]) -> Attribute
         if not vals:
             raise LDAPError(ResultCode.PROTOCOL_ERROR, f"attribute {name} has no values")
         if resolved.type.key == "userpassword":
-            vals = tuple(passwords.prepare(v) for v in vals)
+            vals = tuple(dsa.hashing.prepare(v) for v in vals)
         attributes[resolved.key] = vals
     return attributes
 
@@ -124,17 +125,19 @@ def handle(op: Operation) -> Outcome:
     op.detail = f'dn="{request.dn}"'
     if not dn:
         raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS, "the root DSE always exists")
-    entry = build(dsa, dn, collect(dsa, request.attributes), op.session.bound)
 
-    def job(txn: SQLiteTransaction) -> list[AfterCommit]:
-        check_within(dsa, dn)
-        privileges.add(dsa, view_of(op).reading(txn.get), entry)
-        insert(dsa, txn, entry)
-        return [after for hook in dsa.add_hooks if (after := hook(txn, entry)) is not None]
+    async def add() -> list[Reply]:
+        pairs = await userpassword.prepare_attributes(op, dn, request.attributes)
+        entry = build(dsa, dn, collect(dsa, pairs), op.session.bound)
 
-    def committed(afters: list[AfterCommit]) -> list[Reply]:
-        for after in afters:
+        def job(txn: SQLiteTransaction) -> list[AfterCommit]:
+            check_within(dsa, dn)
+            privileges.add(dsa, view_of(op).reading(txn.get), entry)
+            insert(dsa, txn, entry)
+            return [after for hook in dsa.add_hooks if (after := hook(txn, entry)) is not None]
+
+        for after in await dsa.write(job):
             after()
         return [Reply(AddResponse(SUCCESS), read_controls(op, None, entry))]
 
-    return dsa.write(job).addCallback(committed)
+    return userpassword.deferred(add())

@@ -2,8 +2,8 @@
 
 - Only LDAPv3: any other version gets protocolError in the BindResponse
   (RFC 4511 §4.2.1) and the connection stays open.
-- A bind first drops the session's identity; on failure it stays
-  anonymous (RFC 4513 §5.1).
+- A bind first drops the session's identity, and the paged-results
+  cursors that belong to it; on failure it stays anonymous (RFC 4513 §5.1).
 - Empty name and empty password: anonymous (RFC 4513 §5.1.1).
 - A name with an empty password is an unauthenticated bind, refused with
   unwillingToPerform (RFC 4513 §5.1.2, §6.3.1).
@@ -16,17 +16,23 @@
 - SASL EXTERNAL is `directory.ops.sasl_external`; other SASL mechanisms,
   and authentication choices other than simple and SASL (the choice is
   extensible), are not offered: authMethodNotSupported.
-- Argon2 verification runs off the reactor thread.
+- The password is verified on the password queue, never on the reactor
+  thread (`directory.ops.userpassword.check`): an entry that does not
+  exist, has no usable userPassword, or whose userPassword the anonymous
+  identity may not `auth` against (the access policy) costs one
+  verification of a dummy hash and fails as a wrong password does.
+- On success the session is "simple"-authenticated; a value stored in
+  an older scheme is upgraded to Argon2id (`userpassword.upgrade`).
 """
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.threads import deferToThread
-
-from directory import passwords
+from directory.acl.identity import ANONYMOUS
+from directory.acl.rights import Rights
+from directory.acl.view import View
+from directory.entry import Entry
 from directory.operation import Operation, Outcome, Reply
-from directory.ops import sasl_external
+from directory.ops import sasl_external, userpassword
 from directory.protocol.dn import DN
 from directory.protocol.messages import SUCCESS, BindRequest, BindResponse
 from directory.protocol.results import LDAPError, ResultCode
@@ -66,30 +72,32 @@ def handle(op: Operation) -> Outcome:
         raise LDAPError(ResultCode.CONFIDENTIALITY_REQUIRED,
                         "simple bind requires TLS (use StartTLS or ldaps://)")
     dn = op.dsa.parse_dn(request.name)
+    entry = None
     if dn == op.dsa.root_dn:
         stored: tuple[bytes, ...] = (op.dsa.config.root_password_hash.encode(),)
     else:
         entry = op.dsa.backend.get(dn)
-        stored = () if entry is None else entry.get("userpassword")
-    checked = _check(stored, password)
+        stored = _authenticating(op, entry)
 
-    def bound(ok: bool) -> list[Reply]:
-        if not ok:
+    async def bind() -> list[Reply]:
+        match = await userpassword.check(op, dn, stored, password)
+        if match is None:
             raise LDAPError(ResultCode.INVALID_CREDENTIALS, INVALID)
         session.bound = dn
         session.is_root = dn == op.dsa.root_dn
+        session.mechanism = "simple"
+        if entry is not None:
+            await userpassword.upgrade(op, dn, match, password)
         return [Reply(BindResponse(SUCCESS))]
 
-    return checked.addCallback(bound)
+    return userpassword.deferred(bind())
 
 
-def _check(stored: tuple[bytes, ...], password: bytes) -> Deferred[bool]:
-    fast = [s for s in stored if not passwords.is_slow(s)]
-    if any(passwords.verify(s, password) for s in fast):
-        return succeed(True)
-    slow = [s for s in stored if passwords.is_slow(s)]
-    if not slow:
-        return succeed(False)
-    result: Deferred[bool] = deferToThread(
-        lambda: any(passwords.verify(s, password) for s in slow))
-    return result
+def _authenticating(op: Operation, entry: Entry | None) -> tuple[bytes, ...]:
+    """The userPassword values a bind may verify against."""
+    if entry is None:
+        return ()
+    view = View(op.dsa.acl, ANONYMOUS, op.dsa.backend.get)
+    if not view.allows(entry, Rights.AUTH, userpassword.USER_PASSWORD):
+        return ()
+    return entry.get(userpassword.USER_PASSWORD)

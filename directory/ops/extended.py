@@ -7,9 +7,12 @@
   anonymous clients may not use it (insufficientAccessRights); it needs
   write on the target's userPassword (`privileges`; by default only the
   entry itself and the root DN have it), an entry not disclosed to the
-  requester is noSuchObject; a given old password must verify; without a
-  new password one is generated and returned in genPasswd. The new value
-  is stored hashed.
+  requester is noSuchObject; a given old
+  password must verify (invalidCredentials otherwise, and when the value it
+  verified against changed before the write); without a new password one
+  is generated and returned in genPasswd. The new value is always hashed,
+  even when it looks like a hash. Verification and hashing run on the
+  password queue, before the writer job (`directory.ops.userpassword`).
 - StartTLS (RFC 4511 §4.14, RFC 4513 §3): refused with operationsError while
   TLS is active or other operations are outstanding, protocolError when the
   server has no certificate; TLS starts right after the response is sent.
@@ -28,7 +31,7 @@ from directory.acl.rights import WRITE
 from directory.backend.sqlite import SQLiteTransaction
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_modified
-from directory.ops import privileges
+from directory.ops import privileges, userpassword
 from directory.ops.visibility import view_of
 from directory.protocol import ber
 from directory.protocol.ber import children
@@ -78,26 +81,39 @@ def password_modify(op: Operation, value: bytes | None) -> Outcome:
     if new is None:
         generated = passwords.generate_password()
         new = generated.encode()
-    hashed = passwords.hash_password(new)
+    entry = op.dsa.backend.get(target)
+    if entry is None:
+        raise op.dsa.no_such_object(target)
     actor = session.bound
-
-    def job(txn: SQLiteTransaction) -> None:
-        view = view_of(op).reading(txn.get)
-        entry = privileges.disclosed(view, target)
-        privileges.require(view, entry, WRITE, "userpassword")
-        if old is not None and not any(passwords.verify(s, old)
-                                       for s in entry.get("userpassword")):
-            raise LDAPError(ResultCode.INVALID_CREDENTIALS, "old password is not correct")
-        attributes = dict(entry.attributes)
-        attributes["userpassword"] = (hashed,)
-        stamp_modified(op.dsa, attributes, actor)
-        txn.replace(entry.with_attributes(attributes))
-
     op.detail = f'dn="{target}"'
+    hashing = op.dsa.hashing
     response_value = None if generated is None else ber.sequence(
         [ber.tlv(0x80, generated.encode())])
-    return op.dsa.write(job).addCallback(
-        lambda _: [Reply(ExtendedResponse(SUCCESS, None, response_value))])
+
+    async def change() -> list[Reply]:
+        match = None
+        if old is not None:
+            match = await userpassword.check(op, target, entry.get(userpassword.USER_PASSWORD),
+                                             old)
+            if match is None:
+                raise LDAPError(ResultCode.INVALID_CREDENTIALS, "old password is not correct")
+        value = await userpassword.submit(op, target, hashing.hash, new)
+
+        def job(txn: SQLiteTransaction) -> None:
+            view = view_of(op).reading(txn.get)
+            current = privileges.disclosed(view, target)
+            privileges.require(view, current, WRITE, userpassword.USER_PASSWORD)
+            if match is not None and match not in current.get(userpassword.USER_PASSWORD):
+                raise LDAPError(ResultCode.INVALID_CREDENTIALS, "old password is not correct")
+            attributes = dict(current.attributes)
+            attributes[userpassword.USER_PASSWORD] = (value,)
+            stamp_modified(op.dsa, attributes, actor)
+            txn.replace(current.with_attributes(attributes))
+
+        await op.dsa.write(job)
+        return [Reply(ExtendedResponse(SUCCESS, None, response_value))]
+
+    return userpassword.deferred(change())
 
 
 def start_tls(op: Operation, value: bytes | None) -> Outcome:

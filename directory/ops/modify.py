@@ -11,8 +11,14 @@
 - Values of the RDN cannot be removed (notAllowedOnRDN, RFC 4511 §4.6).
 - The structural object class cannot change (objectClassModsProhibited).
 - NO-USER-MODIFICATION attributes are refused (constraintViolation).
-- userPassword: new values are stored hashed; a clear-text value to
-  delete matches the stored hash it verifies against.
+- Values to add are compared with the stored ones, and values to delete
+  found among them, by their equality-rule keys through a dict: linear in
+  the number of values, never pairwise.
+- userPassword: new values are hashed, and clear-text values to delete
+  matched to the stored hash they verify against, on the password queue
+  before the writer job (`directory.ops.userpassword`); inside it values
+  compare as bytes. Offline writes (`apply_changes` from an LDIF import)
+  hash clear-text values in place.
 - Assertion (RFC 4528), pre-read and post-read (RFC 4527) controls.
 - Access (`privileges`): add or delete on each attribute changed, checked
   in the transaction; an entry not disclosed to the requester is
@@ -23,7 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from directory import passwords
 from directory.backend.sqlite import SQLiteTransaction
 from directory.dsa import DSA
 from directory.entry import Entry, Resolved, resolve
@@ -31,7 +36,7 @@ from directory.matching import InvalidValue
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_modified
 from directory.ops import add as add_op
-from directory.ops import assertion, privileges
+from directory.ops import assertion, privileges, userpassword
 from directory.ops.readback import read_controls
 from directory.ops.visibility import view_of
 from directory.protocol.dn import DN
@@ -55,22 +60,15 @@ def _keyer(dsa: DSA, resolved: Resolved) -> Callable[[bytes], bytes]:
     return key
 
 
-def _same(dsa: DSA, resolved: Resolved, stored: bytes, given: bytes,
-          key: Callable[[bytes], bytes]) -> bool:
-    if resolved.type.key == "userpassword" and stored != given:
-        return passwords.verify(stored, given)
-    return key(stored) == key(given)
-
-
 def _add(dsa: DSA, attrs: Attributes, resolved: Resolved, values: tuple[bytes, ...]) -> None:
     key = _keyer(dsa, resolved)
     current = list(attrs.get(resolved.key, ()))
     have = {key(v) for v in current}
-    for value in values:
+    for index, value in enumerate(values):
         k = key(value)
         if k in have:
             raise LDAPError(ResultCode.ATTRIBUTE_OR_VALUE_EXISTS,
-                            f"{resolved.text}: value #{values.index(value)} already exists")
+                            f"{resolved.text}: value #{index} already exists")
         have.add(k)
         current.append(value)
     attrs[resolved.key] = tuple(current)
@@ -84,15 +82,19 @@ def _delete(dsa: DSA, attrs: Attributes, resolved: Resolved, values: tuple[bytes
         del attrs[resolved.key]
         return
     key = _keyer(dsa, resolved)
-    remaining = list(current)
-    for value in values:
-        match = next((v for v in remaining if _same(dsa, resolved, v, value, key)), None)
-        if match is None:
+    positions: dict[bytes, list[int]] = {}
+    for position, stored in enumerate(current):
+        positions.setdefault(key(stored), []).append(position)
+    removed: set[int] = set()
+    for index, value in enumerate(values):
+        found = positions.get(key(value))
+        if not found:
             raise LDAPError(ResultCode.NO_SUCH_ATTRIBUTE,
-                            f"{resolved.text}: no such value #{values.index(value)}")
-        remaining.remove(match)
+                            f"{resolved.text}: no such value #{index}")
+        removed.add(found.pop())
+    remaining = tuple(v for position, v in enumerate(current) if position not in removed)
     if remaining:
-        attrs[resolved.key] = tuple(remaining)
+        attrs[resolved.key] = remaining
     else:
         del attrs[resolved.key]
 
@@ -137,7 +139,7 @@ def apply_changes(dsa: DSA, entry: Entry, changes: tuple[Change, ...], actor: DN
                             f"{change.attribute}: no user modification allowed")
         values = change.values
         if resolved.type.key == "userpassword" and change.op in (ModOp.ADD, ModOp.REPLACE):
-            values = tuple(passwords.prepare(v) for v in values)
+            values = tuple(dsa.hashing.prepare(v) for v in values)
         APPLY[change.op](dsa, attrs, resolved, values)
     for rdn in entry.dn.rdns[:1]:
         for ava in rdn.avas:
@@ -167,14 +169,19 @@ def handle(op: Operation) -> Outcome:
     for change in request.changes:
         resolve(dsa.schema, change.attribute)
 
-    def job(txn: SQLiteTransaction) -> tuple[Entry, Entry]:
-        view = view_of(op).reading(txn.get)
-        entry = privileges.disclosed(view, dn)
-        privileges.modify(dsa, view, entry, request.changes)
-        assertion.check(op, entry, view)
-        updated = apply_changes(dsa, entry, request.changes, op.session.bound)
-        txn.replace(updated)
-        return entry, updated
+    async def modify() -> list[Reply]:
+        changes = await userpassword.prepare_changes(op, dn, request.changes)
 
-    return dsa.write(job).addCallback(
-        lambda pair: [Reply(ModifyResponse(SUCCESS), read_controls(op, pair[0], pair[1]))])
+        def job(txn: SQLiteTransaction) -> tuple[Entry, Entry]:
+            view = view_of(op).reading(txn.get)
+            entry = privileges.disclosed(view, dn)
+            privileges.modify(dsa, view, entry, changes)
+            assertion.check(op, entry, view)
+            updated = apply_changes(dsa, entry, changes, op.session.bound)
+            txn.replace(updated)
+            return entry, updated
+
+        before, after = await dsa.write(job)
+        return [Reply(ModifyResponse(SUCCESS), read_controls(op, before, after))]
+
+    return userpassword.deferred(modify())

@@ -243,7 +243,7 @@ def _checked(op: Operation, dn: DN, policy: Policy, new: tuple[bytes, ...]) -> D
     if entry is None or not policy.history:
         return succeed(None)
     used = (*entry.get("userpassword"), *history.last(entry.get(state.HISTORY), policy.history))
-    checks = [history.reused(used, value) for value in new]
+    checks = [history.reused(op, dn, used, value) for value in new]
 
     def judged(results: list[bool]) -> None:
         if any(results):

@@ -6,8 +6,9 @@
   stored (hashed) value itself. Values that do not parse are ignored.
 - A new password is refused when it verifies against the current password
   or any of the last `history` old ones (passwordInHistory).
-- Verifying means hashing: `reused` runs it on the reactor's thread pool
-  (bounded), never on the reactor thread or in the writer.
+- Verifying means hashing: `reused` runs it on the password queue, in the
+  client's lane (`directory.ops.userpassword`), never on the reactor thread
+  or in the writer.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from twisted.internet.defer import Deferred
-from twisted.internet.threads import deferToThread
 
-from directory import passwords
+from directory.operation import Operation
+from directory.ops import userpassword
+from directory.protocol.dn import DN
 
 OCTET_STRING = b"1.3.6.1.4.1.1466.115.121.1.40"
 
@@ -40,9 +42,10 @@ def last(history: Sequence[bytes], count: int) -> list[bytes]:
     return [stored for _, stored in parsed[-count:]] if count > 0 else []
 
 
-def reused(stored: Sequence[bytes], password: bytes) -> Deferred[bool]:
+def reused(op: Operation, dn: DN, stored: Sequence[bytes], password: bytes) -> Deferred[bool]:
     """Whether `password` verifies against any of the `stored` values."""
-    candidates = tuple(stored)
-    result: Deferred[bool] = deferToThread(
-        lambda: any(passwords.verify(s, password) for s in candidates))
-    return result
+
+    async def found() -> bool:
+        return await userpassword.check(op, dn, stored, password) is not None
+
+    return userpassword.deferred(found())
