@@ -4,8 +4,9 @@
   a fake log line is logged as one line, the newline as \\x0a.
 - TLS 1.2 offers ECDHE with AEAD ciphers only: a CBC-SHA suite or RSA key
   exchange is refused with a handshake failure, AES-GCM and ChaCha20 work.
-- `certdir init` into an existing 0755 directory, under umask 022, leaves the
-  directory 0700 and every file in it 0600 (folders 0700).
+- `certdir init` into an existing 0755 directory holding 0777 public/ and
+  secrets/ folders, under umask 022 or 000, leaves the directory 0700 and
+  every file in it 0600 (folders 0700).
 - A listen URL that does not parse, and a `storage.path` that is not an
   SQLite database, are one error line naming them, never a traceback.
 """
@@ -64,10 +65,14 @@ def modes(folder: Path) -> set[tuple[str, str]]:
             for path in (folder, *folder.rglob("*"))}
 
 
-def test_init_makes_everything_private(tmp_path: Path) -> None:
+@pytest.mark.parametrize("umask", ["022", "000"])
+def test_init_makes_everything_private(tmp_path: Path, umask: str) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir(mode=0o755)
-    subprocess.run(["sh", "-c", 'umask 022 && exec "$@"', "init", *CERTDIR, "init",
+    for folder in ("public", "secrets"):
+        (data_dir / folder).mkdir()
+        (data_dir / folder).chmod(0o777)
+    subprocess.run(["sh", "-c", f'umask {umask} && exec "$@"', "init", *CERTDIR, "init",
                     "--data-dir", str(data_dir), "--suffix", SUFFIX],
                    check=True, capture_output=True, timeout=120)
     assert modes(data_dir) == {("dir", "0o700"), ("file", "0o600")}
