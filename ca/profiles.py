@@ -214,7 +214,7 @@ def _boolean(where: str, value: Any) -> bool:
 
 
 def _subject(where: str, value: Any) -> str:
-    if value not in SUBJECT_TEMPLATES:
+    if not isinstance(value, str) or value not in SUBJECT_TEMPLATES:
         raise CAError(
             f"{where}: unknown subject template {value!r} "
             f"(known: {', '.join(sorted(SUBJECT_TEMPLATES))})"
