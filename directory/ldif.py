@@ -191,7 +191,7 @@ def _record(lines: list[Line]) -> LDIFRecord:
     if not rest or rest[0][1].lower() != "changetype":
         if controls:
             raise LDIFError(number, "controls need a changetype")
-        return LDIFRecord(number, dn, attributes=tuple((n, v) for _, n, v in rest))
+        return LDIFRecord(number, dn, attributes=_attributes(rest))
     ct_number, _, ct_value = rest.pop(0)
     changetype = ct_value.decode(errors="replace").strip().lower()
     if changetype not in CHANGE_TYPES:
@@ -200,7 +200,7 @@ def _record(lines: list[Line]) -> LDIFRecord:
     if changetype == "add":
         if not rest:
             raise LDIFError(number, "an add record needs attributes")
-        return replace(record, attributes=tuple((n, v) for _, n, v in rest))
+        return replace(record, attributes=_attributes(rest))
     if changetype == "delete":
         if rest:
             raise LDIFError(rest[0][0], "a delete record has no other lines")
@@ -208,6 +208,13 @@ def _record(lines: list[Line]) -> LDIFRecord:
     if changetype == "modify":
         return replace(record, modifications=_modifications(rest))
     return _modrdn(record, rest)
+
+
+def _attributes(lines: list[Line]) -> tuple[tuple[str, bytes], ...]:
+    for number, name, _ in lines:
+        if name == "-":
+            raise LDIFError(number, "'-' ends a block of a modify record only")
+    return tuple((name, value) for _, name, value in lines)
 
 
 def _control(number: int, _name: str, value: bytes) -> LDIFControl:

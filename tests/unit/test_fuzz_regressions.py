@@ -51,6 +51,8 @@ EXPECTED: list[tuple[str, Callable[[Path], object], type[Exception], str]] = [
      "substrings filter 'cb=**' has no piece (RFC 4511 §4.5.1.7.2)"),
     ("ldif-control-base64-not-ascii", _ldif, ldif.LDIFError,
      "line 7: bad base64 control value"),
+    ("ldif-dash-in-content-record", _ldif, ldif.LDIFError,
+     "line 13: '-' ends a block of a modify record only"),
     ("ldif-empty-attribute-description", _ldif, ldif.LDIFError,
      "line 3: bad attribute description ''"),
     ("ldif-nul-in-attribute-description", _ldif, ldif.LDIFError,
