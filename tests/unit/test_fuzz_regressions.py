@@ -50,7 +50,7 @@ EXPECTED: list[tuple[str, Callable[[Path], object], type[Exception], str]] = [
     ("filter-substrings-without-piece", _filter, filters.FilterSyntaxError,
      "substrings filter 'cb=**' has no piece (RFC 4511 §4.5.1.7.2)"),
     ("ldif-control-base64-not-ascii", _ldif, ldif.LDIFError,
-     "line 7: bad base64 control value"),
+     "line 3: bad base64 control value"),
     ("ldif-dash-in-content-record", _ldif, ldif.LDIFError,
      "line 13: '-' ends a block of a modify record only"),
     ("ldif-empty-attribute-description", _ldif, ldif.LDIFError,
