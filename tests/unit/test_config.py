@@ -172,11 +172,15 @@ OUT_OF_RANGE = [
     (("http", "request_seconds"), 10**10, "http.request_seconds: "),
     (("http", "session_minutes"), 10**10, "http.session_minutes: "),
     (("kms", "smtp", "port"), 70_000, "kms.smtp.port: 70000 is not allowed (a TCP port)"),
+    (("ca", "profiles", "partner-smime", "validity_days"), 10**9,
+     "ca.profiles.partner-smime.validity_days: "),
+    (("ca", "profiles", "tls-client"), {"validity_days": 10**6},
+     "ca.profiles.tls-client.validity_days: at most 36500 days, got 1000000"),
 ]
 
 
 @pytest.mark.parametrize("path, value, message", OUT_OF_RANGE,
                          ids=[_key(path) for path, _, _ in OUT_OF_RANGE])
-def test_a_value_out_of_range_names_the_key(tmp_path: Path, path: tuple[str, ...], value: int,
-                                            message: str) -> None:
+def test_a_value_out_of_range_names_the_key(tmp_path: Path, path: tuple[str, ...],
+                                            value: object, message: str) -> None:
     assert _loading(tmp_path, _with(path, value)).startswith(message)
