@@ -8,7 +8,7 @@ APT_PACKAGES := ldap-utils libldap2-dev libsasl2-dev slapd openssl gpgsm dirmngr
   chromium chromium-driver libnss3-tools
 APT := $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: run test lint typecheck unit integration bench system-packages clean
+.PHONY: run test lint typecheck unit integration bench fuzz system-packages clean
 
 $(BIN)/certdir: pyproject.toml
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { \
@@ -67,6 +67,28 @@ test: $(VENV)/.test-deps
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/directory_bench.py
+
+# Coverage-guided fuzzing with atheris, outside `make test` and CI: each target
+# (tests/fuzz/targets.py) runs FUZZ_SECONDS, its corpus kept in run/fuzz/TARGET
+# and seeded from tests/data/fuzz/seeds/TARGET; a crash input is left in
+# run/fuzz/ as TARGET-crash-<sha1> and the run fails (tests/data/fuzz/README.md
+# says how it becomes a regression case).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := ber dn filter ldif schema
+
+$(VENV)/.fuzz-deps: $(BIN)/certdir
+	$(BIN)/pip install --quiet -e '.[fuzz]'
+	touch $@
+
+fuzz: $(VENV)/.fuzz-deps
+	@status=0; for target in $(FUZZ_TARGETS); do \
+	  mkdir -p run/fuzz/$$target; \
+	  echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \
+	  $(BIN)/python -m tests.fuzz.run $$target -max_total_time=$(FUZZ_SECONDS) \
+	    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=run/fuzz/$$target- run/fuzz/$$target \
+	    tests/data/fuzz/seeds/$$target || status=1; \
+	done; exit $$status
 
 clean:
 	rm -rf run .mypy_cache .pytest_cache

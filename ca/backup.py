@@ -3,10 +3,11 @@
 - The archive holds certdir.yaml, a snapshot of the database (the directory
   and the CA tables) taken with SQLite's online backup API, so it is
   consistent while the server runs and writes, and the folders ca/, tls/,
-  public/ and secrets/ — except the CA key's passphrase file: the CA key in
-  ca/key.pem stays encrypted under that passphrase, and the archive as a
-  whole is protected by the backup passphrase instead. After a restore the
-  administrator puts the passphrase file back (or supplies it at start).
+  public/ and secrets/ — but no passphrase or password (ca.backup_secrets):
+  the CA key in ca/key.pem stays encrypted under its passphrase, the KMS
+  master key wrapped under the KMS passphrase, and certdir.yaml holds the
+  root password's hash only. After a restore the administrator puts them
+  back (or supplies them at start).
 - The database must lie inside the data directory: a restore recreates it
   at the same relative path, where the restored certdir.yaml points.
 - Format (version 1): a header — magic `CERTDIR-BACKUP\\x00`, version,
@@ -52,6 +53,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ca.backup_secrets import left_out
 from ca.errors import CAError
 
 MAGIC = b"CERTDIR-BACKUP\x00"
@@ -77,7 +79,6 @@ CONFIG_FILE = "certdir.yaml"
 FOLDERS = ("ca", "tls", "public", "secrets")
 PRIVATE_FOLDERS = frozenset({"ca", "tls", "secrets"})
 PRIVATE_FILES = frozenset({"ca/key.pem", "tls/server.key"})
-DEFAULT_PASSPHRASE_FILE = "secrets/ca-passphrase"
 DAMAGED = "wrong backup passphrase or damaged archive"
 
 
@@ -252,19 +253,9 @@ def _ca_subject(data_dir: Path) -> str | None:
     return x509.load_pem_x509_certificate(pem).subject.rfc4514_string()
 
 
-def _excluded(data_dir: Path) -> frozenset[Path]:
-    """The CA passphrase files: the default one and the one the config names."""
-    excluded = {data_dir / DEFAULT_PASSPHRASE_FILE}
-    settings = yaml.safe_load((data_dir / CONFIG_FILE).read_text())
-    ca = settings.get("ca") if isinstance(settings, dict) else None
-    if isinstance(ca, dict) and isinstance(ca.get("passphrase_file"), str):
-        excluded.add(data_dir / ca["passphrase_file"])
-    return frozenset(path.resolve() for path in excluded)
-
-
 def _members(data_dir: Path) -> Iterator[tuple[str, Path]]:
     """(archive name, path) of certdir.yaml and the folders, top down."""
-    excluded = _excluded(data_dir)
+    excluded = left_out(data_dir)
     yield CONFIG_FILE, data_dir / CONFIG_FILE
     for folder in FOLDERS:
         top = data_dir / folder

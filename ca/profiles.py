@@ -199,6 +199,17 @@ def _positive_int(where: str, value: Any) -> int:
     return value
 
 
+# 100 years: added to a certificate's notBefore it stays within X.509's calendar.
+MAX_DAYS = 36_500
+
+
+def _days(where: str, value: Any) -> int:
+    days = _positive_int(where, value)
+    if days > MAX_DAYS:
+        raise CAError(f"{where}: at most {MAX_DAYS} days, got {days}")
+    return days
+
+
 def _path_length(where: str, value: Any) -> int | None:
     if value is None:
         return None
@@ -214,7 +225,7 @@ def _boolean(where: str, value: Any) -> bool:
 
 
 def _subject(where: str, value: Any) -> str:
-    if value not in SUBJECT_TEMPLATES:
+    if not isinstance(value, str) or value not in SUBJECT_TEMPLATES:
         raise CAError(
             f"{where}: unknown subject template {value!r} "
             f"(known: {', '.join(sorted(SUBJECT_TEMPLATES))})"
@@ -236,7 +247,7 @@ _PARSERS: Mapping[str, Callable[[str, Any], Any]] = {
     "key_usage": _name_set(KEY_USAGES),
     "extended_key_usage": _names(frozenset(EXTENDED_KEY_USAGES)),
     "san": _names(SAN_SOURCES),
-    "validity_days": _positive_int,
+    "validity_days": _days,
     "key_types": _name_set(_ALL_KEYS),
     "ca": _boolean,
     "path_length": _path_length,

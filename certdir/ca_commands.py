@@ -41,6 +41,7 @@ from ca import crl as crls
 from ca import hierarchy, issuer_crls, revoke
 from ca.authority import Authority, CAFiles, has_ca, load_chain, passphrase, slug, unlock
 from ca.backup import BackupSummary, backup, restore
+from ca.backup_secrets import Secret, secrets_of
 from ca.config import CAConfig
 from ca.errors import CAError
 from ca.issue import (
@@ -63,7 +64,7 @@ from certdir.config import CONFIG_FILE, Config, from_mapping, load
 from certdir.server_certificate import install, prepare_server_certificate
 from certdir.service import offline_directory
 from directory.dsa import DSA
-from directory.files import generate_passphrase_file
+from directory.files import generate_passphrase_file, write_private
 from directory.publisher import DirectoryWriter
 from kms import audit
 from kms import store as kms_store
@@ -431,14 +432,27 @@ def _backup(config: Config, args: argparse.Namespace) -> None:
     summary = backup(config.data_dir, config.directory.database, args.out,
                      _backup_passphrase(args, confirm=True))
     _print_summary(summary, args.out)
-    print("the CA key passphrase is not in the archive: keep it separately")
+    print("no passphrase or password is in the archive: keep "
+          + ", ".join(secret.what for secret in secrets_of(config.data_dir)) + " separately")
+
+
+def _option(secret: Secret) -> str:
+    return secret.option.replace("-", "_") + "_file"
 
 
 def _restore(args: argparse.Namespace) -> None:
     summary = restore(args.archive, args.data_dir, _backup_passphrase(args, confirm=False))
     _print_summary(summary, args.archive)
-    print(f"restored into {args.data_dir}; put the CA key passphrase in "
-          f"{args.data_dir / 'secrets' / 'ca-passphrase'} or set $CERTDIR_CA_PASSPHRASE")
+    print(f"restored into {args.data_dir}")
+    for secret in secrets_of(args.data_dir):
+        given: Path | None = getattr(args, _option(secret))
+        if given is not None:
+            write_private(secret.path, _read(given).rstrip(b"\r\n"))
+            print(f"{secret.what} written to {secret.path}")
+            continue
+        instead = f" or set ${secret.env}" if secret.env else ""
+        print(f"put {secret.what} back in {secret.path}{instead} "
+              f"(or give --{secret.option}-file)")
 
 
 def _read(path: Path) -> bytes:
@@ -536,4 +550,10 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     p.add_argument("archive", type=Path)
     p.add_argument("--passphrase-file", type=Path,
                    help=f"the backup passphrase (else ${BACKUP_PASSPHRASE_ENV} or a prompt)")
+    for option, what in (("ca-passphrase", "the CA key passphrase"),
+                         ("kms-passphrase", "the KMS passphrase"),
+                         ("root-password", "the root DN's password")):
+        p.add_argument(f"--{option}-file", type=Path,
+                       help=f"{what}, written into the restored data directory (a backup "
+                            "never holds it)")
     p.set_defaults(run=_restore)

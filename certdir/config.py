@@ -54,6 +54,11 @@ from kms.config import KMSConfig, SMTPConfig
 CONFIG_FILE = "certdir.yaml"
 DEFAULT_HTTP_LISTEN = ("http://127.0.0.1:8080", "https://127.0.0.1:8443")
 OCSP_SIGNERS = ("delegated", "ca")
+MAX_WORKERS = 256  # `serve` forks this many processes at once
+# The longest span a duration key may name, 100 years: added to now or to a
+# certificate's dates it stays within the calendar (datetime, X.509 to 9999).
+SPAN = {"seconds": 100 * 365 * 86_400, "minutes": 100 * 365 * 1_440,
+        "hours": 100 * 365 * 24, "days": 100 * 365}
 
 
 _WEB = WebConfig()
@@ -163,6 +168,13 @@ class _Section:
                 raise ConfigError(f"{self.key(name)}[{i}]: expected a string, got {value!r}")
         return tuple(values)
 
+    def duration(self, name: str, default: int, unit: str) -> int:
+        """A positive number of `unit`s, at most `SPAN` of them."""
+        most = SPAN[unit]
+        value: int = self.get(name, int, default, lambda n: 0 < n <= most,
+                              f"from 1 to {most} {unit}")
+        return value
+
     def section(self, name: str) -> _Section:
         self.used.add(name)
         return _Section(self.data.get(name), self.key(name))
@@ -205,7 +217,8 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     suffix = top.get("suffix", str)
     listen_urls = top.strings("listen", ("ldap://127.0.0.1:3389",))
     listen = tuple(ListenURL.parse(u, f"listen[{i}]") for i, u in enumerate(listen_urls))
-    workers = top.get("workers", int, 1, _positive, "must be >= 1")
+    workers = top.get("workers", int, 1, lambda n: 1 <= n <= MAX_WORKERS,
+                      f"from 1 to {MAX_WORKERS} processes")
 
     root = top.section("root")
     root_dn = root.get("dn", str, f"cn=admin,{suffix}")
@@ -441,10 +454,8 @@ def _http(section: _Section, has_tls: bool) -> tuple[tuple[HTTPURL, ...], WebCon
     web = WebConfig(
         max_body_bytes=section.get("max_body_bytes", int, _WEB.max_body_bytes, _positive,
                                    "must be > 0"),
-        request_seconds=section.get("request_seconds", int, _WEB.request_seconds,
-                                    _positive, "must be > 0"),
-        session_minutes=section.get("session_minutes", int, _WEB.session_minutes,
-                                    _positive, "must be > 0"),
+        request_seconds=section.duration("request_seconds", _WEB.request_seconds, "seconds"),
+        session_minutes=section.duration("session_minutes", _WEB.session_minutes, "minutes"),
         https_url=next((str(u) for u in http if u.scheme == "https"), None))
     section.finish()
     return http, web
@@ -475,14 +486,14 @@ def _ca(section: _Section, data_dir: Path, listen: tuple[ListenURL, ...],
         raise ConfigError(str(e)) from None
     key_type = section.get("key_type", str, "p256", lambda v: v in KEY_TYPES,
                            "one of " + ", ".join(KEY_TYPES))
-    validity = section.get("validity_days", int, 3650, _positive, "must be > 0")
+    validity = section.duration("validity_days", 3650, "days")
     passphrase_file = data_dir / section.get("passphrase_file", str, "secrets/ca-passphrase")
     passphrase_env = section.get("passphrase_env", str, "CERTDIR_CA_PASSPHRASE")
     base_url = section.get("base_url", str, _first(http, "http") or "http://pki.example.com",
                            lambda v: v.startswith(("http://", "https://")), "an http:// URL")
     ldap_url = section.get("ldap_url", str, ldap_default,
                            lambda v: v.startswith(("ldap://", "ldaps://")), "an ldap:// URL")
-    renew = section.get("tls_renew_days", int, 30, _positive, "must be > 0")
+    renew = section.duration("tls_renew_days", 30, "days")
     try:
         profiles = load_profiles(section.data.get("profiles"), section.key("profiles"))
     except CAError as e:
@@ -497,10 +508,9 @@ def _ca(section: _Section, data_dir: Path, listen: tuple[ListenURL, ...],
             profile_name, str, None, lambda v: v in POLICIES, "one of " + ", ".join(POLICIES))
     crl_section = section.section("crl")
     crl = CRLConfig(
-        validity_hours=crl_section.get("validity_hours", int, 168, _positive, "must be > 0"),
-        delta_hours=crl_section.get("delta_hours", int, 24, _positive, "must be > 0"),
-        interval_minutes=crl_section.get("interval_minutes", int, 60, _positive,
-                                         "must be > 0"))
+        validity_hours=crl_section.duration("validity_hours", 168, "hours"),
+        delta_hours=crl_section.duration("delta_hours", 24, "hours"),
+        interval_minutes=crl_section.duration("interval_minutes", 60, "minutes"))
     crl_section.finish()
     web_profiles = section.strings("web_profiles", ("smime-user",))
     for i, profile_name in enumerate(web_profiles):
@@ -512,12 +522,11 @@ def _ca(section: _Section, data_dir: Path, listen: tuple[ListenURL, ...],
     ocsp = OCSPConfig(
         signer=ocsp_section.get("signer", str, _OCSP.signer, lambda v: v in OCSP_SIGNERS,
                                 "one of " + ", ".join(OCSP_SIGNERS)),
-        response_hours=ocsp_section.get("response_hours", int, _OCSP.response_hours,
-                                        _positive, "must be > 0"),
-        responder_days=ocsp_section.get("responder_days", int, _OCSP.responder_days,
-                                        _positive, "must be > 0"),
-        renew_days=ocsp_section.get("renew_days", int, _OCSP.renew_days, _positive,
-                                    "must be > 0"))
+        response_hours=ocsp_section.duration("response_hours", _OCSP.response_hours,
+                                             "hours"),
+        responder_days=ocsp_section.duration("responder_days", _OCSP.responder_days,
+                                             "days"),
+        renew_days=ocsp_section.duration("renew_days", _OCSP.renew_days, "days"))
     ocsp_section.finish()
     if ocsp.renew_days >= ocsp.responder_days:
         raise ConfigError(f"{ocsp_section.key('renew_days')}: must be less than responder_days")
@@ -537,7 +546,7 @@ def _kms(section: _Section, data_dir: Path, http: tuple[HTTPURL, ...]) -> KMSCon
         ca_file = smtp_section.get("ca_file", str, "")
         smtp = SMTPConfig(
             host=smtp_section.get("host", str),
-            port=smtp_section.get("port", int, 587, _positive, "a TCP port"),
+            port=smtp_section.get("port", int, 587, lambda n: 0 < n < 65536, "a TCP port"),
             starttls=smtp_section.get("starttls", bool, True),
             username=smtp_section.get("username", str, "") or None,
             password_file=data_dir / password_file if password_file else None,
@@ -550,8 +559,7 @@ def _kms(section: _Section, data_dir: Path, http: tuple[HTTPURL, ...]) -> KMSCon
         passphrase_env=section.get("passphrase_env", str, "CERTDIR_KMS_PASSPHRASE"),
         passphrase_file=data_dir / section.get("passphrase_file", str,
                                                "secrets/kms-passphrase"),
-        token_lifetime_hours=section.get("token_lifetime_hours", int, 168, _positive,
-                                         "must be > 0"),
+        token_lifetime_hours=section.duration("token_lifetime_hours", 168, "hours"),
         encryption_key_type=section.get("encryption_key_type", str, "rsa2048",
                                         lambda v: v in KEY_TYPES,
                                         "one of " + ", ".join(KEY_TYPES)),
@@ -561,8 +569,7 @@ def _kms(section: _Section, data_dir: Path, http: tuple[HTTPURL, ...]) -> KMSCon
         auto_enroll=section.get("auto_enroll", bool, False),
         smtp=smtp,
         enroll_url=section.get("enroll_url", str, enroll_default),
-        expiry_warning_days=section.get("expiry_warning_days", int, 30, _positive,
-                                        "must be > 0"),
+        expiry_warning_days=section.duration("expiry_warning_days", 30, "days"),
     )
     if config.auto_enroll and config.smtp is None:
         raise ConfigError(f"{section.key('auto_enroll')}: needs kms.smtp to mail the tokens")

@@ -2,7 +2,10 @@
 
 - Refuses to touch a directory that already holds a certdir.yaml.
 - The data directory is made mode 0700, even when it already exists, and
-  everything in it is created 0600 (0700 for folders; see certdir.cli).
+  everything in it is created 0600 (0700 for folders; see certdir.cli);
+  last, every folder and file in it that was there before (public/ made by
+  hand, say) is made so too. public/ is no exception: only the server
+  reads it, and serves it over http.
 - Generates the root DN's password (never a default), writes it to
   secrets/root-password with mode 0600 and prints it once; only its
   Argon2id hash goes into certdir.yaml.
@@ -26,6 +29,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +76,16 @@ def ca_name(suffix: DN) -> str:
     """`cn=<first RDN value> Root CA,<suffix>`, e.g. cn=Example Root CA,dc=example,dc=com."""
     label = suffix.rdn.avas[0].value if suffix else "certdir"
     return f"cn={escape(label[:1].upper() + label[1:])} Root CA,{suffix}"
+
+
+def _make_private(data_dir: Path) -> None:
+    """Folders 0700 and files 0600 below `data_dir`, symbolic links left alone."""
+    for root, folders, files in os.walk(data_dir):
+        for names, mode in ((folders, 0o700), (files, 0o600)):
+            for name in names:
+                path = Path(root, name)
+                if not path.is_symlink():
+                    path.chmod(mode)
 
 
 def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
@@ -136,6 +150,7 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
     header = ("# certdir configuration; every key is documented in config.example.yaml.\n"
               "# The root password is in secrets/root-password (only its hash is here).\n")
     (data_dir / CONFIG_FILE).write_text(header + yaml.safe_dump(settings, sort_keys=False))
+    _make_private(data_dir)
     return {"root_dn": config.directory.root_dn, "password": password,
             "listen": [str(u) for u in urls], "http": [str(u) for u in http], "ca": ca,
             "kms": with_kms}

@@ -16,6 +16,10 @@
   (public/ca.pem), else the system trust store.
 - Tokens are printed when no SMTP server is configured (`enroll-user`), or
   written to a CSV file for out-of-band hand-over (`enroll-bulk --out`).
+- `audit verify` checks the hash chain and, with the vault unlocked, its
+  anchor (kms.audit: truncation, a rewritten head); it prints the head so a
+  copy can be kept elsewhere. `kms init` anchors a new log; `audit anchor`
+  anchors a log written by a certdir before anchoring, once it verifies.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import csv
 import datetime as dt
 import getpass
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -110,7 +115,8 @@ def _officer(config: Config, args: argparse.Namespace) -> str:
 def initialise(config: Config) -> None:
     """Create the vault (used by `certdir init` and `kms init`)."""
     with _session(config) as session:
-        Vault.create(session.writer.sql, secret_from(kms_config(config)), _now())
+        vault = Vault.create(session.writer.sql, secret_from(kms_config(config)), _now())
+        audit.anchor(session.writer.sql, vault)
         audit.record(session.writer.sql, str(session.dsa.root_dn), "kms.init", "vault", {},
                      _now())
 
@@ -135,9 +141,9 @@ def _init(args: argparse.Namespace) -> None:
 
 def _status(config: Config, args: argparse.Namespace) -> None:
     with _session(config) as session:
-        session.vault()
+        vault = session.vault()
         sql = session.writer.sql
-        problems = audit.verify(sql)
+        problems = audit.verify(sql, vault)
         rows = [("vault", "unlocked with the configured passphrase"),
                 ("escrowed keys", str(len(escrow.find(sql)))),
                 ("pending tokens", str(len(tokens.pending(sql)))),
@@ -375,16 +381,46 @@ def _list(config: Config, args: argparse.Namespace) -> None:
     console.print(table)
 
 
+def _vault_of(config: Config, conn: sqlite3.Connection) -> Vault | None:
+    """The unlocked vault, or None in a data directory without a KMS (whose
+    audit log, CA actions only, cannot be anchored)."""
+    if config.kms is None or conn.execute("SELECT 1 FROM kms_vault").fetchone() is None:
+        return None
+    return Vault.unlock(conn, secret_from(config.kms))
+
+
 def _audit_verify(args: argparse.Namespace) -> None:
-    with offline_directory(load(args.data_dir)) as dsa:
-        store.create(dsa.backend.reader)
-        problems = audit.verify(dsa.backend.reader)
-        (count,) = dsa.backend.reader.execute("SELECT count(*) FROM kms_audit").fetchone()
+    config = load(args.data_dir)
+    with offline_directory(config) as dsa:
+        reader = dsa.backend.reader
+        store.create(reader)
+        vault = _vault_of(config, reader)
+        problems = audit.verify(reader, vault)
+        (count,) = reader.execute("SELECT count(*) FROM kms_audit").fetchone()
+        head = reader.execute("SELECT seq, hash FROM kms_audit_head").fetchone()
     for problem in problems:
         print(problem)
     if problems:
         raise KMSError(f"the audit log was altered: {len(problems)} problem(s)")
-    print(f"audit log intact: {count} records")
+    anchored = "anchored" if vault else "not anchored: no KMS vault here"
+    print(f"audit log intact: {count} records ({anchored})")
+    if head:
+        print(f"head: record {head[0]}, hash {head[1]} (keep a copy elsewhere to detect a "
+              "rollback)")
+
+
+def _audit_anchor(config: Config, args: argparse.Namespace) -> None:
+    with _session(config) as session:
+        sql = session.writer.sql
+        vault = session.vault()
+        problems = audit.verify(sql)
+        if problems:
+            raise KMSError(f"the audit log has {len(problems)} problem(s); "
+                           "`certdir audit verify` lists them; it was not anchored")
+        start = audit.anchor(sql, vault)
+        audit.record(sql, str(session.dsa.root_dn), "audit.anchored", "audit log",
+                     {"start": start}, _now())
+    print(f"audit log anchored from record {start} on")
 
 
 Command = Callable[[Config, argparse.Namespace], None]
@@ -450,6 +486,10 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
 
     audit_parser = commands.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True)
-    p = audit_parser.add_parser("verify", help="check the hash chain of the audit log")
+    p = audit_parser.add_parser("verify", help="check the hash chain of the audit log and, "
+                                "with the KMS vault, its anchor")
     data_dir(p)
     p.set_defaults(run=_audit_verify)
+    p = audit_parser.add_parser("anchor", help="anchor a log written before anchoring existed")
+    data_dir(p)
+    p.set_defaults(run=lambda args: _audit_anchor(load(args.data_dir), args))

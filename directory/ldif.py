@@ -11,6 +11,8 @@
   modify records are blocks `add|delete|replace|increment: attr`, value
   lines for that attribute, and `-`; modrdn records have `newrdn:`,
   `deleteoldrdn: 0|1` and optionally `newsuperior:`.
+- An attribute description is a name or a numeric OID with options
+  (RFC 2849 AttributeDescription); anything else is an error.
 - Every error names the line where it was found.
 - The writer base64-encodes any value that is not a SAFE-STRING (leading
   space, `:` or `<`, trailing space, NUL, CR, LF or non-ASCII) and folds
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from io import BytesIO
@@ -30,6 +33,8 @@ from urllib.parse import unquote, urlparse
 
 MOD_OPS = frozenset({"add", "delete", "replace", "increment"})
 CHANGE_TYPES = frozenset({"add", "delete", "modify", "modrdn", "moddn"})
+# RFC 2849 AttributeDescription: a name or numeric OID, then ;options.
+_DESCRIPTION = re.compile(r"(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*)(?:;[A-Za-z0-9-]+)*")
 
 
 class LDIFError(ValueError):
@@ -112,6 +117,8 @@ def _split(number: int, line: bytes, base: Path | None) -> tuple[str, bytes]:
     if not raw_name.isascii():
         raise LDIFError(number, "attribute description is not ASCII")
     name = raw_name.decode().strip()
+    if not _DESCRIPTION.fullmatch(name):
+        raise LDIFError(number, f"bad attribute description {name!r}")
     rest = line[colon + 1:]
     marker = rest[:1]
     if marker == b" " or not marker:
@@ -184,7 +191,7 @@ def _record(lines: list[Line]) -> LDIFRecord:
     if not rest or rest[0][1].lower() != "changetype":
         if controls:
             raise LDIFError(number, "controls need a changetype")
-        return LDIFRecord(number, dn, attributes=tuple((n, v) for _, n, v in rest))
+        return LDIFRecord(number, dn, attributes=_attributes(rest))
     ct_number, _, ct_value = rest.pop(0)
     changetype = ct_value.decode(errors="replace").strip().lower()
     if changetype not in CHANGE_TYPES:
@@ -193,7 +200,7 @@ def _record(lines: list[Line]) -> LDIFRecord:
     if changetype == "add":
         if not rest:
             raise LDIFError(number, "an add record needs attributes")
-        return replace(record, attributes=tuple((n, v) for _, n, v in rest))
+        return replace(record, attributes=_attributes(rest))
     if changetype == "delete":
         if rest:
             raise LDIFError(rest[0][0], "a delete record has no other lines")
@@ -201,6 +208,13 @@ def _record(lines: list[Line]) -> LDIFRecord:
     if changetype == "modify":
         return replace(record, modifications=_modifications(rest))
     return _modrdn(record, rest)
+
+
+def _attributes(lines: list[Line]) -> tuple[tuple[str, bytes], ...]:
+    for number, name, _ in lines:
+        if name == "-":
+            raise LDIFError(number, "'-' ends a block of a modify record only")
+    return tuple((name, value) for _, name, value in lines)
 
 
 def _control(number: int, _name: str, value: bytes) -> LDIFControl:
@@ -214,7 +228,7 @@ def _control(number: int, _name: str, value: bytes) -> LDIFControl:
         if payload.startswith(":"):
             try:
                 data = base64.b64decode(payload[1:].strip(), validate=True)
-            except binascii.Error:
+            except ValueError:  # binascii.Error, or text that is not ASCII
                 raise LDIFError(number, "bad base64 control value") from None
         else:
             data = payload.lstrip(" ").encode()

@@ -148,8 +148,12 @@ def _one(fields: Mapping[str, list[str]], keyword: str) -> str | None:
 
 def _statements(path: Path) -> Iterator[tuple[int, str, str]]:
     """(line, keyword, description) for each statement in a schema file."""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as e:
+        raise SchemaError(f"{path}: not UTF-8 (byte {e.start})") from None
     start, lines = 0, list[str]()
-    for number, line in enumerate([*path.read_text().splitlines(), "END"], 1):
+    for number, line in enumerate([*text.splitlines(), "END"], 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if line[0].isspace():

@@ -14,15 +14,45 @@
   predecessor, a head that disagrees with the last record.
 - Details are a flat mapping of strings, integers or nothing; secrets
   (passphrases, tokens, keys) never go in.
+
+The chain itself has no key: whoever can write the database can delete the
+newest records and rewrite the head to the last one kept. The log is
+therefore *anchored* with a forward-secure MAC (the Bellare-Yee scheme), so
+that writers need no passphrase and verifying needs the KMS vault:
+
+- `anchor` draws a random 32-byte key K, stores it sealed under the vault's
+  master key (`kms_audit_anchor.sealed`, aad "certdir kms audit anchor v1")
+  and also in clear as the *current* key, with `start`, the first record it
+  covers. `kms init` anchors a new log from record 1; `certdir audit anchor`
+  anchors a log written before anchoring existed, from its next record on.
+- Record n (n >= start) is the head at n: its MAC is HMAC-SHA256 under the
+  current key K_n of "head", n and the record's chain hash; the next key is
+  K_n+1 = HMAC-SHA256(K_n, "next"), which overwrites K_n in the same
+  transaction. Only the newest head's MAC is kept (with the key after it).
+- Keys only move forward: the key in the database cannot recompute any
+  earlier MAC, so a head rewritten to an earlier record, a head or records
+  deleted, or a chain recomputed after a change, has no valid MAC.
+  `verify` with the vault unlocks K_start and steps it forward to check the
+  head's MAC; a head below `start` is a truncation too (every anchoring is
+  followed by a record in the same transaction).
+- Limits: an attacker holding the database can append forged records (as
+  anyone with write access could); a copy of an older head and its MAC (a
+  backup, a stale page of the file) allows a rollback to that point, which
+  only a copy of the head kept elsewhere (`audit verify` prints it) shows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterator, Mapping
+from typing import Protocol
+
+from kms.errors import KMSError
 
 SCHEMA: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS kms_audit (
@@ -40,11 +70,30 @@ SCHEMA: tuple[str, ...] = (
         seq INTEGER NOT NULL,
         hash TEXT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS kms_audit_anchor (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        start INTEGER NOT NULL,
+        sealed BLOB NOT NULL,
+        key BLOB NOT NULL,
+        mac TEXT
+    )""",
 )
 
 GENESIS = "0" * 64
 
 Details = Mapping[str, str | int | None]
+ANCHOR_AAD = b"certdir kms audit anchor v1"
+NOT_ANCHORED = ("the audit log is not anchored, so a truncation would go unnoticed: it was "
+                "written before certdir anchored it, or its anchor was deleted; "
+                "`certdir audit anchor` anchors it from the next record on")
+
+
+class Sealer(Protocol):
+    """What anchoring needs of the KMS vault (kms.vault.Vault)."""
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes: ...
+
+    def open(self, blob: bytes, aad: bytes) -> bytes: ...
 
 
 def _canonical(value: object) -> str:
@@ -62,6 +111,41 @@ def _head(conn: sqlite3.Connection) -> tuple[int, str] | None:
     return None if row is None else (row[0], row[1])
 
 
+def _head_mac(key: bytes, seq: int, digest: str) -> str:
+    return hmac.new(key, f"head {seq} {digest}".encode(), hashlib.sha256).hexdigest()
+
+
+def _next_key(key: bytes) -> bytes:
+    return hmac.new(key, b"next", hashlib.sha256).digest()
+
+
+def _anchor_row(conn: sqlite3.Connection) -> tuple[int, bytes, bytes, str | None] | None:
+    row = conn.execute("SELECT start, sealed, key, mac FROM kms_audit_anchor WHERE id = 1"
+                       ).fetchone()
+    return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+def anchor(conn: sqlite3.Connection, vault: Sealer) -> int:
+    """Anchor the log from its next record on (the caller records one in the
+    same transaction); the first record covered."""
+    if _anchor_row(conn) is not None:
+        raise KMSError("the audit log is already anchored")
+    start = (_head(conn) or (0, GENESIS))[0] + 1
+    key = secrets.token_bytes(32)
+    conn.execute("INSERT INTO kms_audit_anchor (id, start, sealed, key, mac)"
+                 " VALUES (1, ?, ?, ?, NULL)", (start, vault.seal(key, ANCHOR_AAD), key))
+    return start
+
+
+def _advance_anchor(conn: sqlite3.Connection, seq: int, digest: str) -> None:
+    row = _anchor_row(conn)
+    if row is None:
+        return
+    key = row[2]
+    conn.execute("UPDATE kms_audit_anchor SET key = ?, mac = ? WHERE id = 1",
+                 (_next_key(key), _head_mac(key, seq, digest)))
+
+
 def record(conn: sqlite3.Connection, actor: str, action: str, subject: str, details: Details,
            now: dt.datetime) -> None:
     last_seq, prev = _head(conn) or (0, GENESIS)
@@ -77,6 +161,7 @@ def record(conn: sqlite3.Connection, actor: str, action: str, subject: str, deta
         "INSERT INTO kms_audit_head (id, seq, hash) VALUES (1, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
         (seq, digest))
+    _advance_anchor(conn, seq, digest)
 
 
 def _missing(first: int, last: int) -> str:
@@ -123,6 +208,33 @@ def _problems(conn: sqlite3.Connection) -> Iterator[str]:
         yield f"the audit head does not match record {head_seq}"
 
 
-def verify(conn: sqlite3.Connection) -> list[str]:
-    """One line per problem found in the audit log; an empty list when it is intact."""
-    return list(_problems(conn))
+def _anchor_problems(conn: sqlite3.Connection, vault: Sealer) -> Iterator[str]:
+    row = _anchor_row(conn)
+    if row is None:
+        yield NOT_ANCHORED
+        return
+    start, sealed, _, mac = row
+    head_seq, head_hash = _head(conn) or (0, GENESIS)
+    if head_seq < start:
+        yield (f"the audit head is at record {head_seq} but the log was anchored from record "
+               f"{start}: records were deleted at the end of the log")
+        return
+    try:
+        key = vault.open(sealed, ANCHOR_AAD)
+    except KMSError:
+        yield "the audit log's anchor was altered: its sealed key does not open"
+        return
+    for _ in range(head_seq - start):
+        key = _next_key(key)
+    if mac is None or not hmac.compare_digest(mac, _head_mac(key, head_seq, head_hash)):
+        yield (f"the audit head (record {head_seq}) does not match its anchor: records were "
+               "deleted at the end of the log or the head was rewritten")
+
+
+def verify(conn: sqlite3.Connection, vault: Sealer | None = None) -> list[str]:
+    """One line per problem found in the audit log; an empty list when it is
+    intact. With the vault, the anchor is checked too (truncation)."""
+    problems = list(_problems(conn))
+    if vault is not None:
+        problems.extend(_anchor_problems(conn, vault))
+    return problems

@@ -9,7 +9,8 @@
   none are given (no error if absent); increment (RFC 4525): one value, an
   integer, added to every value of an existing integer attribute.
 - Values of the RDN cannot be removed (notAllowedOnRDN, RFC 4511 §4.6).
-- The structural object class cannot change (objectClassModsProhibited).
+- The structural object class cannot change (objectClassModsProhibited),
+  checked before the rest of the schema, as slapd does (RFC 4512 §2.4.2).
 - NO-USER-MODIFICATION attributes are refused (constraintViolation).
 - Values to add are compared with the stored ones, and values to delete
   found among them, by their equality-rule keys through a dict: linear in
@@ -151,11 +152,14 @@ def apply_changes(dsa: DSA, entry: Entry, changes: tuple[Change, ...], actor: DN
                                 f"cannot remove RDN value {ava.attribute}={ava.value}")
     old_structural = entry.first("structuralobjectclass")
     add_op.complete_classes(dsa, attrs)
-    structural = dsa.schema.check_entry(entry.dn, attrs)
-    if old_structural is not None and old_structural.decode().lower() != structural.lower():
-        raise LDAPError(ResultCode.OBJECT_CLASS_MODS_PROHIBITED,
-                        f"structural object class cannot change from "
-                        f"{old_structural.decode()} to {structural}")
+    classes = attrs.get("objectclass")
+    if old_structural is not None and classes:
+        structural = dsa.schema.content_rule(classes).structural
+        if old_structural.decode().lower() != structural.lower():
+            raise LDAPError(ResultCode.OBJECT_CLASS_MODS_PROHIBITED,
+                            f"structural object class cannot change from "
+                            f"{old_structural.decode()} to {structural}")
+    dsa.schema.check_entry(entry.dn, attrs)
     stamp_modified(dsa, attrs, actor)
     return entry.with_attributes(attrs)
 

@@ -386,6 +386,8 @@ def _item(item: str) -> Filter:
     initial = _unescape(pieces[0]) if pieces[0] else None
     final = _unescape(pieces[-1]) if pieces[-1] else None
     middle = tuple(_unescape(p) for p in pieces[1:-1] if p)
+    if initial is None and final is None and not middle:
+        raise FilterSyntaxError(f"substrings filter {item!r} has no piece (RFC 4511 §4.5.1.7.2)")
     return Substrings(attribute, initial, middle, final)
 
 

@@ -149,19 +149,21 @@ def test_entry_missing(tree: Server) -> None:
 
 def test_rdn_attribute_not_allowed(tree: Server) -> None:
     result = modrdn(tree, f"uid=ed,{PEOPLE}", "dnQualifier=ed")
-    assert result.returncode in (64, 65), result.stderr.decode()
+    assert result.returncode == 65, result.stderr.decode()
     assert values(tree, f"uid=ed,{PEOPLE}", "uid") == ("ed",)
 
 
 def test_move_below_itself_is_refused(tree: Server) -> None:
     result = modrdn(tree, "-s", f"ou=sub,ou=red,{STAFF}", f"ou=red,{STAFF}", "ou=red")
-    assert result.returncode != 0
+    # unwillingToPerform (directory/ops/moddn.py); RFC 4511 §4.9 names no code, and
+    # slapd's noSuchObject ("new superior not found") misnames an existing entry.
+    assert result.returncode == 53, result.stderr.decode()
     assert search(tree, f"cn=deep,ou=sub,ou=red,{STAFF}").returncode == 0
 
 
 def test_anonymous_rename_is_refused(tree: Server) -> None:
     result = tree.tool("ldapmodrdn", f"uid=ed,{PEOPLE}", "uid=eddie", bind=False)
-    assert result.returncode in (8, 50), result.stderr.decode()
+    assert result.returncode == 50, result.stderr.decode()
 
 
 def test_rename_to_multi_valued_rdn(tree: Server) -> None:
@@ -171,6 +173,6 @@ def test_rename_to_multi_valued_rdn(tree: Server) -> None:
     found = tree.tool("ldapsearch", "-LLL", "-b", PEOPLE, "(&(cn=Ed Eames)(uid=ed))", "1.1",
                       bind=False)
     (record,) = parse(found.stdout)
-    assert record.dn.lower() in {f"cn=ed eames+uid=ed,{PEOPLE}", f"uid=ed+cn=ed eames,{PEOPLE}"}
+    assert record.dn == f"cn=Ed Eames+uid=ed,{PEOPLE}"
     alias = search(tree, f"UID=Ed+CN=Ed Eames,{PEOPLE}")
     assert alias.returncode == 0, alias.stderr.decode()

@@ -120,7 +120,7 @@ def test_unknown_dn_is_invalid_credentials_too(users: Server) -> None:
 
 def test_malformed_bind_dn(users: Server) -> None:
     result = whoami(users, *as_user("not a dn", "whatever"))
-    assert result.returncode in (34, 49), result.stderr.decode()
+    assert result.returncode == 34, result.stderr.decode()
 
 
 def test_ldap_version_2_bind_is_refused(users: Server) -> None:
@@ -194,14 +194,12 @@ def test_user_cannot_change_another_users_password(users: Server) -> None:
 def test_anonymous_cannot_change_a_password(users: Server) -> None:
     result = passwd(users, "-s", "hijacked", dn_of("alice"))
     assert result.returncode == 1
-    assert any(f"Result: {name}" in result.stdout.decode() for name in (
-        "Insufficient access (50)", "Strong(er) authentication required (8)",
-        "Server is unwilling to perform (53)"))
+    assert "Result: Strong(er) authentication required (8)" in result.stdout.decode()
     assert whoami(users, *as_user(dn_of("alice"), "alice-secret")).returncode == 0
 
 
 def test_root_dn_in_another_spelling(users: Server) -> None:
     result = whoami(users, *as_user("CN=Admin, DC=Example,DC=COM", users.root_password))
     assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().strip().lower() in {
-        f"dn:{users.root_dn}", "dn:cn=admin, dc=example,dc=com"}
+    # The bound DN as the client spelled it, without the space (as slapd prints it).
+    assert result.stdout.decode().strip() == "dn:CN=Admin,DC=Example,DC=COM"

@@ -179,7 +179,7 @@ cn: Stamped
 sn: Stamped
 createTimestamp: 20200101000000Z
 """)
-    assert added.returncode in (19, 53), added.stderr
+    assert added.returncode == 19, added.stderr
 
 
 def test_not_allowed_attribute_on_modify(populated: Server) -> None:
@@ -204,14 +204,14 @@ def test_changing_structural_class_is_refused(populated: Server) -> None:
     modify = populated.tool("ldapmodify", input=(
         f"dn: uid=ok,{PEOPLE}\nchangetype: modify\nreplace: objectClass\n"
         "objectClass: organization\n-\nadd: o\no: Example\n").encode())
-    assert modify.returncode in (65, 69), modify.stderr
+    assert modify.returncode == 69, modify.stderr
 
 
 def test_adding_second_structural_class_is_refused(populated: Server) -> None:
     modify = populated.tool("ldapmodify", input=(
         f"dn: uid=ok,{PEOPLE}\nchangetype: modify\nadd: objectClass\n"
         "objectClass: organization\n-\nadd: o\no: Example\n").encode())
-    assert modify.returncode in (65, 69), modify.stderr
+    assert modify.returncode == 65, modify.stderr
 
 
 def test_refused_modifies_left_entry_unchanged(populated: Server) -> None:

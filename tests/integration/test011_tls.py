@@ -76,13 +76,13 @@ def test_ldaps_anonymous_search(server: Server) -> None:
 
 def test_starttls_without_trust_anchor_fails(server: Server) -> None:
     result = whoami(server, server.uri, "-ZZ", env=untrusting_env(server))
-    assert result.returncode != 0
+    assert result.returncode == 1
     assert result.stdout == b""
 
 
 def test_ldaps_without_trust_anchor_fails(server: Server) -> None:
     result = whoami(server, server.ldaps_uri, env=untrusting_env(server))
-    assert result.returncode != 0
+    assert result.returncode == 255
     assert result.stdout == b""
 
 
@@ -100,14 +100,14 @@ def test_ldaps_tls13_handshake(server: Server) -> None:
 
 def test_ldaps_tls11_refused(server: Server) -> None:
     result = s_client(server, "-connect", f"127.0.0.1:{server.ldaps_port}", "-tls1_1")
-    assert result.returncode != 0
+    assert result.returncode == 1
     assert b"no peer certificate available" in result.stdout
 
 
 def test_starttls_tls11_refused(server: Server) -> None:
     result = s_client(server, "-connect", f"127.0.0.1:{server.port}", "-starttls", "ldap",
                       "-tls1_1")
-    assert result.returncode != 0
+    assert result.returncode == 1
     assert b"no peer certificate available" in result.stdout
 
 

@@ -145,7 +145,7 @@ def test_bad_record_in_the_middle_imports_nothing(stopped: Server, name: str, fi
                                                    last: int) -> None:
     before = export(stopped)
     imported = import_file(stopped, DATA / name)
-    assert imported.returncode != 0
+    assert imported.returncode == 1
     message = imported.stderr + imported.stdout
     assert b"Traceback" not in message, message
     lines = [int(number) for number in LINE_NUMBER.findall(message)]
@@ -155,7 +155,7 @@ def test_bad_record_in_the_middle_imports_nothing(stopped: Server, name: str, fi
 
 def test_failed_import_leaves_server_usable(stopped: Server) -> None:
     imported = import_file(stopped, DATA / "015_bad_schema_middle.ldif")
-    assert imported.returncode != 0
+    assert imported.returncode == 1
     stopped.start()
     try:
         search = stopped.tool("ldapsearch", "-LLL", "-b", BASE, "(objectClass=*)", "1.1")
@@ -167,7 +167,7 @@ def test_failed_import_leaves_server_usable(stopped: Server) -> None:
 
 def test_import_missing_file_fails_cleanly(stopped: Server, tmp_path: Path) -> None:
     imported = import_file(stopped, tmp_path / "absent.ldif")
-    assert imported.returncode != 0
+    assert imported.returncode == 1
     assert b"Traceback" not in imported.stderr + imported.stdout
     assert b"absent.ldif" in imported.stderr + imported.stdout
 
@@ -232,7 +232,7 @@ def test_bad_record_in_a_later_piece_names_its_line(stopped: Server, tmp_path: P
     big.write_text(text)
     before = export(stopped)
     imported = import_file(stopped, big)
-    assert imported.returncode != 0
+    assert imported.returncode == 1
     message = imported.stderr + imported.stdout
     assert f"big.ldif:{starts[bad]}: uid=p{bad},".encode() in message, message
     assert export(stopped) == before

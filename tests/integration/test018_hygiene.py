@@ -4,10 +4,12 @@
   a fake log line is logged as one line, the newline as \\x0a.
 - TLS 1.2 offers ECDHE with AEAD ciphers only: a CBC-SHA suite or RSA key
   exchange is refused with a handshake failure, AES-GCM and ChaCha20 work.
-- `certdir init` into an existing 0755 directory, under umask 022, leaves the
-  directory 0700 and every file in it 0600 (folders 0700).
+- `certdir init` into an existing 0755 directory holding 0777 public/ and
+  secrets/ folders, under umask 022 or 000, leaves the directory 0700 and
+  every file in it 0600 (folders 0700).
 - A listen URL that does not parse, and a `storage.path` that is not an
-  SQLite database, are one error line naming them, never a traceback.
+  SQLite database, are one error line naming them, never a traceback; so is
+  a duration longer than the calendar holds (ca.tls_renew_days).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.conftest import CERTDIR, SUFFIX, Server
 from tests.integration.test017_starttls_injection import read_until, simple_bind
@@ -64,10 +67,14 @@ def modes(folder: Path) -> set[tuple[str, str]]:
             for path in (folder, *folder.rglob("*"))}
 
 
-def test_init_makes_everything_private(tmp_path: Path) -> None:
+@pytest.mark.parametrize("umask", ["022", "000"])
+def test_init_makes_everything_private(tmp_path: Path, umask: str) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir(mode=0o755)
-    subprocess.run(["sh", "-c", 'umask 022 && exec "$@"', "init", *CERTDIR, "init",
+    for folder in ("public", "secrets"):
+        (data_dir / folder).mkdir()
+        (data_dir / folder).chmod(0o777)
+    subprocess.run(["sh", "-c", f'umask {umask} && exec "$@"', "init", *CERTDIR, "init",
                     "--data-dir", str(data_dir), "--suffix", SUFFIX],
                    check=True, capture_output=True, timeout=120)
     assert modes(data_dir) == {("dir", "0o700"), ("file", "0o600")}
@@ -95,3 +102,20 @@ def test_storage_path_that_is_not_sqlite_is_named(tmp_path: Path,
                           capture_output=True, text=True, check=False, timeout=60)
     assert (done.returncode, done.stderr) == (
         1, f"certdir: error: storage.path: {data_dir / 'bogus.db'}: file is not a database\n")
+
+
+def test_duration_beyond_the_calendar_is_named(tmp_path: Path) -> None:
+    """ca.tls_renew_days: 2147483647 was an OverflowError traceback at start."""
+    data_dir = tmp_path / "d"
+    subprocess.run([*CERTDIR, "init", "--data-dir", str(data_dir), "--suffix", SUFFIX,
+                    "--http-listen", "http://127.0.0.1:1"], check=True, capture_output=True,
+                   timeout=120)
+    config = data_dir / "certdir.yaml"
+    settings = yaml.safe_load(config.read_text())
+    settings["ca"]["tls_renew_days"] = 2**31 - 1
+    config.write_text(yaml.safe_dump(settings))
+    done = subprocess.run([*CERTDIR, "serve", "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert (done.returncode, done.stderr) == (
+        1, f"certdir: error: {config}: ca.tls_renew_days: 2147483647 is not allowed "
+           "(from 1 to 36500 days)\n")

@@ -154,7 +154,7 @@ def test_serve_refuses_without_the_passphrase(locked: Server, passphrase: str | 
     done = subprocess.run([*CERTDIR, "serve", "--data-dir", str(locked.data_dir)],
                           capture_output=True, env=env, timeout=60, check=False,
                           stdin=subprocess.DEVNULL)
-    assert done.returncode != 0
+    assert done.returncode == 1
     output = (done.stdout + done.stderr).decode()
     assert "Traceback" not in output, output
     errors = [line for line in output.splitlines() if line.startswith("certdir: error: ")]

@@ -290,7 +290,7 @@ def test_bind_version_2_gets_protocol_error_not_disconnect(session: Session) -> 
 def test_unknown_authentication_choice_is_answered(session: Session) -> None:
     session.send(vector("bind-unknown-auth-choice"))
     outcome = session.read(answered(1, BIND_RESPONSE))
-    assert only(outcome.replies, 1, BIND_RESPONSE).result_code in {7, PROTOCOL_ERROR}
+    assert only(outcome.replies, 1, BIND_RESPONSE).result_code == 7
     assert_session_usable(session)
 
 
@@ -387,8 +387,8 @@ def test_bind_with_200k_dn_is_answered(session: Session) -> None:
     name = ("cn=" + "x" * 200_000 + f",{SUFFIX}").encode()
     session.send(message(1, tlv(0x60, integer(3) + tlv(0x04, name) + tlv(0x80, b"secret"))))
     outcome = session.read(answered(1, BIND_RESPONSE))
-    # invalidDNSyntax or invalidCredentials; never success, never a dropped session.
-    assert only(outcome.replies, 1, BIND_RESPONSE).result_code in {34, 49}
+    # A valid DN of no entry: invalidCredentials, never success, never a dropped session.
+    assert only(outcome.replies, 1, BIND_RESPONSE).result_code == 49
     assert_session_usable(session)
 
 

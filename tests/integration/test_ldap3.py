@@ -114,7 +114,7 @@ def test_wrong_password_raises_when_asked_to(server: Certdir) -> None:
 
 def test_anonymous_who_am_i_is_empty(server: Certdir) -> None:
     connection = Connection(ldap3_server(server), auto_bind=True)
-    assert connection.extend.standard.who_am_i() in (None, "")
+    assert connection.extend.standard.who_am_i() is None
     connection.unbind()
 
 
@@ -286,7 +286,7 @@ def test_user_password_is_not_returned(conn: Connection, server: Certdir) -> Non
 def test_anonymous_write_is_refused(server: Certdir) -> None:
     anonymous = Connection(ldap3_server(server), auto_bind=True)
     assert not anonymous.add(f"cn=Intruder,{PEOPLE}", attributes=person("Intruder"))
-    assert anonymous.result["result"] in (8, 50)
+    assert anonymous.result["result"] == 50
     anonymous.unbind()
 
 

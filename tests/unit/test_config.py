@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from certdir.config import ConfigError, from_mapping, load
 
@@ -107,10 +111,102 @@ def test_load_reports_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 
 def test_example_config_loads(tmp_path: Path) -> None:
     """config.example.yaml documents every key with a value that is accepted."""
-    import yaml
-
     example = Path(__file__).parents[2] / "config.example.yaml"
     config = from_mapping(yaml.safe_load(example.read_text()), tmp_path)
     assert config.ca is not None
     assert config.ca.profiles["partner-smime"].validity_days == 730
     assert config.ca.passphrase_file == tmp_path / "secrets" / "ca-passphrase"
+
+
+# --- every key of config.example.yaml, given values of the wrong type ------------------
+
+EXAMPLE = Path(__file__).parents[2] / "config.example.yaml"
+# Wrong values by the type of the example's value; a mapping may be empty (null).
+WRONG: dict[type, tuple[object, ...]] = {
+    bool: ("yes", 3, [], {"a": 1}),
+    int: ("many", 1.5, True, [], {"a": 1}, -5, None),
+    str: (5, 1.5, True, [], {"a": 1}, None),
+    list: ("x", 5, {"a": 1}, [5], [[]], [{}], [None], None),
+    dict: ("x", 5, [1], {"no-such-key": 1}),
+}
+
+
+def _leaves(node: object, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...],
+                                                                         object]]:
+    if path:
+        yield path, node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, (*path, key))
+
+
+def _key(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in path)
+
+
+@functools.cache
+def _example() -> dict[str, Any]:
+    example: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    return example
+
+
+def _wrong_cases() -> list[tuple[str, tuple[str | int, ...], object]]:
+    return [(_key(path), path, bad) for path, value in _leaves(_example(), ())
+            for kind in (next(k for k in WRONG if isinstance(value, k)),)
+            for bad in WRONG[kind]]
+
+
+def _with(path: tuple[str | int, ...], value: object) -> dict[str, Any]:
+    settings: dict[str, Any] = copy.deepcopy(_example())
+    node: Any = settings
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    return settings
+
+
+def _loading(tmp_path: Path, settings: dict[str, Any]) -> str:
+    """What `certdir serve` would say: the ConfigError that `load` raises once the
+    YAML is parsed (it prefixes the file's name, see above), the one line serve prints."""
+    with pytest.raises(ConfigError) as error:
+        from_mapping(settings, tmp_path)
+    return str(error.value)
+
+
+@pytest.mark.parametrize("key, path, bad", _wrong_cases(),
+                         ids=lambda case: case if isinstance(case, str) else repr(case)[:20])
+def test_a_wrong_value_for_any_example_key_names_it(tmp_path: Path, key: str,
+                                                    path: tuple[str | int, ...],
+                                                    bad: object) -> None:
+    message = _loading(tmp_path, _with(path, bad))
+    assert message.startswith(key), message
+
+
+# Values of the right type the loader must still refuse: beyond what a count of
+# processes, a calendar or a TCP port can hold (a traceback at start before).
+OUT_OF_RANGE = [
+    (("workers",), 100_000, "workers: 100000 is not allowed (from 1 to 256 processes)"),
+    (("ca", "tls_renew_days"), 2**31 - 1,
+     "ca.tls_renew_days: 2147483647 is not allowed (from 1 to 36500 days)"),
+    (("ca", "validity_days"), 10**40, "ca.validity_days: "),
+    (("ca", "crl", "validity_hours"), 10**9,
+     "ca.crl.validity_hours: 1000000000 is not allowed (from 1 to 876000 hours)"),
+    (("ca", "crl", "interval_minutes"), 10**12, "ca.crl.interval_minutes: "),
+    (("ca", "ocsp", "responder_days"), 10**6, "ca.ocsp.responder_days: "),
+    (("kms", "token_lifetime_hours"), 10**8, "kms.token_lifetime_hours: "),
+    (("kms", "expiry_warning_days"), 10**7, "kms.expiry_warning_days: "),
+    (("http", "request_seconds"), 10**10, "http.request_seconds: "),
+    (("http", "session_minutes"), 10**10, "http.session_minutes: "),
+    (("kms", "smtp", "port"), 70_000, "kms.smtp.port: 70000 is not allowed (a TCP port)"),
+    (("ca", "profiles", "partner-smime", "validity_days"), 10**9,
+     "ca.profiles.partner-smime.validity_days: "),
+    (("ca", "profiles", "tls-client"), {"validity_days": 10**6},
+     "ca.profiles.tls-client.validity_days: at most 36500 days, got 1000000"),
+]
+
+
+@pytest.mark.parametrize("path, value, message", OUT_OF_RANGE,
+                         ids=[_key(path) for path, _, _ in OUT_OF_RANGE])
+def test_a_value_out_of_range_names_the_key(tmp_path: Path, path: tuple[str, ...],
+                                            value: object, message: str) -> None:
+    assert _loading(tmp_path, _with(path, value)).startswith(message)
