@@ -4,15 +4,16 @@
   DN, or the one the proxied authorization control names, RFC 4532 §2.1),
   or empty for anonymous.
 - Password Modify (RFC 3062): the identity defaults to the bound entry;
-  anonymous clients may not use it (insufficientAccessRights); it needs
+  anonymous clients may not use it (strongAuthRequired, as slapd); it needs
   write on the target's userPassword (`privileges`; by default only the
   entry itself and the root DN have it), an entry not disclosed to the
-  requester is noSuchObject; a given old
-  password must verify (invalidCredentials otherwise, and when the value it
-  verified against changed before the write); without a new password one
-  is generated and returned in genPasswd. The new value is always hashed,
-  even when it looks like a hash. Verification and hashing run on the
-  password queue, before the writer job (`directory.ops.userpassword`).
+  requester is noSuchObject; a given old password must verify
+  (unwillingToPerform otherwise, slapd's "unwilling to verify old
+  password", and when the value it verified against changed before the
+  write); without a new password one is generated and returned in
+  genPasswd. The new value is always hashed, even when it looks like a
+  hash. Verification and hashing run on the password queue, before the
+  writer job (`directory.ops.userpassword`).
 - StartTLS (RFC 4511 §4.14, RFC 4513 §3): refused with operationsError while
   TLS is active or other operations are outstanding, protocolError when the
   server has no certificate; TLS starts right after the response is sent.
@@ -62,7 +63,7 @@ def password_modify(op: Operation, value: bytes | None) -> Outcome:
     fields = _password_fields(value)
     session = op.session
     if session.anonymous:
-        raise LDAPError(ResultCode.INSUFFICIENT_ACCESS_RIGHTS,
+        raise LDAPError(ResultCode.STRONGER_AUTH_REQUIRED,
                         "only authenticated users may change passwords")
     identity = fields.get(0x80)
     if identity is not None:
@@ -96,7 +97,7 @@ def password_modify(op: Operation, value: bytes | None) -> Outcome:
             match = await userpassword.check(op, target, entry.get(userpassword.USER_PASSWORD),
                                              old)
             if match is None:
-                raise LDAPError(ResultCode.INVALID_CREDENTIALS, "old password is not correct")
+                raise LDAPError(ResultCode.UNWILLING_TO_PERFORM, "unwilling to verify old password")
         value = await userpassword.submit(op, target, hashing.hash, new)
 
         def job(txn: SQLiteTransaction) -> None:
@@ -104,7 +105,7 @@ def password_modify(op: Operation, value: bytes | None) -> Outcome:
             current = privileges.disclosed(view, target)
             privileges.require(view, current, WRITE, userpassword.USER_PASSWORD)
             if match is not None and match not in current.get(userpassword.USER_PASSWORD):
-                raise LDAPError(ResultCode.INVALID_CREDENTIALS, "old password is not correct")
+                raise LDAPError(ResultCode.UNWILLING_TO_PERFORM, "unwilling to verify old password")
             attributes = dict(current.attributes)
             attributes[userpassword.USER_PASSWORD] = (value,)
             stamp_modified(op.dsa, attributes, actor)
