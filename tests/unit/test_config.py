@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,9 @@ def test_example_config_loads(tmp_path: Path) -> None:
 
 EXAMPLE = Path(__file__).parents[2] / "config.example.yaml"
 # Wrong values by the type of the example's value; a mapping may be empty (null).
-WRONG: dict[type, tuple[object, ...]] = {
+WRONG: dict[type | str, tuple[object, ...]] = {
+    # Durations ("15m") also take a number of seconds.
+    "duration": ("soon", "5x", 1.5, True, [], {"a": 1}, -5, None),
     bool: ("yes", 3, [], {"a": 1}),
     int: ("many", 1.5, True, [], {"a": 1}, -5, None),
     str: (5, 1.5, True, [], {"a": 1}, None),
@@ -150,9 +153,15 @@ def _example() -> dict[str, Any]:
     return example
 
 
+def _kind(value: object) -> type | str:
+    if isinstance(value, str) and re.fullmatch(r"\d+[smhd]", value):
+        return "duration"
+    return next(k for k in WRONG if isinstance(k, type) and isinstance(value, k))
+
+
 def _wrong_cases() -> list[tuple[str, tuple[str | int, ...], object]]:
     return [(_key(path), path, bad) for path, value in _leaves(_example(), ())
-            for kind in (next(k for k in WRONG if isinstance(value, k)),)
+            for kind in (_kind(value),)
             for bad in WRONG[kind]]
 
 
