@@ -15,7 +15,7 @@ from harness import BenchError
 
 from ca.authority import Authority, unlock
 from certdir.config import Config
-from certdir.service import offline_directory
+from certdir.directory_open import offline_directory
 from directory.dsa import DSA
 
 REPO = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 
 from certdir.config import ConfigError, load
-from certdir.service import offline_directory
+from certdir.directory_open import offline_directory
 from directory.acl.engine import PSEUDO, Decision, RulePolicy
 from directory.acl.identity import Identity
 from directory.acl.rights import Rights, describe, letters, parse_level

@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import getpass
 import os
 import sys
@@ -60,48 +59,23 @@ from ca.publish import publish_authority
 from ca.store import IssuedRecord, Store, parse_serial, serial_text
 from ca.verify import verify_file
 from certdir import officers
+from certdir.ca_writing import ca_directory, utc_now, writing
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
-from certdir.server_certificate import install, prepare_server_certificate
-from certdir.service import offline_directory
-from directory.dsa import DSA
+from certdir.directory_open import offline_directory
+from certdir.server_certificate import renew_server_certificate
 from directory.files import generate_passphrase_file, write_private
 from directory.publisher import DirectoryWriter
 from kms import audit
-from kms import store as kms_store
 
 T = TypeVar("T")
 console = Console(width=None if sys.stdout.isatty() else 200)
 BACKUP_PASSPHRASE_ENV = "CERTDIR_BACKUP_PASSPHRASE"
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def ca_config(config: Config) -> CAConfig:
     if config.ca is None:
         raise CAError("no `ca` section in certdir.yaml; this data directory has no CA")
     return config.ca
-
-
-@contextmanager
-def _directory(config: Config) -> Iterator[DSA]:
-    """The directory with the CA's and the KMS's tables ready, to read from
-    before the transaction opens."""
-    with offline_directory(config) as dsa:
-        Store.create(dsa.backend.reader)
-        kms_store.create(dsa.backend.reader)
-        yield dsa
-
-
-@contextmanager
-def _writing(dsa: DSA, authority: Authority | None) -> Iterator[DirectoryWriter]:
-    """A transaction on the directory, acting as the CA (or the root DN). It
-    holds SQLite's write lock, which the server's writer waits for: only
-    database writes go in it, everything is signed before it opens."""
-    with dsa.backend.transaction() as txn:
-        actor = dsa.parse_dn(authority.entry_dn) if authority else dsa.root_dn
-        yield DirectoryWriter(dsa, txn, actor)
 
 
 def _local() -> str:
@@ -112,7 +86,7 @@ def _audit(writer: DirectoryWriter, action: str, subject: str,
            details: dict[str, str | int | None], by: str | None = None) -> None:
     """CA officer actions go to the KMS's hash-chained audit log, under the
     officer's DN or else the local account that ran the command."""
-    audit.record(writer.sql, by or _local(), action, subject, details, _now())
+    audit.record(writer.sql, by or _local(), action, subject, details, utc_now())
 
 
 def _actor(config: Config, args: argparse.Namespace) -> str:
@@ -151,15 +125,6 @@ def create_root(config: Config) -> Authority:
     return publish_new_ca(config)
 
 
-def renew_server_certificate(config: Config, authority: Authority) -> None:
-    now = _now()
-    key, prepared = prepare_server_certificate(config, authority, now)
-    with _directory(config) as dsa, _writing(dsa, authority) as writer:
-        outcome = commit(writer, prepared, now)
-    assert outcome.certificate is not None
-    install(config, authority, key, outcome.certificate)
-
-
 # --- commands -------------------------------------------------------------------------
 
 def _add_ca_section(data_dir: Path, name: str, key_type: str | None) -> None:
@@ -190,9 +155,9 @@ def _request_sub(config: Config, args: argparse.Namespace) -> None:
 
 def _sign_sub(config: Config, args: argparse.Namespace) -> None:
     authority = _unlock(config)
-    now = _now()
+    now = utc_now()
     prepared = hierarchy.sign_sub(authority, _read(args.csr), args.path_length, now)
-    with _directory(config) as dsa, _writing(dsa, authority) as writer:
+    with ca_directory(config) as dsa, writing(dsa, authority) as writer:
         outcome = commit(writer, prepared, now)
         _audit(writer, "ca.sign-sub", str(args.csr), {"path_length": args.path_length})
     assert outcome.certificate is not None
@@ -210,11 +175,11 @@ def _install_sub(config: Config, args: argparse.Namespace) -> None:
 def _submitted(config: Config, args: argparse.Namespace, origin: Origin) -> Outcome:
     authority = _unlock(config)
     chosen = profile(authority.config.profiles, args.profile)
-    now = _now()
-    with _directory(config) as dsa:
+    now = utc_now()
+    with ca_directory(config) as dsa:
         prepared = prepare(authority, _read(args.csr), chosen, holder_entry(dsa, args.entry),
                            origin, now)
-        with _writing(dsa, authority) as writer:
+        with writing(dsa, authority) as writer:
             outcome = commit(writer, prepared, now)
             _audit(writer, f"ca.{outcome.decision.value}", args.entry or "(no entry)",
                    {"request": outcome.request, "profile": chosen.name,
@@ -239,11 +204,11 @@ def _submit(config: Config, args: argparse.Namespace) -> None:
 def _approve(config: Config, args: argparse.Namespace) -> None:
     actor = _actor(config, args)
     authority = _unlock(config)
-    now = _now()
-    with _directory(config) as dsa:
+    now = utc_now()
+    with ca_directory(config) as dsa:
         record, entry = pending_request(dsa, args.request)
         prepared = prepare_approval(authority, record, entry, actor, now)
-        with _writing(dsa, authority) as writer:
+        with writing(dsa, authority) as writer:
             certificate = commit(writer, prepared, now).certificate
             assert certificate is not None
             _audit(writer, "ca.approved", str(args.request),
@@ -253,8 +218,8 @@ def _approve(config: Config, args: argparse.Namespace) -> None:
 
 def _deny(config: Config, args: argparse.Namespace) -> None:
     actor = _actor(config, args)
-    with _directory(config) as dsa, _writing(dsa, None) as writer:
-        deny_request(writer, args.request, actor, args.why, _now())
+    with ca_directory(config) as dsa, writing(dsa, None) as writer:
+        deny_request(writer, args.request, actor, args.why, utc_now())
         _audit(writer, "ca.denied", str(args.request), {"why": args.why}, by=actor)
     print(f"request {args.request} denied")
 
@@ -264,10 +229,10 @@ def with_new_crls(config: Config, authority: Authority,
     """`change` in one transaction; then new CRLs, read after it committed,
     signed, and recorded in a transaction of their own; the CRL files last.
     Should the CRLs fail, the change stands and the next CRL lists it."""
-    with _directory(config) as dsa:
-        with _writing(dsa, authority) as writer:
+    with ca_directory(config) as dsa:
+        with writing(dsa, authority) as writer:
             result = change(writer)
-        made = crls.generate(authority, dsa, _now())
+        made = crls.generate(authority, dsa, utc_now())
     write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
     return result, made
 
@@ -281,9 +246,9 @@ def _revoke(config: Config, args: argparse.Namespace) -> None:
 
     def change(writer: DirectoryWriter) -> list[IssuedRecord]:
         if args.serial is not None:
-            records = [revoke.revoke(authority, writer, parse_serial(args.serial), why, _now())]
+            records = [revoke.revoke(authority, writer, parse_serial(args.serial), why, utc_now())]
         else:
-            records = revoke.revoke_holder(authority, writer, args.entry, why, _now())
+            records = revoke.revoke_holder(authority, writer, args.entry, why, utc_now())
         for record in records:
             _audit(writer, "ca.revoked", record.entry or record.subject,
                    {"serial": serial_text(record.serial), "reason": why.value}, by=actor)
@@ -298,7 +263,7 @@ def _release(config: Config, args: argparse.Namespace) -> None:
     actor = _actor(config, args)
     authority = _unlock(config)
     def change(writer: DirectoryWriter) -> IssuedRecord:
-        record = revoke.release(authority, writer, parse_serial(args.serial), _now())
+        record = revoke.release(authority, writer, parse_serial(args.serial), utc_now())
         _audit(writer, "ca.released", record.entry or record.subject,
                {"serial": serial_text(record.serial)}, by=actor)
         return record
@@ -317,7 +282,7 @@ def _crl(config: Config, args: argparse.Namespace) -> None:
 def _install_crl(config: Config, args: argparse.Namespace) -> None:
     ca_config(config)
     chain = load_chain(CAFiles.of(config.data_dir).chain)
-    with _directory(config) as dsa, _writing(dsa, None) as writer:
+    with ca_directory(config) as dsa, writing(dsa, None) as writer:
         installed = issuer_crls.install(chain, config.directory.suffix, writer,
                                         _read(args.file))
         _audit(writer, "ca.install-crl", installed.issuer.subject.rfc4514_string(),

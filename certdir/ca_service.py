@@ -28,9 +28,8 @@ from ca.client_identity import certificate_identity
 from ca.ldap_request import CERTIFICATE_REQUEST, handler
 from ca.pool import Slow, on_pool
 from ca.public import write_crls
-from certdir.ca_commands import renew_server_certificate
 from certdir.config import Config
-from certdir.server_certificate import needs_renewal
+from certdir.server_certificate import needs_renewal, renew_server_certificate
 from directory.dsa import DSA
 
 log = logging.getLogger("certdir.ca")

@@ -347,7 +347,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
 def _access_rules(section: _Section) -> tuple[tuple[Rule, ...] | None, tuple[Proxy, ...]]:
     """`access.rules` (None: the default rules) and `access.proxy`, as
     `directory.acl.rules` reads them; the schema checks come when the
-    directory opens (`certdir.service.open_directory`)."""
+    directory opens (`certdir.directory_open.open_directory`)."""
     section.used.update(("rules", "proxy"))
     try:
         rules = (parse_rules(section.data["rules"], section.key("rules"))

@@ -45,8 +45,8 @@ from certdir.config import (
     ListenURL,
     from_mapping,
 )
+from certdir.directory_open import offline_directory
 from certdir.kms_commands import initialise as initialise_kms
-from certdir.service import offline_directory
 from certdir.tls import bootstrap
 from directory import passwords
 from directory.files import generate_secret

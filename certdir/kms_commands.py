@@ -47,7 +47,7 @@ from ca.store import Store, serial_text
 from certdir import officers
 from certdir.ca_commands import with_new_crls
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
-from certdir.service import offline_directory
+from certdir.directory_open import offline_directory
 from directory.dsa import DSA
 from directory.files import generate_passphrase_file, write_private
 from directory.predicates import compile_filter

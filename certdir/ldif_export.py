@@ -10,7 +10,7 @@ import sys
 from typing import BinaryIO
 
 from certdir.config import Config
-from certdir.service import offline_directory
+from certdir.directory_open import offline_directory
 from directory.ldif import write_entry
 from directory.protocol.dn import DN
 from directory.protocol.messages import Scope

@@ -39,7 +39,7 @@ from typing import NamedTuple
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from certdir.config import Config
-from certdir.service import offline_directory
+from certdir.directory_open import offline_directory
 from directory.backend.sqlite import SQLiteTransaction, path_of
 from directory.dsa import DSA
 from directory.entry import StoredLeaf, pack, stored_leaf

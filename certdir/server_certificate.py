@@ -22,10 +22,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from ca.authority import Authority
-from ca.issue import Prepared, prepare
+from ca.issue import Prepared, commit, prepare
 from ca.keys import PrivateKey, generate, signature_hash
 from ca.policy import Origin
 from ca.profiles import profile
+from certdir.ca_writing import ca_directory, utc_now, writing
 from certdir.config import Config
 from directory.files import write_private
 
@@ -80,3 +81,13 @@ def _replace(path: Path, data: bytes) -> None:
     aside = path.with_name(path.name + ".new")
     aside.write_bytes(data)
     aside.replace(path)
+
+
+def renew_server_certificate(config: Config, authority: Authority) -> None:
+    """Issue and install a new server certificate now (outside the server's writer)."""
+    issued = utc_now()
+    key, prepared = prepare_server_certificate(config, authority, issued)
+    with ca_directory(config) as dsa, writing(dsa, authority) as writer:
+        outcome = commit(writer, prepared, issued)
+    assert outcome.certificate is not None
+    install(config, authority, key, outcome.certificate)

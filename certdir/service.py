@@ -1,10 +1,7 @@
 """Wiring: configuration -> schema, backend, writer, DSA, listeners.
 
-- `open_directory` is shared by the server and the offline commands (LDIF
-  import and export), so both see the same schema and storage; a
-  `storage.path` that is not an SQLite database, or an access rule the
-  schema refutes (an unknown attribute, a DN that does not parse), is a
-  ConfigError naming it.
+- The directory is opened as the offline commands open it
+  (`certdir.directory_open`), with a writer thread.
 - `serve` listens on every configured URL; ldaps:// wraps the listener in
   TLS, ldap:// offers StartTLS when a certificate is configured. LDAP's TLS
   asks clients for a certificate from the CAs of `tls.ca_certificate` or
@@ -26,75 +23,22 @@ import functools
 import itertools
 import logging
 import socket
-import sqlite3
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
-from certdir.config import CONFIG_FILE, HTTPURL, Config, ConfigError, ListenURL
+from certdir.config import HTTPURL, Config, ConfigError, ListenURL
+from certdir.directory_open import open_directory, storage_errors
 from certdir.tls import server_context
-from directory.acl.rules import RuleError
-from directory.backend.sqlite import SQLiteBackend
-from directory.dsa import DSA
-from directory.schema import Schema
+from certdir.workers import BACKLOG, run_workers
 
 if TYPE_CHECKING:
     from ca.authority import Authority
     from kms.vault import Vault
 
 log = logging.getLogger("certdir")
-
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
-
-
-# Twisted's default of 50 drops connections when many clients arrive at once
-# (a mail server's connection pool starting up); the kernel caps it at somaxconn.
-BACKLOG = 1024
-
-
-def load_schema(config: Config) -> Schema:
-    return Schema.load([SCHEMA_DIR, *config.directory.schema_paths])
-
-
-@contextmanager
-def storage_errors(config: Config) -> Iterator[None]:
-    """Opening the database: one that is not SQLite is a ConfigError naming it."""
-    try:
-        yield
-    except sqlite3.DatabaseError as e:
-        raise ConfigError(f"storage.path: {config.directory.database}: {e}") from None
-
-
-def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
-    """The directory; with a reactor it gets a writer thread for updates."""
-    from directory.backend.writer import Writer
-
-    schema = load_schema(config)
-    with storage_errors(config):
-        backend = SQLiteBackend(config.directory.database, schema, config.directory.indexes,
-                                config.directory.cache_entries, config.directory.cache_bytes)
-    try:
-        dsa = DSA(config.directory, schema, backend, None, worker)
-    except RuleError as e:
-        backend.close()
-        raise ConfigError(f"{config.data_dir / CONFIG_FILE}: {e}") from None
-    dsa.writer = Writer(backend, reactor) if reactor is not None else None
-    return dsa
-
-
-@contextmanager
-def offline_directory(config: Config) -> Iterator[DSA]:
-    """The directory for a command run beside (or without) the server, closed after."""
-    dsa = open_directory(config)
-    try:
-        yield dsa
-    finally:
-        dsa.backend.close()
-
 
 def client_cas(config: Config, authority: Authority | None) -> tuple[x509.Certificate, ...]:
     """The CA certificates whose client certificates LDAP sessions accept."""
@@ -127,8 +71,6 @@ def serve(config: Config) -> None:
         authority = ca_service.unlock_at_start(config)
         vault = kms_service.unlock_at_start(config)
     if config.workers > 1:
-        from certdir.workers import run_workers
-
         run_workers(config, functools.partial(serve_worker, authority=authority, vault=vault))
     else:
         serve_worker(config, None, 0, authority, vault)

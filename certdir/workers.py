@@ -34,6 +34,10 @@ Shared = Mapping[ListenURL | HTTPURL, socket.socket]
 Worker = Callable[[Config, Shared, int], None]
 
 
+# Twisted's default of 50 drops connections when many clients arrive at once
+# (a mail server's connection pool starting up); the kernel caps it at somaxconn.
+BACKLOG = 1024
+
 def shared_urls(config: Config) -> tuple[ListenURL | HTTPURL, ...]:
     """What every worker serves: the LDAP URLs and the plain-http web URLs."""
     return (*config.listen, *(url for url in config.http if url.scheme == "http"))
@@ -53,8 +57,6 @@ def _listening(url: ListenURL | HTTPURL, backlog: int) -> socket.socket:
 
 
 def run_workers(config: Config, worker: Worker) -> None:
-    from certdir.service import BACKLOG
-
     sockets: dict[ListenURL | HTTPURL, socket.socket] = {}
     try:
         for url in shared_urls(config):

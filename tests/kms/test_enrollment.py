@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 from ca.authority import Authority, unlock
 from ca.store import Store
 from certdir.config import Config, load
-from certdir.service import open_directory
+from certdir.directory_open import open_directory
 from directory.dsa import DSA
 from directory.ops.add import build, collect, insert
 from directory.publisher import DirectoryWriter

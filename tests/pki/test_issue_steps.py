@@ -38,7 +38,7 @@ from ca.policy import Decision, Origin
 from ca.pool import on_pool
 from ca.profiles import profile
 from ca.store import Store
-from certdir.service import open_directory
+from certdir.directory_open import open_directory
 from directory.dsa import DSA
 from directory.publisher import DirectoryWriter
 from tests.crypto_guard import no_slow_crypto

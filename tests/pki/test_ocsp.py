@@ -52,7 +52,7 @@ from ca.profiles import profile
 from ca.store import Store
 from ca.web.ocsp import _from_path as from_path
 from certdir.config import Config, load
-from certdir.service import open_directory
+from certdir.directory_open import open_directory
 from directory.dsa import DSA
 from directory.publisher import DirectoryWriter
 

@@ -36,7 +36,7 @@ from ca.policy import Decision, Origin, Submission, decide
 from ca.profiles import profile
 from ca.store import Store
 from certdir.config import Config, load
-from certdir.service import open_directory
+from certdir.directory_open import open_directory
 from directory.dsa import DSA
 from directory.ops.add import build, collect, insert
 from directory.publisher import DirectoryWriter

@@ -1,0 +1,67 @@
+"""Opening the directory: configuration -> schema, storage and DSA.
+
+- `open_directory` is shared by the server and the offline commands (LDIF
+  import and export, the CA's and the KMS's commands), so both see the
+  same schema and storage; with a reactor the DSA gets its writer thread.
+- A `storage.path` that is not an SQLite database, or an access rule the
+  schema refutes (an unknown attribute, a DN that does not parse), is a
+  ConfigError naming it.
+- Neither the server's wiring nor the commands import each other: both
+  import this.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from certdir.config import CONFIG_FILE, Config, ConfigError
+from directory.acl.rules import RuleError
+from directory.backend.sqlite import SQLiteBackend
+from directory.dsa import DSA
+from directory.schema import Schema
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
+
+
+def load_schema(config: Config) -> Schema:
+    return Schema.load([SCHEMA_DIR, *config.directory.schema_paths])
+
+
+@contextmanager
+def storage_errors(config: Config) -> Iterator[None]:
+    """Opening the database: one that is not SQLite is a ConfigError naming it."""
+    try:
+        yield
+    except sqlite3.DatabaseError as e:
+        raise ConfigError(f"storage.path: {config.directory.database}: {e}") from None
+
+
+def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
+    """The directory; with a reactor it gets a writer thread for updates."""
+    from directory.backend.writer import Writer
+
+    schema = load_schema(config)
+    with storage_errors(config):
+        backend = SQLiteBackend(config.directory.database, schema, config.directory.indexes,
+                                config.directory.cache_entries, config.directory.cache_bytes)
+    try:
+        dsa = DSA(config.directory, schema, backend, None, worker)
+    except RuleError as e:
+        backend.close()
+        raise ConfigError(f"{config.data_dir / CONFIG_FILE}: {e}") from None
+    dsa.writer = Writer(backend, reactor) if reactor is not None else None
+    return dsa
+
+
+@contextmanager
+def offline_directory(config: Config) -> Iterator[DSA]:
+    """The directory for a command run beside (or without) the server, closed after."""
+    dsa = open_directory(config)
+    try:
+        yield dsa
+    finally:
+        dsa.backend.close()
