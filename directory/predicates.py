@@ -348,6 +348,7 @@ def _extensible_keys(schema: Schema, resolved: Resolved | None, rule: MatchingRu
     """The keys under `rule` of every value an extensible match compares:
     the type's (or every applicable type's), and with dnAttributes the
     DN's values of those types."""
+    excluded: frozenset[str] = frozenset()
     if resolved is None:
         types = _applicable(schema, rule) - hidden
         memo: tuple[object, ...] | None = ("ext", rule.oid, hidden, dn_attributes)
@@ -359,7 +360,7 @@ def _extensible_keys(schema: Schema, resolved: Resolved | None, rule: MatchingRu
 
     def values(entry: Entry) -> Iterator[bytes]:
         if resolved is not None and resolved.options:
-            yield from _shown(entry, schema, resolved, _excluded(schema, resolved, hidden))
+            yield from _shown(entry, schema, resolved, excluded)
         else:
             for name, found in entry.attributes.items():
                 if type_key(name) in types:
