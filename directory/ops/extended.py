@@ -74,17 +74,14 @@ def password_modify(op: Operation, value: bytes | None) -> Outcome:
     if target == op.dsa.root_dn or not target:
         raise LDAPError(ResultCode.UNWILLING_TO_PERFORM,
                         "the root DN's password is set in the configuration")
-    privileges.require(view_of(op), privileges.disclosed(view_of(op), target), WRITE,
-                       "userpassword")
+    entry = privileges.disclosed(view_of(op), target)
+    privileges.require(view_of(op), entry, WRITE, userpassword.USER_PASSWORD)
     old = fields.get(0x81)
     new = fields.get(0x82)
     generated = None
     if new is None:
         generated = passwords.generate_password()
         new = generated.encode()
-    entry = op.dsa.backend.get(target)
-    if entry is None:
-        raise op.dsa.no_such_object(target)
     actor = session.bound
     op.detail = f'dn="{target}"'
     hashing = op.dsa.hashing
