@@ -40,7 +40,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from certdir.config import Config
 from certdir.directory_open import offline_directory
-from directory.backend.sqlite import SQLiteTransaction, path_of
+from directory.backend.paths import path_of
+from directory.backend.sqlite import SQLiteTransaction
 from directory.dsa import DSA
 from directory.entry import StoredLeaf, pack, stored_leaf
 from directory.ldif import LDIFError, LDIFRecord, parse

@@ -7,19 +7,30 @@
   atomic unit inside it (group commit runs each request in its own).
 - A transaction sees its own writes.
 - `search` returns candidates in scope; the caller evaluates the filter. An
-  `IndexQuery` narrows the candidates to a superset of the matches.
+  `IndexQuery` narrows the candidates to a superset of the matches;
+  `estimate` says about how many entries it would give, so a planner can
+  leave out an index that is not selective.
+- `refresh()` at the start of an operation makes the next reads see every
+  commit acknowledged so far, by any process or front end on the same
+  database.
+- The application's own tables (the CA's, the KMS's) are declared as
+  `Tables` when the backend is opened and created then, once; their rows are
+  read and written through `Records`: inside a transaction
+  (`Transaction.records`, committing with the entries) or in one read
+  snapshot (`Backend.reading()`). No backend hands out its connections.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from directory.entry import Entry
 from directory.protocol.dn import DN
 from directory.protocol.messages import Scope
+from directory.schema import Schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +62,41 @@ class Union:
 
 IndexQuery: TypeAlias = Equal | Prefix | Presence | Intersection | Union
 
+# A statement's parameter and a result row.
+Param: TypeAlias = str | int | bytes | None
+Row: TypeAlias = tuple[Any, ...]
+
+# CREATE TABLE / CREATE INDEX ... IF NOT EXISTS statements, in the portable
+# dialect `Records` documents.
+Tables: TypeAlias = tuple[str, ...]
+
+
+class Records(Protocol):
+    """Statements on the application's tables, in the SQL both backends run:
+
+    - `?` placeholders; column types INTEGER, TEXT and BLOB; an
+      `id INTEGER PRIMARY KEY` column is numbered by the database, and an
+      INSERT that needs the number ends with `RETURNING id`;
+    - no rowid, no booleans (compare with 0 and 1), no `INSERT OR ...`
+      (use `ON CONFLICT ... DO ...`), no `executescript`.
+    """
+
+    def rows(self, sql: str, params: Sequence[Param] = ()) -> list[Row]: ...
+
+    def row(self, sql: str, params: Sequence[Param] = ()) -> Row | None: ...
+
+    def run(self, sql: str, params: Sequence[Param] = ()) -> int:
+        """Run a statement; the number of rows it changed."""
+        ...
+
 
 class Transaction(Protocol):
+    @property
+    def records(self) -> Records: ...
+
+    # Ids of the entries this transaction changed, for the caches.
+    touched: set[int]
+
     def get(self, dn: DN) -> Entry | None: ...
 
     def has_children(self, dn: DN) -> bool: ...
@@ -62,6 +106,16 @@ class Transaction(Protocol):
         ...
 
     def add(self, entry: Entry, *, root: bool = False) -> None: ...
+
+    def insert(self, dn: str, path: bytes, parent: bytes | None, blob: bytes,
+               index_rows: Iterable[tuple[str, bytes]]) -> None:
+        """Store a new entry already serialized (bulk loads), below the entry
+        at path `parent` (None: a naming context, which has no parent)."""
+        ...
+
+    def flush(self) -> None:
+        """Write whatever the transaction buffered (bulk index rows)."""
+        ...
 
     def replace(self, entry: Entry) -> None: ...
 
@@ -76,13 +130,33 @@ class Transaction(Protocol):
 
 
 class Backend(Protocol):
+    schema: Schema
     indexed: frozenset[str]
 
     def get(self, dn: DN) -> Entry | None: ...
 
     def has_children(self, dn: DN) -> bool: ...
 
+    def count(self) -> int: ...
+
     def search(self, base: DN, scope: Scope, query: IndexQuery | None) -> Iterator[Entry]: ...
+
+    def estimate(self, query: IndexQuery) -> int:
+        """About how many entries `query` selects (index statistics)."""
+        ...
+
+    def index_rows(self, attributes: Mapping[str, tuple[bytes, ...]]) -> set[tuple[str, bytes]]:
+        """The index rows of an entry's attributes."""
+        ...
+
+    def refresh(self) -> bool:
+        """Make reads see every acknowledged commit; True when cached state
+        was dropped."""
+        ...
+
+    def reading(self) -> AbstractContextManager[Records]:
+        """The application's tables as of one commit."""
+        ...
 
     def transaction(self) -> AbstractContextManager[Transaction]: ...
 

@@ -24,20 +24,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
 from directory.backend import (
     Equal,
     IndexQuery,
     Intersection,
+    Param,
     Prefix,
     Presence,
+    Row,
+    Tables,
     Union,
 )
+from directory.backend.paths import after, path_of
 from directory.entry import Entry, deserialize, serialize, type_key
 from directory.matching import InvalidValue
 from directory.protocol.cache import BoundedCache
@@ -82,26 +86,21 @@ def footprint(entry: Entry) -> int:
         for key, values in entry.attributes.items()))
 
 
-# Paths of DNs up to this long are cached (a long one is a client's choice).
-MAX_CACHED_PATH = 256
+class SQLiteRecords:
+    """`Records` on one connection; the caller owns its transaction."""
 
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
 
-def path_of(dn: DN) -> bytes:
-    if len(dn.normalized) > MAX_CACHED_PATH:
-        return _path(dn)
-    return _cached_path(dn)
+    def rows(self, sql: str, params: Sequence[Param] = ()) -> list[Row]:
+        return self._conn.execute(sql, params).fetchall()
 
+    def row(self, sql: str, params: Sequence[Param] = ()) -> Row | None:
+        row: Row | None = self._conn.execute(sql, params).fetchone()
+        return row
 
-def _path(dn: DN) -> bytes:
-    return b"".join(rdn.normalized.encode() + b"\x00" for rdn in reversed(dn.rdns))
-
-
-_cached_path = lru_cache(maxsize=4096)(_path)
-
-
-def _after(path: bytes) -> bytes:
-    """The smallest path greater than every path below `path`."""
-    return path[:-1] + b"\x01" if path else b"\xff"
+    def run(self, sql: str, params: Sequence[Param] = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -115,7 +114,8 @@ def connect(path: Path) -> sqlite3.Connection:
 
 class SQLiteBackend:
     def __init__(self, path: Path, schema: Schema, indexed: Iterable[str],
-                 cache_entries: int = 200_000, cache_bytes: int = 512 * 1024 * 1024) -> None:
+                 cache_entries: int = 200_000, cache_bytes: int = 512 * 1024 * 1024,
+                 tables: Tables = ()) -> None:
         self.path = path
         self._data_version = -1
         self.schema = schema
@@ -128,7 +128,20 @@ class SQLiteBackend:
         self._writer_conn = connect(path)
         self._writer_conn.executescript(SCHEMA_SQL)
         self._reader = connect(path)
+        self._create(tables)
         self._reindex_if_needed()
+
+    def _create(self, tables: Tables) -> None:
+        """The application's tables, created when their statements change
+        (once per database, normally)."""
+        wanted = hashlib.sha256("\0".join(tables).encode()).hexdigest()
+        row = self._writer_conn.execute("SELECT value FROM meta WHERE name='tables'").fetchone()
+        if row is not None and row[0] == wanted:
+            return
+        with self.transaction() as txn:
+            for statement in tables:
+                txn.conn.execute(statement)
+            txn.conn.execute("INSERT OR REPLACE INTO meta VALUES ('tables', ?)", (wanted,))
 
     def _reindex_if_needed(self) -> None:
         wanted = ",".join(sorted(self.indexed))
@@ -166,9 +179,20 @@ class SQLiteBackend:
 
     @property
     def reader(self) -> sqlite3.Connection:
-        """The read connection, for read-only queries on other tables of the
-        database (the CA's and the KMS's)."""
+        """The read connection (its callers move to `reading`, issue 11)."""
         return self._reader
+
+    @contextmanager
+    def reading(self) -> Iterator[SQLiteRecords]:
+        conn = self._reader
+        if conn.in_transaction:
+            yield SQLiteRecords(conn)
+            return
+        conn.execute("BEGIN")
+        try:
+            yield SQLiteRecords(conn)
+        finally:
+            conn.execute("COMMIT")
 
     def refresh(self) -> bool:
         """Drop the caches when anything was committed since the last call
@@ -244,9 +268,12 @@ class SQLiteBackend:
             above = ">" if scope == Scope.CHILDREN else ">="
             rows = conn.execute(
                 f"SELECT id, dn, attrs FROM entries WHERE path{above}? AND path<? ORDER BY path",
-                (base_path, _after(base_path)))
+                (base_path, after(base_path)))
         for row in rows.fetchall():
             yield self._entry(*row)
+
+    def estimate(self, query: IndexQuery) -> int:
+        return len(self._lookup(query))
 
     def _in_scope(self, entries: Iterable[Entry], base: DN, scope: Scope) -> Iterator[Entry]:
         depth = len(base)
@@ -307,7 +334,7 @@ def _has_children(conn: sqlite3.Connection, dn: DN) -> bool:
         return conn.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is not None
     path = path_of(dn)
     return conn.execute("SELECT 1 FROM entries WHERE path>? AND path<? LIMIT 1",
-                        (path, _after(path))).fetchone() is not None
+                        (path, after(path))).fetchone() is not None
 
 
 class SQLiteTransaction:
@@ -316,6 +343,7 @@ class SQLiteTransaction:
     def __init__(self, backend: SQLiteBackend, conn: sqlite3.Connection) -> None:
         self.backend = backend
         self.conn = conn
+        self.records = SQLiteRecords(conn)
         self.touched: set[int] = set()
         self._savepoints = 0
         self._last_parent: tuple[bytes, int] = (b"", 0)
@@ -341,7 +369,7 @@ class SQLiteTransaction:
         path = path_of(dn)
         rows = self.conn.execute(
             "SELECT id, dn, attrs FROM entries WHERE path>=? AND path<? ORDER BY path",
-            (path, _after(path))).fetchall()
+            (path, after(path))).fetchall()
         for row in rows:
             yield self._row_to_entry(row)
 

@@ -1,0 +1,48 @@
+"""Opening storage by URL: the scheme names the backend.
+
+- `sqlite:///absolute/path.db` is the embedded default (`storage.path`).
+- Each scheme maps to one opener in `OPENERS`; an unknown scheme is a
+  ValueError naming the schemes there are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from directory.backend import Backend, Tables
+from directory.schema import Schema
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """What every backend is opened with."""
+    url: str
+    schema: Schema
+    indexed: Iterable[str]
+    tables: Tables
+    cache_entries: int
+    cache_bytes: int
+
+
+def _sqlite(storage: Storage) -> Backend:
+    from directory.backend.sqlite import SQLiteBackend
+
+    return SQLiteBackend(Path(urlsplit(storage.url).path), storage.schema, storage.indexed,
+                         storage.cache_entries, storage.cache_bytes, storage.tables)
+
+
+OPENERS: Mapping[str, Callable[[Storage], Backend]] = {
+    "sqlite": _sqlite,
+}
+
+
+def open_backend(storage: Storage) -> Backend:
+    scheme = urlsplit(storage.url).scheme
+    opener = OPENERS.get(scheme)
+    if opener is None:
+        raise ValueError(f"{storage.url}: unknown storage scheme {scheme!r} "
+                         f"(one of {', '.join(sorted(OPENERS))})")
+    return opener(storage)
