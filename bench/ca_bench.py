@@ -253,11 +253,11 @@ def revoked_rows(template: bytes, issuer: str, when: dt.datetime,
 
 def insert_revoked(dsa: DSA, authority: Authority, when: dt.datetime) -> float:
     with writing(dsa, authority) as writer:
-        template = writer.sql.execute("SELECT der FROM ca_certificates LIMIT 1").fetchone()
+        template = writer.records.execute("SELECT der FROM ca_certificates LIMIT 1").fetchone()
         if template is None:
             raise BenchError("no issued certificate to use as the revoked rows' DER")
         start = time.perf_counter()
-        writer.sql.executemany(
+        writer.records.executemany(
             "INSERT INTO ca_certificates (serial, issuer, subject, entry, profile, not_before,"
             " not_after, der, status, revoked_at, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             revoked_rows(bytes(template[0]), authority.certificate.subject.rfc4514_string(),
@@ -279,7 +279,7 @@ def rolled_back(dsa: DSA, authority: Authority) -> Iterator[DirectoryWriter]:
 def generate_in(authority: Authority, writer: DirectoryWriter) -> CRLs:
     """`ca.crl.generate`'s read, sign and commit, in the benchmark's own transaction (so
     that repeated runs can be rolled back)."""
-    made = crls.sign(authority, crls.read(Store(writer.sql), now()))
+    made = crls.sign(authority, crls.read(Store(writer.records), now()))
     crls.commit(authority, writer, made)
     return made
 

@@ -112,7 +112,7 @@ def prepare(work: Path, revoked: int) -> tuple[Path, int, str]:
     config = load(data_dir)
     with opened(config) as (dsa, authority), writing(dsa, authority) as writer:
         template = authority.certificate.public_bytes(Encoding.DER)
-        writer.sql.executemany(
+        writer.records.executemany(
             "INSERT INTO ca_certificates (serial, issuer, subject, entry, profile, not_before,"
             " not_after, der, status, revoked_at, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             revoked_rows(template, authority.certificate.subject.rfc4514_string(),

@@ -173,7 +173,7 @@ def signing_requests(count: int) -> tuple[bytes, ...]:
 
 def unlocked_vault(dsa: DSA, kms: KMSConfig) -> Vault:
     with session(dsa) as writer:
-        return Vault.unlock(writer.sql, secret_from(kms))
+        return Vault.unlock(writer.records, secret_from(kms))
 
 
 def redeem_all(dsa: DSA, authority: Authority, vault: Vault, kms: KMSConfig,
