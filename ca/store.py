@@ -5,7 +5,10 @@
   the CRL number all live next to the entries, so recording a certificate
   and publishing it into the holder's entry commit in one transaction.
 - Serials are stored as lower-case hex without leading zeros; callers
-  accept any case and an optional `0x` (`parse_serial`).
+  accept any case and an optional `0x` (`parse_serial`). Certificates are
+  numbered (`id`) in the order they were recorded, which `recent` lists.
+- `TABLES` are created when the directory's storage is opened; every
+  statement is in the portable dialect of `directory.backend.Records`.
 - A revoked certificate keeps its row: status `revoked` (or `hold` for
   certificateHold, RFC 5280 §5.3.1), when and why.
 - CRL numbers increase by one for every CRL, full or delta (RFC 5280

@@ -6,7 +6,7 @@
 - Each command is one database transaction with what it publishes and the
   audit records it writes: a refusal changes nothing. Keys are generated,
   certificates signed and PKCS#12 sealed before that transaction opens or
-  after it commits (`enroll`, `recover`): it holds SQLite's write lock,
+  after it commits (`enroll`, `recover`): it holds the storage's write lock,
   which the server's writer waits for.
 - Officers act under their own directory entry: `--officer DN` and that
   entry's password, checked against its userPassword before the
