@@ -32,7 +32,6 @@ from directory.backend import Param, Records, Tables
 
 TABLES: Tables = (
     """CREATE TABLE IF NOT EXISTS ca_certificates (
-        id INTEGER PRIMARY KEY,
         serial TEXT NOT NULL UNIQUE,
         issuer TEXT NOT NULL,
         subject TEXT NOT NULL,
@@ -44,7 +43,8 @@ TABLES: Tables = (
         status TEXT NOT NULL DEFAULT 'valid',
         revoked_at TEXT,
         reason TEXT,
-        request INTEGER)""",
+        request INTEGER,
+        id INTEGER PRIMARY KEY)""",
     "CREATE INDEX IF NOT EXISTS ca_certificates_entry ON ca_certificates (entry)",
     """CREATE INDEX IF NOT EXISTS ca_certificates_revoked ON ca_certificates (revoked_at)
         WHERE revoked_at IS NOT NULL""",
