@@ -5,8 +5,7 @@
   the CRL number all live next to the entries, so recording a certificate
   and publishing it into the holder's entry commit in one transaction.
 - Serials are stored as lower-case hex without leading zeros; callers
-  accept any case and an optional `0x` (`parse_serial`). Certificates are
-  numbered (`id`) in the order they were recorded, which `recent` lists.
+  accept any case and an optional `0x` (`parse_serial`).
 - `TABLES` are created when the directory's storage is opened; every
   statement is in the portable dialect of `directory.backend.Records`.
 - A revoked certificate keeps its row: status `revoked` (or `hold` for
@@ -32,7 +31,7 @@ from directory.backend import Param, Records, Tables
 
 TABLES: Tables = (
     """CREATE TABLE IF NOT EXISTS ca_certificates (
-        serial TEXT NOT NULL UNIQUE,
+        serial TEXT PRIMARY KEY,
         issuer TEXT NOT NULL,
         subject TEXT NOT NULL,
         entry TEXT,
@@ -43,8 +42,7 @@ TABLES: Tables = (
         status TEXT NOT NULL DEFAULT 'valid',
         revoked_at TEXT,
         reason TEXT,
-        request INTEGER,
-        id INTEGER PRIMARY KEY)""",
+        request INTEGER)""",
     "CREATE INDEX IF NOT EXISTS ca_certificates_entry ON ca_certificates (entry)",
     """CREATE INDEX IF NOT EXISTS ca_certificates_revoked ON ca_certificates (revoked_at)
         WHERE revoked_at IS NOT NULL""",
@@ -232,13 +230,14 @@ class Store:
             params.append(entry)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         return [_issued(row) for row in self.records.rows(
-            f"SELECT {_CERT_COLUMNS} FROM ca_certificates{clause} ORDER BY not_before, id",
+            f"SELECT {_CERT_COLUMNS} FROM ca_certificates{clause} ORDER BY not_before, serial",
             params)]
 
     def recent(self, limit: int) -> list[IssuedRecord]:
-        """The last `limit` certificates issued, newest first."""
+        """The last `limit` certificates issued, newest first (to the second: those
+        of one second in the order of their serials)."""
         return [_issued(row) for row in self.records.rows(
-            f"SELECT {_CERT_COLUMNS} FROM ca_certificates ORDER BY not_before DESC, id DESC"
+            f"SELECT {_CERT_COLUMNS} FROM ca_certificates ORDER BY not_before DESC, serial DESC"
             " LIMIT ?", (limit,))]
 
     def set_status(self, serial: int, status: str, when: dt.datetime | None,
