@@ -76,7 +76,7 @@ def kms_config(config: Config) -> KMSConfig:
 
 @dataclass
 class Session:
-    """One transaction of the directory with the KMS tables ready."""
+    """One transaction of the directory, acting as the root DN."""
     config: Config
     dsa: DSA
     writer: DirectoryWriter
