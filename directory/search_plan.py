@@ -9,8 +9,8 @@
   key prefix when the attribute's equality and substring rules normalise
   the same way; presence lists every entry holding the attribute.
 - With a `sub` index, a substring assertion also looks up grams of its
-  pieces (`index_keys.probes`: initial, any and final alike), together
-  with the prefix of the initial piece when there is one.
+  pieces (`index_keys.probes`), the initial one only where no prefix
+  serves it.
 - An AND is narrowed by any indexed part, an OR only if every part is.
 - NOT, ordering, approximate and extensible matches are not indexed.
 - An attribute with subtypes (`name` covers `cn`, `sn`, ...) is not
@@ -19,9 +19,10 @@
   an AND keeps its most selective part, and the next ones only while each
   selects at most `WORTH` times as many entries as that one, `MAX_PARTS`
   in all, none once that one selects `FEW` or fewer; an OR selects the sum
-  of its parts. A plan selecting more than one entry in
+  of its parts. A part, or a plan, selecting more than one entry in
   `index_keys.SCAN_SHARE` of the directory (the estimate of
-  (objectClass=*), which every entry holds) is dropped for a scan.
+  (objectClass=*), which every entry holds) is unselective: dropped from
+  an AND, and a whole plan that is gives way to a scan.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from directory.schema import AttributeType, Schema
 
 Estimate = Callable[[IndexQuery], int]
 EVERY_ENTRY = Presence("objectclass")
-WORTH = 8
+WORTH = 4
 MAX_PARTS = 3
 FEW = 16
 
@@ -64,22 +65,26 @@ def plan(schema: Schema, indexed: frozenset[str], f: Filter,
     query = _plan(schema, indexed, f)
     if query is None or estimate is None:
         return query
-    pruned, selects = _prune(query, estimate)
-    return None if selects > estimate(EVERY_ENTRY) // SCAN_SHARE else pruned
+    bound = estimate(EVERY_ENTRY) // SCAN_SHARE
+    pruned, selects = _prune(query, estimate, bound)
+    return None if selects > bound else pruned
 
 
-def _prune(query: IndexQuery, estimate: Estimate) -> tuple[IndexQuery, int]:
+def _prune(query: IndexQuery, estimate: Estimate, bound: int) -> tuple[IndexQuery, int]:
     """The query narrowed to its selective parts, and about what it selects."""
     if isinstance(query, Union):
-        parts = [_prune(q, estimate) for q in query.queries]
+        parts = [_prune(q, estimate, bound) for q in query.queries]
         return Union(tuple(q for q, _ in parts)), sum(n for _, n in parts)
     if not isinstance(query, Intersection):
         return query, estimate(query)
-    ranked = sorted((_prune(q, estimate) for q in query.queries), key=lambda part: part[1])
+    ranked = sorted((_prune(q, estimate, bound) for q in query.queries),
+                    key=lambda part: part[1])
     best, fewest = ranked[0]
     if fewest <= FEW:
         return best, fewest
-    kept = [q for q, n in ranked[:MAX_PARTS] if n <= WORTH * fewest]
+    kept = [q for q, n in ranked[:MAX_PARTS] if n <= min(WORTH * fewest, bound)]
+    if not kept:
+        return best, fewest
     return (kept[0] if len(kept) == 1 else Intersection(tuple(kept))), fewest
 
 
@@ -93,7 +98,8 @@ def _substrings(schema: Schema, indexed: frozenset[str], f: Substrings) -> Index
         parts.append(prefix)
     keyer = substring_keyer(schema, at)
     if keyer is not None and substring_name(at.key) in indexed:
-        pieces = [p for p in (f.initial, *f.any, f.final) if p is not None]
+        initial = f.initial if prefix is None else None
+        pieces = [p for p in (initial, *f.any, f.final) if p is not None]
         try:
             grams = probes(keyer(p) for p in pieces)
         except InvalidValue:

@@ -408,6 +408,7 @@ class SQLiteTransaction:
         # Index rows of new entries wait here until the next flush; nothing
         # reads the index through a write transaction.
         self._new_index_rows: list[tuple[str, bytes, int]] = []
+        self._parked = False
 
     def _row_to_entry(self, row: tuple[int, str, bytes]) -> Entry:
         entry_id, dn, blob = row
@@ -455,13 +456,31 @@ class SQLiteTransaction:
     def _queue_index(self, entry_id: int, rows: Iterable[tuple[str, bytes]]) -> None:
         self._new_index_rows.extend((attr, key, entry_id) for attr, key in rows)
         if len(self._new_index_rows) >= INDEX_BATCH:
-            self.flush()
+            self._park()
+
+    def _park(self) -> None:
+        """Move the buffered rows to a temporary table, unordered (appends)."""
+        if not self._parked:
+            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS idx_parked "
+                              "(attr TEXT, key BLOB, id INTEGER)")
+            self._parked = True
+        self.conn.executemany("INSERT INTO idx_parked VALUES (?, ?, ?)", self._new_index_rows)
+        self._new_index_rows.clear()
 
     def flush(self) -> None:
         """Write the buffered index rows, in key order: sorted inserts touch
         each B-tree page once, which makes bulk loads several times faster
-        than inserting each entry's rows as they come."""
-        if self._new_index_rows:
+        than inserting each entry's rows as they come. A bulk load's rows
+        are parked first and sorted once, by SQLite's external sort: merged
+        batch by batch, the grams of every batch would rewrite the end of
+        every gram's rows."""
+        if self._parked:
+            self._park()
+            self.conn.execute("INSERT OR IGNORE INTO idx SELECT attr, key, id FROM idx_parked "
+                              "ORDER BY attr, key, id")
+            self.conn.execute("DELETE FROM idx_parked")
+            self._parked = False
+        elif self._new_index_rows:
             self._new_index_rows.sort()
             self.conn.executemany("INSERT OR IGNORE INTO idx VALUES (?, ?, ?)",
                                   self._new_index_rows)
