@@ -17,8 +17,8 @@
   quarter (or `MIN_HEAVY`) since the last count; any other key is counted
   when asked, up to one entry in `SCAN_SHARE`, beyond which the number no
   longer matters. Stale statistics only misjudge a key's size, so a plan
-  is never wrong, only slower. The number of entries is the highest id
-  (an index lookup; ids are not reused below it).
+  is never wrong, only slower. The directory's size is taken to be the
+  highest id: one index lookup, never less than the number of entries.
 - Decoded entries are cached per id, bounded in count and in bytes: an
   entry counts for `MEMO_FACTOR` times its decoded objects, since what
   searches memoise on it (encoded attributes, normalised keys) is bounded
