@@ -559,6 +559,8 @@ class SQLiteTransaction:
             yield
         except BaseException:
             self._new_index_rows.clear()
+            # Rows parked since the savepoint, and the table if made since, go too.
+            self._parked = False
             self.conn.execute(f"ROLLBACK TO {name}")
             self.conn.execute(f"RELEASE {name}")
             self._last_parent = (b"", 0)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from certdir.config import ConfigError, from_mapping
 from directory.backend import Equal, Intersection, Prefix, Union
 from directory.backend.index_keys import EQ, MAX_PROBES, SUB, IndexKeys, IndexSpec, probes
-from directory.backend.sqlite import SQLiteBackend
+from directory.backend.sqlite import INDEX_BATCH, SQLiteBackend
 from directory.entry import Entry
 from directory.predicates import compile_filter
 from directory.protocol.dn import DN
@@ -227,3 +227,22 @@ BAD = [
 def test_bad_indexes(tmp_path: Path, indexes: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         from_mapping(config(indexes), tmp_path)
+
+
+def test_a_rolled_back_savepoint_takes_its_parked_rows(tmp_path: Path) -> None:
+    """An entry with more index rows than one batch parks them; a savepoint
+    rolled back after that leaves no row of it, and the transaction goes on."""
+    opened = SQLiteBackend(tmp_path / "book.db", SCHEMA, [IndexSpec("cn", EQ_SUB)])
+    many = tuple(f"tail {n}".encode() for n in range(INDEX_BATCH))
+    with opened.transaction() as txn:
+        txn.add(Entry(DN.parse("o=book", SCHEMA), {"objectclass": (b"organization",)}),
+                root=True)
+        with pytest.raises(RuntimeError), txn.savepoint():
+            txn.add(Entry(DN.parse("cn=big,o=book", SCHEMA),
+                          {"objectclass": (b"person",), "cn": many}))
+            raise RuntimeError("the request failed")
+        txn.add(Entry(DN.parse("cn=small,o=book", SCHEMA),
+                      {"objectclass": (b"person",), "cn": (b"small one",)}))
+    assert opened.estimate(Equal("cn:sub", b"tai")) == 0
+    assert opened.estimate(Equal("cn:sub", b"one")) == 1
+    opened.close()
