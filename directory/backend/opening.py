@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from directory.backend import Backend, Tables
+from directory.backend.index_keys import IndexSpec
 from directory.schema import Schema
 
 
@@ -21,7 +22,7 @@ class Storage:
     """What every backend is opened with."""
     url: str
     schema: Schema
-    indexed: Iterable[str]
+    indexed: Iterable[str | IndexSpec]
     tables: Tables
     cache_entries: int
     cache_bytes: int
