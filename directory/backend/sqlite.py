@@ -11,14 +11,17 @@
 - Index rows (attribute, key, entry id) as `index_keys` computes them for
   the indexes named in config (equality keys, substring grams); they are
   rebuilt at open when that configuration changes.
-- Statistics (`estimate`): the keys held by more than `HEAVY_SHARE`-th of
-  the entries (at least `MIN_HEAVY`) have their counts in `idx_stats`,
-  recounted at open when the number of entries moved by more than a
-  quarter (or `MIN_HEAVY`) since the last count; any other key is counted
-  when asked, up to one entry in `SCAN_SHARE`, beyond which the number no
-  longer matters. Stale statistics only misjudge a key's size, so a plan
-  is never wrong, only slower. The directory's size is taken to be the
-  highest id: one index lookup, never less than the number of entries.
+- Statistics (`estimate`): the keys held by more than one entry in
+  `HEAVY_SHARE` (and by more than `MIN_HEAVY`) have their counts in
+  `idx_stats`, recounted at open when the number of entries moved by more
+  than a quarter (or by `MIN_DRIFT`) since the last count; every other key
+  is estimated at that bound without a statement, so the equality lookups
+  of the hot path cost no more than before. Prefixes and presence are
+  counted when asked, up to one entry in `SCAN_SHARE`, beyond which the
+  number no longer matters. Stale statistics only misjudge a key's size,
+  so a plan is never wrong, only slower. The directory's size is taken to
+  be the highest id (never less than the number of entries), read at open
+  and whenever `refresh` sees a commit.
 - Decoded entries are cached per id, bounded in count and in bytes: an
   entry counts for `MEMO_FACTOR` times its decoded objects, since what
   searches memoise on it (encoded attributes, normalised keys) is bounded
@@ -84,7 +87,8 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 INDEX_BATCH = 50_000
 HEAVY_SHARE = 100
-MIN_HEAVY = 1000
+MIN_HEAVY = 16
+MIN_DRIFT = 256
 
 
 # Measured on CPython 3.11 (tracemalloc, inetOrgPerson entries).
@@ -138,6 +142,7 @@ class SQLiteBackend:
         self.indexed = self._keys.names
         # (attribute, key) -> entries, for the keys many entries hold
         self._heavy: dict[tuple[str, bytes], int] = {}
+        self._size = 0
         self._cache: BoundedCache[int, Entry] = BoundedCache(cache_bytes, cache_entries)
         # Which id holds a path, for the paths of entries looked up by DN.
         self._paths: BoundedCache[bytes, int] = BoundedCache(cache_bytes // 4, cache_entries)
@@ -173,7 +178,7 @@ class SQLiteBackend:
             txn.conn.execute("DELETE FROM meta WHERE name='stats'")
 
     def _load_statistics(self) -> None:
-        entries = self._entries()
+        entries = self._size = self._entries()
         if _drifted(self._writer_conn, entries):
             with self.transaction() as txn:
                 if _drifted(txn.conn, entries):
@@ -227,6 +232,7 @@ class SQLiteBackend:
         self._data_version = version
         self._cache.clear()
         self._paths.clear()
+        self._size = self._entries()
         return True
 
     def _by_id(self, entry_id: int) -> Entry | None:
@@ -297,27 +303,23 @@ class SQLiteBackend:
             yield self._entry(*row)
 
     def estimate(self, query: IndexQuery) -> int:
-        """Entries `query` selects, exact up to one entry in `SCAN_SHARE`;
-        (objectClass=*) selects every entry."""
+        """About the entries `query` selects; (objectClass=*) selects every entry."""
         if isinstance(query, Intersection | Union):
             parts = [self.estimate(q) for q in query.queries]
             if isinstance(query, Intersection):
                 return min(parts, default=0)
             return sum(parts)
         if isinstance(query, Presence) and query.attribute == "objectclass":
-            return self._entries()
-        params: tuple[Param, ...]
+            return self._size
         if isinstance(query, Equal):
-            heavy = self._heavy.get((query.attribute, query.key))
-            if heavy is not None:
-                return heavy
-            sql, params = "attr=? AND key=?", (query.attribute, query.key)
-        elif isinstance(query, Prefix):
+            return self._heavy.get((query.attribute, query.key), _heavy(self._size))
+        params: tuple[Param, ...]
+        if isinstance(query, Prefix):
             sql, params = "attr=? AND key>=? AND key<?", (
                 query.attribute, query.prefix, query.prefix + b"\xff\xff\xff\xff")
         else:
             sql, params = "attr=?", (query.attribute,)
-        cap = self._entries() // SCAN_SHARE + 1
+        cap = self._size // SCAN_SHARE + 1
         return int(self._reader.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {sql} LIMIT ?)",
             (*params, cap)).fetchone()[0])
@@ -377,14 +379,14 @@ class SQLiteBackend:
 
 
 def _heavy(entries: int) -> int:
-    """How many entries a key is held by to have its count kept."""
+    """The most entries a key is held by without having its count kept."""
     return max(MIN_HEAVY, entries // HEAVY_SHARE)
 
 
 def _drifted(conn: sqlite3.Connection, entries: int) -> bool:
     """Whether the statistics were counted for a directory of another size."""
     row = conn.execute("SELECT value FROM meta WHERE name='stats'").fetchone()
-    return row is None or abs(entries - int(row[0])) > max(MIN_HEAVY, int(row[0]) // 4)
+    return row is None or abs(entries - int(row[0])) > max(MIN_DRIFT, int(row[0]) // 4)
 
 
 def _has_children(conn: sqlite3.Connection, dn: DN) -> bool:
