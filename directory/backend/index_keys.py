@@ -73,10 +73,6 @@ def substring_keyer(schema: Schema, at: AttributeType) -> Keyer | None:
     return None if rule is None else rule.value_key
 
 
-def grams(key: bytes) -> set[bytes]:
-    return {key[i:i + GRAM] for i in range(len(key) - GRAM + 1)}
-
-
 def probes(pieces: Iterable[bytes]) -> tuple[bytes, ...]:
     """Grams of normalised assertion pieces to look up: per piece, those
     starting every `GRAM` bytes and the last, at most `MAX_PROBES` in all."""
@@ -137,5 +133,6 @@ class IndexKeys:
                         normalised = sub_keyer(value)
                     except InvalidValue:
                         continue
-                    found.update((name, gram) for gram in grams(normalised))
+                    found.update([(name, normalised[i:i + GRAM])
+                                  for i in range(len(normalised) - GRAM + 1)])
         return found

@@ -456,7 +456,7 @@ class SQLiteTransaction:
                                   [(attr, key, entry.id) for attr, key in rows])
 
     def _queue_index(self, entry_id: int, rows: Iterable[tuple[str, bytes]]) -> None:
-        self._new_index_rows.extend((attr, key, entry_id) for attr, key in rows)
+        self._new_index_rows.extend([(attr, key, entry_id) for attr, key in rows])
         if len(self._new_index_rows) >= INDEX_BATCH:
             self._park()
 
