@@ -36,6 +36,7 @@ from ca.policy import DEFAULT_POLICIES, POLICIES
 from ca.profiles import load_profiles
 from ca.web.config import WebConfig
 from directory.acl.rules import Proxy, Rule, RuleError, parse_proxies, parse_rules
+from directory.backend.index_keys import KINDS, IndexSpec, spec_of
 from directory.config import (
     CERTIFICATE_MAPS,
     DEFAULT_INDEXES,
@@ -193,6 +194,27 @@ def _not_negative(value: int) -> bool:
     return value >= 0
 
 
+def _indexes(storage: _Section) -> tuple[IndexSpec, ...]:
+    """`storage.indexes`: a list of attribute names (equality indexes), or a
+    mapping of names to lists of kinds, as slapd's `index cn eq,sub`."""
+    if "indexes" not in storage.data:
+        return DEFAULT_INDEXES
+    where = storage.key("indexes")
+    if isinstance(storage.get("indexes", (list, dict)), list):
+        return tuple(spec_of(name) for name in storage.strings("indexes", ()))
+    specs = []
+    for name, kinds in storage.data["indexes"].items():
+        if not isinstance(kinds, list) or not kinds:
+            raise ConfigError(f"{where}.{name}: expected a list of index kinds "
+                              f"({', '.join(KINDS)}), got {kinds!r}")
+        for i, kind in enumerate(kinds):
+            if kind not in KINDS:
+                raise ConfigError(f"{where}.{name}[{i}]: unknown index kind {kind!r} "
+                                  f"(one of {', '.join(KINDS)})")
+        specs.append(IndexSpec(str(name), frozenset(kinds)))
+    return tuple(specs)
+
+
 def _passwords(section: _Section) -> tuple[HashPolicy, QueueLimits]:
     """`passwords`: Argon2id parameters for new hashes, the most a stored hash
     may cost, and the bounds of the password queue."""
@@ -241,7 +263,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
 
     storage = top.section("storage")
     database = data_dir / storage.get("path", str, "certdir.db")
-    indexes = storage.strings("indexes", DEFAULT_INDEXES)
+    indexes = _indexes(storage)
     cache_entries = storage.get("cache_entries", int, 200_000, _not_negative, "must be >= 0")
     cache_bytes = storage.get("cache_bytes", int, 512 * 1024 * 1024, _not_negative,
                               "must be >= 0")

@@ -8,19 +8,39 @@
 - Equality uses the attribute's equality key; an initial substring uses a
   key prefix when the attribute's equality and substring rules normalise
   the same way; presence lists every entry holding the attribute.
+- With a `sub` index, a substring assertion also looks up grams of its
+  pieces (`index_keys.probes`), the initial one only where no prefix
+  serves it.
 - An AND is narrowed by any indexed part, an OR only if every part is.
 - NOT, ordering, approximate and extensible matches are not indexed.
 - An attribute with subtypes (`name` covers `cn`, `sn`, ...) is not
   indexed under its own key alone, so it is never planned.
+- With index statistics (`estimate`, the backend's), the plan is pruned:
+  an AND keeps its most selective part, and the next ones only while each
+  selects at most `WORTH` times as many entries as that one, `MAX_PARTS`
+  in all, none once that one selects `FEW` or fewer; an OR selects the sum
+  of its parts. A part, or a plan, selecting more than one entry in
+  `index_keys.SCAN_SHARE` of the directory (the estimate of
+  (objectClass=*), which every entry holds) is unselective: dropped from
+  an AND, and a whole plan that is gives way to a scan.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from directory.backend import Equal, IndexQuery, Intersection, Prefix, Presence, Union
+from directory.backend.index_keys import SCAN_SHARE, probes, substring_keyer, substring_name
 from directory.entry import find
 from directory.matching import InvalidValue
 from directory.protocol.filter import And, Equality, Filter, Or, Present, Substrings
 from directory.schema import AttributeType, Schema
+
+Estimate = Callable[[IndexQuery], int]
+EVERY_ENTRY = Presence("objectclass")
+WORTH = 4
+MAX_PARTS = 3
+FEW = 16
 
 PREFIX_RULES = frozenset({
     "caseignorematch", "caseexactmatch", "caseignoreia5match", "caseexactia5match",
@@ -28,16 +48,82 @@ PREFIX_RULES = frozenset({
 })
 
 
-def _indexed(schema: Schema, indexed: frozenset[str], attribute: str) -> AttributeType | None:
+def _plannable(schema: Schema, attribute: str) -> AttributeType | None:
     resolved = find(schema, attribute)
-    if resolved is None or resolved.type.key not in indexed:
-        return None
-    if len(schema.subtypes(resolved.type)) > 1:
+    if resolved is None or len(schema.subtypes(resolved.type)) > 1:
         return None
     return resolved.type
 
 
-def plan(schema: Schema, indexed: frozenset[str], f: Filter) -> IndexQuery | None:
+def _indexed(schema: Schema, indexed: frozenset[str], attribute: str) -> AttributeType | None:
+    at = _plannable(schema, attribute)
+    return at if at is not None and at.key in indexed else None
+
+
+def plan(schema: Schema, indexed: frozenset[str], f: Filter,
+         estimate: Estimate | None = None) -> IndexQuery | None:
+    query = _plan(schema, indexed, f)
+    if query is None or estimate is None:
+        return query
+    bound = estimate(EVERY_ENTRY) // SCAN_SHARE
+    pruned, selects = _prune(query, estimate, bound)
+    return None if selects > bound else pruned
+
+
+def _prune(query: IndexQuery, estimate: Estimate, bound: int) -> tuple[IndexQuery, int]:
+    """The query narrowed to its selective parts, and about what it selects."""
+    if isinstance(query, Union):
+        parts = [_prune(q, estimate, bound) for q in query.queries]
+        return Union(tuple(q for q, _ in parts)), sum(n for _, n in parts)
+    if not isinstance(query, Intersection):
+        return query, estimate(query)
+    ranked = sorted((_prune(q, estimate, bound) for q in query.queries),
+                    key=lambda part: part[1])
+    best, fewest = ranked[0]
+    if fewest <= FEW:
+        return best, fewest
+    kept = [q for q, n in ranked[:MAX_PARTS] if n <= min(WORTH * fewest, bound)]
+    if not kept:
+        return best, fewest
+    return (kept[0] if len(kept) == 1 else Intersection(tuple(kept))), fewest
+
+
+def _substrings(schema: Schema, indexed: frozenset[str], f: Substrings) -> IndexQuery | None:
+    at = _plannable(schema, f.attribute)
+    if at is None:
+        return None
+    parts: list[IndexQuery] = []
+    prefix = _prefix(schema, at, f) if at.key in indexed else None
+    if prefix is not None:
+        parts.append(prefix)
+    keyer = substring_keyer(schema, at)
+    if keyer is not None and substring_name(at.key) in indexed:
+        initial = f.initial if prefix is None else None
+        pieces = [p for p in (initial, *f.any, f.final) if p is not None]
+        try:
+            grams = probes(keyer(p) for p in pieces)
+        except InvalidValue:
+            grams = ()
+        parts.extend(Equal(substring_name(at.key), gram) for gram in grams)
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else Intersection(tuple(parts))
+
+
+def _prefix(schema: Schema, at: AttributeType, f: Substrings) -> IndexQuery | None:
+    rule = schema.equality(at)
+    if rule is None or f.initial is None:
+        return None
+    if not PREFIX_RULES.intersection(n.lower() for n in rule.names):
+        return None
+    try:
+        prefix = rule.assertion_key(f.initial)
+    except InvalidValue:
+        return None
+    return Prefix(at.key, prefix) if prefix else None
+
+
+def _plan(schema: Schema, indexed: frozenset[str], f: Filter) -> IndexQuery | None:
     if isinstance(f, Equality):
         at = _indexed(schema, indexed, f.attribute)
         rule = None if at is None else schema.equality(at)
@@ -48,29 +134,19 @@ def plan(schema: Schema, indexed: frozenset[str], f: Filter) -> IndexQuery | Non
         except InvalidValue:
             return None
     if isinstance(f, Substrings):
-        at = _indexed(schema, indexed, f.attribute)
-        rule = None if at is None else schema.equality(at)
-        if at is None or rule is None or f.initial is None:
-            return None
-        if not PREFIX_RULES.intersection(n.lower() for n in rule.names):
-            return None
-        try:
-            prefix = rule.assertion_key(f.initial)
-        except InvalidValue:
-            return None
-        return Prefix(at.key, prefix) if prefix else None
+        return _substrings(schema, indexed, f)
     if isinstance(f, Present):
         at = _indexed(schema, indexed, f.attribute)
         if at is None or at.key == "objectclass":
             return None
         return Presence(at.key)
     if isinstance(f, And):
-        parts = tuple(p for p in (plan(schema, indexed, c) for c in f.filters) if p is not None)
+        parts = tuple(p for p in (_plan(schema, indexed, c) for c in f.filters) if p is not None)
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else Intersection(parts)
     if isinstance(f, Or):
-        subplans = [plan(schema, indexed, c) for c in f.filters]
+        subplans = [_plan(schema, indexed, c) for c in f.filters]
         if not subplans or any(p is None for p in subplans):
             return None
         return Union(tuple(p for p in subplans if p is not None))

@@ -131,6 +131,8 @@ class Transaction(Protocol):
 
 class Backend(Protocol):
     schema: Schema
+    # What the index holds: type keys with equality rows and `<type>:sub`
+    # for grams (`index_keys.IndexKeys.names`).
     indexed: frozenset[str]
 
     def get(self, dn: DN) -> Entry | None: ...

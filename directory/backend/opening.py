@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from directory.backend import Backend, Tables
+from directory.backend.index_keys import IndexSpec
 from directory.schema import Schema
 
 
@@ -22,7 +23,7 @@ class Storage:
     """What every backend is opened with."""
     url: str
     schema: Schema
-    indexed: Iterable[str]
+    indexed: Iterable[str | IndexSpec]
     tables: Tables
     cache_entries: int
     cache_bytes: int

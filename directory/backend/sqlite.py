@@ -8,10 +8,20 @@
   (`entry.serialize`). A subtree is a range of paths, so subtree scopes never scan the
   whole table; one-level scopes use the parent index. RFC 4514 escapes NUL
   in a normalised DN, so a NUL in a path is always a separator.
-- Index rows (attribute, equality key, entry id) for the attributes named
-  in config; they are rebuilt at open when that list changes. Keys are the
-  equality rule's normalised form, so prefix ranges serve initial
-  substrings too.
+- Index rows (attribute, key, entry id) as `index_keys` computes them for
+  the indexes named in config (equality keys, substring grams); they are
+  rebuilt at open when that configuration changes.
+- Statistics (`estimate`): the keys held by more than one entry in
+  `HEAVY_SHARE` (and by more than `MIN_HEAVY`) have their counts in
+  `idx_stats`, recounted at open when the number of entries moved by more
+  than a quarter (or by `MIN_DRIFT`) since the last count; every other key
+  is estimated at that bound without a statement, so the equality lookups
+  of the hot path cost no more than before. Prefixes and presence are
+  counted when asked, up to one entry in `SCAN_SHARE`, beyond which the
+  number no longer matters. Stale statistics only misjudge a key's size,
+  so a plan is never wrong, only slower. The directory's size is taken to
+  be the highest id (never less than the number of entries), read at open
+  and whenever `refresh` sees a commit.
 - Decoded entries are cached per id, bounded in count and in bytes: an
   entry counts for `MEMO_FACTOR` times its decoded objects, since what
   searches memoise on it (encoded attributes, normalised keys) is bounded
@@ -41,9 +51,9 @@ from directory.backend import (
     Tables,
     Union,
 )
+from directory.backend.index_keys import GRAM, SCAN_SHARE, IndexKeys, IndexSpec
 from directory.backend.paths import after, path_of
-from directory.entry import Entry, deserialize, serialize, type_key
-from directory.matching import InvalidValue
+from directory.entry import Entry, deserialize, serialize
 from directory.protocol.cache import BoundedCache
 from directory.protocol.dn import DN
 from directory.protocol.messages import Scope
@@ -65,11 +75,20 @@ CREATE TABLE IF NOT EXISTS idx (
     id INTEGER NOT NULL,
     PRIMARY KEY (attr, key, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idx_stats (
+    attr TEXT NOT NULL,
+    key BLOB NOT NULL,
+    entries INTEGER NOT NULL,
+    PRIMARY KEY (attr, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
 INDEX_BATCH = 50_000
+HEAVY_SHARE = 100
+MIN_HEAVY = 16
+MIN_DRIFT = 256
 
 
 # Measured on CPython 3.11 (tracemalloc, inetOrgPerson entries).
@@ -113,15 +132,17 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 class SQLiteBackend:
-    def __init__(self, path: Path, schema: Schema, indexed: Iterable[str],
+    def __init__(self, path: Path, schema: Schema, indexed: Iterable[str | IndexSpec],
                  cache_entries: int = 200_000, cache_bytes: int = 512 * 1024 * 1024,
                  tables: Tables = ()) -> None:
         self.path = path
         self._data_version = -1
         self.schema = schema
-        types = [schema.attribute(name) for name in ("objectClass", *indexed)]
-        self.indexed = frozenset(at.key for at in types)
-        self._index_rules = {at.key: schema.equality(at) for at in types}
+        self._keys = IndexKeys(schema, indexed)
+        self.indexed = self._keys.names
+        # (attribute, key) -> entries, for the keys many entries hold
+        self._heavy: dict[tuple[str, bytes], int] = {}
+        self._size = 0
         self._cache: BoundedCache[int, Entry] = BoundedCache(cache_bytes, cache_entries)
         # Which id holds a path, for the paths of entries looked up by DN.
         self._paths: BoundedCache[bytes, int] = BoundedCache(cache_bytes // 4, cache_entries)
@@ -130,6 +151,7 @@ class SQLiteBackend:
         self._reader = connect(path)
         self._create(tables)
         self._reindex_if_needed()
+        self._load_statistics()
 
     def _create(self, tables: Tables) -> None:
         """The application's tables, created when their statements change
@@ -144,7 +166,7 @@ class SQLiteBackend:
             txn.conn.execute("INSERT OR REPLACE INTO meta VALUES ('tables', ?)", (wanted,))
 
     def _reindex_if_needed(self) -> None:
-        wanted = ",".join(sorted(self.indexed))
+        wanted = ",".join(sorted(self.indexed)) + f";{GRAM}-grams"
         row = self._writer_conn.execute("SELECT value FROM meta WHERE name='indexes'").fetchone()
         if row is not None and row[0] == wanted:
             return
@@ -153,22 +175,29 @@ class SQLiteBackend:
             for entry_id, dn, blob in txn.conn.execute("SELECT id, dn, attrs FROM entries"):
                 txn.index(deserialize(self.schema, dn, blob, entry_id), True)
             txn.conn.execute("INSERT OR REPLACE INTO meta VALUES ('indexes', ?)", (wanted,))
+            txn.conn.execute("DELETE FROM meta WHERE name='stats'")
+
+    def _load_statistics(self) -> None:
+        entries = self._size = self._entries()
+        if _drifted(self._writer_conn, entries):
+            with self.transaction() as txn:
+                if _drifted(txn.conn, entries):
+                    txn.conn.execute("DELETE FROM idx_stats")
+                    txn.conn.execute(
+                        "INSERT INTO idx_stats SELECT attr, key, count(*) FROM idx "
+                        "GROUP BY attr, key HAVING count(*) > ?", (_heavy(entries),))
+                    txn.conn.execute("INSERT OR REPLACE INTO meta VALUES ('stats', ?)",
+                                     (str(entries),))
+        self._heavy = {(attr, key): count for attr, key, count in self._writer_conn.execute(
+            "SELECT attr, key, entries FROM idx_stats")}
+
+    def _entries(self) -> int:
+        return int(self._reader.execute("SELECT coalesce(max(id), 0) FROM entries")
+                   .fetchone()[0])
 
     def index_rows(self, attributes: Mapping[str, tuple[bytes, ...]]) -> set[tuple[str, bytes]]:
         """The (attribute, key) index rows of indexed attribute values."""
-        rows: set[tuple[str, bytes]] = set()
-        rules = self._index_rules
-        for key, values in attributes.items():
-            name = key if ";" not in key else type_key(key)
-            if name not in rules:
-                continue
-            rule = rules[name]
-            for value in values:
-                try:
-                    rows.add((name, value if rule is None else rule.value_key(value)))
-                except InvalidValue:
-                    continue
-        return rows
+        return self._keys.rows(attributes)
 
     def _entry(self, entry_id: int, dn: str, blob: bytes) -> Entry:
         entry = self._cache.get(entry_id)
@@ -198,6 +227,7 @@ class SQLiteBackend:
         self._data_version = version
         self._cache.clear()
         self._paths.clear()
+        self._size = self._entries()
         return True
 
     def _by_id(self, entry_id: int) -> Entry | None:
@@ -268,7 +298,26 @@ class SQLiteBackend:
             yield self._entry(*row)
 
     def estimate(self, query: IndexQuery) -> int:
-        return len(self._lookup(query))
+        """About the entries `query` selects; (objectClass=*) selects every entry."""
+        if isinstance(query, Intersection | Union):
+            parts = [self.estimate(q) for q in query.queries]
+            if isinstance(query, Intersection):
+                return min(parts, default=0)
+            return sum(parts)
+        if isinstance(query, Presence) and query.attribute == "objectclass":
+            return self._size
+        if isinstance(query, Equal):
+            return self._heavy.get((query.attribute, query.key), _heavy(self._size))
+        params: tuple[Param, ...]
+        if isinstance(query, Prefix):
+            sql, params = "attr=? AND key>=? AND key<?", (
+                query.attribute, query.prefix, query.prefix + b"\xff\xff\xff\xff")
+        else:
+            sql, params = "attr=?", (query.attribute,)
+        cap = self._size // SCAN_SHARE + 1
+        return int(self._reader.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {sql} LIMIT ?)",
+            (*params, cap)).fetchone()[0])
 
     def _in_scope(self, entries: Iterable[Entry], base: DN, scope: Scope) -> Iterator[Entry]:
         depth = len(base)
@@ -324,6 +373,17 @@ class SQLiteBackend:
         self._writer_conn.close()
 
 
+def _heavy(entries: int) -> int:
+    """The most entries a key is held by without having its count kept."""
+    return max(MIN_HEAVY, entries // HEAVY_SHARE)
+
+
+def _drifted(conn: sqlite3.Connection, entries: int) -> bool:
+    """Whether the statistics were counted for a directory of another size."""
+    row = conn.execute("SELECT value FROM meta WHERE name='stats'").fetchone()
+    return row is None or abs(entries - int(row[0])) > max(MIN_DRIFT, int(row[0]) // 4)
+
+
 def _has_children(conn: sqlite3.Connection, dn: DN) -> bool:
     if not dn:
         return conn.execute("SELECT 1 FROM entries LIMIT 1").fetchone() is not None
@@ -345,6 +405,7 @@ class SQLiteTransaction:
         # Index rows of new entries wait here until the next flush; nothing
         # reads the index through a write transaction.
         self._new_index_rows: list[tuple[str, bytes, int]] = []
+        self._parked = False
 
     def _row_to_entry(self, row: tuple[int, str, bytes]) -> Entry:
         entry_id, dn, blob = row
@@ -390,15 +451,33 @@ class SQLiteTransaction:
                                   [(attr, key, entry.id) for attr, key in rows])
 
     def _queue_index(self, entry_id: int, rows: Iterable[tuple[str, bytes]]) -> None:
-        self._new_index_rows.extend((attr, key, entry_id) for attr, key in rows)
+        self._new_index_rows.extend([(attr, key, entry_id) for attr, key in rows])
         if len(self._new_index_rows) >= INDEX_BATCH:
-            self.flush()
+            self._park()
+
+    def _park(self) -> None:
+        """Move the buffered rows to a temporary table, unordered (appends)."""
+        if not self._parked:
+            self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS idx_parked "
+                              "(attr TEXT, key BLOB, id INTEGER)")
+            self._parked = True
+        self.conn.executemany("INSERT INTO idx_parked VALUES (?, ?, ?)", self._new_index_rows)
+        self._new_index_rows.clear()
 
     def flush(self) -> None:
         """Write the buffered index rows, in key order: sorted inserts touch
         each B-tree page once, which makes bulk loads several times faster
-        than inserting each entry's rows as they come."""
-        if self._new_index_rows:
+        than inserting each entry's rows as they come. A bulk load's rows
+        are parked first and sorted once, by SQLite's external sort: merged
+        batch by batch, the grams of every batch would rewrite the end of
+        every gram's rows."""
+        if self._parked:
+            self._park()
+            self.conn.execute("INSERT OR IGNORE INTO idx SELECT attr, key, id FROM idx_parked "
+                              "ORDER BY attr, key, id")
+            self.conn.execute("DELETE FROM idx_parked")
+            self._parked = False
+        elif self._new_index_rows:
             self._new_index_rows.sort()
             self.conn.executemany("INSERT OR IGNORE INTO idx VALUES (?, ?, ?)",
                                   self._new_index_rows)
@@ -477,6 +556,8 @@ class SQLiteTransaction:
             yield
         except BaseException:
             self._new_index_rows.clear()
+            # Rows parked since the savepoint, and the table if made since, go too.
+            self._parked = False
             self.conn.execute(f"ROLLBACK TO {name}")
             self.conn.execute(f"RELEASE {name}")
             self._last_parent = (b"", 0)

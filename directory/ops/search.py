@@ -192,7 +192,7 @@ def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry 
         assertion.check(op, base_entry, view)
         if request.deref in (Deref.FINDING, Deref.ALWAYS):
             base = _follow(dsa, base_entry).dn
-    query = plan(dsa.schema, dsa.backend.indexed, request.filter)
+    query = plan(dsa.schema, dsa.backend.indexed, request.filter, dsa.backend.estimate)
     referrals = {} if MANAGE_DSA_IT in op.controls else dsa.referral_objects()
     deref = request.deref in (Deref.IN_SEARCHING, Deref.ALWAYS)
     if deref and query is not None:
