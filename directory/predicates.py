@@ -29,6 +29,8 @@
 - Compiled predicates are cached per (filter, hidden set), for filters of
   up to `MAX_CACHED_FILTER` items of up to `MAX_CACHED_VALUE` bytes each,
   so the cache holds a bounded number of bounded filters.
+- Predicates are compiled from the filter as the dispatcher resolved it
+  (`directory.resolved_filter`): no description is resolved here.
 """
 
 from __future__ import annotations

@@ -38,6 +38,9 @@
   returned, its sort keys); continuation references need read on the
   referral object's `entry` and `ref`. The root DSE and the subschema
   subentry are readable by anyone (RFC 4512 §5.1).
+- The base, the filter and the attribute selection come parsed and
+  resolved from the dispatcher (`Operation.target`, `.filter`,
+  `.selection`); nothing here parses or resolves them again.
 """
 
 from __future__ import annotations
