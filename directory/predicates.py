@@ -26,9 +26,10 @@
   names taken from the schema (a type, a rule, the hidden set), never from
   the request's text, so an entry's memo is bounded by its own size times
   the rules in use, whatever filters clients send.
-- Compiled predicates are cached per (filter, hidden set), for filters of
-  up to `MAX_CACHED_FILTER` items of up to `MAX_CACHED_VALUE` bytes each,
-  so the cache holds a bounded number of bounded filters.
+- Compiled predicates are cached per (filter, hidden set) for small
+  filters only (`ResolvedFilter.small`: up to `MAX_CACHED_FILTER` items of
+  up to `MAX_CACHED_VALUE` bytes each), so the cache holds a bounded number
+  of bounded filters.
 - Predicates are compiled from the filter as the dispatcher resolved it
   (`directory.resolved_filter`): no description is resolved here.
 """
@@ -46,7 +47,6 @@ from directory.protocol.filter import (
     Approx,
     Equality,
     Extensible,
-    Filter,
     GreaterOrEqual,
     LessOrEqual,
     Not,
@@ -68,50 +68,15 @@ def _true(entry: Entry) -> bool | None:
     return True
 
 
-MAX_CACHED_FILTER = 64
-MAX_CACHED_VALUE = 256
-
-
 def compile_filter(schema: Schema, f: ResolvedFilter,
                    hidden: frozenset[str] = frozenset()) -> Predicate:
     return _compile(schema, f, hidden)
 
 
 def _compile(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Predicate:
-    if _small(f.filter):
+    if f.small:
         return _cached(schema, f, hidden)
     return COMPILERS[type(f.filter)](schema, f, hidden)
-
-
-def _small(f: Filter) -> bool:
-    """Whether `f` has at most MAX_CACHED_FILTER items and values of at
-    most MAX_CACHED_VALUE bytes (looking no further than that)."""
-    budget = MAX_CACHED_FILTER
-    pending = [f]
-    while pending:
-        item = pending.pop()
-        budget -= 1
-        if budget < 0:
-            return False
-        if isinstance(item, And | Or):
-            pending.extend(item.filters)
-        elif isinstance(item, Not):
-            pending.append(item.filter)
-        elif len(_text_of(item)) > MAX_CACHED_VALUE:
-            return False
-    return True
-
-
-def _text_of(item: Filter) -> bytes:
-    if isinstance(item, Present):
-        return item.attribute.encode()
-    if isinstance(item, Substrings):
-        return b"".join((item.attribute.encode(), item.initial or b"", *item.any,
-                         item.final or b""))
-    if isinstance(item, Extensible):
-        return ((item.rule or "") + (item.attribute or "")).encode() + item.value
-    assert not isinstance(item, And | Or | Not)
-    return item.attribute.encode() + item.value
 
 
 @lru_cache(maxsize=8192)
@@ -436,7 +401,7 @@ def entry_types(entry: Entry) -> frozenset[str]:
 
 def tested(schema: Schema, f: ResolvedFilter) -> Tested:
     """What `f` looks at; kept for small filters only, as compiled predicates are."""
-    return _tested_cached(schema, f) if _small(f.filter) else _tested(f)
+    return _tested_cached(schema, f) if f.small else _tested(f)
 
 
 @lru_cache(maxsize=8192)

@@ -11,12 +11,18 @@
 - A resolved filter compares and hashes as the filter it comes from:
   within one schema, resolution is a function of the filter, so what is
   cached per (schema, filter) may be cached per (schema, resolved filter).
+- Small filters, of up to `MAX_CACHED_FILTER` items of up to
+  `MAX_CACHED_VALUE` bytes each, are kept resolved, and each resolved
+  filter knows whether it is small (`small`): only those are kept compiled
+  (`directory.predicates`), so the caches hold a bounded number of bounded
+  filters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from directory.entry import Resolved, find
 from directory.matching import MatchingRule
@@ -35,10 +41,14 @@ from directory.protocol.filter import (
 )
 from directory.schema import AttributeType, Schema
 
+MAX_CACHED_FILTER = 64
+MAX_CACHED_VALUE = 256
+
 
 @dataclass(frozen=True, slots=True)
 class ResolvedFilter:
     filter: Filter
+    small: bool = field(compare=False)
     # The filters an AND or OR holds, or the one a NOT negates, resolved.
     parts: tuple[ResolvedFilter, ...] = field(default=(), compare=False)
     attribute: Resolved | None = field(default=None, compare=False)
@@ -86,11 +96,58 @@ RULES: Mapping[type, RuleOf] = {
 
 
 def resolve_filter(schema: Schema, f: Filter) -> ResolvedFilter:
-    if isinstance(f, And | Or):
-        return ResolvedFilter(f, tuple(resolve_filter(schema, p) for p in f.filters))
-    if isinstance(f, Not):
-        return ResolvedFilter(f, (resolve_filter(schema, f.filter),))
+    return _kept(schema, f) if _small(f) else _resolve(schema, f)
+
+
+def _small(f: Filter) -> bool:
+    """Whether `f` has at most MAX_CACHED_FILTER items and values of at
+    most MAX_CACHED_VALUE bytes (looking no further than that)."""
+    budget = MAX_CACHED_FILTER
+    pending = [f]
+    while pending:
+        item = pending.pop()
+        budget -= 1
+        if budget < 0:
+            return False
+        if isinstance(item, And | Or):
+            pending.extend(item.filters)
+        elif isinstance(item, Not):
+            pending.append(item.filter)
+        elif len(_text_of(item)) > MAX_CACHED_VALUE:
+            return False
+    return True
+
+
+def _text_of(item: Filter) -> bytes:
+    if isinstance(item, Present):
+        return item.attribute.encode()
+    if isinstance(item, Substrings):
+        return b"".join((item.attribute.encode(), item.initial or b"", *item.any,
+                         item.final or b""))
+    if isinstance(item, Extensible):
+        return ((item.rule or "") + (item.attribute or "")).encode() + item.value
+    assert not isinstance(item, And | Or | Not)
+    return item.attribute.encode() + item.value
+
+
+def _resolve(schema: Schema, f: Filter) -> ResolvedFilter:
+    return _resolved(schema, f)[0]
+
+
+_kept = lru_cache(maxsize=8192)(_resolve)
+
+
+def _resolved(schema: Schema, f: Filter) -> tuple[ResolvedFilter, int]:
+    """`f` resolved, and the number of filter items it holds."""
+    if isinstance(f, And | Or | Not):
+        done = [_resolved(schema, p) for p in (f.filters if isinstance(f, And | Or)
+                                               else (f.filter,))]
+        items = 1 + sum(n for _, n in done)
+        parts = tuple(p for p, _ in done)
+        return ResolvedFilter(f, items <= MAX_CACHED_FILTER and all(p.small for p in parts),
+                              parts), items
     resolved = None if f.attribute is None else find(schema, f.attribute)
     at = None if resolved is None else resolved.type
-    return ResolvedFilter(f, (), resolved, () if at is None else schema.subtypes(at),
-                          RULES[type(f)](schema, f, at), _equality(schema, f, at))
+    return ResolvedFilter(f, len(_text_of(f)) <= MAX_CACHED_VALUE, (), resolved,
+                          () if at is None else schema.subtypes(at),
+                          RULES[type(f)](schema, f, at), _equality(schema, f, at)), 1
