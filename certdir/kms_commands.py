@@ -55,6 +55,7 @@ from directory.protocol.filter import Filter
 from directory.protocol.filter import parse as parse_filter
 from directory.protocol.messages import Scope
 from directory.publisher import DirectoryWriter
+from directory.resolved_filter import resolve_filter
 from directory.search_plan import plan
 from kms import audit, enrollment, escrow, recovery, tokens
 from kms.config import KMSConfig
@@ -180,7 +181,7 @@ def _filter(text: str) -> Filter:
 
 def _by_mail(session: Session, mail: str) -> str:
     dsa = session.dsa
-    query = plan(dsa.schema, dsa.backend.indexed, _filter(f"(mail={mail})"))
+    query = plan(dsa.backend.indexed, resolve_filter(dsa.schema, _filter(f"(mail={mail})")))
     found = [e for e in dsa.backend.search(dsa.suffix, Scope.SUB, query)
              if any(v.decode().lower() == mail.lower() for v in e.get("mail"))]
     if len(found) != 1:
@@ -237,11 +238,10 @@ def _enroll_bulk(config: Config, args: argparse.Namespace) -> None:
     skipped: list[str] = []
     with _session(config) as session:
         dsa = session.dsa
-        wanted = _filter(args.filter)
+        wanted = resolve_filter(dsa.schema, _filter(args.filter))
         matches = compile_filter(dsa.schema, wanted)
         candidates = [e for e in dsa.backend.search(dsa.parse_dn(args.base), Scope.SUB,
-                                                     plan(dsa.schema, dsa.backend.indexed,
-                                                          wanted))
+                                                     plan(dsa.backend.indexed, wanted))
                       if matches(e) is True]
         with Progress(console=Console(stderr=True)) as progress:
             task = progress.add_task("issuing tokens", total=len(candidates))

@@ -5,11 +5,19 @@ authorization control settles who is asking before anything else; referrals
 are decided before access control, so a client is told where an entry lives
 even when it may not read it here (as slapd's chaining does). The password
 policy comes last: it judges only what access control let through.
+
+Before the first overlay, the dispatcher parses what the request names,
+once (`PARSERS`): the target DN (`Operation.target`; invalidDNSyntax is
+raised where it is first read, so the overlays' own checks keep their
+order), and for a search the filter with its attribute descriptions
+resolved and the attribute selection. Overlays, operations, the planner,
+the predicates and the selection use these and parse nothing again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from operator import attrgetter
 from typing import Any
 
 from directory.operation import Handler, Operation, Outcome, Overlay
@@ -33,6 +41,9 @@ from directory.protocol.messages import (
     SearchRequest,
     SearchResultDone,
 )
+from directory.protocol.results import LDAPError
+from directory.resolved_filter import resolve_filter
+from directory.selection import select
 
 HANDLERS: Mapping[type, Handler] = {
     BindRequest: bind.handle,
@@ -69,5 +80,42 @@ def _stack(handler: Handler) -> Handler:
 STACKED: Mapping[type, Handler] = {kind: _stack(h) for kind, h in HANDLERS.items()}
 
 
+def _target(text_of: Callable[[Any], str]) -> Callable[[Operation], None]:
+    def parse(op: Operation) -> None:
+        try:
+            op.parsed = op.dsa.parse_dn(text_of(op.request))
+        except LDAPError as e:
+            op.parsed = e
+
+    return parse
+
+
+_BASE = _target(attrgetter("base"))
+_ENTRY = _target(attrgetter("dn"))
+
+
+def _search(op: Operation) -> None:
+    request = op.request
+    assert isinstance(request, SearchRequest)
+    _BASE(op)
+    schema = op.dsa.schema
+    op.filter = resolve_filter(schema, request.filter)
+    op.selection = select(schema, request.attributes)
+
+
+PARSERS: Mapping[type, Callable[[Operation], None]] = {
+    BindRequest: _target(attrgetter("name")),
+    SearchRequest: _search,
+    CompareRequest: _ENTRY,
+    AddRequest: _ENTRY,
+    DelRequest: _ENTRY,
+    ModifyRequest: _ENTRY,
+    ModifyDNRequest: _ENTRY,
+}
+
+
 def handle(op: Operation) -> Outcome:
+    parse = PARSERS.get(type(op.request))
+    if parse is not None:
+        parse(op)
     return STACKED[type(op.request)](op)

@@ -34,6 +34,7 @@ from directory.protocol.dn import DN, DNLimits
 from directory.protocol.filter import Equality, FilterLimits
 from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError, ResultCode
+from directory.resolved_filter import resolve_filter
 from directory.schema import Schema
 from directory.search_plan import plan
 from directory.verify_queue import VerifyQueue
@@ -131,8 +132,8 @@ class DSA:
 
     def referral_objects(self) -> dict[DN, Entry]:
         if self._referrals is None:
-            query = plan(self.schema, self.backend.indexed,
-                         Equality("objectClass", b"referral"))
+            query = plan(self.backend.indexed,
+                         resolve_filter(self.schema, Equality("objectClass", b"referral")))
             found = self.backend.search(DN.ROOT, Scope.SUB, query)
             self._referrals = {e.dn: e for e in found if "referral" in e.object_classes}
         return self._referrals

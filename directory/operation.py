@@ -12,6 +12,12 @@
   (bind identity, TLS, paged-search cursors).
 - Overlays wrap handlers (`Overlay`): they may answer, refuse, set policy on
   the operation (its `access` view), or pass it on.
+- What the request names is parsed once, by the dispatcher, before any
+  overlay runs (`directory.dispatch`): the target DN (`target`), and for a
+  search the filter resolved against the schema and the attribute
+  selection. A DN that does not parse is answered with invalidDNSyntax
+  where the DN is first needed (`target`), so every check that came
+  before still comes first.
 """
 
 from __future__ import annotations
@@ -25,10 +31,13 @@ from twisted.internet.defer import Deferred
 
 from directory.protocol.dn import DN
 from directory.protocol.messages import Control, Request, Response
+from directory.protocol.results import LDAPError
 
 if TYPE_CHECKING:
     from directory.acl.view import View
     from directory.dsa import DSA
+    from directory.resolved_filter import ResolvedFilter
+    from directory.selection import Selection
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,21 @@ class Operation:
     entries: int = 0
     detail: str = ""
     after: Callable[[], None] | None = None
+    # Set by the dispatcher: the request's DN parsed, or why it does not parse.
+    parsed: DN | LDAPError | None = None
+    # Set by the dispatcher for a search.
+    filter: ResolvedFilter | None = None
+    selection: Selection | None = None
+
+    @property
+    def target(self) -> DN:
+        """The DN the request names: a search's base, the entry an update or
+        a compare is about, a simple bind's name."""
+        parsed = self.parsed
+        if isinstance(parsed, LDAPError):
+            raise parsed
+        assert parsed is not None, "the dispatcher parses the DN the request names"
+        return parsed
 
 
 Replies: TypeAlias = Iterable[Reply | Tick]

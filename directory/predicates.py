@@ -26,9 +26,12 @@
   names taken from the schema (a type, a rule, the hidden set), never from
   the request's text, so an entry's memo is bounded by its own size times
   the rules in use, whatever filters clients send.
-- Compiled predicates are cached per (filter, hidden set), for filters of
-  up to `MAX_CACHED_FILTER` items of up to `MAX_CACHED_VALUE` bytes each,
-  so the cache holds a bounded number of bounded filters.
+- Compiled predicates are cached per (filter, hidden set) for small
+  filters only (`ResolvedFilter.small`: up to `MAX_CACHED_FILTER` items of
+  up to `MAX_CACHED_VALUE` bytes each), so the cache holds a bounded number
+  of bounded filters.
+- Predicates are compiled from the filter as the dispatcher resolved it
+  (`directory.resolved_filter`): no description is resolved here.
 """
 
 from __future__ import annotations
@@ -37,14 +40,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from directory.entry import Entry, Resolved, find, type_key
+from directory.entry import Entry, Resolved, type_key
 from directory.matching import InvalidValue, MatchingRule, covers
 from directory.protocol.filter import (
     And,
     Approx,
     Equality,
     Extensible,
-    Filter,
     GreaterOrEqual,
     LessOrEqual,
     Not,
@@ -52,6 +54,7 @@ from directory.protocol.filter import (
     Present,
     Substrings,
 )
+from directory.resolved_filter import ResolvedFilter
 from directory.schema import Schema
 
 Predicate = Callable[[Entry], bool | None]
@@ -65,58 +68,24 @@ def _true(entry: Entry) -> bool | None:
     return True
 
 
-MAX_CACHED_FILTER = 64
-MAX_CACHED_VALUE = 256
-
-
-def compile_filter(schema: Schema, f: Filter, hidden: frozenset[str] = frozenset()) -> Predicate:
+def compile_filter(schema: Schema, f: ResolvedFilter,
+                   hidden: frozenset[str] = frozenset()) -> Predicate:
     return _compile(schema, f, hidden)
 
 
-def _compile(schema: Schema, f: Filter, hidden: frozenset[str]) -> Predicate:
-    if _small(f):
+def _compile(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Predicate:
+    if f.small:
         return _cached(schema, f, hidden)
-    return COMPILERS[type(f)](schema, f, hidden)
-
-
-def _small(f: Filter) -> bool:
-    """Whether `f` has at most MAX_CACHED_FILTER items and values of at
-    most MAX_CACHED_VALUE bytes (looking no further than that)."""
-    budget = MAX_CACHED_FILTER
-    pending = [f]
-    while pending:
-        item = pending.pop()
-        budget -= 1
-        if budget < 0:
-            return False
-        if isinstance(item, And | Or):
-            pending.extend(item.filters)
-        elif isinstance(item, Not):
-            pending.append(item.filter)
-        elif len(_text_of(item)) > MAX_CACHED_VALUE:
-            return False
-    return True
-
-
-def _text_of(item: Filter) -> bytes:
-    if isinstance(item, Present):
-        return item.attribute.encode()
-    if isinstance(item, Substrings):
-        return b"".join((item.attribute.encode(), item.initial or b"", *item.any,
-                         item.final or b""))
-    if isinstance(item, Extensible):
-        return ((item.rule or "") + (item.attribute or "")).encode() + item.value
-    assert not isinstance(item, And | Or | Not)
-    return item.attribute.encode() + item.value
+    return COMPILERS[type(f.filter)](schema, f, hidden)
 
 
 @lru_cache(maxsize=8192)
-def _cached(schema: Schema, f: Filter, hidden: frozenset[str]) -> Predicate:
-    return COMPILERS[type(f)](schema, f, hidden)
+def _cached(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Predicate:
+    return COMPILERS[type(f.filter)](schema, f, hidden)
 
 
-def _and(schema: Schema, f: And, hidden: frozenset[str]) -> Predicate:
-    parts = tuple(_compile(schema, c, hidden) for c in f.filters)
+def _and(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Predicate:
+    parts = tuple(_compile(schema, c, hidden) for c in f.parts)
 
     def test(entry: Entry) -> bool | None:
         result: bool | None = True
@@ -131,8 +100,8 @@ def _and(schema: Schema, f: And, hidden: frozenset[str]) -> Predicate:
     return test
 
 
-def _or(schema: Schema, f: Or, hidden: frozenset[str]) -> Predicate:
-    parts = tuple(_compile(schema, c, hidden) for c in f.filters)
+def _or(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Predicate:
+    parts = tuple(_compile(schema, c, hidden) for c in f.parts)
 
     def test(entry: Entry) -> bool | None:
         result: bool | None = False
@@ -147,8 +116,8 @@ def _or(schema: Schema, f: Or, hidden: frozenset[str]) -> Predicate:
     return test
 
 
-def _not(schema: Schema, f: Not, hidden: frozenset[str]) -> Predicate:
-    inner = _compile(schema, f.filter, hidden)
+def _not(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Predicate:
+    inner = _compile(schema, f.parts[0], hidden)
 
     def test(entry: Entry) -> bool | None:
         value = inner(entry)
@@ -157,8 +126,8 @@ def _not(schema: Schema, f: Not, hidden: frozenset[str]) -> Predicate:
     return test
 
 
-def _visible(schema: Schema, attribute: str, hidden: frozenset[str]) -> Resolved | None:
-    resolved = find(schema, attribute)
+def _visible(f: ResolvedFilter, hidden: frozenset[str]) -> Resolved | None:
+    resolved = f.attribute
     if resolved is None or resolved.type.key in hidden:
         return None
     return resolved
@@ -177,11 +146,11 @@ def _rule_keys(rule: MatchingRule, values: Iterable[bytes]) -> frozenset[bytes]:
     return frozenset(found)
 
 
-def _excluded(schema: Schema, resolved: Resolved, hidden: frozenset[str]) -> frozenset[str]:
-    """The hidden subtypes of `resolved`'s type: their values count as absent."""
+def _excluded(f: ResolvedFilter, hidden: frozenset[str]) -> frozenset[str]:
+    """The hidden subtypes of `f`'s type: their values count as absent."""
     if not hidden:
         return hidden
-    return hidden.intersection(at.key for at in schema.subtypes(resolved.type))
+    return hidden.intersection(at.key for at in f.subtypes)
 
 
 def _shown(entry: Entry, schema: Schema, resolved: Resolved,
@@ -192,11 +161,11 @@ def _shown(entry: Entry, schema: Schema, resolved: Resolved,
             if type_key(key) not in excluded for value in entry.attributes[key])
 
 
-def _key_sets(schema: Schema, resolved: Resolved, rule: MatchingRule,
+def _key_sets(schema: Schema, f: ResolvedFilter, resolved: Resolved, rule: MatchingRule,
               hidden: frozenset[str]) -> Callable[[Entry], frozenset[bytes]]:
     """The entry's keys under `rule`, memoised (`_keys`) unless a hidden
     subtype makes them differ between requesters."""
-    excluded = _excluded(schema, resolved, hidden)
+    excluded = _excluded(f, hidden)
     if excluded:
         return lambda entry: _rule_keys(rule, _shown(entry, schema, resolved, excluded))
     return lambda entry: _keys(entry, schema, resolved, rule)
@@ -219,16 +188,17 @@ def _keys(entry: Entry, schema: Schema, resolved: Resolved,
     return keys
 
 
-def _equality(schema: Schema, f: Equality | Approx, hidden: frozenset[str]) -> Predicate:
-    resolved = _visible(schema, f.attribute, hidden)
-    rule = None if resolved is None else schema.equality(resolved.type)
+def _equality(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Predicate:
+    assert isinstance(f.filter, Equality | Approx)
+    resolved = _visible(f, hidden)
+    rule = f.rule
     if resolved is None or rule is None:
         return _undefined
     try:
-        key = rule.assertion_key(f.value)
+        key = rule.assertion_key(f.filter.value)
     except InvalidValue:
         return _undefined
-    keys = _key_sets(schema, resolved, rule, hidden)
+    keys = _key_sets(schema, f, resolved, rule, hidden)
 
     def test(entry: Entry) -> bool | None:
         return key in keys(entry)
@@ -236,18 +206,18 @@ def _equality(schema: Schema, f: Equality | Approx, hidden: frozenset[str]) -> P
     return test
 
 
-def _ordering(schema: Schema, f: GreaterOrEqual | LessOrEqual,
-              hidden: frozenset[str]) -> Predicate:
-    resolved = _visible(schema, f.attribute, hidden)
-    rule = None if resolved is None else schema.ordering(resolved.type)
+def _ordering(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Predicate:
+    assert isinstance(f.filter, GreaterOrEqual | LessOrEqual)
+    resolved = _visible(f, hidden)
+    rule = f.rule
     if resolved is None or rule is None:
         return _undefined
     try:
-        bound = rule.assertion_key(f.value)
+        bound = rule.assertion_key(f.filter.value)
     except InvalidValue:
         return _undefined
-    greater = isinstance(f, GreaterOrEqual)
-    key_sets = _key_sets(schema, resolved, rule, hidden)
+    greater = isinstance(f.filter, GreaterOrEqual)
+    key_sets = _key_sets(schema, f, resolved, rule, hidden)
 
     def test(entry: Entry) -> bool | None:
         keys = key_sets(entry)
@@ -279,21 +249,21 @@ def substrings_match(value: bytes, initial: bytes | None, middle: Iterable[bytes
     return True
 
 
-def _substrings(schema: Schema, f: Substrings, hidden: frozenset[str]) -> Predicate:
-    resolved = _visible(schema, f.attribute, hidden)
-    rule = None
-    if resolved is not None:
-        rule = schema.substrings(resolved.type) or schema.equality(resolved.type)
+def _substrings(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Predicate:
+    pieces = f.filter
+    assert isinstance(pieces, Substrings)
+    resolved = _visible(f, hidden)
+    rule = f.rule
     if resolved is None or rule is None:
         return _undefined
     norm = rule.value_key
     try:
-        initial = None if f.initial is None else norm(f.initial)
-        middle = tuple(norm(p) for p in f.any)
-        final = None if f.final is None else norm(f.final)
+        initial = None if pieces.initial is None else norm(pieces.initial)
+        middle = tuple(norm(p) for p in pieces.any)
+        final = None if pieces.final is None else norm(pieces.final)
     except InvalidValue:
         return _undefined
-    keys = _key_sets(schema, resolved, rule, hidden)
+    keys = _key_sets(schema, f, resolved, rule, hidden)
 
     def test(entry: Entry) -> bool | None:
         return any(substrings_match(k, initial, middle, final) for k in keys(entry))
@@ -301,13 +271,13 @@ def _substrings(schema: Schema, f: Substrings, hidden: frozenset[str]) -> Predic
     return test
 
 
-def _present(schema: Schema, f: Present, hidden: frozenset[str]) -> Predicate:
-    resolved = _visible(schema, f.attribute, hidden)
+def _present(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Predicate:
+    resolved = _visible(f, hidden)
     if resolved is None:
         return _undefined
     if resolved.key == "objectclass":
         return _true
-    excluded = _excluded(schema, resolved, hidden)
+    excluded = _excluded(f, hidden)
 
     def test(entry: Entry) -> bool | None:
         return bool(entry.keys_for(schema, resolved))
@@ -318,32 +288,29 @@ def _present(schema: Schema, f: Present, hidden: frozenset[str]) -> Predicate:
     return test_shown if excluded else test
 
 
-def _extensible(schema: Schema, f: Extensible, hidden: frozenset[str]) -> Predicate:
+def _extensible(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Predicate:
+    match = f.filter
+    assert isinstance(match, Extensible)
     resolved = None
-    if f.attribute is not None:
-        resolved = _visible(schema, f.attribute, hidden)
+    if match.attribute is not None:
+        resolved = _visible(f, hidden)
         if resolved is None:
             return _undefined
-    if f.rule is not None:
-        rule = schema.matching_rule(f.rule)
-    elif resolved is not None:
-        rule = schema.equality(resolved.type)
-    else:
-        rule = None
+    rule = f.rule
     if rule is None or rule.kind == "substrings":
         return _undefined
     try:
-        key = rule.assertion_key(f.value)
+        key = rule.assertion_key(match.value)
     except InvalidValue:
         return _undefined
-    keys = _extensible_keys(schema, resolved, rule, hidden, f.dn_attributes)
+    keys = _extensible_keys(schema, f, resolved, rule, hidden, match.dn_attributes)
     if rule.kind == "ordering":
         return lambda entry: any(k < key for k in keys(entry))
     return lambda entry: key in keys(entry)
 
 
-def _extensible_keys(schema: Schema, resolved: Resolved | None, rule: MatchingRule,
-                     hidden: frozenset[str], dn_attributes: bool,
+def _extensible_keys(schema: Schema, f: ResolvedFilter, resolved: Resolved | None,
+                     rule: MatchingRule, hidden: frozenset[str], dn_attributes: bool,
                      ) -> Callable[[Entry], frozenset[bytes]]:
     """The keys under `rule` of every value an extensible match compares:
     the type's (or every applicable type's), and with dnAttributes the
@@ -353,8 +320,8 @@ def _extensible_keys(schema: Schema, resolved: Resolved | None, rule: MatchingRu
         types = _applicable(schema, rule) - hidden
         memo: tuple[object, ...] | None = ("ext", rule.oid, hidden, dn_attributes)
     else:
-        excluded = _excluded(schema, resolved, hidden)
-        types = frozenset(at.key for at in schema.subtypes(resolved.type)) - excluded
+        excluded = _excluded(f, hidden)
+        types = frozenset(at.key for at in f.subtypes) - excluded
         memo = None if resolved.options or excluded else (
             "ext", rule.oid, resolved.type.key, dn_attributes)
 
@@ -432,32 +399,28 @@ def entry_types(entry: Entry) -> frozenset[str]:
     return found
 
 
-def tested(schema: Schema, f: Filter) -> Tested:
+def tested(schema: Schema, f: ResolvedFilter) -> Tested:
     """What `f` looks at; kept for small filters only, as compiled predicates are."""
-    return _tested_cached(schema, f) if _small(f) else _tested(schema, f)
+    return _tested_cached(schema, f) if f.small else _tested(f)
 
 
 @lru_cache(maxsize=8192)
-def _tested_cached(schema: Schema, f: Filter) -> Tested:
-    return _tested(schema, f)
+def _tested_cached(schema: Schema, f: ResolvedFilter) -> Tested:
+    return _tested(f)
 
 
-def _tested(schema: Schema, f: Filter) -> Tested:
+def _tested(f: ResolvedFilter) -> Tested:
     named: set[str] = set()
     family: set[str] = set()
     untyped = False
     pending = [f]
     while pending:
         item = pending.pop()
-        if isinstance(item, And | Or):
-            pending.extend(item.filters)
-        elif isinstance(item, Not):
-            pending.append(item.filter)
-        elif item.attribute is None:
+        if isinstance(item.filter, And | Or | Not):
+            pending.extend(item.parts)
+        elif item.filter.attribute is None:
             untyped = True
-        else:
-            resolved = find(schema, item.attribute)
-            if resolved is not None:
-                named.add(resolved.type.key)
-                family.update(at.key for at in schema.subtypes(resolved.type))
+        elif item.attribute is not None:
+            named.add(item.attribute.type.key)
+            family.update(at.key for at in item.subtypes)
     return Tested(frozenset(named), frozenset(family - named), untyped)

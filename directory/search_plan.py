@@ -23,6 +23,8 @@
   `index_keys.SCAN_SHARE` of the directory (the estimate of
   (objectClass=*), which every entry holds) is unselective: dropped from
   an AND, and a whole plan that is gives way to a scan.
+- The plan reads the filter as the dispatcher resolved it
+  (`directory.resolved_filter`): no description is resolved here.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from directory.backend import Equal, IndexQuery, Intersection, Prefix, Presence, Union
-from directory.backend.index_keys import SCAN_SHARE, probes, substring_keyer, substring_name
-from directory.entry import find
+from directory.backend.index_keys import SCAN_SHARE, probes, substring_name
 from directory.matching import InvalidValue
-from directory.protocol.filter import And, Equality, Filter, Or, Present, Substrings
-from directory.schema import AttributeType, Schema
+from directory.protocol.filter import And, Equality, Or, Present, Substrings
+from directory.resolved_filter import ResolvedFilter
+from directory.schema import AttributeType
 
 Estimate = Callable[[IndexQuery], int]
 EVERY_ENTRY = Presence("objectclass")
@@ -48,21 +50,21 @@ PREFIX_RULES = frozenset({
 })
 
 
-def _plannable(schema: Schema, attribute: str) -> AttributeType | None:
-    resolved = find(schema, attribute)
-    if resolved is None or len(schema.subtypes(resolved.type)) > 1:
+def _plannable(f: ResolvedFilter) -> AttributeType | None:
+    resolved = f.attribute
+    if resolved is None or len(f.subtypes) > 1:
         return None
     return resolved.type
 
 
-def _indexed(schema: Schema, indexed: frozenset[str], attribute: str) -> AttributeType | None:
-    at = _plannable(schema, attribute)
+def _indexed(indexed: frozenset[str], f: ResolvedFilter) -> AttributeType | None:
+    at = _plannable(f)
     return at if at is not None and at.key in indexed else None
 
 
-def plan(schema: Schema, indexed: frozenset[str], f: Filter,
+def plan(indexed: frozenset[str], f: ResolvedFilter,
          estimate: Estimate | None = None) -> IndexQuery | None:
-    query = _plan(schema, indexed, f)
+    query = _plan(indexed, f)
     if query is None or estimate is None:
         return query
     bound = estimate(EVERY_ENTRY) // SCAN_SHARE
@@ -88,18 +90,20 @@ def _prune(query: IndexQuery, estimate: Estimate, bound: int) -> tuple[IndexQuer
     return (kept[0] if len(kept) == 1 else Intersection(tuple(kept))), fewest
 
 
-def _substrings(schema: Schema, indexed: frozenset[str], f: Substrings) -> IndexQuery | None:
-    at = _plannable(schema, f.attribute)
+def _substrings(indexed: frozenset[str], f: ResolvedFilter,
+                item: Substrings) -> IndexQuery | None:
+    at = _plannable(f)
     if at is None:
         return None
     parts: list[IndexQuery] = []
-    prefix = _prefix(schema, at, f) if at.key in indexed else None
+    prefix = _prefix(f, at, item) if at.key in indexed else None
     if prefix is not None:
         parts.append(prefix)
-    keyer = substring_keyer(schema, at)
-    if keyer is not None and substring_name(at.key) in indexed:
-        initial = f.initial if prefix is None else None
-        pieces = [p for p in (initial, *f.any, f.final) if p is not None]
+    # f.rule is the substrings rule (or equality): the grams' normalisation.
+    if f.rule is not None and substring_name(at.key) in indexed:
+        keyer = f.rule.value_key
+        initial = item.initial if prefix is None else None
+        pieces = [p for p in (initial, *item.any, item.final) if p is not None]
         try:
             grams = probes(keyer(p) for p in pieces)
         except InvalidValue:
@@ -110,53 +114,53 @@ def _substrings(schema: Schema, indexed: frozenset[str], f: Substrings) -> Index
     return parts[0] if len(parts) == 1 else Intersection(tuple(parts))
 
 
-def _prefix(schema: Schema, at: AttributeType, f: Substrings) -> IndexQuery | None:
-    rule = schema.equality(at)
-    if rule is None or f.initial is None:
+def _prefix(f: ResolvedFilter, at: AttributeType, item: Substrings) -> IndexQuery | None:
+    rule = f.equality
+    if rule is None or item.initial is None:
         return None
     if not PREFIX_RULES.intersection(n.lower() for n in rule.names):
         return None
     try:
-        prefix = rule.assertion_key(f.initial)
+        prefix = rule.assertion_key(item.initial)
     except InvalidValue:
         return None
     return Prefix(at.key, prefix) if prefix else None
 
 
-def _plan(schema: Schema, indexed: frozenset[str], f: Filter) -> IndexQuery | None:
-    if isinstance(f, Equality):
-        at = _indexed(schema, indexed, f.attribute)
-        rule = None if at is None else schema.equality(at)
+def _plan(indexed: frozenset[str], f: ResolvedFilter) -> IndexQuery | None:
+    item = f.filter
+    if isinstance(item, Equality):
+        at = _indexed(indexed, f)
+        rule = f.equality
         if at is None or rule is None:
             return None
         try:
-            return Equal(at.key, rule.assertion_key(f.value))
+            return Equal(at.key, rule.assertion_key(item.value))
         except InvalidValue:
             return None
-    if isinstance(f, Substrings):
-        return _substrings(schema, indexed, f)
-    if isinstance(f, Present):
-        at = _indexed(schema, indexed, f.attribute)
+    if isinstance(item, Substrings):
+        return _substrings(indexed, f, item)
+    if isinstance(item, Present):
+        at = _indexed(indexed, f)
         if at is None or at.key == "objectclass":
             return None
         return Presence(at.key)
-    if isinstance(f, And):
-        parts = tuple(p for p in (_plan(schema, indexed, c) for c in f.filters) if p is not None)
+    if isinstance(item, And):
+        parts = tuple(p for p in (_plan(indexed, c) for c in f.parts) if p is not None)
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else Intersection(parts)
-    if isinstance(f, Or):
-        subplans = [_plan(schema, indexed, c) for c in f.filters]
+    if isinstance(item, Or):
+        subplans = [_plan(indexed, c) for c in f.parts]
         if not subplans or any(p is None for p in subplans):
             return None
         return Union(tuple(p for p in subplans if p is not None))
     return None
 
 
-def exact(schema: Schema, query: IndexQuery | None, f: Filter) -> bool:
+def exact(query: IndexQuery | None, f: ResolvedFilter) -> bool:
     """Whether the entries `query` finds are exactly those `f` is True for
     (for a requester who may search the attribute on each of them)."""
-    if not (isinstance(query, Equal) and isinstance(f, Equality)):
+    if not (isinstance(query, Equal) and isinstance(f.filter, Equality)):
         return False
-    resolved = find(schema, f.attribute)
-    return resolved is not None and not resolved.options
+    return f.attribute is not None and not f.attribute.options

@@ -17,6 +17,8 @@
   a type keeps only the distinct option sets asked of it, and deciding
   whether a stored key is wanted costs at most what its own options do.
   Selections are cached per attribute list in a cache bounded in bytes.
+- A search's selection is made once, by the dispatcher
+  (`Operation.selection`), and every entry it returns is encoded against it.
 """
 
 from __future__ import annotations

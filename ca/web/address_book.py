@@ -18,15 +18,15 @@ from directory.predicates import compile_filter
 from directory.protocol.filter import Equality
 from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError
+from directory.resolved_filter import resolve_filter
 from directory.search_plan import plan
 
 
 def by_mail(dsa: DSA, mail: str, limit: int) -> list[Entry]:
     dsa.refresh()
-    wanted = Equality("mail", mail.encode())
+    wanted = resolve_filter(dsa.schema, Equality("mail", mail.encode()))
     matches = compile_filter(dsa.schema, wanted)
-    found = dsa.backend.search(dsa.suffix, Scope.SUB,
-                               plan(dsa.schema, dsa.backend.indexed, wanted))
+    found = dsa.backend.search(dsa.suffix, Scope.SUB, plan(dsa.backend.indexed, wanted))
     return list(islice((entry for entry in found if matches(entry) is True), limit))
 
 

@@ -46,6 +46,7 @@ from directory.predicates import Predicate, compile_filter
 from directory.protocol.dn import DN
 from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError
+from directory.resolved_filter import resolve_filter
 from directory.schema import Schema
 
 MAX_GROUP_DEPTH = 8
@@ -103,7 +104,8 @@ class _Target:
         self.scope = SCOPE_TESTS[what.scope]
         self.regex = what.dn_regex
         self.predicate: Predicate | None = (
-            None if what.filter is None else compile_filter(schema, what.filter))
+            None if what.filter is None
+            else compile_filter(schema, resolve_filter(schema, what.filter)))
         self.keys = None if what.attrs is None else frozenset(
             key for i, name in enumerate(what.attrs)
             for key in _keys(name, schema, f"{where}.attrs[{i}]"))

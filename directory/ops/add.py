@@ -121,7 +121,7 @@ def handle(op: Operation) -> Outcome:
     request = op.request
     assert isinstance(request, AddRequest)
     dsa = op.dsa
-    dn = dsa.parse_dn(request.dn)
+    dn = op.target
     op.detail = f'dn="{request.dn}"'
     if not dn:
         raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS, "the root DSE always exists")

@@ -14,6 +14,7 @@ from directory.ops.visibility import filter_test
 from directory.predicates import compile_filter
 from directory.protocol.controls import ASSERTION
 from directory.protocol.results import LDAPError, ResultCode
+from directory.resolved_filter import resolve_filter
 
 
 def check(op: Operation, entry: Entry, view: View | None) -> None:
@@ -23,7 +24,8 @@ def check(op: Operation, entry: Entry, view: View | None) -> None:
     if condition is None:
         return
     schema = op.dsa.schema
-    test = (compile_filter(schema, condition) if view is None
-            else filter_test(schema, view, condition))
+    resolved = resolve_filter(schema, condition)
+    test = (compile_filter(schema, resolved) if view is None
+            else filter_test(schema, view, resolved))
     if test(entry) is not True:
         raise LDAPError(ResultCode.ASSERTION_FAILED, "assertion control filter is not true")

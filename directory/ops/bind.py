@@ -71,7 +71,7 @@ def handle(op: Operation) -> Outcome:
     if op.dsa.config.confidentiality_required and not session.tls:
         raise LDAPError(ResultCode.CONFIDENTIALITY_REQUIRED,
                         "simple bind requires TLS (use StartTLS or ldaps://)")
-    dn = op.dsa.parse_dn(request.name)
+    dn = op.target
     entry = None
     if dn == op.dsa.root_dn:
         stored: tuple[bytes, ...] = (op.dsa.config.root_password_hash.encode(),)

@@ -29,7 +29,7 @@ def handle(op: Operation) -> Outcome:
     request = op.request
     assert isinstance(request, CompareRequest)
     dsa = op.dsa
-    dn = dsa.parse_dn(request.dn)
+    dn = op.target
     op.detail = f'dn="{request.dn}" attr="{request.attribute}"'
     resolved = resolve(dsa.schema, request.attribute)
     view = view_of(op)

@@ -28,7 +28,7 @@ def handle(op: Operation) -> Outcome:
     request = op.request
     assert isinstance(request, DelRequest)
     dsa = op.dsa
-    dn = dsa.parse_dn(request.dn)
+    dn = op.target
     op.detail = f'dn="{request.dn}"'
     whole_subtree = SUBTREE_DELETE in op.controls
 

@@ -81,7 +81,7 @@ def handle(op: Operation) -> Outcome:
     request = op.request
     assert isinstance(request, ModifyDNRequest)
     dsa = op.dsa
-    dn = dsa.parse_dn(request.dn)
+    dn = op.target
     op.detail = f'dn="{request.dn}" newrdn="{request.new_rdn}"'
     new_rdn = dsa.parse_dn(request.new_rdn)
     superior = None if request.new_superior is None else dsa.parse_dn(request.new_superior)

@@ -168,7 +168,7 @@ def handle(op: Operation) -> Outcome:
     request = op.request
     assert isinstance(request, ModifyRequest)
     dsa = op.dsa
-    dn = dsa.parse_dn(request.dn)
+    dn = op.target
     op.detail = f'dn="{request.dn}"'
     for change in request.changes:
         resolve(dsa.schema, change.attribute)

@@ -48,6 +48,7 @@ from directory.protocol.dn import DN
 from directory.protocol.filter import Equality
 from directory.protocol.messages import SUCCESS, BindRequest, BindResponse, Scope
 from directory.protocol.results import LDAPError, ResultCode
+from directory.resolved_filter import resolve_filter
 from directory.search_plan import plan
 
 MECHANISM = "EXTERNAL"
@@ -84,9 +85,9 @@ def _by_mail(dsa: DSA, der: bytes, certificate: x509.Certificate) -> DN | None:
         return None
     found: set[DN] = set()
     for address in names.value.get_values_for_type(x509.RFC822Name):
-        wanted = Equality("mail", address.encode())
+        wanted = resolve_filter(dsa.schema, Equality("mail", address.encode()))
         matches = compile_filter(dsa.schema, wanted)
-        query = plan(dsa.schema, dsa.backend.indexed, wanted)
+        query = plan(dsa.backend.indexed, wanted)
         found |= {e.dn for e in dsa.backend.search(dsa.suffix, Scope.SUB, query) if matches(e)}
     return found.pop() if len(found) == 1 else None
 

@@ -38,6 +38,9 @@
   returned, its sort keys); continuation references need read on the
   referral object's `entry` and `ref`. The root DSE and the subschema
   subentry are readable by anyone (RFC 4512 §5.1).
+- The base, the filter and the attribute selection come parsed and
+  resolved from the dispatcher (`Operation.target`, `.filter`,
+  `.selection`); nothing here parses or resolves them again.
 """
 
 from __future__ import annotations
@@ -79,9 +82,10 @@ from directory.protocol.messages import (
     SearchResultReference,
 )
 from directory.protocol.results import LDAPError, ResultCode
+from directory.resolved_filter import ResolvedFilter
 from directory.root_dse import root_dse, subschema
 from directory.search_plan import exact, plan
-from directory.selection import Selection, encode_entry, select, wants_computed
+from directory.selection import Selection, encode_entry, wants_computed
 
 MAX_ALIAS_HOPS = 16
 # Candidates looked at between two ticks: a slice of work of a few milliseconds.
@@ -103,7 +107,7 @@ def handle(op: Operation) -> Replies:
     request = op.request
     assert isinstance(request, SearchRequest)
     dsa = op.dsa
-    base = dsa.parse_dn(request.base)
+    base = op.target
     if request.scope == Scope.BASE and (not base or base == dsa.subschema_dn):
         special = root_dse(dsa) if not base else subschema(dsa)
         assertion.check(op, special, None)
@@ -141,7 +145,7 @@ def _gathered(op: Operation, request: SearchRequest, matches: Iterable[Entry | R
 
 
 def _special(op: Operation, request: SearchRequest, entry: Entry) -> Iterator[Reply]:
-    predicate = compile_filter(op.dsa.schema, request.filter)
+    predicate = compile_filter(op.dsa.schema, _filter(op))
     if predicate(entry) is True:
         op.entries += 1
         yield _entry_reply(op, request, entry, ordinary=False)
@@ -192,7 +196,8 @@ def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry 
         assertion.check(op, base_entry, view)
         if request.deref in (Deref.FINDING, Deref.ALWAYS):
             base = _follow(dsa, base_entry).dn
-    query = plan(dsa.schema, dsa.backend.indexed, request.filter, dsa.backend.estimate)
+    resolved = _filter(op)
+    query = plan(dsa.backend.indexed, resolved, dsa.backend.estimate)
     referrals = {} if MANAGE_DSA_IT in op.controls else dsa.referral_objects()
     deref = request.deref in (Deref.IN_SEARCHING, Deref.ALWAYS)
     if deref and query is not None:
@@ -201,8 +206,7 @@ def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry 
         rule = dsa.schema.equality(object_class)
         assert rule is not None
         query = Union((query, Equal(object_class.key, rule.assertion_key(b"alias"))))
-    predicate = search_test(dsa.schema, view, request.filter,
-                            exact(dsa.schema, query, request.filter))
+    predicate = search_test(dsa.schema, view, resolved, exact(query, resolved))
     deadline = _deadline(op, request)
     return _walk(op, request, base, predicate, query, referrals, deref, deadline)
 
@@ -266,7 +270,8 @@ def _entry_reply(op: Operation, request: SearchRequest, entry: Entry,
     """`ordinary`: not the root DSE or the subschema subentry, which have no
     computed attributes and which anyone may read."""
     schema = op.dsa.schema
-    selection: Selection = select(schema, request.attributes)
+    selection = op.selection
+    assert selection is not None, "the dispatcher resolves a search's selection"
     extra = computed(op.dsa, entry) if ordinary and wants_computed(
         selection, COMPUTED) else {}
     hidden = hidden_in_result(view_of(op), entry, _wanted(selection),
@@ -275,6 +280,11 @@ def _entry_reply(op: Operation, request: SearchRequest, entry: Entry,
         extra = {k: v for k, v in extra.items() if k not in hidden}
     body = encode_entry(schema, entry, selection, request.types_only, hidden, extra)
     return Reply(EncodedSearchResultEntry(body))
+
+
+def _filter(op: Operation) -> ResolvedFilter:
+    assert op.filter is not None, "the dispatcher resolves a search's filter"
+    return op.filter
 
 
 def _wanted(selection: Selection) -> frozenset[str] | None:

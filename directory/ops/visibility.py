@@ -23,7 +23,7 @@ from directory.acl.view import ENTRY, View
 from directory.entry import Entry, Resolved, type_key
 from directory.operation import Operation
 from directory.predicates import Predicate, compile_filter, entry_types, tested
-from directory.protocol.filter import Filter
+from directory.resolved_filter import ResolvedFilter
 from directory.schema import Schema
 
 CANDIDATE = Rights.SEARCH | Rights.READ
@@ -43,7 +43,7 @@ def _lacking(view: View, entry: Entry, wanted: Rights, types: Iterable[str]) -> 
     return frozenset(lacking) if lacking else NOTHING
 
 
-def _evaluator(schema: Schema, f: Filter) -> Callable[[Entry, frozenset[str]], bool | None]:
+def _evaluator(schema: Schema, f: ResolvedFilter) -> Callable[[Entry, frozenset[str]], bool | None]:
     """`f` evaluated with some attributes hidden, compiled once per hidden set."""
     compiled: dict[frozenset[str], Predicate] = {}
 
@@ -56,7 +56,7 @@ def _evaluator(schema: Schema, f: Filter) -> Callable[[Entry, frozenset[str]], b
     return evaluate
 
 
-def filter_test(schema: Schema, view: View, f: Filter) -> Predicate:
+def filter_test(schema: Schema, view: View, f: ResolvedFilter) -> Predicate:
     """`f` as the requester may evaluate it on each entry."""
     plain = compile_filter(schema, f)
     if view.who.is_root:
@@ -71,7 +71,7 @@ def filter_test(schema: Schema, view: View, f: Filter) -> Predicate:
     return test
 
 
-def search_test(schema: Schema, view: View, f: Filter, exact: bool) -> Predicate:
+def search_test(schema: Schema, view: View, f: ResolvedFilter, exact: bool) -> Predicate:
     """Whether a search returns the entry: searchable and readable, and the
     filter True as the requester may evaluate it. `exact`: the index found
     exactly the entries the filter is True for (when nothing is hidden)."""

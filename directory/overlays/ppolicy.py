@@ -119,7 +119,7 @@ def _bind_target(op: Operation) -> DN | None:
             or request.other_method is not None or not request.name or not request.password):
         return None
     try:
-        return op.dsa.parse_dn(request.name)
+        return op.target
     except LDAPError:
         return None
 
@@ -274,7 +274,7 @@ def _add(op: Operation, handler: Handler) -> Outcome:
                 for v in values)
     if not new:
         return handler(op)
-    dn = op.dsa.parse_dn(request.dn)
+    dn = op.target
     policy = op.dsa.password_policy.policy_for(dn)
     if policy is None:
         return handler(op)
@@ -288,7 +288,7 @@ def _modify(op: Operation, handler: Handler) -> Outcome:
     if not changes:
         return handler(op)
     new = tuple(v for c in changes if c.op in (ModOp.ADD, ModOp.REPLACE) for v in c.values)
-    return _change(op, handler, op.dsa.parse_dn(request.dn), new)
+    return _change(op, handler, op.target, new)
 
 
 def _password_modify_fields(value: bytes | None) -> dict[int, bytes] | None:

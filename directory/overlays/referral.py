@@ -9,6 +9,7 @@
   referral (RFC 4511 §4.1.10); without one, the operation goes on and
   answers noSuchObject.
 - The root DSE and the subschema subentry are never referred.
+- The target is the DN the dispatcher parsed (`Operation.target`).
 """
 
 from __future__ import annotations
@@ -26,17 +27,16 @@ from directory.protocol.messages import (
 )
 from directory.protocol.results import LDAPError, ResultCode
 
+REFERRED = (SearchRequest, CompareRequest, DelRequest, ModifyRequest, ModifyDNRequest)
+
 
 def _target(op: Operation) -> DN | None:
     request = op.request
-    dsa = op.dsa
-    if isinstance(request, SearchRequest):
-        return dsa.parse_dn(request.base)
     if isinstance(request, AddRequest):
-        dn = dsa.parse_dn(request.dn)
-        return dn if dn == dsa.suffix else dn.parent
-    if isinstance(request, (CompareRequest, DelRequest, ModifyRequest, ModifyDNRequest)):
-        return dsa.parse_dn(request.dn)
+        dn = op.target
+        return dn if dn == op.dsa.suffix else dn.parent
+    if isinstance(request, REFERRED):
+        return op.target
     return None
 
 

@@ -32,6 +32,7 @@ from directory.protocol.dn import DN
 from directory.protocol.filter import parse as parse_filter
 from directory.protocol.messages import Change, ModOp
 from directory.protocol.results import LDAPError, ResultCode
+from directory.resolved_filter import resolve_filter
 from directory.schema import Schema
 
 SCHEMA = Schema.load([Path(__file__).resolve().parents[2] / "schema"])
@@ -77,7 +78,7 @@ def view(table: Mapping[tuple[str, str], Rights], default: Rights = READ) -> Vie
 
 
 def evaluate(text: str, v: View, entry: Entry) -> bool | None:
-    return filter_test(SCHEMA, v, parse_filter(text))(entry)
+    return filter_test(SCHEMA, v, resolve_filter(SCHEMA, parse_filter(text)))(entry)
 
 
 @pytest.mark.parametrize("text", ["(mail=*)", "(!(mail=*))", "(mail=alice@example.com)",
@@ -111,7 +112,7 @@ def test_untyped_extensible_skips_hidden_values_and_dn() -> None:
 
 
 def test_search_needs_search_and_read_on_entry() -> None:
-    match = parse_filter("(uid=alice)")
+    match = resolve_filter(SCHEMA, parse_filter("(uid=alice)"))
     for rights in (LEVELS["search"], Rights.READ, Rights.NONE):
         assert search_test(SCHEMA, view({(str(ALICE.dn), ENTRY): rights}), match,
                            False)(ALICE) is False
@@ -119,7 +120,7 @@ def test_search_needs_search_and_read_on_entry() -> None:
 
 
 def test_exact_index_path_only_when_nothing_is_hidden() -> None:
-    match = parse_filter("(uid=alice)")
+    match = resolve_filter(SCHEMA, parse_filter("(uid=alice)"))
     assert search_test(SCHEMA, view({}), match, True)(ALICE) is True
     hidden = view({(str(ALICE.dn), "uid"): Rights.READ})
     assert search_test(SCHEMA, hidden, match, True)(ALICE) is None

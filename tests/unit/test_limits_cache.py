@@ -26,15 +26,20 @@ import pytest
 
 from directory.backend.sqlite import SQLiteBackend
 from directory.entry import Entry
-from directory.predicates import _cached, compile_filter
+from directory.predicates import Predicate, _cached, compile_filter
 from directory.protocol.cache import BoundedCache
 from directory.protocol.dn import DN
-from directory.protocol.filter import Equality, Extensible, Or, parse
+from directory.protocol.filter import Equality, Extensible, Filter, Or, parse
 from directory.protocol.messages import Scope
+from directory.resolved_filter import resolve_filter
 from directory.schema import Schema
 from directory.selection import encode_entry, select
 
 SCHEMA = Schema.load([Path(__file__).resolve().parents[2] / "schema"])
+
+
+def compiled(f: Filter, hidden: frozenset[str] = frozenset()) -> Predicate:
+    return compile_filter(SCHEMA, resolve_filter(SCHEMA, f), hidden)
 
 
 def test_bounded_cache_drops_the_oldest_to_stay_within_bytes() -> None:
@@ -130,34 +135,34 @@ def sample() -> Entry:
 
 def test_descriptions_with_new_options_leave_the_memo_alone() -> None:
     entry = sample()
-    compile_filter(SCHEMA, Equality("cn", b"x"))(entry)
+    compiled(Equality("cn", b"x"))(entry)
     before = len(entry.memo)
     for i in range(500):
-        assert compile_filter(SCHEMA, Equality(f"cn;lang-x{i}", b"x"))(entry) is False
+        assert compiled(Equality(f"cn;lang-x{i}", b"x"))(entry) is False
     assert len(entry.memo) == before
 
 
 def test_rules_and_types_absent_from_the_entry_leave_the_memo_alone() -> None:
     entry = sample()
     for at in list(SCHEMA.attribute_types())[:200]:
-        compile_filter(SCHEMA, Extensible("caseIgnoreMatch", at.name, b"x"))(entry)
+        compiled(Extensible("caseIgnoreMatch", at.name, b"x"))(entry)
     assert len(entry.memo) < 10
 
 
 def test_untyped_extensible_match_skips_types_the_rule_does_not_apply_to() -> None:
     entry = sample()
     # objectClass values are OIDs: caseIgnoreMatch does not apply to them.
-    assert compile_filter(SCHEMA, parse("(:caseIgnoreMatch:=inetorgperson)"))(entry) is False
-    assert compile_filter(SCHEMA, parse("(:caseIgnoreMatch:=X)"))(entry) is True
+    assert compiled(parse("(:caseIgnoreMatch:=inetorgperson)"))(entry) is False
+    assert compiled(parse("(:caseIgnoreMatch:=X)"))(entry) is True
     # mail and uid are IA5 strings, which directory strings cover.
-    assert compile_filter(SCHEMA, parse("(:caseIgnoreMatch:=U1)"))(entry) is True
+    assert compiled(parse("(:caseIgnoreMatch:=U1)"))(entry) is True
 
 
 def test_untyped_extensible_matches_of_300_cost_linear_time() -> None:
     entries = [person(i, 10) for i in range(300)]
     search = Or(tuple(Extensible("caseIgnoreMatch", None, f"nobody {i}".encode())
                       for i in range(300)))
-    predicate = compile_filter(SCHEMA, search)
+    predicate = compiled(search)
     started = time.monotonic()
     assert not any(predicate(entry) for entry in entries)
     assert time.monotonic() - started < 0.5
@@ -165,7 +170,7 @@ def test_untyped_extensible_matches_of_300_cost_linear_time() -> None:
 
 def test_hidden_attributes_are_not_matched_by_untyped_extensible() -> None:
     entry = sample()
-    assert compile_filter(SCHEMA, parse("(:caseIgnoreMatch:=u1)"),
+    assert compiled(parse("(:caseIgnoreMatch:=u1)"),
                           frozenset({"uid", "mail"}))(entry) is False
 
 
@@ -180,7 +185,7 @@ def test_entry_cache_bound_holds_in_real_memory(tmp_path: Path) -> None:
             txn.add(person(i, 40))
     store.refresh()
     base = DN.parse("dc=example,dc=com", SCHEMA)
-    filters = [compile_filter(SCHEMA, parse(text)) for text in (
+    filters = [compiled(parse(text)) for text in (
         "(description=*d*)", "(:caseIgnoreMatch:=x)", "(cn>=a)", "(sn=y)")]
     gc.collect()
     tracemalloc.start()
@@ -202,8 +207,8 @@ def test_only_small_filters_are_kept_compiled() -> None:
     small = Or(tuple(Equality("cn", f"v{i}".encode()) for i in range(10)))
     large = Or(tuple(Equality("cn", f"v{i}".encode()) for i in range(1000)))
     huge_value = Equality("cn", b"x" * 100_000)
-    assert compile_filter(SCHEMA, small) is compile_filter(SCHEMA, small)
-    assert compile_filter(SCHEMA, large) is not compile_filter(SCHEMA, large)
+    assert compiled(small) is compiled(small)
+    assert compiled(large) is not compiled(large)
     kept = _cached.cache_info().currsize
-    compile_filter(SCHEMA, huge_value)
+    compiled(huge_value)
     assert _cached.cache_info().currsize == kept

@@ -30,6 +30,7 @@ from directory.protocol.filter import (
     parse,
     to_ber,
 )
+from directory.resolved_filter import resolve_filter
 from directory.schema import Schema
 from directory.search_plan import exact, plan
 
@@ -55,9 +56,10 @@ def everything(f: Filter) -> bool | None:
     tag, start, end = ber.read_tlv(data, 0, len(data))
     decoded = from_ber(data, start, end, tag, 0, FilterLimits(MAX_DEPTH, 1024))
     assert decoded == f and format(decoded).count("(!") == MAX_DEPTH
-    query = plan(SCHEMA, frozenset({"cn"}), decoded)
-    exact(SCHEMA, query, decoded)
-    return compile_filter(SCHEMA, decoded)(Entry(DN.parse("cn=x"), {"cn": (b"x",)}))
+    resolved = resolve_filter(SCHEMA, decoded)
+    query = plan(frozenset({"cn"}), resolved)
+    exact(query, resolved)
+    return compile_filter(SCHEMA, resolved)(Entry(DN.parse("cn=x"), {"cn": (b"x",)}))
 
 
 def test_deepest_allowed_filter_fits_on_the_stack() -> None:

@@ -19,6 +19,7 @@ from directory.predicates import compile_filter
 from directory.protocol.dn import DN
 from directory.protocol.filter import parse
 from directory.protocol.messages import Scope
+from directory.resolved_filter import resolve_filter
 from directory.schema import Schema
 from directory.search_plan import plan
 
@@ -92,9 +93,9 @@ def test_a_matching_assertion_only_probes_grams_of_the_value(value: str,
     asked = data.draw(st.sampled_from([piece, piece.upper(), piece.lower()]))
     f = parse(f"(cn=*{escape(asked)}*)")
     entry = Entry(DN.parse("cn=x", SCHEMA), {"cn": (value.encode(),)})
-    if compile_filter(SCHEMA, f)(entry) is not True:
+    if compile_filter(SCHEMA, resolve_filter(SCHEMA, f))(entry) is not True:
         return
-    query = plan(SCHEMA, INDEXED, f)
+    query = plan(INDEXED, resolve_filter(SCHEMA, f))
     wanted = [] if query is None else list(
         query.queries if isinstance(query, Intersection) else (query,))
     assert all(isinstance(q, Equal) and q.key in sub_rows(entry.attributes)
@@ -130,12 +131,12 @@ PLANS = [
 
 @pytest.mark.parametrize("why, text, query", PLANS)
 def test_plan(why: str, text: str, query: object) -> None:
-    assert plan(SCHEMA, INDEXED, parse(text)) == query
+    assert plan(INDEXED, resolve_filter(SCHEMA, parse(text))) == query
 
 
 def test_a_sub_only_index_serves_initial_substrings_by_grams() -> None:
     indexed = IndexKeys(SCHEMA, [IndexSpec("cn", frozenset({SUB}))]).names
-    assert plan(SCHEMA, indexed, parse("(cn=abc*)")) == Equal("cn:sub", b"abc")
+    assert plan(indexed, resolve_filter(SCHEMA, parse("(cn=abc*)"))) == Equal("cn:sub", b"abc")
 
 
 # --- statistics: a real backend holding 1,000 people ---------------------------
@@ -179,7 +180,7 @@ STATISTICS = [
 
 @pytest.mark.parametrize("why, text, query", STATISTICS)
 def test_statistics(backend: SQLiteBackend, why: str, text: str, query: object) -> None:
-    assert plan(SCHEMA, backend.indexed, parse(text), backend.estimate) == query
+    assert plan(backend.indexed, resolve_filter(SCHEMA, parse(text)), backend.estimate) == query
 
 
 def test_estimates(backend: SQLiteBackend) -> None:
@@ -216,10 +217,10 @@ def test_the_defaults_index_type_ahead(tmp_path: Path) -> None:
                            tmp_path).directory.indexes
     names = IndexKeys(SCHEMA, indexes).names
     text = "(|(cn=*john*)(sn=*john*)(givenName=*john*)(displayName=*john*))"
-    assert plan(SCHEMA, names, parse(text)) is not None
-    assert plan(SCHEMA, names, parse("(mail=*john*)")) is None
-    assert plan(SCHEMA, names, parse("(|(cn=jo*)(mail=jo*)(sn=jo*)(givenName=jo*))")) \
-        is not None
+    assert plan(names, resolve_filter(SCHEMA, parse(text))) is not None
+    assert plan(names, resolve_filter(SCHEMA, parse("(mail=*john*)"))) is None
+    typeahead = parse("(|(cn=jo*)(mail=jo*)(sn=jo*)(givenName=jo*))")
+    assert plan(names, resolve_filter(SCHEMA, typeahead)) is not None
 
 
 BAD = [
