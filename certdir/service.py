@@ -15,20 +15,15 @@
   commits (SQLite's data_version). Every worker serves LDAP and the
   plain-http site; the first alone serves https (its sessions live in its
   memory), schedules CRLs and runs the KMS's jobs.
-- Once a worker is ready, what start-up made is frozen out of the cyclic
-  garbage collector and a full collection runs after `FULL_COLLECTION_AFTER`
-  young ones, not CPython's 10: the entry cache holds hundreds of thousands
-  of objects for long, and a full collection walks every one of them
-  (a quarter of a second at 100,000 cached entries, measured), once every
-  few seconds of search load with the default. Cycles are still freed,
-  within minutes instead of seconds; everything else is freed by reference
-  counting as it ends.
+- Once a worker is ready, the garbage collector is settled
+  (`certdir.collector`): the entry cache holds hundreds of thousands of
+  objects for long, and CPython's default full collections walked them all
+  every few seconds of search load.
 """
 
 from __future__ import annotations
 
 import functools
-import gc
 import itertools
 import logging
 import socket
@@ -38,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
+from certdir import collector
 from certdir.config import HTTPURL, Config, ConfigError, ListenURL
 from certdir.directory_open import open_directory, storage_errors
 from certdir.tls import server_context
@@ -48,8 +44,6 @@ if TYPE_CHECKING:
     from kms.vault import Vault
 
 log = logging.getLogger("certdir")
-
-FULL_COLLECTION_AFTER = 1000
 
 def client_cas(config: Config, authority: Authority | None) -> tuple[x509.Certificate, ...]:
     """The CA certificates whose client certificates LDAP sessions accept."""
@@ -161,12 +155,5 @@ def serve_worker(config: Config,
         kms_service.attach(reactor, dsa, authority, vault, config, worker)
     reactor.addSystemEventTrigger("after", "shutdown", shutdown)
     log.info("certdir serving %s (%d entries)", dsa.suffix, dsa.backend.count())
-    _settle_collector()
+    collector.settle()
     reactor.run()
-
-
-def _settle_collector() -> None:
-    young, middle, _ = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)

@@ -12,16 +12,13 @@
   plain-http site (CA certificates, CRLs, OCSP) is stateless, read from
   the database on every request, and served by every worker.
 - The parent never starts a reactor or opens the database: both are made
-  in each worker after the fork. What the parent made (modules, schema,
-  configuration) is frozen out of the cyclic garbage collector before the
-  fork, so the workers' collections never write to those pages and they
-  stay shared between the workers instead of being copied into each.
+  in each worker after the fork. What the parent made is frozen out of
+  the garbage collector before the fork (`certdir.collector.freeze`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -30,6 +27,7 @@ import sys
 from collections.abc import Callable, Mapping
 from types import FrameType
 
+from certdir import collector
 from certdir.config import HTTPURL, Config, ConfigError, ListenURL
 
 log = logging.getLogger("certdir")
@@ -70,7 +68,7 @@ def run_workers(config: Config, worker: Worker) -> None:
             sock.close()
         raise
     children: list[int] = []
-    gc.freeze()
+    collector.freeze()
     for index in range(config.workers):
         pid = os.fork()
         if pid == 0:
