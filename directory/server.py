@@ -115,7 +115,7 @@ def send_now(transport: Any, data: bytes) -> None:
     """`transport.write(data)`, sent straight to the socket of a plain TCP
     connection with nothing buffered before it."""
     if (type(transport) is tcp.Server and not transport.TLS and transport.connected
-            and not transport.disconnecting and not transport._tempDataLen
+            and not transport.disconnecting and not getattr(transport, "_tempDataLen", 1)
             and not transport.dataBuffer):
         sent = transport.writeSomeData(data)
         if isinstance(sent, int):

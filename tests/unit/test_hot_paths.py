@@ -9,8 +9,9 @@
   entry's own keys and values give.
 - Stored entries decode as before, whether written before keys were
   interned or after; decoded entries share their key strings.
-- `send_now` on a transport that is not plain TCP writes through it, in
-  order.
+- `send_now` sends at once on an idle plain TCP connection, never before
+  what the transport still buffers, and writes through any other
+  transport, in order.
 - Settling the collector freezes what exists and makes full collections
   rare; it changes nothing else.
 """
@@ -20,11 +21,13 @@ from __future__ import annotations
 import gc
 import marshal
 import mmap
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from twisted.internet.testing import StringTransport
+from twisted.internet import protocol, tcp
+from twisted.internet.testing import MemoryReactor, StringTransport
 
 from certdir import collector, ldif_import
 from directory.entry import Entry, deserialize, find, pack, stored_leaf
@@ -126,6 +129,38 @@ def test_send_now_writes_through_a_transport_that_is_not_plain_tcp() -> None:
     for data in (b"one", b"", b"two", b"three"):
         send_now(transport, data)
     assert transport.value() == b"onetwothree"
+
+
+@pytest.fixture
+def connection() -> Iterator[tuple[tcp.Server, socket.socket, MemoryReactor]]:
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    reactor = MemoryReactor()
+    server = tcp.Server(ours, protocol.Protocol(), ("127.0.0.1", 1), None, 1, reactor)
+    yield server, theirs, reactor
+    ours.close()
+    theirs.close()
+
+
+def test_send_now_sends_at_once_on_an_idle_connection(
+        connection: tuple[tcp.Server, socket.socket, MemoryReactor]) -> None:
+    server, peer, reactor = connection
+    send_now(server, b"response")
+    assert peer.recv(100) == b"response"
+    assert server not in reactor.writers
+
+
+def test_send_now_never_overtakes_what_the_transport_buffers(
+        connection: tuple[tcp.Server, socket.socket, MemoryReactor]) -> None:
+    server, peer, reactor = connection
+    server.write(b"first ")
+    send_now(server, b"second")
+    with pytest.raises(BlockingIOError):
+        peer.recv(100)
+    assert server in reactor.writers
+    server.doWrite()
+    assert peer.recv(100) == b"first second"
 
 
 @pytest.fixture
