@@ -39,6 +39,7 @@ from directory.acl.rules import Proxy, Rule, RuleError, parse_proxies, parse_rul
 from directory.backend.index_keys import KINDS, IndexSpec, spec_of
 from directory.config import (
     CERTIFICATE_MAPS,
+    DEFAULT_CACHE_BYTES,
     DEFAULT_INDEXES,
     DirectoryConfig,
     SASLConfig,
@@ -265,7 +266,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     database = data_dir / storage.get("path", str, "certdir.db")
     indexes = _indexes(storage)
     cache_entries = storage.get("cache_entries", int, 200_000, _not_negative, "must be >= 0")
-    cache_bytes = storage.get("cache_bytes", int, 512 * 1024 * 1024, _not_negative,
+    cache_bytes = storage.get("cache_bytes", int, DEFAULT_CACHE_BYTES, _not_negative,
                               "must be >= 0")
     storage.finish()
 

@@ -24,6 +24,10 @@ stores them in file order:
 - This process does what needs order or the database: operational
   attributes (one CSN generator, so entryCSNs increase in file order),
   parent and duplicate checks, the rows, and the change records.
+- The garbage collector is settled first (`certdir.collector`), in this
+  process and so in the workers forked from it: the buffered index rows
+  and pieces in flight made CPython's default full collections take a
+  sixth of the import's CPU.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import NamedTuple
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from certdir import collector
 from certdir.config import Config
 from certdir.directory_open import offline_directory
 from directory.backend import Transaction
@@ -86,6 +91,7 @@ Piece = tuple[int, bytes]  # first line number, whole records
 def import_ldif(config: Config, path: Path, quiet: bool = False, jobs: int = 0) -> int:
     total = _count_records(path)
     count = 0
+    collector.settle()
     with offline_directory(config) as dsa, _progress(quiet) as progress, \
             dsa.backend.transaction() as txn:
         task = progress.add_task("importing", total=total)
@@ -147,8 +153,12 @@ def _pieces(data: mmap.mmap) -> Iterator[Piece]:
 
 
 def _record_boundary(data: mmap.mmap, at: int) -> int:
-    """Where the first blank line at or after `at` starts (or the end)."""
-    ends = [i + 1 for i in (data.find(b"\n\n", at), data.find(b"\n\r\n", at)) if i >= 0]
+    """Where the first blank line at or after `at` starts (or the end).
+    The CRLF form is looked for only up to the first LF one: a file
+    without CRLF lines is not scanned to its end for every piece."""
+    lf = data.find(b"\n\n", at)
+    crlf = data.find(b"\n\r\n", at, len(data) if lf < 0 else lf)
+    ends = [i + 1 for i in (lf, crlf) if i >= 0]
     return min(ends, default=len(data))
 
 

@@ -15,6 +15,10 @@
   commits (SQLite's data_version). Every worker serves LDAP and the
   plain-http site; the first alone serves https (its sessions live in its
   memory), schedules CRLs and runs the KMS's jobs.
+- Once a worker is ready, the garbage collector is settled
+  (`certdir.collector`): the entry cache holds hundreds of thousands of
+  objects for long, and CPython's default full collections walked them all
+  every few seconds of search load.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
+from certdir import collector
 from certdir.config import HTTPURL, Config, ConfigError, ListenURL
 from certdir.directory_open import open_directory, storage_errors
 from certdir.tls import server_context
@@ -150,4 +155,5 @@ def serve_worker(config: Config,
         kms_service.attach(reactor, dsa, authority, vault, config, worker)
     reactor.addSystemEventTrigger("after", "shutdown", shutdown)
     log.info("certdir serving %s (%d entries)", dsa.suffix, dsa.backend.count())
+    collector.settle()
     reactor.run()

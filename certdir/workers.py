@@ -12,7 +12,8 @@
   plain-http site (CA certificates, CRLs, OCSP) is stateless, read from
   the database on every request, and served by every worker.
 - The parent never starts a reactor or opens the database: both are made
-  in each worker after the fork.
+  in each worker after the fork. What the parent made is frozen out of
+  the garbage collector before the fork (`certdir.collector.freeze`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sys
 from collections.abc import Callable, Mapping
 from types import FrameType
 
+from certdir import collector
 from certdir.config import HTTPURL, Config, ConfigError, ListenURL
 
 log = logging.getLogger("certdir")
@@ -66,6 +68,7 @@ def run_workers(config: Config, worker: Worker) -> None:
             sock.close()
         raise
     children: list[int] = []
+    collector.freeze()
     for index in range(config.workers):
         pid = os.fork()
         if pid == 0:

@@ -91,7 +91,7 @@ BAD = [
 
 def test_request_cost_defaults(tmp_path: Path) -> None:
     d = from_mapping(minimal(), tmp_path).directory
-    assert (d.max_dn_bytes, d.max_rdns, d.cache_bytes) == (8192, 256, 512 * 1024 * 1024)
+    assert (d.max_dn_bytes, d.max_rdns, d.cache_bytes) == (8192, 256, 64 * 1024 * 1024)
 
 
 @pytest.mark.parametrize("why, data, message", BAD)
