@@ -96,13 +96,17 @@ ENTRY_OVERHEAD = 700
 ATTRIBUTE_OVERHEAD = 100
 VALUE_OVERHEAD = 40
 MEMO_FACTOR = 3
+# Entries read by one statement when a search reads them by id.
+CHUNK = 64
 
 
-def footprint(entry: Entry) -> int:
-    """About the bytes a cached entry keeps alive."""
-    return MEMO_FACTOR * (ENTRY_OVERHEAD + sum(
-        ATTRIBUTE_OVERHEAD + len(key) + sum(VALUE_OVERHEAD + len(v) for v in values)
-        for key, values in entry.attributes.items()))
+def footprint(entry: Entry, blob: bytes) -> int:
+    """About the bytes a cached entry keeps alive: its stored form stands
+    for the keys' and values' own bytes (it holds them, and a little more),
+    so no loop in Python runs over them."""
+    attributes = entry.attributes
+    return MEMO_FACTOR * (ENTRY_OVERHEAD + len(blob) + ATTRIBUTE_OVERHEAD * len(attributes)
+                          + VALUE_OVERHEAD * sum(map(len, attributes.values())))
 
 
 class SQLiteRecords:
@@ -203,7 +207,7 @@ class SQLiteBackend:
         entry = self._cache.get(entry_id)
         if entry is None:
             entry = deserialize(self.schema, dn, blob, entry_id)
-            self._cache.put(entry_id, entry, footprint(entry))
+            self._cache.put(entry_id, entry, footprint(entry, blob))
         return entry
 
     @contextmanager
@@ -230,13 +234,26 @@ class SQLiteBackend:
         self._size = self._entries()
         return True
 
-    def _by_id(self, entry_id: int) -> Entry | None:
-        entry = self._cache.get(entry_id)
-        if entry is not None:
-            return entry
-        row = self._reader.execute(
-            "SELECT id, dn, attrs FROM entries WHERE id=?", (entry_id,)).fetchone()
-        return None if row is None else self._entry(*row)
+    def _by_ids(self, ids: Sequence[int]) -> Iterator[Entry]:
+        """The entries of `ids` in that order, those not cached read `CHUNK`
+        ids to a statement; each decoded only when the caller gets to it."""
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK]
+            found = {i: e for i in chunk if (e := self._cache.get(i)) is not None}
+            missing = [i for i in chunk if i not in found]
+            rows: dict[int, tuple[int, str, bytes]] = {}
+            if missing:
+                marks = ",".join("?" * len(missing))
+                rows = {row[0]: row for row in self._reader.execute(
+                    f"SELECT id, dn, attrs FROM entries WHERE id IN ({marks})", missing)}
+            for entry_id in chunk:
+                entry = found.get(entry_id)
+                if entry is None:
+                    row = rows.get(entry_id)
+                    if row is None:
+                        continue
+                    entry = self._entry(*row)
+                yield entry
 
     def get(self, dn: DN) -> Entry | None:
         if not dn:
@@ -274,8 +291,7 @@ class SQLiteBackend:
         if query is not None:
             ids = self._lookup(query)
             if len(ids) < 5000 or scope == Scope.BASE:
-                found = (self._by_id(i) for i in sorted(ids))
-                yield from self._in_scope((e for e in found if e is not None), base, scope)
+                yield from self._in_scope(self._by_ids(sorted(ids)), base, scope)
                 return
         if scope == Scope.BASE:
             entry = self.get(base)
