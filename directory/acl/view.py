@@ -2,9 +2,14 @@
 
 - The root DN has every right on everything, before any rule.
 - Answers are kept for the life of the view (one operation), per entry
-  and attribute, so a search asks once per entry and attribute.
-- `denied` names the attributes (type keys) among those given that lack a
-  right: results leave them out, and filters treat them as Undefined.
+  and attribute, so a search asks once per entry and attribute. They are
+  kept by entry DN, one table per entry, and the table of the entry asked
+  about last is at hand without a lookup: a search asks all its questions
+  about one entry before the next.
+- `lacking` names the attributes (type keys) among those given that lack a
+  right: results leave them out, and filters treat them as Undefined. When
+  none does it returns one shared empty set, so the common case allocates
+  nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from directory.acl.rights import ALL, Rights
 from directory.entry import Entry
 from directory.protocol.dn import DN
 
-__all__ = ["CHILDREN", "ENTRY", "View"]
+__all__ = ["CHILDREN", "ENTRY", "NOTHING", "View"]
+
+NOTHING: frozenset[str] = frozenset()
 
 
 class View:
@@ -25,24 +32,39 @@ class View:
         self.policy = policy
         self.who = who
         self.get = get
-        self._known: dict[tuple[DN, str], Rights] = {}
+        self._known: dict[DN, dict[str, int]] = {}
+        self._entry: Entry | None = None
+        self._rights: dict[str, int] = {}
+
+    def _bits(self, entry: Entry, attribute: str) -> int:
+        """The rights on `attribute` of `entry` as plain bits (cheap to test)."""
+        if entry is not self._entry:
+            self._entry = entry
+            self._rights = self._known.setdefault(entry.dn, {})
+        found = self._rights.get(attribute)
+        if found is None:
+            found = self._rights[attribute] = int(
+                self.policy.rights(self.who, entry, attribute, self.get))
+        return found
 
     def rights(self, entry: Entry, attribute: str = ENTRY) -> Rights:
         if self.who.is_root:
             return ALL
-        key = (entry.dn, attribute)
-        found = self._known.get(key)
-        if found is None:
-            found = self._known[key] = self.policy.rights(self.who, entry, attribute, self.get)
-        return found
+        return Rights(self._bits(entry, attribute))
 
     def allows(self, entry: Entry, wanted: Rights, attribute: str = ENTRY) -> bool:
-        return wanted in self.rights(entry, attribute)
-
-    def denied(self, entry: Entry, wanted: Rights, attributes: Iterable[str]) -> frozenset[str]:
         if self.who.is_root:
-            return frozenset()
-        return frozenset(a for a in attributes if wanted not in self.rights(entry, a))
+            return True
+        bits = int(wanted)
+        return self._bits(entry, attribute) & bits == bits
+
+    def lacking(self, entry: Entry, wanted: Rights, attributes: Iterable[str]) -> frozenset[str]:
+        if self.who.is_root:
+            return NOTHING
+        bits = int(wanted)
+        found = self._bits
+        lacking = [a for a in attributes if found(entry, a) & bits != bits]
+        return frozenset(lacking) if lacking else NOTHING
 
     def may_proxy(self, target: DN) -> bool:
         return self.who.is_root or self.policy.may_proxy(self.who, target, self.get)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from directory.acl.rights import Rights
-from directory.acl.view import ENTRY, View
+from directory.acl.view import NOTHING, View
 from directory.entry import Entry, Resolved, type_key
 from directory.operation import Operation
 from directory.predicates import Predicate, compile_filter, entry_types, tested
@@ -27,20 +27,11 @@ from directory.resolved_filter import ResolvedFilter
 from directory.schema import Schema
 
 CANDIDATE = Rights.SEARCH | Rights.READ
-NOTHING: frozenset[str] = frozenset()
 
 
 def view_of(op: Operation) -> View:
     assert op.access is not None, "the access overlay sets the view"
     return op.access
-
-
-def _lacking(view: View, entry: Entry, wanted: Rights, types: Iterable[str]) -> frozenset[str]:
-    """Which of `types` lack `wanted` on `entry`; the shared empty set when
-    none does, so the common case allocates nothing (searches ask per entry)."""
-    rights = view.rights
-    lacking = [t for t in types if wanted not in rights(entry, t)]
-    return frozenset(lacking) if lacking else NOTHING
 
 
 def _evaluator(schema: Schema, f: ResolvedFilter) -> Callable[[Entry, frozenset[str]], bool | None]:
@@ -65,7 +56,7 @@ def filter_test(schema: Schema, view: View, f: ResolvedFilter) -> Predicate:
     evaluate = _evaluator(schema, f)
 
     def test(entry: Entry) -> bool | None:
-        denied = _lacking(view, entry, Rights.SEARCH, looks_at.on(entry))
+        denied = view.lacking(entry, Rights.SEARCH, looks_at.on(entry))
         return evaluate(entry, denied) if denied else plain(entry)
 
     return test
@@ -80,12 +71,12 @@ def search_test(schema: Schema, view: View, f: ResolvedFilter, exact: bool) -> P
         return (lambda entry: True) if exact else plain
     looks_at = tested(schema, f)
     evaluate = _evaluator(schema, f)
-    rights = view.rights
+    allows = view.allows
 
     def candidate(entry: Entry) -> bool | None:
-        if CANDIDATE not in rights(entry, ENTRY):
+        if not allows(entry, CANDIDATE):
             return False
-        denied = _lacking(view, entry, Rights.SEARCH, looks_at.on(entry))
+        denied = view.lacking(entry, Rights.SEARCH, looks_at.on(entry))
         if denied:
             return evaluate(entry, denied)
         return True if exact else plain(entry)
@@ -102,7 +93,7 @@ def hidden_in_result(view: View, entry: Entry, wanted: frozenset[str] | None,
     present = entry_types(entry)
     if computed:
         present = present.union(computed)
-    return _lacking(view, entry, Rights.READ, present if wanted is None else present & wanted)
+    return view.lacking(entry, Rights.READ, present if wanted is None else present & wanted)
 
 
 def hidden_in_readback(view: View, entry: Entry, wanted: frozenset[str] | None) -> frozenset[str]:
