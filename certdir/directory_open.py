@@ -3,9 +3,10 @@
 - `open_directory` is shared by the server and the offline commands (LDIF
   import and export, the CA's and the KMS's commands), so both see the
   same schema and storage; with a reactor the DSA gets its writer thread.
-- Storage is opened by URL (`storage_url`): the SQLite file
-  `storage.path`, or the PostgreSQL database `storage.url` with the
-  password file `certdir init --storage-url` wrote.
+- Storage is opened by URL (`storage_url`) with the CA's and the KMS's
+  tables, which opening creates once; no command creates tables. The URL
+  names the SQLite file `storage.path`, or the PostgreSQL database
+  `storage.url` with the password file `certdir init --storage-url` wrote.
 - A `storage.path` that is not an SQLite database, a PostgreSQL server
   that cannot be reached or refuses the login, or an access rule the
   schema refutes (an unknown attribute, a DN that does not parse), is a
@@ -25,12 +26,14 @@ from urllib.parse import quote
 
 import psycopg
 
+from ca.store import TABLES as CA_TABLES
 from certdir.config import CONFIG_FILE, Config, ConfigError
 from certdir.storage_url import connect_url, one_line
 from directory.acl.rules import RuleError
 from directory.backend.opening import Storage, open_backend
 from directory.dsa import DSA
 from directory.schema import Schema
+from kms.store import TABLES as KMS_TABLES
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
 
@@ -65,8 +68,8 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
 
     schema = load_schema(config)
     with storage_errors(config):
-        backend = open_backend(Storage(storage_url(config), schema, config.directory.indexes, (),
-                                       config.directory.cache_entries,
+        backend = open_backend(Storage(storage_url(config), schema, config.directory.indexes,
+                                       CA_TABLES + KMS_TABLES, config.directory.cache_entries,
                                        config.directory.cache_bytes))
     try:
         dsa = DSA(config.directory, schema, backend, None, worker)
