@@ -15,7 +15,9 @@
 - Reads (`get`, `search`, `has_children`, `count`, `estimate`) run on the
   caller's thread on one autocommit connection, as server-side prepared
   statements with binary results. `reading()` is one REPEATABLE READ
-  snapshot of the application's tables.
+  snapshot of the application's tables. When the database server drops a
+  connection (a restart, a failover), the operation that met it fails and
+  the next `refresh()` or transaction opens a new one.
 - Writes run on a second connection in one transaction each. `Transaction.get`
   and `subtree` lock the rows they return (SELECT ... FOR UPDATE), and a
   new entry's parent is locked FOR KEY SHARE, so two front ends changing
@@ -239,6 +241,7 @@ class PostgresBackend:
         self._index_rules = {at.key: schema.equality(at) for at in types}
         self._cache: BoundedCache[int, Entry] = BoundedCache(cache_bytes, cache_entries)
         self._paths: BoundedCache[bytes, int] = BoundedCache(cache_bytes // 4, cache_entries)
+        self._url = url
         self._changes: deque[tuple[int, Changed]] = deque()
         self._pending: dict[int, Changed] = {}
         self._writer = connect(url)
@@ -305,7 +308,10 @@ class PostgresBackend:
 
     def refresh(self) -> bool:
         """Forget what commits up to the current generation changed (module
-        docstring); True when anything was committed since the last call."""
+        docstring); True when anything was committed since the last call.
+        A connection the database server dropped is opened again here."""
+        if self._reader.broken:
+            self._reader = connect(self._url)
         current = self._generation()
         pending = self._pending
         changes = self._changes
@@ -421,6 +427,8 @@ class PostgresBackend:
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresTransaction]:
+        if self._writer.broken:
+            self._writer = connect(self._url)
         conn = self._writer
         txn = PostgresTransaction(self, conn)
         generation = 0
