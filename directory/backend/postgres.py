@@ -66,8 +66,7 @@ measured here: in one process against a local PostgreSQL 15 on this
 2-core machine (medians of 2,000 round trips, three runs, while other
 work kept the load average near 11), a primary-key SELECT of one entry's
 600-byte blob took 30 µs with psycopg 3 (60 in one run) and 28-39 µs with
-asyncpg; a
-100-row fetch 111-118 µs and 101-103 µs.
+asyncpg; a 100-row fetch 111-118 µs and 101-103 µs.
 """
 
 from __future__ import annotations
