@@ -135,6 +135,8 @@ MAX_KEY = 1024
 MAX_PATH = 2000
 # Above this many ids, a one-level or subtree scan beats fetching them.
 MAX_IDS = 5000
+# An index query selecting more than one entry in this many loses to a scan.
+ESTIMATE_SHARE = 4
 CONNECT_TIMEOUT = 10
 
 _DDL_TYPES = (
@@ -253,6 +255,7 @@ class PostgresBackend:
             self._writer.close()
             raise
         self._checked = self._generation()
+        self._size = self._entries()
 
     def _open(self, tables: Tables) -> None:
         """The backend's and the application's tables and the index, made
@@ -286,6 +289,11 @@ class PostgresBackend:
 
     def _generation(self) -> int:
         return int(self._read("SELECT n FROM generation")[0][0])
+
+    def _entries(self) -> int:
+        """The directory's size, taken to be its highest id: never less than
+        the number of entries, and read from the primary key's end."""
+        return int(self._read("SELECT coalesce(max(id), 0) FROM entries")[0][0])
 
     def _entry(self, entry_id: int, dn: str, blob: bytes) -> Entry:
         entry = self._cache.get(entry_id)
@@ -332,7 +340,10 @@ class PostgresBackend:
             self._checked = current
             for generation in [g for g in pending if g <= current]:
                 del pending[generation]
-        return self._checked != before
+        if self._checked == before:
+            return False
+        self._size = self._entries()
+        return True
 
     def _drop(self) -> None:
         self._cache.clear()
@@ -404,7 +415,28 @@ class PostgresBackend:
             yield self._entry(*row)
 
     def estimate(self, query: IndexQuery) -> int:
-        return len(self._lookup(query))
+        """About the entries `query` selects, counted in the index without
+        fetching them and only up to a quarter of the directory, beyond
+        which a scan wins whatever the number."""
+        if isinstance(query, Intersection | Union):
+            parts = [self.estimate(q) for q in query.queries]
+            if isinstance(query, Intersection):
+                return min(parts, default=0)
+            return sum(parts)
+        if isinstance(query, Presence) and query.attribute == "objectclass":
+            return self._size
+        params: tuple[Param, ...]
+        if isinstance(query, Equal):
+            where, params = "attr = %s AND key = %s", (query.attribute, query.key[:MAX_KEY])
+        elif isinstance(query, Prefix):
+            prefix = query.prefix[:MAX_KEY]
+            where, params = "attr = %s AND key >= %s AND key < %s", (
+                query.attribute, prefix, prefix + b"\xff\xff\xff\xff")
+        else:
+            where, params = "attr = %s", (query.attribute,)
+        rows = self._read(f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {where} LIMIT %s) s",
+                          (*params, self._size // ESTIMATE_SHARE + 1))
+        return int(rows[0][0])
 
     def _lookup(self, query: IndexQuery) -> set[int]:
         if isinstance(query, Equal):

@@ -1,7 +1,8 @@
 """The PostgreSQL backend against a real PostgreSQL (tests/pg_cluster.py).
 
 - Reads: `get`, the four search scopes, every kind of index query, and an
-  index key longer than a B-tree entry holds.
+  index key longer than a B-tree entry holds; estimates count index rows
+  up to a quarter of the directory.
 - Writes: a renamed entry takes its subtree along; a failed savepoint
   leaves nothing behind and the transaction usable; a duplicate add is
   entryAlreadyExists and a missing parent noSuchObject, both leaving the
@@ -161,7 +162,27 @@ QUERIES = [
 def test_index_queries(backend: PostgresBackend, why: str, query: IndexQuery,
                        expected: list[str]) -> None:
     assert names(backend.search(dn(SUFFIX), Scope.SUB, query)) == sorted(expected)
-    assert backend.estimate(query) == len(expected)
+
+
+ESTIMATES = [
+    ("every entry", Presence("objectclass"), 46),
+    ("one entry", Equal("cn", b"alice"), 1),
+    ("a prefix", Prefix("cn", b"user1"), 11),
+    ("an intersection: its smallest part", Intersection((Presence("mail"), Prefix("cn", b"b"))),
+     1),
+    ("a union: the sum of its parts", Union((Equal("cn", b"alice"), Prefix("cn", b"user1"))), 12),
+    ("counted up to a quarter of the directory", Presence("sn"), 46 // 4 + 1),
+]
+
+
+@pytest.mark.parametrize("why, query, expected", ESTIMATES)
+def test_estimates(backend: PostgresBackend, why: str, query: IndexQuery,
+                   expected: int) -> None:
+    with backend.transaction() as txn:
+        for i in range(40):
+            txn.add(person(f"cn=user{i},{PEOPLE}"))
+    backend.refresh()
+    assert backend.estimate(query) == expected
 
 
 def test_index_queries_keep_to_the_scope(backend: PostgresBackend) -> None:
