@@ -246,13 +246,17 @@ class PostgresBackend:
         self._url = url
         self._changes: deque[tuple[int, Changed]] = deque()
         self._pending: dict[int, Changed] = {}
-        self._writer = connect(url)
+        opened: list[Connection] = []
         try:
+            self._writer = connect(url)
+            opened.append(self._writer)
             self._reader = connect(url)
+            opened.append(self._reader)
             self._open(tables)
             self._listener = Listener(url, self._changes)
         except BaseException:
-            self._writer.close()
+            for conn in opened:
+                conn.close()
             raise
         self._checked = self._generation()
         self._size = self._entries()
@@ -265,8 +269,11 @@ class PostgresBackend:
         with self.transaction() as txn:
             conn = txn.conn
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (OPEN_LOCK,))
-            for statement in SCHEMA_SQL:
-                conn.execute(statement)
+            # CREATE INDEX locks its table even when the index exists.
+            created = conn.execute("SELECT to_regclass('generation')").fetchone()
+            if created is None or created[0] is None:
+                for statement in SCHEMA_SQL:
+                    conn.execute(statement)
             if _meta(conn, "tables") != wanted_tables:
                 for statement in tables:
                     conn.execute(ddl(statement))
