@@ -138,6 +138,8 @@ MAX_IDS = 5000
 # An index query selecting more than one entry in this many loses to a scan.
 ESTIMATE_SHARE = 4
 CONNECT_TIMEOUT = 10
+# How often the listener looks up from its connection, so `close` is quick.
+LISTEN_WAKE = 0.1
 
 _DDL_TYPES = (
     (re.compile(r"\bINTEGER\s+PRIMARY\s+KEY\b", re.IGNORECASE),
@@ -214,10 +216,10 @@ class Listener:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                for note in self._conn.notifies(timeout=0.5):
-                    generation, _, ids = note.payload.partition(" ")
-                    self._changes.append((int(generation), None if ids == EVERYTHING else
-                                          frozenset(int(i) for i in ids.split())))
+                for note in self._conn.notifies(timeout=LISTEN_WAKE):
+                    change = _parsed(note.payload)
+                    if change is not None:
+                        self._changes.append(change)
             except psycopg.Error:
                 # What was missed meanwhile shows as missing generations.
                 self._conn.close()
@@ -231,6 +233,16 @@ class Listener:
         self._stopping.set()
         self._thread.join()
         self._conn.close()
+
+
+def _parsed(payload: str) -> tuple[int, Changed] | None:
+    """A notification's generation and ids; None for one certdir did not
+    send (the generation check covers whatever it stood for)."""
+    generation, _, ids = payload.partition(" ")
+    try:
+        return int(generation), None if ids == EVERYTHING else frozenset(map(int, ids.split()))
+    except ValueError:
+        return None
 
 
 class PostgresBackend:
