@@ -34,6 +34,9 @@
   statements changed (a hash in `meta`), and the index is rebuilt when
   the indexed attributes changed; both under an advisory lock, so front
   ends starting together do it once. `Records` turns `?` into `%s`.
+- A transaction that added `ANALYZE_AFTER` entries or more (an LDIF
+  import) gathers the planner's statistics after its commit, so the next
+  searches are not planned as if the tables were empty.
 
 Caches across front ends. Each front end caches decoded entries by id.
 Every write transaction that changed entries increments the one row of
@@ -138,6 +141,9 @@ MAX_IDS = 5000
 # An index query selecting more than one entry in this many loses to a scan.
 ESTIMATE_SHARE = 4
 CONNECT_TIMEOUT = 10
+# A transaction adding this many entries is a bulk load: statistics are
+# gathered at once.
+ANALYZE_AFTER = 1000
 # How often the listener looks up from its connection, so `close` is quick.
 LISTEN_WAKE = 0.1
 
@@ -494,6 +500,10 @@ class PostgresBackend:
             raise
         if generation:
             self._changes.append((generation, frozenset(txn.touched)))
+        if txn.inserted >= ANALYZE_AFTER:
+            # Plans made before autovacuum gets to a bulk load's rows would
+            # scan where an index serves.
+            conn.execute("ANALYZE entries, idx")
 
     def invalidate(self, ids: frozenset[int]) -> None:
         for entry_id in ids:
@@ -565,6 +575,7 @@ class PostgresTransaction:
         self.conn = conn
         self.records = PostgresRecords(conn)
         self.touched: set[int] = set()
+        self.inserted = 0
         self._last_parent: tuple[bytes, int] = (b"", 0)
         # Index rows of new entries wait here until the next flush; nothing
         # reads the index through a write transaction.
@@ -652,6 +663,7 @@ class PostgresTransaction:
         # Touched too, so that other front ends learn something was added
         # (a referral object, say) and drop what they derived from entries.
         self.touched.add(int(row[0]))
+        self.inserted += 1
         self._queue_index(int(row[0]), index_rows)
 
     def _existing(self, dn: DN) -> Entry:
