@@ -15,9 +15,10 @@
 - Reads (`get`, `search`, `has_children`, `count`, `estimate`) run on the
   caller's thread on one autocommit connection, as server-side prepared
   statements with binary results. `reading()` is one REPEATABLE READ
-  snapshot of the application's tables. When the database server drops a
-  connection (a restart, a failover), the operation that met it fails and
-  the next `refresh()` or transaction opens a new one.
+  snapshot of the application's tables. When the database server drops
+  the connections (a restart, a failover), the next `refresh()` (the start
+  of every operation) opens a new read connection; the write transaction
+  that meets a dropped connection fails and the next one opens a new one.
 - Writes run on a second connection in one transaction each. `Transaction.get`
   and `subtree` lock the rows they return (SELECT ... FOR UPDATE), and a
   new entry's parent is locked FOR KEY SHARE, so two front ends changing
@@ -342,10 +343,15 @@ class PostgresBackend:
     def refresh(self) -> bool:
         """Forget what commits up to the current generation changed (module
         docstring); True when anything was committed since the last call.
-        A connection the database server dropped is opened again here."""
-        if self._reader.broken:
+        A read connection the database server dropped is opened again here,
+        before the operation reads anything."""
+        try:
+            current = self._generation()
+        except psycopg.OperationalError:
+            if not self._reader.broken:
+                raise
             self._reader = connect(self._url)
-        current = self._generation()
+            current = self._generation()
         pending = self._pending
         changes = self._changes
         while changes:

@@ -16,7 +16,7 @@
   seen by the other after `refresh()`, never from a stale cache, also
   when the commit is too big to name its entries, and when the other's
   listener lost its connection; an entry cached and not changed stays
-  cached. Two transactions modifying one entry wait for each other, so
+  cached. Reads go on after the server dropped the read connection. Two transactions modifying one entry wait for each other, so
   neither update is lost.
 """
 
@@ -424,6 +424,15 @@ def test_a_lost_listener_connection_serves_nothing_stale(backend: PostgresBacken
     set_sn(backend, ALICE, "while deaf")
     other.refresh()
     assert sn(other, ALICE) == b"while deaf"
+
+
+def test_reads_go_on_after_the_server_dropped_the_connection(backend: PostgresBackend,
+                                                             url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (backend._reader.info.backend_pid,))
+    backend.refresh()
+    assert backend.get(dn(f"cn=nobody,{PEOPLE}")) is None
+    assert sn(backend, ALICE) == b"alice"
 
 
 def _waiting_for_a_lock(url: str) -> bool:
