@@ -16,8 +16,9 @@
   seen by the other after `refresh()`, never from a stale cache, also
   when the commit is too big to name its entries, and when the other's
   listener lost its connection; an entry cached and not changed stays
-  cached. Reads go on after the server dropped the read connection. Two transactions modifying one entry wait for each other, so
-  neither update is lost.
+  cached. Reads go on after the server dropped the read connection. Two
+  transactions modifying one entry wait for each other, so neither update
+  is lost.
 """
 
 from __future__ import annotations
