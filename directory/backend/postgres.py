@@ -565,6 +565,15 @@ def _in_scope(entries: Iterable[Entry], base: DN, scope: Scope) -> Iterator[Entr
             yield entry
 
 
+def _columns(rows: Iterable[tuple[str, bytes]]) -> tuple[list[str], list[bytes]]:
+    attrs: list[str] = []
+    keys: list[bytes] = []
+    for attr, key in rows:
+        attrs.append(attr)
+        keys.append(key)
+    return attrs, keys
+
+
 def _checked_path(dn: DN | str, path: bytes) -> bytes:
     if len(path) > MAX_PATH:
         raise LDAPError(ResultCode.ADMIN_LIMIT_EXCEEDED,
@@ -631,9 +640,10 @@ class PostgresTransaction:
             self._queue_index(entry.id, rows)
         else:
             self.flush()
-            with self.conn.cursor() as cursor:
-                cursor.executemany("DELETE FROM idx WHERE attr = %s AND key = %s AND id = %s",
-                                   [(attr, key, entry.id) for attr, key in _stored(rows)])
+            attrs, keys = _columns(_stored(rows))
+            self._execute("DELETE FROM idx WHERE id = %s AND (attr, key) IN "
+                          "(SELECT * FROM unnest(%s::text[], %s::bytea[]))",
+                          (entry.id, attrs, keys))
 
     def _queue_index(self, entry_id: int, rows: Iterable[tuple[str, bytes]]) -> None:
         self._new_index_rows.extend((attr, key, entry_id) for attr, key in _stored(rows))
@@ -641,13 +651,14 @@ class PostgresTransaction:
             self.flush()
 
     def flush(self) -> None:
-        """Write the buffered index rows, in key order (each B-tree page
-        touched once)."""
+        """Write the buffered index rows in one statement, in key order
+        (each B-tree page touched once)."""
         if self._new_index_rows:
             self._new_index_rows.sort()
-            with self.conn.cursor() as cursor:
-                cursor.executemany("INSERT INTO idx VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                                   self._new_index_rows)
+            attrs, keys, ids = (list(column) for column in zip(*self._new_index_rows, strict=True))
+            self._execute("INSERT INTO idx SELECT * FROM "
+                          "unnest(%s::text[], %s::bytea[], %s::bigint[]) ON CONFLICT DO NOTHING",
+                          (attrs, keys, ids))
             self._new_index_rows.clear()
 
     def add(self, entry: Entry, *, root: bool = False) -> None:
