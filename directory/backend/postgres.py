@@ -99,8 +99,9 @@ from directory.backend import (
     Tables,
     Union,
 )
+from directory.backend.index_keys import GRAM, SCAN_SHARE, IndexKeys, IndexSpec
 from directory.backend.paths import after, path_of
-from directory.backend.sqlite import INDEX_BATCH, SQLiteBackend, footprint
+from directory.backend.sqlite import INDEX_BATCH, footprint
 from directory.entry import Entry, deserialize, serialize
 from directory.protocol.cache import BoundedCache
 from directory.protocol.dn import DN
@@ -139,8 +140,6 @@ MAX_KEY = 1024
 MAX_PATH = 2000
 # Above this many ids, a one-level or subtree scan beats fetching them.
 MAX_IDS = 5000
-# An index query selecting more than one entry in this many loses to a scan.
-ESTIMATE_SHARE = 4
 CONNECT_TIMEOUT = 10
 # A transaction adding this many entries is a bulk load: statistics are
 # gathered at once.
@@ -253,13 +252,12 @@ def _parsed(payload: str) -> tuple[int, Changed] | None:
 
 
 class PostgresBackend:
-    def __init__(self, url: str, schema: Schema, indexed: Iterable[str],
+    def __init__(self, url: str, schema: Schema, indexed: Iterable[str | IndexSpec],
                  cache_entries: int = 200_000, cache_bytes: int = 512 * 1024 * 1024,
                  tables: Tables = ()) -> None:
         self.schema = schema
-        types = [schema.attribute(name) for name in ("objectClass", *indexed)]
-        self.indexed = frozenset(at.key for at in types)
-        self._index_rules = {at.key: schema.equality(at) for at in types}
+        self._keys = IndexKeys(schema, indexed)
+        self.indexed = self._keys.names
         self._cache: BoundedCache[int, Entry] = BoundedCache(cache_bytes, cache_entries)
         self._paths: BoundedCache[bytes, int] = BoundedCache(cache_bytes // 4, cache_entries)
         self._url = url
@@ -284,7 +282,7 @@ class PostgresBackend:
         """The backend's and the application's tables and the index, made
         current by whichever front end takes the lock first."""
         wanted_tables = hashlib.sha256("\0".join(tables).encode()).hexdigest()
-        wanted_index = ",".join(sorted(self.indexed))
+        wanted_index = ",".join(sorted(self.indexed)) + f";{GRAM}-grams"
         with self.transaction() as txn:
             conn = txn.conn
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (OPEN_LOCK,))
@@ -308,7 +306,7 @@ class PostgresBackend:
     def index_rows(self, attributes: Mapping[str, tuple[bytes, ...]]) -> set[tuple[str, bytes]]:
         """The (attribute, key) index rows of indexed attribute values, as
         every backend computes them."""
-        return SQLiteBackend.index_rows(self, attributes)  # type: ignore[arg-type]
+        return self._keys.rows(attributes)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._reader.execute(sql, params, prepare=True, binary=True).fetchall()
@@ -466,7 +464,7 @@ class PostgresBackend:
         else:
             where, params = "attr = %s", (query.attribute,)
         rows = self._read(f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {where} LIMIT %s) s",
-                          (*params, self._size // ESTIMATE_SHARE + 1))
+                          (*params, self._size // SCAN_SHARE + 1))
         return int(rows[0][0])
 
     def _lookup(self, query: IndexQuery) -> set[int]:
