@@ -63,6 +63,7 @@ from certdir.ca_writing import ca_directory, utc_now, writing
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
 from certdir.directory_open import offline_directory
 from certdir.server_certificate import renew_server_certificate
+from directory.backend.opening import sqlite_url
 from directory.files import generate_passphrase_file, write_private
 from directory.publisher import DirectoryWriter
 from kms import audit
@@ -394,8 +395,8 @@ def _print_summary(summary: BackupSummary, path: Path) -> None:
 
 
 def _backup(config: Config, args: argparse.Namespace) -> None:
-    summary = backup(config.data_dir, config.directory.database, args.out,
-                     _backup_passphrase(args, confirm=True))
+    summary = backup(config.data_dir, sqlite_url(config.directory.database),
+                     args.out, _backup_passphrase(args, confirm=True))
     _print_summary(summary, args.out)
     print("no passphrase or password is in the archive: keep "
           + ", ".join(secret.what for secret in secrets_of(config.data_dir)) + " separately")
@@ -406,7 +407,8 @@ def _option(secret: Secret) -> str:
 
 
 def _restore(args: argparse.Namespace) -> None:
-    summary = restore(args.archive, args.data_dir, _backup_passphrase(args, confirm=False))
+    summary = restore(args.archive, args.data_dir, _backup_passphrase(args, confirm=False),
+                      args.storage_url)
     _print_summary(summary, args.archive)
     print(f"restored into {args.data_dir}")
     for secret in secrets_of(args.data_dir):
@@ -515,6 +517,9 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     p.add_argument("archive", type=Path)
     p.add_argument("--passphrase-file", type=Path,
                    help=f"the backup passphrase (else ${BACKUP_PASSPHRASE_ENV} or a prompt)")
+    p.add_argument("--storage-url",
+                   help="the empty database to restore into (postgresql://...), written into "
+                        "the restored certdir.yaml; else the one the archived certdir.yaml names")
     for option, what in (("ca-passphrase", "the CA key passphrase"),
                          ("kms-passphrase", "the KMS passphrase"),
                          ("root-password", "the root DN's password")):

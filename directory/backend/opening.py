@@ -27,6 +27,11 @@ class Storage:
     cache_bytes: int
 
 
+def sqlite_url(path: Path) -> str:
+    """The URL of the SQLite database at `path`."""
+    return f"sqlite://{path.resolve()}"
+
+
 def _sqlite(storage: Storage) -> Backend:
     from directory.backend.sqlite import SQLiteBackend
 
