@@ -3,6 +3,8 @@
 - `open_directory` is shared by the server and the offline commands (LDIF
   import and export, the CA's and the KMS's commands), so both see the
   same schema and storage; with a reactor the DSA gets its writer thread.
+- Storage is opened by URL (`storage_url`) with the CA's and the KMS's
+  tables, which opening creates once; no command creates tables.
 - A `storage.path` that is not an SQLite database, or an access rule the
   schema refutes (an unknown attribute, a DN that does not parse), is a
   ConfigError naming it.
@@ -17,12 +19,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from ca.store import TABLES as CA_TABLES
 from certdir.config import CONFIG_FILE, Config, ConfigError
 from directory.acl.rules import RuleError
-from directory.backend.sqlite import SQLiteBackend
+from directory.backend.opening import Storage, open_backend
 from directory.dsa import DSA
 from directory.schema import Schema
+from kms.store import TABLES as KMS_TABLES
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
 
@@ -40,14 +45,20 @@ def storage_errors(config: Config) -> Iterator[None]:
         raise ConfigError(f"storage.path: {config.directory.database}: {e}") from None
 
 
+def storage_url(config: Config) -> str:
+    """Where the directory's storage is: the SQLite file `storage.path`."""
+    return "sqlite://" + quote(str(config.directory.database.resolve()))
+
+
 def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
     """The directory; with a reactor it gets a writer thread for updates."""
     from directory.backend.writer import Writer
 
     schema = load_schema(config)
     with storage_errors(config):
-        backend = SQLiteBackend(config.directory.database, schema, config.directory.indexes,
-                                config.directory.cache_entries, config.directory.cache_bytes)
+        backend = open_backend(Storage(storage_url(config), schema, config.directory.indexes,
+                                       CA_TABLES + KMS_TABLES, config.directory.cache_entries,
+                                       config.directory.cache_bytes))
     try:
         dsa = DSA(config.directory, schema, backend, None, worker)
     except RuleError as e:

@@ -1,6 +1,7 @@
 """Opening storage by URL: the scheme names the backend.
 
-- `sqlite:///absolute/path.db` is the embedded default (`storage.path`).
+- `sqlite:///absolute/path.db` is the embedded default (`storage.path`;
+  the path percent-encoded, as in any URL).
 - Each scheme maps to one opener in `OPENERS`; an unknown scheme is a
   ValueError naming the schemes there are.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from directory.backend import Backend, Tables
 from directory.schema import Schema
@@ -35,7 +36,7 @@ def sqlite_url(path: Path) -> str:
 def _sqlite(storage: Storage) -> Backend:
     from directory.backend.sqlite import SQLiteBackend
 
-    return SQLiteBackend(Path(urlsplit(storage.url).path), storage.schema, storage.indexed,
+    return SQLiteBackend(Path(unquote(urlsplit(storage.url).path)), storage.schema, storage.indexed,
                          storage.cache_entries, storage.cache_bytes, storage.tables)
 
 
