@@ -11,7 +11,8 @@
   cluster listens on loopback only and lives as long as the test session.
   fsync stays on, so a kill -9 test means what it says.
 - `database()` creates a fresh database and returns its URL: every certdir
-  under test gets its own.
+  under test gets its own. `copy(url)` makes a new database holding what
+  that one holds (pg_dump into psql, which works while a server uses it).
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ def _bin_dir() -> Path:
     return Path(initdb).parent
 
 
+def tool(name: str) -> str:
+    """The path of one of PostgreSQL's programs (pg_dump, psql, pg_amcheck, ...)."""
+    return str(_bin_dir() / name)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -69,6 +75,16 @@ class Cluster:
             conn.execute(f'CREATE DATABASE "{name}"')
         parts = urlsplit(self.url)
         return urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+
+    def copy(self, url: str) -> str:
+        """A new database with the tables and rows of the one at `url`; its URL."""
+        copy = self.database("copy")
+        dump = subprocess.run([tool("pg_dump"), "--no-owner", "--no-privileges",
+                               "--dbname", url], check=True, capture_output=True, timeout=120)
+        subprocess.run([tool("psql"), "--quiet", "--no-psqlrc", "--set",
+                        "ON_ERROR_STOP=1", "--dbname", copy], input=dump.stdout, check=True,
+                       capture_output=True, timeout=120)
+        return copy
 
     def stop(self) -> None:
         if self.process is not None:
