@@ -6,11 +6,11 @@ administrator runs them; tests talk to the server only over the network.
 - Every server of a session stores in the backend `--storage` names
   (tests/conftest.py): SQLite in its data directory, or on postgresql a
   fresh database of the session's cluster (`make_server` passes
-  `--storage-url`; a test running `certdir init` itself adds
-  `STORAGE.init_args()`). Every test id ends in the storage's name.
-- `@pytest.mark.sqlite_only(reason)` marks a test about SQLite itself (its
-  file, its pragmas): on postgresql it is skipped with that reason, never
-  for failing there.
+  `--storage-url` unless the test gives its own; a test running `certdir
+  init` itself adds `STORAGE.init_args()`). Every test id ends in the storage's name.
+- `@pytest.mark.only_on(storage, reason)` marks a test about one backend
+  itself (SQLite's file, PostgreSQL's URL and roles): on the other it is
+  skipped with that reason, never for failing there.
 - `database_rows` and `copy_data_dir` reach a data directory's tables behind
   the server's back (what a test of tampering or of the CA's records needs)
   on either backend, following its certdir.yaml.
@@ -227,8 +227,8 @@ def make_server(tmp: Path, *init_args: str) -> Server:
     subprocess.run([*CERTDIR, "init", "--data-dir", str(server.data_dir), "--suffix", SUFFIX,
                     "--listen", server.uri, "--listen", server.ldaps_uri,
                     "--http-listen", server.http_url, "--http-listen", server.https_url,
-                    *STORAGE.init_args(), *init_args], check=True, capture_output=True,
-                   timeout=120)
+                    *(() if "--storage-url" in init_args else STORAGE.init_args()),
+                    *init_args], check=True, capture_output=True, timeout=120)
     return server
 
 
@@ -252,9 +252,10 @@ def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    marker = item.get_closest_marker("sqlite_only")
-    if marker is not None and item.config.getoption("storage") != "sqlite":
-        pytest.skip(f"SQLite only: {marker.args[0]}")
+    marker = item.get_closest_marker("only_on")
+    if marker is not None and item.config.getoption("storage") != marker.args[0]:
+        storage, reason = marker.args
+        pytest.skip(f"{storage} only: {reason}")
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,7 @@ def test_listen_url_that_does_not_parse_is_named(tmp_path: Path) -> None:
         1, "certdir: error: --listen: 'ldap://[x': Invalid IPv6 URL\n")
 
 
-@pytest.mark.sqlite_only("storage.path names an SQLite file; test076 has storage.url's errors")
+@pytest.mark.only_on("sqlite", "storage.path names an SQLite file (test076: storage.url's)")
 @pytest.mark.parametrize("command", [("serve",), ("ldif", "export"), ("kms", "status")])
 def test_storage_path_that_is_not_sqlite_is_named(tmp_path: Path,
                                                   command: tuple[str, ...]) -> None:
