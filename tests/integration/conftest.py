@@ -79,7 +79,9 @@ def database_rows(data_dir: Path, query: str, *parameters: object) -> list[tuple
             rows = db.execute(query, parameters).fetchall()
             db.commit()
             return rows
-    with psycopg.connect(url, autocommit=True) as conn:
+    passfile = data_dir / "secrets" / "storage-password"
+    password = {"passfile": str(passfile)} if passfile.exists() else {}
+    with psycopg.connect(url, autocommit=True, **password) as conn:
         if parameters:
             cursor = conn.execute(query.replace("%", "%%").replace("?", "%s"), parameters)
         else:
