@@ -61,9 +61,8 @@ from ca.verify import verify_file
 from certdir import officers
 from certdir.ca_writing import utc_now, writing
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
-from certdir.directory_open import offline_directory
+from certdir.directory_open import offline_directory, storage_url
 from certdir.server_certificate import renew_server_certificate
-from directory.backend.opening import sqlite_url
 from directory.files import generate_passphrase_file, write_private
 from directory.publisher import DirectoryWriter
 from kms import audit
@@ -394,7 +393,7 @@ def _print_summary(summary: BackupSummary, path: Path) -> None:
 
 
 def _backup(config: Config, args: argparse.Namespace) -> None:
-    summary = backup(config.data_dir, sqlite_url(config.directory.database),
+    summary = backup(config.data_dir, storage_url(config),
                      args.out, _backup_passphrase(args, confirm=True))
     _print_summary(summary, args.out)
     print("no passphrase or password is in the archive: keep "

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from directory.backend import Records
 from directory.backend.sqlite import SQLiteRecords
@@ -50,7 +50,7 @@ class Copier:
 
 
 def sqlite_path(url: str) -> Path:
-    return Path(urlsplit(url).path)
+    return Path(unquote(urlsplit(url).path))
 
 
 def _sqlite_member(url: str, data_dir: Path) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from directory.backend import Backend, Tables
 from directory.schema import Schema
@@ -30,7 +30,7 @@ class Storage:
 
 def sqlite_url(path: Path) -> str:
     """The URL of the SQLite database at `path`."""
-    return f"sqlite://{path.resolve()}"
+    return "sqlite://" + quote(str(path.resolve()))
 
 
 def _sqlite(storage: Storage) -> Backend:
