@@ -2,6 +2,8 @@
 
 - `sqlite:///absolute/path.db` is the embedded default (`storage.path`;
   the path percent-encoded, as in any URL).
+- `postgresql://user@host:port/database` (any libpq URL) is a database
+  several front ends share (`storage.url`).
 - Each scheme maps to one opener in `OPENERS`; an unknown scheme is a
   ValueError naming the schemes there are.
 """
@@ -40,8 +42,16 @@ def _sqlite(storage: Storage) -> Backend:
                          storage.cache_entries, storage.cache_bytes, storage.tables)
 
 
+def _postgresql(storage: Storage) -> Backend:
+    from directory.backend.postgres import PostgresBackend
+
+    return PostgresBackend(storage.url, storage.schema, storage.indexed, storage.cache_entries,
+                           storage.cache_bytes, storage.tables)
+
+
 OPENERS: Mapping[str, Callable[[Storage], Backend]] = {
     "sqlite": _sqlite,
+    "postgresql": _postgresql,
 }
 
 
