@@ -11,11 +11,10 @@
   back (or supplies them at start).
 - An SQLite database must lie inside the data directory: a restore
   recreates it at the same relative path, where the restored certdir.yaml
-  points. A database server's copy is loaded into the empty database the
-  restore names (`storage_url`, then written into the restored
-  certdir.yaml), else into the one the archived certdir.yaml names, which
-  must then be empty; a copy loads only into the kind of database it came
-  from.
+  points. A database server's copy is loaded into the database the caller
+  names once the files are restored (`certdir ca restore --storage-url`),
+  by default the one the archived certdir.yaml names; it must be empty. A
+  copy loads only into the kind of database it came from.
 - Format (version 1): a header — magic `CERTDIR-BACKUP\\x00`, version,
   Argon2id time cost, memory cost (KiB) and parallelism, a random 16-byte
   salt, a random 12-byte base nonce, the chunk size — then a POSIX tar
@@ -46,7 +45,7 @@ import stat
 import struct
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -367,24 +366,17 @@ def _extract(archive: tarfile.TarFile, data_dir: Path) -> int:
     return files
 
 
-def _storage_url(data_dir: Path, given: str | None) -> str:
-    """Where the restored database goes: `given` (then written into the
-    restored certdir.yaml), else where the archived certdir.yaml points."""
-    path = data_dir / CONFIG_FILE
-    settings = yaml.safe_load(path.read_text())
-    if not isinstance(settings, dict):
-        raise CAError(f"the archive's {CONFIG_FILE} is not a mapping; refusing the archive")
-    storage = settings.setdefault("storage", {})
-    if given is not None:
-        storage.pop("path", None)
-        storage["url"] = given
-        path.write_text(yaml.safe_dump(settings, sort_keys=False))
-        return given
+def archived_storage(data_dir: Path) -> str:
+    """The database URL the restored certdir.yaml names: `storage.url`, else
+    the SQLite file `storage.path`."""
+    settings = yaml.safe_load((data_dir / CONFIG_FILE).read_text())
+    storage = settings.get("storage") if isinstance(settings, dict) else None
+    storage = storage if isinstance(storage, dict) else {}
     url = storage.get("url")
     if isinstance(url, str):
         return url
-    database = storage.get("path")
-    return sqlite_url(data_dir / (database if isinstance(database, str) else "certdir.db"))
+    path = storage.get("path")
+    return sqlite_url(data_dir / (path if isinstance(path, str) else "certdir.db"))
 
 
 def _empty_target(data_dir: Path) -> bool:
@@ -399,10 +391,10 @@ def _empty_target(data_dir: Path) -> bool:
 
 
 def restore(archive: Path, data_dir: Path, passphrase: bytes,
-            storage_url: str | None = None) -> BackupSummary:
+            storage: Callable[[Path], str] = archived_storage) -> BackupSummary:
     """Recreate a data directory from an archive `backup` wrote; its database
-    goes to `storage_url` when given (an empty one), else where the archived
-    certdir.yaml points."""
+    goes to the URL `storage` gives for the restored data directory (asked
+    once its files, certdir.yaml among them, are in place)."""
     created = _empty_target(data_dir)
     try:
         source = archive.open("rb")
@@ -420,7 +412,7 @@ def restore(archive: Path, data_dir: Path, passphrase: bytes,
             # The tar stream ends before its zero padding; reading on checks
             # the remaining chunks, the last-chunk flag among them.
             reader.read()
-        url = _storage_url(data_dir, storage_url)
+        url = storage(data_dir)
         how = copier(url)
         copy = _safe_path(data_dir, how.member(url, data_dir))
         if not copy.is_file():

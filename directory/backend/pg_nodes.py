@@ -12,7 +12,7 @@
   shared by two live openings could give two changes one CSN.
 - The number is only as safe as its session: if the connection drops while
   the backend stays open (the database server restarted), another opening
-  may take the number; TCP keepalives make a dead peer noticed.
+  may take the number.
 """
 
 from __future__ import annotations
@@ -30,12 +30,11 @@ class NodesExhausted(Exception):
 
 
 class NodeNumber:
-    """The lowest node number free in the database at `url`, held until `release`."""
+    """The lowest node number free in the database, held on `conn` (an
+    autocommit connection of its own, closed by `release`)."""
 
-    def __init__(self, url: str) -> None:
-        self._conn = psycopg.connect(url, autocommit=True, keepalives=1,
-                                     keepalives_idle=60, keepalives_interval=10,
-                                     keepalives_count=3)
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        self._conn = conn
         for number in range(MAX_NODE + 1):
             row = self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
                                      (NAMESPACE, number)).fetchone()

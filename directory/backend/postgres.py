@@ -83,6 +83,7 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from directory.backend import (
+    Conflict,
     Equal,
     IndexQuery,
     Intersection,
@@ -94,6 +95,7 @@ from directory.backend import (
     Union,
 )
 from directory.backend.paths import after, path_of
+from directory.backend.pg_nodes import NodeNumber
 from directory.backend.sqlite import INDEX_BATCH, SQLiteBackend, footprint
 from directory.entry import Entry, deserialize, serialize
 from directory.protocol.cache import BoundedCache
@@ -180,14 +182,21 @@ class PostgresRecords:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
+    def _execute(self, sql: str, params: Sequence[Param], binary: bool
+                 ) -> psycopg.Cursor[tuple[Any, ...]]:
+        try:
+            return self._conn.execute(dialect(sql), params, binary=binary)
+        except errors.UniqueViolation as e:
+            raise Conflict(" ".join(str(e).split())) from None
+
     def rows(self, sql: str, params: Sequence[Param] = ()) -> list[Row]:
-        return self._conn.execute(dialect(sql), params, binary=True).fetchall()
+        return self._execute(sql, params, True).fetchall()
 
     def row(self, sql: str, params: Sequence[Param] = ()) -> Row | None:
-        return self._conn.execute(dialect(sql), params, binary=True).fetchone()
+        return self._execute(sql, params, True).fetchone()
 
     def run(self, sql: str, params: Sequence[Param] = ()) -> int:
-        return self._conn.execute(dialect(sql), params).rowcount
+        return self._execute(sql, params, False).rowcount
 
 
 class Listener:
@@ -241,6 +250,8 @@ class PostgresBackend:
         self._paths: BoundedCache[bytes, int] = BoundedCache(cache_bytes // 4, cache_entries)
         self._changes: deque[tuple[int, Changed]] = deque()
         self._pending: dict[int, Changed] = {}
+        self._url = url
+        self._node: NodeNumber | None = None
         self._writer = connect(url)
         try:
             self._reader = connect(url)
@@ -440,7 +451,15 @@ class PostgresBackend:
         for entry_id in ids:
             self._cache.forget(entry_id)
 
+    def node(self, local: int) -> int:
+        # Front ends on other machines share the database: it gives the number.
+        if self._node is None:
+            self._node = NodeNumber(connect(self._url))
+        return self._node.number
+
     def close(self) -> None:
+        if self._node is not None:
+            self._node.release()
         self._listener.close()
         self._reader.close()
         self._writer.close()
