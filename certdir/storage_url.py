@@ -19,8 +19,9 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from directory.backend.postgres import connect
 from directory.files import write_private
 
 SCHEME = "postgresql"
@@ -82,6 +83,17 @@ def connect_url(url: str, data_dir: Path) -> str:
         return url
     joiner = "&" if urlsplit(url).query else "?"
     return f"{url}{joiner}passfile={quote(str(passfile.resolve()))}"
+
+
+def holds_directory(url: str, password: str | None) -> bool:
+    """Whether the database at `url` already holds a directory; a StorageURLError
+    when it cannot be reached or refuses the login."""
+    try:
+        with connect(url if password is None else make_conninfo(url, password=password)) as conn:
+            row = conn.execute("SELECT to_regclass('entries') IS NOT NULL").fetchone()
+    except psycopg.Error as e:
+        raise StorageURLError(f"{url}: {one_line(e)}") from None
+    return bool(row and row[0])
 
 
 def one_line(error: Exception) -> str:
