@@ -15,8 +15,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -26,26 +27,37 @@ from directory.files import write_private
 
 SCHEME = "postgresql"
 PASSWORD_FILE = Path("secrets") / "storage-password"
+_QUERY_PASSWORD = re.compile(r"(^|&)password=[^&]*")
 
 
 class StorageURLError(ValueError):
     pass
 
 
+def _split(url: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError as e:
+        raise StorageURLError(f"not a URL ({e})") from None
+
+
 def parameters(url: str) -> dict[str, object]:
-    """libpq's reading of `url`; a StorageURLError saying what is wrong."""
-    if urlsplit(url).scheme != SCHEME:
-        raise StorageURLError(f"{url!r}: must be {SCHEME}://user@host:port/database")
+    """libpq's reading of `url`; a StorageURLError saying what is wrong (and
+    never the password)."""
+    scheme = _split(url).scheme
+    if scheme != SCHEME:
+        raise StorageURLError(f"{scheme or 'no'} scheme: must be {SCHEME}://user@host:port"
+                              "/database")
     try:
         return dict(conninfo_to_dict(url))
     except psycopg.Error as e:
-        raise StorageURLError(f"{url!r}: {one_line(e)}") from None
+        raise StorageURLError(f"{hide_password(url)}: {one_line(e)}") from None
 
 
 def checked(url: str) -> str:
     """A URL for certdir.yaml: valid, and holding no password."""
     if "password" in parameters(url):
-        raise StorageURLError(f"{hide_password(url)!r}: holds a password; `certdir init "
+        raise StorageURLError(f"{hide_password(url)}: holds a password; `certdir init "
                               "--storage-url` keeps it in secrets/storage-password")
     return url
 
@@ -59,7 +71,7 @@ def split_password(url: str) -> tuple[str, str | None]:
     user_part, at, hosts = parts.netloc.rpartition("@")
     user, colon, password = user_part.partition(":")
     if not colon:
-        raise StorageURLError(f"{hide_password(url)!r}: give the password as "
+        raise StorageURLError(f"{hide_password(url)}: give the password as "
                               f"{SCHEME}://user:password@host/database")
     return urlunsplit(parts._replace(netloc=f"{user}{at}{hosts}")), unquote(password)
 
@@ -68,7 +80,8 @@ def hide_password(url: str) -> str:
     parts = urlsplit(url)
     user_part, at, hosts = parts.netloc.rpartition("@")
     user, colon, _ = user_part.partition(":")
-    return urlunsplit(parts._replace(netloc=f"{user}{colon and ':***'}{at}{hosts}"))
+    return urlunsplit(parts._replace(netloc=f"{user}{colon and ':***'}{at}{hosts}",
+                                     query=_QUERY_PASSWORD.sub(r"\1password=***", parts.query)))
 
 
 def write_password(data_dir: Path, password: str) -> None:

@@ -15,7 +15,9 @@
 - Reads (`get`, `search`, `has_children`, `count`, `estimate`) run on the
   caller's thread on one autocommit connection, as server-side prepared
   statements with binary results. `reading()` is one REPEATABLE READ
-  snapshot of the application's tables.
+  snapshot of the application's tables. When the database server drops a
+  connection (a restart, a failover), the operation that met it fails and
+  the next `refresh()` or transaction opens a new one.
 - Writes run on a second connection in one transaction each. `Transaction.get`
   and `subtree` lock the rows they return (SELECT ... FOR UPDATE), and a
   new entry's parent is locked FOR KEY SHARE, so two front ends changing
@@ -58,13 +60,13 @@ they return, and the writer also forgets their ids before it acknowledges
 them (writer.py).
 
 Driver: psycopg 3 (sync, prepared, binary), not asyncpg. The Backend
-protocol is synchronous on the reactor thread; asyncpg would need the
-DSA, the operations and the overlays to become asynchronous. Measured in
-one process against a local PostgreSQL 15 on this 2-core machine while
-other work was running (medians of 2,000 round trips):
-primary-key SELECT of one entry's blob: psycopg 3 {PK_PSYCOPG} µs,
-asyncpg {PK_ASYNCPG} µs; a 100-row fetch: psycopg 3 {ROWS_PSYCOPG} µs,
-asyncpg {ROWS_ASYNCPG} µs.
+protocol is synchronous on the reactor thread; asyncpg would need the DSA,
+the operations and the overlays to become asynchronous, for no gain
+measured here: in one process against a local PostgreSQL 15 on this
+2-core machine (medians of 2,000 round trips, three runs, while other
+work kept the load average near 11), a primary-key SELECT of one entry's
+600-byte blob took 30 µs with psycopg 3 (60 in one run) and 28-39 µs with
+asyncpg; a 100-row fetch 111-118 µs and 101-103 µs.
 """
 
 from __future__ import annotations
@@ -248,6 +250,7 @@ class PostgresBackend:
         self._index_rules = {at.key: schema.equality(at) for at in types}
         self._cache: BoundedCache[int, Entry] = BoundedCache(cache_bytes, cache_entries)
         self._paths: BoundedCache[bytes, int] = BoundedCache(cache_bytes // 4, cache_entries)
+        self._url = url
         self._changes: deque[tuple[int, Changed]] = deque()
         self._pending: dict[int, Changed] = {}
         self._url = url
@@ -316,7 +319,10 @@ class PostgresBackend:
 
     def refresh(self) -> bool:
         """Forget what commits up to the current generation changed (module
-        docstring); True when anything was committed since the last call."""
+        docstring); True when anything was committed since the last call.
+        A connection the database server dropped is opened again here."""
+        if self._reader.broken:
+            self._reader = connect(self._url)
         current = self._generation()
         pending = self._pending
         changes = self._changes
@@ -432,6 +438,8 @@ class PostgresBackend:
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresTransaction]:
+        if self._writer.broken:
+            self._writer = connect(self._url)
         conn = self._writer
         txn = PostgresTransaction(self, conn)
         generation = 0
