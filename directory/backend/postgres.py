@@ -138,6 +138,11 @@ MAX_PATH = 2000
 # Above this many ids, a one-level or subtree scan beats fetching them.
 MAX_IDS = 5000
 CONNECT_TIMEOUT = 10
+# From this many buffered index rows on, `flush` copies them (bulk loads).
+COPY_ROWS = 1000
+# Where copied index rows wait for their INSERT ... ON CONFLICT (this session's own).
+SCRATCH_INDEX = ("CREATE TEMP TABLE IF NOT EXISTS idx_new"
+                 " (attr TEXT NOT NULL, key BYTEA NOT NULL, id BIGINT NOT NULL)")
 
 _DDL_TYPES = (
     (re.compile(r"\bINTEGER\s+PRIMARY\s+KEY\b", re.IGNORECASE),
@@ -593,13 +598,28 @@ class PostgresTransaction:
 
     def flush(self) -> None:
         """Write the buffered index rows, in key order (each B-tree page
-        touched once)."""
-        if self._new_index_rows:
-            self._new_index_rows.sort()
+        touched once). Many rows (a bulk load) go by COPY into a scratch
+        table and from there into `idx` in one statement, some ten times
+        faster than a statement per row."""
+        rows = self._new_index_rows
+        if not rows:
+            return
+        rows.sort()
+        if len(rows) < COPY_ROWS:
             with self.conn.cursor() as cursor:
                 cursor.executemany("INSERT INTO idx VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                                   self._new_index_rows)
-            self._new_index_rows.clear()
+                                   rows)
+        else:
+            self._execute(SCRATCH_INDEX)
+            with self.conn.cursor() as cursor, cursor.copy(
+                    "COPY idx_new (attr, key, id) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["text", "bytea", "int8"])
+                for row in rows:
+                    copy.write_row(row)
+            self._execute("INSERT INTO idx SELECT attr, key, id FROM idx_new"
+                          " ORDER BY attr, key, id ON CONFLICT DO NOTHING")
+            self._execute("TRUNCATE idx_new")
+        rows.clear()
 
     def add(self, entry: Entry, *, root: bool = False) -> None:
         """Store a new entry; a `root` entry (a naming context) has no parent."""
