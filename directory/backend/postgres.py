@@ -97,6 +97,7 @@ from directory.backend import (
     Union,
 )
 from directory.backend.paths import after, path_of
+from directory.backend.pg_bulk import Bulk
 from directory.backend.pg_nodes import NodeNumber
 from directory.backend.sqlite import INDEX_BATCH, SQLiteBackend, footprint
 from directory.entry import Entry, deserialize, serialize
@@ -542,6 +543,8 @@ class PostgresTransaction:
         # Index rows of new entries wait here until the next flush; nothing
         # reads the index through a write transaction.
         self._new_index_rows: list[tuple[str, bytes, int]] = []
+        # New entries below new entries wait here until read or flushed.
+        self._bulk = Bulk(conn)
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[tuple[Any, ...]]:
         return self.conn.execute(sql, params, prepare=True, binary=True)
@@ -553,14 +556,17 @@ class PostgresTransaction:
     def get(self, dn: DN) -> Entry | None:
         if not dn:
             return None
+        self._bulk.write()
         row = self._execute("SELECT id, dn, attrs FROM entries WHERE path = %s FOR UPDATE",
                             (path_of(dn),)).fetchone()
         return None if row is None else self._row_to_entry(row)
 
     def has_children(self, dn: DN) -> bool:
+        self._bulk.write()
         return _has_children(self.conn, dn)
 
     def subtree(self, dn: DN) -> Iterator[Entry]:
+        self._bulk.write()
         path = path_of(dn)
         rows = self._execute(
             "SELECT id, dn, attrs FROM entries WHERE path >= %s AND path < %s "
@@ -574,6 +580,9 @@ class PostgresTransaction:
         # Bulk loads add many children to one parent in a row.
         if self._last_parent[0] == parent:
             return self._last_parent[1]
+        waiting = self._bulk.waiting(parent)
+        if waiting is not None:
+            return waiting
         row = self._execute("SELECT id FROM entries WHERE path = %s FOR KEY SHARE",
                             (parent,)).fetchone()
         if row is None:
@@ -601,6 +610,7 @@ class PostgresTransaction:
         touched once). Many rows (a bulk load) go by COPY into a scratch
         table and from there into `idx` in one statement, some ten times
         faster than a statement per row."""
+        self._bulk.write()
         rows = self._new_index_rows
         if not rows:
             return
@@ -631,16 +641,26 @@ class PostgresTransaction:
                index_rows: Iterable[tuple[str, bytes]]) -> None:
         """Store a new entry already serialized, below the entry at path
         `parent` (None: a naming context, which has no parent)."""
-        row = self._execute(
-            "INSERT INTO entries (parent, path, dn, attrs) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (path) DO NOTHING RETURNING id",
-            (self._parent_id(dn, parent), _checked_path(dn, path), dn, blob)).fetchone()
-        if row is None:
-            raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS, f"entry {dn} already exists")
+        parent_id = self._parent_id(dn, parent)
+        path = _checked_path(dn, path)
+        entry_id = self._bulk.add(parent_id, path, dn, blob, self._exists)
+        if entry_id is None:
+            row = self._execute(
+                "INSERT INTO entries (parent, path, dn, attrs) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (path) DO NOTHING RETURNING id",
+                (parent_id, path, dn, blob)).fetchone()
+            if row is None:
+                raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS, f"entry {dn} already exists")
+            entry_id = int(row[0])
+            self._bulk.created(entry_id, path)
         # Touched too, so that other front ends learn something was added
         # (a referral object, say) and drop what they derived from entries.
-        self.touched.add(int(row[0]))
-        self._queue_index(int(row[0]), index_rows)
+        self.touched.add(entry_id)
+        self._queue_index(entry_id, index_rows)
+
+    def _exists(self, path: bytes) -> bool:
+        return self._execute("SELECT 1 FROM entries WHERE path = %s",
+                             (path,)).fetchone() is not None
 
     def _existing(self, dn: DN) -> Entry:
         old = self.get(dn)
@@ -670,6 +690,7 @@ class PostgresTransaction:
 
     def rename(self, old: DN, entry: Entry) -> None:
         self._last_parent = (b"", 0)
+        self._bulk.forget()
         moving = list(self.subtree(old))
         if not moving:
             raise LDAPError(ResultCode.NO_SUCH_OBJECT, f"no entry {old}")
@@ -704,8 +725,10 @@ class PostgresTransaction:
         try:
             with self.conn.transaction():
                 yield
+                self._bulk.write()
         except BaseException as e:
             self._new_index_rows.clear()
+            self._bulk.rolled_back()
             self._last_parent = (b"", 0)
             self.backend.invalidate(frozenset(self.touched - touched))
             if isinstance(e, errors.TransactionRollback):

@@ -11,6 +11,9 @@ PostgreSQL (issue 11 part 2).
    search finds every entry, an indexed equality search finds one, and
    every entryCSN carries the node number the import held (0: nothing
    else had the database open).
+4. A duplicate entry thousands of records after its first copy (entries
+   below a new parent are copied in batches) stops the import naming the
+   duplicate's own line, and nothing is imported.
 """
 
 from __future__ import annotations
@@ -44,6 +47,12 @@ def person_ldif(count: int) -> str:
     records += [f"dn: uid=p{i},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: p{i}\ncn: Person {i}\n"
                 f"sn: {i}\nmail: p{i}@example.com\n" for i in range(count)]
     return "\n".join(records)
+
+
+def line_of(text: str, dn: str, occurrence: int) -> int:
+    """The line of the `occurrence`-th (0-based) record of `dn` in `text`."""
+    lines = [n for n, line in enumerate(text.split("\n"), 1) if line == f"dn: {dn}"]
+    return lines[occurrence]
 
 
 def dns(found: bytes) -> list[str]:
@@ -142,3 +151,18 @@ def test_ldif_import_is_served(tmp_path: Path) -> None:
         assert b"cn: Person 123" in one.stdout
     finally:
         server.stop()
+
+
+def test_a_late_duplicate_is_named_by_its_own_line(tmp_path: Path) -> None:
+    server = make_server(tmp_path, "--no-ca")
+    text = person_ldif(IMPORTED * 10) + f"\ndn: uid=p10,{PEOPLE}\nobjectClass: inetOrgPerson" \
+        "\nuid: p10\ncn: Again\nsn: 10\n"
+    ldif = tmp_path / "twice.ldif"
+    ldif.write_text(text)
+    done = server.certdir("ldif", "import", "--data-dir", str(server.data_dir), "--quiet",
+                          str(ldif), check=False)
+    assert done.returncode == 1
+    where = line_of(text, f"uid=p10,{PEOPLE}", 1)
+    assert f"twice.ldif:{where}: uid=p10,{PEOPLE}: entry uid=p10,{PEOPLE} already exists" \
+        in done.stderr.decode(), done.stderr
+    assert database_rows(server.data_dir, "SELECT count(*) FROM entries") == [(1,)]
