@@ -369,7 +369,7 @@ def report(console: Console, keys: Sequence[KeyFigures], crl: CRLFigures) -> Non
     crl_table.add_column("step")
     crl_table.add_column("seconds", justify="right")
     for step, seconds in (
-            ("insert rows (executemany, one txn)", crl.insert_s),
+            ("insert rows (Store.record + set_status, one txn)", crl.insert_s),
             (f"ca.crl.generate, full + delta + publish (median of {CRL_RUNS})", crl.generate_s),
             (f"ca.crl.generate, best of {CRL_RUNS}", min(crl.generate_runs)),
             ("commit of the last run", crl.commit_s),

@@ -7,7 +7,7 @@
   wall time of the whole process, tokens per second, and the CSV must hold one token
   per person.
 - The same work in process: `kms.enrollment.enroll_user` for every person in one
-  transaction, opened as `certdir kms` opens it (KMS and CA tables ready, acting as
+  transaction, opened as `certdir kms` opens it (acting as
   the root DN). The difference to the CLI is start-up, search and CSV cost. These
   tokens supersede the CLI's, so they are the ones redeemed next.
 - Redemption in process: `kms.enrollment.redeem_offline` for --redeem of those tokens,

@@ -7,7 +7,7 @@
     `ca.pool.Slow`): the PKCS#10 signature verifies, its hash is SHA-256 or
     stronger, the key type is allowed; the subject and SANs come from the
     profile and a copy of the holder's entry read beforehand
-    (`holder_entry`, a read connection), never blindly from the request
+    (`holder_entry`, as last committed), never blindly from the request
     (`ca.builder`); the profile's policy module decides; on "issue" a random
     159-bit serial is picked and the certificate signed. It changes nothing.
   - `commit`, inside the caller's transaction, database writes only: the
@@ -104,7 +104,7 @@ class Prepared:
 
 
 def holder_entry(dsa: DSA, holder: str | None) -> Entry | None:
-    """The holder's entry as committed now, from the read connection."""
+    """The holder's entry as committed now (`Backend.get`)."""
     if holder is None:
         return None
     try:

@@ -6,7 +6,7 @@
   `ca.web.context.Web.slow` is one; `on_pool` makes one from any Twisted
   thread pool (the reactor's own, for the LDAP extended operation and the
   CRL schedule, which run without the web service).
-- The work must not touch the reactor thread's read connection or caches:
+- The work must not touch the directory's storage or caches from its thread:
   it gets what it needs, already read, as arguments.
 """
 

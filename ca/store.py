@@ -6,6 +6,8 @@
   and publishing it into the holder's entry commit in one transaction.
 - Serials are stored as lower-case hex without leading zeros; callers
   accept any case and an optional `0x` (`parse_serial`).
+- `TABLES` are created when the directory's storage is opened; every
+  statement is in the portable dialect of `directory.backend.Records`.
 - A revoked certificate keeps its row: status `revoked` (or `hold` for
   certificateHold, RFC 5280 §5.3.1), when and why.
 - CRL numbers increase by one for every CRL, full or delta (RFC 5280
@@ -29,8 +31,7 @@ from directory.backend import Param, Records, Tables
 
 TABLES: Tables = (
     """CREATE TABLE IF NOT EXISTS ca_certificates (
-        id INTEGER PRIMARY KEY,
-        serial TEXT NOT NULL UNIQUE,
+        serial TEXT PRIMARY KEY,
         issuer TEXT NOT NULL,
         subject TEXT NOT NULL,
         entry TEXT,
@@ -229,13 +230,14 @@ class Store:
             params.append(entry)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         return [_issued(row) for row in self.records.rows(
-            f"SELECT {_CERT_COLUMNS} FROM ca_certificates{clause} ORDER BY not_before, id",
+            f"SELECT {_CERT_COLUMNS} FROM ca_certificates{clause} ORDER BY not_before, serial",
             params)]
 
     def recent(self, limit: int) -> list[IssuedRecord]:
-        """The last `limit` certificates issued, newest first."""
+        """The last `limit` certificates issued, newest first (to the second: those
+        of one second in the order of their serials)."""
         return [_issued(row) for row in self.records.rows(
-            f"SELECT {_CERT_COLUMNS} FROM ca_certificates ORDER BY not_before DESC, id DESC"
+            f"SELECT {_CERT_COLUMNS} FROM ca_certificates ORDER BY not_before DESC, serial DESC"
             " LIMIT ?", (limit,))]
 
     def set_status(self, serial: int, status: str, when: dt.datetime | None,

@@ -6,7 +6,7 @@
 - Each command is one database transaction with what it publishes and the
   audit records it writes: a refusal changes nothing. Keys are generated,
   certificates signed and PKCS#12 sealed before that transaction opens or
-  after it commits (`enroll`, `recover`): it holds SQLite's write lock,
+  after it commits (`enroll`, `recover`): it holds the storage's write lock,
   which the server's writer waits for.
 - Officers act under their own directory entry: `--officer DN` and that
   entry's password, checked against its userPassword before the
@@ -76,7 +76,7 @@ def kms_config(config: Config) -> KMSConfig:
 
 @dataclass
 class Session:
-    """One transaction of the directory with the KMS tables ready."""
+    """One transaction of the directory, acting as the root DN."""
     config: Config
     dsa: DSA
     writer: DirectoryWriter
