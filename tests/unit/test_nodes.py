@@ -2,7 +2,8 @@
 with real backends on a real database of a throwaway cluster.
 
 - Every opening of the database gets its own node number (the CSN server
-  id); a closed one's number is free again; SQLite keeps the local number.
+  id); a closed one's number is free again; with all 4096 held, the next
+  is refused; SQLite keeps the local number.
 - Two front ends recording a CRL at once: the one that loses the race
   meets a `Conflict` on the number, reads and signs afresh, and takes the
   next numbers; none is given twice or skipped.
@@ -30,6 +31,7 @@ from certdir.config import load
 from certdir.directory_open import offline_directory
 from directory.backend import MAX_NODE, Backend, Conflict, Tables
 from directory.backend.opening import Storage, open_backend, sqlite_url
+from directory.backend.pg_nodes import NAMESPACE, NodesExhausted
 from directory.csn import CSNGenerator
 from directory.schema import Schema
 from kms import tokens
@@ -122,6 +124,18 @@ def test_other_databases_number_their_nodes_on_their_own(
     finally:
         here.close()
         there.close()
+
+
+def test_past_the_last_node_number_opening_is_refused(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as holder:
+        for number in range(MAX_NODE + 1):
+            holder.execute("SELECT pg_advisory_lock(%s, %s)", (NAMESPACE, number))
+        backend = open_at(url)
+        try:
+            with pytest.raises(NodesExhausted, match="all 4096 node numbers"):
+                backend.node(0)
+        finally:
+            backend.close()
 
 
 def test_sqlite_keeps_the_local_number(tmp_path: Path) -> None:
