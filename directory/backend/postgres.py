@@ -34,6 +34,9 @@
   statements changed (a hash in `meta`), and the index is rebuilt when
   the indexed attributes changed; both under an advisory lock, so front
   ends starting together do it once. `Records` turns `?` into `%s`.
+- A transaction that added `ANALYZE_AFTER` entries or more (an LDIF
+  import) gathers the planner's statistics after its commit, so the next
+  searches are not planned as if the tables were empty.
 
 Caches across front ends. Each front end caches decoded entries by id.
 Every write transaction that changed entries increments the one row of
@@ -138,12 +141,19 @@ MAX_KEY = 1024
 MAX_PATH = 2000
 # Above this many ids, a one-level or subtree scan beats fetching them.
 MAX_IDS = 5000
+# An index query selecting more than one entry in this many loses to a scan.
+ESTIMATE_SHARE = 4
 CONNECT_TIMEOUT = 10
 # From this many buffered index rows on, `flush` copies them (bulk loads).
 COPY_ROWS = 1000
 # Where copied index rows wait for their INSERT ... ON CONFLICT (this session's own).
 SCRATCH_INDEX = ("CREATE TEMP TABLE IF NOT EXISTS idx_new"
                  " (attr TEXT NOT NULL, key BYTEA NOT NULL, id BIGINT NOT NULL)")
+# A transaction adding this many entries is a bulk load: statistics are
+# gathered at once.
+ANALYZE_AFTER = 1000
+# How often the listener looks up from its connection, so `close` is quick.
+LISTEN_WAKE = 0.1
 
 _DDL_TYPES = (
     (re.compile(r"\bINTEGER\s+PRIMARY\s+KEY\b", re.IGNORECASE),
@@ -227,10 +237,10 @@ class Listener:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                for note in self._conn.notifies(timeout=0.5):
-                    generation, _, ids = note.payload.partition(" ")
-                    self._changes.append((int(generation), None if ids == EVERYTHING else
-                                          frozenset(int(i) for i in ids.split())))
+                for note in self._conn.notifies(timeout=LISTEN_WAKE):
+                    change = _parsed(note.payload)
+                    if change is not None:
+                        self._changes.append(change)
             except psycopg.Error:
                 # What was missed meanwhile shows as missing generations.
                 self._conn.close()
@@ -246,6 +256,16 @@ class Listener:
         self._conn.close()
 
 
+def _parsed(payload: str) -> tuple[int, Changed] | None:
+    """A notification's generation and ids; None for one certdir did not
+    send (the generation check covers whatever it stood for)."""
+    generation, _, ids = payload.partition(" ")
+    try:
+        return int(generation), None if ids == EVERYTHING else frozenset(map(int, ids.split()))
+    except ValueError:
+        return None
+
+
 class PostgresBackend:
     def __init__(self, url: str, schema: Schema, indexed: Iterable[str],
                  cache_entries: int = 200_000, cache_bytes: int = 512 * 1024 * 1024,
@@ -259,17 +279,21 @@ class PostgresBackend:
         self._url = url
         self._changes: deque[tuple[int, Changed]] = deque()
         self._pending: dict[int, Changed] = {}
-        self._url = url
         self._node: NodeNumber | None = None
-        self._writer = connect(url)
+        opened: list[Connection] = []
         try:
+            self._writer = connect(url)
+            opened.append(self._writer)
             self._reader = connect(url)
+            opened.append(self._reader)
             self._open(tables)
             self._listener = Listener(url, self._changes)
         except BaseException:
-            self._writer.close()
+            for conn in opened:
+                conn.close()
             raise
         self._checked = self._generation()
+        self._size = self._entries()
 
     def _open(self, tables: Tables) -> None:
         """The backend's and the application's tables and the index, made
@@ -279,8 +303,11 @@ class PostgresBackend:
         with self.transaction() as txn:
             conn = txn.conn
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (OPEN_LOCK,))
-            for statement in SCHEMA_SQL:
-                conn.execute(statement)
+            # CREATE INDEX locks its table even when the index exists.
+            created = conn.execute("SELECT to_regclass('generation')").fetchone()
+            if created is None or created[0] is None:
+                for statement in SCHEMA_SQL:
+                    conn.execute(statement)
             if _meta(conn, "tables") != wanted_tables:
                 for statement in tables:
                     conn.execute(ddl(statement))
@@ -303,6 +330,11 @@ class PostgresBackend:
 
     def _generation(self) -> int:
         return int(self._read("SELECT n FROM generation")[0][0])
+
+    def _entries(self) -> int:
+        """The directory's size, taken to be its highest id: never less than
+        the number of entries, and read from the primary key's end."""
+        return int(self._read("SELECT coalesce(max(id), 0) FROM entries")[0][0])
 
     def _entry(self, entry_id: int, dn: str, blob: bytes) -> Entry:
         entry = self._cache.get(entry_id)
@@ -349,7 +381,10 @@ class PostgresBackend:
             self._checked = current
             for generation in [g for g in pending if g <= current]:
                 del pending[generation]
-        return self._checked != before
+        if self._checked == before:
+            return False
+        self._size = self._entries()
+        return True
 
     def _drop(self) -> None:
         self._cache.clear()
@@ -421,7 +456,28 @@ class PostgresBackend:
             yield self._entry(*row)
 
     def estimate(self, query: IndexQuery) -> int:
-        return len(self._lookup(query))
+        """About the entries `query` selects, counted in the index without
+        fetching them and only up to a quarter of the directory, beyond
+        which a scan wins whatever the number."""
+        if isinstance(query, Intersection | Union):
+            parts = [self.estimate(q) for q in query.queries]
+            if isinstance(query, Intersection):
+                return min(parts, default=0)
+            return sum(parts)
+        if isinstance(query, Presence) and query.attribute == "objectclass":
+            return self._size
+        params: tuple[Param, ...]
+        if isinstance(query, Equal):
+            where, params = "attr = %s AND key = %s", (query.attribute, query.key[:MAX_KEY])
+        elif isinstance(query, Prefix):
+            prefix = query.prefix[:MAX_KEY]
+            where, params = "attr = %s AND key >= %s AND key < %s", (
+                query.attribute, prefix, prefix + b"\xff\xff\xff\xff")
+        else:
+            where, params = "attr = %s", (query.attribute,)
+        rows = self._read(f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {where} LIMIT %s) s",
+                          (*params, self._size // ESTIMATE_SHARE + 1))
+        return int(rows[0][0])
 
     def _lookup(self, query: IndexQuery) -> set[int]:
         if isinstance(query, Equal):
@@ -460,6 +516,10 @@ class PostgresBackend:
             raise
         if generation:
             self._changes.append((generation, frozenset(txn.touched)))
+        if txn.inserted >= ANALYZE_AFTER:
+            # Plans made before autovacuum gets to a bulk load's rows would
+            # scan where an index serves.
+            conn.execute("ANALYZE entries, idx")
 
     def invalidate(self, ids: frozenset[int]) -> None:
         for entry_id in ids:
@@ -539,6 +599,7 @@ class PostgresTransaction:
         self.conn = conn
         self.records = PostgresRecords(conn)
         self.touched: set[int] = set()
+        self.inserted = 0
         self._last_parent: tuple[bytes, int] = (b"", 0)
         # Index rows of new entries wait here until the next flush; nothing
         # reads the index through a write transaction.
@@ -656,6 +717,7 @@ class PostgresTransaction:
         # Touched too, so that other front ends learn something was added
         # (a referral object, say) and drop what they derived from entries.
         self.touched.add(entry_id)
+        self.inserted += 1
         self._queue_index(entry_id, index_rows)
 
     def _exists(self, path: bytes) -> bool:

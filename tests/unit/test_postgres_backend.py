@@ -1,8 +1,10 @@
 """The PostgreSQL backend against a real PostgreSQL (tests/pg_cluster.py).
 
 - Reads: `get`, the four search scopes, every kind of index query, and an
-  index key longer than a B-tree entry holds.
-- Writes: a renamed entry takes its subtree along; a failed savepoint
+  index key longer than a B-tree entry holds; estimates count index rows
+  up to a quarter of the directory.
+- Writes: a transaction adding `ANALYZE_AFTER` entries gathers statistics;
+  a renamed entry takes its subtree along; a failed savepoint
   leaves nothing behind and the transaction usable; a duplicate add is
   entryAlreadyExists and a missing parent noSuchObject, both leaving the
   transaction usable; an entry with children cannot be deleted.
@@ -29,7 +31,7 @@ import psycopg
 import pytest
 
 from directory.backend import Equal, IndexQuery, Intersection, Prefix, Presence, Union
-from directory.backend.postgres import MAX_KEY, PostgresBackend
+from directory.backend.postgres import ANALYZE_AFTER, MAX_KEY, PostgresBackend
 from directory.entry import Entry
 from directory.protocol.dn import DN
 from directory.protocol.messages import Scope
@@ -161,7 +163,27 @@ QUERIES = [
 def test_index_queries(backend: PostgresBackend, why: str, query: IndexQuery,
                        expected: list[str]) -> None:
     assert names(backend.search(dn(SUFFIX), Scope.SUB, query)) == sorted(expected)
-    assert backend.estimate(query) == len(expected)
+
+
+ESTIMATES = [
+    ("every entry", Presence("objectclass"), 46),
+    ("one entry", Equal("cn", b"alice"), 1),
+    ("a prefix", Prefix("cn", b"user1"), 11),
+    ("an intersection: its smallest part", Intersection((Presence("mail"), Prefix("cn", b"b"))),
+     1),
+    ("a union: the sum of its parts", Union((Equal("cn", b"alice"), Prefix("cn", b"user1"))), 12),
+    ("counted up to a quarter of the directory", Presence("sn"), 46 // 4 + 1),
+]
+
+
+@pytest.mark.parametrize("why, query, expected", ESTIMATES)
+def test_estimates(backend: PostgresBackend, why: str, query: IndexQuery,
+                   expected: int) -> None:
+    with backend.transaction() as txn:
+        for i in range(40):
+            txn.add(person(f"cn=user{i},{PEOPLE}"))
+    backend.refresh()
+    assert backend.estimate(query) == expected
 
 
 def test_index_queries_keep_to_the_scope(backend: PostgresBackend) -> None:
@@ -176,6 +198,23 @@ def test_an_index_key_longer_than_a_btree_entry_is_found(backend: PostgresBacken
     found = backend.search(dn(SUFFIX), Scope.SUB, Equal("mail", long_mail.encode()))
     # A superset: the caller's filter tells the two apart.
     assert names(found) == [f"cn=long,{PEOPLE}", f"cn=longer,{PEOPLE}"]
+
+
+def _analyzed(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        return {name for (name,) in conn.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL")}
+
+
+def test_a_bulk_load_gathers_statistics(backend: PostgresBackend, url: str) -> None:
+    with backend.transaction() as txn:
+        for i in range(ANALYZE_AFTER - 1):
+            txn.add(person(f"cn=few{i},{PEOPLE}"))
+    few = _analyzed(url)
+    with backend.transaction() as txn:
+        for i in range(ANALYZE_AFTER):
+            txn.add(person(f"cn=many{i},{PEOPLE}"))
+    assert (few, _analyzed(url)) == (set(), {"entries", "idx"})
 
 
 def test_rename_moves_the_subtree(backend: PostgresBackend) -> None:
