@@ -59,7 +59,7 @@ from ca.crl import CRLs
 from ca.keys import PrivateKey, signature_hash
 from ca.policy import Origin
 from ca.profiles import profile
-from ca.store import Store, serial_text
+from ca.store import Store
 from certdir.config import Config, load
 from directory.dsa import DSA
 from directory.publisher import DirectoryWriter
@@ -196,7 +196,6 @@ def requests(count: int) -> tuple[bytes, ...]:
 def writing(dsa: DSA, authority: Authority) -> Iterator[DirectoryWriter]:
     """As certdir.ca_commands._writing: one transaction, acting as the CA."""
     with dsa.backend.transaction() as txn:
-        Store.create(txn.conn)
         yield DirectoryWriter(dsa, txn, dsa.parse_dn(authority.entry_dn))
 
 
@@ -231,37 +230,34 @@ def measure_key(config: Config, dsa: DSA, authority: Authority, entries: int,
     return KeyFigures(key_type, signing, half, single, entries - half, batched)
 
 
-def revoked_rows(template: bytes, issuer: str, when: dt.datetime,
-                 count: int, recent: int) -> Iterator[tuple[object, ...]]:
-    """ca_certificates rows of revoked certificates; `recent` of them revoked at `when`
-    (after the last CRL), the others up to a year before it."""
+def record_revoked(store: Store, template: bytes, issuer: str, when: dt.datetime,
+                   count: int, recent: int) -> None:
+    """Revoked certificates in the CA's records (DER `template`); `recent` of them
+    revoked at `when` (after the last CRL), the others up to a year before it."""
     rng = random.Random(4)
     serials: set[int] = set()
     while len(serials) < count:
         serials.add(rng.getrandbits(159) | 1 << 158)
-    stamp = "%Y-%m-%dT%H:%M:%SZ"
     for index, serial in enumerate(serials):
         reason = REASONS[index % len(REASONS)]
         revoked_at = when if index < recent else when - dt.timedelta(
             seconds=rng.randrange(3600, 365 * 86400))
-        yield (serial_text(serial), issuer, f"CN={uid(index)}@example.com", None, PROFILE,
-               (when - dt.timedelta(days=400)).strftime(stamp),
-               (when + dt.timedelta(days=400)).strftime(stamp), template,
-               "hold" if reason == "certificateHold" else "revoked",
-               revoked_at.strftime(stamp), reason)
+        store.record(serial=serial, issuer=issuer, subject=f"CN={uid(index)}@example.com",
+                     entry=None, profile=PROFILE, not_before=when - dt.timedelta(days=400),
+                     not_after=when + dt.timedelta(days=400), der=template)
+        store.set_status(serial, "hold" if reason == "certificateHold" else "revoked",
+                         revoked_at, reason)
 
 
 def insert_revoked(dsa: DSA, authority: Authority, when: dt.datetime) -> float:
     with writing(dsa, authority) as writer:
-        template = writer.sql.execute("SELECT der FROM ca_certificates LIMIT 1").fetchone()
-        if template is None:
+        store = Store(writer.records)
+        issued = store.recent(1)
+        if not issued:
             raise BenchError("no issued certificate to use as the revoked rows' DER")
         start = time.perf_counter()
-        writer.sql.executemany(
-            "INSERT INTO ca_certificates (serial, issuer, subject, entry, profile, not_before,"
-            " not_after, der, status, revoked_at, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            revoked_rows(bytes(template[0]), authority.certificate.subject.rfc4514_string(),
-                         when, CRL_REVOKED, CRL_RECENT))
+        record_revoked(store, issued[0].der, authority.certificate.subject.rfc4514_string(),
+                       when, CRL_REVOKED, CRL_RECENT)
     return time.perf_counter() - start
 
 
@@ -279,7 +275,7 @@ def rolled_back(dsa: DSA, authority: Authority) -> Iterator[DirectoryWriter]:
 def generate_in(authority: Authority, writer: DirectoryWriter) -> CRLs:
     """`ca.crl.generate`'s read, sign and commit, in the benchmark's own transaction (so
     that repeated runs can be rolled back)."""
-    made = crls.sign(authority, crls.read(Store(writer.sql), now()))
+    made = crls.sign(authority, crls.read(Store(writer.records), now()))
     crls.commit(authority, writer, made)
     return made
 
@@ -292,7 +288,8 @@ def timed_generate(authority: Authority, writer: DirectoryWriter) -> tuple[float
 
 def builder_alone(dsa: DSA, authority: Authority, when: dt.datetime) -> float:
     """cryptography alone: revoked entries, builder, signature, DER; no store, no publish."""
-    revocations = Store(dsa.backend.reader).revocations()
+    with dsa.backend.reading() as records:
+        revocations = Store(records).revocations()
     algorithm = signature_hash(authority.key)
     start = time.perf_counter()
     entries = []

@@ -2,7 +2,7 @@
 
 - A data directory made with `certdir init --no-kms` (a P-256 root CA; LDAP, http and https
   on free loopback ports, `log.access: false`); --revoked rows (default 10,000: distinct
-  159-bit serials, mixed reasons, from `ca_bench.revoked_rows`) go into ca_certificates, then
+  159-bit serials, mixed reasons, from `ca_bench.record_revoked`) go into ca_certificates, then
   `certdir ca crl` runs twice: the full CRL lists them all, the delta CRL (relative to the
   first full one) lists none. These are the large and the small CRL.
 - `certdir serve` answers `GET /<slug>.crl` and `GET /<slug>-delta.crl` from the database
@@ -44,13 +44,14 @@ from pathlib import Path
 
 import yaml
 from address_book import REPO, SUFFIX, certdir_cli, opened
-from ca_bench import revoked_rows, writing
+from ca_bench import record_revoked, writing
 from cryptography.hazmat.primitives.serialization import Encoding
 from harness import BenchError, run_main, work_directory
 from rich.console import Console
 from rich.table import Table
 from servers import Running, free_port, start
 
+from ca.store import Store
 from certdir.config import load
 
 CONNECTIONS = (1, 4)
@@ -112,11 +113,9 @@ def prepare(work: Path, revoked: int) -> tuple[Path, int, str]:
     config = load(data_dir)
     with opened(config) as (dsa, authority), writing(dsa, authority) as writer:
         template = authority.certificate.public_bytes(Encoding.DER)
-        writer.sql.executemany(
-            "INSERT INTO ca_certificates (serial, issuer, subject, entry, profile, not_before,"
-            " not_after, der, status, revoked_at, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            revoked_rows(template, authority.certificate.subject.rfc4514_string(),
-                         dt.datetime.now(dt.UTC) - dt.timedelta(hours=1), revoked, 0))
+        record_revoked(Store(writer.records), template,
+                       authority.certificate.subject.rfc4514_string(),
+                       dt.datetime.now(dt.UTC) - dt.timedelta(hours=1), revoked, 0)
         slug = authority.slug
     certdir_cli("ca", "crl", "--data-dir", str(data_dir))
     certdir_cli("ca", "crl", "--data-dir", str(data_dir))

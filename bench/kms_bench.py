@@ -48,11 +48,10 @@ from rich.table import Table
 
 from ca import keys
 from ca.authority import Authority
-from ca.store import Store
 from certdir.config import Config, load
 from directory.dsa import DSA
 from directory.publisher import DirectoryWriter
-from kms import enrollment, store
+from kms import enrollment
 from kms.config import KMSConfig
 from kms.vault import Vault, secret_from
 
@@ -142,11 +141,8 @@ def kms_of(config: Config) -> KMSConfig:
 
 @contextmanager
 def session(dsa: DSA) -> Iterator[DirectoryWriter]:
-    """As certdir.kms_commands._session: one transaction, KMS and CA tables ready,
-    acting as the root DN."""
+    """As certdir.kms_commands._session: one transaction, acting as the root DN."""
     with dsa.backend.transaction() as txn:
-        store.create(txn.conn)
-        Store.create(txn.conn)
         yield DirectoryWriter(dsa, txn, dsa.root_dn)
 
 
@@ -173,7 +169,7 @@ def signing_requests(count: int) -> tuple[bytes, ...]:
 
 def unlocked_vault(dsa: DSA, kms: KMSConfig) -> Vault:
     with session(dsa) as writer:
-        return Vault.unlock(writer.sql, secret_from(kms))
+        return Vault.unlock(writer.records, secret_from(kms))
 
 
 def redeem_all(dsa: DSA, authority: Authority, vault: Vault, kms: KMSConfig,

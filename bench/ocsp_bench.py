@@ -183,7 +183,7 @@ def issue_leaves(config: Config, count: int, work: Path) -> tuple[list[Leaf], x5
         certificate = responder.issued(issue.commit(writer, issue.prepare(
             authority, request, responder.responder_profile(authority), None, Origin.OFFICER,
             now()), now()))
-        write_index(Store(txn.conn), work / "index.txt")
+        write_index(Store(txn.records), work / "index.txt")
         ca = authority.certificate
     (work / "responder.key").write_bytes(responder_key.private_bytes(
         Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))

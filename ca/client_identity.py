@@ -47,7 +47,8 @@ def certificate_identity(authority: Authority, dsa: DSA) -> CertificateIdentity:
             return None
         serial = certificate.serial_number
         try:
-            record = Store(dsa.backend.reader).certificate(serial)
+            with dsa.backend.reading() as records:
+                record = Store(records).certificate(serial)
         except CAError:
             record = None
         if record is None or record.der != der:

@@ -41,8 +41,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -55,7 +54,7 @@ from ca.keys import signature_hash
 from ca.pool import Slow
 from ca.publish import publish_crls
 from ca.store import Revocation, Store
-from directory.backend.sqlite import SQLiteTransaction
+from directory.backend import Transaction
 from directory.dsa import DSA
 from directory.protocol.dn import DN
 from directory.publisher import DirectoryWriter
@@ -117,14 +116,14 @@ class Basis:
 
 
 def read(store: Store, now: dt.datetime) -> Basis:
-    """The next CRL number and the revocations, from one snapshot of `store`."""
+    """The next CRL number and the revocations; `store` is one snapshot (a
+    transaction, or `reading()`), so they come from one commit."""
     now = now.replace(microsecond=0)
-    with _snapshot(store):
-        previous = store.last_full_crl()
-        number = store.next_crl_number()
-        base, since = previous if previous is not None else (number, now)
-        return Basis(number, base, now, tuple(store.revocations()), since,
-                     tuple(store.releases(since)))
+    previous = store.last_full_crl()
+    number = store.next_crl_number()
+    base, since = previous if previous is not None else (number, now)
+    return Basis(number, base, now, tuple(store.revocations()), since,
+                 tuple(store.releases(since)))
 
 
 def sign(authority: Authority, basis: Basis) -> CRLs:
@@ -148,7 +147,7 @@ def sign(authority: Authority, basis: Basis) -> CRLs:
 def commit(authority: Authority, writer: DirectoryWriter, made: CRLs) -> None:
     """Record and publish signed CRLs, in the caller's transaction, if their
     number is still the next one; StaleCRL if not."""
-    store = Store(writer.sql)
+    store = Store(writer.records)
     if store.next_crl_number() != made.number:
         raise StaleCRL(f"CRL number {made.number} was taken while it was being signed")
     full_der, delta_der = (c.public_bytes(Encoding.DER) for c in (made.full, made.delta))
@@ -166,7 +165,9 @@ def generate(authority: Authority, dsa: DSA, now: dt.datetime) -> CRLs:
     another process takes the number."""
     actor = dsa.parse_dn(authority.entry_dn)
     for _ in range(ATTEMPTS):
-        made = sign(authority, read(Store(dsa.backend.reader), now))
+        with dsa.backend.reading() as records:
+            basis = read(Store(records), now)
+        made = sign(authority, basis)
         try:
             with dsa.backend.transaction() as txn:
                 commit(authority, DirectoryWriter(dsa, txn, actor), made)
@@ -185,11 +186,13 @@ def renew(authority: Authority, dsa: DSA, slow: Slow,
     async def steps() -> CRLs | None:
         for _ in range(ATTEMPTS):
             dsa.refresh()
-            store = Store(dsa.backend.reader)
             now = dt.datetime.now(dt.UTC)
-            if not when(store, now):
-                return None
-            made = await slow(sign, authority, read(store, now))
+            with dsa.backend.reading() as records:
+                store = Store(records)
+                if not when(store, now):
+                    return None
+                basis = read(store, now)
+            made = await slow(sign, authority, basis)
             try:
                 await dsa.write(functools.partial(_committing, authority, dsa, actor, made))
             except StaleCRL:
@@ -201,21 +204,8 @@ def renew(authority: Authority, dsa: DSA, slow: Slow,
 
 
 def _committing(authority: Authority, dsa: DSA, actor: DN, made: CRLs,
-                txn: SQLiteTransaction) -> None:
+                txn: Transaction) -> None:
     commit(authority, DirectoryWriter(dsa, txn, actor), made)
-
-
-@contextmanager
-def _snapshot(store: Store) -> Iterator[None]:
-    # A read transaction: the number and the revocations come from one commit.
-    if store.conn.in_transaction:
-        yield
-        return
-    store.conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        store.conn.execute("COMMIT")
 
 
 def due(store: Store, now: dt.datetime) -> bool:

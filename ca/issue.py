@@ -55,7 +55,7 @@ from ca.pool import Slow
 from ca.profiles import Profile, profile
 from ca.publish import der, publish_certificate
 from ca.store import RequestRecord, Store
-from directory.backend.sqlite import SQLiteTransaction
+from directory.backend import Transaction
 from directory.dsa import DSA
 from directory.entry import Entry
 from directory.protocol.results import LDAPError
@@ -118,8 +118,9 @@ def holder_entry(dsa: DSA, holder: str | None) -> Entry | None:
 
 
 def pending_request(dsa: DSA, request: int) -> tuple[RequestRecord, Entry | None]:
-    """A pending request and its holder's entry, from the read connection."""
-    record = Store(dsa.backend.reader).request(request)
+    """A pending request and its holder's entry, as last committed."""
+    with dsa.backend.reading() as records:
+        record = Store(records).request(request)
     _check_pending(record)
     return record, holder_entry(dsa, record.entry)
 
@@ -149,7 +150,7 @@ def prepare_approval(authority: Authority, record: RequestRecord, entry: Entry |
 
 def commit(writer: DirectoryWriter, prepared: Prepared, now: dt.datetime) -> Outcome:
     """Record (and publish) what `prepare` made, in the caller's transaction."""
-    store = Store(writer.sql)
+    store = Store(writer.records)
     _check_holder(writer, prepared)
     request = prepared.request
     if request is None:
@@ -197,14 +198,14 @@ def issue_request(authority: Authority, dsa: DSA, slow: Slow, request: int,
 
 def deny_request(writer: DirectoryWriter, request: int, by: str, why: str,
                  now: dt.datetime) -> None:
-    store = Store(writer.sql)
+    store = Store(writer.records)
     _check_pending(store.request(request))
     store.decide(request, "denied", by, now, why)
 
 
 def _committing(dsa: DSA, authority: Authority, prepared: Prepared,
-                now: dt.datetime) -> Callable[[SQLiteTransaction], Outcome]:
-    def job(txn: SQLiteTransaction) -> Outcome:
+                now: dt.datetime) -> Callable[[Transaction], Outcome]:
+    def job(txn: Transaction) -> Outcome:
         return commit(DirectoryWriter(dsa, txn, dsa.parse_dn(authority.entry_dn)), prepared,
                       now)
 

@@ -83,7 +83,7 @@ def install(chain: Sequence[x509.Certificate], suffix: str, writer: DirectoryWri
         raise CAError("the CRL has no nextUpdate (RFC 5280 §5.1.2.5)")
     delta = _extension(crl, x509.DeltaCRLIndicator) is not None
     name = issuer.subject.rfc4514_string()
-    store = Store(writer.sql)
+    store = Store(writer.records)
     newest = store.newest_issuer_crl(name, delta)
     if newest is not None and number.crl_number <= newest:
         raise CAError(f"CRL number {number.crl_number} is not newer than the installed "

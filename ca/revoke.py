@@ -42,7 +42,7 @@ def reason(name: str) -> x509.ReasonFlags:
 
 def revoke(authority: Authority, writer: DirectoryWriter, serial: int, why: x509.ReasonFlags,
            now: dt.datetime) -> IssuedRecord:
-    store = Store(writer.sql)
+    store = Store(writer.records)
     record = store.certificate(serial)
     if record.status != "valid" and not (record.status == "hold"
                                          and why is not x509.ReasonFlags.certificate_hold):
@@ -58,7 +58,7 @@ def revoke(authority: Authority, writer: DirectoryWriter, serial: int, why: x509
 def revoke_holder(authority: Authority, writer: DirectoryWriter, holder: str,
                   why: x509.ReasonFlags, now: dt.datetime) -> list[IssuedRecord]:
     dn = str(writer.dn(holder))
-    records = list(Store(writer.sql).certificates(status="valid", entry=dn))
+    records = list(Store(writer.records).certificates(status="valid", entry=dn))
     if not records:
         raise CAError(f"{holder} holds no valid certificate issued here")
     return [revoke(authority, writer, r.serial, why, now) for r in records]
@@ -66,7 +66,7 @@ def revoke_holder(authority: Authority, writer: DirectoryWriter, holder: str,
 
 def release(authority: Authority, writer: DirectoryWriter, serial: int,
             now: dt.datetime) -> IssuedRecord:
-    store = Store(writer.sql)
+    store = Store(writer.records)
     record = store.certificate(serial)
     if record.status != "hold":
         raise CAError(f"certificate {serial_text(serial)} is not on hold")

@@ -21,64 +21,63 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ca.errors import CAError
+from directory.backend import Param, Records, Tables
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS ca_certificates (
-    serial TEXT PRIMARY KEY,
-    issuer TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    entry TEXT,
-    profile TEXT NOT NULL,
-    not_before TEXT NOT NULL,
-    not_after TEXT NOT NULL,
-    der BLOB NOT NULL,
-    status TEXT NOT NULL DEFAULT 'valid',
-    revoked_at TEXT,
-    reason TEXT,
-    request INTEGER
-);
-CREATE INDEX IF NOT EXISTS ca_certificates_entry ON ca_certificates (entry);
-CREATE INDEX IF NOT EXISTS ca_certificates_revoked ON ca_certificates (revoked_at)
-    WHERE revoked_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS ca_requests (
-    id INTEGER PRIMARY KEY,
-    created TEXT NOT NULL,
-    csr BLOB NOT NULL,
-    profile TEXT NOT NULL,
-    entry TEXT,
-    status TEXT NOT NULL,
-    policy TEXT NOT NULL,
-    decided_by TEXT,
-    decided_at TEXT,
-    note TEXT,
-    serial TEXT
-);
-CREATE TABLE IF NOT EXISTS ca_releases (
-    serial TEXT NOT NULL,
-    released_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ca_crls (
-    number INTEGER PRIMARY KEY,
-    base INTEGER,
-    this_update TEXT NOT NULL,
-    next_update TEXT NOT NULL,
-    der BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ca_issuer_crls (
-    issuer TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    delta INTEGER NOT NULL,
-    this_update TEXT NOT NULL,
-    next_update TEXT NOT NULL,
-    der BLOB NOT NULL,
-    PRIMARY KEY (issuer, number)
-);
-"""
+TABLES: Tables = (
+    """CREATE TABLE IF NOT EXISTS ca_certificates (
+        id INTEGER PRIMARY KEY,
+        serial TEXT NOT NULL UNIQUE,
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        entry TEXT,
+        profile TEXT NOT NULL,
+        not_before TEXT NOT NULL,
+        not_after TEXT NOT NULL,
+        der BLOB NOT NULL,
+        status TEXT NOT NULL DEFAULT 'valid',
+        revoked_at TEXT,
+        reason TEXT,
+        request INTEGER)""",
+    "CREATE INDEX IF NOT EXISTS ca_certificates_entry ON ca_certificates (entry)",
+    """CREATE INDEX IF NOT EXISTS ca_certificates_revoked ON ca_certificates (revoked_at)
+        WHERE revoked_at IS NOT NULL""",
+    """CREATE TABLE IF NOT EXISTS ca_requests (
+        id INTEGER PRIMARY KEY,
+        created TEXT NOT NULL,
+        csr BLOB NOT NULL,
+        profile TEXT NOT NULL,
+        entry TEXT,
+        status TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        decided_by TEXT,
+        decided_at TEXT,
+        note TEXT,
+        serial TEXT)""",
+    """CREATE TABLE IF NOT EXISTS ca_releases (
+        serial TEXT NOT NULL,
+        released_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS ca_crls (
+        number INTEGER PRIMARY KEY,
+        base INTEGER,
+        this_update TEXT NOT NULL,
+        next_update TEXT NOT NULL,
+        der BLOB NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS ca_issuer_crls (
+        issuer TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        delta INTEGER NOT NULL,
+        this_update TEXT NOT NULL,
+        next_update TEXT NOT NULL,
+        der BLOB NOT NULL,
+        PRIMARY KEY (issuer, number))""",
+)
+
+# Full CRLs have no base; delta CRLs name theirs (RFC 5280 §5.2.4).
+_KIND: Mapping[bool, str] = {False: "base IS NULL", True: "base IS NOT NULL"}
 
 
 def parse_serial(text: str) -> int:
@@ -183,31 +182,25 @@ def _request(row: tuple[object, ...]) -> RequestRecord:
 
 
 class Store:
-    """Queries on a connection; the caller owns the transaction."""
+    """The CA's records, in the caller's transaction or read snapshot."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    @staticmethod
-    def create(conn: sqlite3.Connection) -> None:
-        # Statement by statement: executescript would commit the caller's transaction.
-        for statement in SCHEMA.split(";"):
-            conn.execute(statement)
+    def __init__(self, records: Records) -> None:
+        self.records = records
 
     # --- certificates ---------------------------------------------------------------
 
     def record(self, *, serial: int, issuer: str, subject: str, entry: str | None,
                profile: str, not_before: dt.datetime, not_after: dt.datetime, der: bytes,
                request: int | None = None) -> None:
-        self.conn.execute(
+        self.records.run(
             "INSERT INTO ca_certificates (serial, issuer, subject, entry, profile, not_before,"
             " not_after, der, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (serial_text(serial), issuer, subject, entry, profile, _time(not_before),
              _time(not_after), der, request))
 
     def certificate(self, serial: int) -> IssuedRecord:
-        row = self.conn.execute(f"SELECT {_CERT_COLUMNS} FROM ca_certificates WHERE serial=?",
-                                (serial_text(serial),)).fetchone()
+        row = self.records.row(f"SELECT {_CERT_COLUMNS} FROM ca_certificates WHERE serial=?",
+                               (serial_text(serial),))
         if row is None:
             raise CAError(f"no certificate with serial {serial_text(serial)} was issued here")
         return _issued(row)
@@ -215,8 +208,8 @@ class Store:
     def status(self, serial: int) -> StatusRecord | None:
         """A primary-key look-up of the status columns (the OCSP responder's, on every
         request); None when the serial was not issued here."""
-        row = self.conn.execute("SELECT issuer, status, revoked_at, reason FROM ca_certificates"
-                                " WHERE serial=?", (serial_text(serial),)).fetchone()
+        row = self.records.row("SELECT issuer, status, revoked_at, reason FROM ca_certificates"
+                               " WHERE serial=?", (serial_text(serial),))
         if row is None:
             return None
         issuer, status, revoked_at, reason = row
@@ -225,8 +218,9 @@ class Store:
                             None if reason is None else str(reason))
 
     def certificates(self, *, status: str | None = None,
-                     entry: str | None = None) -> Iterator[IssuedRecord]:
-        where, params = [], []
+                     entry: str | None = None) -> list[IssuedRecord]:
+        where: list[str] = []
+        params: list[Param] = []
         if status is not None:
             where.append("status=?")
             params.append(status)
@@ -234,20 +228,19 @@ class Store:
             where.append("lower(entry)=lower(?)")
             params.append(entry)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        for row in self.conn.execute(
-                f"SELECT {_CERT_COLUMNS} FROM ca_certificates{clause} ORDER BY not_before",
-                params):
-            yield _issued(row)
+        return [_issued(row) for row in self.records.rows(
+            f"SELECT {_CERT_COLUMNS} FROM ca_certificates{clause} ORDER BY not_before, id",
+            params)]
 
     def recent(self, limit: int) -> list[IssuedRecord]:
         """The last `limit` certificates issued, newest first."""
-        return [_issued(row) for row in self.conn.execute(
-            f"SELECT {_CERT_COLUMNS} FROM ca_certificates ORDER BY not_before DESC, rowid DESC"
+        return [_issued(row) for row in self.records.rows(
+            f"SELECT {_CERT_COLUMNS} FROM ca_certificates ORDER BY not_before DESC, id DESC"
             " LIMIT ?", (limit,))]
 
     def set_status(self, serial: int, status: str, when: dt.datetime | None,
                    reason: str | None) -> None:
-        self.conn.execute(
+        self.records.run(
             "UPDATE ca_certificates SET status=?, revoked_at=?, reason=? WHERE serial=?",
             (status, None if when is None else _time(when), reason, serial_text(serial)))
 
@@ -256,20 +249,20 @@ class Store:
         allows dropping those), optionally only those revoked after `since`."""
         query = ("SELECT serial, revoked_at, reason FROM ca_certificates "
                  "WHERE revoked_at IS NOT NULL")
-        params: list[str] = []
+        params: list[Param] = []
         if since is not None:
             query += " AND revoked_at>=?"
             params.append(_time(since))
         return [Revocation(int(serial, 16), _parse_time(when), reason)
-                for serial, when, reason in self.conn.execute(query, params)]
+                for serial, when, reason in self.records.rows(query, params)]
 
     def record_release(self, serial: int, when: dt.datetime) -> None:
-        self.conn.execute("INSERT INTO ca_releases VALUES (?, ?)", (serial_text(serial),
-                                                                     _time(when)))
+        self.records.run("INSERT INTO ca_releases (serial, released_at) VALUES (?, ?)",
+                         (serial_text(serial), _time(when)))
 
     def releases(self, since: dt.datetime) -> list[tuple[int, dt.datetime]]:
         """Certificates taken off hold since `since` (removeFromCRL)."""
-        return [(int(serial, 16), _parse_time(when)) for serial, when in self.conn.execute(
+        return [(int(serial, 16), _parse_time(when)) for serial, when in self.records.rows(
             "SELECT serial, released_at FROM ca_releases WHERE released_at>=?",
             (_time(since),))]
 
@@ -277,76 +270,75 @@ class Store:
 
     def add_request(self, *, csr: bytes, profile: str, entry: str | None, policy: str,
                     now: dt.datetime) -> int:
-        cursor = self.conn.execute(
+        row = self.records.row(
             "INSERT INTO ca_requests (created, csr, profile, entry, status, policy)"
-            " VALUES (?, ?, ?, ?, 'pending', ?)", (_time(now), csr, profile, entry, policy))
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+            " VALUES (?, ?, ?, ?, 'pending', ?) RETURNING id",
+            (_time(now), csr, profile, entry, policy))
+        assert row is not None
+        return int(row[0])
 
     def decide(self, ident: int, status: str, by: str, now: dt.datetime,
                note: str | None = None, serial: int | None = None) -> None:
-        self.conn.execute(
+        self.records.run(
             "UPDATE ca_requests SET status=?, decided_by=?, decided_at=?, note=?, serial=?"
             " WHERE id=?", (status, by, _time(now), note,
                             None if serial is None else serial_text(serial), ident))
 
     def request(self, ident: int) -> RequestRecord:
-        row = self.conn.execute(f"SELECT {_REQUEST_COLUMNS} FROM ca_requests WHERE id=?",
-                                (ident,)).fetchone()
+        row = self.records.row(f"SELECT {_REQUEST_COLUMNS} FROM ca_requests WHERE id=?",
+                               (ident,))
         if row is None:
             raise CAError(f"no request {ident}")
         return _request(row)
 
-    def requests(self, status: str) -> Iterator[RequestRecord]:
-        for row in self.conn.execute(
-                f"SELECT {_REQUEST_COLUMNS} FROM ca_requests WHERE status=? ORDER BY id",
-                (status,)):
-            yield _request(row)
+    def requests(self, status: str) -> list[RequestRecord]:
+        return [_request(row) for row in self.records.rows(
+            f"SELECT {_REQUEST_COLUMNS} FROM ca_requests WHERE status=? ORDER BY id",
+            (status,))]
 
     def requests_of(self, entry: str) -> list[RequestRecord]:
         """The requests made for one holder entry, newest first."""
-        return [_request(row) for row in self.conn.execute(
+        return [_request(row) for row in self.records.rows(
             f"SELECT {_REQUEST_COLUMNS} FROM ca_requests WHERE lower(entry)=lower(?)"
             " ORDER BY id DESC", (entry,))]
 
     # --- CRLs ---------------------------------------------------------------------------
 
     def next_crl_number(self) -> int:
-        row = self.conn.execute("SELECT max(number) FROM ca_crls").fetchone()
-        return 1 if row[0] is None else int(row[0]) + 1
+        row = self.records.row("SELECT max(number) FROM ca_crls")
+        return 1 if row is None or row[0] is None else int(row[0]) + 1
 
     def record_crl(self, number: int, base: int | None, this_update: dt.datetime,
                    next_update: dt.datetime, der: bytes) -> None:
-        self.conn.execute("INSERT INTO ca_crls VALUES (?, ?, ?, ?, ?)",
-                          (number, base, _time(this_update), _time(next_update), der))
+        self.records.run("INSERT INTO ca_crls (number, base, this_update, next_update, der)"
+                         " VALUES (?, ?, ?, ?, ?)",
+                         (number, base, _time(this_update), _time(next_update), der))
 
     def last_full_crl(self) -> tuple[int, dt.datetime] | None:
-        row = self.conn.execute("SELECT number, this_update FROM ca_crls WHERE base IS NULL"
-                                " ORDER BY number DESC LIMIT 1").fetchone()
+        row = self.records.row("SELECT number, this_update FROM ca_crls WHERE base IS NULL"
+                               " ORDER BY number DESC LIMIT 1")
         return None if row is None else (int(row[0]), _parse_time(row[1]))
 
     def next_update(self, delta: bool) -> dt.datetime | None:
         """When the newest full (or delta) CRL says the next one comes."""
-        row = self.conn.execute(
-            "SELECT next_update FROM ca_crls WHERE (base IS NOT NULL) = ?"
-            " ORDER BY number DESC LIMIT 1", (delta,)).fetchone()
+        row = self.records.row(
+            f"SELECT next_update FROM ca_crls WHERE {_KIND[delta]} ORDER BY number DESC LIMIT 1")
         return None if row is None else _parse_time(row[0])
 
     def last_crl(self) -> tuple[int, dt.datetime, dt.datetime] | None:
-        row = self.conn.execute("SELECT number, this_update, next_update FROM ca_crls"
-                                " ORDER BY number DESC LIMIT 1").fetchone()
+        row = self.records.row("SELECT number, this_update, next_update FROM ca_crls"
+                               " ORDER BY number DESC LIMIT 1")
         return None if row is None else (int(row[0]), _parse_time(row[1]),
                                          _parse_time(row[2]))
 
     def newest_crl(self, delta: bool) -> int | None:
         """The number of this CA's newest full (or delta) CRL."""
-        row = self.conn.execute("SELECT max(number) FROM ca_crls WHERE (base IS NOT NULL)=?",
-                                (int(delta),)).fetchone()
-        return None if row[0] is None else int(row[0])
+        row = self.records.row(f"SELECT max(number) FROM ca_crls WHERE {_KIND[delta]}")
+        return None if row is None or row[0] is None else int(row[0])
 
     def crl(self, number: int) -> CRLRecord:
-        row = self.conn.execute("SELECT number, this_update, next_update, der FROM ca_crls"
-                                " WHERE number=?", (number,)).fetchone()
+        row = self.records.row("SELECT number, this_update, next_update, der FROM ca_crls"
+                               " WHERE number=?", (number,))
         if row is None:
             raise CAError(f"no CRL number {number}")
         return _crl(row)
@@ -354,19 +346,20 @@ class Store:
     # --- CRLs of the CAs above this one ---------------------------------------------------
 
     def record_issuer_crl(self, issuer: str, record: CRLRecord, delta: bool) -> None:
-        self.conn.execute("INSERT INTO ca_issuer_crls VALUES (?, ?, ?, ?, ?, ?)",
-                          (issuer, record.number, int(delta), _time(record.this_update),
-                           _time(record.next_update), record.der))
+        self.records.run("INSERT INTO ca_issuer_crls (issuer, number, delta, this_update,"
+                         " next_update, der) VALUES (?, ?, ?, ?, ?, ?)",
+                         (issuer, record.number, int(delta), _time(record.this_update),
+                          _time(record.next_update), record.der))
 
     def newest_issuer_crl(self, issuer: str, delta: bool) -> int | None:
-        row = self.conn.execute("SELECT max(number) FROM ca_issuer_crls WHERE issuer=?"
-                                " AND delta=?", (issuer, int(delta))).fetchone()
-        return None if row[0] is None else int(row[0])
+        row = self.records.row("SELECT max(number) FROM ca_issuer_crls WHERE issuer=?"
+                               " AND delta=?", (issuer, int(delta)))
+        return None if row is None or row[0] is None else int(row[0])
 
     def issuer_crl(self, issuer: str, number: int) -> CRLRecord:
-        row = self.conn.execute("SELECT number, this_update, next_update, der"
-                                " FROM ca_issuer_crls WHERE issuer=? AND number=?",
-                                (issuer, number)).fetchone()
+        row = self.records.row("SELECT number, this_update, next_update, der"
+                               " FROM ca_issuer_crls WHERE issuer=? AND number=?",
+                               (issuer, number))
         if row is None:
             raise CAError(f"no CRL number {number} of {issuer} is installed")
         return _crl(row)

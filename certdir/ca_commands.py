@@ -59,7 +59,7 @@ from ca.publish import publish_authority
 from ca.store import IssuedRecord, Store, parse_serial, serial_text
 from ca.verify import verify_file
 from certdir import officers
-from certdir.ca_writing import ca_directory, utc_now, writing
+from certdir.ca_writing import utc_now, writing
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
 from certdir.directory_open import offline_directory
 from certdir.server_certificate import renew_server_certificate
@@ -86,7 +86,7 @@ def _audit(writer: DirectoryWriter, action: str, subject: str,
            details: dict[str, str | int | None], by: str | None = None) -> None:
     """CA officer actions go to the KMS's hash-chained audit log, under the
     officer's DN or else the local account that ran the command."""
-    audit.record(writer.sql, by or _local(), action, subject, details, utc_now())
+    audit.record(writer.records, by or _local(), action, subject, details, utc_now())
 
 
 def _actor(config: Config, args: argparse.Namespace) -> str:
@@ -157,7 +157,7 @@ def _sign_sub(config: Config, args: argparse.Namespace) -> None:
     authority = _unlock(config)
     now = utc_now()
     prepared = hierarchy.sign_sub(authority, _read(args.csr), args.path_length, now)
-    with ca_directory(config) as dsa, writing(dsa, authority) as writer:
+    with offline_directory(config) as dsa, writing(dsa, authority) as writer:
         outcome = commit(writer, prepared, now)
         _audit(writer, "ca.sign-sub", str(args.csr), {"path_length": args.path_length})
     assert outcome.certificate is not None
@@ -176,7 +176,7 @@ def _submitted(config: Config, args: argparse.Namespace, origin: Origin) -> Outc
     authority = _unlock(config)
     chosen = profile(authority.config.profiles, args.profile)
     now = utc_now()
-    with ca_directory(config) as dsa:
+    with offline_directory(config) as dsa:
         prepared = prepare(authority, _read(args.csr), chosen, holder_entry(dsa, args.entry),
                            origin, now)
         with writing(dsa, authority) as writer:
@@ -205,7 +205,7 @@ def _approve(config: Config, args: argparse.Namespace) -> None:
     actor = _actor(config, args)
     authority = _unlock(config)
     now = utc_now()
-    with ca_directory(config) as dsa:
+    with offline_directory(config) as dsa:
         record, entry = pending_request(dsa, args.request)
         prepared = prepare_approval(authority, record, entry, actor, now)
         with writing(dsa, authority) as writer:
@@ -218,7 +218,7 @@ def _approve(config: Config, args: argparse.Namespace) -> None:
 
 def _deny(config: Config, args: argparse.Namespace) -> None:
     actor = _actor(config, args)
-    with ca_directory(config) as dsa, writing(dsa, None) as writer:
+    with offline_directory(config) as dsa, writing(dsa, None) as writer:
         deny_request(writer, args.request, actor, args.why, utc_now())
         _audit(writer, "ca.denied", str(args.request), {"why": args.why}, by=actor)
     print(f"request {args.request} denied")
@@ -229,7 +229,7 @@ def with_new_crls(config: Config, authority: Authority,
     """`change` in one transaction; then new CRLs, read after it committed,
     signed, and recorded in a transaction of their own; the CRL files last.
     Should the CRLs fail, the change stands and the next CRL lists it."""
-    with ca_directory(config) as dsa:
+    with offline_directory(config) as dsa:
         with writing(dsa, authority) as writer:
             result = change(writer)
         made = crls.generate(authority, dsa, utc_now())
@@ -282,7 +282,7 @@ def _crl(config: Config, args: argparse.Namespace) -> None:
 def _install_crl(config: Config, args: argparse.Namespace) -> None:
     ca_config(config)
     chain = load_chain(CAFiles.of(config.data_dir).chain)
-    with ca_directory(config) as dsa, writing(dsa, None) as writer:
+    with offline_directory(config) as dsa, writing(dsa, None) as writer:
         installed = issuer_crls.install(chain, config.directory.suffix, writer,
                                         _read(args.file))
         _audit(writer, "ca.install-crl", installed.issuer.subject.rfc4514_string(),
@@ -296,9 +296,8 @@ def _install_crl(config: Config, args: argparse.Namespace) -> None:
 @contextmanager
 def _reading(config: Config) -> Iterator[Store]:
     ca_config(config)
-    with offline_directory(config) as dsa:
-        Store.create(dsa.backend.reader)
-        yield Store(dsa.backend.reader)
+    with offline_directory(config) as dsa, dsa.backend.reading() as records:
+        yield Store(records)
 
 
 def _list(config: Config, args: argparse.Namespace) -> None:

@@ -29,7 +29,6 @@ import csv
 import datetime as dt
 import getpass
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,6 +47,7 @@ from certdir import officers
 from certdir.ca_commands import with_new_crls
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
 from certdir.directory_open import offline_directory
+from directory.backend import Records
 from directory.dsa import DSA
 from directory.files import generate_passphrase_file, write_private
 from directory.predicates import compile_filter
@@ -56,7 +56,7 @@ from directory.protocol.filter import parse as parse_filter
 from directory.protocol.messages import Scope
 from directory.publisher import DirectoryWriter
 from directory.search_plan import plan
-from kms import audit, enrollment, escrow, recovery, store, tokens
+from kms import audit, enrollment, escrow, recovery, tokens
 from kms.config import KMSConfig
 from kms.errors import KMSError
 from kms.vault import Vault, secret_from
@@ -82,7 +82,7 @@ class Session:
     writer: DirectoryWriter
 
     def vault(self) -> Vault:
-        return Vault.unlock(self.writer.sql, secret_from(kms_config(self.config)))
+        return Vault.unlock(self.writer.records, secret_from(kms_config(self.config)))
 
     def authority(self) -> Authority:
         return _authority(self.config)
@@ -98,8 +98,6 @@ def _authority(config: Config) -> Authority:
 def _session(config: Config) -> Iterator[Session]:
     kms_config(config)
     with offline_directory(config) as dsa, dsa.backend.transaction() as txn:
-        store.create(txn.conn)
-        Store.create(txn.conn)
         yield Session(config, dsa, DirectoryWriter(dsa, txn, dsa.root_dn))
 
 
@@ -115,9 +113,9 @@ def _officer(config: Config, args: argparse.Namespace) -> str:
 def initialise(config: Config) -> None:
     """Create the vault (used by `certdir init` and `kms init`)."""
     with _session(config) as session:
-        vault = Vault.create(session.writer.sql, secret_from(kms_config(config)), _now())
-        audit.anchor(session.writer.sql, vault)
-        audit.record(session.writer.sql, str(session.dsa.root_dn), "kms.init", "vault", {},
+        vault = Vault.create(session.writer.records, secret_from(kms_config(config)), _now())
+        audit.anchor(session.writer.records, vault)
+        audit.record(session.writer.records, str(session.dsa.root_dn), "kms.init", "vault", {},
                      _now())
 
 
@@ -142,11 +140,11 @@ def _init(args: argparse.Namespace) -> None:
 def _status(config: Config, args: argparse.Namespace) -> None:
     with _session(config) as session:
         vault = session.vault()
-        sql = session.writer.sql
-        problems = audit.verify(sql, vault)
+        records = session.writer.records
+        problems = audit.verify(records, vault)
         rows = [("vault", "unlocked with the configured passphrase"),
-                ("escrowed keys", str(len(escrow.find(sql)))),
-                ("pending tokens", str(len(tokens.pending(sql)))),
+                ("escrowed keys", str(len(escrow.find(records)))),
+                ("pending tokens", str(len(tokens.pending(records)))),
                 ("officers", ", ".join(kms_config(config).officers) or "(none)"),
                 ("recovery approvals", str(kms_config(config).recovery_approvals)),
                 ("audit log", "intact" if not problems else f"{len(problems)} problems")]
@@ -161,8 +159,8 @@ def _change_passphrase(config: Config, args: argparse.Namespace) -> None:
     new = (args.new_passphrase_file.read_bytes().strip() if args.new_passphrase_file
            else getpass.getpass("new KMS passphrase: ").encode())
     with _session(config) as session:
-        session.vault().change_secret(session.writer.sql, new)
-        audit.record(session.writer.sql, str(session.dsa.root_dn), "passphrase.changed",
+        session.vault().change_secret(session.writer.records, new)
+        audit.record(session.writer.records, str(session.dsa.root_dn), "passphrase.changed",
                      "vault", {}, _now())
     if kms.passphrase_file.exists() and not os.environ.get(kms.passphrase_env):
         write_private(kms.passphrase_file, new)
@@ -281,11 +279,10 @@ def _enroll(args: argparse.Namespace) -> None:
         config = load(args.data_dir)
         kms = kms_config(config)
         with offline_directory(config) as dsa:
-            store.create(dsa.backend.reader)
-            Store.create(dsa.backend.reader)
-            done = enrollment.redeem_offline(_authority(config), dsa,
-                                             Vault.unlock(dsa.backend.reader, secret_from(kms)),
-                                             kms, args.token, csr, password, _now())
+            with dsa.backend.reading() as records:
+                vault = Vault.unlock(records, secret_from(kms))
+            done = enrollment.redeem_offline(_authority(config), dsa, vault, kms, args.token,
+                                             csr, password, _now())
         bundle = done.pkcs12
     write_private(args.out, bundle)
     print(f"PKCS#12 written to {args.out}")
@@ -305,14 +302,14 @@ def _recover_request(config: Config, args: argparse.Namespace) -> None:
     kms = kms_config(config)
     officer = _officer(config, args)
     with _session(config) as session:
-        sql = session.writer.sql
+        records = session.writer.records
         if args.serial is not None:
-            found = escrow.find(sql, serial=int(args.serial, 16))
+            found = escrow.find(records, serial=int(args.serial, 16))
         else:
-            found = escrow.find(sql, owner=str(session.dsa.parse_dn(args.entry)))
+            found = escrow.find(records, owner=str(session.dsa.parse_dn(args.entry)))
         if not found:
             raise KMSError("no escrowed key matches")
-        number = recovery.request(sql, officer, found[-1].id, _now(), kms.officers)
+        number = recovery.request(records, officer, found[-1].id, _now(), kms.officers)
     print(f"recovery {number} of escrowed key #{found[-1].id} (serial "
           f"{serial_text(found[-1].serial)}) needs {kms.recovery_approvals} approval(s)")
 
@@ -321,7 +318,7 @@ def _recover_approve(config: Config, args: argparse.Namespace) -> None:
     kms = kms_config(config)
     officer = _officer(config, args)
     with _session(config) as session:
-        token = recovery.approve(session.writer.sql, args.recovery, officer,
+        token = recovery.approve(session.writer.records, args.recovery, officer,
                                  _now(), kms.officers, kms.recovery_approvals,
                                  dt.timedelta(hours=kms.token_lifetime_hours))
     print(token if token else f"approval recorded; recovery {args.recovery} needs more")
@@ -330,9 +327,9 @@ def _recover_approve(config: Config, args: argparse.Namespace) -> None:
 def _recover(config: Config, args: argparse.Namespace) -> None:
     password = args.p12_password_file.read_bytes().strip()
     with _session(config) as session:
-        sql = session.writer.sql
-        certificate = Store(sql).certificate(int(args.serial, 16))
-        recovered = recovery.redeem(sql, session.vault(), args.token, password,
+        records = session.writer.records
+        certificate = Store(records).certificate(int(args.serial, 16))
+        recovered = recovery.redeem(records, session.vault(), args.token, password,
                                     certificate.der, _now())
     write_private(args.out, recovery.seal(recovered, password))
     print(f"recovered key and certificate written to {args.out}")
@@ -346,10 +343,9 @@ def _revoke(config: Config, args: argparse.Namespace) -> None:
         actor = str(session.dsa.root_dn)
 
     def change(writer: DirectoryWriter) -> list[str]:
-        store.create(writer.sql)
         records = ca_revoke.revoke_holder(authority, writer, dn, why, _now())
         serials = [serial_text(r.serial) for r in records]
-        audit.record(writer.sql, actor, "revoked", dn,
+        audit.record(writer.records, actor, "revoked", dn,
                      {"reason": why.value, "serials": ",".join(serials)}, _now())
         return serials
 
@@ -361,17 +357,17 @@ def _revoke(config: Config, args: argparse.Namespace) -> None:
 def _list(config: Config, args: argparse.Namespace) -> None:
     kms = kms_config(config)
     with _session(config) as session:
-        sql = session.writer.sql
+        records = session.writer.records
         if args.tokens:
             table = Table("entry", "kind", "created", "expires")
-            for t in tokens.pending(sql):
+            for t in tokens.pending(records):
                 table.add_row(t.entry, t.kind, f"{t.created:%Y-%m-%d %H:%M}",
                               f"{t.expires:%Y-%m-%d %H:%M}")
         else:
             horizon = _now() + dt.timedelta(days=kms.expiry_warning_days)
             table = Table("entry", "profile", "serial", "expires", "escrowed")
-            escrowed = {r.serial for r in escrow.find(sql)}
-            for c in Store(sql).certificates(status="valid"):
+            escrowed = {r.serial for r in escrow.find(records)}
+            for c in Store(records).certificates(status="valid"):
                 if c.profile not in (enrollment.SIGNING_PROFILE, enrollment.ENCRYPTION_PROFILE):
                     continue
                 if args.expiring and c.not_after > horizon:
@@ -381,23 +377,22 @@ def _list(config: Config, args: argparse.Namespace) -> None:
     console.print(table)
 
 
-def _vault_of(config: Config, conn: sqlite3.Connection) -> Vault | None:
+def _vault_of(config: Config, records: Records) -> Vault | None:
     """The unlocked vault, or None in a data directory without a KMS (whose
     audit log, CA actions only, cannot be anchored)."""
-    if config.kms is None or conn.execute("SELECT 1 FROM kms_vault").fetchone() is None:
+    if config.kms is None or records.row("SELECT 1 FROM kms_vault") is None:
         return None
-    return Vault.unlock(conn, secret_from(config.kms))
+    return Vault.unlock(records, secret_from(config.kms))
 
 
 def _audit_verify(args: argparse.Namespace) -> None:
     config = load(args.data_dir)
-    with offline_directory(config) as dsa:
-        reader = dsa.backend.reader
-        store.create(reader)
-        vault = _vault_of(config, reader)
-        problems = audit.verify(reader, vault)
-        (count,) = reader.execute("SELECT count(*) FROM kms_audit").fetchone()
-        head = reader.execute("SELECT seq, hash FROM kms_audit_head").fetchone()
+    with offline_directory(config) as dsa, dsa.backend.reading() as records:
+        vault = _vault_of(config, records)
+        problems = audit.verify(records, vault)
+        counted = records.row("SELECT count(*) FROM kms_audit")
+        head = records.row("SELECT seq, hash FROM kms_audit_head")
+    count = 0 if counted is None else counted[0]
     for problem in problems:
         print(problem)
     if problems:
@@ -411,14 +406,14 @@ def _audit_verify(args: argparse.Namespace) -> None:
 
 def _audit_anchor(config: Config, args: argparse.Namespace) -> None:
     with _session(config) as session:
-        sql = session.writer.sql
+        records = session.writer.records
         vault = session.vault()
-        problems = audit.verify(sql)
+        problems = audit.verify(records)
         if problems:
             raise KMSError(f"the audit log has {len(problems)} problem(s); "
                            "`certdir audit verify` lists them; it was not anchored")
-        start = audit.anchor(sql, vault)
-        audit.record(sql, str(session.dsa.root_dn), "audit.anchored", "audit log",
+        start = audit.anchor(records, vault)
+        audit.record(records, str(session.dsa.root_dn), "audit.anchored", "audit log",
                      {"start": start}, _now())
     print(f"audit log anchored from record {start} on")
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -29,7 +28,8 @@ from twisted.web.resource import Resource
 from ca.authority import Authority
 from ca.web.context import Web
 from certdir.config import Config
-from directory.backend.sqlite import SQLiteTransaction
+from certdir.directory_open import offline_directory
+from directory.backend import Transaction
 from directory.dsa import DSA, AddHook, AfterCommit
 from directory.entry import Entry
 from directory.publisher import DirectoryWriter
@@ -48,11 +48,8 @@ SEALING_PROCESSES = 2
 def unlock_at_start(config: Config) -> Vault | None:
     if config.kms is None:
         return None
-    conn = sqlite3.connect(config.directory.database)
-    try:
-        return Vault.unlock(conn, secret_from(config.kms))
-    finally:
-        conn.close()
+    with offline_directory(config) as dsa, dsa.backend.reading() as records:
+        return Vault.unlock(records, secret_from(config.kms))
 
 
 def attach(reactor: Any, dsa: DSA, authority: Authority | None, vault: Vault, config: Config,
@@ -64,7 +61,7 @@ def attach(reactor: Any, dsa: DSA, authority: Authority | None, vault: Vault, co
 
 
 def _auto_enroll(reactor: Any, dsa: DSA, kms: KMSConfig) -> AddHook:
-    def hook(txn: SQLiteTransaction, entry: Entry) -> AfterCommit | None:
+    def hook(txn: Transaction, entry: Entry) -> AfterCommit | None:
         mail = entry.first("mail")
         if mail is None or "inetorgperson" not in entry.object_classes:
             return None

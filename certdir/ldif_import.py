@@ -40,8 +40,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from certdir.config import Config
 from certdir.directory_open import offline_directory
+from directory.backend import Transaction
 from directory.backend.paths import path_of
-from directory.backend.sqlite import SQLiteTransaction
 from directory.dsa import DSA
 from directory.entry import StoredLeaf, pack, stored_leaf
 from directory.ldif import LDIFError, LDIFRecord, parse
@@ -97,7 +97,7 @@ def import_ldif(config: Config, path: Path, quiet: bool = False, jobs: int = 0) 
     return count
 
 
-def _store(dsa: DSA, txn: SQLiteTransaction, path: Path, item: Prepared) -> None:
+def _store(dsa: DSA, txn: Transaction, path: Path, item: Prepared) -> None:
     if isinstance(item, Failure):
         raise ImportFailed(f"{path}:{item.message}; nothing was imported")
     try:
@@ -210,7 +210,7 @@ def _grouped(pairs: Iterable[tuple[str, bytes]]) -> list[tuple[str, list[bytes]]
 
 # --- change records, in this process ---------------------------------------------
 
-def _apply(dsa: DSA, txn: SQLiteTransaction, record: LDIFRecord) -> None:
+def _apply(dsa: DSA, txn: Transaction, record: LDIFRecord) -> None:
     dn = dsa.parse_dn(record.dn)
     if record.changetype == "delete":
         if txn.get(dn) is None:

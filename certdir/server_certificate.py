@@ -26,8 +26,9 @@ from ca.issue import Prepared, commit, prepare
 from ca.keys import PrivateKey, generate, signature_hash
 from ca.policy import Origin
 from ca.profiles import profile
-from certdir.ca_writing import ca_directory, utc_now, writing
+from certdir.ca_writing import utc_now, writing
 from certdir.config import Config
+from certdir.directory_open import offline_directory
 from directory.files import write_private
 
 
@@ -87,7 +88,7 @@ def renew_server_certificate(config: Config, authority: Authority) -> None:
     """Issue and install a new server certificate now (outside the server's writer)."""
     issued = utc_now()
     key, prepared = prepare_server_certificate(config, authority, issued)
-    with ca_directory(config) as dsa, writing(dsa, authority) as writer:
+    with offline_directory(config) as dsa, writing(dsa, authority) as writer:
         outcome = commit(writer, prepared, issued)
     assert outcome.certificate is not None
     install(config, authority, key, outcome.certificate)

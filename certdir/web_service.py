@@ -23,10 +23,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import socket
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,16 +68,7 @@ def context(reactor: Any, dsa: DSA, authority: Authority, config: Config) -> Web
     def published(made: crl.CRLs) -> None:
         write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
 
-    return Web(reactor, dsa, authority, config.web, pool, sessions, _audit, published)
-
-
-def _audit(conn: sqlite3.Connection, actor: str, action: str, subject: str,
-           details: Mapping[str, str | int | None], now: dt.datetime) -> None:
-    """Officer actions on the web pages go to the KMS's audit log, as on the CLI
-    (a data directory made with --no-kms gets the log's tables on first use)."""
-    for statement in audit.SCHEMA:
-        conn.execute(statement)
-    audit.record(conn, actor, action, subject, details, now)
+    return Web(reactor, dsa, authority, config.web, pool, sessions, audit.record, published)
 
 
 def listen(web: Web, tls: Any, urls: tuple[HTTPURL, ...],

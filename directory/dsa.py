@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred
 
 from directory.acl.engine import RulePolicy
 from directory.acl.policy import AccessPolicy
-from directory.backend.sqlite import SQLiteBackend, SQLiteTransaction
+from directory.backend import Backend, Transaction
 from directory.backend.writer import Writer
 from directory.config import DirectoryConfig
 from directory.csn import CSNGenerator
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 AfterCommit = Callable[[], object]
 # Runs inside the add's transaction; may return what to do once it committed.
-AddHook = Callable[[SQLiteTransaction, Entry], AfterCommit | None]
+AddHook = Callable[[Transaction, Entry], AfterCommit | None]
 # The entry a client certificate (DER) was issued to, from the CA's records; None
 # when the CA did not issue it; LDAPError when it did and the certificate is not
 # good (revoked, on hold, unknown to its records).
@@ -54,7 +54,7 @@ SUBSCHEMA_DN = "cn=Subschema"
 
 
 class DSA:
-    def __init__(self, config: DirectoryConfig, schema: Schema, backend: SQLiteBackend,
+    def __init__(self, config: DirectoryConfig, schema: Schema, backend: Backend,
                  writer: Writer | None, worker: int = 0) -> None:
         self.config = config
         self.schema = schema
@@ -92,7 +92,7 @@ class DSA:
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
 
-    def write(self, job: Callable[[SQLiteTransaction], T]) -> Deferred[T]:
+    def write(self, job: Callable[[Transaction], T]) -> Deferred[T]:
         assert self.writer is not None, "read-only DSA"
         self._referrals = None
         d = self.writer.submit(job)

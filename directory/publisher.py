@@ -14,10 +14,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 
-from directory.backend.sqlite import SQLiteTransaction
+from directory.backend import Records, Transaction
 from directory.dsa import DSA
 from directory.entry import Entry, resolve
 from directory.ops.add import build, collect, insert
@@ -27,15 +26,15 @@ from directory.protocol.messages import Change, ModOp
 
 
 class DirectoryWriter:
-    def __init__(self, dsa: DSA, txn: SQLiteTransaction, actor: DN) -> None:
+    def __init__(self, dsa: DSA, txn: Transaction, actor: DN) -> None:
         self.dsa = dsa
         self.txn = txn
         self.actor = actor
 
     @property
-    def sql(self) -> sqlite3.Connection:
-        """The transaction's connection, for the caller's own tables."""
-        return self.txn.conn
+    def records(self) -> Records:
+        """The caller's own tables, in this transaction."""
+        return self.txn.records
 
     def dn(self, text: str) -> DN:
         return self.dsa.parse_dn(text)

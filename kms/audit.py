@@ -48,10 +48,10 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
+from directory.backend import Records
 from kms.errors import KMSError
 
 SCHEMA: tuple[str, ...] = (
@@ -106,8 +106,8 @@ def _hash(prev: str, seq: int, at: str, actor: str, action: str, subject: str,
     return hashlib.sha256((prev + content).encode()).hexdigest()
 
 
-def _head(conn: sqlite3.Connection) -> tuple[int, str] | None:
-    row = conn.execute("SELECT seq, hash FROM kms_audit_head WHERE id = 1").fetchone()
+def _head(records: Records) -> tuple[int, str] | None:
+    row = records.row("SELECT seq, hash FROM kms_audit_head WHERE id = 1")
     return None if row is None else (row[0], row[1])
 
 
@@ -119,49 +119,48 @@ def _next_key(key: bytes) -> bytes:
     return hmac.new(key, b"next", hashlib.sha256).digest()
 
 
-def _anchor_row(conn: sqlite3.Connection) -> tuple[int, bytes, bytes, str | None] | None:
-    row = conn.execute("SELECT start, sealed, key, mac FROM kms_audit_anchor WHERE id = 1"
-                       ).fetchone()
+def _anchor_row(records: Records) -> tuple[int, bytes, bytes, str | None] | None:
+    row = records.row("SELECT start, sealed, key, mac FROM kms_audit_anchor WHERE id = 1")
     return None if row is None else (row[0], row[1], row[2], row[3])
 
 
-def anchor(conn: sqlite3.Connection, vault: Sealer) -> int:
+def anchor(records: Records, vault: Sealer) -> int:
     """Anchor the log from its next record on (the caller records one in the
     same transaction); the first record covered."""
-    if _anchor_row(conn) is not None:
+    if _anchor_row(records) is not None:
         raise KMSError("the audit log is already anchored")
-    start = (_head(conn) or (0, GENESIS))[0] + 1
+    start = (_head(records) or (0, GENESIS))[0] + 1
     key = secrets.token_bytes(32)
-    conn.execute("INSERT INTO kms_audit_anchor (id, start, sealed, key, mac)"
-                 " VALUES (1, ?, ?, ?, NULL)", (start, vault.seal(key, ANCHOR_AAD), key))
+    records.run("INSERT INTO kms_audit_anchor (id, start, sealed, key, mac)"
+                " VALUES (1, ?, ?, ?, NULL)", (start, vault.seal(key, ANCHOR_AAD), key))
     return start
 
 
-def _advance_anchor(conn: sqlite3.Connection, seq: int, digest: str) -> None:
-    row = _anchor_row(conn)
+def _advance_anchor(records: Records, seq: int, digest: str) -> None:
+    row = _anchor_row(records)
     if row is None:
         return
     key = row[2]
-    conn.execute("UPDATE kms_audit_anchor SET key = ?, mac = ? WHERE id = 1",
-                 (_next_key(key), _head_mac(key, seq, digest)))
+    records.run("UPDATE kms_audit_anchor SET key = ?, mac = ? WHERE id = 1",
+                (_next_key(key), _head_mac(key, seq, digest)))
 
 
-def record(conn: sqlite3.Connection, actor: str, action: str, subject: str, details: Details,
+def record(records: Records, actor: str, action: str, subject: str, details: Details,
            now: dt.datetime) -> None:
-    last_seq, prev = _head(conn) or (0, GENESIS)
+    last_seq, prev = _head(records) or (0, GENESIS)
     seq = last_seq + 1
     at = now.astimezone(dt.UTC).isoformat(timespec="microseconds")
     plain = dict(details)
     digest = _hash(prev, seq, at, actor, action, subject, plain)
-    conn.execute(
+    records.run(
         "INSERT INTO kms_audit (seq, at, actor, action, subject, details, prev, hash)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (seq, at, actor, action, subject, _canonical(plain), prev, digest))
-    conn.execute(
+    records.run(
         "INSERT INTO kms_audit_head (id, seq, hash) VALUES (1, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
         (seq, digest))
-    _advance_anchor(conn, seq, digest)
+    _advance_anchor(records, seq, digest)
 
 
 def _missing(first: int, last: int) -> str:
@@ -179,9 +178,9 @@ def _content_problem(row: tuple[int, str, str, str, str, str, str, str]) -> str 
     return None
 
 
-def _problems(conn: sqlite3.Connection) -> Iterator[str]:
+def _problems(records: Records) -> Iterator[str]:
     expected_seq, expected_prev = 1, GENESIS
-    rows = conn.execute(
+    rows = records.rows(
         "SELECT seq, at, actor, action, subject, details, prev, hash FROM kms_audit ORDER BY seq")
     for row in rows:
         seq, prev, stored = row[0], row[6], row[7]
@@ -194,7 +193,7 @@ def _problems(conn: sqlite3.Connection) -> Iterator[str]:
             yield problem
         expected_seq, expected_prev = seq + 1, stored
     last_seq = expected_seq - 1
-    head = _head(conn)
+    head = _head(records)
     if head is None:
         if last_seq:
             yield "the audit head is missing"
@@ -208,13 +207,13 @@ def _problems(conn: sqlite3.Connection) -> Iterator[str]:
         yield f"the audit head does not match record {head_seq}"
 
 
-def _anchor_problems(conn: sqlite3.Connection, vault: Sealer) -> Iterator[str]:
-    row = _anchor_row(conn)
+def _anchor_problems(records: Records, vault: Sealer) -> Iterator[str]:
+    row = _anchor_row(records)
     if row is None:
         yield NOT_ANCHORED
         return
     start, sealed, _, mac = row
-    head_seq, head_hash = _head(conn) or (0, GENESIS)
+    head_seq, head_hash = _head(records) or (0, GENESIS)
     if head_seq < start:
         yield (f"the audit head is at record {head_seq} but the log was anchored from record "
                f"{start}: records were deleted at the end of the log")
@@ -231,10 +230,10 @@ def _anchor_problems(conn: sqlite3.Connection, vault: Sealer) -> Iterator[str]:
                "deleted at the end of the log or the head was rewritten")
 
 
-def verify(conn: sqlite3.Connection, vault: Sealer | None = None) -> list[str]:
+def verify(records: Records, vault: Sealer | None = None) -> list[str]:
     """One line per problem found in the audit log; an empty list when it is
     intact. With the vault, the anchor is checked too (truncation)."""
-    problems = list(_problems(conn))
+    problems = list(_problems(records))
     if vault is not None:
-        problems.extend(_anchor_problems(conn, vault))
+        problems.extend(_anchor_problems(records, vault))
     return problems

@@ -55,7 +55,7 @@ from ca.pool import Slow
 from ca.profiles import profile
 from ca.revoke import revoke
 from ca.store import Store
-from directory.backend.sqlite import SQLiteTransaction
+from directory.backend import Transaction
 from directory.dsa import DSA
 from directory.entry import Entry
 from directory.protocol.results import LDAPError
@@ -116,9 +116,9 @@ def enroll_user(writer: DirectoryWriter, config: KMSConfig, entry_dn: str, actor
     entry = _entry(writer, entry_dn)
     _mail(entry)
     holder = str(entry.dn)
-    token = tokens.issue(writer.sql, holder, "enroll",
+    token = tokens.issue(writer.records, holder, "enroll",
                          dt.timedelta(hours=config.token_lifetime_hours), now)
-    audit.record(writer.sql, actor, "token.issued", holder,
+    audit.record(writer.records, actor, "token.issued", holder,
                  {"kind": "enroll", "hours": config.token_lifetime_hours}, now)
     return token
 
@@ -148,8 +148,9 @@ class Prepared:
 
 
 def claim(dsa: DSA, token: str, now: dt.datetime) -> Claim:
-    """The token's record and entry, checked but not redeemed (read connection)."""
-    record = tokens.check(dsa.backend.reader, token, "enroll", now)
+    """The token's record and entry, checked but not redeemed (as last committed)."""
+    with dsa.backend.reading() as records:
+        record = tokens.check(records, token, "enroll", now)
     try:
         entry = dsa.backend.get(dsa.parse_dn(record.entry))
     except LDAPError as e:
@@ -182,7 +183,7 @@ def commit(authority: Authority, writer: DirectoryWriter, vault: Vault, prepared
            now: dt.datetime) -> Enrollment:
     """Redeem the token and record what `prepare` made, in the caller's
     transaction: database writes, and the escrow's AES-GCM, only."""
-    record = tokens.redeem(writer.sql, prepared.claim.token, "enroll", now)
+    record = tokens.redeem(writer.records, prepared.claim.token, "enroll", now)
     if record.id != prepared.claim.record.id:
         raise KMSError("the token changed while the enrollment was being prepared")
     holder = prepared.holder
@@ -190,9 +191,9 @@ def commit(authority: Authority, writer: DirectoryWriter, vault: Vault, prepared
     encryption = _commit(writer, prepared.encryption, now)
     superseded = _supersede(authority, writer, holder,
                             {signing.serial_number, encryption.serial_number}, now)
-    escrow_id = escrow.escrow(writer.sql, vault, holder, encryption.serial_number,
+    escrow_id = escrow.escrow(writer.records, vault, holder, encryption.serial_number,
                               prepared.key, now)
-    audit.record(writer.sql, holder, "enrolled", holder,
+    audit.record(writer.records, holder, "enrolled", holder,
                  {"token": record.id, "signing": f"{signing.serial_number:x}",
                   "encryption": f"{encryption.serial_number:x}", "escrow": escrow_id,
                   "superseded": ",".join(f"{serial:x}" for serial in superseded) or None},
@@ -213,7 +214,7 @@ def redeem(authority: Authority, dsa: DSA, slow: Slow, vault: Vault, config: KMS
         prepared = await slow(prepare, authority, config, claimed, signing_csr, p12_password,
                               now, seal)
 
-        def job(txn: SQLiteTransaction) -> Enrollment:
+        def job(txn: Transaction) -> Enrollment:
             return commit(authority, DirectoryWriter(dsa, txn, dsa.root_dn), vault, prepared,
                           now)
 
@@ -265,7 +266,7 @@ def _supersede(authority: Authority, writer: DirectoryWriter, holder: str, new: 
                now: dt.datetime) -> list[int]:
     """Key rollover: the holder's earlier KMS certificates are revoked as
     superseded and leave the entry; their escrowed keys stay for old mail."""
-    earlier = [record.serial for record in Store(writer.sql).certificates(status="valid",
+    earlier = [record.serial for record in Store(writer.records).certificates(status="valid",
                                                                            entry=holder)
                if record.profile in (SIGNING_PROFILE, ENCRYPTION_PROFILE)
                and record.serial not in new]

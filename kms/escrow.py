@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from ca.keys import PrivateKey
+from directory.backend import Records
 from kms.errors import KMSError
 from kms.vault import Vault
 
@@ -49,20 +49,19 @@ def _aad(owner: str, serial: int) -> bytes:
     return f"{owner.lower()}\n{serial:x}".encode()
 
 
-def escrow(conn: sqlite3.Connection, vault: Vault, owner: str, serial: int, key: PrivateKey,
+def escrow(records: Records, vault: Vault, owner: str, serial: int, key: PrivateKey,
            now: dt.datetime) -> int:
-    if conn.execute("SELECT 1 FROM kms_escrow WHERE serial = ?",
-                    (f"{serial:x}",)).fetchone() is not None:
+    if records.row("SELECT 1 FROM kms_escrow WHERE serial = ?", (f"{serial:x}",)) is not None:
         raise KMSError(f"a key is already escrowed for certificate serial {serial:x}")
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    cursor = conn.execute(
+    row = records.row(
         "INSERT INTO kms_escrow (owner, owner_key, serial, created, sealed)"
-        " VALUES (?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?) RETURNING id",
         (owner, owner.lower(), f"{serial:x}", now.astimezone(dt.UTC).isoformat(timespec="seconds"),
          vault.seal(der, _aad(owner, serial))))
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    assert row is not None
+    return int(row[0])
 
 
 _COLUMNS = "id, owner, serial, created"
@@ -73,21 +72,20 @@ def _record(row: tuple[int, str, str, str]) -> EscrowRecord:
     return EscrowRecord(escrow_id, owner, int(serial, 16), dt.datetime.fromisoformat(created))
 
 
-def find(conn: sqlite3.Connection, owner: str | None = None,
+def find(records: Records, owner: str | None = None,
          serial: int | None = None) -> list[EscrowRecord]:
     wanted = {"owner_key": None if owner is None else owner.lower(),
               "serial": None if serial is None else f"{serial:x}"}
     given = {column: value for column, value in wanted.items() if value is not None}
-    where = " AND ".join(f"{column} = ?" for column in given) or "1"
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM kms_escrow WHERE {where} ORDER BY id",
+    where = " AND ".join(f"{column} = ?" for column in given) or "1 = 1"
+    rows = records.rows(f"SELECT {_COLUMNS} FROM kms_escrow WHERE {where} ORDER BY id",
                         tuple(given.values()))
     return [_record(row) for row in rows]
 
 
-def recover(conn: sqlite3.Connection, vault: Vault,
+def recover(records: Records, vault: Vault,
             escrow_id: int) -> tuple[EscrowRecord, PrivateKey]:
-    row = conn.execute(f"SELECT {_COLUMNS}, sealed FROM kms_escrow WHERE id = ?",
-                       (escrow_id,)).fetchone()
+    row = records.row(f"SELECT {_COLUMNS}, sealed FROM kms_escrow WHERE id = ?", (escrow_id,))
     if row is None:
         raise KMSError(f"no escrowed key #{escrow_id}")
     record = _record(row[:4])

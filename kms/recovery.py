@@ -21,13 +21,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
 
 from ca.keys import PrivateKey
+from directory.backend import Records
 from kms import audit, escrow, tokens
 from kms.enrollment import bundle
 from kms.errors import KMSError
@@ -62,62 +62,64 @@ def _check_officer(officer: str, officers: Sequence[str]) -> str:
     return key
 
 
-def _escrowed(conn: sqlite3.Connection, escrow_id: int) -> escrow.EscrowRecord:
-    found = next((r for r in escrow.find(conn) if r.id == escrow_id), None)
+def _escrowed(records: Records, escrow_id: int) -> escrow.EscrowRecord:
+    found = next((r for r in escrow.find(records) if r.id == escrow_id), None)
     if found is None:
         raise KMSError(f"no escrowed key #{escrow_id}")
     return found
 
 
-def request(conn: sqlite3.Connection, officer: str, escrow_id: int, now: dt.datetime,
+def request(records: Records, officer: str, escrow_id: int, now: dt.datetime,
             officers: Sequence[str]) -> int:
     """Open a recovery of escrowed key `escrow_id`; its number."""
     _check_officer(officer, officers)
-    record = _escrowed(conn, escrow_id)
-    open_ = conn.execute("SELECT id FROM kms_recoveries WHERE escrow_id=? AND status='pending'",
-                         (escrow_id,)).fetchone()
+    record = _escrowed(records, escrow_id)
+    open_ = records.row("SELECT id FROM kms_recoveries WHERE escrow_id=? AND status='pending'",
+                        (escrow_id,))
     if open_ is not None:
         raise KMSError(f"recovery {open_[0]} of escrowed key #{escrow_id} is already open")
-    cursor = conn.execute(
+    row = records.row(
         "INSERT INTO kms_recoveries (escrow_id, owner, requested_by, requested, status)"
-        " VALUES (?, ?, ?, ?, 'pending')",
+        " VALUES (?, ?, ?, ?, 'pending') RETURNING id",
         (escrow_id, record.owner, officer, now.isoformat()))
-    assert cursor.lastrowid is not None
-    audit.record(conn, officer, "recovery.requested", record.owner,
-                 {"recovery": cursor.lastrowid, "escrow": escrow_id,
-                  "serial": f"{record.serial:x}"}, now)
-    return cursor.lastrowid
+    assert row is not None
+    number = int(row[0])
+    audit.record(records, officer, "recovery.requested", record.owner,
+                 {"recovery": number, "escrow": escrow_id, "serial": f"{record.serial:x}"}, now)
+    return number
 
 
-def approve(conn: sqlite3.Connection, recovery_id: int, officer: str, now: dt.datetime,
+def approve(records: Records, recovery_id: int, officer: str, now: dt.datetime,
             officers: Sequence[str], needed: int,
             lifetime: dt.timedelta = DEFAULT_LIFETIME) -> str | None:
     """Record one officer's approval; the recovery token once `needed` have approved."""
     key = _check_officer(officer, officers)
     if not 1 <= needed <= len(officers):
         raise KMSError(f"recovery needs between 1 and {len(officers)} approvals, not {needed}")
-    row = conn.execute("SELECT escrow_id, owner, status FROM kms_recoveries WHERE id=?",
-                       (recovery_id,)).fetchone()
+    row = records.row("SELECT escrow_id, owner, status FROM kms_recoveries WHERE id=?",
+                      (recovery_id,))
     if row is None:
         raise KMSError(f"no recovery {recovery_id}")
     escrow_id, owner, status = row
     if status != "pending":
         raise KMSError(f"recovery {recovery_id} is {status}, not waiting for approval")
-    if conn.execute("SELECT 1 FROM kms_recovery_approvals WHERE recovery_id=? AND officer_key=?",
-                    (recovery_id, key)).fetchone() is not None:
+    if records.row("SELECT 1 FROM kms_recovery_approvals WHERE recovery_id=? AND officer_key=?",
+                   (recovery_id, key)) is not None:
         raise KMSError(f"{officer} has already approved recovery {recovery_id}; "
                        f"another officer must approve")
-    conn.execute("INSERT INTO kms_recovery_approvals (recovery_id, officer_key, officer, at)"
-                 " VALUES (?, ?, ?, ?)", (recovery_id, key, officer, now.isoformat()))
-    (approvals,) = conn.execute("SELECT count(*) FROM kms_recovery_approvals"
-                                " WHERE recovery_id=?", (recovery_id,)).fetchone()
-    audit.record(conn, officer, "recovery.approved", owner,
+    records.run("INSERT INTO kms_recovery_approvals (recovery_id, officer_key, officer, at)"
+                " VALUES (?, ?, ?, ?)", (recovery_id, key, officer, now.isoformat()))
+    counted = records.row("SELECT count(*) FROM kms_recovery_approvals WHERE recovery_id=?",
+                          (recovery_id,))
+    assert counted is not None
+    approvals = int(counted[0])
+    audit.record(records, officer, "recovery.approved", owner,
                  {"recovery": recovery_id, "approvals": approvals, "needed": needed}, now)
     if approvals < needed:
         return None
-    conn.execute("UPDATE kms_recoveries SET status='approved' WHERE id=?", (recovery_id,))
-    token = tokens.issue(conn, owner, "recovery", lifetime, now, escrow_id)
-    audit.record(conn, officer, "token.issued", owner,
+    records.run("UPDATE kms_recoveries SET status='approved' WHERE id=?", (recovery_id,))
+    token = tokens.issue(records, owner, "recovery", lifetime, now, escrow_id)
+    audit.record(records, officer, "token.issued", owner,
                  {"kind": "recovery", "recovery": recovery_id, "escrow": escrow_id}, now)
     return token
 
@@ -138,14 +140,14 @@ class Recovered:
     name: str
 
 
-def redeem(conn: sqlite3.Connection, vault: Vault, token: str, p12_password: bytes,
+def redeem(records: Records, vault: Vault, token: str, p12_password: bytes,
            certificate_der: bytes, now: dt.datetime) -> Recovered:
     """The escrowed key of a recovery token, with its certificate."""
     if not p12_password:
         raise KMSError("the PKCS#12 password must not be empty")
-    record = tokens.redeem(conn, token, "recovery", now)
+    record = tokens.redeem(records, token, "recovery", now)
     assert record.escrow_id is not None  # tokens.issue binds every recovery token to a key
-    escrowed, key = escrow.recover(conn, vault, record.escrow_id)
+    escrowed, key = escrow.recover(records, vault, record.escrow_id)
     try:
         certificate = x509.load_der_x509_certificate(certificate_der)
     except ValueError:
@@ -154,9 +156,9 @@ def redeem(conn: sqlite3.Connection, vault: Vault, token: str, p12_password: byt
             or certificate.public_key() != key.public_key()):
         raise KMSError(f"that certificate does not certify escrowed key #{escrowed.id} "
                        f"(serial {escrowed.serial:x})")
-    conn.execute("UPDATE kms_recoveries SET status='performed', finished=?"
-                 " WHERE escrow_id=? AND status='approved'", (now.isoformat(), escrowed.id))
-    audit.record(conn, record.entry, "recovery.performed", escrowed.owner,
+    records.run("UPDATE kms_recoveries SET status='performed', finished=?"
+                " WHERE escrow_id=? AND status='approved'", (now.isoformat(), escrowed.id))
+    audit.record(records, record.entry, "recovery.performed", escrowed.owner,
                  {"escrow": escrowed.id, "serial": f"{escrowed.serial:x}"}, now)
     return Recovered(key, certificate, _name(certificate, escrowed.owner))
 

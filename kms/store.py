@@ -4,22 +4,14 @@
   entries, so an enrollment's certificates, escrowed key and audit record
   commit with the published entry or not at all.
 - Each module owns its tables as a `SCHEMA` of CREATE ... IF NOT EXISTS
-  statements; `create` runs them one by one in the caller's transaction and
-  never commits (executescript would commit the caller's work).
+  statements; `TABLES` is all of them, which the directory creates when its
+  storage is opened (`directory.backend.opening`), never a command.
 """
 
 from __future__ import annotations
 
-import sqlite3
-
+from directory.backend import Tables
 from kms import audit, escrow, recovery, tokens, vault
 
-SCHEMAS: tuple[tuple[str, ...], ...] = (
-    vault.SCHEMA, escrow.SCHEMA, audit.SCHEMA, tokens.SCHEMA, recovery.SCHEMA,
-)
-
-
-def create(conn: sqlite3.Connection) -> None:
-    for schema in SCHEMAS:
-        for statement in schema:
-            conn.execute(statement)
+TABLES: Tables = (*vault.SCHEMA, *escrow.SCHEMA, *audit.SCHEMA, *tokens.SCHEMA,
+                  *recovery.SCHEMA)

@@ -25,10 +25,10 @@ import datetime as dt
 import hashlib
 import re
 import secrets
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from directory.backend import Records
 from directory.protocol.dn import DN
 from directory.protocol.results import LDAPError
 from kms.errors import KMSError
@@ -99,7 +99,7 @@ def _check_kind(kind: str) -> None:
         raise KMSError(f"unknown token kind {kind!r} (known: {', '.join(sorted(KINDS))})")
 
 
-def issue(conn: sqlite3.Connection, entry_dn: str, kind: str, lifetime: dt.timedelta,
+def issue(records: Records, entry_dn: str, kind: str, lifetime: dt.timedelta,
           now: dt.datetime, escrow_id: int | None = None) -> str:
     """A new token for `entry_dn`, in clear; this is the only time it is seen."""
     _check_kind(kind)
@@ -108,14 +108,14 @@ def issue(conn: sqlite3.Connection, entry_dn: str, kind: str, lifetime: dt.timed
     if (kind == "recovery") != (escrow_id is not None):
         raise KMSError("a recovery token, and only a recovery token, names an escrowed key")
     key = entry_key(entry_dn)
-    conn.execute("UPDATE kms_tokens SET superseded=? WHERE entry_key=? AND kind=?"
-                 " AND used IS NULL AND superseded IS NULL", (now.isoformat(), key, kind))
+    records.run("UPDATE kms_tokens SET superseded=? WHERE entry_key=? AND kind=?"
+                " AND used IS NULL AND superseded IS NULL", (now.isoformat(), key, kind))
     random = base64.b32encode(secrets.token_bytes(_RANDOM_BYTES)).decode().rstrip("=").lower()
     token = PREFIX + random
-    conn.execute("INSERT INTO kms_tokens (digest, entry, entry_key, kind, created, expires,"
-                 " escrow_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                 (_digest(token), entry_dn, key, kind, now.isoformat(),
-                  (now + lifetime).isoformat(), escrow_id))
+    records.run("INSERT INTO kms_tokens (digest, entry, entry_key, kind, created, expires,"
+                " escrow_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (_digest(token), entry_dn, key, kind, now.isoformat(),
+                 (now + lifetime).isoformat(), escrow_id))
     return token
 
 
@@ -132,15 +132,14 @@ def _refusal(record: TokenRecord, kind: str, now: dt.datetime) -> str | None:
     return None
 
 
-def check(conn: sqlite3.Connection, token: str, kind: str, now: dt.datetime) -> TokenRecord:
+def check(records: Records, token: str, kind: str, now: dt.datetime) -> TokenRecord:
     """The pending token of `kind`, unchanged; KMSError saying why it is not one."""
     _check_kind(kind)
     # Tokens are read aloud and retyped: case and surrounding blanks do not matter.
     clear = token.strip().lower()
     if _SHAPE.fullmatch(clear) is None:
         raise KMSError("not a certdir token (they look like ct- and 32 letters and digits)")
-    row = conn.execute(f"SELECT {_COLUMNS} FROM kms_tokens WHERE digest=?",
-                       (_digest(clear),)).fetchone()
+    row = records.row(f"SELECT {_COLUMNS} FROM kms_tokens WHERE digest=?", (_digest(clear),))
     if row is None:
         raise KMSError("unknown token")
     record = _record(row)
@@ -150,20 +149,20 @@ def check(conn: sqlite3.Connection, token: str, kind: str, now: dt.datetime) -> 
     return record
 
 
-def redeem(conn: sqlite3.Connection, token: str, kind: str, now: dt.datetime) -> TokenRecord:
+def redeem(records: Records, token: str, kind: str, now: dt.datetime) -> TokenRecord:
     """Mark a pending token of `kind` used and return it; KMSError saying why not."""
-    record = check(conn, token, kind, now)
+    record = check(records, token, kind, now)
     # Only a still unused token changes: the transaction that redeems it first wins.
-    updated = conn.execute("UPDATE kms_tokens SET used=? WHERE id=? AND used IS NULL"
-                           " AND superseded IS NULL", (now.isoformat(), record.id))
-    if updated.rowcount != 1:
+    updated = records.run("UPDATE kms_tokens SET used=? WHERE id=? AND used IS NULL"
+                          " AND superseded IS NULL", (now.isoformat(), record.id))
+    if updated != 1:
         raise KMSError("this token was already used")
     return TokenRecord(record.id, record.entry, record.kind, record.created, record.expires,
                        now, record.escrow_id)
 
 
-def pending(conn: sqlite3.Connection) -> list[TokenRecord]:
+def pending(records: Records) -> list[TokenRecord]:
     """Tokens neither used nor superseded (expired ones included), oldest first."""
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM kms_tokens WHERE used IS NULL"
-                        " AND superseded IS NULL ORDER BY created, id").fetchall()
+    rows = records.rows(f"SELECT {_COLUMNS} FROM kms_tokens WHERE used IS NULL"
+                        " AND superseded IS NULL ORDER BY created, id")
     return [_record(row) for row in rows]

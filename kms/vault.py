@@ -25,7 +25,6 @@ import datetime as dt
 import getpass
 import os
 import secrets
-import sqlite3
 import struct
 import sys
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from directory.backend import Param, Records
 from kms.config import KMSConfig
 from kms.errors import KMSError
 
@@ -86,7 +86,7 @@ def _check_secret(secret: bytes) -> None:
         raise KMSError("an empty passphrase cannot protect the KMS")
 
 
-def _wrap(master: bytes, secret: bytes) -> tuple[object, ...]:
+def _wrap(master: bytes, secret: bytes) -> tuple[Param, ...]:
     """The KDF and wrapping columns for `master` under `secret`, freshly salted."""
     salt, nonce = secrets.token_bytes(16), secrets.token_bytes(NONCE_SIZE)
     wrapped = COST.derive(secret, salt).encrypt(nonce, master, _MASTER_AAD)
@@ -100,12 +100,12 @@ class Vault:
     _key: bytes = field(repr=False)
 
     @classmethod
-    def create(cls, conn: sqlite3.Connection, secret: bytes, now: dt.datetime) -> Vault:
+    def create(cls, records: Records, secret: bytes, now: dt.datetime) -> Vault:
         _check_secret(secret)
-        if conn.execute("SELECT 1 FROM kms_vault").fetchone() is not None:
+        if records.row("SELECT 1 FROM kms_vault") is not None:
             raise KMSError("a KMS vault already exists here")
         master = secrets.token_bytes(KEY_SIZE)
-        conn.execute(
+        records.run(
             "INSERT INTO kms_vault (id, created, time_cost, memory_kib, parallelism, salt,"
             " nonce, wrapped) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
             (now.astimezone(dt.UTC).isoformat(timespec="seconds"),
@@ -113,10 +113,9 @@ class Vault:
         return cls(master)
 
     @classmethod
-    def unlock(cls, conn: sqlite3.Connection, secret: bytes) -> Vault:
-        row = conn.execute(
-            "SELECT time_cost, memory_kib, parallelism, salt, nonce, wrapped FROM kms_vault"
-        ).fetchone()
+    def unlock(cls, records: Records, secret: bytes) -> Vault:
+        row = records.row(
+            "SELECT time_cost, memory_kib, parallelism, salt, nonce, wrapped FROM kms_vault")
         if row is None:
             raise KMSError(NO_VAULT)
         time_cost, memory_kib, parallelism, salt, nonce, wrapped = row
@@ -129,12 +128,12 @@ class Vault:
             raise KMSError(WRONG_SECRET) from None
         return cls(master)
 
-    def change_secret(self, conn: sqlite3.Connection, new_secret: bytes) -> None:
+    def change_secret(self, records: Records, new_secret: bytes) -> None:
         _check_secret(new_secret)
-        changed = conn.execute(
+        changed = records.run(
             "UPDATE kms_vault SET time_cost = ?, memory_kib = ?, parallelism = ?, salt = ?,"
             " nonce = ?, wrapped = ? WHERE id = 1",
-            _wrap(self._key, new_secret)).rowcount
+            _wrap(self._key, new_secret))
         if changed != 1:
             raise KMSError(NO_VAULT)
 

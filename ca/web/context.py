@@ -1,7 +1,8 @@
 """What every resource of the web service shares: the directory, the CA, a pool.
 
-- Reads (certificates, CRLs, request status) use the directory's read
-  connection on the reactor thread: they are indexed look-ups.
+- Reads (certificates, CRLs, request status) run in one read snapshot of
+  the directory's storage (`Backend.reading`) on the reactor thread: they
+  are indexed look-ups.
 - Writes go through the directory's single writer (`DSA.write`), so they
   commit with what they publish, or not at all.
 - Anything slow (signing, password hashing, key generation, PKCS#12
@@ -18,7 +19,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
@@ -31,6 +31,7 @@ from ca.authority import Authority
 from ca.crl import CRLs
 from ca.web.config import WebConfig
 from ca.web.session import Sessions
+from directory.backend import Records
 from directory.dsa import DSA
 
 P = ParamSpec("P")
@@ -38,7 +39,7 @@ T = TypeVar("T")
 
 
 class Audit(Protocol):
-    def __call__(self, conn: sqlite3.Connection, actor: str, action: str, subject: str,
+    def __call__(self, records: Records, actor: str, action: str, subject: str,
                  details: Mapping[str, str | int | None], now: dt.datetime) -> None: ...
 
 

@@ -209,13 +209,15 @@ class Downloads(Resource):
     def _crl(self, name: bytes, source: CRLSource) -> Download | None:
         dsa = self._web.dsa
         dsa.refresh()
-        store = Store(dsa.backend.reader)
-        number = source.newest(store)
-        if number is None:
-            return None
-        cached = self._cached.get(name)
-        if cached is not None and cached[0] == number:
-            return cached[1]
-        download = _crl_download(source.row(store, number), source.pem)
+        with dsa.backend.reading() as records:
+            store = Store(records)
+            number = source.newest(store)
+            if number is None:
+                return None
+            cached = self._cached.get(name)
+            if cached is not None and cached[0] == number:
+                return cached[1]
+            row = source.row(store, number)
+        download = _crl_download(row, source.pem)
         self._cached[name] = (number, download)
         return download

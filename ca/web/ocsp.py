@@ -8,9 +8,9 @@
   errors included (malformedRequest, unauthorized, tryLater,
   internalError are OCSP response statuses, RFC 6960 §4.2.1).
 - On every request the certificate's status row is read again, one
-  primary-key look-up on the directory's read connection: it runs in
-  autocommit, so each read sees every commit, a `certdir ca revoke` by
-  another process included, with no `DSA.refresh` (which only drops the
+  primary-key look-up in a read snapshot of its own (`Backend.reading`),
+  so each read sees every commit, a `certdir ca revoke` by another
+  process included, with no `DSA.refresh` (which only drops the
   directory's entry caches, which this read does not use). A cached
   response is reused only while that status is unchanged
   (`ca.ocsp.Responder`).
@@ -38,7 +38,6 @@ import binascii
 import datetime as dt
 import hashlib
 import logging
-import sqlite3
 from email.utils import format_datetime
 from typing import Any
 
@@ -144,9 +143,11 @@ class OCSPResource(Resource):
 
 def _read_status(web: Web, ocsp: Responder, question: Question) -> Status:
     try:
-        return ocsp.status(Store(web.dsa.backend.reader), question)
-    except (sqlite3.Error, ValueError) as e:
-        # A locked or damaged database, or a status row we cannot read.
+        with web.dsa.backend.reading() as records:
+            return ocsp.status(Store(records), question)
+    except Exception as e:
+        # Storage that failed (locked, damaged, unreachable: each backend has
+        # its own errors) or a status row we cannot read.
         log.error("OCSP status of serial %x: %s", question.serial, e)
         raise Refusal(ResponseStatus.INTERNAL_ERROR, str(e)) from None
 

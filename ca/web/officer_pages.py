@@ -92,7 +92,7 @@ def _approve(page: Officer, request: Request, officer: str,
             certificate = commit(writer, prepared, now).certificate
             assert certificate is not None
             serial = serial_text(certificate.serial_number)
-            web.audit(writer.sql, officer, "ca.approved", str(number), {"serial": serial}, now)
+            web.audit(writer.records, officer, "ca.approved", str(number), {"serial": serial}, now)
             return Done(f"Request {number} approved: certificate {serial} issued.")
 
         return await page.as_ca(job)
@@ -109,7 +109,7 @@ def _deny(page: Officer, request: Request, officer: str,
 
     def job(writer: DirectoryWriter) -> Done:
         deny_request(writer, number, officer, why, now)
-        page.web.audit(writer.sql, officer, "ca.denied", str(number), {"why": why}, now)
+        page.web.audit(writer.records, officer, "ca.denied", str(number), {"why": why}, now)
         return Done(f"Request {number} denied.")
 
     return page.as_ca(job)
@@ -178,7 +178,7 @@ def _revoking(page: Officer, officer: str, now: dt.datetime, why: x509.ReasonFla
         records = ([revoke.revoke(authority, writer, serial, why, now)] if serial is not None
                    else revoke.revoke_holder(authority, writer, str(holder), why, now))
         for record in records:
-            page.web.audit(writer.sql, officer, "ca.revoked", record.entry or record.subject,
+            page.web.audit(writer.records, officer, "ca.revoked", record.entry or record.subject,
                            {"serial": serial_text(record.serial), "reason": why.value}, now)
         return records
 
@@ -192,7 +192,7 @@ def _release(page: Officer, request: Request, officer: str,
 
     def change(writer: DirectoryWriter) -> list[IssuedRecord]:
         record = revoke.release(authority, writer, serial, now)
-        page.web.audit(writer.sql, officer, "ca.released", record.entry or record.subject,
+        page.web.audit(writer.records, officer, "ca.released", record.entry or record.subject,
                        {"serial": serial_text(record.serial)}, now)
         return [record]
 
@@ -218,9 +218,11 @@ class Officer(Page):
         if rest(request):
             raise Refused(404, "There is no such page.")
         self.web.dsa.refresh()
-        store = Store(self.web.dsa.backend.reader)
-        return self.show(request, visit, "officer.html", pending=list(store.requests("pending")),
-                         recent=store.recent(RECENT), reasons=REVOKE_REASONS)
+        with self.web.dsa.backend.reading() as records:
+            store = Store(records)
+            pending, recent = store.requests("pending"), store.recent(RECENT)
+        return self.show(request, visit, "officer.html", pending=pending, recent=recent,
+                         reasons=REVOKE_REASONS)
 
     def post(self, request: Request, visit: Visit) -> Answer:
         officer = visit.person

@@ -58,7 +58,7 @@ from ca.web.context import Web
 from ca.web.refusal import Refused
 from ca.web.render import STATIC, Templates
 from ca.web.session import Session
-from directory.backend.sqlite import SQLiteTransaction
+from directory.backend import Transaction
 from directory.protocol.results import LDAPError
 from directory.publisher import DirectoryWriter
 
@@ -139,7 +139,7 @@ class Page(Resource):
         `LDAPError` from it rolls the job back and becomes 400 naming the problem."""
         dsa, authority = self.web.dsa, self.web.authority
 
-        def run(txn: SQLiteTransaction) -> T:
+        def run(txn: Transaction) -> T:
             return job(DirectoryWriter(dsa, txn, dsa.parse_dn(authority.entry_dn)))
 
         return refusing(dsa.write(run))

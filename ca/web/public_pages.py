@@ -75,11 +75,12 @@ class CACertificates(Page):
     def get(self, request: Request, visit: Visit) -> Answer:
         authority = self.web.authority
         self.web.dsa.refresh()
-        store = Store(self.web.dsa.backend.reader)
+        with self.web.dsa.backend.reading() as records:
+            store = Store(records)
+            full_next, delta_next = store.next_update(delta=False), store.next_update(delta=True)
         cas = [CAView(c, slug(c), common_name(c.subject)) for c in authority.chain]
         return self.show(request, visit, "ca.html", cas=cas, signing=authority.slug,
-                         full_next=store.next_update(delta=False),
-                         delta_next=store.next_update(delta=True))
+                         full_next=full_next, delta_next=delta_next)
 
 
 @dataclass(frozen=True, slots=True)

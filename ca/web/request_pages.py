@@ -77,7 +77,7 @@ class RequestForm(Page):
 
             def job(writer: DirectoryWriter) -> Outcome:
                 outcome = commit(writer, prepared, now)
-                web.audit(writer.sql, person, f"ca.{outcome.decision.value}", person,
+                web.audit(writer.records, person, f"ca.{outcome.decision.value}", person,
                           {"request": outcome.request, "profile": chosen.name,
                            "serial": None if outcome.certificate is None
                            else serial_text(outcome.certificate.serial_number)}, now)
@@ -100,16 +100,18 @@ class Requests(Page):
         person = visit.person
         assert person is not None
         self.web.dsa.refresh()
-        store = Store(self.web.dsa.backend.reader)
         path = rest(request)
-        if not path:
-            return self.show(request, visit, "requests.html", requests=store.requests_of(person))
-        record = self._own(store, person, path[0])
+        with self.web.dsa.backend.reading() as records:
+            store = Store(records)
+            if not path:
+                mine = store.requests_of(person)
+                return self.show(request, visit, "requests.html", requests=mine)
+            record = self._own(store, person, path[0])
+            issued = self._issued(store, record)
         if len(path) == 1:
             return self.show(request, visit, "request_detail.html", record=record,
-                             certificate=self._issued(store, record))
+                             certificate=issued)
         form = DOWNLOADS.get(path[1]) if len(path) == 2 else None
-        issued = self._issued(store, record)
         if form is None or issued is None:
             raise Refused(404, "There is no such page.")
         return certificate_file(request, issued.der, form, f"request-{record.id}")

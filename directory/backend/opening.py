@@ -1,6 +1,9 @@
 """Opening storage by URL: the scheme names the backend.
 
-- `sqlite:///absolute/path.db` is the embedded default (`storage.path`).
+- `sqlite:///absolute/path.db` is the embedded default (`storage.path`;
+  the path percent-encoded, as in any URL).
+- `postgresql://user@host:port/database` (any libpq URL) is a database
+  several front ends share (`storage.url`).
 - Each scheme maps to one opener in `OPENERS`; an unknown scheme is a
   ValueError naming the schemes there are.
 """
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from directory.backend import Backend, Tables
 from directory.schema import Schema
@@ -30,12 +33,20 @@ class Storage:
 def _sqlite(storage: Storage) -> Backend:
     from directory.backend.sqlite import SQLiteBackend
 
-    return SQLiteBackend(Path(urlsplit(storage.url).path), storage.schema, storage.indexed,
+    return SQLiteBackend(Path(unquote(urlsplit(storage.url).path)), storage.schema, storage.indexed,
                          storage.cache_entries, storage.cache_bytes, storage.tables)
+
+
+def _postgresql(storage: Storage) -> Backend:
+    from directory.backend.postgres import PostgresBackend
+
+    return PostgresBackend(storage.url, storage.schema, storage.indexed, storage.cache_entries,
+                           storage.cache_bytes, storage.tables)
 
 
 OPENERS: Mapping[str, Callable[[Storage], Backend]] = {
     "sqlite": _sqlite,
+    "postgresql": _postgresql,
 }
 
 

@@ -177,11 +177,6 @@ class SQLiteBackend:
             self._cache.put(entry_id, entry, footprint(entry))
         return entry
 
-    @property
-    def reader(self) -> sqlite3.Connection:
-        """The read connection (its callers move to `reading`, issue 11)."""
-        return self._reader
-
     @contextmanager
     def reading(self) -> Iterator[SQLiteRecords]:
         conn = self._reader

@@ -1,7 +1,7 @@
 """The single writer with group commit (DESIGN.md, "Concurrency").
 
 - Every change runs on one dedicated thread, so the reactor never waits for
-  SQLite's write lock or an fsync.
+  the database's write lock or an fsync.
 - Jobs that queue up while a commit is in progress are run together in the
   next transaction, each inside its own savepoint: a job that fails rolls
   back alone, and one COMMIT (one fsync) acknowledges them all.
@@ -22,23 +22,23 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.python.failure import Failure
 
-from directory.backend.sqlite import SQLiteBackend, SQLiteTransaction
+from directory.backend import Backend, Transaction
 
 T = TypeVar("T")
-Job = tuple[Callable[[SQLiteTransaction], Any], defer.Deferred[Any]]
+Job = tuple[Callable[[Transaction], Any], defer.Deferred[Any]]
 
 MAX_BATCH = 512
 
 
 class Writer:
-    def __init__(self, backend: SQLiteBackend, reactor: IReactorFromThreads) -> None:
+    def __init__(self, backend: Backend, reactor: IReactorFromThreads) -> None:
         self.backend = backend
         self.reactor = reactor
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="certdir-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Callable[[SQLiteTransaction], T]) -> defer.Deferred[T]:
+    def submit(self, job: Callable[[Transaction], T]) -> defer.Deferred[T]:
         d: defer.Deferred[T] = defer.Deferred()
         self._queue.put((job, d))
         return d

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-from directory.backend.sqlite import SQLiteTransaction
+from directory.backend import Transaction
 from directory.dsa import DSA, AfterCommit
 from directory.entry import Entry, resolve
 from directory.operation import Operation, Outcome, Reply
@@ -105,7 +105,7 @@ def check_within(dsa: DSA, dn: DN) -> None:
                         f"{dn} is not within the naming context {dsa.suffix}")
 
 
-def insert(dsa: DSA, txn: SQLiteTransaction, entry: Entry) -> None:
+def insert(dsa: DSA, txn: Transaction, entry: Entry) -> None:
     dn = entry.dn
     check_within(dsa, dn)
     try:
@@ -130,7 +130,7 @@ def handle(op: Operation) -> Outcome:
         pairs = await userpassword.prepare_attributes(op, dn, request.attributes)
         entry = build(dsa, dn, collect(dsa, pairs), op.session.bound)
 
-        def job(txn: SQLiteTransaction) -> list[AfterCommit]:
+        def job(txn: Transaction) -> list[AfterCommit]:
             check_within(dsa, dn)
             privileges.add(dsa, view_of(op).reading(txn.get), entry)
             insert(dsa, txn, entry)

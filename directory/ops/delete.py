@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from directory.backend.sqlite import SQLiteTransaction
+from directory.backend import Transaction
 from directory.entry import Entry
 from directory.operation import Operation, Outcome, Reply
 from directory.ops import assertion, privileges
@@ -32,7 +32,7 @@ def handle(op: Operation) -> Outcome:
     op.detail = f'dn="{request.dn}"'
     whole_subtree = SUBTREE_DELETE in op.controls
 
-    def job(txn: SQLiteTransaction) -> Entry:
+    def job(txn: Transaction) -> Entry:
         view = view_of(op).reading(txn.get)
         entry = privileges.disclosed(view, dn)
         privileges.delete(dsa, view, entry)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from directory import passwords
 from directory.acl.identity import identity_of
 from directory.acl.rights import WRITE
-from directory.backend.sqlite import SQLiteTransaction
+from directory.backend import Transaction
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_modified
 from directory.ops import privileges, userpassword
@@ -97,7 +97,7 @@ def password_modify(op: Operation, value: bytes | None) -> Outcome:
                 raise LDAPError(ResultCode.UNWILLING_TO_PERFORM, "unwilling to verify old password")
         value = await userpassword.submit(op, target, hashing.hash, new)
 
-        def job(txn: SQLiteTransaction) -> None:
+        def job(txn: Transaction) -> None:
             view = view_of(op).reading(txn.get)
             current = privileges.disclosed(view, target)
             privileges.require(view, current, WRITE, userpassword.USER_PASSWORD)

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from directory.backend.sqlite import SQLiteTransaction
+from directory.backend import Transaction
 from directory.dsa import DSA
 from directory.entry import Entry
 from directory.operation import Operation, Outcome, Reply
@@ -28,7 +28,7 @@ from directory.protocol.messages import SUCCESS, ModifyDNRequest, ModifyDNRespon
 from directory.protocol.results import LDAPError, ResultCode
 
 
-def rename(dsa: DSA, txn: SQLiteTransaction, dn: DN, new_rdn_dn: DN, delete_old_rdn: bool,
+def rename(dsa: DSA, txn: Transaction, dn: DN, new_rdn_dn: DN, delete_old_rdn: bool,
            new_superior: DN | None, actor: DN) -> tuple[Entry, Entry]:
     """Rename (and move) the entry at `dn`; return it before and after."""
     schema = dsa.schema
@@ -86,7 +86,7 @@ def handle(op: Operation) -> Outcome:
     new_rdn = dsa.parse_dn(request.new_rdn)
     superior = None if request.new_superior is None else dsa.parse_dn(request.new_superior)
 
-    def job(txn: SQLiteTransaction) -> tuple[Entry, Entry]:
+    def job(txn: Transaction) -> tuple[Entry, Entry]:
         view = view_of(op).reading(txn.get)
         entry = privileges.disclosed(view, dn)
         privileges.rename(dsa, view, entry, new_rdn, request.delete_old_rdn, superior)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from directory.backend.sqlite import SQLiteTransaction
+from directory.backend import Transaction
 from directory.dsa import DSA
 from directory.entry import Entry, Resolved, resolve
 from directory.matching import InvalidValue
@@ -176,7 +176,7 @@ def handle(op: Operation) -> Outcome:
     async def modify() -> list[Reply]:
         changes = await userpassword.prepare_changes(op, dn, request.changes)
 
-        def job(txn: SQLiteTransaction) -> tuple[Entry, Entry]:
+        def job(txn: Transaction) -> tuple[Entry, Entry]:
             view = view_of(op).reading(txn.get)
             entry = privileges.disclosed(view, dn)
             privileges.modify(dsa, view, entry, changes)

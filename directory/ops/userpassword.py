@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 
-from directory.backend.sqlite import SQLiteTransaction
+from directory.backend import Transaction
 from directory.entry import resolve
 from directory.operation import Operation
 from directory.operational import stamp_modified
@@ -170,7 +170,7 @@ async def upgrade(op: Operation, dn: DN, old: bytes, password: bytes) -> None:
     except LDAPError:
         return
 
-    def job(txn: SQLiteTransaction) -> None:
+    def job(txn: Transaction) -> None:
         entry = txn.get(dn)
         if entry is None or old not in entry.get(USER_PASSWORD):
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from directory.backend.sqlite import SQLiteTransaction
+from directory.backend import Transaction
 from directory.entry import Entry
 from directory.ppolicy import state
 from directory.ppolicy.backoff import Backoff
@@ -34,7 +34,7 @@ class Policies:
     def policy_for(self, dn: DN) -> Policy | None:
         return next((p for subtree, p in self._by_depth if dn.is_descendant_of(subtree)), None)
 
-    def on_add(self, txn: SQLiteTransaction, entry: Entry) -> None:
+    def on_add(self, txn: Transaction, entry: Entry) -> None:
         if entry.get("userpassword") and self.policy_for(entry.dn) is not None:
             txn.replace(entry.with_attributes(state.with_changed_time(entry.attributes,
                                                                       self._now())))

@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 
-from directory.backend.sqlite import SQLiteTransaction
+from directory.backend import Transaction
 from directory.entry import Entry
 from directory.matching import InvalidValue, generalized_time
 from directory.ppolicy import history
@@ -44,7 +44,7 @@ GRACE = "pwdgraceusetime"
 HISTORY = "pwdhistory"
 ATTRIBUTES = frozenset({CHANGED, FAILURES, LOCKED, GRACE, HISTORY})
 
-Job = Callable[[SQLiteTransaction], None]
+Job = Callable[[Transaction], None]
 Attributes = dict[str, tuple[bytes, ...]]
 
 
@@ -79,7 +79,7 @@ def seconds_left(entry: Entry, policy: Policy, now: dt.datetime) -> float | None
     return (changed + dt.timedelta(seconds=policy.max_age) - now).total_seconds()
 
 
-def _replace(txn: SQLiteTransaction, dn: DN, change: Callable[[Attributes], None]) -> None:
+def _replace(txn: Transaction, dn: DN, change: Callable[[Attributes], None]) -> None:
     entry = txn.get(dn)
     if entry is None:
         return

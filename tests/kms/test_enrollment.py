@@ -40,7 +40,7 @@ from certdir.directory_open import open_directory
 from directory.dsa import DSA
 from directory.ops.add import build, collect, insert
 from directory.publisher import DirectoryWriter
-from kms import enrollment, escrow, store, tokens
+from kms import enrollment, escrow, tokens
 from kms.config import KMSConfig
 from kms.errors import KMSError
 from kms.vault import Vault
@@ -68,9 +68,10 @@ class KMS:
 
     def actions(self) -> list[tuple[str, str, str]]:
         """(actor, action, subject) of the audit records the test made."""
-        return self.dsa.backend.reader.execute(
-            "SELECT actor, action, subject FROM kms_audit WHERE seq > ? ORDER BY seq",
-            (self.audited,)).fetchall()
+        with self.dsa.backend.reading() as records:
+            return [(actor, action, subject) for actor, action, subject in records.rows(
+                "SELECT actor, action, subject FROM kms_audit WHERE seq > ? ORDER BY seq",
+                (self.audited,))]
 
     def run(self, job: Callable[[DirectoryWriter], T]) -> T:
         with self.dsa.backend.transaction() as txn:
@@ -83,7 +84,8 @@ class KMS:
         return set(entry.get("usercertificate"))
 
     def count(self, table: str) -> int:
-        (n,) = self.dsa.backend.reader.execute(f"SELECT count(*) FROM {table}").fetchone()
+        with self.dsa.backend.reading() as records:
+            (n,) = records.rows(f"SELECT count(*) FROM {table}")[0]
         assert isinstance(n, int)
         return n
 
@@ -126,11 +128,10 @@ def opened(tmp_path: Path) -> Iterator[KMS]:
     person(dsa, "nomail", mail=False)
     with dsa.backend.transaction() as txn:
         writer = DirectoryWriter(dsa, txn, dsa.root_dn)
-        store.create(writer.sql)
         # `certdir init` may have made the vault already (it does unless --no-kms).
-        vault = (Vault.unlock(writer.sql, passphrase.read_bytes().strip())
-                 if passphrase.exists() else Vault.create(writer.sql, b"secret", NOW))
-        (audited,) = writer.sql.execute("SELECT coalesce(max(seq), 0) FROM kms_audit").fetchone()
+        vault = (Vault.unlock(writer.records, passphrase.read_bytes().strip())
+                 if passphrase.exists() else Vault.create(writer.records, b"secret", NOW))
+        (audited,) = writer.records.rows("SELECT coalesce(max(seq), 0) FROM kms_audit")[0]
     try:
         yield KMS(config, authority, dsa, vault, KMSConfig(), audited)
     finally:
@@ -156,12 +157,12 @@ def der(certificate: x509.Certificate) -> bytes:
 def test_enroll_user_issues_a_token_and_audits(kms: KMS) -> None:
     token = kms.enroll()
     assert token.startswith("ct-")
-    (pending,) = kms.run(lambda w: tokens.pending(w.sql))
+    (pending,) = kms.run(lambda w: tokens.pending(w.records))
     assert (pending.entry, pending.kind) == (ALICE, "enroll")
     assert pending.expires - pending.created == dt.timedelta(hours=168)
     assert kms.actions() == [(OFFICER, "token.issued", ALICE)]
-    assert token not in repr(kms.dsa.backend.reader.execute(
-        "SELECT * FROM kms_audit").fetchall())
+    with kms.dsa.backend.reading() as records:
+        assert token not in repr(records.rows("SELECT * FROM kms_audit"))
 
 
 @pytest.mark.parametrize("dn, message", [
@@ -185,9 +186,9 @@ def test_redeem_publishes_escrows_and_bundles(kms: KMS, tmp_path: Path) -> None:
             x509.RFC822Name) == ["alice@example.com"]
     usage = done.encryption.extensions.get_extension_for_class(x509.KeyUsage).value
     assert usage.key_encipherment and not usage.digital_signature
-    (record,) = kms.run(lambda w: escrow.find(w.sql, owner=ALICE))
+    (record,) = kms.run(lambda w: escrow.find(w.records, owner=ALICE))
     assert record.serial == done.encryption.serial_number
-    _, escrowed = kms.run(lambda w: escrow.recover(w.sql, kms.vault, record.id))
+    _, escrowed = kms.run(lambda w: escrow.recover(w.records, kms.vault, record.id))
 
     bundle = pkcs12.load_pkcs12(done.pkcs12, PASSWORD)
     assert bundle.key is not None and bundle.cert is not None
@@ -209,14 +210,15 @@ def test_redeem_publishes_escrows_and_bundles(kms: KMS, tmp_path: Path) -> None:
                           check=True, capture_output=True).stderr.decode()
     assert "PBES2, PBKDF2, AES-256-CBC" in info and "MAC: sha256" in info
     assert kms.actions() == [(OFFICER, "token.issued", ALICE), (ALICE, "enrolled", ALICE)]
-    assert kms.run(lambda w: tokens.pending(w.sql)) == []
+    assert kms.run(lambda w: tokens.pending(w.records)) == []
 
 
 def _nothing_left(kms: KMS) -> None:
     assert kms.certificates() == set()
     assert kms.count("kms_escrow") == 0
-    assert list(Store(kms.dsa.backend.reader).certificates(entry=ALICE)) == []
-    (pending,) = kms.run(lambda w: tokens.pending(w.sql))
+    with kms.dsa.backend.reading() as records:
+        assert Store(records).certificates(entry=ALICE) == []
+    (pending,) = kms.run(lambda w: tokens.pending(w.records))
     assert pending.used is None
     assert [action for _, action, _ in kms.actions()] == ["token.issued"]
 

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from ca.keys import PrivateKey, generate
 from kms.errors import KMSError
 from kms.escrow import EscrowRecord, escrow, find, recover
 from kms.vault import Vault
-from tests.kms import database, transaction
+from tests.kms import Database
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 ALICE = "uid=Alice,ou=People,dc=example,dc=com"
@@ -31,16 +30,15 @@ SERIAL = 0x5A3B9C0D1E2F3A4B5C6D7E8F9A0B1C2D3E4F5A6B
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    connection = database(tmp_path / "certdir.db")
-    yield connection
-    connection.close()
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path / "certdir.db")
+    yield database
+    database.close()
 
 
 @pytest.fixture
-def vault(conn: sqlite3.Connection) -> Vault:
-    with transaction(conn):
-        return Vault.create(conn, b"kms passphrase", NOW)
+def vault(db: Database) -> Vault:
+    return db.write(lambda records: Vault.create(records, b"kms passphrase", NOW))
 
 
 def private_numbers(key: PrivateKey) -> object:
@@ -52,21 +50,18 @@ def private_numbers(key: PrivateKey) -> object:
 
 
 @pytest.mark.parametrize("key_type", ["rsa2048", "p256", "p384", "ed25519"])
-def test_escrow_recover_round_trip(conn: sqlite3.Connection, vault: Vault, key_type: str) -> None:
+def test_escrow_recover_round_trip(db: Database, vault: Vault, key_type: str) -> None:
     key = generate(key_type)
-    with transaction(conn):
-        escrow_id = escrow(conn, vault, ALICE, SERIAL, key, NOW)
-    record, recovered = recover(conn, vault, escrow_id)
+    escrow_id = db.write(lambda records: escrow(records, vault, ALICE, SERIAL, key, NOW))
+    record, recovered = db.read(lambda records: recover(records, vault, escrow_id))
     assert record == EscrowRecord(escrow_id, ALICE, SERIAL, NOW)
     assert type(recovered) is type(key)
     assert private_numbers(recovered) == private_numbers(key)
 
 
-def test_only_the_sealed_key_is_stored(conn: sqlite3.Connection, vault: Vault,
-                                       tmp_path: Path) -> None:
+def test_only_the_sealed_key_is_stored(db: Database, vault: Vault, tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    with transaction(conn):
-        escrow(conn, vault, ALICE, SERIAL, key, NOW)
+    db.write(lambda records: escrow(records, vault, ALICE, SERIAL, key, NOW))
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     secret = key.private_numbers().private_value.to_bytes(32, "big")
@@ -75,69 +70,68 @@ def test_only_the_sealed_key_is_stored(conn: sqlite3.Connection, vault: Vault,
     assert secret not in stored
 
 
-def test_recover_under_a_new_passphrase(conn: sqlite3.Connection, vault: Vault) -> None:
+def test_recover_under_a_new_passphrase(db: Database, vault: Vault) -> None:
     key = generate("p256")
-    with transaction(conn):
-        escrow_id = escrow(conn, vault, ALICE, SERIAL, key, NOW)
-        vault.change_secret(conn, b"another passphrase")
-    _, recovered = recover(conn, Vault.unlock(conn, b"another passphrase"), escrow_id)
+    with db.transaction() as records:
+        escrow_id = escrow(records, vault, ALICE, SERIAL, key, NOW)
+        vault.change_secret(records, b"another passphrase")
+    with db.backend.reading() as records:
+        _, recovered = recover(records, Vault.unlock(records, b"another passphrase"), escrow_id)
     assert private_numbers(recovered) == private_numbers(key)
 
 
 @pytest.mark.parametrize("column, value", [("owner", BOB), ("serial", f"{SERIAL + 1:x}")])
-def test_sealed_key_moved_to_another_record(conn: sqlite3.Connection, vault: Vault,
+def test_sealed_key_moved_to_another_record(db: Database, vault: Vault,
                                             column: str, value: str) -> None:
-    with transaction(conn):
-        escrow_id = escrow(conn, vault, ALICE, SERIAL, generate("p256"), NOW)
-        conn.execute(f"UPDATE kms_escrow SET {column} = ? WHERE id = ?", (value, escrow_id))
+    with db.transaction() as records:
+        escrow_id = escrow(records, vault, ALICE, SERIAL, generate("p256"), NOW)
+        records.run(f"UPDATE kms_escrow SET {column} = ? WHERE id = ?", (value, escrow_id))
     with pytest.raises(KMSError, match="altered or belongs to another record"):
-        recover(conn, vault, escrow_id)
+        db.read(lambda records: recover(records, vault, escrow_id))
 
 
-def test_altered_sealed_key(conn: sqlite3.Connection, vault: Vault) -> None:
-    with transaction(conn):
-        escrow_id = escrow(conn, vault, ALICE, SERIAL, generate("p256"), NOW)
-        (sealed,) = conn.execute("SELECT sealed FROM kms_escrow").fetchone()
+def test_altered_sealed_key(db: Database, vault: Vault) -> None:
+    with db.transaction() as records:
+        escrow_id = escrow(records, vault, ALICE, SERIAL, generate("p256"), NOW)
+        (sealed,) = records.rows("SELECT sealed FROM kms_escrow")[0]
         altered = sealed[:-1] + bytes([sealed[-1] ^ 0x80])
-        conn.execute("UPDATE kms_escrow SET sealed = ?", (altered,))
+        records.run("UPDATE kms_escrow SET sealed = ?", (altered,))
     with pytest.raises(KMSError):
-        recover(conn, vault, escrow_id)
+        db.read(lambda records: recover(records, vault, escrow_id))
 
 
-def test_another_vault_cannot_recover(conn: sqlite3.Connection, vault: Vault,
-                                      tmp_path: Path) -> None:
-    with transaction(conn):
-        escrow_id = escrow(conn, vault, ALICE, SERIAL, generate("p256"), NOW)
-    other_conn = database(tmp_path / "other.db")
-    with transaction(other_conn):
-        other = Vault.create(other_conn, b"kms passphrase", NOW)
+def test_another_vault_cannot_recover(db: Database, vault: Vault, tmp_path: Path) -> None:
+    escrow_id = db.write(lambda records: escrow(records, vault, ALICE, SERIAL,
+                                                generate("p256"), NOW))
+    other_db = Database(tmp_path / "other.db")
+    other = other_db.write(lambda records: Vault.create(records, b"kms passphrase", NOW))
     with pytest.raises(KMSError):
-        recover(conn, other, escrow_id)
-    other_conn.close()
+        db.read(lambda records: recover(records, other, escrow_id))
+    other_db.close()
 
 
-def test_unknown_escrow_id(conn: sqlite3.Connection, vault: Vault) -> None:
+def test_unknown_escrow_id(db: Database, vault: Vault) -> None:
     with pytest.raises(KMSError, match="no escrowed key #42"):
-        recover(conn, vault, 42)
+        db.read(lambda records: recover(records, vault, 42))
 
 
-def test_one_key_per_serial(conn: sqlite3.Connection, vault: Vault) -> None:
-    with transaction(conn):
-        escrow(conn, vault, ALICE, SERIAL, generate("p256"), NOW)
+def test_one_key_per_serial(db: Database, vault: Vault) -> None:
+    db.write(lambda records: escrow(records, vault, ALICE, SERIAL, generate("p256"), NOW))
     with pytest.raises(KMSError, match=f"already escrowed for certificate serial {SERIAL:x}"):
-        escrow(conn, vault, BOB, SERIAL, generate("p256"), NOW)
-    assert len(find(conn)) == 1
+        db.write(lambda records: escrow(records, vault, BOB, SERIAL, generate("p256"), NOW))
+    assert len(db.read(find)) == 1
 
 
-def test_find(conn: sqlite3.Connection, vault: Vault) -> None:
+def test_find(db: Database, vault: Vault) -> None:
     later = NOW + dt.timedelta(days=1)
-    with transaction(conn):
-        first = escrow(conn, vault, ALICE, 1, generate("p256"), NOW)
-        second = escrow(conn, vault, BOB, 2, generate("p256"), NOW)
-        third = escrow(conn, vault, ALICE, 3, generate("p256"), later)
-    assert [r.id for r in find(conn)] == [first, second, third]
-    assert [r.id for r in find(conn, owner=ALICE.upper())] == [first, third]
-    assert find(conn, serial=3) == [EscrowRecord(third, ALICE, 3, later)]
-    assert [r.id for r in find(conn, owner=BOB, serial=2)] == [second]
-    assert find(conn, owner=BOB, serial=3) == []
-    assert find(conn, owner="uid=carol,dc=example,dc=com") == []
+    with db.transaction() as records:
+        first = escrow(records, vault, ALICE, 1, generate("p256"), NOW)
+        second = escrow(records, vault, BOB, 2, generate("p256"), NOW)
+        third = escrow(records, vault, ALICE, 3, generate("p256"), later)
+    with db.backend.reading() as records:
+        assert [r.id for r in find(records)] == [first, second, third]
+        assert [r.id for r in find(records, owner=ALICE.upper())] == [first, third]
+        assert find(records, serial=3) == [EscrowRecord(third, ALICE, 3, later)]
+        assert [r.id for r in find(records, owner=BOB, serial=2)] == [second]
+        assert find(records, owner=BOB, serial=3) == []
+        assert find(records, owner="uid=carol,dc=example,dc=com") == []

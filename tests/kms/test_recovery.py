@@ -50,20 +50,20 @@ def _enrolled(kms: KMS) -> tuple[int, bytes]:
     for i in (1, 2, 3):
         person(kms.dsa, f"officer{i}")
     done = kms.redeem(kms.enroll(), signing_request())
-    (record,) = kms.run(lambda w: escrow.find(w.sql, owner=ALICE))
+    (record,) = kms.run(lambda w: escrow.find(w.records, owner=ALICE))
     return record.id, der(done.encryption)
 
 
 def _request(kms: KMS, escrow_id: int, officer: str = FIRST) -> int:
-    return kms.run(lambda w: recovery.request(w.sql, officer, escrow_id, LATER, OFFICERS))
+    return kms.run(lambda w: recovery.request(w.records, officer, escrow_id, LATER, OFFICERS))
 
 
 def _approve(kms: KMS, recovery_id: int, officer: str) -> str | None:
-    return kms.run(lambda w: recovery.approve(w.sql, recovery_id, officer, LATER, OFFICERS, 2))
+    return kms.run(lambda w: recovery.approve(w.records, recovery_id, officer, LATER, OFFICERS, 2))
 
 
 def _redeem(kms: KMS, token: str, certificate: bytes) -> bytes:
-    recovered = kms.run(lambda w: recovery.redeem(w.sql, kms.vault, token, PASSWORD,
+    recovered = kms.run(lambda w: recovery.redeem(w.records, kms.vault, token, PASSWORD,
                                                   certificate, LATER))
     return recovery.seal(recovered, PASSWORD)
 
@@ -107,7 +107,7 @@ def test_two_of_three_recover_the_key_that_decrypts_old_mail(kms: KMS, tmp_path:
                                   (SECOND, "recovery.approved", ALICE),
                                   (SECOND, "token.issued", ALICE),
                                   (ALICE, "recovery.performed", ALICE)]
-    assert kms.run(lambda w: audit.verify(w.sql)) == []
+    assert kms.run(lambda w: audit.verify(w.records)) == []
 
 
 def test_non_officers_cannot_request(kms: KMS) -> None:
@@ -128,7 +128,7 @@ def test_request_refusals(kms: KMS) -> None:
     with pytest.raises(KMSError, match="no recovery 999"):
         _approve(kms, 999, FIRST)
     with pytest.raises(KMSError, match="between 1 and 3 approvals, not 4"):
-        kms.run(lambda w: recovery.approve(w.sql, first, FIRST, LATER, OFFICERS, 4))
+        kms.run(lambda w: recovery.approve(w.records, first, FIRST, LATER, OFFICERS, 4))
 
 
 def test_only_the_escrowed_keys_certificate_and_refusal_keeps_token(kms: KMS) -> None:
@@ -142,7 +142,7 @@ def test_only_the_escrowed_keys_certificate_and_refusal_keeps_token(kms: KMS) ->
         _redeem(kms, token, signing)
     with pytest.raises(KMSError, match="not a DER certificate"):
         _redeem(kms, token, b"junk")
-    (pending,) = kms.run(lambda w: tokens.pending(w.sql))
+    (pending,) = kms.run(lambda w: tokens.pending(w.records))
     assert (pending.kind, pending.entry, pending.escrow_id) == ("recovery", ALICE, escrow_id)
     recovered = pkcs12.load_pkcs12(_redeem(kms, token, certificate), PASSWORD)
     assert recovered.cert is not None and der(recovered.cert.certificate) == certificate

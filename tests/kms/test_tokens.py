@@ -1,4 +1,4 @@
-"""One-time tokens (kms.tokens) on an SQLite connection holding only their table.
+"""One-time tokens (kms.tokens), in one transaction on a real SQLite file.
 
 - A token is "ct-" + 32 base32 letters, stored only as its SHA-256.
 - Redeeming marks it used; a second use, an expired, superseded, malformed,
@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from directory.backend import Records
 from kms import tokens
 from kms.errors import KMSError
+from tests.kms import Database
 
 ALICE = "uid=alice,dc=example,dc=com"
 BOB = "uid=bob,dc=example,dc=com"
@@ -27,56 +29,55 @@ DAY = dt.timedelta(days=1)
 
 
 @pytest.fixture
-def conn() -> Iterator[sqlite3.Connection]:
-    connection = sqlite3.connect(":memory:", isolation_level=None)
-    for statement in tokens.SCHEMA:
-        connection.execute(statement)
-    yield connection
-    connection.close()
+def records(tmp_path: Path) -> Iterator[Records]:
+    database = Database(tmp_path / "certdir.db")
+    with database.transaction() as open_transaction:
+        yield open_transaction
+    database.close()
 
 
-def rows(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
-    return conn.execute("SELECT * FROM kms_tokens ORDER BY id").fetchall()
+def rows(records: Records) -> list[tuple[object, ...]]:
+    return records.rows("SELECT * FROM kms_tokens ORDER BY id")
 
 
-def test_issue_stores_only_the_hash(conn: sqlite3.Connection) -> None:
-    token = tokens.issue(conn, ALICE, "enroll", DAY, NOW)
+def test_issue_stores_only_the_hash(records: Records) -> None:
+    token = tokens.issue(records, ALICE, "enroll", DAY, NOW)
     assert token.startswith("ct-") and len(token) == 35
     assert token[3:].isalnum() and token == token.lower()
-    (row,) = rows(conn)
+    (row,) = rows(records)
     assert token not in repr(row)
     assert hashlib.sha256(token.encode()).hexdigest() in row
 
 
-def test_tokens_are_distinct(conn: sqlite3.Connection) -> None:
-    issued = {tokens.issue(conn, f"uid=u{i},dc=example,dc=com", "enroll", DAY, NOW)
+def test_tokens_are_distinct(records: Records) -> None:
+    issued = {tokens.issue(records, f"uid=u{i},dc=example,dc=com", "enroll", DAY, NOW)
               for i in range(50)}
     assert len(issued) == 50
 
 
-def test_redeem_once(conn: sqlite3.Connection) -> None:
-    token = tokens.issue(conn, ALICE, "enroll", DAY, NOW)
-    assert [r.entry for r in tokens.pending(conn)] == [ALICE]
-    record = tokens.redeem(conn, token, "enroll", NOW + dt.timedelta(hours=1))
+def test_redeem_once(records: Records) -> None:
+    token = tokens.issue(records, ALICE, "enroll", DAY, NOW)
+    assert [r.entry for r in tokens.pending(records)] == [ALICE]
+    record = tokens.redeem(records, token, "enroll", NOW + dt.timedelta(hours=1))
     assert (record.entry, record.kind, record.escrow_id) == (ALICE, "enroll", None)
     assert record.used == NOW + dt.timedelta(hours=1)
     assert record.expires == NOW + DAY
-    assert tokens.pending(conn) == []
+    assert tokens.pending(records) == []
     with pytest.raises(KMSError, match="already used on 2026-11-25 13:00"):
-        tokens.redeem(conn, token, "enroll", NOW + dt.timedelta(hours=2))
+        tokens.redeem(records, token, "enroll", NOW + dt.timedelta(hours=2))
 
 
-def test_retyped_token_is_accepted(conn: sqlite3.Connection) -> None:
-    token = tokens.issue(conn, ALICE, "enroll", DAY, NOW)
-    assert tokens.redeem(conn, f"  {token.upper()}\n", "enroll", NOW).entry == ALICE
+def test_retyped_token_is_accepted(records: Records) -> None:
+    token = tokens.issue(records, ALICE, "enroll", DAY, NOW)
+    assert tokens.redeem(records, f"  {token.upper()}\n", "enroll", NOW).entry == ALICE
 
 
-def test_expired(conn: sqlite3.Connection) -> None:
-    token = tokens.issue(conn, ALICE, "enroll", DAY, NOW)
-    before = rows(conn)
+def test_expired(records: Records) -> None:
+    token = tokens.issue(records, ALICE, "enroll", DAY, NOW)
+    before = rows(records)
     with pytest.raises(KMSError, match="expired on 2026-11-26 12:00"):
-        tokens.redeem(conn, token, "enroll", NOW + DAY)
-    assert rows(conn) == before
+        tokens.redeem(records, token, "enroll", NOW + DAY)
+    assert rows(records) == before
 
 
 @pytest.mark.parametrize("token, message", [
@@ -87,38 +88,38 @@ def test_expired(conn: sqlite3.Connection) -> None:
     ("xx-" + "a" * 32, "not a certdir token"),
     ("ct-" + "a" * 32, "unknown token"),
 ])
-def test_malformed_and_unknown(conn: sqlite3.Connection, token: str, message: str) -> None:
-    tokens.issue(conn, ALICE, "enroll", DAY, NOW)
-    before = rows(conn)
+def test_malformed_and_unknown(records: Records, token: str, message: str) -> None:
+    tokens.issue(records, ALICE, "enroll", DAY, NOW)
+    before = rows(records)
     with pytest.raises(KMSError, match=message):
-        tokens.redeem(conn, token, "enroll", NOW)
-    assert rows(conn) == before
+        tokens.redeem(records, token, "enroll", NOW)
+    assert rows(records) == before
 
 
-def test_wrong_kind(conn: sqlite3.Connection) -> None:
-    enroll = tokens.issue(conn, ALICE, "enroll", DAY, NOW)
-    recovery = tokens.issue(conn, ALICE, "recovery", DAY, NOW, escrow_id=7)
-    before = rows(conn)
+def test_wrong_kind(records: Records) -> None:
+    enroll = tokens.issue(records, ALICE, "enroll", DAY, NOW)
+    recovery = tokens.issue(records, ALICE, "recovery", DAY, NOW, escrow_id=7)
+    before = rows(records)
     with pytest.raises(KMSError, match="an enrollment token, not a key recovery token"):
-        tokens.redeem(conn, enroll, "recovery", NOW)
+        tokens.redeem(records, enroll, "recovery", NOW)
     with pytest.raises(KMSError, match="a key recovery token, not an enrollment token"):
-        tokens.redeem(conn, recovery, "enroll", NOW)
-    assert rows(conn) == before
-    assert tokens.redeem(conn, recovery, "recovery", NOW).escrow_id == 7
+        tokens.redeem(records, recovery, "enroll", NOW)
+    assert rows(records) == before
+    assert tokens.redeem(records, recovery, "recovery", NOW).escrow_id == 7
 
 
-def test_superseded(conn: sqlite3.Connection) -> None:
-    old = tokens.issue(conn, ALICE, "enroll", DAY, NOW)
-    other_kind = tokens.issue(conn, ALICE, "recovery", DAY, NOW, escrow_id=1)
-    other_entry = tokens.issue(conn, BOB, "enroll", DAY, NOW)
+def test_superseded(records: Records) -> None:
+    old = tokens.issue(records, ALICE, "enroll", DAY, NOW)
+    other_kind = tokens.issue(records, ALICE, "recovery", DAY, NOW, escrow_id=1)
+    other_entry = tokens.issue(records, BOB, "enroll", DAY, NOW)
     # The same entry written another way is the same entry.
-    new = tokens.issue(conn, "UID=Alice, DC=example,DC=com", "enroll", DAY,
+    new = tokens.issue(records, "UID=Alice, DC=example,DC=com", "enroll", DAY,
                        NOW + dt.timedelta(minutes=5))
     with pytest.raises(KMSError, match="superseded by a newer one issued on 2026-11-25 12:05"):
-        tokens.redeem(conn, old, "enroll", NOW + dt.timedelta(minutes=6))
-    assert len(tokens.pending(conn)) == 3
+        tokens.redeem(records, old, "enroll", NOW + dt.timedelta(minutes=6))
+    assert len(tokens.pending(records)) == 3
     for token, kind in ((new, "enroll"), (other_kind, "recovery"), (other_entry, "enroll")):
-        tokens.redeem(conn, token, kind, NOW + dt.timedelta(minutes=6))
+        tokens.redeem(records, token, kind, NOW + dt.timedelta(minutes=6))
 
 
 @pytest.mark.parametrize("entry, kind, lifetime, escrow_id, message", [
@@ -128,8 +129,8 @@ def test_superseded(conn: sqlite3.Connection) -> None:
     (ALICE, "enroll", DAY, 3, "names an escrowed key"),
     ("not a dn", "enroll", DAY, None, "not a DN"),
 ])
-def test_issue_refusals(conn: sqlite3.Connection, entry: str, kind: str,
+def test_issue_refusals(records: Records, entry: str, kind: str,
                         lifetime: dt.timedelta, escrow_id: int | None, message: str) -> None:
     with pytest.raises(KMSError, match=message):
-        tokens.issue(conn, entry, kind, lifetime, NOW, escrow_id)
-    assert rows(conn) == []
+        tokens.issue(records, entry, kind, lifetime, NOW, escrow_id)
+    assert rows(records) == []

@@ -5,7 +5,6 @@
   "wrong KMS passphrase", no vault at all "no KMS here".
 - Changing the passphrase re-wraps the master key: the new one unlocks, the
   old one no longer does, and what was sealed before still opens.
-- `kms.store.create` makes the KMS tables inside the caller's transaction.
 - Sealed blobs open only unaltered, under the same associated data and the
   same master key; every part of the blob is authenticated.
 """
@@ -13,18 +12,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kms import store
 from kms.config import KMSConfig
 from kms.errors import KMSError
 from kms.vault import Vault, secret_from
-from tests.kms import database, transaction
+from tests.kms import Database
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 SECRET = b"correct horse battery staple"
@@ -37,39 +34,30 @@ def path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def conn(path: Path) -> Iterator[sqlite3.Connection]:
-    connection = database(path)
-    yield connection
-    connection.close()
+def db(path: Path) -> Iterator[Database]:
+    database = Database(path)
+    yield database
+    database.close()
 
 
 @pytest.fixture
-def vault(conn: sqlite3.Connection) -> Vault:
-    with transaction(conn):
-        return Vault.create(conn, SECRET, NOW)
+def vault(db: Database) -> Vault:
+    return db.write(lambda records: Vault.create(records, SECRET, NOW))
 
 
-def reopen(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(path, isolation_level=None)
+def unlock(db: Database, secret: bytes) -> Vault:
+    return db.read(lambda records: Vault.unlock(records, secret))
 
 
-def test_store_creates_tables_in_the_callers_transaction(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "fresh.db", isolation_level=None)
-    tables = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'kms_%'"
-    with pytest.raises(RuntimeError), transaction(conn):
-        store.create(conn)
-        raise RuntimeError("the caller's transaction fails later")
-    assert conn.execute(tables).fetchone() == (0,)
-    with transaction(conn):
-        store.create(conn)
-        store.create(conn)
-    assert conn.execute(tables).fetchone()[0] >= 5
-    conn.close()
+def vaults(db: Database) -> int:
+    (count,) = db.edit.execute("SELECT count(*) FROM kms_vault").fetchone()
+    assert isinstance(count, int)
+    return count
 
 
-def test_create_then_unlock_from_another_connection(vault: Vault, path: Path) -> None:
-    other = reopen(path)
-    unlocked = Vault.unlock(other, SECRET)
+def test_create_then_unlock_after_reopening(vault: Vault, path: Path) -> None:
+    other = Database(path)
+    unlocked = unlock(other, SECRET)
     assert unlocked.open(vault.seal(b"escrowed key", AAD), AAD) == b"escrowed key"
     assert vault.open(unlocked.seal(b"other way", AAD), AAD) == b"other way"
     other.close()
@@ -80,53 +68,52 @@ def test_the_master_key_is_not_stored_in_clear(vault: Vault, path: Path) -> None
     assert vault._key.hex() not in repr(vault)
 
 
-def test_create_twice_is_refused(vault: Vault, conn: sqlite3.Connection) -> None:
-    with pytest.raises(KMSError, match="already exists"), transaction(conn):
-        Vault.create(conn, b"another", NOW)
-    assert conn.execute("SELECT count(*) FROM kms_vault").fetchone() == (1,)
+def test_create_twice_is_refused(vault: Vault, db: Database) -> None:
+    with pytest.raises(KMSError, match="already exists"):
+        db.write(lambda records: Vault.create(records, b"another", NOW))
+    assert vaults(db) == 1
 
 
-def test_wrong_secret(vault: Vault, conn: sqlite3.Connection) -> None:
+def test_wrong_secret(vault: Vault, db: Database) -> None:
     with pytest.raises(KMSError, match=r"^wrong KMS passphrase$"):
-        Vault.unlock(conn, b"correct horse battery stapler")
+        unlock(db, b"correct horse battery stapler")
 
 
-def test_no_vault(conn: sqlite3.Connection) -> None:
+def test_no_vault(db: Database) -> None:
     with pytest.raises(KMSError, match=r"^no KMS here; run certdir kms init$"):
-        Vault.unlock(conn, SECRET)
+        unlock(db, SECRET)
 
 
 @pytest.mark.parametrize("column, value", [("memory_kib", 1 << 40), ("time_cost", 0),
                                            ("parallelism", 1000)])
-def test_edited_cost_is_refused_before_use(vault: Vault, conn: sqlite3.Connection,
+def test_edited_cost_is_refused_before_use(vault: Vault, db: Database,
                                            column: str, value: int) -> None:
-    conn.execute(f"UPDATE kms_vault SET {column} = ?", (value,))
+    db.edit.execute(f"UPDATE kms_vault SET {column} = ?", (value,))
     with pytest.raises(KMSError, match="damaged"):
-        Vault.unlock(conn, SECRET)
+        unlock(db, SECRET)
 
 
-def test_empty_secret_is_refused(conn: sqlite3.Connection) -> None:
-    with pytest.raises(KMSError, match="empty passphrase"), transaction(conn):
-        Vault.create(conn, b"", NOW)
-    assert conn.execute("SELECT count(*) FROM kms_vault").fetchone() == (0,)
+def test_empty_secret_is_refused(db: Database) -> None:
+    with pytest.raises(KMSError, match="empty passphrase"):
+        db.write(lambda records: Vault.create(records, b"", NOW))
+    assert vaults(db) == 0
 
 
-def test_change_secret(vault: Vault, conn: sqlite3.Connection, path: Path) -> None:
+def test_change_secret(vault: Vault, db: Database, path: Path) -> None:
     sealed = vault.seal(b"sealed before the change", AAD)
-    with transaction(conn):
-        vault.change_secret(conn, b"new passphrase")
-    other = reopen(path)
+    db.write(lambda records: vault.change_secret(records, b"new passphrase"))
+    other = Database(path)
     with pytest.raises(KMSError, match="wrong KMS passphrase"):
-        Vault.unlock(other, SECRET)
-    assert Vault.unlock(other, b"new passphrase").open(sealed, AAD) == b"sealed before the change"
+        unlock(other, SECRET)
+    assert unlock(other, b"new passphrase").open(sealed, AAD) == b"sealed before the change"
     other.close()
 
 
-def test_rolled_back_change_keeps_the_old_secret(vault: Vault, conn: sqlite3.Connection) -> None:
-    with pytest.raises(RuntimeError), transaction(conn):
-        vault.change_secret(conn, b"new passphrase")
+def test_rolled_back_change_keeps_the_old_secret(vault: Vault, db: Database) -> None:
+    with pytest.raises(RuntimeError), db.transaction() as records:
+        vault.change_secret(records, b"new passphrase")
         raise RuntimeError("the caller's transaction fails later")
-    Vault.unlock(conn, SECRET)
+    unlock(db, SECRET)
 
 
 @pytest.mark.parametrize("plaintext", [b"", b"x", bytes(range(256)) * 40])
@@ -168,12 +155,11 @@ def test_wrong_aad(vault: Vault, aad: bytes) -> None:
 
 
 def test_another_vaults_blob(vault: Vault, tmp_path: Path) -> None:
-    conn = database(tmp_path / "other.db")
-    with transaction(conn):
-        other = Vault.create(conn, SECRET, NOW)
+    other_db = Database(tmp_path / "other.db")
+    other = other_db.write(lambda records: Vault.create(records, SECRET, NOW))
     with pytest.raises(KMSError):
         other.open(vault.seal(b"private key bytes", AAD), AAD)
-    conn.close()
+    other_db.close()
 
 
 def test_secret_from_environment_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -76,9 +76,9 @@ def _served(ca: CA) -> Iterator[DSA]:
 
 
 def _records(ca: CA) -> tuple[int, int]:
-    reader = ca.dsa.backend.reader
-    (certificates,) = reader.execute("SELECT count(*) FROM ca_certificates").fetchone()
-    (requests,) = reader.execute("SELECT count(*) FROM ca_requests").fetchone()
+    with ca.dsa.backend.reading() as records:
+        (certificates,) = records.rows("SELECT count(*) FROM ca_certificates")[0]
+        (requests,) = records.rows("SELECT count(*) FROM ca_requests")[0]
     return certificates, requests
 
 
@@ -113,6 +113,11 @@ def test_holder_changed_between_prepare_and_commit_issues_nothing(
     assert _records(ca) == before
 
 
+def _next_crl_number(ca: CA) -> int:
+    with ca.dsa.backend.reading() as records:
+        return Store(records).next_crl_number()
+
+
 def _race_crl_numbers(ca: CA, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """While the first CRL is being signed, another process (a `certdir ca crl`)
     makes its CRLs and takes the number; the numbers signed are listed."""
@@ -131,15 +136,16 @@ def _race_crl_numbers(ca: CA, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def test_crl_number_taken_while_signing_is_signed_again(
         ca: CA, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = Store(ca.dsa.backend.reader).next_crl_number()
+    first = _next_crl_number(ca)
     signed = _race_crl_numbers(ca, monkeypatch)
     made = crl.generate(ca.authority, ca.dsa, NOW + dt.timedelta(minutes=1))
     assert signed == [first, first, first + 2]
     assert made.full.extensions.get_extension_for_class(
         x509.CRLNumber).value.crl_number == first + 2
-    numbers = [number for (number,) in ca.dsa.backend.reader.execute(
-        "SELECT number FROM ca_crls WHERE number >= ? ORDER BY this_update, number",
-        (first,))]
+    with ca.dsa.backend.reading() as records:
+        numbers = [number for (number,) in records.rows(
+            "SELECT number FROM ca_crls WHERE number >= ? ORDER BY this_update, number",
+            (first,))]
     assert numbers == [first, first + 1, first + 2, first + 3]
     ca.dsa.refresh()
     entry = ca.dsa.backend.get(ca.dsa.parse_dn(ca.authority.entry_dn))
@@ -150,7 +156,7 @@ def test_crl_number_taken_while_signing_is_signed_again(
 @pytest_twisted.ensureDeferred  # type: ignore[misc]
 async def test_server_crl_renewal_signs_again_when_the_number_is_taken(
         ca: CA, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = Store(ca.dsa.backend.reader).next_crl_number()
+    first = _next_crl_number(ca)
     signed = _race_crl_numbers(ca, monkeypatch)
     with _served(ca) as served:
         made = await crl.renew(ca.authority, served, on_pool(reactor, reactor.getThreadPool()),

@@ -29,6 +29,7 @@ import datetime as dt
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -92,8 +93,10 @@ class CA:
         return core.Responder(self.authority.certificate, self.authority.config.ocsp,
                               signer or self.signer)
 
-    def store(self) -> Store:
-        return Store(self.dsa.backend.reader)
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        with self.dsa.backend.reading() as records:
+            yield Store(records)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +135,8 @@ def answer(ca: CA, ocsp_responder: core.Responder, der: bytes,
     question = core.parse(der)
     ocsp_responder.check(question)
     signer = ocsp_responder.ready(now)
-    status = ocsp_responder.status(ca.store(), question)
+    with ca.store() as store:
+        status = ocsp_responder.status(store, question)
     found = ocsp_responder.cached(question, status, now)
     if found is not None:
         return found
@@ -322,7 +326,8 @@ def test_responder_certificate(ca: CA) -> None:
     assert list(eku) == [ExtendedKeyUsageOID.OCSP_SIGNING]
     assert certificate.extensions.get_extension_for_class(x509.OCSPNoCheck).critical is False
     assert lifetime(certificate) == dt.timedelta(days=ca.authority.config.ocsp.responder_days)
-    record = ca.store().certificate(certificate.serial_number)
+    with ca.store() as store:
+        record = store.certificate(certificate.serial_number)
     assert (record.profile, record.entry) == ("ocsp-signing", None)
 
 

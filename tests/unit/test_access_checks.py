@@ -22,7 +22,7 @@ from directory.acl.identity import Identity
 from directory.acl.policy import Reader
 from directory.acl.rights import LEVELS, WRITE, Rights
 from directory.acl.view import CHILDREN, ENTRY, View
-from directory.backend.sqlite import SQLiteBackend
+from directory.backend.opening import Storage, open_backend
 from directory.config import DirectoryConfig
 from directory.dsa import DSA
 from directory.entry import Entry
@@ -133,7 +133,8 @@ def test_result_leaves_out_unreadable() -> None:
 
 def dsa(tmp_path: Path) -> DSA:
     config = DirectoryConfig(SUFFIX, f"cn=admin,{SUFFIX}", "", tmp_path / "db")
-    return DSA(config, SCHEMA, SQLiteBackend(tmp_path / "db", SCHEMA, ()), None)
+    backend = open_backend(Storage(f"sqlite://{tmp_path / 'db'}", SCHEMA, (), (), 1000, 1 << 20))
+    return DSA(config, SCHEMA, backend, None)
 
 
 def refusal(call: object) -> LDAPError:
