@@ -234,6 +234,7 @@ def make_server(tmp: Path, *init_args: str) -> Server:
     return server
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "storage" in metafunc.fixturenames:
         metafunc.parametrize("storage", [metafunc.config.getoption("storage")],
