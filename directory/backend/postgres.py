@@ -605,7 +605,7 @@ class PostgresTransaction:
         # reads the index through a write transaction.
         self._new_index_rows: list[tuple[str, bytes, int]] = []
         # New entries below new entries wait here until read or flushed.
-        self._bulk = Bulk(conn)
+        self._bulk = Bulk(conn, self._stored)
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[tuple[Any, ...]]:
         return self.conn.execute(sql, params, prepare=True, binary=True)
@@ -641,9 +641,8 @@ class PostgresTransaction:
         # Bulk loads add many children to one parent in a row.
         if self._last_parent[0] == parent:
             return self._last_parent[1]
-        waiting = self._bulk.waiting(parent)
-        if waiting is not None:
-            return waiting
+        if self._bulk.waits(parent):
+            self._bulk.write()
         row = self._execute("SELECT id FROM entries WHERE path = %s FOR KEY SHARE",
                             (parent,)).fetchone()
         if row is None:
@@ -704,16 +703,18 @@ class PostgresTransaction:
         `parent` (None: a naming context, which has no parent)."""
         parent_id = self._parent_id(dn, parent)
         path = _checked_path(dn, path)
-        entry_id = self._bulk.add(parent_id, path, dn, blob, self._exists)
-        if entry_id is None:
-            row = self._execute(
-                "INSERT INTO entries (parent, path, dn, attrs) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (path) DO NOTHING RETURNING id",
-                (parent_id, path, dn, blob)).fetchone()
-            if row is None:
-                raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS, f"entry {dn} already exists")
-            entry_id = int(row[0])
-            self._bulk.created(entry_id, path)
+        if self._bulk.add(parent_id, path, dn, blob, index_rows, self._exists):
+            return
+        row = self._execute(
+            "INSERT INTO entries (parent, path, dn, attrs) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (path) DO NOTHING RETURNING id",
+            (parent_id, path, dn, blob)).fetchone()
+        if row is None:
+            raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS, f"entry {dn} already exists")
+        self._bulk.created(int(row[0]), path)
+        self._stored(int(row[0]), index_rows)
+
+    def _stored(self, entry_id: int, index_rows: Iterable[tuple[str, bytes]]) -> None:
         # Touched too, so that other front ends learn something was added
         # (a referral object, say) and drop what they derived from entries.
         self.touched.add(entry_id)
