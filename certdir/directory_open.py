@@ -31,6 +31,7 @@ from certdir.config import CONFIG_FILE, Config, ConfigError
 from certdir.storage_url import connect_url, one_line
 from directory.acl.rules import RuleError
 from directory.backend.opening import Storage, open_backend
+from directory.backend.pg_nodes import NodesExhausted
 from directory.dsa import DSA
 from directory.schema import Schema
 from kms.store import TABLES as KMS_TABLES
@@ -44,14 +45,17 @@ def load_schema(config: Config) -> Schema:
 
 @contextmanager
 def storage_errors(config: Config) -> Iterator[None]:
-    """Opening the database: one that is not SQLite, or a PostgreSQL server
-    that cannot be reached or refuses, is a ConfigError naming it."""
+    """Opening the database: one that is not SQLite, a PostgreSQL server
+    that cannot be reached or refuses, or a database whose node numbers are
+    all held, is a ConfigError naming it."""
     try:
         yield
     except sqlite3.DatabaseError as e:
         raise ConfigError(f"storage.path: {config.directory.database}: {e}") from None
     except psycopg.Error as e:
         raise ConfigError(f"storage.url: {config.directory.storage_url}: {one_line(e)}") from None
+    except NodesExhausted as e:
+        raise ConfigError(f"storage.url: {config.directory.storage_url}: {e}") from None
 
 
 def storage_url(config: Config) -> str:
@@ -72,10 +76,14 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
                                        CA_TABLES + KMS_TABLES, config.directory.cache_entries,
                                        config.directory.cache_bytes))
     try:
-        dsa = DSA(config.directory, schema, backend, None, worker)
+        with storage_errors(config):  # the DSA takes a node number from the database
+            dsa = DSA(config.directory, schema, backend, None, worker)
     except RuleError as e:
         backend.close()
         raise ConfigError(f"{config.data_dir / CONFIG_FILE}: {e}") from None
+    except ConfigError:
+        backend.close()
+        raise
     dsa.writer = Writer(backend, reactor) if reactor is not None else None
     return dsa
 

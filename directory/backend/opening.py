@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from directory.backend import Backend, Tables
 from directory.backend.index_keys import IndexSpec
@@ -29,6 +29,11 @@ class Storage:
     tables: Tables
     cache_entries: int
     cache_bytes: int
+
+
+def sqlite_url(path: Path) -> str:
+    """The URL of the SQLite database at `path`."""
+    return "sqlite://" + quote(str(path.resolve()))
 
 
 def _sqlite(storage: Storage) -> Backend:
