@@ -2,17 +2,21 @@
 
 - One LDIF address book (gen_ldif.py) is generated once; slapd gets it whole, certdir gets it
   without the suffix entry, which `certdir init` already created.
-- Import time is wall time of `slapadd -q` versus `certdir ldif import`.
-- Each workload (ldapload.py: search-mail and bind, at 1 and 32 connections) runs against
-  slapd and then certdir before the next workload starts, so that both servers see the same
-  machine conditions; a short unreported warm-up run precedes each measured run.
-- 32 connections are spread over --client-procs load-generator processes so that the
-  client is not the bottleneck.
-- Results are ratios certdir/slapd. The targets (search-mail at 32 connections >= 0.25 of
-  slapd; import of 100,000 entries < 30 s, scaled linearly for other sizes) are reported as
-  PASS or MISS, never asserted: the exit status is 0 unless a step failed.
+- Both servers index the same attributes the same way (index_config.py); certdir runs in
+  one configuration per `--workers` value (default 1 and 2), each on its own port and its
+  own copy of the loaded data directory (on `--storage-url`, the same database).
+- Each round runs every workload of directory_report.WORKLOADS (ldapload.py: search-mail at
+  32 and 1 connections, bind at 32, autocomplete at 8, search-sub at 1) against slapd and
+  then every certdir configuration before the next workload starts, so that all see the
+  same machine conditions; a short unreported warm-up run precedes each measured run.
+- Connections are spread over --client-procs load-generator processes so that the client
+  is not the bottleneck.
+- directory_report.py says how the rounds become figures and which targets are checked;
+  targets are reported PASS or MISS, never asserted: the exit status is 0 unless a step
+  failed.
 
-Usage: directory_bench.py [--entries 100000] [--duration 10] [--quick] [--tools DIR]
+Usage: directory_bench.py [--entries 100000] [--duration 10] [--rounds 3] [--quick]
+       [--workers 1,2] [--storage-url URL] [--index-form auto|kinds|names] [--tools DIR]
 """
 from __future__ import annotations
 
@@ -21,59 +25,30 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import BenchError, run_main, verdict, work_directory
+from directory_report import WORKLOADS, Load, Outcome, Run, Startup, Summary, report
+from harness import BenchError, run_main, work_directory
+from index_config import IndexForm
 from rich.console import Console
-from rich.table import Table
 from servers import Certdir, Running, Slapd, free_port, missing_slapd
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOOLS = REPO.parent / "shared" / "tools"
 SUFFIX = "dc=example,dc=com"
-WORKLOADS = (("search-mail", 1), ("search-mail", 32), ("bind", 1), ("bind", 32))
 QUICK_ENTRIES = 10_000
 QUICK_DURATION = 3.0
-SEARCH_RATIO_TARGET = 0.25
-IMPORT_TARGET_SECONDS = 30.0
-IMPORT_TARGET_ENTRIES = 100_000
+QUICK_ROUNDS = 1
+INDEX_FORMS = ("auto", "kinds", "names")
 
 
-@dataclass(frozen=True, slots=True)
-class Load:
-    ops_per_s: float
-    p50_ms: float | None
-    p99_ms: float | None
-    errors: int
-
-
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    op: str
-    conns: int
-    slapd: Load
-    certdir: Load
-
-    @property
-    def ratio(self) -> float | None:
-        return self.certdir.ops_per_s / self.slapd.ops_per_s if self.slapd.ops_per_s else None
-
-
-@dataclass(frozen=True, slots=True)
-class Imports:
-    entries: int
-    slapd_s: float
-    certdir_s: float
-
-    @property
-    def ratio(self) -> float:
-        return self.certdir_s / self.slapd_s
-
-    @property
-    def target_s(self) -> float:
-        return IMPORT_TARGET_SECONDS * self.entries / IMPORT_TARGET_ENTRIES
+def worker_counts(text: str) -> tuple[int, ...]:
+    counts = tuple(int(part) for part in text.split(","))
+    if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"{text!r}: distinct worker counts >= 1, e.g. 1,2")
+    return counts
 
 
 def parse_args() -> argparse.Namespace:
@@ -83,13 +58,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--entries", type=int, default=100_000, help="population size")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; figures are medians")
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"smoke test: {QUICK_ENTRIES} entries, {QUICK_DURATION:g} s runs, 1 s warm-up",
+        help=f"smoke test: {QUICK_ENTRIES} entries, {QUICK_ROUNDS} round of "
+             f"{QUICK_DURATION:g} s runs, 1 s warm-up",
     )
     parser.add_argument(
-        "--client-procs", type=int, default=2, help="load-generator processes for 32 connections"
+        "--workers", type=worker_counts, default=(1, 2),
+        help="certdir configurations to compare, as worker counts (default 1,2)",
+    )
+    parser.add_argument(
+        "--storage-url", help="certdir's database (passed to `certdir init --storage-url`)"
+    )
+    parser.add_argument(
+        "--index-form", choices=INDEX_FORMS, default="auto",
+        help="certdir's storage.indexes as a mapping of kinds, a list of names (equality "
+             "only), or auto: kinds where certdir accepts them, else names",
+    )
+    parser.add_argument(
+        "--client-procs", type=int, default=2, help="load-generator processes for 8+ connections"
     )
     parser.add_argument(
         "--tools", type=Path, default=DEFAULT_TOOLS, help="directory of gen_ldif.py, ldapload.py"
@@ -100,6 +89,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.entries, args.duration, args.warmup = QUICK_ENTRIES, QUICK_DURATION, 1.0
+        args.rounds = QUICK_ROUNDS
     return args
 
 
@@ -139,93 +129,67 @@ def load_run(tools: Path, args: argparse.Namespace, port: int, op: str, conns: i
     return Load(figures["ops_per_s"], figures["p50_ms"], figures["p99_ms"], figures["errors"])
 
 
-def measure(tools: Path, args: argparse.Namespace, servers: tuple[Running, Running],
-            console: Console) -> tuple[Comparison, ...]:
-    results = []
-    for op, conns in WORKLOADS:
-        loads = []
-        for server in servers:
-            console.print(f"  {op} x{conns} on {server.name} ...")
-            if args.warmup > 0:
-                load_run(tools, args, server.port, op, conns, args.warmup)
-            loads.append(load_run(tools, args, server.port, op, conns, args.duration))
-        results.append(Comparison(op, conns, loads[0], loads[1]))
-    return tuple(results)
-
-
-def fmt(value: float | None, pattern: str = "{:.2f}") -> str:
-    return "-" if value is None else pattern.format(value)
-
-
-
-def report(console: Console, imports: Imports, results: tuple[Comparison, ...],
-           duration: float) -> None:
-    table = Table(title=f"certdir vs slapd: {imports.entries} entries, {duration:g} s per run")
-    for column in ("workload", "conns", "slapd ops/s", "certdir ops/s", "ratio",
-                   "slapd p50/p99 ms", "certdir p50/p99 ms", "errors s/c"):
-        table.add_column(column, justify="left" if column == "workload" else "right")
-    for r in results:
-        table.add_row(
-            r.op, str(r.conns),
-            fmt(r.slapd.ops_per_s, "{:.0f}"), fmt(r.certdir.ops_per_s, "{:.0f}"), fmt(r.ratio),
-            f"{fmt(r.slapd.p50_ms)}/{fmt(r.slapd.p99_ms)}",
-            f"{fmt(r.certdir.p50_ms)}/{fmt(r.certdir.p99_ms)}",
-            f"{r.slapd.errors}/{r.certdir.errors}",
-        )
-    table.add_row(
-        "import", "-", f"{imports.slapd_s:.1f} s", f"{imports.certdir_s:.1f} s",
-        fmt(imports.ratio), "", "", "",
+def measure(tools: Path, args: argparse.Namespace, servers: tuple[Running, ...],
+            console: Console) -> tuple[Outcome, ...]:
+    runs: dict[tuple[int, str], list[Load]] = {}
+    for round_no in range(1, args.rounds + 1):
+        for i, w in enumerate(WORKLOADS):
+            for server in servers:
+                console.print(f"  round {round_no}/{args.rounds}: {w.op} x{w.conns} "
+                              f"on {server.name} ...")
+                if args.warmup > 0:
+                    load_run(tools, args, server.port, w.op, w.conns, args.warmup)
+                load = load_run(tools, args, server.port, w.op, w.conns, args.duration)
+                runs.setdefault((i, server.name), []).append(load)
+    return tuple(
+        Outcome(w, {s.name: Summary(tuple(runs[i, s.name])) for s in servers})
+        for i, w in enumerate(WORKLOADS)
     )
-    console.print(table)
-    search32 = next(r for r in results if r.op == "search-mail" and r.conns == 32)
-    console.print(
-        f"target search-mail@32 ratio >= {SEARCH_RATIO_TARGET}: {fmt(search32.ratio)} "
-        f"{verdict((search32.ratio or 0.0) >= SEARCH_RATIO_TARGET)}"
-    )
-    console.print(
-        f"target certdir import < {imports.target_s:g} s "
-        f"({IMPORT_TARGET_SECONDS:g} s per {IMPORT_TARGET_ENTRIES} entries): "
-        f"{imports.certdir_s:.1f} s {verdict(imports.certdir_s < imports.target_s)}"
-    )
-    print(json.dumps({
-        "entries": imports.entries,
-        "duration_s": duration,
-        "import": {"slapd_s": round(imports.slapd_s, 2), "certdir_s": round(imports.certdir_s, 2),
-                   "ratio": round(imports.ratio, 2), "target_s": imports.target_s,
-                   "pass": imports.certdir_s < imports.target_s},
-        "workloads": [
-            {"op": r.op, "conns": r.conns, "slapd": asdict(r.slapd), "certdir": asdict(r.certdir),
-             "ratio": None if r.ratio is None else round(r.ratio, 3)}
-            for r in results
-        ],
-        "search_mail_32_pass": (search32.ratio or 0.0) >= SEARCH_RATIO_TARGET,
-    }))
 
 
+def started(server: Slapd | Certdir, stack: ExitStack) -> tuple[Running, float]:
+    """Start a server; returns it and how long it took to answer on its port."""
+    begin = time.perf_counter()
+    running = server.serve()
+    stack.callback(running.stop)
+    return running, time.perf_counter() - begin
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
+    begin = time.perf_counter()
     with ExitStack() as stack:
         work = stack.enter_context(work_directory(args.workdir, "certdir-bench-"))
         console.print(f"generating {args.entries} entries in {work} ...")
         whole, without_base = generate(args.tools, args.entries, work)
-        slapd = Slapd(work / "slapd", SUFFIX)
-        certdir = Certdir(work / "certdir", SUFFIX, REPO)
-        slapd_port, certdir_port = free_port(), free_port()
+        slapd = Slapd(work / "slapd", SUFFIX, free_port())
         slapd.prepare()
-        certdir.prepare(certdir_port)
+        first, *others = args.workers
+        certdir = Certdir(work / f"certdir-w{first}", SUFFIX, REPO, free_port(), first)
+        forced: IndexForm | None = None if args.index_form == "auto" else args.index_form
+        form = certdir.prepare(args.storage_url, forced)
+        console.print(f"certdir's storage.indexes written as {form}")
         console.print("importing with slapadd ...")
-        slapd_s = slapd.load(whole)
-        console.print(f"  {slapd_s:.1f} s; importing with certdir ...")
-        certdir_s = certdir.load(without_base)
-        console.print(f"  {certdir_s:.1f} s; starting both servers ...")
-        slapd_server = slapd.serve(slapd_port)
-        stack.callback(slapd_server.stop)
-        certdir_server = certdir.serve(certdir_port)
-        stack.callback(certdir_server.stop)
-        results = measure(args.tools, args, (slapd_server, certdir_server), console)
+        slapd_load = slapd.load(whole)
+        console.print(f"  {slapd_load:.1f} s; importing with certdir ...")
+        certdir_load = certdir.load(without_base)
+        console.print(f"  {certdir_load:.1f} s; starting the servers ...")
+        certdirs = [certdir] + [
+            certdir.copy(work / f"certdir-w{n}", free_port(), n, form) for n in others
+        ]
+        slapd_server, slapd_start = started(slapd, stack)
+        certdir_servers, certdir_starts = zip(*(started(c, stack) for c in certdirs),
+                                              strict=True)
+        servers = (slapd_server, *certdir_servers)
+        outcomes = measure(args.tools, args, servers, console)
+        rss = {s.name: s.rss_bytes() for s in servers}
         output = Console(width=None if sys.stdout.isatty() else 120)
-        report(output, Imports(args.entries, slapd_s, certdir_s), results, args.duration)
+        report(output, Run(
+            entries=args.entries, duration_s=args.duration, rounds=args.rounds,
+            index_form=form, storage_url=args.storage_url,
+            slapd_import=Startup(slapd_load, slapd_start),
+            certdir_import=Startup(certdir_load, certdir_starts[0]),
+            outcomes=outcomes, rss=rss, wall_s=time.perf_counter() - begin,
+        ))
 
 
 def main() -> int:
