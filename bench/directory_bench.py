@@ -11,24 +11,28 @@
   same machine conditions; a short unreported warm-up run precedes each measured run.
 - Connections are spread over --client-procs load-generator processes so that the client
   is not the bottleneck.
+- A server whose measured run of a workload overran the duration by half (single operations
+  taking seconds) is not run again for that workload in later rounds.
 - directory_report.py says how the rounds become figures and which targets are checked;
   targets are reported PASS or MISS, never asserted: the exit status is 0 unless a step
   failed.
 
 Usage: directory_bench.py [--entries 100000] [--duration 10] [--rounds 3] [--quick]
-       [--workers 1,2] [--storage-url URL] [--index-form auto|kinds|names] [--tools DIR]
+       [--workers 1,2] [--storage-url URL] [--index-form auto|kinds|names]
+       [--bind-hash ssha|argon2] [--tools DIR] [--workdir DIR]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
+from argon2 import PasswordHasher
 from directory_report import WORKLOADS, Load, Outcome, Run, Startup, Summary, report
 from harness import BenchError, run_main, work_directory
 from index_config import IndexForm
@@ -38,10 +42,15 @@ from servers import Certdir, Running, Slapd, free_port, missing_slapd
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOOLS = REPO.parent / "shared" / "tools"
 SUFFIX = "dc=example,dc=com"
+PASSWORD = "secret"
+# certdir's default Argon2id cost (passwords: time_cost, memory_kib, parallelism).
+ARGON2_TIME, ARGON2_KIB, ARGON2_LANES = 3, 65536, 4
 QUICK_ENTRIES = 10_000
 QUICK_DURATION = 3.0
 QUICK_ROUNDS = 1
 INDEX_FORMS = ("auto", "kinds", "names")
+# A measured run that takes longer than this many times its duration is not repeated.
+OVERRUN = 1.5
 
 
 def worker_counts(text: str) -> tuple[int, ...]:
@@ -78,6 +87,11 @@ def parse_args() -> argparse.Namespace:
              "only), or auto: kinds where certdir accepts them, else names",
     )
     parser.add_argument(
+        "--bind-hash", choices=tuple(PASSWORD_LINES), default="ssha",
+        help="userPassword of every entry: gen_ldif.py's {SSHA} (certdir upgrades it to "
+             "Argon2id on the first bind), or one Argon2id hash both servers verify",
+    )
+    parser.add_argument(
         "--client-procs", type=int, default=2, help="load-generator processes for 8+ connections"
     )
     parser.add_argument(
@@ -93,24 +107,50 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def generate(tools: Path, entries: int, work: Path) -> tuple[Path, Path]:
-    """Write the address book with and without its suffix entry."""
-    whole = work / "book.ldif"
-    with whole.open("wb") as out:
+def argon2_password() -> bytes:
+    """One `userPassword` line for every entry: an Argon2id hash of the load's password at
+    certdir's default cost, which certdir verifies without upgrading it."""
+    hasher = PasswordHasher(time_cost=ARGON2_TIME, memory_cost=ARGON2_KIB,
+                            parallelism=ARGON2_LANES)
+    hashed = hasher.hash(PASSWORD)
+    return f"userPassword: {{ARGON2}}{hashed}\n".encode()
+
+
+PASSWORD_LINES: Mapping[str, Callable[[], bytes] | None] = {
+    "ssha": None,
+    "argon2": argon2_password,
+}
+
+
+def generate(tools: Path, entries: int, work: Path, bind_hash: str) -> tuple[Path, Path]:
+    """Write the address book with and without its suffix entry, its passwords hashed as
+    gen_ldif.py does ({SSHA}) or replaced by `PASSWORD_LINES[bind_hash]`."""
+    generated = work / "generated.ldif"
+    with generated.open("wb") as out:
         subprocess.run(
-            [sys.executable, str(tools / "gen_ldif.py"), str(entries), "--base", SUFFIX],
+            [sys.executable, str(tools / "gen_ldif.py"), str(entries), "--base", SUFFIX,
+             "--password", PASSWORD],
             stdout=out,
             check=True,
         )
-    without_base = work / "book-no-base.ldif"
-    with whole.open("rb") as source, without_base.open("wb") as out:
+    make_line = PASSWORD_LINES[bind_hash]
+    password = None if make_line is None else make_line()
+    whole, without_base = work / "book.ldif", work / "book-no-base.ldif"
+    with generated.open("rb") as source, whole.open("wb") as out, \
+            without_base.open("wb") as rest:
         first = source.readline()
         if first.strip() != f"dn: {SUFFIX}".encode():
             raise BenchError(f"gen_ldif.py did not start with the suffix entry: {first!r}")
-        for line in source:
-            if not line.strip():
-                break
-        shutil.copyfileobj(source, out)
+        out.write(first)
+        in_suffix_entry = True
+        for read in source:
+            line = password if password is not None and read.startswith(b"userPassword: ") \
+                else read
+            out.write(line)
+            if not in_suffix_entry:
+                rest.write(line)
+            in_suffix_entry = in_suffix_entry and bool(line.strip())
+    generated.unlink()
     return whole, without_base
 
 
@@ -131,16 +171,27 @@ def load_run(tools: Path, args: argparse.Namespace, port: int, op: str, conns: i
 
 def measure(tools: Path, args: argparse.Namespace, servers: tuple[Running, ...],
             console: Console) -> tuple[Outcome, ...]:
+    """Every workload on every server, round by round; a server whose measured run overran
+    its duration by more than half (its operations take seconds each) is not run again
+    for that workload, so that one slow figure cannot stretch the benchmark by minutes."""
     runs: dict[tuple[int, str], list[Load]] = {}
+    done: set[tuple[int, str]] = set()
     for round_no in range(1, args.rounds + 1):
         for i, w in enumerate(WORKLOADS):
             for server in servers:
+                if (i, server.name) in done:
+                    continue
                 console.print(f"  round {round_no}/{args.rounds}: {w.op} x{w.conns} "
                               f"on {server.name} ...")
                 if args.warmup > 0:
                     load_run(tools, args, server.port, w.op, w.conns, args.warmup)
+                begin = time.perf_counter()
                 load = load_run(tools, args, server.port, w.op, w.conns, args.duration)
                 runs.setdefault((i, server.name), []).append(load)
+                if time.perf_counter() - begin > OVERRUN * args.duration:
+                    console.print(f"  {server.name} overran: {w.op} x{w.conns} is not "
+                                  "repeated on it")
+                    done.add((i, server.name))
     return tuple(
         Outcome(w, {s.name: Summary(tuple(runs[i, s.name])) for s in servers})
         for i, w in enumerate(WORKLOADS)
@@ -160,7 +211,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
     with ExitStack() as stack:
         work = stack.enter_context(work_directory(args.workdir, "certdir-bench-"))
         console.print(f"generating {args.entries} entries in {work} ...")
-        whole, without_base = generate(args.tools, args.entries, work)
+        whole, without_base = generate(args.tools, args.entries, work, args.bind_hash)
         slapd = Slapd(work / "slapd", SUFFIX, free_port())
         slapd.prepare()
         first, *others = args.workers
@@ -185,7 +236,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
         output = Console(width=None if sys.stdout.isatty() else 120)
         report(output, Run(
             entries=args.entries, duration_s=args.duration, rounds=args.rounds,
-            index_form=form, storage_url=args.storage_url,
+            index_form=form, storage_url=args.storage_url, bind_hash=args.bind_hash,
             slapd_import=Startup(slapd_load, slapd_start),
             certdir_import=Startup(certdir_load, certdir_starts[0]),
             outcomes=outcomes, rss=rss, wall_s=time.perf_counter() - begin,

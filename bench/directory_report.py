@@ -1,8 +1,9 @@
 """The directory benchmark's figures, its table and its targets (issue 11, part 4).
 
 - A workload's figure for one server is the median over the rounds of ops/s, p50 and p99
-  (errors are summed); certdir's figure is that of the configuration (workers) with the
-  most ops/s, and the table says which. Every ratio is certdir / slapd from the same run.
+  (errors are summed; a server too slow to repeat a workload has fewer rounds); certdir's
+  figure is that of the configuration (workers) with the most ops/s, and the table says
+  which. Every ratio is certdir / slapd from the same run.
 - Import is the wall time of loading the LDIF plus the first start until the port answers,
   for both servers (`slapadd -q` + slapd, `certdir ldif import` + `certdir serve`).
 - RSS is measured after the last round: slapd's process, certdir's processes summed.
@@ -139,6 +140,7 @@ class Run:
     rounds: int
     index_form: str
     storage_url: str | None
+    bind_hash: str
     slapd_import: Startup
     certdir_import: Startup
     outcomes: tuple[Outcome, ...]
@@ -212,7 +214,7 @@ def targets(run: Run) -> list[Target]:
 def summary_table(run: Run) -> Table:
     where = f", storage {run.storage_url}" if run.storage_url else ""
     table = Table(title=f"certdir vs slapd: {run.entries:,} entries, {run.rounds} round(s) of "
-                        f"{run.duration_s:g} s, medians{where}")
+                        f"{run.duration_s:g} s, medians, passwords {run.bind_hash}{where}")
     for column in ("workload", "certdir (best configuration)", "slapd", "ratio"):
         table.add_column(column, justify="left" if column == "workload" else "right")
     for o in run.outcomes:
@@ -231,12 +233,14 @@ def summary_table(run: Run) -> Table:
 
 
 def detail_table(run: Run) -> Table:
-    table = Table(title="every server, medians over the rounds (ops/s spread min-max)")
-    for column in ("workload", "server", "ops/s", "spread", "p50 ms", "p99 ms", "errors"):
+    table = Table(title="every server: medians over its rounds, ops/s spread min-max")
+    for column in ("workload", "server", "rounds", "ops/s", "spread", "p50 ms", "p99 ms",
+                   "errors"):
         table.add_column(column, justify="left" if column in ("workload", "server") else "right")
     for o in run.outcomes:
         for name, s in o.servers.items():
-            table.add_row(f"{o.workload.op} x{o.workload.conns}", name, f"{s.ops_per_s:,.0f}",
+            table.add_row(f"{o.workload.op} x{o.workload.conns}", name, str(len(s.runs)),
+                          f"{s.ops_per_s:,.0f}",
                           s.spread, _fmt(s.p50_ms, "{:.3f}"), _fmt(s.p99_ms, "{:.3f}"),
                           str(s.errors))
     return table
@@ -246,6 +250,7 @@ def as_json(run: Run, found: list[Target]) -> str:
     return json.dumps({
         "entries": run.entries, "duration_s": run.duration_s, "rounds": run.rounds,
         "index_form": run.index_form, "storage_url": run.storage_url,
+        "bind_hash": run.bind_hash,
         "wall_s": round(run.wall_s, 1),
         "import": {"slapd": asdict(run.slapd_import), "certdir": asdict(run.certdir_import),
                    "ratio": _rounded(run.import_ratio)},

@@ -1,7 +1,8 @@
 """The two directory servers the benchmark compares, each loaded and started the same way.
 
 - OpenLDAP slapd (Debian's /usr/sbin/slapd, back_mdb): a throwaway slapd.conf with the
-  core, cosine and inetOrgPerson schemas, the indexes of `index_config.INDEXES`, loglevel 0;
+  core, cosine and inetOrgPerson schemas, the {ARGON2} password scheme (Debian's argon2
+  module, for `--bind-hash argon2`), the indexes of `index_config.INDEXES`, loglevel 0;
   data loaded offline with `slapadd -q`; served in the foreground (`-d 0` keeps slapd
   attached to its parent without printing debug output).
 - certdir: `certdir init --no-ca --no-kms` (the CA and the KMS are not under test, and
@@ -47,6 +48,7 @@ include {schema}/cosine.schema
 include {schema}/inetorgperson.schema
 modulepath {modules}
 moduleload back_mdb
+moduleload argon2
 loglevel 0
 pidfile {work}/slapd.pid
 argsfile {work}/slapd.args
