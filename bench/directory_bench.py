@@ -8,7 +8,8 @@
 - Each round runs every workload of directory_report.WORKLOADS (ldapload.py: search-mail at
   32 and 1 connections, bind at 32, autocomplete at 8, search-sub at 1) against slapd and
   then every certdir configuration before the next workload starts, so that all see the
-  same machine conditions; a short unreported warm-up run precedes each measured run.
+  same machine conditions; a short unreported warm-up run precedes each measured run, and
+  before it the server must have settled (finished what earlier loads left queued).
 - Connections are spread over --client-procs load-generator processes so that the client
   is not the bottleneck.
 - A server whose measured run of a workload overran the duration by half (single operations
@@ -49,8 +50,10 @@ QUICK_ENTRIES = 10_000
 QUICK_DURATION = 3.0
 QUICK_ROUNDS = 1
 INDEX_FORMS = ("auto", "kinds", "names")
-# A measured run that takes longer than this many times its duration is not repeated.
+# A measured run whose load generator runs longer than OVERRUN times its duration, plus
+# CLIENT_START_S for starting its processes, is not repeated.
 OVERRUN = 1.5
+CLIENT_START_S = 3.0
 
 
 def worker_counts(text: str) -> tuple[int, ...]:
@@ -162,11 +165,13 @@ def load_run(tools: Path, args: argparse.Namespace, port: int, op: str, conns: i
         "--port", str(port), "--base", SUFFIX, "--n", str(args.entries), "--op", op,
         "--conns", str(conns // procs), "--procs", str(procs), "--duration", str(duration),
     ]
+    begin = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise BenchError(f"ldapload {op} x{conns} on port {port} failed: {done.stderr[-2000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    return Load(figures["ops_per_s"], figures["p50_ms"], figures["p99_ms"], figures["errors"])
+    return Load(figures["ops_per_s"], figures["p50_ms"], figures["p99_ms"], figures["errors"],
+                time.perf_counter() - begin)
 
 
 def measure(tools: Path, args: argparse.Namespace, servers: tuple[Running, ...],
@@ -181,14 +186,14 @@ def measure(tools: Path, args: argparse.Namespace, servers: tuple[Running, ...],
             for server in servers:
                 if (i, server.name) in done:
                     continue
+                waited = server.settle()
                 console.print(f"  round {round_no}/{args.rounds}: {w.op} x{w.conns} "
-                              f"on {server.name} ...")
+                              f"on {server.name} (settled in {waited:.1f} s) ...")
                 if args.warmup > 0:
                     load_run(tools, args, server.port, w.op, w.conns, args.warmup)
-                begin = time.perf_counter()
                 load = load_run(tools, args, server.port, w.op, w.conns, args.duration)
                 runs.setdefault((i, server.name), []).append(load)
-                if time.perf_counter() - begin > OVERRUN * args.duration:
+                if load.elapsed_s > OVERRUN * args.duration + CLIENT_START_S:
                     console.print(f"  {server.name} overran: {w.op} x{w.conns} is not "
                                   "repeated on it")
                     done.add((i, server.name))

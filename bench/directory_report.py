@@ -51,12 +51,13 @@ WORKLOADS = (
 
 @dataclass(frozen=True, slots=True)
 class Load:
-    """One ldapload run's figures."""
+    """One ldapload run's figures, and its wall time from starting the client."""
 
     ops_per_s: float
     p50_ms: float | None
     p99_ms: float | None
     errors: int
+    elapsed_s: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,12 @@
   same database served by two front ends.
 - A server counts as up when its port accepts a TCP connection; it is stopped with SIGTERM
   and killed when it does not exit within a few seconds. Its resident memory is the sum of
-  VmRSS over the process and its descendants (certdir's workers).
+  VmRSS over the process and its descendants (certdir's workers), its CPU time likewise;
+  it has settled when that CPU time grows by less than 5 % of a core over half a second.
 """
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import socket
@@ -41,6 +43,10 @@ MODULE_DIR = Path("/usr/lib/ldap")
 INSTALL_HINT = "install OpenLDAP with: apt-get install slapd ldap-utils"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+SETTLE_TIMEOUT = 60.0
+QUIET_WINDOW = 0.5
+QUIET_SHARE = 0.05
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 SLAPD_CONF = """\
 include {schema}/core.schema
@@ -96,6 +102,18 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+def cpu_seconds(root: int) -> float:
+    """User and system CPU time of `root` and its descendants."""
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS
+
+
 def resident_bytes(pid: int) -> int:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -137,6 +155,20 @@ class Running:
             except OSError:
                 time.sleep(0.1)
         raise BenchError(f"{self.name} did not listen on port {self.port}: {self.tail()}")
+
+    def settle(self) -> float:
+        """Wait until the server has finished the work of the last load (a queue of
+        password hashes, say): less than `QUIET_SHARE` of a core over `QUIET_WINDOW`
+        seconds, or `SETTLE_TIMEOUT`. Returns the seconds waited."""
+        begin = time.monotonic()
+        used = cpu_seconds(self.process.pid)
+        while time.monotonic() - begin < SETTLE_TIMEOUT:
+            time.sleep(QUIET_WINDOW)
+            now = cpu_seconds(self.process.pid)
+            if now - used < QUIET_SHARE * QUIET_WINDOW:
+                break
+            used = now
+        return time.monotonic() - begin
 
     def rss_bytes(self) -> int:
         """Resident memory of the server: its process and every descendant."""
