@@ -275,17 +275,15 @@ class Certdir:
             "certdir init",
             cwd=self.repo,
         )
-        if form is not None:
-            self.configure(form)
-            return form
-        self.configure(KINDS)
+        chosen = KINDS if form is None else form
+        self.configure(chosen)
         refusal = self.config_refusal()
         if refusal is None:
-            return KINDS
-        if "storage.indexes" not in refusal:
-            raise BenchError(f"certdir refused its configuration: {refusal}")
-        self.configure(NAMES)
-        return NAMES
+            return chosen
+        if form is None and "storage.indexes" in refusal:
+            self.configure(NAMES)
+            return NAMES
+        raise BenchError(f"certdir refused its configuration: {refusal}")
 
     def configure(self, form: IndexForm) -> None:
         config = yaml.safe_load(self.config_path.read_text())
