@@ -54,6 +54,8 @@ INDEX_FORMS = ("auto", "kinds", "names")
 # CLIENT_START_S for starting its processes, is not repeated.
 OVERRUN = 1.5
 CLIENT_START_S = 3.0
+# ldapload waits for ever when one of its processes lost its server.
+CLIENT_TIMEOUT_S = 300.0
 
 
 def worker_counts(text: str) -> tuple[int, ...]:
@@ -166,7 +168,12 @@ def load_run(tools: Path, args: argparse.Namespace, port: int, op: str, conns: i
         "--conns", str(conns // procs), "--procs", str(procs), "--duration", str(duration),
     ]
     begin = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False,
+                              timeout=duration + CLIENT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"ldapload {op} x{conns} on port {port} did not finish within "
+                         f"{CLIENT_TIMEOUT_S:g} s of its duration") from None
     if done.returncode != 0:
         raise BenchError(f"ldapload {op} x{conns} on port {port} failed: {done.stderr[-2000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
@@ -186,6 +193,7 @@ def measure(tools: Path, args: argparse.Namespace, servers: tuple[Running, ...],
             for server in servers:
                 if (i, server.name) in done:
                     continue
+                server.check_alive()
                 waited = server.settle()
                 console.print(f"  round {round_no}/{args.rounds}: {w.op} x{w.conns} "
                               f"on {server.name} (settled in {waited:.1f} s) ...")

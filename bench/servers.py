@@ -147,8 +147,7 @@ class Running:
     def wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BenchError(f"{self.name} exited ({self.process.returncode}): {self.tail()}")
+            self.check_alive()
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return
@@ -173,6 +172,10 @@ class Running:
     def rss_bytes(self) -> int:
         """Resident memory of the server: its process and every descendant."""
         return sum(resident_bytes(pid) for pid in process_tree(self.process.pid))
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise BenchError(f"{self.name} exited ({self.process.returncode}): {self.tail()}")
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
