@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from argon2 import PasswordHasher
 from directory_report import WORKLOADS, Load, Outcome, Run, Startup, Summary, report
@@ -132,12 +133,13 @@ def generate(tools: Path, entries: int, work: Path, bind_hash: str) -> tuple[Pat
     gen_ldif.py does ({SSHA}) or replaced by `PASSWORD_LINES[bind_hash]`."""
     generated = work / "generated.ldif"
     with generated.open("wb") as out:
-        subprocess.run(
+        done = subprocess.run(
             [sys.executable, str(tools / "gen_ldif.py"), str(entries), "--base", SUFFIX,
              "--password", PASSWORD],
-            stdout=out,
-            check=True,
+            stdout=out, stderr=subprocess.PIPE, check=False,
         )
+    if done.returncode != 0:
+        raise BenchError(f"gen_ldif.py failed ({done.returncode}): {done.stderr[-2000:]!r}")
     make_line = PASSWORD_LINES[bind_hash]
     password = None if make_line is None else make_line()
     whole, without_base = work / "book.ldif", work / "book-no-base.ldif"
@@ -211,6 +213,17 @@ def measure(tools: Path, args: argparse.Namespace, servers: tuple[Running, ...],
     )
 
 
+def shown(url: str | None) -> str | None:
+    """`url` as the output may show it: without its password."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 def started(server: Slapd | Certdir, stack: ExitStack) -> tuple[Running, float]:
     """Start a server; returns it and how long it took to answer on its port."""
     begin = time.perf_counter()
@@ -249,7 +262,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
         output = Console(width=None if sys.stdout.isatty() else 120)
         report(output, Run(
             entries=args.entries, duration_s=args.duration, rounds=args.rounds,
-            index_form=form, storage_url=args.storage_url, bind_hash=args.bind_hash,
+            index_form=form, storage_url=shown(args.storage_url), bind_hash=args.bind_hash,
             slapd_import=Startup(slapd_load, slapd_start),
             certdir_import=Startup(certdir_load, certdir_starts[0]),
             outcomes=outcomes, rss=rss, wall_s=time.perf_counter() - begin,
