@@ -61,10 +61,13 @@ lint: $(VENV)/.test-deps
 typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
 
+# The whole suite on SQLite, then the integration scenarios (the only tests
+# that depend on the storage backend) on a throwaway PostgreSQL cluster.
 test: $(VENV)/.test-deps
 	$(BIN)/ruff check --no-cache .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+	$(BIN)/pytest -q --storage=postgresql tests/integration
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/directory_bench.py

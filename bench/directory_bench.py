@@ -2,78 +2,68 @@
 
 - One LDIF address book (gen_ldif.py) is generated once; slapd gets it whole, certdir gets it
   without the suffix entry, which `certdir init` already created.
-- Import time is wall time of `slapadd -q` versus `certdir ldif import`.
-- Each workload (ldapload.py: search-mail and bind, at 1 and 32 connections) runs against
-  slapd and then certdir before the next workload starts, so that both servers see the same
-  machine conditions; a short unreported warm-up run precedes each measured run.
-- 32 connections are spread over --client-procs load-generator processes so that the
-  client is not the bottleneck.
-- Results are ratios certdir/slapd. The targets (search-mail at 32 connections >= 0.25 of
-  slapd; import of 100,000 entries < 30 s, scaled linearly for other sizes) are reported as
-  PASS or MISS, never asserted: the exit status is 0 unless a step failed.
+- Both servers index the same attributes the same way (index_config.py); certdir runs in
+  one configuration per `--workers` value (default 1 and 2), each on its own port and its
+  own copy of the loaded data directory (on `--storage-url`, the same database).
+- Each round runs every workload of directory_report.WORKLOADS (ldapload.py: search-mail at
+  32 and 1 connections, bind at 32, autocomplete at 8, search-sub at 1) against slapd and
+  then every certdir configuration before the next workload starts, so that all see the
+  same machine conditions; a short unreported warm-up run precedes each measured run, and
+  before it the server must have settled (finished what earlier loads left queued).
+- Connections are spread over --client-procs load-generator processes so that the client
+  is not the bottleneck.
+- A server whose measured run of a workload overran the duration by half (single operations
+  taking seconds) is not run again for that workload in later rounds.
+- directory_report.py says how the rounds become figures and which targets are checked;
+  targets are reported PASS or MISS, never asserted: the exit status is 0 unless a step
+  failed.
 
-Usage: directory_bench.py [--entries 100000] [--duration 10] [--quick] [--tools DIR]
+Usage: directory_bench.py [--entries 100000] [--duration 10] [--rounds 3] [--quick]
+       [--workers 1,2] [--storage-url URL] [--index-form auto|kinds|names]
+       [--bind-hash ssha|argon2] [--tools DIR] [--workdir DIR]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from harness import BenchError, run_main, verdict, work_directory
+from argon2 import PasswordHasher
+from directory_report import WORKLOADS, Load, Outcome, Run, Startup, Summary, report
+from harness import BenchError, run_main, work_directory
+from index_config import IndexForm
 from rich.console import Console
-from rich.table import Table
 from servers import Certdir, Running, Slapd, free_port, missing_slapd
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOOLS = REPO.parent / "shared" / "tools"
 SUFFIX = "dc=example,dc=com"
-WORKLOADS = (("search-mail", 1), ("search-mail", 32), ("bind", 1), ("bind", 32))
+PASSWORD = "secret"
+# certdir's default Argon2id cost (passwords: time_cost, memory_kib, parallelism).
+ARGON2_TIME, ARGON2_KIB, ARGON2_LANES = 3, 65536, 4
 QUICK_ENTRIES = 10_000
 QUICK_DURATION = 3.0
-SEARCH_RATIO_TARGET = 0.25
-IMPORT_TARGET_SECONDS = 30.0
-IMPORT_TARGET_ENTRIES = 100_000
+QUICK_ROUNDS = 1
+INDEX_FORMS = ("auto", "kinds", "names")
+# A measured run whose load generator runs longer than OVERRUN times its duration, plus
+# CLIENT_START_S for starting its processes, is not repeated.
+OVERRUN = 1.5
+CLIENT_START_S = 3.0
+# ldapload waits for ever when one of its processes lost its server.
+CLIENT_TIMEOUT_S = 300.0
 
 
-@dataclass(frozen=True, slots=True)
-class Load:
-    ops_per_s: float
-    p50_ms: float | None
-    p99_ms: float | None
-    errors: int
-
-
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    op: str
-    conns: int
-    slapd: Load
-    certdir: Load
-
-    @property
-    def ratio(self) -> float | None:
-        return self.certdir.ops_per_s / self.slapd.ops_per_s if self.slapd.ops_per_s else None
-
-
-@dataclass(frozen=True, slots=True)
-class Imports:
-    entries: int
-    slapd_s: float
-    certdir_s: float
-
-    @property
-    def ratio(self) -> float:
-        return self.certdir_s / self.slapd_s
-
-    @property
-    def target_s(self) -> float:
-        return IMPORT_TARGET_SECONDS * self.entries / IMPORT_TARGET_ENTRIES
+def worker_counts(text: str) -> tuple[int, ...]:
+    counts = tuple(int(part) for part in text.split(","))
+    if not counts or min(counts) < 1 or len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"{text!r}: distinct worker counts >= 1, e.g. 1,2")
+    return counts
 
 
 def parse_args() -> argparse.Namespace:
@@ -83,13 +73,32 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--entries", type=int, default=100_000, help="population size")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; figures are medians")
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"smoke test: {QUICK_ENTRIES} entries, {QUICK_DURATION:g} s runs, 1 s warm-up",
+        help=f"smoke test: {QUICK_ENTRIES} entries, {QUICK_ROUNDS} round of "
+             f"{QUICK_DURATION:g} s runs, 1 s warm-up",
     )
     parser.add_argument(
-        "--client-procs", type=int, default=2, help="load-generator processes for 32 connections"
+        "--workers", type=worker_counts, default=(1, 2),
+        help="certdir configurations to compare, as worker counts (default 1,2)",
+    )
+    parser.add_argument(
+        "--storage-url", help="certdir's database (passed to `certdir init --storage-url`)"
+    )
+    parser.add_argument(
+        "--index-form", choices=INDEX_FORMS, default="auto",
+        help="certdir's storage.indexes as a mapping of kinds, a list of names (equality "
+             "only), or auto: kinds where certdir accepts them, else names",
+    )
+    parser.add_argument(
+        "--bind-hash", choices=tuple(PASSWORD_LINES), default="ssha",
+        help="userPassword of every entry: gen_ldif.py's {SSHA} (certdir upgrades it to "
+             "Argon2id on the first bind), or one Argon2id hash both servers verify",
+    )
+    parser.add_argument(
+        "--client-procs", type=int, default=2, help="load-generator processes for 8+ connections"
     )
     parser.add_argument(
         "--tools", type=Path, default=DEFAULT_TOOLS, help="directory of gen_ldif.py, ldapload.py"
@@ -100,27 +109,55 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.entries, args.duration, args.warmup = QUICK_ENTRIES, QUICK_DURATION, 1.0
+        args.rounds = QUICK_ROUNDS
     return args
 
 
-def generate(tools: Path, entries: int, work: Path) -> tuple[Path, Path]:
-    """Write the address book with and without its suffix entry."""
-    whole = work / "book.ldif"
-    with whole.open("wb") as out:
-        subprocess.run(
-            [sys.executable, str(tools / "gen_ldif.py"), str(entries), "--base", SUFFIX],
-            stdout=out,
-            check=True,
+def argon2_password() -> bytes:
+    """One `userPassword` line for every entry: an Argon2id hash of the load's password at
+    certdir's default cost, which certdir verifies without upgrading it."""
+    hasher = PasswordHasher(time_cost=ARGON2_TIME, memory_cost=ARGON2_KIB,
+                            parallelism=ARGON2_LANES)
+    hashed = hasher.hash(PASSWORD)
+    return f"userPassword: {{ARGON2}}{hashed}\n".encode()
+
+
+PASSWORD_LINES: Mapping[str, Callable[[], bytes] | None] = {
+    "ssha": None,
+    "argon2": argon2_password,
+}
+
+
+def generate(tools: Path, entries: int, work: Path, bind_hash: str) -> tuple[Path, Path]:
+    """Write the address book with and without its suffix entry, its passwords hashed as
+    gen_ldif.py does ({SSHA}) or replaced by `PASSWORD_LINES[bind_hash]`."""
+    generated = work / "generated.ldif"
+    with generated.open("wb") as out:
+        done = subprocess.run(
+            [sys.executable, str(tools / "gen_ldif.py"), str(entries), "--base", SUFFIX,
+             "--password", PASSWORD],
+            stdout=out, stderr=subprocess.PIPE, check=False,
         )
-    without_base = work / "book-no-base.ldif"
-    with whole.open("rb") as source, without_base.open("wb") as out:
+    if done.returncode != 0:
+        raise BenchError(f"gen_ldif.py failed ({done.returncode}): {done.stderr[-2000:]!r}")
+    make_line = PASSWORD_LINES[bind_hash]
+    password = None if make_line is None else make_line()
+    whole, without_base = work / "book.ldif", work / "book-no-base.ldif"
+    with generated.open("rb") as source, whole.open("wb") as out, \
+            without_base.open("wb") as rest:
         first = source.readline()
         if first.strip() != f"dn: {SUFFIX}".encode():
             raise BenchError(f"gen_ldif.py did not start with the suffix entry: {first!r}")
-        for line in source:
-            if not line.strip():
-                break
-        shutil.copyfileobj(source, out)
+        out.write(first)
+        in_suffix_entry = True
+        for read in source:
+            line = password if password is not None and read.startswith(b"userPassword: ") \
+                else read
+            out.write(line)
+            if not in_suffix_entry:
+                rest.write(line)
+            in_suffix_entry = in_suffix_entry and bool(line.strip())
+    generated.unlink()
     return whole, without_base
 
 
@@ -132,100 +169,104 @@ def load_run(tools: Path, args: argparse.Namespace, port: int, op: str, conns: i
         "--port", str(port), "--base", SUFFIX, "--n", str(args.entries), "--op", op,
         "--conns", str(conns // procs), "--procs", str(procs), "--duration", str(duration),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    begin = time.perf_counter()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False,
+                              timeout=duration + CLIENT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"ldapload {op} x{conns} on port {port} did not finish within "
+                         f"{CLIENT_TIMEOUT_S:g} s of its duration") from None
     if done.returncode != 0:
         raise BenchError(f"ldapload {op} x{conns} on port {port} failed: {done.stderr[-2000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    return Load(figures["ops_per_s"], figures["p50_ms"], figures["p99_ms"], figures["errors"])
+    return Load(figures["ops_per_s"], figures["p50_ms"], figures["p99_ms"], figures["errors"],
+                time.perf_counter() - begin)
 
 
-def measure(tools: Path, args: argparse.Namespace, servers: tuple[Running, Running],
-            console: Console) -> tuple[Comparison, ...]:
-    results = []
-    for op, conns in WORKLOADS:
-        loads = []
-        for server in servers:
-            console.print(f"  {op} x{conns} on {server.name} ...")
-            if args.warmup > 0:
-                load_run(tools, args, server.port, op, conns, args.warmup)
-            loads.append(load_run(tools, args, server.port, op, conns, args.duration))
-        results.append(Comparison(op, conns, loads[0], loads[1]))
-    return tuple(results)
-
-
-def fmt(value: float | None, pattern: str = "{:.2f}") -> str:
-    return "-" if value is None else pattern.format(value)
-
-
-
-def report(console: Console, imports: Imports, results: tuple[Comparison, ...],
-           duration: float) -> None:
-    table = Table(title=f"certdir vs slapd: {imports.entries} entries, {duration:g} s per run")
-    for column in ("workload", "conns", "slapd ops/s", "certdir ops/s", "ratio",
-                   "slapd p50/p99 ms", "certdir p50/p99 ms", "errors s/c"):
-        table.add_column(column, justify="left" if column == "workload" else "right")
-    for r in results:
-        table.add_row(
-            r.op, str(r.conns),
-            fmt(r.slapd.ops_per_s, "{:.0f}"), fmt(r.certdir.ops_per_s, "{:.0f}"), fmt(r.ratio),
-            f"{fmt(r.slapd.p50_ms)}/{fmt(r.slapd.p99_ms)}",
-            f"{fmt(r.certdir.p50_ms)}/{fmt(r.certdir.p99_ms)}",
-            f"{r.slapd.errors}/{r.certdir.errors}",
-        )
-    table.add_row(
-        "import", "-", f"{imports.slapd_s:.1f} s", f"{imports.certdir_s:.1f} s",
-        fmt(imports.ratio), "", "", "",
+def measure(tools: Path, args: argparse.Namespace, servers: tuple[Running, ...],
+            console: Console) -> tuple[Outcome, ...]:
+    """Every workload on every server, round by round; a server whose measured run overran
+    its duration by more than half (its operations take seconds each) is not run again
+    for that workload, so that one slow figure cannot stretch the benchmark by minutes."""
+    runs: dict[tuple[int, str], list[Load]] = {}
+    done: set[tuple[int, str]] = set()
+    for round_no in range(1, args.rounds + 1):
+        for i, w in enumerate(WORKLOADS):
+            for server in servers:
+                if (i, server.name) in done:
+                    continue
+                server.check_alive()
+                waited = server.settle()
+                console.print(f"  round {round_no}/{args.rounds}: {w.op} x{w.conns} "
+                              f"on {server.name} (settled in {waited:.1f} s) ...")
+                if args.warmup > 0:
+                    load_run(tools, args, server.port, w.op, w.conns, args.warmup)
+                load = load_run(tools, args, server.port, w.op, w.conns, args.duration)
+                runs.setdefault((i, server.name), []).append(load)
+                if load.elapsed_s > OVERRUN * args.duration + CLIENT_START_S:
+                    console.print(f"  {server.name} overran: {w.op} x{w.conns} is not "
+                                  "repeated on it")
+                    done.add((i, server.name))
+    return tuple(
+        Outcome(w, {s.name: Summary(tuple(runs[i, s.name])) for s in servers})
+        for i, w in enumerate(WORKLOADS)
     )
-    console.print(table)
-    search32 = next(r for r in results if r.op == "search-mail" and r.conns == 32)
-    console.print(
-        f"target search-mail@32 ratio >= {SEARCH_RATIO_TARGET}: {fmt(search32.ratio)} "
-        f"{verdict((search32.ratio or 0.0) >= SEARCH_RATIO_TARGET)}"
-    )
-    console.print(
-        f"target certdir import < {imports.target_s:g} s "
-        f"({IMPORT_TARGET_SECONDS:g} s per {IMPORT_TARGET_ENTRIES} entries): "
-        f"{imports.certdir_s:.1f} s {verdict(imports.certdir_s < imports.target_s)}"
-    )
-    print(json.dumps({
-        "entries": imports.entries,
-        "duration_s": duration,
-        "import": {"slapd_s": round(imports.slapd_s, 2), "certdir_s": round(imports.certdir_s, 2),
-                   "ratio": round(imports.ratio, 2), "target_s": imports.target_s,
-                   "pass": imports.certdir_s < imports.target_s},
-        "workloads": [
-            {"op": r.op, "conns": r.conns, "slapd": asdict(r.slapd), "certdir": asdict(r.certdir),
-             "ratio": None if r.ratio is None else round(r.ratio, 3)}
-            for r in results
-        ],
-        "search_mail_32_pass": (search32.ratio or 0.0) >= SEARCH_RATIO_TARGET,
-    }))
 
 
+def shown(url: str | None) -> str | None:
+    """`url` as the output may show it: without its password."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def started(server: Slapd | Certdir, stack: ExitStack) -> tuple[Running, float]:
+    """Start a server; returns it and how long it took to answer on its port."""
+    begin = time.perf_counter()
+    running = server.serve()
+    stack.callback(running.stop)
+    return running, time.perf_counter() - begin
 
 
 def run(args: argparse.Namespace, console: Console) -> None:
+    begin = time.perf_counter()
     with ExitStack() as stack:
         work = stack.enter_context(work_directory(args.workdir, "certdir-bench-"))
         console.print(f"generating {args.entries} entries in {work} ...")
-        whole, without_base = generate(args.tools, args.entries, work)
-        slapd = Slapd(work / "slapd", SUFFIX)
-        certdir = Certdir(work / "certdir", SUFFIX, REPO)
-        slapd_port, certdir_port = free_port(), free_port()
+        whole, without_base = generate(args.tools, args.entries, work, args.bind_hash)
+        slapd = Slapd(work / "slapd", SUFFIX, free_port())
         slapd.prepare()
-        certdir.prepare(certdir_port)
+        first, *others = args.workers
+        certdir = Certdir(work / f"certdir-w{first}", SUFFIX, REPO, free_port(), first)
+        forced: IndexForm | None = None if args.index_form == "auto" else args.index_form
+        form = certdir.prepare(args.storage_url, forced)
+        console.print(f"certdir's storage.indexes written as {form}")
         console.print("importing with slapadd ...")
-        slapd_s = slapd.load(whole)
-        console.print(f"  {slapd_s:.1f} s; importing with certdir ...")
-        certdir_s = certdir.load(without_base)
-        console.print(f"  {certdir_s:.1f} s; starting both servers ...")
-        slapd_server = slapd.serve(slapd_port)
-        stack.callback(slapd_server.stop)
-        certdir_server = certdir.serve(certdir_port)
-        stack.callback(certdir_server.stop)
-        results = measure(args.tools, args, (slapd_server, certdir_server), console)
+        slapd_load = slapd.load(whole)
+        console.print(f"  {slapd_load:.1f} s; importing with certdir ...")
+        certdir_load = certdir.load(without_base)
+        console.print(f"  {certdir_load:.1f} s; starting the servers ...")
+        certdirs = [certdir] + [
+            certdir.copy(work / f"certdir-w{n}", free_port(), n, form) for n in others
+        ]
+        slapd_server, slapd_start = started(slapd, stack)
+        certdir_servers, certdir_starts = zip(*(started(c, stack) for c in certdirs),
+                                              strict=True)
+        servers = (slapd_server, *certdir_servers)
+        outcomes = measure(args.tools, args, servers, console)
+        rss = {s.name: s.rss_bytes() for s in servers}
         output = Console(width=None if sys.stdout.isatty() else 120)
-        report(output, Imports(args.entries, slapd_s, certdir_s), results, args.duration)
+        report(output, Run(
+            entries=args.entries, duration_s=args.duration, rounds=args.rounds,
+            index_form=form, storage_url=shown(args.storage_url), bind_hash=args.bind_hash,
+            slapd_import=Startup(slapd_load, slapd_start),
+            certdir_import=Startup(certdir_load, certdir_starts[0]),
+            outcomes=outcomes, rss=rss, wall_s=time.perf_counter() - begin,
+        ))
 
 
 def main() -> int:

@@ -1,15 +1,20 @@
 """`certdir ca backup` / `restore`: one encrypted archive of a data directory.
 
-- The archive holds certdir.yaml, a snapshot of the database (the directory
-  and the CA tables) taken with SQLite's online backup API, so it is
-  consistent while the server runs and writes, and the folders ca/, tls/,
+- The archive holds certdir.yaml, a copy of the database (the directory
+  and the CA tables) as of one commit (`directory.backend.copies`: SQLite's
+  online backup API, or pg_dump under one snapshot), so it is consistent
+  while the server runs and writes, and the folders ca/, tls/,
   public/ and secrets/ — but no passphrase or password (ca.backup_secrets):
   the CA key in ca/key.pem stays encrypted under its passphrase, the KMS
   master key wrapped under the KMS passphrase, and certdir.yaml holds the
   root password's hash only. After a restore the administrator puts them
   back (or supplies them at start).
-- The database must lie inside the data directory: a restore recreates it
-  at the same relative path, where the restored certdir.yaml points.
+- An SQLite database must lie inside the data directory: a restore
+  recreates it at the same relative path, where the restored certdir.yaml
+  points. A database server's copy is loaded into the database the caller
+  names once the files are restored (`certdir ca restore --storage-url`),
+  by default the one the archived certdir.yaml names; it must be empty. A
+  copy loads only into the kind of database it came from.
 - Format (version 1): a header — magic `CERTDIR-BACKUP\\x00`, version,
   Argon2id time cost, memory cost (KiB) and parallelism, a random 16-byte
   salt, a random 12-byte base nonce, the chunk size — then a POSIX tar
@@ -36,12 +41,11 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import sqlite3
 import stat
 import struct
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -55,6 +59,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ca.backup_secrets import left_out
 from ca.errors import CAError
+from directory.backend import Records
+from directory.backend.copies import Copier, CopyError, copier
+from directory.backend.opening import sqlite_url
 
 MAGIC = b"CERTDIR-BACKUP\x00"
 VERSION = 1
@@ -219,30 +226,9 @@ def sealed_file(out: Path, passphrase: bytes) -> Iterator[SealingWriter]:
         os.close(directory)
 
 
-def _snapshot(database: Path, target: Path) -> int:
-    """Copy the live database with the online backup API; the number of
-    certificates the CA issued, read from the copy."""
-    if not database.is_file():
-        raise CAError(f"{database}: no database here to back up")
-    source = sqlite3.connect(database)
-    copy = sqlite3.connect(target)
-    try:
-        # One step (pages=-1) copies under one read transaction: a
-        # consistent snapshot, and in WAL mode writers are not blocked.
-        source.backup(copy)
-        return _count_certificates(copy)
-    finally:
-        copy.close()
-        source.close()
-
-
-def _count_certificates(conn: sqlite3.Connection) -> int:
-    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' "
-                          "AND name='ca_certificates'").fetchone()
-    if exists is None:
-        return 0
-    row = conn.execute("SELECT count(*) FROM ca_certificates").fetchone()
-    return int(row[0])
+def _certificates(records: Records) -> int:
+    row = records.row("SELECT count(*) FROM ca_certificates")
+    return 0 if row is None else int(row[0])
 
 
 def _ca_subject(data_dir: Path) -> str | None:
@@ -299,33 +285,35 @@ def _check_target(data_dir: Path, out: Path) -> None:
                           "write it elsewhere")
 
 
-def backup(data_dir: Path, database: Path, out: Path, passphrase: bytes) -> BackupSummary:
-    """Write the encrypted archive of `data_dir` (whose database is `database`) to `out`."""
+def backup(data_dir: Path, url: str, out: Path, passphrase: bytes) -> BackupSummary:
+    """Write the encrypted archive of `data_dir`, whose database is at `url`, to `out`."""
     if not passphrase:
         raise CAError("the backup passphrase must not be empty")
     if not (data_dir / CONFIG_FILE).is_file():
         raise CAError(f"{data_dir}: no {CONFIG_FILE}; not a certdir data directory")
     try:
-        db_name = database.resolve().relative_to(data_dir.resolve()).as_posix()
-    except ValueError:
-        raise CAError(f"the database {database} lies outside the data directory {data_dir}; "
-                      "a restore could not put it back where certdir.yaml points") from None
+        how = copier(url)
+        db_name = how.member(url, data_dir)
+    except CopyError as e:
+        raise CAError(str(e)) from None
     _check_target(data_dir, out)
     try:
-        certificates, files = _write(data_dir, database, db_name, out, passphrase)
+        certificates, files = _write(data_dir, url, how, db_name, out, passphrase)
     except OSError as e:
         raise CAError(f"{e.filename or out}: {e.strerror}") from None
+    except CopyError as e:
+        raise CAError(str(e)) from None
     return BackupSummary(_ca_subject(data_dir), certificates, files, out.stat().st_size)
 
 
-def _write(data_dir: Path, database: Path, db_name: str, out: Path,
+def _write(data_dir: Path, url: str, how: Copier, db_name: str, out: Path,
            passphrase: bytes) -> tuple[int, int]:
     """(certificates issued, files archived)."""
     files = 0
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".certdir-snapshot-") as scratch:
-        snapshot = Path(scratch) / "snapshot.db"
-        certificates = _snapshot(database, snapshot)
-        os.chmod(snapshot, stat.S_IMODE(database.stat().st_mode))
+        snapshot = Path(scratch) / "snapshot"
+        with how.dump(url, snapshot) as records:
+            certificates = _certificates(records)
         with sealed_file(out, passphrase) as sealed, tarfile.open(
                 fileobj=sealed, mode="w|", format=tarfile.PAX_FORMAT) as archive:  # type: ignore[call-overload]
             for name, path in _members(data_dir):
@@ -378,11 +366,17 @@ def _extract(archive: tarfile.TarFile, data_dir: Path) -> int:
     return files
 
 
-def _database(data_dir: Path) -> Path:
+def archived_storage(data_dir: Path) -> str:
+    """The database URL the restored certdir.yaml names: `storage.url`, else
+    the SQLite file `storage.path`."""
     settings = yaml.safe_load((data_dir / CONFIG_FILE).read_text())
     storage = settings.get("storage") if isinstance(settings, dict) else None
-    path = storage.get("path") if isinstance(storage, dict) else None
-    return data_dir / (path if isinstance(path, str) else "certdir.db")
+    storage = storage if isinstance(storage, dict) else {}
+    url = storage.get("url")
+    if isinstance(url, str):
+        return url
+    path = storage.get("path")
+    return sqlite_url(data_dir / (path if isinstance(path, str) else "certdir.db"))
 
 
 def _empty_target(data_dir: Path) -> bool:
@@ -396,8 +390,11 @@ def _empty_target(data_dir: Path) -> bool:
     return False
 
 
-def restore(archive: Path, data_dir: Path, passphrase: bytes) -> BackupSummary:
-    """Recreate a data directory from an archive `backup` wrote."""
+def restore(archive: Path, data_dir: Path, passphrase: bytes,
+            storage: Callable[[Path], str] = archived_storage) -> BackupSummary:
+    """Recreate a data directory from an archive `backup` wrote; its database
+    goes to the URL `storage` gives for the restored data directory (asked
+    once its files, certdir.yaml among them, are in place)."""
     created = _empty_target(data_dir)
     try:
         source = archive.open("rb")
@@ -415,14 +412,20 @@ def restore(archive: Path, data_dir: Path, passphrase: bytes) -> BackupSummary:
             # The tar stream ends before its zero padding; reading on checks
             # the remaining chunks, the last-chunk flag among them.
             reader.read()
-        database = sqlite3.connect(_database(data_dir))
-        try:
-            certificates = _count_certificates(database)
-        finally:
-            database.close()
+        url = storage(data_dir)
+        how = copier(url)
+        copy = _safe_path(data_dir, how.member(url, data_dir))
+        if not copy.is_file():
+            raise CopyError(f"the archive holds no {copy.name}: it is the copy of another "
+                            f"kind of database than {url.split(':', 1)[0]}")
+        with how.load(url, copy) as records:
+            certificates = _certificates(records)
     except OSError as e:
         _remove_restored(data_dir, created)
         raise CAError(f"{e.filename or data_dir}: {e.strerror}; nothing restored") from None
+    except CopyError as e:
+        _remove_restored(data_dir, created)
+        raise CAError(f"{e}; nothing restored") from None
     except BaseException:
         _remove_restored(data_dir, created)
         raise

@@ -31,6 +31,9 @@
   read snapshot, `sign` signs both CRLs (no database), `commit` records and
   publishes them in the writer's transaction only if their number is still
   the next one, else raises StaleCRL and the caller reads and signs afresh.
+  Front ends sharing a database check at once: the number is the table's
+  primary key, so the later of two racing inserts is a `Conflict` (waiting
+  for the earlier to commit), which is StaleCRL too.
   So numbers strictly increase and never repeat, and a revocation
   committed before a `read` is in that CRL; one committed after it is in
   the next CRL, which the revoking command makes after its own commit.
@@ -54,7 +57,7 @@ from ca.keys import signature_hash
 from ca.pool import Slow
 from ca.publish import publish_crls
 from ca.store import Revocation, Store
-from directory.backend import Transaction
+from directory.backend import Conflict, Transaction
 from directory.dsa import DSA
 from directory.protocol.dn import DN
 from directory.publisher import DirectoryWriter
@@ -152,10 +155,15 @@ def commit(authority: Authority, writer: DirectoryWriter, made: CRLs) -> None:
         raise StaleCRL(f"CRL number {made.number} was taken while it was being signed")
     full_der, delta_der = (c.public_bytes(Encoding.DER) for c in (made.full, made.delta))
     this_update = made.full.last_update_utc
-    store.record_crl(made.number, None, this_update, made.full.next_update_utc or this_update,
-                     full_der)
-    store.record_crl(made.number + 1, made.base, this_update,
-                     made.delta.next_update_utc or this_update, delta_der)
+    try:
+        store.record_crl(made.number, None, this_update,
+                         made.full.next_update_utc or this_update, full_der)
+        store.record_crl(made.number + 1, made.base, this_update,
+                         made.delta.next_update_utc or this_update, delta_der)
+    except Conflict:
+        # A front end on the same database took the number after our check.
+        raise StaleCRL(f"CRL number {made.number} was taken while it was being recorded"
+                       ) from None
     publish_crls(writer, authority, full_der, delta_der)
 
 

@@ -39,7 +39,7 @@ from rich.table import Table
 from ca import crl as crls
 from ca import hierarchy, issuer_crls, revoke
 from ca.authority import Authority, CAFiles, has_ca, load_chain, passphrase, slug, unlock
-from ca.backup import BackupSummary, backup, restore
+from ca.backup import BackupSummary, archived_storage, backup, restore
 from ca.backup_secrets import Secret, secrets_of
 from ca.config import CAConfig
 from ca.errors import CAError
@@ -61,8 +61,16 @@ from ca.verify import verify_file
 from certdir import officers
 from certdir.ca_writing import utc_now, writing
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
-from certdir.directory_open import offline_directory
+from certdir.directory_open import offline_directory, storage_url
 from certdir.server_certificate import renew_server_certificate
+from certdir.storage_url import (
+    SCHEME,
+    StorageURLError,
+    checked,
+    connect_url,
+    split_password,
+    write_password,
+)
 from directory.files import generate_passphrase_file, write_private
 from directory.publisher import DirectoryWriter
 from kms import audit
@@ -393,8 +401,8 @@ def _print_summary(summary: BackupSummary, path: Path) -> None:
 
 
 def _backup(config: Config, args: argparse.Namespace) -> None:
-    summary = backup(config.data_dir, config.directory.database, args.out,
-                     _backup_passphrase(args, confirm=True))
+    summary = backup(config.data_dir, storage_url(config),
+                     args.out, _backup_passphrase(args, confirm=True))
     _print_summary(summary, args.out)
     print("no passphrase or password is in the archive: keep "
           + ", ".join(secret.what for secret in secrets_of(config.data_dir)) + " separately")
@@ -404,8 +412,31 @@ def _option(secret: Secret) -> str:
     return secret.option.replace("-", "_") + "_file"
 
 
+def _restored_storage(given: str | None, data_dir: Path) -> str:
+    """The URL a restored database goes to: `given` (its password then written
+    to secrets/, the rest into the restored certdir.yaml), else the storage the
+    archived certdir.yaml names."""
+    if given is not None:
+        try:
+            url, password = split_password(given)
+            checked(url)
+        except StorageURLError as e:
+            raise CAError(f"--storage-url: {e}") from None
+        if password is not None:
+            write_password(data_dir, password)
+        path = data_dir / CONFIG_FILE
+        settings = yaml.safe_load(path.read_text())
+        storage = settings.setdefault("storage", {})
+        storage.pop("path", None)
+        storage["url"] = url
+        path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    found = archived_storage(data_dir)
+    return connect_url(found, data_dir) if found.startswith(f"{SCHEME}:") else found
+
+
 def _restore(args: argparse.Namespace) -> None:
-    summary = restore(args.archive, args.data_dir, _backup_passphrase(args, confirm=False))
+    summary = restore(args.archive, args.data_dir, _backup_passphrase(args, confirm=False),
+                      lambda data_dir: _restored_storage(args.storage_url, data_dir))
     _print_summary(summary, args.archive)
     print(f"restored into {args.data_dir}")
     for secret in secrets_of(args.data_dir):
@@ -514,6 +545,10 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     p.add_argument("archive", type=Path)
     p.add_argument("--passphrase-file", type=Path,
                    help=f"the backup passphrase (else ${BACKUP_PASSPHRASE_ENV} or a prompt)")
+    p.add_argument("--storage-url",
+                   help="the empty PostgreSQL database to restore into (its password goes to "
+                        "secrets/storage-password, the rest into the restored certdir.yaml); "
+                        "else the one the archived certdir.yaml names")
     for option, what in (("ca-passphrase", "the CA key passphrase"),
                          ("kms-passphrase", "the KMS passphrase"),
                          ("root-password", "the root DN's password")):

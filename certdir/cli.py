@@ -37,7 +37,8 @@ def _init(args: argparse.Namespace) -> None:
 
     result = init(args.data_dir, args.suffix, args.listen or [], with_ca=not args.no_ca,
                   with_kms=not args.no_kms, http_listen=args.http_listen,
-                  base_url=args.base_url, key_type=args.key_type)
+                  base_url=args.base_url, key_type=args.key_type,
+                  storage_url=args.storage_url)
     print(f"certdir initialised in {args.data_dir}")
     print(f"  root DN:       {result['root_dn']}")
     print(f"  root password: {result['password']}   (shown once; also in "
@@ -99,6 +100,9 @@ def parser() -> argparse.ArgumentParser:
                    "(default), p384 or ed25519 (rsa2048 for GnuPG 2.2 mail clients)")
     p.add_argument("--no-ca", action="store_true", help="no certificate authority")
     p.add_argument("--no-kms", action="store_true", help="no key-management service")
+    p.add_argument("--storage-url", metavar="URL", help="postgresql://user[:password]@host:port"
+                   "/database for the directory instead of certdir.db (the password goes to "
+                   "secrets/storage-password)")
     p.set_defaults(run=_init)
 
     p = commands.add_parser("serve", help="run the directory server")

@@ -14,7 +14,10 @@
   to the first http:// URL, `kms.enroll_url` to the first https:// one, so
   the URLs in certificates and token mails answer on this machine.
 - No secret is stored in the file in clear: the root DN's password is an
-  Argon2id hash (`root.password_hash`).
+  Argon2id hash (`root.password_hash`), and `storage.url` holds no
+  password (certdir/storage_url.py).
+- Storage is the SQLite file `storage.path` (default certdir.db) or the
+  PostgreSQL database `storage.url`, never both.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ca.keys import KEY_TYPES
 from ca.policy import DEFAULT_POLICIES, POLICIES
 from ca.profiles import load_profiles
 from ca.web.config import WebConfig
+from certdir.storage_url import StorageURLError, checked
 from directory.acl.rules import Proxy, Rule, RuleError, parse_proxies, parse_rules
 from directory.backend.index_keys import KINDS, IndexSpec, spec_of
 from directory.config import (
@@ -263,6 +267,15 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
         raise ConfigError("listen: ldaps:// needs a tls section with certificate and key")
 
     storage = top.section("storage")
+    storage_url = None
+    if "url" in storage.data:
+        if "path" in storage.data:
+            raise ConfigError("storage.url: not with storage.path (a PostgreSQL database "
+                              "or an SQLite file, not both)")
+        try:
+            storage_url = checked(storage.get("url", str))
+        except StorageURLError as e:
+            raise ConfigError(f"storage.url: {e}") from None
     database = data_dir / storage.get("path", str, "certdir.db")
     indexes = _indexes(storage)
     cache_entries = storage.get("cache_entries", int, 200_000, _not_negative, "must be >= 0")
@@ -336,6 +349,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             root_dn=root_dn,
             root_password_hash=password_hash,
             database=database,
+            storage_url=storage_url,
             anonymous_read=anonymous_read,
             access_rules=access_rules,
             access_proxy=access_proxy,

@@ -4,10 +4,13 @@
   import and export, the CA's and the KMS's commands), so both see the
   same schema and storage; with a reactor the DSA gets its writer thread.
 - Storage is opened by URL (`storage_url`) with the CA's and the KMS's
-  tables, which opening creates once; no command creates tables.
-- A `storage.path` that is not an SQLite database, or an access rule the
+  tables, which opening creates once; no command creates tables. The URL
+  names the SQLite file `storage.path`, or the PostgreSQL database
+  `storage.url` with the password file `certdir init --storage-url` wrote.
+- A `storage.path` that is not an SQLite database, a PostgreSQL server
+  that cannot be reached or refuses the login, or an access rule the
   schema refutes (an unknown attribute, a DN that does not parse), is a
-  ConfigError naming it.
+  ConfigError naming it, in one line.
 - Neither the server's wiring nor the commands import each other: both
   import this.
 """
@@ -21,10 +24,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import psycopg
+
 from ca.store import TABLES as CA_TABLES
 from certdir.config import CONFIG_FILE, Config, ConfigError
+from certdir.storage_url import connect_url, one_line
 from directory.acl.rules import RuleError
 from directory.backend.opening import Storage, open_backend
+from directory.backend.pg_nodes import NodesExhausted
 from directory.dsa import DSA
 from directory.schema import Schema
 from kms.store import TABLES as KMS_TABLES
@@ -38,15 +45,24 @@ def load_schema(config: Config) -> Schema:
 
 @contextmanager
 def storage_errors(config: Config) -> Iterator[None]:
-    """Opening the database: one that is not SQLite is a ConfigError naming it."""
+    """Opening the database: one that is not SQLite, a PostgreSQL server
+    that cannot be reached or refuses, or a database whose node numbers are
+    all held, is a ConfigError naming it."""
     try:
         yield
     except sqlite3.DatabaseError as e:
         raise ConfigError(f"storage.path: {config.directory.database}: {e}") from None
+    except psycopg.Error as e:
+        raise ConfigError(f"storage.url: {config.directory.storage_url}: {one_line(e)}") from None
+    except NodesExhausted as e:
+        raise ConfigError(f"storage.url: {config.directory.storage_url}: {e}") from None
 
 
 def storage_url(config: Config) -> str:
-    """Where the directory's storage is: the SQLite file `storage.path`."""
+    """Where the directory's storage is: `storage.url`, else the SQLite file
+    `storage.path`."""
+    if config.directory.storage_url is not None:
+        return connect_url(config.directory.storage_url, config.data_dir)
     return "sqlite://" + quote(str(config.directory.database.resolve()))
 
 
@@ -60,10 +76,14 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
                                        CA_TABLES + KMS_TABLES, config.directory.cache_entries,
                                        config.directory.cache_bytes))
     try:
-        dsa = DSA(config.directory, schema, backend, None, worker)
+        with storage_errors(config):  # the DSA takes a node number from the database
+            dsa = DSA(config.directory, schema, backend, None, worker)
     except RuleError as e:
         backend.close()
         raise ConfigError(f"{config.data_dir / CONFIG_FILE}: {e}") from None
+    except ConfigError:
+        backend.close()
+        raise
     dsa.writer = Writer(backend, reactor) if reactor is not None else None
     return dsa
 

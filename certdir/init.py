@@ -25,6 +25,14 @@
 - Unless told `--no-kms`: generates the KMS passphrase into
   secrets/kms-passphrase (0600), separate from the CA's, and creates the
   KMS vault.
+- With `--storage-url postgresql://user[:password]@host:port/database`
+  the directory lives in that database instead of certdir.db:
+  certdir.yaml gets the URL without its password, secrets/storage-password
+  (0600) the password (certdir/storage_url.py). A database that cannot be
+  reached, or that already holds a directory, is refused before anything
+  is written: a second front end on the same database is a copy of the
+  first one's data directory (with its own listen addresses), not a new
+  `init`.
 """
 
 from __future__ import annotations
@@ -47,6 +55,12 @@ from certdir.config import (
 )
 from certdir.directory_open import offline_directory
 from certdir.kms_commands import initialise as initialise_kms
+from certdir.storage_url import (
+    StorageURLError,
+    holds_directory,
+    split_password,
+    write_password,
+)
 from certdir.tls import bootstrap
 from directory import passwords
 from directory.files import generate_secret
@@ -90,7 +104,8 @@ def _make_private(data_dir: Path) -> None:
 
 def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
          with_kms: bool = True, http_listen: list[str] | None = None,
-         base_url: str | None = None, key_type: str | None = None) -> dict[str, Any]:
+         base_url: str | None = None, key_type: str | None = None,
+         storage_url: str | None = None) -> dict[str, Any]:
     if (data_dir / CONFIG_FILE).exists():
         raise ConfigError(f"{data_dir / CONFIG_FILE} already exists; not overwriting it")
     urls = [ListenURL.parse(u, "--listen") for u in listen or ["ldap://127.0.0.1:3389",
@@ -105,12 +120,24 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
     if base_url is not None and not base_url.startswith("http://"):
         raise ConfigError(f"--base-url: {base_url!r} is not an http:// URL (RFC 5280 "
                           "§4.2.1.13: CRLs and OCSP are served without TLS)")
+    storage_password = None
+    if storage_url is not None:
+        try:
+            storage_url, storage_password = split_password(storage_url)
+            if holds_directory(storage_url, storage_password):
+                raise ConfigError(f"--storage-url: {storage_url} already holds a directory; "
+                                  "another front end on it is a copy of the first one's data "
+                                  "directory with its own listen addresses")
+        except StorageURLError as e:
+            raise ConfigError(f"--storage-url: {e}") from None
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     data_dir.chmod(0o700)  # an existing directory keeps its mode otherwise
     for sub in ("secrets", "tls"):
         (data_dir / sub).mkdir(exist_ok=True, mode=0o700)
     (data_dir / "public").mkdir(exist_ok=True)
 
+    if storage_password is not None:
+        write_password(data_dir, storage_password)
     password = generate_secret(data_dir / "secrets" / "root-password", 18)
     if not with_ca:
         hosts = sorted({u.host for u in urls if u.host not in ("0.0.0.0", "::")})
@@ -123,7 +150,7 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
                  "password_hash": passwords.hash_password(password.encode()).decode()},
         "tls": {"certificate": "tls/server.pem", "key": "tls/server.key",
                 "ca_certificate": "public/ca.pem"},
-        "storage": {"path": "certdir.db"},
+        "storage": {"path": "certdir.db"} if storage_url is None else {"url": storage_url},
         "http": {"listen": [str(u) for u in http]},
     }
     if with_ca:

@@ -153,11 +153,11 @@ def _pieces(data: mmap.mmap) -> Iterator[Piece]:
 
 
 def _record_boundary(data: mmap.mmap, at: int) -> int:
-    """Where the first blank line at or after `at` starts (or the end).
-    The CRLF form is looked for only up to the first LF one: a file
-    without CRLF lines is not scanned to its end for every piece."""
+    """Where the first blank line at or after `at` starts (or the end). The
+    CRLF form is looked for only before the first LF one: a file without
+    CRLFs is not searched to its end for each piece."""
     lf = data.find(b"\n\n", at)
-    crlf = data.find(b"\n\r\n", at, len(data) if lf < 0 else lf)
+    crlf = data.find(b"\n\r\n", at, len(data) if lf < 0 else lf + 2)
     ends = [i + 1 for i in (lf, crlf) if i >= 0]
     return min(ends, default=len(data))
 

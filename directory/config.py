@@ -67,6 +67,8 @@ class DirectoryConfig:
     root_dn: str
     root_password_hash: str
     database: Path
+    # A postgresql:// URL without password; None: the SQLite file `database`.
+    storage_url: str | None = None
     anonymous_read: bool = True
     # None: the default rules (`directory.acl.rules.default_rules`).
     access_rules: tuple[Rule, ...] | None = None

@@ -3,7 +3,10 @@
 
 CSNs from one generator are strictly increasing even when the clock does
 not move or steps back: the counter breaks ties and the last time is kept
-when the clock goes backwards.
+when the clock goes backwards. The server id (sid) is the node number the
+backend gave this opening (`Backend.node`), so CSNs of processes and front
+ends sharing a database never collide; it has three hex digits, and one
+outside 0..MAX_NODE is refused.
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+from directory.backend import MAX_NODE
+
 
 class CSNGenerator:
     def __init__(self, server_id: int = 0) -> None:
+        if not 0 <= server_id <= MAX_NODE:
+            raise ValueError(f"a CSN server id is 0..{MAX_NODE}, not {server_id}")
         self.server_id = server_id
         self._last = ""
         self._counter = 0

@@ -61,8 +61,8 @@ class DSA:
         self.schema = schema
         self.backend = backend
         self.writer = writer
-        # Worker processes of one server stamp changes with distinct CSN ids.
-        self.csn = CSNGenerator(config.server_id + worker)
+        # Every process and front end on the database stamps changes with its own CSN id.
+        self.csn = CSNGenerator(backend.node(config.server_id + worker))
         self.suffix = DN.parse(config.suffix, schema)
         self.root_dn = DN.parse(config.root_dn, schema)
         self.subschema_dn = DN.parse(SUBSCHEMA_DN, schema)

@@ -7,11 +7,14 @@
   `stop()` removes it all.
 - initdb refuses to run as root: as root the cluster belongs to the
   `postgres` system user (`runuser`).
-- Connections from 127.0.0.1 are trusted (`initdb --auth=trust`): the
-  cluster listens on loopback only and lives as long as the test session.
-  fsync stays on, so a kill -9 test means what it says.
+- The superuser `postgres` is trusted from 127.0.0.1 (the cluster listens
+  on loopback only and lives as long as the test session); every other
+  role logs in with its password (scram-sha-256), so a test of a storage
+  URL's password means what it says. fsync stays on, so a kill -9 test
+  means what it says too.
 - `database()` creates a fresh database and returns its URL: every certdir
-  under test gets its own.
+  under test gets its own. `copy(url)` makes a new database holding what
+  that one holds (pg_dump into psql, which works while a server uses it).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ import psycopg
 
 URL_VARIABLE = "CERTDIR_TEST_PG_URL"
 SUPERUSER = "postgres"
+HBA = (f"local all {SUPERUSER} trust\n"
+       f"host all {SUPERUSER} 127.0.0.1/32 trust\n"
+       "host all all 127.0.0.1/32 scram-sha-256\n")
 
 
 def _bin_dir() -> Path:
@@ -42,6 +48,11 @@ def _bin_dir() -> Path:
     if initdb is None:
         raise RuntimeError("PostgreSQL is not installed; `make test` installs it")
     return Path(initdb).parent
+
+
+def tool(name: str) -> str:
+    """The path of one of PostgreSQL's programs (pg_dump, psql, pg_amcheck, ...)."""
+    return str(_bin_dir() / name)
 
 
 def _free_port() -> int:
@@ -70,6 +81,16 @@ class Cluster:
         parts = urlsplit(self.url)
         return urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
 
+    def copy(self, url: str) -> str:
+        """A new database with the tables and rows of the one at `url`; its URL."""
+        copy = self.database("copy")
+        dump = subprocess.run([tool("pg_dump"), "--no-owner", "--no-privileges",
+                               "--dbname", url], check=True, capture_output=True, timeout=120)
+        subprocess.run([tool("psql"), "--quiet", "--no-psqlrc", "--set",
+                        "ON_ERROR_STOP=1", "--dbname", copy], input=dump.stdout, check=True,
+                       capture_output=True, timeout=120)
+        return copy
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
@@ -97,6 +118,7 @@ def start() -> Cluster:
     subprocess.run(_as_owner([str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER,
                               "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
                    check=True, capture_output=True, timeout=120)
+    (data / "pg_hba.conf").write_text(HBA)
     port = _free_port()
     with (directory / "postgres.log").open("ab") as log:
         process = subprocess.Popen(

@@ -18,6 +18,14 @@
   read and written through `Records`: inside a transaction
   (`Transaction.records`, committing with the entries) or in one read
   snapshot (`Backend.reading()`). No backend hands out its connections.
+- A statement that would break a uniqueness constraint (a primary key, a
+  UNIQUE column) raises `Conflict`, whatever the backend: on a database
+  several front ends share, that is how a racing writer learns another took
+  the number or the name first.
+- Several processes and front ends may have one database open at once:
+  `node` gives each opening a number no other live opening holds (the
+  server id of its CSNs); `copies` makes and loads consistent copies of a
+  whole database by URL, with or without a backend open on it.
 """
 
 from __future__ import annotations
@@ -71,6 +79,15 @@ Row: TypeAlias = tuple[Any, ...]
 Tables: TypeAlias = tuple[str, ...]
 
 
+class Conflict(Exception):
+    """A statement broke a uniqueness constraint: another transaction holds
+    the key (and, on a shared database, may have committed it first)."""
+
+
+# Node numbers are the CSN's three hex digits of server id.
+MAX_NODE = 0xFFF
+
+
 class Records(Protocol):
     """Statements on the application's tables, in the SQL both backends run:
 
@@ -86,7 +103,9 @@ class Records(Protocol):
     def row(self, sql: str, params: Sequence[Param] = ()) -> Row | None: ...
 
     def run(self, sql: str, params: Sequence[Param] = ()) -> int:
-        """Run a statement; the number of rows it changed."""
+        """Run a statement; the number of rows it changed. `Conflict` when it
+        would break a uniqueness constraint (so may `rows` and `row`, for an
+        INSERT ... RETURNING)."""
         ...
 
 
@@ -164,6 +183,14 @@ class Backend(Protocol):
 
     def invalidate(self, ids: frozenset[int]) -> None:
         """Forget cached copies of entries a committed transaction changed."""
+        ...
+
+    def node(self, local: int) -> int:
+        """This opening's number, 0..MAX_NODE, held by no other process or
+        front end that has the database open (the server id of its CSNs).
+        `local` is the process's number on its own machine (the configured
+        server id plus the worker): a backend only one machine opens
+        returns it as it is."""
         ...
 
     def close(self) -> None: ...

@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from directory.backend import (
+    Conflict,
     Equal,
     IndexQuery,
     Intersection,
@@ -116,21 +117,33 @@ def footprint(entry: Entry, blob: bytes) -> int:
                           + VALUE_OVERHEAD * sum(map(len, attributes.values())))
 
 
+# SQLite's extended result codes for a broken uniqueness constraint.
+_UNIQUENESS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+
+
 class SQLiteRecords:
     """`Records` on one connection; the caller owns its transaction."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
+    def _execute(self, sql: str, params: Sequence[Param]) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.IntegrityError as e:
+            if e.sqlite_errorname in _UNIQUENESS:
+                raise Conflict(str(e)) from None
+            raise
+
     def rows(self, sql: str, params: Sequence[Param] = ()) -> list[Row]:
-        return self._conn.execute(sql, params).fetchall()
+        return self._execute(sql, params).fetchall()
 
     def row(self, sql: str, params: Sequence[Param] = ()) -> Row | None:
-        row: Row | None = self._conn.execute(sql, params).fetchone()
+        row: Row | None = self._execute(sql, params).fetchone()
         return row
 
     def run(self, sql: str, params: Sequence[Param] = ()) -> int:
-        return self._conn.execute(sql, params).rowcount
+        return self._execute(sql, params).rowcount
 
 
 def connect(path: Path, cache_kib: int) -> sqlite3.Connection:
@@ -390,6 +403,10 @@ class SQLiteBackend:
     def invalidate(self, ids: frozenset[int]) -> None:
         for entry_id in ids:
             self._cache.forget(entry_id)
+
+    def node(self, local: int) -> int:
+        # Only processes of one machine open the file, and their local numbers differ.
+        return local
 
     def close(self) -> None:
         self._reader.close()

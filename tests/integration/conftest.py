@@ -2,6 +2,18 @@
 
 `certdir init` and `certdir serve` run as separate processes exactly as an
 administrator runs them; tests talk to the server only over the network.
+
+- Every server of a session stores in the backend `--storage` names
+  (tests/conftest.py): SQLite in its data directory, or on postgresql a
+  fresh database of the session's cluster (`make_server` passes
+  `--storage-url` unless the test gives its own; a test running `certdir
+  init` itself adds `STORAGE.init_args()`). Every test id ends in the storage's name.
+- `@pytest.mark.only_on(storage, reason)` marks a test about one backend
+  itself (SQLite's file, PostgreSQL's URL and roles): on the other it is
+  skipped with that reason, never for failing there.
+- `database_rows` and `copy_data_dir` reach a data directory's tables behind
+  the server's back (what a test of tampering or of the CA's records needs)
+  on either backend, following its certdir.yaml.
 """
 
 from __future__ import annotations
@@ -9,19 +21,86 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 
+from tests import pg_cluster
+
 SUFFIX = "dc=example,dc=com"
 CERTDIR = [sys.executable, "-m", "certdir"]
+
+
+@dataclass
+class Storage:
+    """The backend this session's servers store in; set once by the `storage` fixture."""
+
+    name: str = "sqlite"
+    cluster: pg_cluster.Cluster | None = None
+
+    def init_args(self) -> tuple[str, ...]:
+        """What `certdir init` needs to store there: a fresh database on PostgreSQL."""
+        if self.cluster is None:
+            return ()
+        return ("--storage-url", self.cluster.database())
+
+
+STORAGE = Storage()
+
+
+def storage_url(data_dir: Path) -> str | None:
+    """The PostgreSQL URL a data directory's certdir.yaml names, if it names one."""
+    settings = yaml.safe_load((data_dir / "certdir.yaml").read_text())
+    url: str | None = (settings.get("storage") or {}).get("url")
+    return url
+
+
+def sqlite_file(data_dir: Path) -> Path:
+    settings = yaml.safe_load((data_dir / "certdir.yaml").read_text())
+    return data_dir / (settings.get("storage") or {}).get("path", "certdir.db")
+
+
+def database_rows(data_dir: Path, query: str, *parameters: object) -> list[tuple[Any, ...]]:
+    """Run one statement (`?` placeholders) on the data directory's database, committed;
+    the rows it returns."""
+    url = storage_url(data_dir)
+    if url is None:
+        with closing(sqlite3.connect(sqlite_file(data_dir))) as db:
+            rows = db.execute(query, parameters).fetchall()
+            db.commit()
+            return rows
+    passfile = data_dir / "secrets" / "storage-password"
+    password = {"passfile": str(passfile)} if passfile.exists() else {}
+    with psycopg.connect(url, autocommit=True, **password) as conn:
+        if parameters:
+            cursor = conn.execute(query.replace("%", "%%").replace("?", "%s"), parameters)
+        else:
+            cursor = conn.execute(query)
+        return [] if cursor.description is None else [tuple(row) for row in cursor]
+
+
+def copy_data_dir(source: Path, destination: Path) -> None:
+    """A copy of a data directory and of its database, the copy independent of the original."""
+    shutil.copytree(source, destination)
+    url = storage_url(source)
+    if url is None:
+        return
+    assert STORAGE.cluster is not None, "a PostgreSQL data directory outside --storage=postgresql"
+    copy = STORAGE.cluster.copy(url)
+    config = destination / "certdir.yaml"
+    settings = yaml.safe_load(config.read_text())
+    settings["storage"]["url"] = copy
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
 
 
 def free_port() -> int:
@@ -150,8 +229,36 @@ def make_server(tmp: Path, *init_args: str) -> Server:
     subprocess.run([*CERTDIR, "init", "--data-dir", str(server.data_dir), "--suffix", SUFFIX,
                     "--listen", server.uri, "--listen", server.ldaps_uri,
                     "--http-listen", server.http_url, "--http-listen", server.https_url,
+                    *(() if "--storage-url" in init_args else STORAGE.init_args()),
                     *init_args], check=True, capture_output=True, timeout=120)
     return server
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "storage" in metafunc.fixturenames:
+        metafunc.parametrize("storage", [metafunc.config.getoption("storage")],
+                             indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
+    """The session's backend; on postgresql the cluster, stopped at the end."""
+    STORAGE.name = request.param
+    if STORAGE.name == "postgresql":
+        STORAGE.cluster = pg_cluster.start()
+    yield STORAGE
+    if STORAGE.cluster is not None:
+        STORAGE.cluster.stop()
+        STORAGE.cluster = None
+    STORAGE.name = "sqlite"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("only_on")
+    if marker is not None and item.config.getoption("storage") != marker.args[0]:
+        storage, reason = marker.args
+        pytest.skip(f"{storage} only: {reason}")
 
 
 @pytest.fixture(scope="module")

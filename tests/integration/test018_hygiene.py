@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.conftest import CERTDIR, SUFFIX, Server
+from tests.integration.conftest import CERTDIR, STORAGE, SUFFIX, Server
 from tests.integration.test017_starttls_injection import read_until, simple_bind
 
 FORGED = 'conn=1 op=1 BIND dn="cn=admin,dc=example,dc=com" method=128 result=0'
@@ -75,7 +75,7 @@ def test_init_makes_everything_private(tmp_path: Path, umask: str) -> None:
         (data_dir / folder).mkdir()
         (data_dir / folder).chmod(0o777)
     subprocess.run(["sh", "-c", f'umask {umask} && exec "$@"', "init", *CERTDIR, "init",
-                    "--data-dir", str(data_dir), "--suffix", SUFFIX],
+                    "--data-dir", str(data_dir), "--suffix", SUFFIX, *STORAGE.init_args()],
                    check=True, capture_output=True, timeout=120)
     assert modes(data_dir) == {("dir", "0o700"), ("file", "0o600")}
 
@@ -88,6 +88,7 @@ def test_listen_url_that_does_not_parse_is_named(tmp_path: Path) -> None:
         1, "certdir: error: --listen: 'ldap://[x': Invalid IPv6 URL\n")
 
 
+@pytest.mark.only_on("sqlite", "storage.path names an SQLite file (test076: storage.url's)")
 @pytest.mark.parametrize("command", [("serve",), ("ldif", "export"), ("kms", "status")])
 def test_storage_path_that_is_not_sqlite_is_named(tmp_path: Path,
                                                   command: tuple[str, ...]) -> None:
@@ -108,8 +109,8 @@ def test_duration_beyond_the_calendar_is_named(tmp_path: Path) -> None:
     """ca.tls_renew_days: 2147483647 was an OverflowError traceback at start."""
     data_dir = tmp_path / "d"
     subprocess.run([*CERTDIR, "init", "--data-dir", str(data_dir), "--suffix", SUFFIX,
-                    "--http-listen", "http://127.0.0.1:1"], check=True, capture_output=True,
-                   timeout=120)
+                    "--http-listen", "http://127.0.0.1:1", *STORAGE.init_args()], check=True,
+                   capture_output=True, timeout=120)
     config = data_dir / "certdir.yaml"
     settings = yaml.safe_load(config.read_text())
     settings["ca"]["tls_renew_days"] = 2**31 - 1

@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import datetime
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,7 @@ from tests.pki.lint import lint, openssl_verify
 
 CA_NAME = "cn=Example Root CA,dc=example,dc=com"
 CA_ENTRY = f"cn=Example Root CA,cn=CAs,cn=PKI,{SUFFIX}"
-LINT_CRL = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "lint_crl"
+LINT_CRL = Path(sys.executable).parent / "lint_crl"
 
 REQUEST_KEYS: dict[str, tuple[str, ...]] = {
     "rsa2048": ("-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"),

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from tests.integration.conftest import SUFFIX, Server, make_server
+from tests.integration.conftest import SUFFIX, Server, database_rows, make_server
 from tests.pki.lint import lint, openssl_verify
 
 POLICY_NAME = f"cn=Example Policy CA,{SUFFIX}"
@@ -145,10 +144,8 @@ def issue_smime(hierarchy: Hierarchy) -> Path:
                 "--entry", dn).stdout.decode().strip()
     shown = ca(server, "show", serial).stdout.decode()
     assert dn in shown
-    uri = f"file:{server.data_dir / 'certdir.db'}?mode=ro"
-    with sqlite3.connect(uri, uri=True) as db:
-        (der,) = db.execute("SELECT der FROM ca_certificates WHERE serial = ?",
-                            (serial,)).fetchone()
+    [(der,)] = database_rows(server.data_dir, "SELECT der FROM ca_certificates WHERE serial = ?",
+                             serial)
     leaf = tmp / "dora.pem"
     leaf.write_bytes(x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM))
     return leaf
@@ -206,10 +203,9 @@ def test_wrong_answer_refused(hierarchy: Hierarchy) -> None:
 
 def records(server: Server) -> tuple[int, int]:
     """How many certificates the CA recorded, and how many audit records exist."""
-    uri = f"file:{server.data_dir / 'certdir.db'}?mode=ro"
-    with sqlite3.connect(uri, uri=True) as db:
-        (certificates,) = db.execute("SELECT count(*) FROM ca_certificates").fetchone()
-        (audited,) = db.execute("SELECT count(*) FROM kms_audit").fetchone()
+    [(certificates, audited)] = database_rows(
+        server.data_dir,
+        "SELECT (SELECT count(*) FROM ca_certificates), (SELECT count(*) FROM kms_audit)")
     return certificates, audited
 
 

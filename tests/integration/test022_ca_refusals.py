@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import socket
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import CERTDIR, SUFFIX, Server, make_server
+from tests.integration.conftest import CERTDIR, SUFFIX, Server, database_rows, make_server
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 WITH_MAIL = f"cn=Erin,{SUFFIX}"
@@ -86,9 +85,8 @@ def snapshot(server: Server, entry: str) -> tuple[object, ...]:
     """`ca list`, the CA's tables (requests included) and the entry over LDAP."""
     ldap = server.tool("ldapsearch", "-LLL", "-b", entry, "-s", "base", "(objectClass=*)",
                        "*", "+")
-    with sqlite3.connect(f"file:{server.data_dir / 'certdir.db'}?mode=ro", uri=True) as db:
-        tables = tuple(tuple(db.execute(f"SELECT * FROM {table} ORDER BY 1"))
-                       for table in ("ca_certificates", "ca_requests"))
+    tables = tuple(tuple(database_rows(server.data_dir, f"SELECT * FROM {table} ORDER BY 1"))
+                   for table in ("ca_certificates", "ca_requests"))
     listing = server.certdir("ca", "list", "--data-dir", str(server.data_dir)).stdout
     return listing, tables, ldap.stdout
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import getpass
 import re
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import CERTDIR, SUFFIX, Server, make_server
+from tests.integration.conftest import CERTDIR, SUFFIX, Server, database_rows, make_server
 
 PEOPLE = f"ou=people,{SUFFIX}"
 OFFICER1, OFFICER2 = f"uid=officer1,{PEOPLE}", f"uid=officer2,{PEOPLE}"
@@ -68,9 +67,7 @@ class World:
         return found.group(1)
 
     def rows(self, query: str, *parameters: str) -> list[tuple[object, ...]]:
-        uri = f"file:{self.server.data_dir / 'certdir.db'}?mode=ro"
-        with sqlite3.connect(uri, uri=True) as db:
-            return list(db.execute(query, parameters))
+        return database_rows(self.server.data_dir, query, *parameters)
 
 
 @pytest.fixture(scope="module")

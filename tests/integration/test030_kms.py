@@ -19,8 +19,6 @@ real server, ldap-utils and openssl.
 from __future__ import annotations
 
 import os
-import shutil
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +26,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import CERTDIR, SUFFIX, Server, make_server
+from tests.integration.conftest import (
+    CERTDIR,
+    SUFFIX,
+    Server,
+    copy_data_dir,
+    database_rows,
+    make_server,
+)
 from tests.integration.ldif_compare import by_dn
 
 PEOPLE = f"ou=people,{SUFFIX}"
@@ -89,8 +94,7 @@ def certificates_on(server: Server, dn: str) -> list[str]:
 
 
 def audit_count(server: Server) -> int:
-    with sqlite3.connect(server.data_dir / "certdir.db") as db:
-        (count,) = db.execute("SELECT count(*) FROM kms_audit").fetchone()
+    [(count,)] = database_rows(server.data_dir, "SELECT count(*) FROM kms_audit")
     return int(count)
 
 
@@ -223,9 +227,8 @@ def test_revoke_removes_certificates_and_keeps_the_key(world: World,
     revoked = world.kms("kms", "revoke", "dave@example.com", "--reason", "keyCompromise")
     assert revoked.stdout.count(b"revoked") == 2
     assert certificates_on(world.server, f"uid=dave,{PEOPLE}") == []
-    with sqlite3.connect(world.server.data_dir / "certdir.db") as db:
-        (kept,) = db.execute("SELECT count(*) FROM kms_escrow WHERE owner_key LIKE 'uid=dave%'"
-                             ).fetchone()
+    [(kept,)] = database_rows(world.server.data_dir,
+                              "SELECT count(*) FROM kms_escrow WHERE owner_key LIKE 'uid=dave%'")
     assert kept == 1
 
 
@@ -233,9 +236,8 @@ def test_audit_log_detects_tampering(world: World, enrolled: tuple[Path, str],
                                      tmp_path: Path) -> None:
     assert b"intact" in world.kms("audit", "verify").stdout
     copy = tmp_path / "copy"
-    shutil.copytree(world.server.data_dir, copy)
-    with sqlite3.connect(copy / "certdir.db") as db:
-        db.execute("UPDATE kms_audit SET actor='someone else' WHERE seq=2")
+    copy_data_dir(world.server.data_dir, copy)
+    database_rows(copy, "UPDATE kms_audit SET actor='someone else' WHERE seq=2")
     tampered = subprocess.run([*CERTDIR, "audit", "verify", "--data-dir", str(copy)],
                               capture_output=True, env={**os.environ}, check=False)
     assert tampered.returncode == 1

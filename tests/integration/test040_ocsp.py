@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.integration.conftest import SUFFIX, Server, make_server
+from tests.integration.conftest import SUFFIX, Server, database_rows, make_server
 
 ISSUING_NAME = f"cn=Example Issuing CA,{SUFFIX}"
 
@@ -72,10 +71,8 @@ class CA:
                         "-out", str(csr)], check=True, capture_output=True)
         serial = ca(self.server, "issue", "--csr", str(csr), "--profile",
                     "tls-server").stdout.decode().strip()
-        uri = f"file:{self.server.data_dir / 'certdir.db'}?mode=ro"
-        with sqlite3.connect(uri, uri=True) as db:
-            (der,) = db.execute("SELECT der FROM ca_certificates WHERE serial = ?",
-                                (serial,)).fetchone()
+        [(der,)] = database_rows(self.server.data_dir,
+                                 "SELECT der FROM ca_certificates WHERE serial = ?", serial)
         pem = self.tmp / f"{name}.pem"
         pem.write_bytes(x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM))
         return serial, pem

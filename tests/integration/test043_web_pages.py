@@ -31,7 +31,6 @@ import hashlib
 import html.parser
 import http.client
 import re
-import sqlite3
 import ssl
 import subprocess
 import uuid
@@ -45,7 +44,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.integration.conftest import SUFFIX, Server, make_server
+from tests.integration.conftest import SUFFIX, Server, database_rows, make_server
 
 OFFICER = f"cn=Olga Officer,{SUFFIX}"
 PEOPLE = {
@@ -505,11 +504,9 @@ def test_request_listed_as_issued(world: World) -> None:
 
 def test_approval_audited_with_officer_dn(world: World) -> None:
     number, _ = issued_for(world, "bob")
-    with sqlite3.connect(f"file:{world.server.data_dir / 'certdir.db'}?mode=ro",
-                         uri=True) as db:
-        actors = [row[0] for row in db.execute(
-            "SELECT actor FROM kms_audit WHERE action='ca.approved' AND subject=?",
-            (str(number),))]
+    actors = [row[0] for row in database_rows(
+        world.server.data_dir,
+        "SELECT actor FROM kms_audit WHERE action='ca.approved' AND subject=?", str(number))]
     assert actors == [OFFICER]
 
 
@@ -712,9 +709,8 @@ def test_plain_http_redirects_pages(world: World, path: str) -> None:
 def test_zy_every_officer_action_audited(world: World) -> None:
     """Runs after the officer tests: the audit log holds each of their actions under the
     officer's DN, submissions under the person's, and its hash chain verifies."""
-    with sqlite3.connect(f"file:{world.server.data_dir / 'certdir.db'}?mode=ro",
-                         uri=True) as db:
-        rows = list(db.execute("SELECT action, actor FROM kms_audit WHERE action LIKE 'ca.%'"))
+    rows = database_rows(world.server.data_dir,
+                         "SELECT action, actor FROM kms_audit WHERE action LIKE 'ca.%'")
     officer = {a for a, actor in rows if actor == OFFICER}
     requesters = {actor for a, actor in rows if a == "ca.pending"}
     verified = world.server.certdir("audit", "verify", "--data-dir",

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import http.client
 import socket
-import sqlite3
 import ssl
 import subprocess
 import threading
@@ -44,7 +43,14 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.integration.conftest import CERTDIR, SUFFIX, Server, make_server, wait_for_port
+from tests.integration.conftest import (
+    CERTDIR,
+    SUFFIX,
+    Server,
+    database_rows,
+    make_server,
+    wait_for_port,
+)
 from tests.integration.http_wire import (
     Exchange,
     chunk,
@@ -126,8 +132,7 @@ def enrollment_form(server: Server, tmp: Path) -> bytes:
 def kms_state(server: Server) -> tuple[str, int]:
     """The pending tokens as `kms list --tokens` shows them, and the audit log's length."""
     tokens = server.certdir("kms", "list", "--tokens", "--data-dir", str(server.data_dir))
-    with sqlite3.connect(server.data_dir / "certdir.db") as db:
-        (count,) = db.execute("SELECT count(*) FROM kms_audit").fetchone()
+    [(count,)] = database_rows(server.data_dir, "SELECT count(*) FROM kms_audit")
     return tokens.stdout.decode(), int(count)
 
 

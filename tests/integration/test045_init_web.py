@@ -18,13 +18,13 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.integration.conftest import CERTDIR, SUFFIX
+from tests.integration.conftest import CERTDIR, STORAGE, SUFFIX
 
 
 def init(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CERTDIR, "init", "--data-dir", str(data_dir), "--suffix", SUFFIX,
-                           "--no-kms", *args], check=False, capture_output=True, text=True,
-                          timeout=120)
+                           "--no-kms", *STORAGE.init_args(), *args], check=False,
+                          capture_output=True, text=True, timeout=120)
 
 
 def settings(data_dir: Path) -> dict[str, object]:

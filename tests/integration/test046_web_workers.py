@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import http.client
 import re
-import sqlite3
 import ssl
 import subprocess
 import time
@@ -29,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from tests.integration.conftest import Server, make_server
+from tests.integration.conftest import Server, database_rows, make_server
 
 ROOT = "Example-Root-CA"
 CLIENTS = 8
@@ -62,10 +61,8 @@ def leaf(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "-out", str(csr)], check=True, capture_output=True)
     serial = server.certdir("ca", "issue", "--data-dir", str(server.data_dir), "--csr",
                             str(csr), "--profile", "tls-server").stdout.decode().strip()
-    uri = f"file:{server.data_dir / 'certdir.db'}?mode=ro"
-    with sqlite3.connect(uri, uri=True) as db:
-        (der,) = db.execute("SELECT der FROM ca_certificates WHERE serial = ?",
-                            (serial,)).fetchone()
+    [(der,)] = database_rows(server.data_dir, "SELECT der FROM ca_certificates WHERE serial = ?",
+                             serial)
     pem.write_bytes(x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM))
     return pem
 

@@ -17,7 +17,8 @@
    expected output: every README port (`127.0.0.1:3389`, `:6636`, `:8080`,
    `:8443`) becomes a free port; `certdir/examples/` is this repository's;
    `ct-...` is the token the command before printed; `certdir` on the PATH
-   runs this checkout.
+   runs this checkout; under `--storage=postgresql`, `certdir init` gets
+   `--storage-url` of a fresh database.
 
 Not run, and why:
 - `make run`, `make test`: item 2 does what `make run` does on free ports;
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -40,7 +42,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import free_port, wait_for_port
+from tests.integration.conftest import STORAGE, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -117,11 +119,14 @@ def readme_commands() -> list[str]:
 class Rewrite:
     """The rewrites of the module docstring, item 4."""
     ports: dict[int, int]
+    storage: tuple[str, ...] = ()
     token: str = TOKEN
 
     def __call__(self, text: str) -> str:
         for port, free in self.ports.items():
             text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free}")
+        if self.storage:
+            text = text.replace("certdir init ", f"certdir init {shlex.join(self.storage)} ")
         return (text.replace("certdir/examples/", f"{REPO}/certdir/examples/")
                 .replace(TOKEN, self.token))
 
@@ -181,7 +186,7 @@ def _bash(command: str, cwd: Path, env: dict[str, str]) -> tuple[Outcome, dict[s
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
     tmp = tmp_path_factory.mktemp("readme")
-    rewrite = Rewrite({port: free_port() for port in PORTS})
+    rewrite = Rewrite({port: free_port() for port in PORTS}, STORAGE.init_args())
     env = {**os.environ, "PATH": _path_with_certdir(tmp), "PYTHONPATH": str(REPO)}
     for variable in ("LDAPTLS_CACERT", "CERTDIR_CA_PASSPHRASE", "CERTDIR_KMS_PASSPHRASE"):
         env.pop(variable, None)

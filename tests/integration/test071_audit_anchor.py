@@ -5,7 +5,7 @@
   enroll-user`); `certdir audit verify` passes (exit 0) and says the log is
   anchored.
 - Deleting the newest records and rewriting the head row to the last record
-  kept, with sqlite3 directly, fails verification (exit 1) with a line
+  kept, in the database directly, fails verification (exit 1) with a line
   naming the head that does not match its anchor. Before anchoring existed
   this passed.
 - A head rewritten below the anchor's first record is a truncation too.
@@ -16,15 +16,20 @@
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import CERTDIR, SUFFIX, Server, make_server
+from tests.integration.conftest import (
+    CERTDIR,
+    SUFFIX,
+    Server,
+    copy_data_dir,
+    database_rows,
+    make_server,
+)
 
 PEOPLE = f"ou=people,{SUFFIX}"
 NAMES = ("ann", "bob", "cyd", "dan")
@@ -47,7 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def copy_of(server: Server, tmp_path: Path) -> Path:
     copy = tmp_path / "copy"
-    shutil.copytree(server.data_dir, copy)
+    copy_data_dir(server.data_dir, copy)
     return copy
 
 
@@ -59,15 +64,13 @@ def verify(server: Server, data_dir: Path) -> subprocess.CompletedProcess[str]:
 
 def truncate(data_dir: Path, keep: int) -> None:
     """Delete every record after `keep` and point the head at record `keep`."""
-    with sqlite3.connect(data_dir / "certdir.db") as db:
-        db.execute("DELETE FROM kms_audit WHERE seq > ?", (keep,))
-        (digest,) = db.execute("SELECT hash FROM kms_audit WHERE seq = ?", (keep,)).fetchone()
-        db.execute("UPDATE kms_audit_head SET seq = ?, hash = ?", (keep, digest))
+    database_rows(data_dir, "DELETE FROM kms_audit WHERE seq > ?", keep)
+    [(digest,)] = database_rows(data_dir, "SELECT hash FROM kms_audit WHERE seq = ?", keep)
+    database_rows(data_dir, "UPDATE kms_audit_head SET seq = ?, hash = ?", keep, digest)
 
 
 def records(data_dir: Path) -> int:
-    with sqlite3.connect(data_dir / "certdir.db") as db:
-        (count,) = db.execute("SELECT count(*) FROM kms_audit").fetchone()
+    [(count,)] = database_rows(data_dir, "SELECT count(*) FROM kms_audit")
     return int(count)
 
 
@@ -92,9 +95,8 @@ def test_truncated_log_with_rewritten_head_fails(server: Server, tmp_path: Path)
 
 def test_head_below_the_anchor_fails(server: Server, tmp_path: Path) -> None:
     copy = copy_of(server, tmp_path)
-    with sqlite3.connect(copy / "certdir.db") as db:
-        db.execute("DELETE FROM kms_audit")
-        db.execute("DELETE FROM kms_audit_head")
+    database_rows(copy, "DELETE FROM kms_audit")
+    database_rows(copy, "DELETE FROM kms_audit_head")
     result = verify(server, copy)
     assert (result.returncode, result.stdout) == (
         1, "the audit head is at record 0 but the log was anchored from record 1: records "
@@ -104,9 +106,8 @@ def test_head_below_the_anchor_fails(server: Server, tmp_path: Path) -> None:
 def test_log_from_before_anchoring_is_named_and_can_be_anchored(server: Server,
                                                                tmp_path: Path) -> None:
     copy = copy_of(server, tmp_path)
-    with sqlite3.connect(copy / "certdir.db") as db:
-        # As an older database is once opened: its new tables created, empty.
-        db.execute("DELETE FROM kms_audit_anchor")
+    # As an older database is once opened: its new tables created, empty.
+    database_rows(copy, "DELETE FROM kms_audit_anchor")
     old = verify(server, copy)
     assert (old.returncode, old.stdout) == (
         1, "the audit log is not anchored, so a truncation would go unnoticed: it was "
@@ -119,10 +120,9 @@ def test_log_from_before_anchoring_is_named_and_can_be_anchored(server: Server,
     assert (anchored.returncode, anchored.stdout) == (
         0, f"audit log anchored from record {before + 1} on\n")
     assert verify(server, copy).returncode == 0
-    with sqlite3.connect(copy / "certdir.db") as db:
-        db.execute("DELETE FROM kms_audit WHERE seq > ?", (before,))
-        db.execute("UPDATE kms_audit_head SET seq = ?, hash = (SELECT hash FROM kms_audit"
-                   " WHERE seq = ?)", (before, before))
+    database_rows(copy, "DELETE FROM kms_audit WHERE seq > ?", before)
+    database_rows(copy, "UPDATE kms_audit_head SET seq = ?, hash = (SELECT hash FROM kms_audit"
+                        " WHERE seq = ?)", before, before)
     truncated = verify(server, copy)
     assert (truncated.returncode, truncated.stdout) == (
         1, f"the audit head is at record {before} but the log was anchored from record "

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from ca.backup import OpeningReader
-from tests.integration.conftest import CERTDIR, Server, make_server
+from tests.integration.conftest import CERTDIR, STORAGE, Server, make_server
 
 PASSPHRASE = "backup passphrase for scenario 072"
 SECRETS = ("ca-passphrase", "kms-passphrase", "root-password")
@@ -63,7 +63,7 @@ def members(archive: Path) -> list[str]:
 def restore(backed: Backed, target: Path, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CERTDIR, "ca", "restore", "--data-dir", str(target), str(backed.archive),
-         "--passphrase-file", str(backed.passphrase), *options],
+         "--passphrase-file", str(backed.passphrase), *STORAGE.init_args(), *options],
         capture_output=True, text=True, env=backed.server.env(), timeout=300, check=False)
 
 

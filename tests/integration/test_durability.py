@@ -11,6 +11,9 @@
   server accepts new writes.
 - Several crash-restart rounds in a row do not accumulate damage, and the
   server never prints a traceback while recovering.
+- The same holds on PostgreSQL (`--storage=postgresql`): there the kill -9
+  is of the front end, the database server keeps running, and a commit it
+  acknowledged to certdir before certdir answered is what must survive.
 """
 
 from __future__ import annotations

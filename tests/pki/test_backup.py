@@ -41,6 +41,7 @@ from ca.backup import (
 )
 from ca.errors import CAError
 from ca.keys import decrypt_private_key
+from directory.backend.opening import sqlite_url
 from tests.pki.lint import openssl_verify
 
 CERTDIR = [sys.executable, "-m", "certdir"]
@@ -104,7 +105,7 @@ def round_trip(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
     certdir("init", "--data-dir", original, "--suffix", "dc=example,dc=com")
     serial = issue(original, tls_csr(work, "www.example.com"))
     archive = work / "ca.backup"
-    backed_up = backup(original, original / "certdir.db", archive, PASSPHRASE)
+    backed_up = backup(original, sqlite_url(original / "certdir.db"), archive, PASSPHRASE)
     restored = work / "restored"
     summary = restore(archive, restored, PASSPHRASE)
     return RoundTrip(original, archive, restored, serial, backed_up, summary, work)
@@ -325,7 +326,8 @@ def test_backup_is_consistent_while_a_writer_holds_a_transaction(
                    "VALUES ('2026-01-01T00:00:00Z', x'00', 'tls-server', 'pending', 'x')")
     done: list[BackupSummary] = []
     thread = threading.Thread(target=lambda: done.append(
-        backup(data_dir, data_dir / "certdir.db", tmp_path / "live.backup", PASSPHRASE)))
+        backup(data_dir, sqlite_url(data_dir / "certdir.db"), tmp_path / "live.backup",
+               PASSPHRASE)))
     thread.start()
     thread.join(timeout=30)
     writer.execute("COMMIT")
@@ -340,7 +342,7 @@ def test_database_outside_the_data_directory(round_trip: RoundTrip, tmp_path: Pa
     elsewhere = tmp_path / "elsewhere.db"
     shutil.copy(round_trip.original / "certdir.db", elsewhere)
     with pytest.raises(CAError, match="outside the data directory"):
-        backup(round_trip.original, elsewhere, tmp_path / "x.backup", PASSPHRASE)
+        backup(round_trip.original, sqlite_url(elsewhere), tmp_path / "x.backup", PASSPHRASE)
     assert not list(tmp_path.glob("x.backup*"))
 
 
@@ -352,7 +354,8 @@ def test_database_outside_the_data_directory(round_trip: RoundTrip, tmp_path: Pa
 def test_unwritable_archive_targets(round_trip: RoundTrip, where: str, why: str) -> None:
     out = round_trip.original / where
     with pytest.raises(CAError, match=why):
-        backup(round_trip.original, round_trip.original / "certdir.db", out, PASSPHRASE)
+        backup(round_trip.original, sqlite_url(round_trip.original / "certdir.db"), out,
+               PASSPHRASE)
     assert not list((round_trip.original / "public").glob("*.backup*"))
 
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from certdir.config import ConfigError, from_mapping, load
+from certdir.storage_url import connect_url, split_password, write_password
 
 HASH = "{ARGON2}$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g"
 
@@ -86,7 +87,32 @@ BAD = [
     ("no DN at all", minimal(limits={"max_dn_bytes": 0}), "limits.max_dn_bytes: 0 is not"),
     ("DN without RDNs", minimal(limits={"max_rdns": 0}), "limits.max_rdns: 0 is not"),
     ("cache bytes", minimal(storage={"cache_bytes": -1}), "storage.cache_bytes: -1 is not"),
+    ("storage URL of another scheme", minimal(storage={"url": "mysql://a@b/c"}),
+     "storage.url: mysql scheme: must be postgresql://"),
+    ("storage URL holding a password", minimal(storage={"url": "postgresql://u:pw@h/db"}),
+     "storage.url: postgresql://u:***@h/db: holds a password"),
+    ("storage URL libpq refuses", minimal(storage={"url": "postgresql://h/db?nosuch=1"}),
+     'storage.url: postgresql://h/db?nosuch=1: invalid URI query parameter: "nosuch"'),
+    ("storage URL and path", minimal(storage={"url": "postgresql://h/db", "path": "x.db"}),
+     "storage.url: not with storage.path"),
 ]
+
+
+def test_storage_url_is_kept_as_given(tmp_path: Path) -> None:
+    d = from_mapping(minimal(storage={"url": "postgresql://certdir@db:5432/certdir"}),
+                     tmp_path).directory
+    assert d.storage_url == "postgresql://certdir@db:5432/certdir"
+
+
+def test_a_storage_password_goes_to_a_libpq_password_file(tmp_path: Path) -> None:
+    url, password = split_password("postgresql://certdir:p%3Aw%5C@db:5432/certdir?sslmode=require")
+    assert (url, password) == ("postgresql://certdir@db:5432/certdir?sslmode=require", "p:w\\")
+    (tmp_path / "secrets").mkdir()
+    write_password(tmp_path, password)
+    passfile = tmp_path / "secrets" / "storage-password"
+    assert passfile.read_text() == "*:*:*:*:p\\:w\\\\\n"
+    assert passfile.stat().st_mode & 0o777 == 0o600
+    assert connect_url(url, tmp_path) == f"{url}&passfile={passfile}"
 
 
 def test_request_cost_defaults(tmp_path: Path) -> None:
