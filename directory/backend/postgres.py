@@ -339,7 +339,7 @@ class PostgresBackend:
         entry = self._cache.get(entry_id)
         if entry is None:
             entry = deserialize(self.schema, dn, blob, entry_id)
-            self._cache.put(entry_id, entry, footprint(entry))
+            self._cache.put(entry_id, entry, footprint(entry, blob))
         return entry
 
     @contextmanager
