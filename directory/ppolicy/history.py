@@ -36,9 +36,18 @@ def stored_of(history_value: bytes) -> tuple[bytes, bytes] | None:
     return parts[0], parts[3]
 
 
+def oldest_first(history: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
+    """(time, stored password) of the values that parse, oldest first. Times
+    have whole seconds, so values of one second keep their stored order
+    (oldest first, as they are appended): a stable sort on the time alone,
+    never on the hash, which would order them at random."""
+    return sorted((p for v in history if (p := stored_of(v)) is not None),
+                  key=lambda parsed: parsed[0])
+
+
 def last(history: Sequence[bytes], count: int) -> list[bytes]:
     """The stored passwords of the `count` most recent history values."""
-    parsed = sorted(p for v in history if (p := stored_of(v)) is not None)
+    parsed = oldest_first(history)
     return [stored for _, stored in parsed[-count:]] if count > 0 else []
 
 

@@ -147,7 +147,7 @@ def _history(current: tuple[bytes, ...], old: tuple[bytes, ...], count: int,
              when: bytes) -> tuple[bytes, ...]:
     if count <= 0:
         return ()
-    parsed = sorted(p for v in current if (p := history.stored_of(v)) is not None)
+    parsed = history.oldest_first(current)
     values = [history.value(t, s) for t, s in parsed] + [history.value(when, s) for s in old]
     return tuple(dict.fromkeys(values[-count:]))
 

@@ -68,6 +68,13 @@ def test_last_history_values_by_time() -> None:
     assert history.last(values, 0) == []
 
 
+def test_history_values_of_one_second_keep_their_stored_order() -> None:
+    # Changed within one second: the hashes ("z" before "a") must not decide.
+    second = b"20260101000000Z"
+    values = [history.value(second, s) for s in (b"z-oldest", b"m-middle", b"a-newest")]
+    assert history.last(values, 2) == [b"m-middle", b"a-newest"]
+
+
 def test_most_specific_subtree_applies() -> None:
     schema = Schema.load([Path(__file__).parents[2] / "schema"])
     outer = Policy(subtree="dc=example,dc=com", min_length=4)
