@@ -6,13 +6,19 @@
 - The paths below an entry are exactly those between its own path and
   `after(path)`, in byte order: a subtree is one range of an ordered index
   in every backend.
+- Entries found another way (an index lookup) are kept to a search's scope
+  by `in_scope` (RFC 4511 §4.5.1.2: base, one level, subtree; children is
+  the subtree without its base).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
+from directory.entry import Entry
 from directory.protocol.dn import DN
+from directory.protocol.messages import Scope
 
 # Paths of DNs up to this long are cached (a long one is a client's choice).
 MAX_CACHED_PATH = 256
@@ -34,3 +40,17 @@ _cached_path = lru_cache(maxsize=4096)(_path)
 def after(path: bytes) -> bytes:
     """The smallest path greater than every path below `path`."""
     return path[:-1] + b"\x01" if path else b"\xff"
+
+
+def in_scope(entries: Iterable[Entry], base: DN, scope: Scope) -> Iterator[Entry]:
+    depth = len(base)
+    for entry in entries:
+        dn = entry.dn
+        if scope == Scope.BASE:
+            if dn == base:
+                yield entry
+        elif not dn.is_descendant_of(base):
+            continue
+        elif scope == Scope.SUB or (scope == Scope.ONE and len(dn) == depth + 1) or (
+                scope == Scope.CHILDREN and len(dn) > depth):
+            yield entry

@@ -101,7 +101,7 @@ from directory.backend import (
     Union,
 )
 from directory.backend.index_keys import GRAM, SCAN_SHARE, IndexKeys, IndexSpec
-from directory.backend.paths import after, path_of
+from directory.backend.paths import after, in_scope, path_of
 from directory.backend.pg_bulk import Bulk
 from directory.backend.pg_nodes import NodeNumber
 from directory.backend.sqlite import INDEX_BATCH, footprint
@@ -432,12 +432,12 @@ class PostgresBackend:
                 "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id = i.id "
                 "WHERE i.attr = %s AND i.key = %s ORDER BY e.id",
                 (query.attribute, query.key[:MAX_KEY]))
-            yield from _in_scope([self._entry(*row) for row in rows], base, scope)
+            yield from in_scope([self._entry(*row) for row in rows], base, scope)
             return
         if query is not None:
             ids = self._lookup(query)
             if len(ids) < MAX_IDS or scope == Scope.BASE:
-                yield from _in_scope(self._by_ids(ids), base, scope)
+                yield from in_scope(self._by_ids(ids), base, scope)
                 return
         if scope == Scope.BASE:
             entry = self.get(base)
@@ -572,19 +572,6 @@ def _has_children(conn: Connection, dn: DN) -> bool:
     return conn.execute("SELECT 1 FROM entries WHERE path > %s AND path < %s LIMIT 1",
                         (path, after(path)), prepare=True).fetchone() is not None
 
-
-def _in_scope(entries: Iterable[Entry], base: DN, scope: Scope) -> Iterator[Entry]:
-    depth = len(base)
-    for entry in entries:
-        dn = entry.dn
-        if scope == Scope.BASE:
-            if dn == base:
-                yield entry
-        elif not dn.is_descendant_of(base):
-            continue
-        elif scope == Scope.SUB or (scope == Scope.ONE and len(dn) == depth + 1) or (
-                scope == Scope.CHILDREN and len(dn) > depth):
-            yield entry
 
 
 def _columns(rows: Iterable[tuple[str, bytes]]) -> tuple[list[str], list[bytes]]:

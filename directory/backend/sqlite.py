@@ -53,7 +53,7 @@ from directory.backend import (
     Union,
 )
 from directory.backend.index_keys import GRAM, SCAN_SHARE, IndexKeys, IndexSpec
-from directory.backend.paths import after, path_of
+from directory.backend.paths import after, in_scope, path_of
 from directory.entry import Entry, deserialize, serialize
 from directory.protocol.cache import BoundedCache
 from directory.protocol.dn import DN
@@ -306,12 +306,12 @@ class SQLiteBackend:
                 "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id=i.id "
                 "WHERE i.attr=? AND i.key=? ORDER BY e.id", (query.attribute, query.key))
             entries = [self._entry(*row) for row in rows.fetchall()]
-            yield from self._in_scope(entries, base, scope)
+            yield from in_scope(entries, base, scope)
             return
         if query is not None:
             ids = self._lookup(query)
             if len(ids) < 5000 or scope == Scope.BASE:
-                yield from self._in_scope(self._by_ids(sorted(ids)), base, scope)
+                yield from in_scope(self._by_ids(sorted(ids)), base, scope)
                 return
         if scope == Scope.BASE:
             entry = self.get(base)
@@ -354,19 +354,6 @@ class SQLiteBackend:
         return int(self._reader.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {sql} LIMIT ?)",
             (*params, cap)).fetchone()[0])
-
-    def _in_scope(self, entries: Iterable[Entry], base: DN, scope: Scope) -> Iterator[Entry]:
-        depth = len(base)
-        for entry in entries:
-            dn = entry.dn
-            if scope == Scope.BASE:
-                if dn == base:
-                    yield entry
-            elif not dn.is_descendant_of(base):
-                continue
-            elif scope == Scope.SUB or (scope == Scope.ONE and len(dn) == depth + 1) or (
-                    scope == Scope.CHILDREN and len(dn) > depth):
-                yield entry
 
     def _lookup(self, query: IndexQuery) -> set[int]:
         conn = self._reader
