@@ -20,6 +20,10 @@ from directory.entry import Entry
 from directory.protocol.dn import DN
 from directory.protocol.messages import Scope
 
+# Above this many ids from an index, a one-level or subtree scan beats
+# fetching them one by one (every backend).
+MAX_IDS = 5000
+
 # Paths of DNs up to this long are cached (a long one is a client's choice).
 MAX_CACHED_PATH = 256
 

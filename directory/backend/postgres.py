@@ -101,7 +101,7 @@ from directory.backend import (
     Union,
 )
 from directory.backend.index_keys import GRAM, SCAN_SHARE, IndexKeys, IndexSpec
-from directory.backend.paths import after, in_scope, path_of
+from directory.backend.paths import MAX_IDS, after, in_scope, path_of
 from directory.backend.pg_bulk import Bulk
 from directory.backend.pg_nodes import NodeNumber
 from directory.backend.sqlite import INDEX_BATCH, footprint
@@ -141,8 +141,6 @@ OPEN_LOCK = 0x63657274646972
 # A B-tree entry may hold about 2,700 bytes.
 MAX_KEY = 1024
 MAX_PATH = 2000
-# Above this many ids, a one-level or subtree scan beats fetching them.
-MAX_IDS = 5000
 CONNECT_TIMEOUT = 10
 # From this many buffered index rows on, `flush` copies them (bulk loads).
 COPY_ROWS = 1000

@@ -53,7 +53,7 @@ from directory.backend import (
     Union,
 )
 from directory.backend.index_keys import GRAM, SCAN_SHARE, IndexKeys, IndexSpec
-from directory.backend.paths import after, in_scope, path_of
+from directory.backend.paths import MAX_IDS, after, in_scope, path_of
 from directory.entry import Entry, deserialize, serialize
 from directory.protocol.cache import BoundedCache
 from directory.protocol.dn import DN
@@ -310,7 +310,7 @@ class SQLiteBackend:
             return
         if query is not None:
             ids = self._lookup(query)
-            if len(ids) < 5000 or scope == Scope.BASE:
+            if len(ids) < MAX_IDS or scope == Scope.BASE:
                 yield from in_scope(self._by_ids(sorted(ids)), base, scope)
                 return
         if scope == Scope.BASE:
