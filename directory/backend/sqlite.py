@@ -6,7 +6,10 @@
 - One row per entry: parent id, the DN as given, its *path* (normalised RDNs
   from the root down, each ended by a NUL byte) and its attributes
   (`entry.serialize`). A subtree is a range of paths, so subtree scopes never scan the
-  whole table; one-level scopes use the parent index. RFC 4514 escapes NUL
+  whole table; one-level scopes use the parent index. Scans read
+  `SCAN_CHUNK` rows per statement, each chunk after the last key seen, as
+  index candidates are read `CHUNK` ids at a time: a search sees each entry
+  as its chunk found it, and memory stays bounded however large the scope. RFC 4514 escapes NUL
   in a normalised DN, so a NUL in a path is always a separator.
 - Index rows (attribute, key, entry id) as `index_keys` computes them for
   the indexes named in config (equality keys, substring grams); they are
@@ -106,6 +109,10 @@ READER_CACHE_KIB = 16 * 1024
 WRITER_CACHE_KIB = 8 * 1024
 # Entries read by one statement when a search reads them by id.
 CHUNK = 64
+# Entries read by one statement of a one-level or subtree scan: a search
+# that stops early (a size limit) reads little, and a scan of the whole
+# directory never holds all its rows at once.
+SCAN_CHUNK = 256
 
 
 def footprint(entry: Entry, blob: bytes) -> int:
@@ -298,11 +305,9 @@ class SQLiteBackend:
         return int(self._reader.execute("SELECT count(*) FROM entries").fetchone()[0])
 
     def search(self, base: DN, scope: Scope, query: IndexQuery | None) -> Iterator[Entry]:
-        conn = self._reader
-        base_path = path_of(base)
         if isinstance(query, Equal):
             # The common lookup (mail=..., uid=...): index and rows in one query.
-            rows = conn.execute(
+            rows = self._reader.execute(
                 "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id=i.id "
                 "WHERE i.attr=? AND i.key=? ORDER BY e.id", (query.attribute, query.key))
             entries = [self._entry(*row) for row in rows.fetchall()]
@@ -319,19 +324,42 @@ class SQLiteBackend:
                 yield entry
             return
         if scope == Scope.ONE:
-            if base:
-                rows = conn.execute(
-                    "SELECT e.id, e.dn, e.attrs FROM entries e JOIN entries p ON e.parent=p.id "
-                    "WHERE p.path=?", (base_path,))
-            else:
-                rows = conn.execute("SELECT id, dn, attrs FROM entries WHERE parent=0")
+            yield from self._children(path_of(base))
         else:
-            above = ">" if scope == Scope.CHILDREN else ">="
-            rows = conn.execute(
-                f"SELECT id, dn, attrs FROM entries WHERE path{above}? AND path<? ORDER BY path",
-                (base_path, after(base_path)))
-        for row in rows.fetchall():
-            yield self._entry(*row)
+            yield from self._subtree(path_of(base), scope == Scope.SUB)
+
+    def _children(self, base_path: bytes) -> Iterator[Entry]:
+        """The entries one level below `base_path`, in id order."""
+        parent = 0
+        if base_path:
+            row = self._reader.execute(
+                "SELECT id FROM entries WHERE path=?", (base_path,)).fetchone()
+            if row is None:
+                return
+            parent = row[0]
+        last = -1
+        while True:
+            rows = self._reader.execute(
+                "SELECT id, dn, attrs FROM entries WHERE parent=? AND id>? ORDER BY id LIMIT ?",
+                (parent, last, SCAN_CHUNK)).fetchall()
+            for row in rows:
+                yield self._entry(*row)
+            if len(rows) < SCAN_CHUNK:
+                return
+            last = rows[-1][0]
+
+    def _subtree(self, base_path: bytes, with_base: bool) -> Iterator[Entry]:
+        """The entries below `base_path` (and itself when `with_base`), in path order."""
+        low, above, high = base_path, ">=" if with_base else ">", after(base_path)
+        while True:
+            rows = self._reader.execute(
+                f"SELECT id, dn, attrs, path FROM entries WHERE path{above}? AND path<? "
+                "ORDER BY path LIMIT ?", (low, high, SCAN_CHUNK)).fetchall()
+            for entry_id, dn, blob, _ in rows:
+                yield self._entry(entry_id, dn, blob)
+            if len(rows) < SCAN_CHUNK:
+                return
+            low, above = rows[-1][3], ">"
 
     def estimate(self, query: IndexQuery) -> int:
         """About the entries `query` selects; (objectClass=*) selects every entry."""
