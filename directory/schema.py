@@ -1,8 +1,15 @@
 """The directory schema (RFC 4512 §4.1) and entry checking (RFC 4512 §2.4, §3.5).
 
-- Schema files hold `attributetype ( ... )` and `objectclass ( ... )`
-  statements in RFC 4512 §4.1.2/§4.1.1 description syntax, continued on
-  lines that start with white space; `#` starts a comment line.
+- Schema files are read as slapd reads them (`directory.schema_files`):
+  attribute types, object classes, OID macros and substitute syntaxes.
+- A definition repeated with the same meaning (the same OID, names, SUP,
+  rules, syntax, flags and usage; for a class the same SUP, kind, MUST
+  and MAY) is accepted and the first kept; one that shares an OID or a
+  name with another definition but means something else is refused,
+  naming both places and what differs.
+- `ldapsyntax ( oid ... X-SUBST 'oid' )` defines a syntax that validates
+  as its substitute does; a syntax without a substitute certdir knows,
+  or one certdir already has, is refused.
 - SUP of an attribute type inherits its syntax and matching rules;
   SUP of an object class inherits MUST and MAY.
 - An entry (RFC 4512 §2.4, §3.5) has exactly one chain of structural
@@ -205,7 +212,7 @@ class Schema:
             parent = self._attributes[parent.sup] if parent.sup else None
 
     def _known(self, d: Description, table: Mapping[str, _Definition],
-               meaning: Callable[[Any], tuple[object, ...]], new: _Definition) -> bool:
+               meaning: Callable[[Any], dict[str, object]], new: _Definition) -> bool:
         """Whether `new` is already defined the same way; a definition that
         shares its OID or a name but means something else is refused,
         naming both places."""
@@ -214,11 +221,14 @@ class Schema:
             self._origins[id(new)] = d.where
             return False
         first = next(k for k in known if k is not None)
-        if known == {first} and meaning(first) == meaning(new):
+        old, now = meaning(first), meaning(new)
+        if known == {first} and old == now:
             return True
         what = "attribute type" if d.kind == ATTRIBUTE_TYPE else "object class"
+        differ = ", ".join(k for k in old if old[k] != now[k])
         raise SchemaError(f"{d.where}: {what} {new.name} ({new.oid}) conflicts with "
-                          f"{first.name} ({first.oid}) defined at {self._origins[id(first)]}")
+                          f"{first.name} ({first.oid}) defined at {self._origins[id(first)]}"
+                          f" (they differ in {differ})")
 
     def _add_classes(self, found: list[Description]) -> None:
         pending = list(found)
@@ -453,17 +463,19 @@ def _name(d: Description) -> str:
     return _one(d.fields, "NAME") or d.oid
 
 
-def _type_meaning(at: AttributeType) -> tuple[object, ...]:
-    """What of an attribute type certdir acts on: two definitions that
-    differ only in DESC, OBSOLETE, length bounds or X- extensions are the
-    same."""
-    return (at.oid, tuple(n.lower() for n in at.names), at.sup, at.equality, at.ordering,
-            at.substr, at.syntax, at.single_value, at.no_user_modification, at.usage.lower())
+def _type_meaning(at: AttributeType) -> dict[str, object]:
+    """What of an attribute type certdir acts on, by keyword: two
+    definitions that differ only in DESC, OBSOLETE, length bounds or X-
+    extensions are the same."""
+    return {"OID": at.oid, "NAME": tuple(n.lower() for n in at.names), "SUP": at.sup,
+            "EQUALITY": at.equality, "ORDERING": at.ordering, "SUBSTR": at.substr,
+            "SYNTAX": at.syntax, "SINGLE-VALUE": at.single_value,
+            "NO-USER-MODIFICATION": at.no_user_modification, "USAGE": at.usage.lower()}
 
 
-def _class_meaning(oc: ObjectClass) -> tuple[object, ...]:
-    return (oc.oid, tuple(n.lower() for n in oc.names), frozenset(oc.sup), oc.kind,
-            oc.must, oc.may)
+def _class_meaning(oc: ObjectClass) -> dict[str, object]:
+    return {"OID": oc.oid, "NAME": tuple(n.lower() for n in oc.names),
+            "SUP": frozenset(oc.sup), "KIND": oc.kind, "MUST": oc.must, "MAY": oc.may}
 
 
 @dataclass(frozen=True, slots=True)
