@@ -453,6 +453,8 @@ def builtin(normalizer: Normalizer, oid_of: Callable[[str], str | None] = lambda
         Syntax("1.3.6.1.1.16.1", "UUID", _keyer_check(uuid)),
         Syntax("1.3.6.1.1.15.1", "X.509 Certificate Exact Assertion", _non_empty_utf8),
         Syntax("1.3.6.1.4.1.4203.666.11.2.1", "CSN", _non_empty_utf8),
+        Syntax("1.3.6.1.4.1.4203.666.11.10.2.1", "X.509 AttributeCertificate", _der_sequence,
+               True),
         Syntax(NIS_NETGROUP_TRIPLE, "RFC2307 NIS Netgroup Triple", _netgroup_triple),
         Syntax(BOOT_PARAMETER, "RFC2307 Boot Parameter", _boot_parameter),
         Syntax(AUTHZ, "OpenLDAP authz", _keyer_check(authz_key)),
