@@ -17,7 +17,8 @@
   macro is refused.
 - A description is `( oid KEYWORD value ... )` in RFC 4512 §4.1 form,
   with nothing after its closing parenthesis. Its definition, as
-  cn=Subschema publishes it, holds the OIDs the macros stand for.
+  cn=Subschema publishes it, holds the OIDs the macros stand for, and
+  its SYNTAX unquoted (slapd takes `SYNTAX '1.2.3'`, RFC 4512 does not).
 - Every refusal is a SchemaError naming the file and the line.
 """
 
@@ -188,9 +189,7 @@ def _description(where: str, kind: str, words: list[str], macros: Macros) -> Des
         words[1] = macros.expand(words[1])
     for i, word in enumerate(words[:-1]):
         if word.upper() == "SYNTAX":
-            quoted = words[i + 1].startswith("'")
             oid, brace, bound = _unquote(words[i + 1]).partition("{")
-            value = macros.expand(oid) + brace + bound
-            words[i + 1] = f"'{value}'" if quoted else value
+            words[i + 1] = macros.expand(oid) + brace + bound
     oid, fields = parse_description(words)
     return Description(where, kind, oid, fields, " ".join(words))

@@ -196,3 +196,12 @@ def test_slapd_spellings_load(tmp_path: Path) -> None:
         schema.check_entry(DN.parse("cn=A", schema), {**entry, "badge": (b"seven",)})
     assert caught.value.code == ResultCode.INVALID_ATTRIBUTE_SYNTAX
     assert schema.check_entry(DN.parse("cn=A", schema), {**entry, "badge": (b"7",)}) == "person"
+
+
+def test_quoted_syntax_is_published_unquoted() -> None:
+    # msuser.schema writes SYNTAX '...'; RFC 4512's noidlen has no quotes.
+    schema = _load(*(DEBIAN / f"{n}.schema" for n in
+                     ("core", "cosine", "inetorgperson", "nis", "msuser")))
+    at = schema.attribute("msSFU30Name")
+    assert at.syntax == "1.3.6.1.4.1.1466.115.121.1.26"
+    assert "SYNTAX 1.3.6.1.4.1.1466.115.121.1.26" in at.definition
