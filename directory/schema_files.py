@@ -19,6 +19,10 @@
   with nothing after its closing parenthesis. Its definition, as
   cn=Subschema publishes it, holds the OIDs the macros stand for, and
   its SYNTAX unquoted (slapd takes `SYNTAX '1.2.3'`, RFC 4512 does not).
+- A `.ldif` file is the cn=config form slapd also ships (olcSchemaConfig
+  entries): each olcObjectIdentifier, olcLdapSyntaxes, olcAttributeTypes
+  and olcObjectClasses value is the statement of the same name, its
+  `{n}` order prefix dropped; the macros of an entry come first.
 - Every refusal is a SchemaError naming the file and the line.
 """
 
@@ -28,6 +32,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from directory import ldif
 
 ATTRIBUTE_TYPE = "attributetype"
 OBJECT_CLASS = "objectclass"
@@ -164,9 +170,49 @@ class Macros:
         return f"{known[0]}.{suffix}" if colon else known[0]
 
 
+# cn=config's schema attributes (the .ldif form of slapd's schema files) and
+# the statements they hold.
+_CONFIG_ATTRIBUTES: Mapping[str, str] = {
+    "olcobjectidentifier": "objectidentifier",
+    "olcldapsyntaxes": "ldapsyntax",
+    "olcattributetypes": "attributetype",
+    "olcobjectclasses": "objectclass",
+}
+_NAMING = frozenset({"objectclass", "cn"})
+_ORDER_PREFIX = re.compile(r"\A\s*\{\d+\}")
+
+
+def _ldif_statements(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, text) of each statement of a cn=config schema entry file:
+    its olc* values as statements, `{n}` order prefixes dropped, macros
+    first; objectClass and cn name the entry and are passed over."""
+    try:
+        records = ldif.parse_bytes(path.read_bytes())
+    except ldif.LDIFError as e:
+        raise SchemaError(f"{path}:{e.line}: {str(e).split(': ', 1)[1]}") from None
+    for record in records:
+        found = []
+        for line, (name, value) in zip(record.attribute_lines, record.attributes, strict=True):
+            if name.lower() in _NAMING:
+                continue
+            keyword = _CONFIG_ATTRIBUTES.get(name.lower())
+            if keyword is None:
+                raise SchemaError(f"{path}:{line}: unknown schema attribute {name!r}")
+            try:
+                text = _ORDER_PREFIX.sub("", value.decode(), count=1)
+            except UnicodeDecodeError:
+                raise SchemaError(f"{path}:{line}: {name} value is not UTF-8") from None
+            found.append((keyword != OBJECT_IDENTIFIER, line, f"{keyword} {text}"))
+        for _, line, text in sorted(found, key=lambda each: each[0]):
+            yield line, text
+
+
 def read(path: Path, macros: Macros) -> Iterator[Description]:
-    """The definitions of one schema file, defining its macros on the way."""
-    for line, text in _statements(path):
+    """The definitions of one schema file (a `.ldif` file: the cn=config
+    entry slapd's schema files also ship as), defining its macros on the
+    way."""
+    statements = _ldif_statements(path) if path.suffix == ".ldif" else _statements(path)
+    for line, text in statements:
         where = f"{path}:{line}"
         word, *rest = text.split(None, 1)
         kind = _keyword(word)

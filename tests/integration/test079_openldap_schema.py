@@ -1,7 +1,8 @@
 """Scenario 079: OpenLDAP's schema files as `schema: paths:` (issue 12 part 6).
 
 - A certdir whose certdir.yaml lists Debian's core, cosine, inetorgperson,
-  nis and openldap schema files starts; posixAccount, posixGroup and
+  nis and openldap schema files (the .schema form, or the .ldif one)
+  starts; posixAccount, posixGroup and
   nisNetgroup entries are added with ldapadd and found with ldapsearch
   by uidNumber and gidNumber (integerMatch, integerOrderingMatch) and by
   memberUid substrings (caseExactIA5SubstringsMatch: case counts).
@@ -24,8 +25,8 @@ import pytest
 from tests.integration.conftest import Server, make_server
 
 DEBIAN = Path("/etc/ldap/schema")
-FILES = [str(DEBIAN / f"{name}.schema")
-         for name in ("core", "cosine", "inetorgperson", "nis", "openldap")]
+NAMES = ("core", "cosine", "inetorgperson", "nis", "openldap")
+FILES = [str(DEBIAN / f"{name}.schema") for name in NAMES]
 BASE = "dc=example,dc=com"
 
 ENTRIES = f"""dn: ou=people,{BASE}
@@ -74,10 +75,11 @@ nisNetgroupTriple: (,bob,)
 """
 
 
-@pytest.fixture(scope="module")
-def nis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=[".schema", ".ldif"])
+def nis(request: pytest.FixtureRequest,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = make_server(tmp_path_factory.mktemp("certdir"), "--no-ca")
-    server.configure("schema", paths=FILES)
+    server.configure("schema", paths=[str(DEBIAN / f"{name}{request.param}") for name in NAMES])
     server.start()
     added = server.tool("ldapadd", input=ENTRIES.encode())
     assert added.returncode == 0, added.stderr

@@ -1,8 +1,9 @@
 """OpenLDAP's schema files load as they are (issue 12 part 6).
 
-- Every .schema file Debian's slapd package installs in /etc/ldap/schema/
-  loads over certdir's own schema with the Debian files slapd needs before
-  it (slaptest decides the same), or is refused with `file:line: reason`.
+- Every schema file Debian's slapd package installs in /etc/ldap/schema/,
+  in both its forms (.schema, and .ldif: the cn=config entry), loads over
+  certdir's own schema with the Debian files slapd needs before it
+  (slaptest decides the same), or is refused with `file:line: reason`.
   The files come with the slapd package `make` installs: without them the
   test fails, it does not skip.
 - The reader follows slapd.conf: OID macros, tabs after the keyword,
@@ -26,8 +27,8 @@ BUILTIN = Path(__file__).resolve().parents[2] / "schema"
 STRING = "1.3.6.1.4.1.1466.115.121.1.15"
 
 # file -> (the Debian files slapd needs before it, None if it loads, else
-# (line, words the refusal names))
-DEBIAN_FILES: dict[str, tuple[tuple[str, ...], tuple[int, tuple[str, ...]] | None]] = {
+# (line in the .schema form, line in the .ldif form, words the refusal names))
+DEBIAN_FILES: dict[str, tuple[tuple[str, ...], tuple[int, int, tuple[str, ...]] | None]] = {
     "collective": (("core",), None),
     "corba": (("core",), None),
     "core": ((), None),
@@ -43,7 +44,7 @@ DEBIAN_FILES: dict[str, tuple[tuple[str, ...], tuple[int, tuple[str, ...]] | Non
     "nis": (("core", "cosine"), None),
     "openldap": (("core", "cosine", "inetorgperson"), None),
     # X.509 attribute certificates have no matching rule in certdir.
-    "pmi": (("core", "cosine"), (347, ("attributeCertificateAttribute",
+    "pmi": (("core", "cosine"), (347, 77, ("attributeCertificateAttribute",
                                        "unknown matching rule attributeCertificateExactMatch"))),
 }
 
@@ -52,23 +53,38 @@ def _load(*files: Path) -> Schema:
     return Schema.load([BUILTIN, *files])
 
 
-def test_every_debian_schema_file_is_in_the_table() -> None:
+@pytest.mark.parametrize("suffix", [".schema", ".ldif"])
+def test_every_debian_schema_file_is_in_the_table(suffix: str) -> None:
     assert DEBIAN.is_dir(), f"{DEBIAN} is missing: install slapd (make installs it)"
-    assert sorted(p.stem for p in DEBIAN.glob("*.schema")) == sorted(DEBIAN_FILES)
+    assert sorted(p.stem for p in DEBIAN.glob(f"*{suffix}")) == sorted(DEBIAN_FILES)
 
 
+@pytest.mark.parametrize("suffix", [".schema", ".ldif"])
 @pytest.mark.parametrize("name", sorted(DEBIAN_FILES))
-def test_debian_file_loads_or_is_refused_with_its_line(name: str) -> None:
+def test_debian_file_loads_or_is_refused_with_its_line(name: str, suffix: str) -> None:
     needs, refusal = DEBIAN_FILES[name]
-    files = [DEBIAN / f"{n}.schema" for n in (*needs, name)]
+    files = [DEBIAN / f"{n}{suffix}" for n in (*needs, name)]
     if refusal is None:
         _load(*files)
         return
-    line, words = refusal
+    schema_line, ldif_line, words = refusal
     with pytest.raises(SchemaError) as caught:
         _load(*files)
-    assert str(caught.value).startswith(f"{DEBIAN / name}.schema:{line}: ")
+    line = schema_line if suffix == ".schema" else ldif_line
+    assert str(caught.value).startswith(f"{DEBIAN / name}{suffix}:{line}: ")
     assert all(word in str(caught.value) for word in words)
+
+
+def test_both_forms_give_the_same_definitions() -> None:
+    names = ("core", "cosine", "inetorgperson", "nis", "openldap")
+    forms = [_load(*(DEBIAN / f"{n}{suffix}" for n in names)) for suffix in (".schema", ".ldif")]
+    schema, ldif = ({at.oid: at.definition for at in s.attribute_types()} for s in forms)
+    assert schema == ldif
+    # The .ldif generator writes `MAY ( x )` as `MAY x`: the classes compare
+    # by what they say.
+    classes = [{oc.oid: (oc.names, oc.sup, oc.kind, oc.must, oc.may)
+                for oc in s.object_classes()} for s in forms]
+    assert classes[0] == classes[1]
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +171,45 @@ REFUSED: list[tuple[str, str, int, tuple[str, ...]]] = [
     ("unknown statement", "ditcontentrule ( 2.5.6.6 NAME 'person' )\n", 1,
      ("unknown statement 'ditcontentrule'",)),
 ]
+
+
+LDIF_REFUSED: list[tuple[str, str, int, tuple[str, ...]]] = [
+    ("unknown schema attribute",
+     "dn: cn=local,cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: local\n"
+     "olcDitContentRules: ( 2.5.6.6 )\n", 4, ("unknown schema attribute 'olcDitContentRules'",)),
+    ("broken LDIF", "dn: cn=local,cn=schema,cn=config\nobjectClass olcSchemaConfig\n", 2,
+     ("expected 'attribute: value'",)),
+    ("unknown syntax on a folded line",
+     "dn: cn=local,cn=schema,cn=config\ncn: local\n"
+     "olcAttributeTypes: {0}( 9.9.9.1 NAME 'x'\n  SYNTAX 9.9.9.9 )\n", 3,
+     ("x: unknown syntax 9.9.9.9",)),
+]
+
+
+@pytest.mark.parametrize("why, text, line, words", LDIF_REFUSED,
+                         ids=[r[0] for r in LDIF_REFUSED])
+def test_refused_ldif_file_names_file_line_and_reason(tmp_path: Path, why: str, text: str,
+                                                      line: int, words: tuple[str, ...]) -> None:
+    file = tmp_path / "local.ldif"
+    file.write_text(text)
+    with pytest.raises(SchemaError) as caught:
+        _load(file)
+    message = str(caught.value)
+    assert message.startswith(f"{file}:{line}: ")
+    assert all(word in message for word in words), message
+
+
+def test_ldif_order_prefixes_and_macros_first(tmp_path: Path) -> None:
+    file = tmp_path / "local.ldif"
+    file.write_text("dn: cn=local,cn=schema,cn=config\nobjectClass: olcSchemaConfig\n"
+                    "cn: local\n"
+                    "olcAttributeTypes: {0}( Local:1 NAME 'badge' EQUALITY caseIgnoreMatch\n"
+                    "  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15{64} )\n"
+                    "olcObjectIdentifier: {0}Local 9.9.9\n")
+    badge = _load(file).attribute("badge")
+    assert badge.oid == "9.9.9.1"
+    assert badge.definition == ("( 9.9.9.1 NAME 'badge' EQUALITY caseIgnoreMatch "
+                                "SYNTAX 1.3.6.1.4.1.1466.115.121.1.15{64} )")
 
 
 @pytest.mark.parametrize("why, text, line, words", REFUSED, ids=[r[0] for r in REFUSED])
