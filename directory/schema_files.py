@@ -6,19 +6,22 @@
   lines that continue a comment are comment too, as in slapd.conf.
 - The keyword and its description are parted by any white space (tabs
   too). Keywords, in any case: a word that starts with `attribute` (as
-  slapd takes `attributetype`, `attributeTypes` and the like),
-  `objectclass` or `objectclasses`, `objectidentifier`, `ldapsyntax`;
-  a trailing `:` (the LDIF spelling) is dropped. Any other is refused.
+  slapd takes `attributetype`, `attributeTypes` and the like) other than
+  slapd's `attributeoptions` directive, `objectclass` or `objectclasses`,
+  `objectidentifier`, `ldapsyntax`; a trailing `:` (the LDIF spelling) is
+  dropped. Any other is refused.
 - `objectidentifier NAME OID` defines an OID macro (slapd's oidm): `NAME`
   and `NAME:suffix` stand for `OID` and `OID.suffix` in the OID of a
   later attribute type, object class, syntax or macro and in a SYNTAX,
   across every file of one load. A macro defined again with the same OID
   is accepted, with another OID refused naming both places; an unknown
   macro is refused.
-- A description is `( oid KEYWORD value ... )` in RFC 4512 §4.1 form,
-  with nothing after its closing parenthesis. Its definition, as
-  cn=Subschema publishes it, holds the OIDs the macros stand for, and
-  its SYNTAX unquoted (slapd takes `SYNTAX '1.2.3'`, RFC 4512 does not).
+- A description is `( oid KEYWORD value ... )` in RFC 4512 §4.1 form;
+  after its closing parenthesis a `#` comment may follow, nothing else
+  (slapd drops any text there, which would hide a mistake). Its
+  definition, as cn=Subschema publishes it, holds the OIDs the macros
+  stand for, and its SYNTAX unquoted (slapd takes `SYNTAX '1.2.3'`,
+  RFC 4512 does not).
 - A `.ldif` file is the cn=config form slapd also ships (olcSchemaConfig
   entries): each olcObjectIdentifier, olcLdapSyntaxes, olcAttributeTypes
   and olcObjectClasses value is the statement of the same name, its
@@ -47,10 +50,13 @@ _KEYWORDS: Mapping[str, str] = {
     "ldapsyntax": LDAP_SYNTAX,
 }
 _ATTRIBUTE_PREFIX = "attribute"
+# slapd's one other directive with that prefix: configuration, not schema.
+_ATTRIBUTE_OPTIONS = "attributeoptions"
 
 _TOKEN = re.compile(r"\s*(\(|\)|\$|'(?:[^'\\]|\\.)*'|[^\s()$']+)")
 _FLAGS = frozenset({"OBSOLETE", "SINGLE-VALUE", "COLLECTIVE", "NO-USER-MODIFICATION",
                     "ABSTRACT", "STRUCTURAL", "AUXILIARY"})
+_DEPTH: Mapping[str, int] = {"(": 1, ")": -1}
 _NUMERIC_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))*\Z")
 
 
@@ -85,10 +91,27 @@ def _unquote(token: str) -> str:
     return token[1:-1] if token.startswith("'") else token
 
 
+def _closed(words: list[str]) -> list[str]:
+    """The tokens up to the parenthesis that closes the first one; a `#`
+    comment may follow it, nothing else."""
+    depth, end = 0, None
+    for i, word in enumerate(words):
+        depth += _DEPTH.get(word, 0)
+        if depth == 0:
+            end = i + 1
+            break
+    if not words or words[0] != "(" or end is None:
+        raise SchemaError("a description is `( oid ... )`")
+    rest = words[end:]
+    if rest and not rest[0].startswith("#"):
+        raise SchemaError(f"text after the closing parenthesis: {' '.join(rest)[:40]!r}")
+    return words[:end]
+
+
 def parse_description(words: list[str]) -> tuple[str, dict[str, list[str]]]:
     """Split the tokens of `( oid KEYWORD value ... )` into the OID and
     keyword values."""
-    if len(words) < 3 or words[0] != "(" or words[-1] != ")":
+    if len(words) < 3:
         raise SchemaError("a description is `( oid ... )`")
     oid, rest = words[1], iter(words[2:-1])
     fields: dict[str, list[str]] = {}
@@ -98,7 +121,7 @@ def parse_description(words: list[str]) -> tuple[str, dict[str, list[str]]]:
             fields[word] = []
             continue
         value = next(rest, None)
-        if value is None or value == ")":
+        if value is None:
             raise SchemaError(f"{keyword} has no value")
         if value == "(":
             items = []
@@ -107,8 +130,6 @@ def parse_description(words: list[str]) -> tuple[str, dict[str, list[str]]]:
                     break
                 if token != "$":
                     items.append(_unquote(token))
-            else:
-                raise SchemaError(f"{keyword}: a list without its closing parenthesis")
             fields[word] = items
         else:
             fields[word] = [_unquote(value)]
@@ -117,7 +138,9 @@ def parse_description(words: list[str]) -> tuple[str, dict[str, list[str]]]:
 
 def _keyword(word: str) -> str | None:
     word = word.rstrip(":").lower()
-    return ATTRIBUTE_TYPE if word.startswith(_ATTRIBUTE_PREFIX) else _KEYWORDS.get(word)
+    if word.startswith(_ATTRIBUTE_PREFIX) and word != _ATTRIBUTE_OPTIONS:
+        return ATTRIBUTE_TYPE
+    return _KEYWORDS.get(word)
 
 
 def _statements(path: Path) -> Iterator[tuple[int, str]]:
@@ -231,6 +254,7 @@ def read(path: Path, macros: Macros) -> Iterator[Description]:
 
 
 def _description(where: str, kind: str, words: list[str], macros: Macros) -> Description:
+    words = _closed(words)
     if len(words) > 1:
         words[1] = macros.expand(words[1])
     for i, word in enumerate(words[:-1]):

@@ -170,6 +170,13 @@ REFUSED: list[tuple[str, str, int, tuple[str, ...]]] = [
      "\tSYNTAX " + STRING + " )\n", 2, ("x: unknown matching rule fooMatch",)),
     ("unknown statement", "ditcontentrule ( 2.5.6.6 NAME 'person' )\n", 1,
      ("unknown statement 'ditcontentrule'",)),
+    ("text after the description",
+     "attributetype ( 9.9.9.1 NAME 'x' SYNTAX " + STRING + " ) ( 9.9.9.2 )\n", 1,
+     ("text after the closing parenthesis: '( 9.9.9.2 )'",)),
+    ("unclosed description", "attributetype ( 9.9.9.1 NAME 'x' MUST ( a $ b )\n", 1,
+     ("a description is",)),
+    ("slapd's attributeoptions is configuration", "attributeoptions x-hidden lang-\n", 1,
+     ("unknown statement 'attributeoptions'",)),
 ]
 
 
@@ -238,7 +245,7 @@ def test_slapd_spellings_load(tmp_path: Path) -> None:
         "\tEQUALITY integerMatch\n"
         "   \t\n"
         "\tSYNTAX 'LocalSyntax' SINGLE-VALUE )\n"
-        "objectclass\t\t( Local:2.1 NAME 'badged' SUP top AUXILIARY MUST badge )\n"
+        "objectclass\t\t( Local:2.1 NAME 'badged' SUP top AUXILIARY MUST badge ) # ours\n"
         "attributetype ( 2.5.4.3 NAME ( 'cn' 'commonName' ) DESC 'RFC4519: common name'\n"
         "\tSUP name )\n")
     schema = _load(file)
