@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from directory.matching import (
     InvalidValue,
@@ -49,6 +49,8 @@ from directory.schema_files import (
     SchemaError,
     read,
 )
+
+_Definition = TypeVar("_Definition", "AttributeType", "ObjectClass")
 
 USER_APPLICATIONS = "userApplications"
 EXTENSIBLE_OBJECT = "extensibleobject"
@@ -212,7 +214,7 @@ class Schema:
             parent = self._attributes[parent.sup] if parent.sup else None
 
     def _known(self, d: Description, table: Mapping[str, _Definition],
-               meaning: Callable[[Any], dict[str, object]], new: _Definition) -> bool:
+               meaning: Callable[[_Definition], dict[str, object]], new: _Definition) -> bool:
         """Whether `new` is already defined the same way; a definition that
         shares its OID or a name but means something else is refused,
         naming both places."""
@@ -454,9 +456,6 @@ class Schema:
             "attributeTypes": tuple(at.definition.encode() for at in types),
             "objectClasses": tuple(oc.definition.encode() for oc in self.object_classes()),
         }
-
-
-_Definition = AttributeType | ObjectClass
 
 
 def _name(d: Description) -> str:

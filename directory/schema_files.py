@@ -75,7 +75,7 @@ class Description:
     definition: str
 
 
-def tokens(text: str) -> list[str]:
+def _tokens(text: str) -> list[str]:
     found, pos = [], 0
     text = text.rstrip()
     while pos < len(text):
@@ -174,7 +174,7 @@ class Macros:
         expanded = self.expand(oid)
         known = self._oids.get(name.lower())
         if known is not None and known[0] != expanded:
-            raise SchemaError(f"{where}: objectidentifier {name} is {expanded} here "
+            raise SchemaError(f"objectidentifier {name} is {expanded} here "
                               f"but {known[0]} at {known[1]}")
         if known is None:
             self._oids[name.lower()] = (expanded, where)
@@ -196,10 +196,10 @@ class Macros:
 # cn=config's schema attributes (the .ldif form of slapd's schema files) and
 # the statements they hold.
 _CONFIG_ATTRIBUTES: Mapping[str, str] = {
-    "olcobjectidentifier": "objectidentifier",
-    "olcldapsyntaxes": "ldapsyntax",
-    "olcattributetypes": "attributetype",
-    "olcobjectclasses": "objectclass",
+    "olcobjectidentifier": OBJECT_IDENTIFIER,
+    "olcldapsyntaxes": LDAP_SYNTAX,
+    "olcattributetypes": ATTRIBUTE_TYPE,
+    "olcobjectclasses": OBJECT_CLASS,
 }
 _NAMING = frozenset({"objectclass", "cn"})
 _ORDER_PREFIX = re.compile(r"\A\s*\{\d+\}")
@@ -248,7 +248,7 @@ def read(path: Path, macros: Macros) -> Iterator[Description]:
                     raise SchemaError("objectidentifier takes a name and an OID")
                 macros.define(where, *args)
                 continue
-            yield _description(where, kind, tokens(" ".join(rest)), macros)
+            yield _description(where, kind, _tokens(" ".join(rest)), macros)
         except SchemaError as e:
             raise SchemaError(f"{where}: {e}") from None
 
