@@ -14,10 +14,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from directory.matching import InvalidValue
 from directory.protocol.dn import DN
 from directory.protocol.results import LDAPError, ResultCode
 from directory.schema import Schema, SchemaError
@@ -267,3 +269,50 @@ def test_quoted_syntax_is_published_unquoted() -> None:
     at = schema.attribute("msSFU30Name")
     assert at.syntax == "1.3.6.1.4.1.1466.115.121.1.26"
     assert "SYNTAX 1.3.6.1.4.1.1466.115.121.1.26" in at.definition
+
+
+# (attribute of a Debian file, value, the same under its equality rule, a different one)
+EQUAL_VALUES: list[tuple[str, bytes, bytes, bytes]] = [
+    ("dgAuthz", b"dn:uid=Al,dc=example,dc=com", b"dn: UID=al, dc=Example,dc=com",
+     b"dn:uid=bob,dc=example,dc=com"),
+    ("dgAuthz", b"u:al", b"u:al", b"u:Al"),
+    ("presentationAddress", b"TELEX+00726322+RFC-1006+02+130.59.2.1",
+     b"telex+00726322+rfc-1006+02+130.59.2.1", b"TELEX+00726322"),
+    ("memberUid", b"alice", b"alice", b"Alice"),
+]
+
+
+@pytest.mark.parametrize("name, value, same, other", EQUAL_VALUES,
+                         ids=[f"{e[0]}-{e[1].decode()}" for e in EQUAL_VALUES])
+def test_rules_of_debian_files_match(name: str, value: bytes, same: bytes, other: bytes) -> None:
+    schema = _load(*(DEBIAN / f"{n}.schema" for n in ("core", "cosine", "nis", "dyngroup")))
+    rule = schema.equality(schema.attribute(name))
+    assert rule is not None
+    assert rule.value_key(value) == rule.assertion_key(same)
+    assert rule.value_key(value) != rule.assertion_key(other)
+
+
+def _validator(name: str) -> Callable[[bytes], None]:
+    schema = _load(*(DEBIAN / f"{n}.schema" for n in ("core", "cosine", "nis")))
+    syntax = schema.attribute(name).syntax
+    assert syntax is not None
+    return schema.syntaxes[syntax].validate
+
+
+@pytest.mark.parametrize("name, value", [
+    ("bootParameter", b"root=bootserver:/export/root/client"),
+    ("nisNetgroupTriple", b"(,,)"),
+    ("nisNetgroupTriple", b"( host1 , al , example.com )"),
+])
+def test_rfc2307_values_fit_their_syntax(name: str, value: bytes) -> None:
+    _validator(name)(value)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("bootParameter", b"root bootserver /export"),
+    ("nisNetgroupTriple", b"(h\xc3\xa9,u,d)"),
+    ("nisNetgroupTriple", b"(a,b)"),
+])
+def test_rfc2307_values_outside_their_syntax(name: str, value: bytes) -> None:
+    with pytest.raises(InvalidValue):
+        _validator(name)(value)
