@@ -12,7 +12,8 @@
   stand for, never a macro name.
 - A schema file that redefines a type certdir has, differently, stops
   `certdir serve`: exit status 1 and one line naming the file, the line
-  and the definition it conflicts with, no traceback.
+  and the definition it conflicts with, no traceback; so does one that
+  names a matching rule certdir lacks (Debian's pmi.schema).
 """
 
 from __future__ import annotations
@@ -142,3 +143,13 @@ def test_conflicting_redefinition_stops_serve(tmp_path: Path) -> None:
                                "uidNumber (1.3.6.1.1.1.1.0) conflicts with uidNumber "
                                "(1.3.6.1.1.1.1.0) defined at "), lines[0]
     assert "core.schema:" in lines[0] and "EQUALITY" in lines[0], lines[0]
+
+
+def test_unknown_matching_rule_stops_serve(tmp_path: Path) -> None:
+    server = make_server(tmp_path, "--no-ca")
+    server.configure("schema", paths=[*FILES, str(DEBIAN / "pmi.schema")])
+    served = server.certdir("serve", "--data-dir", str(server.data_dir), check=False)
+    assert served.returncode == 1, served.stderr
+    assert served.stderr.decode().splitlines() == [
+        f"certdir: error: schema.paths: {DEBIAN / 'pmi.schema'}:347: "
+        "attributeCertificateAttribute: unknown matching rule attributeCertificateExactMatch"]
