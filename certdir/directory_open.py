@@ -12,7 +12,8 @@
 - A `storage.path` that is not an SQLite database, a PostgreSQL server
   that cannot be reached or refuses the login, or an access rule the
   schema refutes (an unknown attribute, a DN that does not parse), is a
-  ConfigError naming it, in one line.
+  ConfigError naming it, in one line; so is a schema file that does not
+  load (its file, line and reason).
 - Neither the server's wiring nor the commands import each other: both
   import this.
 """
@@ -36,13 +37,17 @@ from directory.backend.opening import Storage, open_backend
 from directory.backend.pg_nodes import NodesExhausted
 from directory.dsa import DSA
 from directory.schema import Schema
+from directory.schema_files import SchemaError
 from kms.store import TABLES as KMS_TABLES
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
 
 
 def load_schema(config: Config) -> Schema:
-    return Schema.load([SCHEMA_DIR, *config.directory.schema_paths])
+    try:
+        return Schema.load([SCHEMA_DIR, *config.directory.schema_paths])
+    except SchemaError as e:
+        raise ConfigError(f"schema.paths: {e}") from None
 
 
 @contextmanager
