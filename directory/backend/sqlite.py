@@ -32,8 +32,8 @@
   so the bound is about the memory the cache really holds. The writer reports what it changed
   after each commit and the cache forgets those ids. Other processes may
   write the same database (server workers, `certdir ca` commands while the
-  server runs): `refresh` drops the whole cache whenever SQLite's
-  data_version says something was committed.
+  server runs): when SQLite's data_version says something was committed,
+  `refresh` forgets the entries the change log (`sqlite_changes`) names.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from directory.backend import (
     Row,
     Tables,
     Union,
+    sqlite_changes,
 )
 from directory.backend.index_keys import GRAM, SCAN_SHARE, IndexKeys, IndexSpec
 from directory.backend.paths import MAX_IDS, after, in_scope, path_of
@@ -185,8 +186,9 @@ class SQLiteBackend:
         # Which id holds a path, for the paths of entries looked up by DN.
         self._paths: BoundedCache[bytes, int] = BoundedCache(cache_bytes // 4, cache_entries)
         self._writer_conn = connect(path, WRITER_CACHE_KIB)
-        self._writer_conn.executescript(SCHEMA_SQL)
+        self._writer_conn.executescript(SCHEMA_SQL + sqlite_changes.TABLE_SQL)
         self._reader = connect(path, READER_CACHE_KIB)
+        self._seen = sqlite_changes.last(self._reader)
         self._create(tables)
         self._reindex_if_needed()
         self._load_statistics()
@@ -257,14 +259,18 @@ class SQLiteBackend:
             conn.execute("COMMIT")
 
     def refresh(self) -> bool:
-        """Drop the caches when anything was committed since the last call
-        (by another process, or by this one's writer); True when it did."""
+        """Forget the entries changed since the last call (by another
+        process, or by this one's writer); True when anything was committed."""
         version = self._reader.execute("PRAGMA data_version").fetchone()[0]
         if version == self._data_version:
             return False
         self._data_version = version
-        self._cache.clear()
-        self._paths.clear()
+        self._seen, changed = sqlite_changes.since(self._reader, self._seen)
+        if changed is None:
+            self._cache.clear()
+            self._paths.clear()
+        else:
+            self.invalidate(frozenset(changed))
         self._size = self._entries()
         return True
 
@@ -416,6 +422,7 @@ class SQLiteBackend:
         try:
             yield txn
             txn.flush()
+            sqlite_changes.log(conn, txn.touched)
         except BaseException:
             conn.execute("ROLLBACK")
             self.invalidate(frozenset(txn.touched))
