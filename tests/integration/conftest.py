@@ -130,7 +130,8 @@ def wait_until_serving(proc: subprocess.Popen[bytes], log_file: Path, offset: in
                        timeout: float = 60.0) -> None:
     """Return once the `certdir serve` in `proc`, printing to `log_file` from
     `offset` on, serves on every URL it was given; raise ServeExited if it
-    exits first, however briefly a port of it listened."""
+    exits first, however briefly a port of it listened (and kill it if it
+    does neither within `timeout`)."""
     deadline = time.monotonic() + timeout
     while True:
         exited = proc.poll() is not None
@@ -142,6 +143,8 @@ def wait_until_serving(proc: subprocess.Popen[bytes], log_file: Path, offset: in
         if SERVING in said:
             return
         if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
             raise RuntimeError(f"certdir serve did not serve within {timeout} s:\n{said}")
         time.sleep(0.05)
 
