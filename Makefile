@@ -61,13 +61,34 @@ lint: $(VENV)/.test-deps
 typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
 
-# The whole suite on SQLite, then the integration scenarios (the only tests
-# that depend on the storage backend) on a throwaway PostgreSQL cluster.
+# ruff and mypy, then two pytest passes side by side: the whole suite on
+# SQLite, and the integration scenarios (the only tests that depend on the
+# storage backend) on a throwaway PostgreSQL cluster. Each pass writes
+# $(TEST_LOGS)/STORAGE.log, printed whole with its exit status when it ends;
+# make fails if either failed, once both ended. PYTEST_ARGS goes to both
+# (e.g. PYTEST_ARGS='-k test001' for a short run). A pass in the background
+# would ignore SIGINT: `trap - INT` lets Ctrl-C (or a SIGTERM of the recipe,
+# passed on as SIGINT) stop it as it stops pytest in the foreground, its
+# servers and cluster torn down.
+TEST_LOGS := run/test
+test: SHELL := /bin/bash
 test: $(VENV)/.test-deps
 	$(BIN)/ruff check --no-cache .
 	$(BIN)/mypy
-	$(BIN)/pytest -q
-	$(BIN)/pytest -q --storage=postgresql tests/integration
+	@mkdir -p $(TEST_LOGS); declare -A pass; \
+	trap 'kill -INT $${!pass[@]} 2>/dev/null; exit 1' TERM; \
+	(trap - INT; exec $(BIN)/pytest -q $(PYTEST_ARGS)) \
+	  >$(TEST_LOGS)/sqlite.log 2>&1 & pass[$$!]=sqlite; \
+	(trap - INT; exec $(BIN)/pytest -q --storage=postgresql $(PYTEST_ARGS) tests/integration) \
+	  >$(TEST_LOGS)/postgresql.log 2>&1 & pass[$$!]=postgresql; \
+	echo "pytest on sqlite and on postgresql side by side, logs in $(TEST_LOGS)/"; \
+	statuses=""; failed=0; \
+	while [ $${#pass[@]} -gt 0 ]; do \
+	  wait -n -p ended; status=$$?; name=$${pass[$$ended]}; unset "pass[$$ended]"; \
+	  echo "=== pytest on $$name: exit status $$status ==="; cat $(TEST_LOGS)/$$name.log; \
+	  statuses="$$statuses $$name=$$status"; [ $$status = 0 ] || failed=1; \
+	done; \
+	echo "pytest exit statuses:$$statuses"; exit $$failed
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/directory_bench.py

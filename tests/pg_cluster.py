@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+
+from tests.ports import free_port
 
 URL_VARIABLE = "CERTDIR_TEST_PG_URL"
 SUPERUSER = "postgres"
@@ -53,13 +54,6 @@ def _bin_dir() -> Path:
 def tool(name: str) -> str:
     """The path of one of PostgreSQL's programs (pg_dump, psql, pg_amcheck, ...)."""
     return str(_bin_dir() / name)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _as_owner(command: list[str]) -> list[str]:
@@ -119,7 +113,7 @@ def start() -> Cluster:
                               "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
                    check=True, capture_output=True, timeout=120)
     (data / "pg_hba.conf").write_text(HBA)
-    port = _free_port()
+    port = free_port()
     with (directory / "postgres.log").open("ab") as log:
         process = subprocess.Popen(
             _as_owner([str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),

@@ -14,13 +14,18 @@ administrator runs them; tests talk to the server only over the network.
 - `database_rows` and `copy_data_dir` reach a data directory's tables behind
   the server's back (what a test of tampering or of the CA's records needs)
   on either backend, following its certdir.yaml.
+- Ports come from `tests.ports` (reserved across concurrent runs, never
+  one the kernel hands to outgoing connections). `Server.start` returns
+  only once serve says every listener is up, never on a process that is
+  exiting; a port taken anyway since it was picked moves to a fresh one
+  and serve runs again, a bounded number of times.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +41,7 @@ import pytest
 import yaml
 
 from tests import pg_cluster
+from tests.ports import free_port
 
 SUFFIX = "dc=example,dc=com"
 CERTDIR = [sys.executable, "-m", "certdir"]
@@ -103,24 +109,44 @@ def copy_data_dir(source: Path, destination: Path) -> None:
     config.write_text(yaml.safe_dump(settings, sort_keys=False))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+class ServeExited(RuntimeError):
+    """`certdir serve` ended before it served; `output` is what it printed."""
+
+    def __init__(self, returncode: int, output: str) -> None:
+        super().__init__(f"certdir serve exited with {returncode}:\n{output}")
+        self.output = output
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+# Logged once every listener is up, by the only process (or by worker 0, the
+# one that listens on https: the other workers log it behind a `[N]`).
+SERVING = " certdir certdir serving "
+# `cannot listen on URL: ...Address already in use...; URL: ...`, one item per URL.
+TAKEN = re.compile(r"(?:on |; )(?:ldaps?|https?)://127\.0\.0\.1:(\d+): [^;\n]*"
+                   r"Address already in use")
+START_ATTEMPTS = 5
+
+
+def wait_until_serving(proc: subprocess.Popen[bytes], log_file: Path, offset: int = 0,
+                       timeout: float = 60.0) -> None:
+    """Return once the `certdir serve` in `proc`, printing to `log_file` from
+    `offset` on, serves on every URL it was given; raise ServeExited if it
+    exits first, however briefly a port of it listened (and kill it if it
+    does neither within `timeout`)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"certdir serve exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"certdir did not listen on {port} within {timeout} s")
+    while True:
+        exited = proc.poll() is not None
+        with log_file.open("rb") as log:
+            log.seek(offset)
+            said = log.read().decode(errors="replace")
+        if exited:
+            raise ServeExited(proc.returncode, said)
+        if SERVING in said:
+            return
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"certdir serve did not serve within {timeout} s:\n{said}")
+        time.sleep(0.05)
 
 
 @dataclass
@@ -198,10 +224,41 @@ class Server:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
     def start(self) -> None:
-        with self.log_file.open("ab") as log:
-            self.proc = subprocess.Popen([*CERTDIR, "serve", "--data-dir", str(self.data_dir)],
-                                         stdout=log, stderr=subprocess.STDOUT, env=self.env())
-        wait_for_port(self.port, self.proc)
+        """Run `certdir serve`; return once it serves on every URL. A port of
+        this server that another process took since it was picked moves to a
+        fresh one (in certdir.yaml and here) and serve runs again, up to
+        START_ATTEMPTS times; a restart on the same ports needs no move."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+            with self.log_file.open("ab") as log:
+                self.proc = subprocess.Popen(
+                    [*CERTDIR, "serve", "--data-dir", str(self.data_dir)],
+                    stdout=log, stderr=subprocess.STDOUT, env=self.env())
+            try:
+                wait_until_serving(self.proc, self.log_file, offset)
+                return
+            except ServeExited as exited:
+                self.proc = None
+                taken = {int(port) for port in TAKEN.findall(exited.output)}
+                if not taken or attempt == START_ATTEMPTS:
+                    raise
+                self.move(taken)
+
+    def move(self, taken: set[int]) -> None:
+        """Give each of these ports of the server a fresh one: its attribute
+        here and every ldap(s)/http(s) URL of certdir.yaml that names it."""
+        fields = ("port", "ldaps_port", "http_port", "https_port")
+        ours = {getattr(self, name) for name in fields}
+        if not taken <= ours:
+            raise RuntimeError(f"ports {sorted(taken - ours)} are not this server's to move")
+        fresh = {port: free_port() for port in taken}
+        for name in fields:
+            setattr(self, name, fresh.get(getattr(self, name), getattr(self, name)))
+        path = self.data_dir / "certdir.yaml"
+        path.write_text(re.sub(
+            r"((?:ldaps?|https?)://127\.0\.0\.1:)(\d+)(?!\d)",
+            lambda url: url.group(1) + str(fresh.get(int(url.group(2)), url.group(2))),
+            path.read_text()))
 
     def stop(self) -> str:
         """Stop the server (SIGTERM) and return what it printed."""

@@ -31,8 +31,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.integration.conftest import SUFFIX, Server, free_port, make_server, wait_for_port
+from tests.integration.conftest import SUFFIX, Server, make_server
 from tests.integration.ldif_compare import by_dn
+from tests.ports import free_port
 
 PEOPLE = f"ou=people,{SUFFIX}"
 TOKEN = re.compile(r"\bct-[a-z2-7]{32}\b")
@@ -79,8 +80,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                      smtp={"host": "127.0.0.1", "port": smtp.port, "starttls": False,
                            "sender": "pki@example.com"})
     server.start()
-    assert server.proc is not None
-    wait_for_port(server.https_port, server.proc)
     people = "".join(
         f"dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\n"
         f"sn: {uid}\n" + (f"mail: {uid}@example.com\n" if uid != "nomail" else "") + "\n"

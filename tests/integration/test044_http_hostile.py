@@ -49,7 +49,6 @@ from tests.integration.conftest import (
     Server,
     database_rows,
     make_server,
-    wait_for_port,
 )
 from tests.integration.http_wire import (
     Exchange,
@@ -92,14 +91,9 @@ class World:
 
 
 def start(server: Server, **http: object) -> Server:
-    """Start `server` with these `http:` settings, once every web port answers."""
+    """Start `server` with these `http:` settings (`start` returns once every port listens)."""
     server.configure("http", **http)
     server.start()
-    assert server.proc is not None
-    listen = http.get("listen", [server.http_url, server.https_url])
-    assert isinstance(listen, list)
-    for url in listen:
-        wait_for_port(urllib.parse.urlsplit(url).port or 0, server.proc)
     return server
 
 

@@ -42,7 +42,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import STORAGE, free_port, wait_for_port
+from tests.integration.conftest import STORAGE, wait_until_serving
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -200,8 +201,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
         server = subprocess.Popen(["bash", "-c", f"exec {serve}"], cwd=tmp, env=env,
                                   stdout=log, stderr=subprocess.STDOUT)
     try:
-        for port in PORTS:
-            wait_for_port(rewrite.ports[port], server)
+        wait_until_serving(server, tmp / "serve.log")
         outcomes: dict[str, Outcome] = {}
         for command in readme_commands():
             if isinstance(COMMANDS.get(command), NotRun):

@@ -35,12 +35,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
-from tests.integration.conftest import CERTDIR, SUFFIX, Server, free_port, make_server
+from tests.integration.conftest import CERTDIR, SUFFIX, Server, make_server
 from tests.integration.test035_redemptions_and_writes import (
     P12_PASSWORD,
     Events,
     Redemption,
 )
+from tests.ports import free_port
 
 pytestmark = pytest.mark.only_on("postgresql", "front ends share a PostgreSQL database")
 

@@ -32,10 +32,10 @@ from tests.integration.conftest import (
     STORAGE,
     SUFFIX,
     Server,
-    free_port,
     make_server,
     storage_url,
 )
+from tests.ports import free_port
 
 pytestmark = pytest.mark.only_on("postgresql", "a data directory on PostgreSQL by nature")
 

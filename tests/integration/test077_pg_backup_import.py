@@ -30,10 +30,10 @@ from tests.integration.conftest import (
     SUFFIX,
     Server,
     database_rows,
-    free_port,
     make_server,
     storage_url,
 )
+from tests.ports import free_port
 
 pytestmark = pytest.mark.only_on("postgresql", "the PostgreSQL side of backup and import")
 

@@ -11,7 +11,6 @@ import email
 import email.policy
 import ipaddress
 import json
-import socket
 import ssl
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from twisted.internet.defer import Deferred
 from kms.config import SMTPConfig
 from kms.errors import KMSError
 from kms.notify import send, token_message
+from tests.ports import free_port
 
 P = ParamSpec("P")
 
@@ -142,16 +142,9 @@ class Server:
     inbox: Inbox
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _serve(**settings: Any) -> Iterator[Server]:
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port, **settings)
     controller.start()
     try:
