@@ -85,6 +85,8 @@ class Operation:
     critical: frozenset[str] = frozenset()
     started: float = field(default_factory=time.monotonic)
     abandoned: bool = False
+    # Set by a Cancel (RFC 3909): fired once this operation has ended.
+    canceled: Deferred[None] | None = None
     # Set by the proxied authorization control once allowed (RFC 4370).
     authz: DN | None = None
     # Set by the access overlay: the policy's answers for this operation's identity.
