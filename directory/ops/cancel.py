@@ -53,6 +53,12 @@ ANSWERS: Mapping[type, ResultCode | None] = {
 }
 
 
+WHY: Mapping[ResultCode, str] = {
+    ResultCode.CANNOT_CANCEL: "cannot be cancelled",
+    ResultCode.TOO_LATE: "is too far along to be cancelled",
+}
+
+
 def _cancel_id(value: bytes | None) -> int:
     if value is None:
         raise LDAPError(ResultCode.PROTOCOL_ERROR, "cancel needs the message ID to cancel")
@@ -88,7 +94,7 @@ def cancel(op: Operation, value: bytes | None) -> Outcome:
     elif answer is None and target.abandoned:
         answer = ResultCode.TOO_LATE
     if answer is not None:
-        raise LDAPError(answer, f"operation {cancel_id} cannot be cancelled now")
+        raise LDAPError(answer, f"operation {cancel_id} {WHY[answer]}")
     if target.canceled is not None:
         raise LDAPError(ResultCode.OPERATIONS_ERROR, f"operation {cancel_id} is being cancelled")
     ended: Deferred[None] = Deferred()
