@@ -147,3 +147,52 @@ def test_a_range_cannot_hold_values(loaded: Server) -> None:
              "description;lang-en-: x\n"
     result = loaded.tool("ldapmodify", input=change.encode())
     assert result.returncode == 17, result.stderr.decode()
+
+
+# OpenLDAP's tests/scripts/test013-language, replayed: its entry
+# (tests/data/test-lang.ldif) below the suffix rather than as the suffix,
+# and the four searches' answers as tests/data/lang-out.ldif has them, but
+# for `objectClass: top`, which certdir stores with every entry's classes
+# (their superclass, RFC 4512 §2.4.1) and slapd does not.
+LANGUAGE = f"o=lang,{SUFFIX}"
+LANGUAGE_ENTRY = f"""\
+dn: {LANGUAGE}
+objectClass: organization
+objectClass: extensibleObject
+o: lang
+o;lang-zz;lang-y;lang-yy;lang-xx;lang-x;lang-z: Example, Inc.
+name;lang-en-US: Billy Ray
+name;lang-en-US: Billy Bob
+CN;lang-en-US: Billy Ray
+name: Billy Ray
+SN;lang-en-US;lang-en-GB: Billy Ray
+SN: Ray
+""".encode()
+TAGGED = {("name;lang-en-us", "Billy Ray"), ("name;lang-en-us", "Billy Bob"),
+          ("cn;lang-en-us", "Billy Ray"), ("sn;lang-en-gb;lang-en-us", "Billy Ray")}
+USER = {("o", "lang"), ("o;lang-x;lang-xx;lang-y;lang-yy;lang-z;lang-zz", "Example, Inc."),
+        ("name", "Billy Ray"), ("sn", "Ray"), *TAGGED}
+TEST013 = [
+    # (attributes asked for, lang-out.ldif's answer)
+    ((), USER | {("objectclass", "organization"), ("objectclass", "extensibleObject"),
+                 ("objectclass", "top")}),
+    (("name",), USER),
+    (("name;lang-en-US",), TAGGED),
+    (("name;lang-en-",), TAGGED),
+]
+
+
+@pytest.fixture(scope="module")
+def language(loaded: Server) -> Server:
+    added = loaded.tool("ldapadd", input=LANGUAGE_ENTRY)
+    assert added.returncode == 0, added.stderr.decode()
+    return loaded
+
+
+@pytest.mark.parametrize("attributes, expected", TEST013, ids=["all", "name", "tag", "range"])
+def test_openldap_test013_language(language: Server, attributes: tuple[str, ...],
+                                   expected: set[tuple[str, str]]) -> None:
+    result = language.tool("ldapsearch", "-LLL", "-b", LANGUAGE, "-s", "base", "(&)",
+                           *attributes, bind=False)
+    assert result.returncode == 0, result.stderr.decode()
+    assert values(result.stdout.decode()) == expected
