@@ -12,6 +12,9 @@
   older form, which slapd does not.
 - An assertion in neither form is Undefined: the search succeeds and
   finds nobody (RFC 4511 §4.5.1.7).
+- The four assertions of OpenLDAP's tests/scripts/test021-certificate find
+  the holders of its certificates, whose issuer's DN starts with
+  `EMAIL=` (PKCS #9 email, which certdir's core schema has as slapd's).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pytest
 from tests.integration.conftest import SUFFIX, Server, make_server
 from tests.integration.ldif_compare import by_dn
 
+DATA = Path(__file__).parents[1] / "data" / "integration"
 CA_NAME = "cn=Example Root CA,dc=example,dc=com"
 ALICE = f"cn=Alice,{SUFFIX}"
 BOB = f"cn=Bob,{SUFFIX}"
@@ -122,3 +126,32 @@ MALFORMED: list[tuple[str, Form]] = [
 @pytest.mark.parametrize("why, form", MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_malformed_assertion_finds_nobody(world: World, why: str, form: Form) -> None:
     assert holders(world, f"(userCertificate={form(world.serial)})") == []
+
+
+OPENLDAP_ISSUER = ("EMAIL=ca@example.com,CN=Example CA,O=Openldap Example\\5C, Ltd.,"
+                   "ST=California,C=US")
+URSULA = f"cn=Ursula Hampster,{SUFFIX}"
+JEN = f"cn=Jen Smith,{SUFFIX}"
+TEST021 = [
+    # (test021's filter, with its issuer, the holder)
+    (f"(userCertificate=2${OPENLDAP_ISSUER})", URSULA),
+    (f'(userCertificate={{ serialNumber 2, issuer "{OPENLDAP_ISSUER}" }})', URSULA),
+    (f"(userCertificate:certificateExactMatch:=3${OPENLDAP_ISSUER})", JEN),
+    (f'(userCertificate:certificateExactMatch:={{ issuer "{OPENLDAP_ISSUER}", '
+     f"serialNumber 3 }})", JEN),
+]
+
+
+@pytest.fixture(scope="module")
+def openldap_certificates(world: World) -> World:
+    added = world.server.tool("ldapadd", input=(
+        DATA / "084_openldap_certificates.ldif").read_bytes())
+    assert added.returncode == 0, added.stderr.decode()
+    return world
+
+
+@pytest.mark.parametrize("search_filter, holder", TEST021, ids=["old", "gser", "ext-old",
+                                                                 "ext-gser-issuer-first"])
+def test_openldap_test021_assertions(openldap_certificates: World, search_filter: str,
+                                     holder: str) -> None:
+    assert holders(openldap_certificates, search_filter) == [holder.lower()]
