@@ -9,8 +9,8 @@
   then every non-ASCII code point dropped, so `Zoë` is `Zoe`.
 - Words are separated by spaces. Each word's key is its metaphone code
   (Lawrence Philips, 1990, in the University of Michigan variant slapd
-  uses): the letters up to the first non-letter, at most 31, give a code
-  of at most four letters.
+  uses): its letters before the first digit, punctuation or non-ASCII
+  character, at most 31, give a code of at most four letters.
 - A value matches an assertion when the assertion's word keys appear among
   the value's word keys in the same order, not necessarily adjacent; an
   assertion without words matches nothing.
@@ -43,7 +43,8 @@ SILENT_FIRST = {"KN": "N", "GN": "N", "PN": "N", "AE": "E", "WR": "R", "WH": "W"
 
 
 class _Word:
-    """A word's letters padded with empty strings, so rules look around freely."""
+    """A word's letters, read as "" beyond either end (which no letter set
+    holds), so rules look around freely."""
 
     def __init__(self, letters: str) -> None:
         self.letters = letters
@@ -62,11 +63,11 @@ def _b(w: _Word, i: int) -> str:
 
 def _c(w: _Word, i: int) -> str:
     after = w.at(i + 1)
-    if w.at(i - 1) == "S" and after in FRONT_VOWELS and after:
+    if w.at(i - 1) == "S" and after in FRONT_VOWELS:
         return ""
     if after == "I" and w.at(i + 2) == "A":
         return "X"
-    if after and after in FRONT_VOWELS:
+    if after in FRONT_VOWELS:
         return "S"
     if after == "H":
         first = i == 0 and w.at(i + 2) not in VOWELS
@@ -75,32 +76,25 @@ def _c(w: _Word, i: int) -> str:
 
 
 def _d(w: _Word, i: int) -> str:
-    return "J" if w.at(i + 1) == "G" and w.at(i + 2) in FRONT_VOWELS and w.at(i + 2) else "T"
-
-
-def _front(letter: str) -> bool:
-    return bool(letter) and letter in FRONT_VOWELS
+    return "J" if w.at(i + 1) == "G" and w.at(i + 2) in FRONT_VOWELS else "T"
 
 
 def _g(w: _Word, i: int) -> str:
     after, second = w.at(i + 1), w.at(i + 2)
-    spoken = ((after != "J" or (second and second in VOWELS))
+    spoken = ((after != "J" or second in VOWELS)
               and (after != "N" or (i + 1 < len(w.letters)
                                     and (second != "E" or w.at(i + 3) != "D")))
-              and (w.at(i - 1) != "D" or not _front(after)))
+              and (w.at(i - 1) != "D" or after not in FRONT_VOWELS))
     if spoken:
-        return "G" if _front(after) and second != "G" else "K"
-    back = w.at(i - 3)
-    if after == "H" and not (back and back in NO_GH_F) and w.at(i - 4) != "H":
+        return "G" if after in FRONT_VOWELS and second != "G" else "K"
+    if after == "H" and w.at(i - 3) not in NO_GH_F and w.at(i - 4) != "H":
         return "F"
     return ""
 
 
 def _h(w: _Word, i: int) -> str:
     before, after = w.at(i - 1), w.at(i + 1)
-    if before and before in SOFTENING:
-        return ""
-    if before and before in VOWELS and not (after and after in VOWELS):
+    if before in SOFTENING or (before in VOWELS and after not in VOWELS):
         return ""
     return "H"
 
@@ -128,8 +122,7 @@ def _t(w: _Word, i: int) -> str:
 
 
 def _before_vowel(w: _Word, i: int) -> str:
-    after = w.at(i + 1)
-    return w.letters[i] if after and after in VOWELS else ""
+    return w.letters[i] if w.at(i + 1) in VOWELS else ""
 
 
 def _x(w: _Word, i: int) -> str:
