@@ -9,6 +9,7 @@
   items `((a=x)(b=y))` keep the values any of them matches; the attribute
   list still limits what is returned; with `-A` (typesOnly), which
   returns no values, every attribute's name comes back as without it.
+- Computed operational attributes (hasSubordinates) are restricted too.
 - Approximate items match by sound, as in filters (slapd 2.5 matches
   nothing with one: a difference clients asking for it would want).
 - An item that is not a SimpleFilterItem (an and, or, not) is a
@@ -88,6 +89,8 @@ CASES = [
     ("(mail:caseExactIA5Match:=aa@other.org)", ("mail",), {("mail", "aa@other.org")}),
     ("(mail~=archer@example.com)", ("mail",), {("mail", "archer@example.com")}),
     ("(mail>=b)", ("mail",), set()),
+    ("(hasSubordinates=FALSE)", ("hasSubordinates",), {("hassubordinates", "FALSE")}),
+    ("(hasSubordinates=TRUE)", ("hasSubordinates",), set()),
 ]
 
 
