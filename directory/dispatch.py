@@ -10,7 +10,8 @@ Before the first overlay, the dispatcher parses what the request names,
 once (`PARSERS`): the target DN (`Operation.target`; invalidDNSyntax is
 raised where it is first read, so the overlays' own checks keep their
 order), and for a search the filter with its attribute descriptions
-resolved and the attribute selection. Overlays, operations, the planner,
+resolved, the attribute selection and the matched values control's
+items compiled. Overlays, operations, the planner,
 the predicates and the selection use these and parse nothing again.
 """
 
@@ -20,9 +21,11 @@ from collections.abc import Callable, Mapping
 from operator import attrgetter
 from typing import Any
 
+from directory import matched_values
 from directory.operation import Handler, Operation, Outcome, Overlay
 from directory.ops import add, bind, compare, delete, extended, moddn, modify, search
 from directory.overlays import access, ppolicy, proxy, referral
+from directory.protocol.controls import MATCHED_VALUES
 from directory.protocol.messages import (
     AddRequest,
     AddResponse,
@@ -101,6 +104,9 @@ def _search(op: Operation) -> None:
     schema = op.dsa.schema
     op.filter = resolve_filter(schema, request.filter)
     op.selection = select(schema, request.attributes)
+    values_return = op.controls.get(MATCHED_VALUES)
+    if values_return is not None:
+        op.values_return = matched_values.predicates(schema, values_return)
 
 
 PARSERS: Mapping[type, Callable[[Operation], None]] = {

@@ -10,6 +10,9 @@ against the schema (RFC 4512 §2.5).
 - The options certdir recognises are language tags (RFC 3866) and
   `binary`; any other is refused as undefinedAttributeType, which
   RFC 4512 §2.5 allows and OpenLDAP does.
+- A language range (`lang-en-`, RFC 3866 §3.1) names values in search
+  filters, attribute lists and compare; a value is never stored under
+  one (`resolve_stored`: undefinedAttributeType, as slapd answers).
 - Entries are stored as a marshal blob behind a format byte: marshal is the
   fastest encoding CPython has (C code, no per-value Python calls), which
   matters when a search misses the entry cache. It holds only str, bytes
@@ -28,7 +31,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from directory.protocol.attribute import AttributeDescription, AttributeDescriptionError
+from directory.protocol.attribute import (
+    AttributeDescription,
+    AttributeDescriptionError,
+    is_range,
+    options_cover,
+)
 from directory.protocol.cache import BoundedCache
 from directory.protocol.dn import AVA, DN, RDN
 from directory.protocol.results import LDAPError, ResultCode
@@ -73,6 +81,15 @@ def _resolve_text(schema: Schema, text: str) -> Resolved:
 
 
 _resolve = lru_cache(maxsize=4096)(_resolve_text)
+
+
+def resolve_stored(schema: Schema, text: str) -> Resolved:
+    """Like `resolve`, for a description values are stored under."""
+    resolved = resolve(schema, text)
+    if any(is_range(o) for o in resolved.options):
+        raise LDAPError(ResultCode.UNDEFINED_ATTRIBUTE_TYPE,
+                        f"{text}: a language range names values, it cannot hold them")
+    return resolved
 
 
 def find(schema: Schema, text: str) -> Resolved | None:
@@ -126,6 +143,8 @@ class Entry:
         keys = self.types(schema).get(resolved.type.key, ())
         if not resolved.options or not keys:
             return keys
+        if any(is_range(o) for o in resolved.options):
+            return tuple(k for k in keys if options_cover(resolved.options, k.split(";")[1:]))
         wanted = set(resolved.options)
         return tuple(k for k in keys if wanted.issubset(k.split(";")[1:]))
 

@@ -16,8 +16,11 @@
   boot parameter `key=server:path`, both ASCII.
 - certificateExactMatch (RFC 4523 §2.5) compares a certificate's serial
   number and issuer; its assertion is the GSER form
-  `{ serialNumber 123, issuer rdnSequence:"cn=CA" }` (the `rdnSequence:`
-  prefix may be left out, and the serial may be written `'7b'H`).
+  `{ serialNumber 123, issuer rdnSequence:"cn=CA" }` (the two in either
+  order, and the `rdnSequence:` prefix may be left out, as OpenLDAP
+  accepts) or OpenLDAP's older `123$cn=CA`. The serial is decimal, hex as
+  `0x7b` (how `certdir ca issue` prints serials, and how OpenLDAP writes
+  them in GSER; certdir takes it in the older form too), or `'7b'H`.
 """
 
 from __future__ import annotations
@@ -337,8 +340,39 @@ def _parse_certificate(value: bytes) -> x509.Certificate:
         raise InvalidValue(f"value is not a DER certificate: {e}") from None
 
 
-_GSER_SERIAL = re.compile(r"serialNumber\s+(-?\d+|'([0-9A-Fa-f]*)'H)", re.IGNORECASE)
-_GSER_ISSUER = re.compile(r'issuer\s+(?:rdnSequence\s*:\s*)?"((?:[^"]|"")*)"', re.IGNORECASE)
+_SERIAL = r"-?(?:0x[0-9a-f]+|'[0-9a-f]+'h|[0-9]+)"
+_ISSUER = r'(?:rdnSequence\s*:\s*)?"(?P<{}>(?:[^"]|"")*)"'
+_GSER = re.compile(
+    rf"\{{\s*(?:serialNumber\s+(?P<serial>{_SERIAL})\s*,\s*issuer\s+{_ISSUER.format('issuer')}"
+    rf"|issuer\s+{_ISSUER.format('first')}\s*,\s*serialNumber\s+(?P<last>{_SERIAL}))\s*\}}",
+    re.IGNORECASE | re.DOTALL)
+_SERIAL_AND_ISSUER = re.compile(r"(?P<serial>0x[0-9a-f]+|[0-9]+)\$(?P<issuer>.*)",
+                                re.IGNORECASE | re.DOTALL)
+
+
+def _serial(text: str) -> int:
+    """A serial written in decimal, as `0x7b` or as `'7b'H`."""
+    sign, digits = (-1, text[1:]) if text.startswith("-") else (1, text)
+    if digits[:2].lower() == "0x":
+        return sign * int(digits[2:], 16)
+    if digits.startswith("'"):
+        return sign * int(digits[1:-2], 16)
+    return sign * int(digits)
+
+
+def _exact_assertion(text: str) -> tuple[int, str]:
+    """The serial and issuer DN of a certificate exact assertion."""
+    gser = _GSER.fullmatch(text)
+    if gser is not None:
+        serial = gser.group("serial") or gser.group("last")
+        issuer = gser.group("issuer") if gser.group("issuer") is not None else gser.group(
+            "first")
+        return _serial(serial), issuer.replace('""', '"')
+    old = _SERIAL_AND_ISSUER.fullmatch(text)
+    if old is not None:
+        return _serial(old.group("serial")), old.group("issuer")
+    raise InvalidValue('certificateExactMatch wants { serialNumber N, issuer rdnSequence:"DN" }'
+                       " or N$DN")
 
 
 def _serial_and_issuer(value: bytes) -> tuple[int, bytes]:
@@ -376,14 +410,7 @@ def _certificate_keys(normalizer: Normalizer) -> tuple[Keyer, Keyer]:
         return str(serial).encode() + b"$" + issuer
 
     def assertion_key(value: bytes) -> bytes:
-        text = _text(value).strip()
-        serial = _GSER_SERIAL.search(text)
-        issuer = _GSER_ISSUER.search(text)
-        if not (text.startswith("{") and text.endswith("}") and serial and issuer):
-            raise InvalidValue(
-                'certificateExactMatch wants { serialNumber N, issuer rdnSequence:"DN" }')
-        number = int(serial.group(2), 16) if serial.group(2) is not None else int(serial.group(1))
-        dn = issuer.group(1).replace('""', '"')
+        number, dn = _exact_assertion(_text(value).strip())
         return str(number).encode() + b"$" + _foreign_dn_key(normalizer, dn)
 
     return value_key, assertion_key

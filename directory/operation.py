@@ -14,10 +14,10 @@
   the operation (its `access` view), or pass it on.
 - What the request names is parsed once, by the dispatcher, before any
   overlay runs (`directory.dispatch`): the target DN (`target`), and for a
-  search the filter resolved against the schema and the attribute
-  selection. A DN that does not parse is answered with invalidDNSyntax
-  where the DN is first needed (`target`), so every check that came
-  before still comes first.
+  search the filter resolved against the schema, the attribute
+  selection and the matched values control's items compiled. A DN that
+  does not parse is answered with invalidDNSyntax where the DN is first
+  needed (`target`), so every check that came before still comes first.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from directory.protocol.results import LDAPError
 if TYPE_CHECKING:
     from directory.acl.view import View
     from directory.dsa import DSA
+    from directory.predicates import Predicate
     from directory.resolved_filter import ResolvedFilter
     from directory.selection import Selection
 
@@ -84,6 +85,8 @@ class Operation:
     critical: frozenset[str] = frozenset()
     started: float = field(default_factory=time.monotonic)
     abandoned: bool = False
+    # Set by a Cancel (RFC 3909): fired once this operation has ended.
+    canceled: Deferred[None] | None = None
     # Set by the proxied authorization control once allowed (RFC 4370).
     authz: DN | None = None
     # Set by the access overlay: the policy's answers for this operation's identity.
@@ -96,6 +99,7 @@ class Operation:
     # Set by the dispatcher for a search.
     filter: ResolvedFilter | None = None
     selection: Selection | None = None
+    values_return: tuple[Predicate, ...] | None = None
 
     @property
     def target(self) -> DN:

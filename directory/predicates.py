@@ -7,9 +7,11 @@
   an assertion value that does not fit the rule's syntax gives Undefined.
 - A description covers its subtypes and options: (name=x) matches cn and
   sn values, (cn=x) matches cn;lang-en values (RFC 4512 §2.5).
-- Equality and approximate matches use the equality rule (there is no
-  separate approximate rule; RFC 4511 allows it); ordering uses the ordering
-  rule; substrings use the substrings rule's normalisation.
+- Equality matches use the equality rule; approximate matches of string
+  attributes compare words by sound as slapd does (`directory.approx`),
+  of any other attribute use the equality rule (RFC 4511 §4.5.1.7.6);
+  ordering uses the ordering rule; substrings use the substrings rule's
+  normalisation.
 - Extensible match (RFC 4511 §4.5.1.7.7): the named rule, or the
   attribute's equality rule; without a type, every attribute the rule
   applies to (its matchingRuleUse: the types whose own rule it is or whose
@@ -40,6 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
+from directory import approx
 from directory.entry import Entry, Resolved, type_key
 from directory.matching import InvalidValue, MatchingRule, covers
 from directory.protocol.filter import (
@@ -206,6 +209,32 @@ def _equality(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Pred
     return test
 
 
+def _approx(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Predicate:
+    assert isinstance(f.filter, Approx)
+    resolved = _visible(f, hidden)
+    rule = f.rule
+    if resolved is None or rule is None or rule.oid not in approx.PHONETIC:
+        return _equality(schema, f, hidden)
+    asserted = approx.assertion_keys(f.filter.value)
+    excluded = _excluded(f, hidden)
+
+    def words(entry: Entry) -> tuple[tuple[str, ...], ...]:
+        if resolved.options or excluded:
+            return tuple(approx.value_keys(v)
+                         for v in _shown(entry, schema, resolved, excluded))
+        memo = (resolved.type.key, "approx")
+        found: tuple[tuple[str, ...], ...] | None = entry.memo.get(memo)
+        if found is None:
+            found = entry.memo[memo] = tuple(
+                approx.value_keys(v) for v in entry.values_for(schema, resolved))
+        return found
+
+    def test(entry: Entry) -> bool | None:
+        return any(approx.matches(keys, asserted) for keys in words(entry))
+
+    return test
+
+
 def _ordering(schema: Schema, f: ResolvedFilter, hidden: frozenset[str]) -> Predicate:
     assert isinstance(f.filter, GreaterOrEqual | LessOrEqual)
     resolved = _visible(f, hidden)
@@ -363,7 +392,7 @@ COMPILERS: dict[type, Callable[..., Predicate]] = {
     Or: _or,
     Not: _not,
     Equality: _equality,
-    Approx: _equality,
+    Approx: _approx,
     GreaterOrEqual: _ordering,
     LessOrEqual: _ordering,
     Substrings: _substrings,

@@ -5,7 +5,8 @@
 - A named attribute returns it and its subtypes (RFC 4511 §4.5.1.8).
   Unknown names are ignored. A description with options names only the
   values stored with at least those options (`description;lang-fr`),
-  RFC 4512 §2.5.2 and RFC 3866 §3.
+  RFC 4512 §2.5.2 and RFC 3866 §3; a language range (`description;lang-en-`)
+  the values whose tags it covers (RFC 3866 §3.1).
 - Values of the certificate syntaxes are always transferred with the
   `;binary` option (RFC 4523 §2, RFC 4522), whether the client asked for it
   or not, as OpenLDAP does.
@@ -29,6 +30,7 @@ from functools import lru_cache
 from itertools import combinations
 
 from directory.entry import Entry, find, type_key
+from directory.protocol.attribute import is_range, options_cover
 from directory.protocol.cache import BoundedCache
 from directory.protocol.codec import encode_attribute, encode_entry_body
 from directory.schema import Schema
@@ -52,6 +54,10 @@ class Selection:
     # per type key in `names`: the option sets a stored key must include for
     # one of the requests to name it (the empty set: any key of the type)
     options: Mapping[str, frozenset[frozenset[str]]]
+    ranged: bool = False  # some option set holds a language range
+    # the types in `names` some request names without options: all an
+    # entry without tagged keys can show
+    plain: frozenset[str] = frozenset()
 
     def wants(self, key: str, base: str) -> bool:
         """Whether an explicitly requested description names `key`."""
@@ -61,6 +67,8 @@ class Selection:
         if _ANY_OPTIONS in required:
             return True
         have = key.split(";")[1:]
+        if self.ranged:
+            return any(options_cover(r, have) for r in required)
         if 2 ** len(have) < len(required):
             return any(frozenset(subset) in required
                        for size in range(1, len(have) + 1)
@@ -97,7 +105,10 @@ def _select(schema: Schema, attributes: tuple[str, ...]) -> Selection:
                 options.setdefault(at.key, set()).add(wanted)
     minimal = {key: frozenset({_ANY_OPTIONS}) if _ANY_OPTIONS in sets else frozenset(sets)
                for key, sets in options.items()}
-    return Selection("*" in attributes, "+" in attributes, frozenset(minimal), minimal)
+    ranged = any(is_range(o) for sets in minimal.values() for r in sets for o in r)
+    plain = frozenset(key for key, sets in minimal.items() if _ANY_OPTIONS in sets)
+    return Selection("*" in attributes, "+" in attributes, frozenset(minimal), minimal, ranged,
+                     plain)
 
 
 @lru_cache(maxsize=4096)
@@ -149,7 +160,7 @@ def encode_entry(schema: Schema, entry: Entry, selection: Selection, types_only:
     else:
         # The common case (a mail client asking for a few attributes): look
         # the requested ones up instead of walking the whole entry.
-        parts.extend(_encoded(schema, entry, key, types_only) for key in selection.names
+        parts.extend(_encoded(schema, entry, key, types_only) for key in selection.plain
                      if key in attributes and key not in hidden)
     for key, values in computed.items():
         if selection.all_operational or key in selection.names:

@@ -10,7 +10,9 @@
   matchedDN, message and referrals; any other exception becomes other (80)
   with a log line, and the connection stays up.
 - Abandon and Unbind get no response (RFC 4511 §4.3, §4.11). An abandoned
-  operation sends nothing more (RFC 4511 §4.11).
+  operation sends nothing more (RFC 4511 §4.11). A cancelled one
+  (RFC 3909, `directory.ops.cancel`) sends canceled (118) as its next
+  reply, its last; its Cancel answers once it has ended.
 - Replies are written in slices (SLICE replies or SLICE_BYTES, less when the
   handler yields TICK): one slice of one operation per connection and
   reactor turn, INTERLEAVED operations of a connection taking turns and the
@@ -74,6 +76,7 @@ from directory.client_certificate import peer_certificate
 from directory.dispatch import RESPONSE_FOR, handle
 from directory.dsa import DSA
 from directory.operation import Operation, Replies, Reply, Session, Tick
+from directory.ops import cancel
 from directory.protocol.codec import LDAPConnection, Limits, encode
 from directory.protocol.controls import parse_controls
 from directory.protocol.filter import format as format_filter
@@ -300,7 +303,7 @@ class LDAPServerProtocol(protocol.Protocol):
         op_number = next(self._op_counter)
         if isinstance(request, AbandonRequest):
             target = self.session.outstanding.get(request.message_id)
-            if target is not None:
+            if target is not None and cancel.abandonable(target.request):
                 target.abandoned = True
             access.info("conn=%d op=%d ABANDON msg=%d", self.session.conn_id, op_number,
                         request.message_id)
@@ -381,7 +384,9 @@ class LDAPServerProtocol(protocol.Protocol):
                 if op.abandoned or self.closed:
                     self.done(op, op_number, None)
                     return True
-                reply = next(stream.replies, None)
+                reply: Reply | Tick | None = (
+                    self.failure(op, LDAPError(ResultCode.CANCELED, "canceled"))
+                    if op.canceled is not None else next(stream.replies, None))
                 if reply is None:
                     self.done(op, op_number, None)
                     return True
@@ -412,6 +417,8 @@ class LDAPServerProtocol(protocol.Protocol):
 
     def done(self, op: Operation, op_number: int, result: Result | None) -> None:
         self.session.outstanding.pop(op.message_id, None)
+        if op.canceled is not None and not op.canceled.called:
+            op.canceled.callback(None)
         if isinstance(op.request, BindRequest):
             self.codec.limits = self._limits()
         if not self.dsa.config.access_log:

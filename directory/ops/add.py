@@ -29,7 +29,7 @@ from functools import lru_cache
 
 from directory.backend import Transaction
 from directory.dsa import DSA, AfterCommit
-from directory.entry import Entry, resolve
+from directory.entry import Entry, resolve_stored
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_new
 from directory.ops import privileges, userpassword
@@ -48,7 +48,7 @@ def collect(dsa: DSA, pairs: Iterable[tuple[str, Iterable[bytes]]]) -> Attribute
     duplicates, empty value sets and server-only attributes."""
     attributes: Attributes = {}
     for name, values in pairs:
-        resolved = resolve(dsa.schema, name)
+        resolved = resolve_stored(dsa.schema, name)
         if resolved.type.no_user_modification:
             raise LDAPError(ResultCode.CONSTRAINT_VIOLATION,
                             f"{name}: no user modification allowed")

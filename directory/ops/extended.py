@@ -17,6 +17,7 @@
 - StartTLS (RFC 4511 §4.14, RFC 4513 §3): refused with operationsError while
   TLS is active or other operations are outstanding, protocolError when the
   server has no certificate; TLS starts right after the response is sent.
+- Cancel (RFC 3909): `directory.ops.cancel`.
 - The application may add operations to `DSA.extensions` (the CA adds its
   certificate request); the root DSE lists them with these.
 - An unknown requestName gets protocolError (RFC 4511 §4.12).
@@ -32,7 +33,7 @@ from directory.acl.rights import WRITE
 from directory.backend import Transaction
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_modified
-from directory.ops import privileges, userpassword
+from directory.ops import cancel, privileges, userpassword
 from directory.ops.visibility import view_of
 from directory.protocol import ber
 from directory.protocol.ber import children
@@ -132,6 +133,7 @@ EXTENDED: Mapping[str, ExtendedHandler] = {
     WHOAMI: whoami,
     PASSWORD_MODIFY: password_modify,
     START_TLS: start_tls,
+    cancel.CANCEL: cancel.cancel,
 }
 
 

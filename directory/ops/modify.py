@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 from directory.backend import Transaction
 from directory.dsa import DSA
-from directory.entry import Entry, Resolved, resolve
+from directory.entry import Entry, Resolved, resolve_stored
 from directory.matching import InvalidValue
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_modified
@@ -134,7 +134,7 @@ def apply_changes(dsa: DSA, entry: Entry, changes: tuple[Change, ...], actor: DN
     """The entry after `changes`, schema-checked and stamped."""
     attrs: Attributes = dict(entry.attributes)
     for change in changes:
-        resolved = resolve(dsa.schema, change.attribute)
+        resolved = resolve_stored(dsa.schema, change.attribute)
         if resolved.type.no_user_modification:
             raise LDAPError(ResultCode.CONSTRAINT_VIOLATION,
                             f"{change.attribute}: no user modification allowed")
@@ -171,7 +171,7 @@ def handle(op: Operation) -> Outcome:
     dn = op.target
     op.detail = f'dn="{request.dn}"'
     for change in request.changes:
-        resolve(dsa.schema, change.attribute)
+        resolve_stored(dsa.schema, change.attribute)
 
     async def modify() -> list[Reply]:
         changes = await userpassword.prepare_changes(op, dn, request.changes)

@@ -24,6 +24,9 @@
   references instead of entries, unless ManageDsaIT is given; nothing
   below them is searched here.
 - typesOnly returns attribute descriptions without values.
+- The matched values control (RFC 3876) keeps of each returned entry only
+  the values its ValuesReturnFilter matches (`directory.matched_values`);
+  with typesOnly, which returns no values, it changes nothing (as slapd).
 - The assertion control (RFC 4528) is evaluated on the base entry (the
   root DSE for the empty base) before anything is returned.
 - Paged results (RFC 2696): the cookie names a cursor kept on the
@@ -38,9 +41,10 @@
   returned, its sort keys); continuation references need read on the
   referral object's `entry` and `ref`. The root DSE and the subschema
   subentry are readable by anyone (RFC 4512 §5.1).
-- The base, the filter and the attribute selection come parsed and
-  resolved from the dispatcher (`Operation.target`, `.filter`,
-  `.selection`); nothing here parses or resolves them again.
+- The base, the filter, the attribute selection and the matched values
+  items come parsed and resolved from the dispatcher (`Operation.target`,
+  `.filter`, `.selection`, `.values_return`); nothing here parses or
+  resolves them again.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from directory import matched_values
 from directory.acl.identity import Identity
 from directory.acl.rights import Rights
 from directory.backend import Equal, IndexQuery, Union
@@ -278,6 +283,10 @@ def _entry_reply(op: Operation, request: SearchRequest, entry: Entry,
                               extra) if ordinary else frozenset()
     if hidden and extra:
         extra = {k: v for k, v in extra.items() if k not in hidden}
+    items = op.values_return
+    if items is not None and not request.types_only:
+        entry = entry.with_attributes(matched_values.matched(entry.dn, entry.attributes, items))
+        extra = matched_values.matched(entry.dn, extra, items)
     body = encode_entry(schema, entry, selection, request.types_only, hidden, extra)
     return Reply(EncodedSearchResultEntry(body))
 

@@ -7,10 +7,14 @@
 - `binary` is a transfer option (RFC 4522): it changes how values travel,
   not which attribute is meant, so it is kept apart from tagging options
   such as language tags (`lang-en`, RFC 3866).
+- A tagging option ending in `-` is a language range (RFC 3866 §3.1):
+  `lang-en-` covers `lang-en` and every tag below it (`lang-en-us`), and
+  `lang-` covers every language tag.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -57,6 +61,17 @@ class AttributeDescription:
 
 
 MAX_CACHED = 128
+
+
+def is_range(option: str) -> bool:
+    return option.endswith("-")
+
+
+def options_cover(wanted: Iterable[str], have: list[str]) -> bool:
+    """Whether a stored key's options `have` include every option of
+    `wanted`, a range covering the tag it names and the tags below it."""
+    return all(any(h == w[:-1] or h.startswith(w) for h in have) if is_range(w)
+               else w in have for w in wanted)
 
 
 def _parse_text(text: str) -> AttributeDescription:

@@ -20,7 +20,9 @@ authorization (RFC 4370 §3: an authzId, empty for anonymous; on every
 operation but bind and the extended operations that change authentication
 or confidentiality, StartTLS), password policy request
 (draft-behera-ldap-password-policy §6.1, no value; the response is
-`ppolicy_control`).
+`ppolicy_control`), matched values (RFC 3876 §2: a SEQUENCE OF
+SimpleFilterItem, the filter choices but and, or and not, an extensible
+match without dnAttributes).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 
 from directory.protocol import ber
 from directory.protocol.ber import children, decode_bool, decode_int, encode_int, octets, tlv
-from directory.protocol.filter import Filter, FilterLimits
+from directory.protocol.filter import Extensible, Filter, FilterLimits
 from directory.protocol.filter import from_ber as filter_from_ber
 from directory.protocol.messages import (
     MAX_INT,
@@ -59,6 +61,7 @@ PRE_READ = "1.3.6.1.1.13.1"
 POST_READ = "1.3.6.1.1.13.2"
 SUBTREE_DELETE = "1.2.840.113556.1.4.805"
 PROXIED_AUTHZ = "2.16.840.1.113730.3.4.18"
+MATCHED_VALUES = "1.2.826.0.1.3344810.2.3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,30 @@ def parse_assertion(value: bytes | None) -> Filter:
     return filter_from_ber(value, start, end, tag, 0, FilterLimits())
 
 
+@dataclass(frozen=True, slots=True)
+class ValuesReturnFilter:
+    items: tuple[Filter, ...]
+
+
+# SimpleFilterItem (RFC 3876 §2): every filter choice but and, or and not.
+_SIMPLE_ITEMS = frozenset({0xA3, 0xA4, 0xA5, 0xA6, 0x87, 0xA8, 0xA9})
+
+
+def parse_values_return(value: bytes | None) -> ValuesReturnFilter:
+    data, start, end = _sequence(value)
+    items = []
+    for tag, s, e in children(data, start, end):
+        if tag not in _SIMPLE_ITEMS:
+            raise ProtocolError(f"filter choice 0x{tag:02x} is not a SimpleFilterItem")
+        item = filter_from_ber(data, s, e, tag, 0, FilterLimits())
+        if isinstance(item, Extensible) and item.dn_attributes:
+            raise ProtocolError("a SimpleMatchingAssertion has no dnAttributes")
+        items.append(item)
+    if not items:
+        raise ProtocolError("empty ValuesReturnFilter")
+    return ValuesReturnFilter(tuple(items))
+
+
 def parse_authzid(value: bytes | None) -> AuthzId:
     if value is None:
         raise ProtocolError("proxied authorization control needs a value")
@@ -210,6 +237,7 @@ CONTROLS: Mapping[str, ControlSpec] = {
                                not_extended=frozenset({START_TLS})),
     PASSWORD_POLICY: ControlSpec(parse_none, frozenset({BindRequest, AddRequest, ModifyRequest,
                                                         ExtendedRequest})),
+    MATCHED_VALUES: ControlSpec(parse_values_return, frozenset({SearchRequest})),
 }
 
 

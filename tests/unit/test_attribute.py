@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from directory.protocol.attribute import AttributeDescription, AttributeDescriptionError
+from directory.protocol.attribute import (
+    AttributeDescription,
+    AttributeDescriptionError,
+    is_range,
+    options_cover,
+)
 
 VALID = [
     # (text, type, options, binary, tagging options)
@@ -72,3 +77,29 @@ INVALID = [
 def test_invalid(why: str, text: str) -> None:
     with pytest.raises(AttributeDescriptionError):
         AttributeDescription.parse(text)
+
+
+RANGES = [
+    # (description's options, a stored key's options, covered), RFC 3866 §3.1
+    (("lang-en-",), ["lang-en"], True),
+    (("lang-en-",), ["lang-en-us"], True),
+    (("lang-en-",), ["lang-en-us-x"], True),
+    (("lang-en-",), ["lang-enx"], False),
+    (("lang-en-",), ["lang-fr"], False),
+    (("lang-en-",), [], False),
+    (("lang-",), ["lang-fr"], True),
+    (("lang-",), [], False),
+    (("lang-en",), ["lang-en-us"], False),
+    (("lang-en",), ["lang-en"], True),
+    (("lang-en-", "lang-fr"), ["lang-en-gb", "lang-fr"], True),
+    (("lang-en-", "lang-fr"), ["lang-en-gb"], False),
+]
+
+
+@pytest.mark.parametrize("wanted, have, covered", RANGES)
+def test_language_ranges(wanted: tuple[str, ...], have: list[str], covered: bool) -> None:
+    assert options_cover(wanted, have) is covered
+
+
+def test_only_an_option_ending_in_a_hyphen_is_a_range() -> None:
+    assert [is_range(o) for o in ("lang-", "lang-en-", "lang-en")] == [True, True, False]

@@ -22,6 +22,7 @@ from directory.protocol.controls import (
     ASSERTION,
     CONTROLS,
     MANAGE_DSA_IT,
+    MATCHED_VALUES,
     PAGED_RESULTS,
     POST_READ,
     PRE_READ,
@@ -34,10 +35,11 @@ from directory.protocol.controls import (
     PagedResults,
     Present,
     SortKey,
+    ValuesReturnFilter,
     encode_sort_result,
     parse_controls,
 )
-from directory.protocol.filter import And, Equality
+from directory.protocol.filter import And, Equality, Extensible
 from directory.protocol.filter import Present as PresentFilter
 from directory.protocol.messages import (
     AddRequest,
@@ -108,6 +110,12 @@ ACCEPTED: list[tuple[str, Request, tuple[Control, ...], dict[str, Any]]] = [
     ("RFC 4527 pre- and post-read on modify DN", MODDN,
      (Control(PRE_READ, False, CN_SN), Control(POST_READ, False, h("3003 04012a"))),
      {PRE_READ: AttributeSelection(("cn", "sn")), POST_READ: AttributeSelection(("*",))}),
+    ("RFC 3876 matched values, two items", SEARCH,
+     (Control(MATCHED_VALUES, True, h("3011 a307 0402636e 040161 8706 6f626a656374")),),
+     {MATCHED_VALUES: ValuesReturnFilter((Equality("cn", b"a"), PresentFilter("object")))}),
+    ("RFC 3876 matched values, extensible item without dnAttributes", SEARCH,
+     (Control(MATCHED_VALUES, False, h("300d a90b 8102322e 8202636e 830161")),),
+     {MATCHED_VALUES: ValuesReturnFilter((Extensible("2.", "cn", b"a"),))}),
     ("RFC 3296 ManageDsaIT on modify", MODIFY, (Control(MANAGE_DSA_IT, True),),
      {MANAGE_DSA_IT: Present()}),
     ("subtree delete", DELETE, (Control(SUBTREE_DELETE, True), Control(MANAGE_DSA_IT)),
@@ -138,6 +146,19 @@ UNAVAILABLE = ResultCode.UNAVAILABLE_CRITICAL_EXTENSION
 PROTOCOL = ResultCode.PROTOCOL_ERROR
 
 REFUSED: list[tuple[str, Request, tuple[Control, ...], ResultCode]] = [
+    ("RFC 3876 an and is not a SimpleFilterItem", SEARCH,
+     (Control(MATCHED_VALUES, True, h("300b a009 a307 0402636e 040161")),), PROTOCOL),
+    ("RFC 3876 a not is not a SimpleFilterItem", SEARCH,
+     (Control(MATCHED_VALUES, True, h("300b a209 a307 0402636e 040161")),), PROTOCOL),
+    ("RFC 3876 an extensible item has no dnAttributes", SEARCH,
+     (Control(MATCHED_VALUES, True, h("300c a90a 8202636e 830161 8401ff")),), PROTOCOL),
+    ("RFC 3876 at least one item", SEARCH, (Control(MATCHED_VALUES, True, h("3000")),),
+     PROTOCOL),
+    ("RFC 3876 matched values needs a value", SEARCH, (Control(MATCHED_VALUES, True),),
+     PROTOCOL),
+    ("RFC 3876 matched values is for search only", COMPARE,
+     (Control(MATCHED_VALUES, True, h("3009 a307 0402636e 040161")),),
+     ResultCode.UNAVAILABLE_CRITICAL_EXTENSION),
     # (why, operation, controls, result code)
     ("§4.1.11 unknown critical control", SEARCH, (Control("1.2.3.4", True),), UNAVAILABLE),
     ("critical paged results on delete", DELETE, (Control(PAGED_RESULTS, True, PAGE_5_X),),
@@ -242,4 +263,4 @@ def test_encode_sort_result(code: ResultCode, attribute: str | None, value: byte
 def test_registry_names_every_control_once() -> None:
     assert sorted(CONTROLS) == sorted({PAGED_RESULTS, SORT_REQUEST, MANAGE_DSA_IT, ASSERTION,
                                        PRE_READ, POST_READ, SUBTREE_DELETE, PROXIED_AUTHZ,
-                                       PASSWORD_POLICY})
+                                       PASSWORD_POLICY, MATCHED_VALUES})

@@ -230,7 +230,8 @@ def certificate() -> bytes:
 
 
 CERTIFICATE_ASSERTIONS = [
-    # (GSER assertion, matches the certificate with serial 123 from CN=Test CA,O=Example)
+    # (GSER or OpenLDAP's serial$issuer assertion, matches the certificate with
+    # serial 123 from CN=Test CA,O=Example)
     (b'{ serialNumber 123, issuer rdnSequence:"cn=test ca,o=example" }', True),
     (b'{ serialNumber 123, issuer rdnSequence:"CN=Test CA,O=Example" }', True),
     (b'{ serialNumber \'7b\'H, issuer rdnSequence:"cn=test ca,o=example" }', True),
@@ -240,6 +241,12 @@ CERTIFICATE_ASSERTIONS = [
     (b'{ serialNumber 124, issuer rdnSequence:"cn=test ca,o=example" }', False),
     (b'{ serialNumber 123, issuer rdnSequence:"cn=other ca,o=example" }', False),
     (b'{ serialNumber 123, issuer rdnSequence:"o=example,cn=test ca" }', False),
+    (b'{ serialNumber 0x7b, issuer "cn=test ca,o=example" }', True),
+    (b'{ issuer "cn=test ca,o=example", serialNumber 123 }', True),
+    (b"123$cn=test ca,o=example", True),
+    (b"0123$CN=Test CA, O=Example", True),
+    (b"0x7B$cn=test ca,o=example", True),
+    (b"124$cn=test ca,o=example", False),
 ]
 
 
@@ -253,7 +260,11 @@ def test_certificate_exact_match(schema: Schema, certificate: bytes, assertion: 
 MALFORMED_CERTIFICATE_ASSERTIONS = [
     # (why, assertion)
     ("empty", b""),
-    ("not GSER", b"123$cn=test ca,o=example"),
+    ("neither form", b"123 cn=test ca,o=example"),
+    ("older form without a number", b"$cn=test ca,o=example"),
+    ("older form with a hex string", b"'7b'H$cn=test ca,o=example"),
+    ("GSER with text after it", b'{ serialNumber 123, issuer "cn=x" } x'),
+    ("GSER with a part twice", b'{ serialNumber 123, serialNumber 123, issuer "cn=x" }'),
     ("no braces", b'serialNumber 123, issuer rdnSequence:"cn=test ca,o=example"'),
     ("no issuer", b"{ serialNumber 123 }"),
     ("no serial", b'{ issuer rdnSequence:"cn=test ca,o=example" }'),
