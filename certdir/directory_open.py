@@ -32,7 +32,6 @@ from certdir.storage_url import connect_url, one_line
 from directory.acl.rules import RuleError
 from directory.backend.opening import Storage, open_backend
 from directory.backend.pg_nodes import NodesExhausted
-from directory.chaining.peers import Peers
 from directory.dsa import DSA
 from directory.schema import Schema
 from kms.store import TABLES as KMS_TABLES
@@ -88,6 +87,9 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
     dsa.writer = Writer(backend, reactor) if reactor is not None else None
     referral_list = config.directory.referral_list
     if reactor is not None and (referral_list.peers or referral_list.chase):
+        # ldaptor's client imports the reactor: only once the server installed its own.
+        from directory.chaining.peers import Peers
+
         dsa.peers = Peers(referral_list, schema, dsa.parse_dn, reactor)
     return dsa
 

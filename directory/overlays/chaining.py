@@ -29,12 +29,12 @@ import itertools
 import math
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 
 from directory.acl.identity import identity_of
 from directory.acl.view import View
-from directory.chaining.peers import Answer, Peers
 from directory.operation import Handler, Operation, Outcome, Replies, Reply, Tick
 from directory.ops.search import deadline_of, size_limit_of
 from directory.ops.visibility import hidden_in_result, search_test
@@ -56,6 +56,9 @@ from directory.protocol.messages import (
 )
 from directory.protocol.results import LDAPError, ResultCode
 from directory.selection import encode_entry
+
+if TYPE_CHECKING:
+    from directory.chaining.peers import Answer, Peers
 
 NOT_CHAINED = (MANAGE_DSA_IT, PAGED_RESULTS, SORT_REQUEST)
 MISSES = (ResultCode.SUCCESS, ResultCode.NO_SUCH_OBJECT)
