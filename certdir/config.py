@@ -18,6 +18,10 @@
   password (certdir/storage_url.py).
 - Storage is the SQLite file `storage.path` (default certdir.db) or the
   PostgreSQL database `storage.url`, never both.
+- The referral list's peers (`referral.list`) are `ldap://host:port/DN`
+  (with `starttls`) or `ldaps://host:port/DN` URLs; `bind_dn` comes with a
+  `password_file` (both, or neither: anonymous), and the files they name
+  must exist.
 """
 
 from __future__ import annotations
