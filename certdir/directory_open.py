@@ -85,12 +85,11 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
         backend.close()
         raise
     dsa.writer = Writer(backend, reactor) if reactor is not None else None
-    referral_list = config.directory.referral_list
-    if reactor is not None and (referral_list.peers or referral_list.chase):
+    if reactor is not None:
         # ldaptor's client imports the reactor: only once the server installed its own.
         from directory.chaining.peers import Peers
 
-        dsa.peers = Peers(referral_list, schema, dsa.parse_dn, reactor)
+        dsa.peers = Peers(config.directory.referral_list, schema, dsa.parse_dn, reactor)
     return dsa
 
 

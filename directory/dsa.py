@@ -87,7 +87,7 @@ class DSA:
         self.hashing = Hashing(config.hashing)
         # Password hashing and verification: never on the reactor or the writer.
         self.passwords = VerifyQueue(config.verify_queue)
-        # The referral list's peers, when it has any and the DSA serves (a reactor).
+        # The referral list's peers and the servers referrals name (when serving).
         self.peers: Peers | None = None
 
     def parse_dn(self, text: str) -> DN:

@@ -1,26 +1,36 @@
-"""Chaining to the referral list (Exchange Server's "LDAP referral list").
+"""Chaining: the referral list (Exchange Server's "LDAP referral list") and
+the chasing of our own referrals (slapo-chain).
 
-- A search under our naming context (with `referral.outside_suffix`, any
-  base but the root DSE and the subschema subentry) that finds no entry
-  here, and ends with success or noSuchObject (or, outside the naming
-  context, the default referral), goes to the peers of `referral.list`
-  (`directory.chaining.peers`).
-- `mode: first` returns the first peer's entries that found any, `merge`
-  every peer's, `refer` no entries but one continuation reference per peer
-  that serves the search (RFC 4511 §4.5.3), with the base mapped to the
-  peer's and an explicit scope.
-- The peers' entries are searched as ours are: the filter, access and the
-  size and time limits of this server and this requester apply, and the
-  attribute selection is ours (`directory.ops.visibility`). Any entry
-  returned makes the result success; none leaves the local result as it was.
-- Not chained: searches with ManageDsaIT, paged results or server-side
-  sort, and searches whose chaining behavior control asks for referrals
-  (draft-sermersheim-ldap-chaining §3) — which every chained search
-  carries, so a search is never chained twice.
-- The local search runs first and its replies go out as they come once it
-  finds an entry; until then they are held, on later reactor turns when it
-  ticks, so a miss is known before any peer is asked. Nothing waits on the
-  reactor: the peers answer through Deferreds.
+- Not chained at all: searches with ManageDsaIT, paged results or
+  server-side sort, and searches whose chaining behavior control asks for
+  referrals (draft-sermersheim-ldap-chaining §3) — which every search
+  certdir chains carries, so a search is never chained twice.
+- Chasing (`referral.chase: true`, or a chaining behavior control asking
+  for chaining): a referral answering the search (the base at or below a
+  referral object, or the default referral) and the continuation
+  references of the search are followed by certdir itself
+  (`Peers.chase`); the entries found replace them. A referral or reference
+  that no server answers is returned as it was.
+- The referral list: a search under our naming context (with
+  `referral.outside_suffix`, any base but the root DSE and the subschema
+  subentry) that finds no entry, here or by chasing, and ends with success
+  or noSuchObject (or, outside the naming context, the default referral),
+  goes to the peers of `referral.list` (`directory.chaining.peers`).
+  `mode: first` returns the entries of the first peer that found any,
+  `merge` every peer's, `refer` no entries but one continuation reference
+  per peer that serves the search (RFC 4511 §4.5.3), with the base mapped
+  to the peer's and an explicit scope.
+- Entries from elsewhere are searched as ours are: the filter, access and
+  the size and time limits of this server and this requester apply, and
+  the attribute selection is ours (`directory.ops.visibility`). Any entry
+  returned makes a miss (noSuchObject, a referral) a success; none leaves
+  the local result as it was.
+- The local search runs first. Without chasing, its replies go out as they
+  come once it finds an entry; until then they are held, on later reactor
+  turns when it ticks, so a miss is known before any peer is asked. When
+  chasing, its replies are held to its end (at most the size limit's
+  entries) and the references followed then. Nothing waits on the
+  reactor: the other servers answer through Deferreds.
 """
 
 from __future__ import annotations
@@ -28,10 +38,9 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 from directory.acl.identity import identity_of
 from directory.acl.view import View
@@ -68,36 +77,50 @@ ENTRIES = (EncodedSearchResultEntry, SearchResultEntry)
 def overlay(handler: Handler) -> Handler:
     def chain(op: Operation) -> Outcome:
         peers = op.dsa.peers
-        if peers is None or not _chainable(op, peers):
+        if peers is None or not isinstance(op.request, SearchRequest):
+            return handler(op)
+        chase = _chases(op, peers)
+        listed = _listed(op, peers)
+        if not (chase or listed):
             return handler(op)
         try:
             outcome = handler(op)
         except LDAPError as e:
-            if not _missed(op, e.code):
-                raise
             final = Reply(SearchResultDone(Result(e.code, e.matched, e.message, e.referrals)),
                           e.controls)
+            if chase and e.code == ResultCode.REFERRAL:
+                return _chased(op, peers, [], final, [e.referrals], listed)
+            if not (listed and _missed(op, e.code)):
+                raise
             return _after_miss(op, peers, [], final)
-        return _local_first(op, peers, outcome)
+        return _local_first(op, peers, outcome, chase, listed)
 
     return chain
 
 
-def _chainable(op: Operation, peers: Peers) -> bool:
-    request = op.request
+def _unchained(op: Operation) -> bool:
     base = op.parsed
-    if not isinstance(request, SearchRequest) or not peers.clients or base is None or (
-            isinstance(base, LDAPError)):
-        return False
+    if base is None or isinstance(base, LDAPError) or base == op.dsa.subschema_dn:
+        return True
     if any(oid in op.controls for oid in NOT_CHAINED):
-        return False
+        return True
     behavior = op.controls.get(CHAINING_BEHAVIOR)
-    if behavior is not None and behavior.refers:
+    return behavior is not None and behavior.refers
+
+
+def _chases(op: Operation, peers: Peers) -> bool:
+    behavior = op.controls.get(CHAINING_BEHAVIOR)
+    asked = peers.settings.chase or (behavior is not None and behavior.chains)
+    return asked and not _unchained(op)
+
+
+def _listed(op: Operation, peers: Peers) -> bool:
+    if not peers.clients or _unchained(op):
         return False
-    dsa = op.dsa
-    if base == dsa.subschema_dn:
-        return False
-    if dsa.in_naming_context(base):
+    base = op.target
+    request = op.request
+    assert isinstance(request, SearchRequest)
+    if op.dsa.in_naming_context(base):
         return True
     return peers.settings.outside_suffix and (bool(base) or request.scope != Scope.BASE)
 
@@ -107,14 +130,16 @@ def _missed(op: Operation, code: ResultCode) -> bool:
                               and not op.dsa.in_naming_context(op.target))
 
 
-def _local_first(op: Operation, peers: Peers, outcome: Outcome) -> Deferred[Replies]:
-    """The local replies as they come once one is an entry; after a miss, the
-    peers' answer."""
+def _local_first(op: Operation, peers: Peers, outcome: Outcome, chase: bool,
+                 listed: bool) -> Deferred[Replies]:
+    """The local replies, and what the chased references and the peers add."""
     if isinstance(outcome, Deferred):
-        return outcome.addCallback(lambda replies: _local_first(op, peers, replies))
+        return outcome.addCallback(
+            lambda replies: _local_first(op, peers, replies, chase, listed))
     result: Deferred[Replies] = Deferred()
     replies = iter(outcome)
     held: list[Reply] = []
+    references: list[tuple[str, ...]] = []
 
     def step() -> None:
         try:
@@ -122,15 +147,14 @@ def _local_first(op: Operation, peers: Peers, outcome: Outcome) -> Deferred[Repl
                 if isinstance(item, Tick):
                     peers.reactor.callLater(0, step)
                     return
-                if isinstance(item.op, ENTRIES):
+                if isinstance(item.op, ENTRIES) and not chase:
                     result.callback(itertools.chain(held, [item], replies))
                     return
+                if isinstance(item.op, SearchResultReference) and chase:
+                    references.append(item.op.uris)
+                    continue
                 if isinstance(item.op, SearchResultDone):
-                    if _missed(op, item.op.result.code):
-                        d = _after_miss(op, peers, held, item)
-                        d.chainDeferred(result)
-                    else:
-                        result.callback([*held, item])
+                    _chased(op, peers, held, item, references, listed).chainDeferred(result)
                     return
                 held.append(item)
         except Exception:
@@ -138,6 +162,47 @@ def _local_first(op: Operation, peers: Peers, outcome: Outcome) -> Deferred[Repl
 
     step()
     return result
+
+
+def _chased(op: Operation, peers: Peers, held: list[Reply], final: Reply,
+            references: list[tuple[str, ...]], listed: bool) -> Deferred[Replies]:
+    """Follow `references` (each a set of alternative URLs), then, on a miss,
+    ask the referral list."""
+    request = op.request
+    assert isinstance(request, SearchRequest)
+    limit = size_limit_of(op, request)
+    seconds = _seconds(op, request)
+    chased = [peers.chase(uris, request, limit, seconds) for uris in references]
+    found: list[Answer] = []
+    kept: list[Reply] = []
+
+    def gathered(index: int) -> Deferred[Replies]:
+        if index < len(chased):
+            return chased[index].addCallback(one, index)
+        replies = _answer(op, held, final, [e for answer in found for e in answer], limit)
+        if not op.entries and listed and _missed(op, _code(final)):
+            return _after_miss(op, peers, held + kept, final)
+        return succeed([*kept, *replies])
+
+    def one(answer: Answer | None, index: int) -> Deferred[Replies]:
+        if answer is None:
+            kept.append(Reply(SearchResultReference(references[index])))
+        else:
+            found.append(answer)
+        return gathered(index + 1)
+
+    return gathered(0)
+
+
+def _code(final: Reply) -> ResultCode:
+    done = final.op
+    assert isinstance(done, SearchResultDone)
+    return done.result.code
+
+
+def _seconds(op: Operation, request: SearchRequest) -> float:
+    deadline = deadline_of(op, request)
+    return math.inf if deadline is None else deadline - time.monotonic()
 
 
 def _after_miss(op: Operation, peers: Peers, held: list[Reply],
@@ -148,21 +213,21 @@ def _after_miss(op: Operation, peers: Peers, held: list[Reply],
     if peers.settings.mode == "refer":
         urls = peers.references(base, request.scope)
         if not urls:
-            return _now([*held, final])
-        return _now([*held, *(Reply(SearchResultReference((url,))) for url in urls),
-                     Reply(SearchResultDone(SUCCESS))])
+            return succeed([*held, final])
+        return succeed([*held, *(Reply(SearchResultReference((url,))) for url in urls),
+                        Reply(SearchResultDone(SUCCESS))])
     limit = size_limit_of(op, request)
-    deadline = deadline_of(op, request)
-    seconds = math.inf if deadline is None else deadline - time.monotonic()
+    seconds = _seconds(op, request)
     if seconds <= 0:
-        return _now([*held, final])
+        return succeed([*held, final])
     d = peers.search(request, base, limit, seconds)
     return d.addCallback(lambda entries: _answer(op, held, final, entries, limit))
 
 
 def _answer(op: Operation, held: list[Reply], final: Reply, entries: Answer,
             limit: int) -> Replies:
-    """The peers' entries as this requester may see them, under our limits."""
+    """The held replies, then the other servers' entries as this requester
+    may see them, under our limits, then the final result."""
     request = op.request
     assert isinstance(request, SearchRequest) and op.filter is not None
     assert op.selection is not None
@@ -181,11 +246,7 @@ def _answer(op: Operation, held: list[Reply], final: Reply, entries: Answer,
         hidden = hidden_in_result(view, entry, None, ())
         body = encode_entry(dsa.schema, entry, op.selection, request.types_only, hidden, {})
         replies.append(Reply(EncodedSearchResultEntry(body)))
-    replies.append(final if not op.entries else Reply(SearchResultDone(SUCCESS)))
+    code = _code(final)
+    found = op.entries and (code in MISSES or code == ResultCode.REFERRAL)
+    replies.append(Reply(SearchResultDone(SUCCESS)) if found else final)
     return replies
-
-
-def _now(replies: Iterable[Reply]) -> Deferred[Replies]:
-    d: Deferred[Replies] = Deferred()
-    d.callback(list(replies))
-    return d
