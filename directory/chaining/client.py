@@ -13,11 +13,13 @@
   (`referralsRequired`, non-critical): a peer that chains too (another
   certdir, slapd with slapo-chain) does not pass the search on again, so
   directories that list each other never loop.
-- Each search ends within its timeout, opening included. A failure of any
-  kind (refused, reset, timed out, a bind refused, a result other than
-  success or sizeLimitExceeded) fails the search with `PeerFailed`, drops
-  the connection and opens the peer's circuit breaker
-  (`directory.chaining.breaker`); while it is open, searches fail at once.
+- Each search ends within its timeout, opening included. Any failure
+  fails the search with `PeerFailed`. One of the connection (refused,
+  reset, timed out, a bind refused) also drops the connection and opens
+  the peer's circuit breaker (`directory.chaining.breaker`); while it is
+  open, searches fail at once. A result other than success,
+  sizeLimitExceeded or noSuchObject (a referral, a refusal) is the peer
+  answering: the connection stays and the breaker closes.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ class PeerFailed(Exception):
     """The peer did not answer the search (or its breaker is open)."""
 
 
+class PeerRefused(Exception):
+    """The peer answered the search with a result that holds no entries for us
+    (a referral, insufficientAccessRights, ...): it is alive all the same."""
+
+
 @dataclass
 class RemoteEntry:
     dn: str
@@ -75,7 +82,7 @@ class _Search:
             if code in _ANSWERED:
                 self.done.callback(self.entries)
             else:
-                self.done.errback(PeerFailed(f"result {code}: {_text(response.errorMessage)}"))
+                self.done.errback(PeerRefused(f"result {code}: {_text(response.errorMessage)}"))
         return True
 
     def lost(self, failure: Failure) -> None:
@@ -124,8 +131,11 @@ class PeerClient:
         return entries
 
     def _failed(self, failure: Failure) -> Failure:
-        self.breaker.failed()
-        self.close()
+        if failure.check(PeerRefused):
+            self.breaker.succeeded()
+        else:
+            self.breaker.failed()
+            self.close()
         why = failure.getErrorMessage() or repr(failure.value)
         log.warning("referral list: %s: %s", self.peer.url, why)
         return Failure(PeerFailed(f"{self.peer.url}: {why}"))

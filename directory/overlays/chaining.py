@@ -89,7 +89,8 @@ def overlay(handler: Handler) -> Handler:
             final = Reply(SearchResultDone(Result(e.code, e.matched, e.message, e.referrals)),
                           e.controls)
             if chase and e.code == ResultCode.REFERRAL:
-                return _chased(op, peers, [], final, [e.referrals], listed)
+                # The referral is chased as a reference; answered, the search succeeded.
+                return _chased(op, peers, [], final, [e.referrals], listed, referred=True)
             if not (listed and _missed(op, e.code)):
                 raise
             return _after_miss(op, peers, [], final)
@@ -165,9 +166,11 @@ def _local_first(op: Operation, peers: Peers, outcome: Outcome, chase: bool,
 
 
 def _chased(op: Operation, peers: Peers, held: list[Reply], final: Reply,
-            references: list[tuple[str, ...]], listed: bool) -> Deferred[Replies]:
+            references: list[tuple[str, ...]], listed: bool,
+            referred: bool = False) -> Deferred[Replies]:
     """Follow `references` (each a set of alternative URLs), then, on a miss,
-    ask the referral list."""
+    ask the referral list. `referred`: the one reference is the referral
+    `final` answers with."""
     request = op.request
     assert isinstance(request, SearchRequest)
     limit = size_limit_of(op, request)
@@ -179,16 +182,17 @@ def _chased(op: Operation, peers: Peers, held: list[Reply], final: Reply,
     def gathered(index: int) -> Deferred[Replies]:
         if index < len(chased):
             return chased[index].addCallback(one, index)
-        replies = _answer(op, held, final, [e for answer in found for e in answer], limit)
+        end = Reply(SearchResultDone(SUCCESS)) if referred and found else final
+        replies = _answer(op, held, end, [e for answer in found for e in answer], limit)
         if not op.entries and listed and _missed(op, _code(final)):
             return _after_miss(op, peers, held + kept, final)
         return succeed([*kept, *replies])
 
     def one(answer: Answer | None, index: int) -> Deferred[Replies]:
-        if answer is None:
-            kept.append(Reply(SearchResultReference(references[index])))
-        else:
+        if answer is not None:
             found.append(answer)
+        elif not referred:
+            kept.append(Reply(SearchResultReference(references[index])))
         return gathered(index + 1)
 
     return gathered(0)
