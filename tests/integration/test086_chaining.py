@@ -16,6 +16,10 @@ holds that subtree.
 - A referral naming a server that does not answer is returned as it was.
 - A chased search carries the control asking for referrals: the server it
   reaches never chains it again.
+
+The filters name `l`, which certdir does not index: under an indexed filter
+a subtree search drops the continuation reference today (issue 12 part 5),
+whatever chaining does.
 """
 
 from __future__ import annotations
@@ -45,16 +49,16 @@ RITA = f"cn=Rita Remote,{REMOTE}"
 SLAPD_LDIF = (
     suffix_entry(SUFFIX)
     + f"dn: {REMOTE}\nobjectClass: organizationalUnit\nou: remote\n\n"
-    + person(RITA, "Rita Remote", "Remote", "rita@example.com",
+    + person(RITA, "Rita Remote", "Remote", "rita@example.com", "l: Rome",
              "userCertificate;binary:: " + base64.b64encode(PAT_CERT).decode(),
              "userPassword: rita-secret")
-    + person(f"cn=Rob Remote,{REMOTE}", "Rob Remote", "Remote", "rob@example.com"))
+    + person(f"cn=Rob Remote,{REMOTE}", "Rob Remote", "Remote", "rob@example.com", "l: Oslo"))
 
 
 def local_tree(slapd: Slapd) -> str:
     return (f"dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n"
-            + person(f"cn=Lee Local,ou=people,{SUFFIX}", "Lee Local", "Remote",
-                     "lee@example.com")
+            + person(f"cn=Lee Local,ou=people,{SUFFIX}", "Lee Local", "Local",
+                     "lee@example.com", "l: Oslo")
             + f"dn: {REMOTE}\nobjectClass: referral\nobjectClass: extensibleObject\n"
               f"ou: remote\nref: ldap://127.0.0.1:{slapd.port}/{REMOTE}\n\n"
             + f"dn: {DEAD}\nobjectClass: referral\nobjectClass: extensibleObject\n"
@@ -106,7 +110,7 @@ def found(done: subprocess.CompletedProcess[bytes]) -> tuple[int, set[str], set[
 
 
 def test_without_chasing_the_reference_is_returned(plain: Server, remote: Slapd) -> None:
-    assert found(search(plain, SUFFIX, "(sn=Remote)")) == (
+    assert found(search(plain, SUFFIX, "(l=Oslo)")) == (
         0, {f"cn=lee local,ou=people,{SUFFIX}"},
         {f"ldap://127.0.0.1:{remote.port}/{REMOTE}??sub",
          f"ldap://127.0.0.1:{dead_port(plain)}/{DEAD}??sub"})
@@ -120,8 +124,8 @@ def dead_port(server: Server) -> int:
 
 
 def test_the_control_chases_continuation_references(plain: Server, remote: Slapd) -> None:
-    assert found(search(plain, SUFFIX, "(sn=Remote)", "-e", "chaining=chainingPreferred")) == (
-        0, {f"cn=lee local,ou=people,{SUFFIX}", RITA.lower(), f"cn=rob remote,{REMOTE}".lower()},
+    assert found(search(plain, SUFFIX, "(l=Oslo)", "-e", "chaining=chainingPreferred")) == (
+        0, {f"cn=lee local,ou=people,{SUFFIX}", f"cn=rob remote,{REMOTE}".lower()},
         {f"ldap://127.0.0.1:{dead_port(plain)}/{DEAD}??sub"})
 
 
@@ -131,12 +135,12 @@ def test_the_control_chases_a_referral_answering_the_base(plain: Server) -> None
 
 
 def test_chase_true_follows_referrals_without_the_control(chasing: Server) -> None:
-    assert found(search(chasing, SUFFIX, "(mail=rita@example.com)")) == (
+    assert found(search(chasing, SUFFIX, "(l=Rome)")) == (
         0, {RITA.lower()}, {f"ldap://127.0.0.1:{dead_port(chasing)}/{DEAD}??sub"})
 
 
 def test_referrals_required_gets_the_references(chasing: Server, remote: Slapd) -> None:
-    assert found(search(chasing, SUFFIX, "(mail=rita@example.com)", "-e",
+    assert found(search(chasing, SUFFIX, "(l=Rome)", "-e",
                         "chaining=referralsRequired")) == (
         0, set(), {f"ldap://127.0.0.1:{remote.port}/{REMOTE}??sub",
                    f"ldap://127.0.0.1:{dead_port(chasing)}/{DEAD}??sub"})
@@ -149,7 +153,7 @@ def test_a_referral_nobody_answers_is_returned(chasing: Server) -> None:
 
 
 def test_followed_entries_pass_our_access_rules(chasing: Server) -> None:
-    read = chasing.tool("ldapsearch", "-LLL", "-b", SUFFIX, "(mail=rita@example.com)", "*",
+    read = chasing.tool("ldapsearch", "-LLL", "-b", SUFFIX, "(l=Rome)", "*",
                         bind=False)
     tested = search(chasing, RITA, "(userPassword=*)", "-s", "base")
     names = [record.names() for record in parse(read.stdout)]
