@@ -305,6 +305,18 @@ def test_a_miss_everywhere_is_success_without_entries(first: Server) -> None:
     assert (done.returncode, done.stdout) == (0, b"")
 
 
+def test_outside_suffix_chains_bases_outside_the_naming_context(
+        tmp_path: Path, first: Server, mapped: Slapd) -> None:
+    server = certdir_with(tmp_path, [peer(mapped.url)], outside_suffix=True)
+    try:
+        outside = search(server, "(mail=quinn@partner.org)", "cn", base=PARTNER)
+    finally:
+        stopped(server)
+    inside_only = search(first, "(mail=quinn@partner.org)", "cn", base=PARTNER)
+    assert (outside.returncode, dns(outside), inside_only.returncode) == (
+        0, {f"cn=quinn,{PARTNER}"}, 32)
+
+
 def test_refer_returns_continuation_references(tmp_path: Path, partner: Slapd,
                                                mapped: Slapd) -> None:
     server = certdir_with(tmp_path, _peers(partner, mapped), "refer")
@@ -338,26 +350,34 @@ def test_dead_and_black_holed_peers_cost_one_timeout(tmp_path: Path, partner: Sl
 
 
 def test_two_certdirs_listing_each_other_do_not_loop(tmp_path: Path) -> None:
+    """one asks two through StartTLS, anonymously; two asks one over ldaps://,
+    bound as one's root DN with a password file; each checks the other's
+    certificate against the other's CA."""
     one = make_server(tmp_path / "one", "--no-ca")
     two = make_server(tmp_path / "two", "--no-ca")
     (two.data_dir / "secrets" / "one-password").write_text(one.root_password)
     shutil.copy(two.ca_file, one.data_dir / "two-ca.pem")
+    shutil.copy(one.ca_file, two.data_dir / "one-ca.pem")
     one.configure("referral", list=[peer(f"{two.uri}/{SUFFIX}", starttls=True,
                                          ca_file="two-ca.pem")])
-    two.configure("referral", list=[peer(f"{one.uri}/{SUFFIX}", bind_dn=one.root_dn,
-                                         password_file="secrets/one-password")])
+    two.configure("referral", list=[peer(f"{one.ldaps_uri}/{SUFFIX}", bind_dn=one.root_dn,
+                                         password_file="secrets/one-password",
+                                         ca_file="one-ca.pem")])
     one.start()
     two.start()
     try:
-        done = search(one, "(mail=loop@example.com)", "cn")
+        answers = (search(one, "(mail=loop1@example.com)", "cn"),
+                   search(two, "(mail=loop2@example.com)", "cn"))
         logs = (one.stop(), two.stop())
     finally:
         for server in (one, two):
             if server.proc is not None:
                 server.stop()
-    assert (done.returncode, done.stdout) == (0, b"")
-    assert [log.count("(mail=loop@example.com)") for log in logs] == [1, 1]
-    assert ["Traceback" in log for log in logs] == [False, False]
+    assert [(done.returncode, done.stdout) for done in answers] == [(0, b""), (0, b"")]
+    assert [(log.count("(mail=loop1@example.com)"), log.count("(mail=loop2@example.com)"))
+            for log in logs] == [(1, 1), (1, 1)]
+    assert f'BIND dn="{one.root_dn}" method=128 result=0' in logs[0]
+    assert ["Traceback" in log or "referral list:" in log for log in logs] == [False, False]
 
 
 def test_a_bad_peer_setting_is_named(tmp_path: Path) -> None:
