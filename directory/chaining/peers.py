@@ -68,6 +68,8 @@ class Peers:
         self.spaces = tuple(namespaces(peer.mapping, parse) for peer in settings.peers)
         self._cache: BoundedCache[tuple[Any, ...], tuple[float, Answer]] = BoundedCache(
             CACHE_BYTES)
+        # Neither a list to ask nor referrals to chase unless a client asks.
+        self.idle = not settings.peers and not settings.chase
         # Servers named by referrals and not in the list, asked anonymously.
         self._chased: dict[tuple[str, int, str], PeerClient] = {}
 

@@ -77,7 +77,9 @@ ENTRIES = (EncodedSearchResultEntry, SearchResultEntry)
 def overlay(handler: Handler) -> Handler:
     def chain(op: Operation) -> Outcome:
         peers = op.dsa.peers
-        if peers is None or not isinstance(op.request, SearchRequest):
+        # Most servers list no peer and chase nothing: one look, no more, per search.
+        if peers is None or not isinstance(op.request, SearchRequest) or (
+                peers.idle and CHAINING_BEHAVIOR not in op.controls):
             return handler(op)
         chase = _chases(op, peers)
         listed = _listed(op, peers)
