@@ -17,9 +17,9 @@
   fails the search with `PeerFailed`. One of the connection (refused,
   reset, timed out, a bind refused) also drops the connection and opens
   the peer's circuit breaker (`directory.chaining.breaker`); while it is
-  open, searches fail at once. A result other than success,
-  sizeLimitExceeded or noSuchObject (a referral, a refusal) is the peer
-  answering: the connection stays and the breaker closes.
+  open, searches fail at once. A result other than success, a size or
+  time limit exceeded, or noSuchObject (a referral, a refusal) is the peer
+  answering: the search fails, the connection stays and the breaker closes.
 """
 
 from __future__ import annotations
@@ -45,7 +45,10 @@ from directory.protocol.results import ResultCode
 log = logging.getLogger("certdir.chaining")
 
 NO_CHAINING = ChainingBehavior(Behavior.REFERRALS_REQUIRED, Behavior.REFERRALS_REQUIRED)
-_ANSWERED = (ResultCode.SUCCESS, ResultCode.SIZE_LIMIT_EXCEEDED, ResultCode.NO_SUCH_OBJECT)
+# Results that answer the search, with the entries sent before them (all, or
+# as many as the peer's limits let through).
+_ANSWERED = (ResultCode.SUCCESS, ResultCode.SIZE_LIMIT_EXCEEDED,
+             ResultCode.TIME_LIMIT_EXCEEDED, ResultCode.NO_SUCH_OBJECT)
 
 
 class PeerFailed(Exception):
@@ -57,10 +60,11 @@ class PeerRefused(Exception):
     (a referral, insufficientAccessRights, ...): it is alive all the same."""
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class RemoteEntry:
+    """An entry as the peer sent it: its DN and (description, values) pairs."""
     dn: str
-    attributes: list[tuple[str, list[bytes]]]
+    attributes: tuple[tuple[str, tuple[bytes, ...]], ...]
 
 
 @dataclass
@@ -73,7 +77,7 @@ class _Search:
         if isinstance(response, pureldap.LDAPSearchResultEntry):
             self.entries.append(RemoteEntry(
                 _text(response.objectName),
-                [(_text(t), [bytes(v) for v in vs]) for t, vs in response.attributes]))
+                tuple((_text(t), tuple(bytes(v) for v in vs)) for t, vs in response.attributes)))
             return False
         if isinstance(response, pureldap.LDAPSearchResultReference):
             return False

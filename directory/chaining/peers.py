@@ -195,7 +195,7 @@ def _entry(schema: Schema, dn: DN, remote: RemoteEntry) -> Entry:
     for name, values in remote.attributes:
         resolved = find(schema, name)
         if resolved is not None and values:
-            attributes[resolved.key] = attributes.get(resolved.key, ()) + tuple(values)
+            attributes[resolved.key] = attributes.get(resolved.key, ()) + values
     return Entry(dn, attributes)
 
 
