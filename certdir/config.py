@@ -18,6 +18,10 @@
   password (certdir/storage_url.py).
 - Storage is the SQLite file `storage.path` (default certdir.db) or the
   PostgreSQL database `storage.url`, never both.
+- The referral list's peers (`referral.list`) are `ldap://host:port/DN`
+  (with `starttls`) or `ldaps://host:port/DN` URLs; `bind_dn` comes with a
+  `password_file` (both, or neither: anonymous), and the files they name
+  must exist.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
@@ -45,7 +49,10 @@ from directory.config import (
     CERTIFICATE_MAPS,
     DEFAULT_CACHE_BYTES,
     DEFAULT_INDEXES,
+    REFERRAL_MODES,
     DirectoryConfig,
+    Peer,
+    ReferralList,
     SASLConfig,
     SubjectRule,
 )
@@ -315,6 +322,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     for i, url in enumerate(default_referrals):
         if not url.startswith(("ldap://", "ldaps://")):
             raise ConfigError(f"referral.default[{i}]: {url!r} is not an LDAP URL")
+    referral_list = _referral_list(referral, data_dir)
     referral.finish()
 
     log = top.section("log")
@@ -368,6 +376,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             max_dn_bytes=max_dn_bytes,
             max_rdns=max_rdns,
             default_referrals=default_referrals,
+            referral_list=referral_list,
             indexes=indexes,
             cache_entries=cache_entries,
             cache_bytes=cache_bytes,
@@ -379,6 +388,84 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             verify_queue=verify_queue,
         ),
     )
+
+
+_REFERRAL_LIST = ReferralList()
+_PEER_SCHEMES = {"ldap": 389, "ldaps": 636}
+# The longest a peer may take: a chained search waits for it.
+MAX_PEER_TIMEOUT_S = 300
+
+
+def _referral_list(section: _Section, data_dir: Path) -> ReferralList:
+    """`referral.mode`, `chase`, `outside_suffix`, `cache` and the `list` of peers."""
+    mode = section.get("mode", str, _REFERRAL_LIST.mode, lambda v: v in REFERRAL_MODES,
+                       "one of " + ", ".join(REFERRAL_MODES))
+    chase = section.get("chase", bool, _REFERRAL_LIST.chase)
+    outside = section.get("outside_suffix", bool, _REFERRAL_LIST.outside_suffix)
+    cache = section.section("cache")
+    positive = cache.get("positive_s", int, _REFERRAL_LIST.positive_s, _not_negative,
+                         "seconds, 0 keeps nothing")
+    negative = cache.get("negative_s", int, _REFERRAL_LIST.negative_s, _not_negative,
+                         "seconds, 0 keeps nothing")
+    cache.finish()
+    peers = tuple(_peer(_Section(item, f"{section.key('list')}[{i}]"), data_dir)
+                  for i, item in enumerate(section.get("list", list, [])))
+    return ReferralList(mode, chase, peers, positive, negative, outside)
+
+
+def _dn_text(section: _Section, name: str, text: str) -> str:
+    try:
+        DN.parse(text)
+    except LDAPError:
+        raise ConfigError(f"{section.key(name)}: {text!r} is not a DN") from None
+    return text
+
+
+def _file(section: _Section, name: str, data_dir: Path) -> Path | None:
+    text: str = section.get(name, str, "")
+    if not text:
+        return None
+    path = data_dir / text
+    if not path.is_file():
+        raise ConfigError(f"{section.key(name)}: {path}: no such file")
+    return path
+
+
+def _peer(section: _Section, data_dir: Path) -> Peer:
+    url = section.get("url", str)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _PEER_SCHEMES.get(parts.scheme, 0)
+    except ValueError as e:
+        raise ConfigError(f"{section.key('url')}: {url!r}: {e}") from None
+    if parts.scheme not in _PEER_SCHEMES or not parts.hostname or parts.query:
+        raise ConfigError(f"{section.key('url')}: {url!r}: must be ldap://host:port/DN "
+                          "or ldaps://host:port/DN")
+    base = _dn_text(section, "url", unquote(parts.path.removeprefix("/")))
+    starttls = section.get("starttls", bool, False)
+    if starttls and parts.scheme == "ldaps":
+        raise ConfigError(f"{section.key('starttls')}: not with an ldaps:// URL")
+    tls = "ldaps" if parts.scheme == "ldaps" else "starttls" if starttls else "none"
+    bind_dn = _dn_text(section, "bind_dn", section.get("bind_dn", str, ""))
+    password_file = _file(section, "password_file", data_dir)
+    if bool(bind_dn) != (password_file is not None):
+        raise ConfigError(f"{section.key('bind_dn')}: bind_dn and password_file go "
+                          "together (neither: anonymous)")
+    timeout = section.get("timeout_s", (int, float), 2,
+                          lambda v: not isinstance(v, bool) and 0 < v <= MAX_PEER_TIMEOUT_S,
+                          f"seconds, above 0 and at most {MAX_PEER_TIMEOUT_S}")
+    mapping = section.section("map")
+    pairs = tuple((_dn_text(mapping, theirs, theirs),
+                   _dn_text(mapping, theirs, mapping.get(theirs, str)))
+                  for theirs in list(mapping.data))
+    mapping.finish()
+    peer = Peer(url=url, host=parts.hostname, port=port, base=base, tls=tls, bind_dn=bind_dn,
+                password_file=password_file, ca_file=_file(section, "ca_file", data_dir),
+                timeout_s=float(timeout),
+                size_limit=section.get("size_limit", int, 0, _not_negative, "0 means no limit"),
+                mapping=pairs or ((base, base),))
+    section.finish()
+    return peer
 
 
 def _access_rules(section: _Section) -> tuple[tuple[Rule, ...] | None, tuple[Proxy, ...]]:

@@ -95,6 +95,11 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
         backend.close()
         raise
     dsa.writer = Writer(backend, reactor) if reactor is not None else None
+    if reactor is not None:
+        # ldaptor's client imports the reactor: only once the server installed its own.
+        from directory.chaining.peers import Peers
+
+        dsa.peers = Peers(config.directory.referral_list, schema, dsa.parse_dn, reactor)
     return dsa
 
 

@@ -61,6 +61,41 @@ class SASLConfig:
     subject_rules: tuple[SubjectRule, ...] = ()
 
 
+# How the answers of the referral list's peers are used (directory.overlays.chaining).
+REFERRAL_MODES = ("first", "merge", "refer")
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One directory of the referral list: `url` is `ldap://` or `ldaps://`
+    host, port and the base DN it serves; `mapping` pairs a DN on the peer
+    with the DN it stands for here (the base as itself when none is given)."""
+    url: str
+    host: str
+    port: int
+    base: str
+    tls: str = "none"  # "none", "starttls" or "ldaps"
+    bind_dn: str = ""
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    timeout_s: float = 2.0
+    size_limit: int = 0
+    mapping: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ReferralList:
+    """`referral`: the peers asked when a search here finds nothing, how
+    their answers are used, whether certdir chases its own referrals, and
+    how long answers are remembered."""
+    mode: str = "first"
+    chase: bool = False
+    peers: tuple[Peer, ...] = ()
+    positive_s: int = 60
+    negative_s: int = 10
+    outside_suffix: bool = False
+
+
 @dataclass(frozen=True)
 class DirectoryConfig:
     suffix: str
@@ -89,6 +124,7 @@ class DirectoryConfig:
     max_dn_bytes: int = 8192
     max_rdns: int = 256
     default_referrals: tuple[str, ...] = ()
+    referral_list: ReferralList = ReferralList()
     indexes: tuple[IndexSpec, ...] = DEFAULT_INDEXES
     cache_entries: int = 200_000
     cache_bytes: int = DEFAULT_CACHE_BYTES

@@ -40,6 +40,7 @@ from directory.search_plan import plan
 from directory.verify_queue import VerifyQueue
 
 if TYPE_CHECKING:
+    from directory.chaining.peers import Peers
     from directory.ops.extended import ExtendedHandler
 
 T = TypeVar("T")
@@ -86,6 +87,8 @@ class DSA:
         self.hashing = Hashing(config.hashing)
         # Password hashing and verification: never on the reactor or the writer.
         self.passwords = VerifyQueue(config.verify_queue)
+        # The referral list's peers and the servers referrals name (when serving).
+        self.peers: Peers | None = None
 
     def parse_dn(self, text: str) -> DN:
         return DN.parse(text, self.schema, self.dn_limits)

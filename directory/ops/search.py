@@ -143,7 +143,7 @@ def _gathered(op: Operation, request: SearchRequest, matches: Iterable[Entry | R
         controls.append(_sort(op, found, op.controls[SORT_REQUEST]))
     yield from references
     if paged is None:
-        yield from _page(op, request, found, _size_limit(op, request))
+        yield from _page(op, request, found, size_limit_of(op, request))
         yield from _with_controls(controls)
         return
     yield from _first_page(op, request, found, paged, controls)
@@ -157,13 +157,13 @@ def _special(op: Operation, request: SearchRequest, entry: Entry) -> Iterator[Re
     yield Reply(SearchResultDone(SUCCESS))
 
 
-def _size_limit(op: Operation, request: SearchRequest) -> int:
+def size_limit_of(op: Operation, request: SearchRequest) -> int:
     server = 0 if op.session.is_root else op.dsa.config.size_limit
     limits = [n for n in (request.size_limit, server) if n > 0]
     return min(limits) if limits else 0
 
 
-def _deadline(op: Operation, request: SearchRequest) -> float | None:
+def deadline_of(op: Operation, request: SearchRequest) -> float | None:
     server = 0 if op.session.is_root else op.dsa.config.time_limit
     limits = [n for n in (request.time_limit, server) if n > 0]
     return op.started + min(limits) if limits else None
@@ -212,7 +212,7 @@ def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry 
         assert rule is not None
         query = Union((query, Equal(object_class.key, rule.assertion_key(b"alias"))))
     predicate = search_test(dsa.schema, view, resolved, exact(query, resolved))
-    deadline = _deadline(op, request)
+    deadline = deadline_of(op, request)
     return _walk(op, request, base, predicate, query, referrals, deref, deadline)
 
 
@@ -302,7 +302,7 @@ def _wanted(selection: Selection) -> frozenset[str] | None:
 
 def _stream(op: Operation, request: SearchRequest,
             matches: Iterable[Entry | Reply | Tick]) -> Iterator[Reply | Tick]:
-    limit = _size_limit(op, request)
+    limit = size_limit_of(op, request)
     try:
         for item in matches:
             if not isinstance(item, Entry):
@@ -345,7 +345,7 @@ def _emit_page(op: Operation, request: SearchRequest, cursor: Cursor, size: int,
                controls: list[Control]) -> Iterator[Reply]:
     """The next `size` entries of `cursor`, fewer where the size limit ends the search."""
     entries = cursor.entries
-    limit = _size_limit(op, request)
+    limit = size_limit_of(op, request)
     end = min(size, limit - cursor.returned) if limit else size
     page, rest = entries[:end], entries[end:]
     for entry in page:

@@ -22,11 +22,14 @@ or confidentiality, StartTLS), password policy request
 (draft-behera-ldap-password-policy §6.1, no value; the response is
 `ppolicy_control`), matched values (RFC 3876 §2: a SEQUENCE OF
 SimpleFilterItem, the filter choices but and, or and not, an extensible
-match without dnAttributes).
+match without dnAttributes), chaining behavior (draft-sermersheim-ldap-chaining §3:
+a SEQUENCE of up to two ENUMERATED behaviours; on searches, the only
+operation certdir chains).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +65,8 @@ POST_READ = "1.3.6.1.1.13.2"
 SUBTREE_DELETE = "1.2.840.113556.1.4.805"
 PROXIED_AUTHZ = "2.16.840.1.113730.3.4.18"
 MATCHED_VALUES = "1.2.826.0.1.3344810.2.3"
+# draft-sermersheim-ldap-chaining; OpenLDAP's experimental arc (LDAP_CONTROL_X_CHAINING_BEHAVIOR).
+CHAINING_BEHAVIOR = "1.3.6.1.4.1.4203.666.11.3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,34 @@ class Present:
 class AuthzId:
     """An authzId as sent (RFC 4513 §5.2.1.8): "dn:<DN>", "u:<name>" or "" (anonymous)."""
     text: str
+
+
+class Behavior(enum.IntEnum):
+    """draft-sermersheim-ldap-chaining §3: what the client asks of a server
+    that meets a referral (resolving the base) or a continuation (in scope)."""
+    CHAINING_PREFERRED = 0
+    CHAINING_REQUIRED = 1
+    REFERRALS_PREFERRED = 2
+    REFERRALS_REQUIRED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ChainingBehavior:
+    resolve: Behavior = Behavior.CHAINING_PREFERRED
+    continuation: Behavior = Behavior.CHAINING_PREFERRED
+
+    @property
+    def chains(self) -> bool:
+        return self.resolve <= Behavior.CHAINING_REQUIRED
+
+    @property
+    def refers(self) -> bool:
+        return not self.chains
+
+    def to_control(self) -> Control:
+        body = encode_int(self.resolve, ber.ENUMERATED) + encode_int(self.continuation,
+                                                                     ber.ENUMERATED)
+        return Control(CHAINING_BEHAVIOR, False, tlv(ber.SEQUENCE, body))
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +239,24 @@ def parse_selection(value: bytes | None) -> AttributeSelection:
     return AttributeSelection(tuple(dict.fromkeys(names)))
 
 
+def parse_chaining(value: bytes | None) -> ChainingBehavior:
+    """Both behaviours are optional; one alone is the resolve behaviour, and a
+    missing continuation behaviour follows it (as OpenLDAP's chain overlay)."""
+    data, start, end = _sequence(value)
+    found: list[Behavior] = []
+    for tag, s, e in children(data, start, end):
+        if tag != ber.ENUMERATED or len(found) == 2:
+            raise ProtocolError("chaining behavior holds more than two behaviours")
+        number = decode_int(data, s, e)
+        try:
+            found.append(Behavior(number))
+        except ValueError:
+            raise ProtocolError(f"unknown chaining behaviour {number}") from None
+    if not found:
+        return ChainingBehavior()
+    return ChainingBehavior(found[0], found[-1])
+
+
 @dataclass(frozen=True, slots=True)
 class ControlSpec:
     parse: Callable[[bytes | None], Any]
@@ -235,6 +286,7 @@ CONTROLS: Mapping[str, ControlSpec] = {
     SUBTREE_DELETE: ControlSpec(parse_none, frozenset({DelRequest})),
     PROXIED_AUTHZ: ControlSpec(parse_authzid, WITH_DN | {ExtendedRequest}, critical_only=True,
                                not_extended=frozenset({START_TLS})),
+    CHAINING_BEHAVIOR: ControlSpec(parse_chaining, frozenset({SearchRequest})),
     PASSWORD_POLICY: ControlSpec(parse_none, frozenset({BindRequest, AddRequest, ModifyRequest,
                                                         ExtendedRequest})),
     MATCHED_VALUES: ControlSpec(parse_values_return, frozenset({SearchRequest})),

@@ -54,6 +54,34 @@ BAD = [
     ("bad listen scheme", minimal(listen=["http://x:1"]), "listen[0]"),
     ("ldaps without tls", minimal(listen=["ldaps://127.0.0.1:636"]), "needs a tls section"),
     ("bad referral", minimal(referral={"default": ["http://x"]}), "referral.default[0]"),
+    ("unknown referral mode", minimal(referral={"mode": "all"}),
+     "referral.mode: 'all' is not allowed (one of first, merge, refer)"),
+    ("peer URL of another scheme", minimal(referral={"list": [{"url": "http://h/dc=x"}]}),
+     "referral.list[0].url: 'http://h/dc=x': must be ldap://host:port/DN"),
+    ("peer URL whose DN does not parse", minimal(referral={"list": [{"url": "ldap://h/x"}]}),
+     "referral.list[0].url: 'x' is not a DN"),
+    ("peer without a URL", minimal(referral={"list": [{"timeout_s": 1}]}),
+     "referral.list[0].url: required key is missing"),
+    ("peer bind DN without a password file",
+     minimal(referral={"list": [{"url": "ldap://h/dc=x", "bind_dn": "cn=a"}]}),
+     "referral.list[0].bind_dn: bind_dn and password_file go together"),
+    ("peer password file that is not there",
+     minimal(referral={"list": [{"url": "ldap://h/dc=x", "bind_dn": "cn=a",
+                                 "password_file": "nope"}]}),
+     "referral.list[0].password_file: "),
+    ("peer StartTLS on ldaps",
+     minimal(referral={"list": [{"url": "ldaps://h/dc=x", "starttls": True}]}),
+     "referral.list[0].starttls: not with an ldaps:// URL"),
+    ("peer timeout of nothing", minimal(referral={"list": [{"url": "ldap://h/dc=x",
+                                                            "timeout_s": 0}]}),
+     "referral.list[0].timeout_s: 0 is not allowed"),
+    ("peer map to a non-DN", minimal(referral={"list": [{"url": "ldap://h/dc=x",
+                                                         "map": {"dc=x": "nope"}}]}),
+     "referral.list[0].map.dc=x: 'nope' is not a DN"),
+    ("unknown peer key", minimal(referral={"list": [{"url": "ldap://h/dc=x", "bind": "x"}]}),
+     "referral.list[0].bind: unknown key"),
+    ("negative cache time", minimal(referral={"cache": {"negative_s": -1}}),
+     "referral.cache.negative_s: -1 is not allowed"),
     ("index not a string", minimal(storage={"indexes": ["cn", 3]}), "storage.indexes[1]"),
     ("section not a mapping", minimal(access=["x"]), "access: expected a mapping"),
     ("ca without name", minimal(ca={}), "ca.name: required key is missing"),
@@ -96,6 +124,23 @@ BAD = [
     ("storage URL and path", minimal(storage={"url": "postgresql://h/db", "path": "x.db"}),
      "storage.url: not with storage.path"),
 ]
+
+
+def test_referral_list_settings(tmp_path: Path) -> None:
+    (tmp_path / "peer-password").write_text("pw\n")
+    listed = from_mapping(minimal(referral={"mode": "merge", "list": [
+        {"url": "ldaps://dir2.example.com/dc=example,dc=com", "timeout_s": 0.5},
+        {"url": "ldap://h:1389/o=partner", "starttls": True, "bind_dn": "cn=certdir,o=partner",
+         "password_file": "peer-password", "size_limit": 50,
+         "map": {"o=partner": "ou=partner,dc=example,dc=com"}}]}), tmp_path)
+    one, two = listed.directory.referral_list.peers
+    assert (listed.directory.referral_list.mode, one.host, one.port, one.tls, one.base,
+            one.timeout_s, one.mapping) == (
+        "merge", "dir2.example.com", 636, "ldaps", "dc=example,dc=com", 0.5,
+        (("dc=example,dc=com", "dc=example,dc=com"),))
+    assert (two.port, two.tls, two.password_file, two.size_limit, two.mapping) == (
+        1389, "starttls", tmp_path / "peer-password", 50,
+        (("o=partner", "ou=partner,dc=example,dc=com"),))
 
 
 def test_storage_url_is_kept_as_given(tmp_path: Path) -> None:

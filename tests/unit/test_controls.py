@@ -9,7 +9,8 @@
   §1.1, §1.2), ManageDsaIT (RFC 3296 §3), assertion (RFC 4528 §3), pre-/post-read
   (RFC 4527 §3), subtree delete (draft-armijo-ldap-treedelete), proxied
   authorization (RFC 4370 §3: critical, an authzId value, not on bind or
-  StartTLS).
+  StartTLS), chaining behavior (draft-sermersheim-ldap-chaining §3, searches
+  only).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from directory.protocol.controls import (
     ASSERTION,
+    CHAINING_BEHAVIOR,
     CONTROLS,
     MANAGE_DSA_IT,
     MATCHED_VALUES,
@@ -32,6 +34,8 @@ from directory.protocol.controls import (
     SUBTREE_DELETE,
     AttributeSelection,
     AuthzId,
+    Behavior,
+    ChainingBehavior,
     PagedResults,
     Present,
     SortKey,
@@ -130,6 +134,16 @@ ACCEPTED: list[tuple[str, Request, tuple[Control, ...], dict[str, Any]]] = [
      (Control(PROXIED_AUTHZ, True, b"dn:cn=a"),), {PROXIED_AUTHZ: AuthzId("dn:cn=a")}),
     ("RFC 4370 empty authzId: anonymous, on WhoAmI", EXTENDED,
      (Control(PROXIED_AUTHZ, True, b""),), {PROXIED_AUTHZ: AuthzId("")}),
+    ("chaining behavior: resolve and continuation", SEARCH,
+     (Control(CHAINING_BEHAVIOR, False, h("3006 0a0102 0a0100")),),
+     {CHAINING_BEHAVIOR: ChainingBehavior(Behavior.REFERRALS_PREFERRED,
+                                          Behavior.CHAINING_PREFERRED)}),
+    ("chaining behavior: a resolve behaviour alone also names the continuation one", SEARCH,
+     (Control(CHAINING_BEHAVIOR, True, h("3003 0a0103")),),
+     {CHAINING_BEHAVIOR: ChainingBehavior(Behavior.REFERRALS_REQUIRED,
+                                          Behavior.REFERRALS_REQUIRED)}),
+    ("chaining behavior: neither given is chainingPreferred", SEARCH,
+     (Control(CHAINING_BEHAVIOR, True, h("3000")),), {CHAINING_BEHAVIOR: ChainingBehavior()}),
     ("an ignored control does not count as a duplicate", DELETE,
      (Control(PAGED_RESULTS, False, PAGE_5_X), Control(PAGED_RESULTS, False, PAGE_5_X)), {}),
 ]
@@ -223,6 +237,14 @@ REFUSED: list[tuple[str, Request, tuple[Control, ...], ResultCode]] = [
     ("pre-read without a value", DELETE, (Control(PRE_READ, True),), PROTOCOL),
     ("pre-read selection holds a non-string", DELETE,
      (Control(PRE_READ, True, h("3003 020101")),), PROTOCOL),
+    ("chaining behavior without a value", SEARCH, (Control(CHAINING_BEHAVIOR, True),),
+     PROTOCOL),
+    ("chaining behavior of an unknown behaviour", SEARCH,
+     (Control(CHAINING_BEHAVIOR, True, h("3003 0a0104")),), PROTOCOL),
+    ("chaining behavior of three behaviours", SEARCH,
+     (Control(CHAINING_BEHAVIOR, True, h("3009 0a0100 0a0100 0a0100")),), PROTOCOL),
+    ("chaining behavior on a modify: certdir chains searches only", MODIFY,
+     (Control(CHAINING_BEHAVIOR, True, h("3003 0a0100")),), UNAVAILABLE),
     ("post-read attribute is not UTF-8", ADD, (Control(POST_READ, True, h("3004 0402c328")),),
      PROTOCOL),
 ]
@@ -263,4 +285,10 @@ def test_encode_sort_result(code: ResultCode, attribute: str | None, value: byte
 def test_registry_names_every_control_once() -> None:
     assert sorted(CONTROLS) == sorted({PAGED_RESULTS, SORT_REQUEST, MANAGE_DSA_IT, ASSERTION,
                                        PRE_READ, POST_READ, SUBTREE_DELETE, PROXIED_AUTHZ,
-                                       PASSWORD_POLICY, MATCHED_VALUES})
+                                       PASSWORD_POLICY, MATCHED_VALUES,
+                                       CHAINING_BEHAVIOR})
+
+
+def test_chaining_behavior_encodes_both_behaviours() -> None:
+    behavior = ChainingBehavior(Behavior.REFERRALS_REQUIRED, Behavior.REFERRALS_REQUIRED)
+    assert behavior.to_control() == Control(CHAINING_BEHAVIOR, False, h("3006 0a0103 0a0103"))
