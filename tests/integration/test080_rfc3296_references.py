@@ -20,7 +20,7 @@ tree, and both must answer alike.
   `??sub` for subtree; a URL without a DN gets the referral object's.
 - A referral object below another one is not reached: only the upper one's
   reference is returned.
-- ldap3 sees the same URLs raw on the wire.
+- ldap3 and python-ldap (libldap) see the same URLs raw on the wire.
 
 One difference from slapd, which RFC 3296 §3 requires: with ManageDsaIT a
 missing base below a referral object is noSuchObject (32), not slapd's
@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import ldap
 import ldap3
 import pytest
 
@@ -313,6 +314,29 @@ def test_ldap3_sees_continuation_references_raw(tree: Server) -> None:
         refs = {tuple(item["uri"]) for item in conn.response
                 if item["type"] == "searchResRef"}
         assert refs == SUB_REFS
+
+
+def test_python_ldap_sees_continuation_references(tree: Server) -> None:
+    conn = ldap.initialize(tree.uri)
+    conn.set_option(ldap.OPT_REFERRALS, 0)
+    try:
+        results = conn.search_ext_s(SUFFIX, ldap.SCOPE_SUBTREE, "(mail=*)", ["1.1"])
+    finally:
+        conn.unbind_s()
+    assert {tuple(refs) for dn, refs in results if dn is None} == SUB_REFS
+    assert {dn.lower() for dn, _ in results if dn is not None} == {JOHN.lower()}
+
+
+def test_python_ldap_referral_at_referral_object(tree: Server) -> None:
+    conn = ldap.initialize(tree.uri)
+    conn.set_option(ldap.OPT_REFERRALS, 0)
+    try:
+        with pytest.raises(ldap.REFERRAL) as error:
+            conn.search_s(XYZ, ldap.SCOPE_ONELEVEL, "(mail=*)")
+    finally:
+        conn.unbind_s()
+    assert error.value.args[0]["matched"].lower() == XYZ.lower()
+    assert error.value.args[0]["info"].split() == ["Referral:", f"ldap://hostC/o=xyz,{SUFFIX}??one"]
 
 
 def test_ldap3_compare_referral_has_no_label_and_no_scope(tree: Server) -> None:
