@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 from directory.protocol.dn import DN
@@ -36,6 +37,8 @@ LDAP_SCHEMES = frozenset({"ldap", "ldaps", "ldapi"})
 DN_SAFE = ",=+;:@&$!*'()/"
 # The fields after the DN: attributes, scope, filter, extensions.
 ATTRIBUTES, SCOPE, FILTER, EXTENSIONS = range(4)
+
+CACHED_REFERENCES = 256
 
 REFERRAL_SCOPES: dict[Scope, str] = {
     Scope.BASE: "base", Scope.ONE: "one", Scope.SUB: "sub", Scope.CHILDREN: "subordinate",
@@ -66,9 +69,18 @@ def referral(values: Iterable[bytes], referral_dn: DN, target: DN,
     return tuple(urls)
 
 
-def continuation(values: Iterable[bytes], referral_dn: DN, scope: Scope) -> tuple[str, ...]:
+def continuation(values: tuple[bytes, ...], referral_dn: DN,
+                 scope: Scope) -> tuple[str, ...]:
     """The continuation reference of the referral object `referral_dn` in a
     search of `scope`."""
+    return _continuation(values, str(referral_dn), scope)
+
+
+# Searches return the same few references again and again: their URLs are
+# kept, keyed by stored values only (a referral object's), never by a request's.
+@lru_cache(maxsize=CACHED_REFERENCES)
+def _continuation(values: tuple[bytes, ...], referral_dn: str,
+                  scope: Scope) -> tuple[str, ...]:
     urls = []
     for uri in _uris(values):
         parts = _parts(uri)
@@ -78,7 +90,7 @@ def continuation(values: Iterable[bytes], referral_dn: DN, scope: Scope) -> tupl
         head, dn, fields = parts
         if not fields[SCOPE]:
             fields[SCOPE] = CONTINUATION_SCOPES[scope]
-        urls.append(_join(head, dn or str(referral_dn), fields))
+        urls.append(_join(head, dn or referral_dn, fields))
     return tuple(urls)
 
 
