@@ -35,16 +35,18 @@ from directory.protocol.messages import Scope
 LDAP_SCHEMES = frozenset({"ldap", "ldaps", "ldapi"})
 # Characters a URL's DN keeps as they are, besides letters, digits and "_.-~".
 DN_SAFE = ",=+;:@&$!*'()/"
-# The fields after the DN: attributes, scope, filter, extensions.
-ATTRIBUTES, SCOPE, FILTER, EXTENSIONS = range(4)
+# Where the scope and the extensions are among the fields after the DN
+# (attributes, scope, filter, extensions).
+SCOPE, EXTENSIONS = 1, 3
 
 CACHED_REFERENCES = 256
 
 REFERRAL_SCOPES: dict[Scope, str] = {
     Scope.BASE: "base", Scope.ONE: "one", Scope.SUB: "sub", Scope.CHILDREN: "subordinate",
 }
+# A base search reaches no referral object: its base would be one, and referred.
 CONTINUATION_SCOPES: dict[Scope, str] = {
-    Scope.BASE: "base", Scope.ONE: "base", Scope.SUB: "sub", Scope.CHILDREN: "sub",
+    Scope.ONE: "base", Scope.SUB: "sub", Scope.CHILDREN: "sub",
 }
 
 
