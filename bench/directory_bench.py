@@ -1,12 +1,19 @@
 """Benchmark certdir against OpenLDAP slapd on the same population and the same machine.
 
 - One LDIF address book (gen_ldif.py) is generated once; slapd gets it whole, certdir gets it
-  without the suffix entry, which `certdir init` already created.
+  without the suffix entry, which `certdir init` already created. Its passwords are gen_ldif's
+  {SSHA}, one salt per entry.
+- A second, small population, `directory_report.ARGON2_PEOPLE` (1,000 people under
+  ou=people,ou=argon2,<suffix>, gen_ldif.py's entries with every userPassword replaced by one
+  Argon2id hash at certdir's default cost, `directory.passwords.hash_password`), is loaded
+  into both servers after the book, outside the import's timing: the bind workload on it
+  compares the same hash on both sides (slapd verifies it with its argon2 module).
 - Both servers index the same attributes the same way (index_config.py); certdir runs in
   one configuration per `--workers` value (default 1 and 2), each on its own port and its
   own copy of the loaded data directory (on `--storage-url`, the same database).
 - Each round runs every workload of directory_report.WORKLOADS (ldapload.py: search-mail at
-  32 and 1 connections, bind at 32, autocomplete at 8, search-sub at 1) against slapd and
+  32 and 1 connections, bind at 32 on the book and on the Argon2id people, autocomplete at 8,
+  search-sub at 1; each addressing its workload's people) against slapd and
   then every certdir configuration before the next workload starts, so that all see the
   same machine conditions; a short unreported warm-up run precedes each measured run, and
   before it the server must have settled (finished what earlier loads left queued).
@@ -20,7 +27,7 @@
 
 Usage: directory_bench.py [--entries 100000] [--duration 10] [--rounds 3] [--quick]
        [--workers 1,2] [--storage-url URL] [--index-form auto|kinds|names]
-       [--bind-hash ssha|argon2] [--tools DIR] [--workdir DIR]
+       [--tools DIR] [--workdir DIR]
 """
 from __future__ import annotations
 
@@ -29,24 +36,32 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from argon2 import PasswordHasher
-from directory_report import WORKLOADS, Load, Outcome, Run, Startup, Summary, report
+from directory_report import (
+    ARGON2_PEOPLE,
+    WORKLOADS,
+    Load,
+    Outcome,
+    Run,
+    Startup,
+    Summary,
+    Workload,
+    report,
+)
 from harness import BenchError, run_main, work_directory
 from index_config import IndexForm
 from rich.console import Console
 from servers import Certdir, Running, Slapd, free_port, missing_slapd
 
+from directory.passwords import hash_password
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOOLS = REPO.parent / "shared" / "tools"
 SUFFIX = "dc=example,dc=com"
 PASSWORD = "secret"
-# certdir's default Argon2id cost (passwords: time_cost, memory_kib, parallelism).
-ARGON2_TIME, ARGON2_KIB, ARGON2_LANES = 3, 65536, 4
 QUICK_ENTRIES = 10_000
 QUICK_DURATION = 3.0
 QUICK_ROUNDS = 1
@@ -93,11 +108,6 @@ def parse_args() -> argparse.Namespace:
              "only), or auto: kinds where certdir accepts them, else names",
     )
     parser.add_argument(
-        "--bind-hash", choices=tuple(PASSWORD_LINES), default="ssha",
-        help="userPassword of every entry: gen_ldif.py's {SSHA} (certdir upgrades it to "
-             "Argon2id on the first bind), or one Argon2id hash both servers verify",
-    )
-    parser.add_argument(
         "--client-procs", type=int, default=2, help="load-generator processes for 8+ connections"
     )
     parser.add_argument(
@@ -113,35 +123,21 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def argon2_password() -> bytes:
-    """One `userPassword` line for every entry: an Argon2id hash of the load's password at
-    certdir's default cost, which certdir verifies without upgrading it."""
-    hasher = PasswordHasher(time_cost=ARGON2_TIME, memory_cost=ARGON2_KIB,
-                            parallelism=ARGON2_LANES)
-    hashed = hasher.hash(PASSWORD)
-    return f"userPassword: {{ARGON2}}{hashed}\n".encode()
-
-
-PASSWORD_LINES: Mapping[str, Callable[[], bytes] | None] = {
-    "ssha": None,
-    "argon2": argon2_password,
-}
-
-
-def generate(tools: Path, entries: int, work: Path, bind_hash: str) -> tuple[Path, Path]:
-    """Write the address book with and without its suffix entry, its passwords hashed as
-    gen_ldif.py does ({SSHA}) or replaced by `PASSWORD_LINES[bind_hash]`."""
-    generated = work / "generated.ldif"
-    with generated.open("wb") as out:
+def gen_ldif(tools: Path, entries: int, base: str, out: Path, *extra: str) -> None:
+    with out.open("wb") as written:
         done = subprocess.run(
-            [sys.executable, str(tools / "gen_ldif.py"), str(entries), "--base", SUFFIX,
-             "--password", PASSWORD],
-            stdout=out, stderr=subprocess.PIPE, check=False,
+            [sys.executable, str(tools / "gen_ldif.py"), str(entries), "--base", base,
+             "--password", PASSWORD, *extra],
+            stdout=written, stderr=subprocess.PIPE, check=False,
         )
     if done.returncode != 0:
         raise BenchError(f"gen_ldif.py failed ({done.returncode}): {done.stderr[-2000:]!r}")
-    make_line = PASSWORD_LINES[bind_hash]
-    password = None if make_line is None else make_line()
+
+
+def generate(tools: Path, entries: int, work: Path) -> tuple[Path, Path]:
+    """Write the address book with and without its suffix entry."""
+    generated = work / "generated.ldif"
+    gen_ldif(tools, entries, SUFFIX, generated)
     whole, without_base = work / "book.ldif", work / "book-no-base.ldif"
     with generated.open("rb") as source, whole.open("wb") as out, \
             without_base.open("wb") as rest:
@@ -150,9 +146,7 @@ def generate(tools: Path, entries: int, work: Path, bind_hash: str) -> tuple[Pat
             raise BenchError(f"gen_ldif.py did not start with the suffix entry: {first!r}")
         out.write(first)
         in_suffix_entry = True
-        for read in source:
-            line = password if password is not None and read.startswith(b"userPassword: ") \
-                else read
+        for line in source:
             out.write(line)
             if not in_suffix_entry:
                 rest.write(line)
@@ -161,23 +155,42 @@ def generate(tools: Path, entries: int, work: Path, bind_hash: str) -> tuple[Pat
     return whole, without_base
 
 
-def load_run(tools: Path, args: argparse.Namespace, port: int, op: str, conns: int,
+def generate_argon2_people(tools: Path, entries: int, work: Path) -> Path:
+    """Write `ARGON2_PEOPLE` under their organizational unit, every userPassword one
+    Argon2id hash of the load's password at certdir's default cost, which certdir verifies
+    without upgrading it."""
+    people = ARGON2_PEOPLE
+    generated = work / "generated-argon2.ldif"
+    gen_ldif(tools, people.count(entries), people.base(SUFFIX), generated, "--no-base")
+    password = b"userPassword: " + hash_password(PASSWORD.encode()) + b"\n"
+    ldif = work / "argon2.ldif"
+    with generated.open("rb") as source, ldif.open("wb") as out:
+        out.write(f"dn: {people.base(SUFFIX)}\nobjectClass: organizationalUnit\n"
+                  f"ou: {people.ou}\n\n".encode())
+        for line in source:
+            out.write(password if line.startswith(b"userPassword: ") else line)
+    generated.unlink()
+    return ldif
+
+
+def load_run(tools: Path, args: argparse.Namespace, port: int, w: Workload,
              duration: float) -> Load:
-    procs = min(args.client_procs, conns)
+    procs = min(args.client_procs, w.conns)
     command = [
-        sys.executable, str(tools / "ldapload.py"),
-        "--port", str(port), "--base", SUFFIX, "--n", str(args.entries), "--op", op,
-        "--conns", str(conns // procs), "--procs", str(procs), "--duration", str(duration),
+        sys.executable, str(tools / "ldapload.py"), "--port", str(port),
+        "--base", w.people.base(SUFFIX), "--n", str(w.people.count(args.entries)),
+        "--op", w.op, "--conns", str(w.conns // procs), "--procs", str(procs),
+        "--duration", str(duration),
     ]
     begin = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, check=False,
                               timeout=duration + CLIENT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        raise BenchError(f"ldapload {op} x{conns} on port {port} did not finish within "
+        raise BenchError(f"ldapload {w.name} on port {port} did not finish within "
                          f"{CLIENT_TIMEOUT_S:g} s of its duration") from None
     if done.returncode != 0:
-        raise BenchError(f"ldapload {op} x{conns} on port {port} failed: {done.stderr[-2000:]}")
+        raise BenchError(f"ldapload {w.name} on port {port} failed: {done.stderr[-2000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     return Load(figures["ops_per_s"], figures["p50_ms"], figures["p99_ms"], figures["errors"],
                 time.perf_counter() - begin)
@@ -197,15 +210,14 @@ def measure(tools: Path, args: argparse.Namespace, servers: tuple[Running, ...],
                     continue
                 server.check_alive()
                 waited = server.settle()
-                console.print(f"  round {round_no}/{args.rounds}: {w.op} x{w.conns} "
+                console.print(f"  round {round_no}/{args.rounds}: {w.name} "
                               f"on {server.name} (settled in {waited:.1f} s) ...")
                 if args.warmup > 0:
-                    load_run(tools, args, server.port, w.op, w.conns, args.warmup)
-                load = load_run(tools, args, server.port, w.op, w.conns, args.duration)
+                    load_run(tools, args, server.port, w, args.warmup)
+                load = load_run(tools, args, server.port, w, args.duration)
                 runs.setdefault((i, server.name), []).append(load)
                 if load.elapsed_s > OVERRUN * args.duration + CLIENT_START_S:
-                    console.print(f"  {server.name} overran: {w.op} x{w.conns} is not "
-                                  "repeated on it")
+                    console.print(f"  {server.name} overran: {w.name} is not repeated on it")
                     done.add((i, server.name))
     return tuple(
         Outcome(w, {s.name: Summary(tuple(runs[i, s.name])) for s in servers})
@@ -237,7 +249,8 @@ def run(args: argparse.Namespace, console: Console) -> None:
     with ExitStack() as stack:
         work = stack.enter_context(work_directory(args.workdir, "certdir-bench-"))
         console.print(f"generating {args.entries} entries in {work} ...")
-        whole, without_base = generate(args.tools, args.entries, work, args.bind_hash)
+        whole, without_base = generate(args.tools, args.entries, work)
+        argon2_people = generate_argon2_people(args.tools, args.entries, work)
         slapd = Slapd(work / "slapd", SUFFIX, free_port())
         slapd.prepare()
         first, *others = args.workers
@@ -249,7 +262,10 @@ def run(args: argparse.Namespace, console: Console) -> None:
         slapd_load = slapd.load(whole)
         console.print(f"  {slapd_load:.1f} s; importing with certdir ...")
         certdir_load = certdir.load(without_base)
-        console.print(f"  {certdir_load:.1f} s; starting the servers ...")
+        console.print(f"  {certdir_load:.1f} s; loading the Argon2id people into both ...")
+        slapd.load(argon2_people)
+        certdir.load(argon2_people)
+        console.print("starting the servers ...")
         certdirs = [certdir] + [
             certdir.copy(work / f"certdir-w{n}", free_port(), n, form) for n in others
         ]
@@ -262,7 +278,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
         output = Console(width=None if sys.stdout.isatty() else 120)
         report(output, Run(
             entries=args.entries, duration_s=args.duration, rounds=args.rounds,
-            index_form=form, storage_url=shown(args.storage_url), bind_hash=args.bind_hash,
+            index_form=form, storage_url=shown(args.storage_url),
             slapd_import=Startup(slapd_load, slapd_start),
             certdir_import=Startup(certdir_load, certdir_starts[0]),
             outcomes=outcomes, rss=rss, wall_s=time.perf_counter() - begin,

@@ -2,16 +2,18 @@
 
 - OpenLDAP slapd (Debian's /usr/sbin/slapd, back_mdb): a throwaway slapd.conf with the
   core, cosine and inetOrgPerson schemas, the {ARGON2} password scheme (Debian's argon2
-  module, for `--bind-hash argon2`), the indexes of `index_config.INDEXES`, loglevel 0;
-  data loaded offline with `slapadd -q`; served in the foreground (`-d 0` keeps slapd
-  attached to its parent without printing debug output).
+  module, for the people who share one Argon2id hash), the indexes of
+  `index_config.INDEXES`, loglevel 0; data loaded offline with `slapadd -q` (one LDIF after
+  another); served in the foreground (`-d 0` keeps slapd attached to its parent without
+  printing debug output).
 - certdir: `certdir init --no-ca --no-kms` (the CA and the KMS are not under test, and
   without them certdir opens no http port), `--storage-url` passed through when given;
-  then `certdir ldif import` of the same population without the suffix entry (init made
-  it), then `certdir serve` with `log.access: false` so the access log does not cost time
-  under load (slapd runs with loglevel 0), `workers` as asked and `storage.indexes` from
-  `index_config.INDEXES`: the mapping of kinds where certdir's configuration accepts it,
-  else the list of names (equality only), or the form forced by the caller.
+  then `certdir ldif import` of the same LDIFs, one after another (the book without the
+  suffix entry: init made it), then `certdir serve` with `log.access: false` so the
+  access log does not cost time under load (slapd runs with loglevel 0), `workers` as
+  asked and `storage.indexes` from `index_config.INDEXES`: the mapping of kinds where
+  certdir's configuration accepts it, else the list of names (equality only), or the form
+  forced by the caller.
 - Another certdir configuration (another `workers`) is a copy of the loaded data directory
   with its own port: on SQLite a copy of the database, on a `--storage-url` database the
   same database served by two front ends.

@@ -9,6 +9,12 @@
   seconds (a quarter of a second each at 100,000 entries, measured), for
   nearly no garbage: everything but reference cycles is freed by reference
   counting as it ends, and cycles are still freed, within minutes.
+- A young collection runs after `YOUNG_COLLECTION_AFTER` allocations
+  instead of CPython's 700. Each walks what is young and still alive: with
+  700, that was mostly the objects of the requests in progress, walked
+  again and again (a sixth of the server's CPU under a mail client's
+  type-ahead at 100,000 entries, py-spy); with 10,000 most of them are
+  gone by then, and a pause took 1.6 ms on average (measured).
 - `freeze()` before forking workers: their collections then never write
   to the pages the parent made, which stay shared instead of being copied
   into each worker.
@@ -19,13 +25,14 @@ from __future__ import annotations
 import gc
 
 FULL_COLLECTION_AFTER = 1000
+YOUNG_COLLECTION_AFTER = 10_000
 
 
 def settle() -> None:
-    young, middle, _ = gc.get_threshold()
+    _, middle, _ = gc.get_threshold()
     gc.collect()
     gc.freeze()
-    gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
+    gc.set_threshold(YOUNG_COLLECTION_AFTER, middle, FULL_COLLECTION_AFTER)
 
 
 def freeze() -> None:

@@ -4,13 +4,16 @@
   import and export, the CA's and the KMS's commands), so both see the
   same schema and storage; with a reactor the DSA gets its writer thread.
 - Storage is opened by URL (`storage_url`) with the CA's and the KMS's
-  tables, which opening creates once; no command creates tables. The URL
+  tables, which opening creates once; no command creates tables. The
+  entry cache's bounds are the server's: each of its workers opens with
+  its share, so more workers do not mean more memory for the cache. The URL
   names the SQLite file `storage.path`, or the PostgreSQL database
   `storage.url` with the password file `certdir init --storage-url` wrote.
 - A `storage.path` that is not an SQLite database, a PostgreSQL server
   that cannot be reached or refuses the login, or an access rule the
   schema refutes (an unknown attribute, a DN that does not parse), is a
-  ConfigError naming it, in one line.
+  ConfigError naming it, in one line; so is a schema file that does not
+  load (its file, line and reason).
 - Neither the server's wiring nor the commands import each other: both
   import this.
 """
@@ -34,13 +37,17 @@ from directory.backend.opening import Storage, open_backend
 from directory.backend.pg_nodes import NodesExhausted
 from directory.dsa import DSA
 from directory.schema import Schema
+from directory.schema_files import SchemaError
 from kms.store import TABLES as KMS_TABLES
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
 
 
 def load_schema(config: Config) -> Schema:
-    return Schema.load([SCHEMA_DIR, *config.directory.schema_paths])
+    try:
+        return Schema.load([SCHEMA_DIR, *config.directory.schema_paths])
+    except SchemaError as e:
+        raise ConfigError(f"schema.paths: {e}") from None
 
 
 @contextmanager
@@ -71,10 +78,13 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
     from directory.backend.writer import Writer
 
     schema = load_schema(config)
+    # The cache bounds are the server's: each worker keeps its share.
+    share = config.workers
     with storage_errors(config):
         backend = open_backend(Storage(storage_url(config), schema, config.directory.indexes,
-                                       CA_TABLES + KMS_TABLES, config.directory.cache_entries,
-                                       config.directory.cache_bytes))
+                                       CA_TABLES + KMS_TABLES,
+                                       config.directory.cache_entries // share,
+                                       config.directory.cache_bytes // share))
     try:
         with storage_errors(config):  # the DSA takes a node number from the database
             dsa = DSA(config.directory, schema, backend, None, worker)

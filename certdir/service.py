@@ -35,7 +35,7 @@ from cryptography import x509
 
 from certdir import collector
 from certdir.config import HTTPURL, Config, ConfigError, ListenURL
-from certdir.directory_open import open_directory, storage_errors
+from certdir.directory_open import load_schema, open_directory, storage_errors
 from certdir.tls import server_context
 from certdir.workers import BACKLOG, run_workers
 
@@ -72,6 +72,7 @@ def serve(config: Config) -> None:
     """Serve until SIGTERM or SIGINT; with `workers` > 1, in that many processes."""
     from certdir import ca_service, kms_service
 
+    load_schema(config)  # a schema file that does not load stops the start here, once
     with storage_errors(config):
         authority = ca_service.unlock_at_start(config)
         vault = kms_service.unlock_at_start(config)

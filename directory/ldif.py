@@ -25,7 +25,7 @@ import base64
 import binascii
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
@@ -69,6 +69,8 @@ class LDIFRecord:
     deleteoldrdn: bool = False
     newsuperior: str | None = None
     controls: tuple[LDIFControl, ...] = ()
+    # The line each of `attributes` starts on (for messages; not compared).
+    attribute_lines: tuple[int, ...] = field(default=(), compare=False)
 
 
 Line = tuple[int, str, bytes]  # line number, attribute (lower-case kept as written), value
@@ -191,7 +193,8 @@ def _record(lines: list[Line]) -> LDIFRecord:
     if not rest or rest[0][1].lower() != "changetype":
         if controls:
             raise LDIFError(number, "controls need a changetype")
-        return LDIFRecord(number, dn, attributes=_attributes(rest))
+        return LDIFRecord(number, dn, attributes=_attributes(rest),
+                          attribute_lines=tuple(n for n, _, _ in rest))
     ct_number, _, ct_value = rest.pop(0)
     changetype = ct_value.decode(errors="replace").strip().lower()
     if changetype not in CHANGE_TYPES:

@@ -9,6 +9,11 @@
   the caseIgnore rules, and collapsing of insignificant spaces.
 - Rules that need the schema (distinguishedNameMatch, the certificate
   rules, whose issuer is a DN) are built by `builtin(normalizer)`.
+- presentationAddressMatch and protocolInformationMatch (X.520) compare
+  the string forms case-insensitively; authzMatch (OpenLDAP's authz
+  syntax) compares `dn:` values by their normalised DN.
+- The RFC 2307 syntaxes: a netgroup triple is `(host,user,domain)`, a
+  boot parameter `key=server:path`, both ASCII.
 - certificateExactMatch (RFC 4523 §2.5) compares a certificate's serial
   number and issuer; its assertion is the GSER form
   `{ serialNumber 123, issuer rdnSequence:"cn=CA" }` (the `rdnSequence:`
@@ -210,6 +215,22 @@ def case_ignore_list(value: bytes) -> bytes:
     return b"$".join(case_ignore(line) for line in value.split(b"$"))
 
 
+_NETGROUP_TRIPLE = re.compile(rb"\(\s*[^,()\s]*\s*,\s*[^,()\s]*\s*,\s*[^,()\s]*\s*\)\Z")
+_BOOT_PARAMETER = re.compile(rb"[^=\s]+=[^:\s]*:\S*\Z")
+
+
+def _netgroup_triple(value: bytes) -> None:
+    """RFC 2307 §2.4: `(host,user,domain)`, any part may be empty."""
+    if not value.isascii() or not _NETGROUP_TRIPLE.match(value):
+        raise InvalidValue("value is not a netgroup triple (host,user,domain)")
+
+
+def _boot_parameter(value: bytes) -> None:
+    """RFC 2307 §2.4: `key=server:path`."""
+    if not value.isascii() or not _BOOT_PARAMETER.match(value):
+        raise InvalidValue("value is not a boot parameter key=server:path")
+
+
 def bit_string(value: bytes) -> bytes:
     if not re.fullmatch(rb"'[01]*'B", value):
         raise InvalidValue("value is not a bit string")
@@ -285,6 +306,20 @@ def _dn_key(normalizer: Normalizer, text: str) -> bytes:
         raise InvalidValue(e.message) from None
 
 
+def authz(normalizer: Normalizer) -> Keyer:
+    """authzMatch (OpenLDAP's authzTo/authzFrom): a `dn:` or `dn.exact:`
+    value compares by its normalised DN, any other by its text with
+    insignificant spaces collapsed."""
+    def key(value: bytes) -> bytes:
+        text = _spaces(_text(value))
+        style, colon, dn = text.partition(":")
+        if colon and style.lower() in ("dn", "dn.exact", "dn.base"):
+            return b"dn:" + _dn_key(normalizer, dn.strip())
+        return text.encode()
+
+    return key
+
+
 def _foreign_dn_key(normalizer: Normalizer, text: str) -> bytes:
     """A DN written by another system (a certificate issuer): types the
     schema does not know are compared by name."""
@@ -358,6 +393,9 @@ def _certificate_keys(normalizer: Normalizer) -> tuple[Keyer, Keyer]:
 
 _S = "1.3.6.1.4.1.1466.115.121.1."
 DIRECTORY_STRING = _S + "15"
+NIS_NETGROUP_TRIPLE = "1.3.6.1.1.1.0.0"
+BOOT_PARAMETER = "1.3.6.1.1.1.0.1"
+AUTHZ = "1.3.6.1.4.1.4203.666.2.7"
 
 
 def builtin(normalizer: Normalizer, oid_of: Callable[[str], str | None] = lambda _: None,
@@ -367,6 +405,7 @@ def builtin(normalizer: Normalizer, oid_of: Callable[[str], str | None] = lambda
     dn_key: Keyer = lambda v: _dn_key(normalizer, _text(v))  # noqa: E731
     oid_key = _object_identifier_key(oid_of)
     cert_value, cert_assertion = _certificate_keys(normalizer)
+    authz_key = authz(normalizer)
     syntaxes = [
         Syntax(_S + "3", "Attribute Type Description", _non_empty_utf8),
         Syntax(_S + "4", "Audio", _any, True),
@@ -378,10 +417,12 @@ def builtin(normalizer: Normalizer, oid_of: Callable[[str], str | None] = lambda
         Syntax(_S + "10", "Certificate Pair", _der_sequence, True),
         Syntax(_S + "11", "Country String", _country),
         Syntax(_S + "12", "DN", _dn_validator(normalizer)),
+        Syntax(_S + "13", "Data Quality", _non_empty_utf8),
         Syntax(_S + "14", "Delivery Method", _non_empty_utf8),
         Syntax(DIRECTORY_STRING, "Directory String", _non_empty_utf8),
         Syntax(_S + "16", "DIT Content Rule Description", _non_empty_utf8),
         Syntax(_S + "17", "DIT Structure Rule Description", _non_empty_utf8),
+        Syntax(_S + "19", "DSA Quality", _non_empty_utf8),
         Syntax(_S + "21", "Enhanced Guide", _non_empty_utf8),
         Syntax(_S + "22", "Facsimile Telephone Number", _non_empty_utf8),
         Syntax(_S + "23", "Fax", _any, True),
@@ -400,6 +441,8 @@ def builtin(normalizer: Normalizer, oid_of: Callable[[str], str | None] = lambda
         Syntax(_S + "39", "Other Mailbox", _non_empty_utf8),
         Syntax(_S + "40", "Octet String", _any),
         Syntax(_S + "41", "Postal Address", _non_empty_utf8),
+        Syntax(_S + "42", "Protocol Information", _non_empty_utf8),
+        Syntax(_S + "43", "Presentation Address", _non_empty_utf8),
         Syntax(_S + "44", "Printable String", _printable),
         Syntax(_S + "49", "Supported Algorithm", _der_sequence, True),
         Syntax(_S + "50", "Telephone Number", _telephone),
@@ -410,6 +453,11 @@ def builtin(normalizer: Normalizer, oid_of: Callable[[str], str | None] = lambda
         Syntax("1.3.6.1.1.16.1", "UUID", _keyer_check(uuid)),
         Syntax("1.3.6.1.1.15.1", "X.509 Certificate Exact Assertion", _non_empty_utf8),
         Syntax("1.3.6.1.4.1.4203.666.11.2.1", "CSN", _non_empty_utf8),
+        Syntax("1.3.6.1.4.1.4203.666.11.10.2.1", "X.509 AttributeCertificate", _der_sequence,
+               True),
+        Syntax(NIS_NETGROUP_TRIPLE, "RFC2307 NIS Netgroup Triple", _netgroup_triple),
+        Syntax(BOOT_PARAMETER, "RFC2307 Boot Parameter", _boot_parameter),
+        Syntax(AUTHZ, "OpenLDAP authz", _keyer_check(authz_key)),
     ]
     rules = [
         _rule("2.5.13.0", "objectIdentifierMatch", "38", "equality", oid_key),
@@ -434,7 +482,9 @@ def builtin(normalizer: Normalizer, oid_of: Callable[[str], str | None] = lambda
         _rule("2.5.13.20", "telephoneNumberMatch", "50", "equality", telephone_number),
         _rule("2.5.13.21", "telephoneNumberSubstringsMatch", "58", "substrings",
               telephone_number),
+        _rule("2.5.13.22", "presentationAddressMatch", "43", "equality", case_ignore),
         _rule("2.5.13.23", "uniqueMemberMatch", "34", "equality", dn_key),
+        _rule("2.5.13.24", "protocolInformationMatch", "42", "equality", case_ignore),
         _rule("2.5.13.27", "generalizedTimeMatch", "24", "equality", generalized_time),
         _rule("2.5.13.28", "generalizedTimeOrderingMatch", "24", "ordering", generalized_time),
         _rule("2.5.13.29", "integerFirstComponentMatch", "27", "equality", first_component,
@@ -449,6 +499,9 @@ def builtin(normalizer: Normalizer, oid_of: Callable[[str], str | None] = lambda
               case_ignore_ia5),
         _rule("1.3.6.1.4.1.1466.109.114.3", "caseIgnoreIA5SubstringsMatch", "58", "substrings",
               case_ignore_ia5),
+        _rule("1.3.6.1.4.1.4203.1.2.1", "caseExactIA5SubstringsMatch", "58", "substrings",
+              case_exact_ia5),
+        _rule("1.3.6.1.4.1.4203.666.4.12", "authzMatch", AUTHZ, "equality", authz_key),
         _rule("1.3.6.1.1.16.2", "UUIDMatch", "1.3.6.1.1.16.1", "equality", uuid),
         _rule("1.3.6.1.1.16.3", "UUIDOrderingMatch", "1.3.6.1.1.16.1", "ordering", uuid),
         _rule("1.3.6.1.4.1.4203.666.11.2.2", "CSNMatch", "1.3.6.1.4.1.4203.666.11.2.1",

@@ -1,8 +1,15 @@
 """The directory schema (RFC 4512 §4.1) and entry checking (RFC 4512 §2.4, §3.5).
 
-- Schema files hold `attributetype ( ... )` and `objectclass ( ... )`
-  statements in RFC 4512 §4.1.2/§4.1.1 description syntax, continued on
-  lines that start with white space; `#` starts a comment line.
+- Schema files are read as slapd reads them (`directory.schema_files`):
+  attribute types, object classes, OID macros and substitute syntaxes.
+- A definition repeated with the same meaning (the same OID, names, SUP,
+  rules, syntax, flags and usage; for a class the same SUP, kind, MUST
+  and MAY) is accepted and the first kept; one that shares an OID or a
+  name with another definition but means something else is refused,
+  naming both places and what differs.
+- `ldapsyntax ( oid ... X-SUBST 'oid' )` defines a syntax that validates
+  as its substitute does; a syntax without a substitute certdir knows,
+  or one certdir already has, is refused.
 - SUP of an attribute type inherits its syntax and matching rules;
   SUP of an object class inherits MUST and MAY.
 - An entry (RFC 4512 §2.4, §3.5) has exactly one chain of structural
@@ -17,11 +24,11 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from directory.matching import (
     InvalidValue,
@@ -33,13 +40,20 @@ from directory.matching import (
 )
 from directory.protocol.dn import DN
 from directory.protocol.results import LDAPError, ResultCode
+from directory.schema_files import (
+    ATTRIBUTE_TYPE,
+    LDAP_SYNTAX,
+    OBJECT_CLASS,
+    Description,
+    Macros,
+    SchemaError,
+    read,
+)
+
+_Definition = TypeVar("_Definition", "AttributeType", "ObjectClass")
 
 USER_APPLICATIONS = "userApplications"
 EXTENSIBLE_OBJECT = "extensibleobject"
-
-
-class SchemaError(Exception):
-    """A schema file that cannot be loaded."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -90,81 +104,9 @@ class ObjectClass:
         return self.names[0] if self.names else self.oid
 
 
-# --- RFC 4512 description syntax ---------------------------------------------
-
-_TOKEN = re.compile(r"\s*(\(|\)|\$|'(?:[^'\\]|\\.)*'|[^\s()$']+)")
-_FLAGS = frozenset({"OBSOLETE", "SINGLE-VALUE", "COLLECTIVE", "NO-USER-MODIFICATION",
-                    "ABSTRACT", "STRUCTURAL", "AUXILIARY"})
-
-
-def _tokens(text: str) -> list[str]:
-    tokens, pos = [], 0
-    text = text.rstrip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m:
-            raise SchemaError(f"cannot read {text[pos:pos + 20]!r}")
-        tokens.append(m.group(1))
-        pos = m.end()
-    return tokens
-
-
-def _unquote(token: str) -> str:
-    return token[1:-1] if token.startswith("'") else token
-
-
-def parse_description(text: str) -> tuple[str, dict[str, list[str]]]:
-    """Split `( oid KEYWORD value ... )` into the OID and keyword values."""
-    tokens = _tokens(text)
-    if len(tokens) < 3 or tokens[0] != "(" or tokens[-1] != ")":
-        raise SchemaError("a description is `( oid ... )`")
-    oid, rest = tokens[1], iter(tokens[2:-1])
-    fields: dict[str, list[str]] = {}
-    for keyword in rest:
-        word = keyword.upper()
-        if word in _FLAGS:
-            fields[word] = []
-            continue
-        value = next(rest, None)
-        if value is None:
-            raise SchemaError(f"{keyword} has no value")
-        if value == "(":
-            items = []
-            for token in rest:
-                if token == ")":
-                    break
-                if token != "$":
-                    items.append(_unquote(token))
-            fields[word] = items
-        else:
-            fields[word] = [_unquote(value)]
-    return oid, fields
-
-
 def _one(fields: Mapping[str, list[str]], keyword: str) -> str | None:
     values = fields.get(keyword)
     return values[0] if values else None
-
-
-def _statements(path: Path) -> Iterator[tuple[int, str, str]]:
-    """(line, keyword, description) for each statement in a schema file."""
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError as e:
-        raise SchemaError(f"{path}: not UTF-8 (byte {e.start})") from None
-    start, lines = 0, list[str]()
-    for number, line in enumerate([*text.splitlines(), "END"], 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if line[0].isspace():
-            if not lines:
-                raise SchemaError(f"{path}:{number}: continuation line outside a statement")
-            lines.append(line.strip())
-            continue
-        if lines:
-            keyword, _, rest = lines[0].partition(" ")
-            yield start, keyword.rstrip(":").lower(), " ".join([rest, *lines[1:]])
-        start, lines = number, [line.strip()]
 
 
 # --- the schema ------------------------------------------------------------
@@ -177,6 +119,7 @@ class Schema:
         self._classes: dict[str, ObjectClass] = {}
         self._subtypes: dict[str, tuple[AttributeType, ...]] = {}
         self._chains: dict[str, tuple[ObjectClass, ...]] = {}
+        self._origins: dict[int, str] = {}  # id of a definition -> "file:line"
         syntaxes, rules = builtin(self, self._oid_of)
         self.syntaxes: dict[str, Syntax] = syntaxes
         self._rules = rule_names(rules.values())
@@ -184,64 +127,73 @@ class Schema:
     @classmethod
     def load(cls, paths: Iterable[Path]) -> Schema:
         schema = cls()
-        raw_types: list[tuple[str, AttributeType, dict[str, list[str]]]] = []
-        raw_classes: list[tuple[str, str, dict[str, list[str]]]] = []
+        macros = Macros()
+        found: dict[str, list[Description]] = {LDAP_SYNTAX: [], ATTRIBUTE_TYPE: [],
+                                               OBJECT_CLASS: []}
         for path in paths:
             files = sorted(path.glob("*.schema")) if path.is_dir() else [path]
             for file in files:
-                for line, keyword, text in _statements(file):
-                    where = f"{file}:{line}"
-                    try:
-                        oid, fields = parse_description(text)
-                    except SchemaError as e:
-                        raise SchemaError(f"{where}: {e}") from None
-                    definition = " ".join(_tokens(text))
-                    if keyword in ("attributetype", "attributetypes"):
-                        raw_types.append((where, AttributeType(
-                            oid, tuple(fields.get("NAME", ())), definition), fields))
-                    elif keyword in ("objectclass", "objectclasses"):
-                        raw_classes.append((where, definition, {"OID": [oid], **fields}))
-                    else:
-                        raise SchemaError(f"{where}: unknown statement {keyword!r}")
-        schema._add_types(raw_types)
-        schema._add_classes(raw_classes)
+                for description in read(file, macros):
+                    found[description.kind].append(description)
+        schema._add_syntaxes(found[LDAP_SYNTAX])
+        schema._add_types(found[ATTRIBUTE_TYPE])
+        schema._add_classes(found[OBJECT_CLASS])
         return schema
 
-    def _add_types(self, raw: list[tuple[str, AttributeType, dict[str, list[str]]]]) -> None:
-        pending = {id(at): (where, at, fields) for where, at, fields in raw}
+    def _add_syntaxes(self, found: list[Description]) -> None:
+        defined: dict[str, tuple[str, str]] = {}  # OID -> (substitute, where)
+        for d in found:
+            substitute = _one(d.fields, "X-SUBST")
+            known = defined.get(d.oid)
+            if known is not None and known[0] == substitute:
+                continue
+            if known is not None or d.oid in self.syntaxes:
+                raise SchemaError(f"{d.where}: syntax {d.oid} is already defined "
+                                  f"{'at ' + known[1] if known else 'by certdir'}")
+            if substitute is None or substitute not in self.syntaxes:
+                raise SchemaError(f"{d.where}: syntax {d.oid}: certdir implements no such "
+                                  "syntax; X-SUBST must name one it does")
+            base = self.syntaxes[substitute]
+            self.syntaxes[d.oid] = Syntax(d.oid, _one(d.fields, "DESC") or base.description,
+                                          base.validate, base.binary)
+            defined[d.oid] = (substitute, d.where)
+
+    def _add_types(self, found: list[Description]) -> None:
+        pending = list(found)
         while pending:
-            progressed = False
-            for ident, (where, at, fields) in list(pending.items()):
-                sup_name = _one(fields, "SUP")
+            waiting = []
+            for d in pending:
+                sup_name = _one(d.fields, "SUP")
                 sup = self.find_attribute(sup_name) if sup_name else None
                 if sup_name and sup is None:
+                    waiting.append(d)
                     continue
-                self._register_type(where, at, fields, sup)
-                del pending[ident]
-                progressed = True
-            if not progressed:
-                where, at, fields = next(iter(pending.values()))
-                raise SchemaError(f"{where}: {at.name}: unknown SUP {_one(fields, 'SUP')}")
+                self._register_type(d, sup)
+            if len(waiting) == len(pending):
+                d = waiting[0]
+                raise SchemaError(f"{d.where}: {_name(d)}: unknown SUP {_one(d.fields, 'SUP')}")
+            pending = waiting
 
-    def _register_type(self, where: str, at: AttributeType, fields: dict[str, list[str]],
-                       sup: AttributeType | None) -> None:
+    def _register_type(self, d: Description, sup: AttributeType | None) -> None:
+        fields, name = d.fields, _name(d)
+
         def inherited(keyword: str, parent: str | None) -> str | None:
             value = _one(fields, keyword)
             if value is None:
                 return parent
             if value.lower() not in self._rules:
-                raise SchemaError(f"{where}: {at.name}: unknown matching rule {value}")
+                raise SchemaError(f"{d.where}: {name}: unknown matching rule {value}")
             return self._rules[value.lower()].oid
 
         syntax = _one(fields, "SYNTAX")
         if syntax is not None:
             syntax = syntax.split("{", 1)[0]
             if syntax not in self.syntaxes:
-                raise SchemaError(f"{where}: {at.name}: unknown syntax {syntax}")
+                raise SchemaError(f"{d.where}: {name}: unknown syntax {syntax}")
         elif sup is None:
-            raise SchemaError(f"{where}: {at.name}: neither SYNTAX nor SUP")
+            raise SchemaError(f"{d.where}: {name}: neither SYNTAX nor SUP")
         complete = AttributeType(
-            at.oid, at.names, at.definition,
+            d.oid, tuple(fields.get("NAME", ())), d.definition,
             sup=None if sup is None else sup.key,
             equality=inherited("EQUALITY", sup.equality if sup else None),
             ordering=inherited("ORDERING", sup.ordering if sup else None),
@@ -251,55 +203,73 @@ class Schema:
             no_user_modification="NO-USER-MODIFICATION" in fields,
             usage=_one(fields, "USAGE") or USER_APPLICATIONS,
         )
-        for name in (complete.oid, *complete.names):
-            if name.lower() in self._attributes:
-                raise SchemaError(f"{where}: attribute type {name} defined twice")
-            self._attributes[name.lower()] = complete
+        if self._known(d, self._attributes, _type_meaning, complete):
+            return
+        for each in (complete.oid, *complete.names):
+            self._attributes[each.lower()] = complete
         self._subtypes[complete.key] = (complete,)
         parent = sup
         while parent is not None:
             self._subtypes[parent.key] += (complete,)
             parent = self._attributes[parent.sup] if parent.sup else None
 
-    def _add_classes(self, raw: list[tuple[str, str, dict[str, list[str]]]]) -> None:
-        pending = list(raw)
+    def _known(self, d: Description, table: Mapping[str, _Definition],
+               meaning: Callable[[_Definition], dict[str, object]], new: _Definition) -> bool:
+        """Whether `new` is already defined the same way; a definition that
+        shares its OID or a name but means something else is refused,
+        naming both places."""
+        known = {table.get(each.lower()) for each in (new.oid, *new.names)}
+        if known == {None}:
+            self._origins[id(new)] = d.where
+            return False
+        first = next(k for k in known if k is not None)
+        old, now = meaning(first), meaning(new)
+        if known == {first} and old == now:
+            return True
+        what = "attribute type" if d.kind == ATTRIBUTE_TYPE else "object class"
+        differ = ", ".join(k for k in old if old[k] != now[k])
+        raise SchemaError(f"{d.where}: {what} {new.name} ({new.oid}) conflicts with "
+                          f"{first.name} ({first.oid}) defined at {self._origins[id(first)]}"
+                          f" (they differ in {differ})")
+
+    def _add_classes(self, found: list[Description]) -> None:
+        pending = list(found)
         while pending:
             waiting = []
-            for where, definition, fields in pending:
-                sups = [self.find_object_class(s) for s in fields.get("SUP", ())]
+            for d in pending:
+                sups = [self.find_object_class(s) for s in d.fields.get("SUP", ())]
                 if any(s is None for s in sups):
-                    waiting.append((where, definition, fields))
+                    waiting.append(d)
                     continue
-                self._register_class(where, definition, fields, [s for s in sups if s])
+                self._register_class(d, [s for s in sups if s])
             if len(waiting) == len(pending):
-                where, _, fields = waiting[0]
-                raise SchemaError(f"{where}: {fields.get('NAME', fields['OID'])[0]}: "
-                                  f"unknown SUP {' '.join(fields.get('SUP', ()))}")
+                d = waiting[0]
+                raise SchemaError(f"{d.where}: {_name(d)}: "
+                                  f"unknown SUP {' '.join(d.fields.get('SUP', ()))}")
             pending = waiting
 
-    def _register_class(self, where: str, definition: str, fields: dict[str, list[str]],
-                        sups: list[ObjectClass]) -> None:
+    def _register_class(self, d: Description, sups: list[ObjectClass]) -> None:
         def keys(keyword: str) -> frozenset[str]:
             found = set()
-            for name in fields.get(keyword, ()):
+            for name in d.fields.get(keyword, ()):
                 at = self.find_attribute(name)
                 if at is None:
-                    raise SchemaError(f"{where}: {keyword} names unknown attribute {name}")
+                    raise SchemaError(f"{d.where}: {keyword} names unknown attribute {name}")
                 found.add(at.key)
             return frozenset(found)
 
         must, may = keys("MUST"), keys("MAY")
-        kind = next((k for k in ("ABSTRACT", "AUXILIARY", "STRUCTURAL") if k in fields),
+        kind = next((k for k in ("ABSTRACT", "AUXILIARY", "STRUCTURAL") if k in d.fields),
                     "STRUCTURAL")
         oc = ObjectClass(
-            fields["OID"][0], tuple(fields.get("NAME", ())), definition,
+            d.oid, tuple(d.fields.get("NAME", ())), d.definition,
             sup=tuple(s.key for s in sups), kind=kind, must=must, may=may,
             all_must=must.union(*(s.all_must for s in sups)),
             all_may=may.union(*(s.all_may for s in sups)),
         )
+        if self._known(d, self._classes, _class_meaning, oc):
+            return
         for name in (oc.oid, *oc.names):
-            if name.lower() in self._classes:
-                raise SchemaError(f"{where}: object class {name} defined twice")
             self._classes[name.lower()] = oc
 
     # --- lookups -------------------------------------------------------------
@@ -486,6 +456,25 @@ class Schema:
             "attributeTypes": tuple(at.definition.encode() for at in types),
             "objectClasses": tuple(oc.definition.encode() for oc in self.object_classes()),
         }
+
+
+def _name(d: Description) -> str:
+    return _one(d.fields, "NAME") or d.oid
+
+
+def _type_meaning(at: AttributeType) -> dict[str, object]:
+    """What of an attribute type certdir acts on, by keyword: two
+    definitions that differ only in DESC, OBSOLETE, length bounds or X-
+    extensions are the same."""
+    return {"OID": at.oid, "NAME": tuple(n.lower() for n in at.names), "SUP": at.sup,
+            "EQUALITY": at.equality, "ORDERING": at.ordering, "SUBSTR": at.substr,
+            "SYNTAX": at.syntax, "SINGLE-VALUE": at.single_value,
+            "NO-USER-MODIFICATION": at.no_user_modification, "USAGE": at.usage.lower()}
+
+
+def _class_meaning(oc: ObjectClass) -> dict[str, object]:
+    return {"OID": oc.oid, "NAME": tuple(n.lower() for n in oc.names),
+            "SUP": frozenset(oc.sup), "KIND": oc.kind, "MUST": oc.must, "MAY": oc.may}
 
 
 @dataclass(frozen=True, slots=True)

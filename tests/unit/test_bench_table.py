@@ -1,6 +1,7 @@
 """The directory benchmark's arithmetic (bench/directory_report.py, bench/index_config.py):
 medians over rounds, certdir's best configuration, ratios and the PASS/MISS of part 4's
-targets, and the index configuration both servers get."""
+targets, the workloads (which carry a target, whom each binds or searches as), and the index
+configuration both servers get."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from directory_report import (
+    ARGON2_PEOPLE,
+    BOOK,
     WORKLOADS,
     Load,
     Outcome,
@@ -23,6 +26,7 @@ from directory_report import (
 )
 from index_config import INDEXES, KINDS, NAMES, slapd_index_lines, storage_indexes
 
+SUFFIX = "dc=example,dc=com"
 SEARCH32 = Workload("search-mail", 32, "search-mail, 32 connections", min_ratio=0.6)
 SEARCH1 = Workload("search-mail", 1, "search-mail, 1 connection", max_p99_ratio=2.0)
 
@@ -38,7 +42,7 @@ def summary(*loads: Load) -> Summary:
 def run_of(*outcomes: Outcome, rss: dict[str, int] | None = None,
            imports: tuple[float, float] = (10.0, 10.0)) -> Run:
     return Run(entries=100, duration_s=10.0, rounds=3, index_form=NAMES, storage_url=None,
-               bind_hash="ssha", slapd_import=Startup(imports[0], 0.0),
+               slapd_import=Startup(imports[0], 0.0),
                certdir_import=Startup(imports[1], 0.0), outcomes=outcomes,
                rss=rss or {"slapd": 100, "certdir w1": 100}, wall_s=1.0)
 
@@ -85,9 +89,25 @@ def test_rss_target_for_every_configuration_and_import_target() -> None:
 
 
 def test_the_issues_workloads() -> None:
-    assert [(w.op, w.conns) for w in WORKLOADS] == [
-        ("search-mail", 32), ("search-mail", 1), ("bind", 32), ("autocomplete", 8),
-        ("search-sub", 1)]
+    assert [(w.name, w.min_ratio) for w in WORKLOADS] == [
+        ("search-mail x32", 0.6), ("search-mail x1", None), ("bind x32", None),
+        ("bind x32 ou=argon2", 0.6), ("autocomplete x8", 0.4), ("search-sub x1", 0.3)]
+
+
+def test_the_bind_target_is_on_the_people_sharing_one_argon2_hash() -> None:
+    """ldapload binds as uid=userNNNNNNN,ou=people,<base>: the book's people under the
+    suffix, the Argon2id people under ou=argon2, 1,000 of them whatever the book's size."""
+    ssha, argon2 = (w for w in WORKLOADS if w.op == "bind")
+    assert (ssha.people, ssha.people.base(SUFFIX), ssha.people.count(100_000)) == (
+        BOOK, SUFFIX, 100_000)
+    assert (argon2.people, argon2.people.base(SUFFIX), argon2.people.count(100_000)) == (
+        ARGON2_PEOPLE, f"ou=argon2,{SUFFIX}", 1_000)
+
+
+def test_a_workload_without_a_target_has_no_verdict() -> None:
+    ssha_bind = next(w for w in WORKLOADS if w.op == "bind" and w.min_ratio is None)
+    o = Outcome(ssha_bind, {"slapd": summary(load(1000)), "certdir w1": summary(load(1))})
+    assert set(verdicts(run_of(o))) == {"RSS certdir w1 <= 1.5 x slapd", "import <= 2 x slapd"}
 
 
 def test_both_servers_index_the_same_attributes() -> None:

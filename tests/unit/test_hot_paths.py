@@ -12,8 +12,8 @@
 - `send_now` sends at once on an idle plain TCP connection, never before
   what the transport still buffers, and writes through any other
   transport, in order.
-- Settling the collector freezes what exists and makes full collections
-  rare; it changes nothing else.
+- Settling the collector freezes what exists and makes young and full
+  collections rare; it changes nothing else.
 """
 
 from __future__ import annotations
@@ -172,9 +172,10 @@ def collector_state() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("collector_state")
-def test_settling_the_collector_freezes_and_makes_full_collections_rare() -> None:
-    young, middle, _ = gc.get_threshold()
+def test_settling_the_collector_freezes_and_makes_collections_rare() -> None:
+    _, middle, _ = gc.get_threshold()
     collector.settle()
     assert gc.get_freeze_count() > 0
-    assert gc.get_threshold() == (young, middle, collector.FULL_COLLECTION_AFTER)
+    assert gc.get_threshold() == (collector.YOUNG_COLLECTION_AFTER, middle,
+                                  collector.FULL_COLLECTION_AFTER)
     assert gc.isenabled()

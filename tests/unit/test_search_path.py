@@ -4,6 +4,10 @@
   search still returns each of them once, in id order, across chunk
   boundaries, whether some are cached or not (even when reading the
   others evicts them), and leaves out ids whose entry is gone.
+- One-level and subtree scans read a chunk of rows at a time, after the
+  last key seen: across chunk boundaries each entry in scope comes once
+  (subtree in path order with its base first, one level in id order),
+  and an entry deleted before the scan reaches it is left out.
 - A cached entry's footprint counts at least its values' own bytes.
 - The view keeps answers per entry DN: asked about two entries in turn,
   it answers each with its own rights, and a second Entry object with the
@@ -25,7 +29,7 @@ from directory.acl.rights import LEVELS, Rights
 from directory.acl.view import ENTRY, NOTHING, View
 from directory.backend import Prefix
 from directory.backend.index_keys import EQ, IndexSpec
-from directory.backend.sqlite import CHUNK, SQLiteBackend, footprint
+from directory.backend.sqlite import CHUNK, SCAN_CHUNK, SQLiteBackend, footprint
 from directory.entry import Entry, serialize
 from directory.protocol.dn import DN
 from directory.protocol.messages import Scope
@@ -84,6 +88,46 @@ def test_a_deleted_entry_is_left_out(backend: SQLiteBackend) -> None:
     backend.refresh()
     assert names(backend.search(BASE, Scope.SUB, EVERYONE)) == [
         f"person {i:04d}" for i in range(PEOPLE) if i not in gone]
+
+
+CROWD = 2 * SCAN_CHUNK + 5
+
+
+@pytest.fixture
+def crowded(backend: SQLiteBackend) -> SQLiteBackend:
+    with backend.transaction() as txn:
+        for i in range(PEOPLE, CROWD):
+            txn.add(person(i))
+    backend.refresh()
+    return backend
+
+
+def test_a_subtree_scan_crosses_its_chunks(crowded: SQLiteBackend) -> None:
+    found = list(crowded.search(BASE, Scope.SUB, None))
+    assert found[0].dn == BASE
+    assert names(iter(found[1:])) == [f"person {i:04d}" for i in range(CROWD)]
+
+
+def test_children_leave_out_the_base(crowded: SQLiteBackend) -> None:
+    assert names(crowded.search(BASE, Scope.CHILDREN, None)) == [
+        f"person {i:04d}" for i in range(CROWD)]
+
+
+def test_a_one_level_scan_crosses_its_chunks(crowded: SQLiteBackend) -> None:
+    found = list(crowded.search(BASE, Scope.ONE, None))
+    assert names(iter(found)) == [f"person {i:04d}" for i in range(CROWD)]
+    assert [e.id for e in found] == sorted(e.id for e in found)
+
+
+def test_a_scan_leaves_out_what_was_deleted_before_it_got_there(
+        crowded: SQLiteBackend) -> None:
+    scan = crowded.search(BASE, Scope.ONE, None)
+    first = next(scan)
+    with crowded.transaction() as txn:
+        txn.delete(person(CROWD - 1).dn)
+    crowded.refresh()
+    assert names(scan) == [f"person {i:04d}" for i in range(1, CROWD - 1)]
+    assert first.first("cn") == b"person 0000"
 
 
 def test_footprint_counts_the_values() -> None:
