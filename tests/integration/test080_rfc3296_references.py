@@ -18,6 +18,7 @@ tree, and both must answer alike.
   every referral object in its scope whatever the filter, indexed
   attributes included (RFC 3296 §5.4), with `??base` for one-level and
   `??sub` for subtree; a URL without a DN gets the referral object's.
+- A URI that is not an LDAP URL is returned as it is, label dropped.
 - A referral object below another one is not reached: only the upper one's
   reference is returned.
 - ldap3 and python-ldap (libldap) see the same URLs raw on the wire.
@@ -52,6 +53,8 @@ JOHN = f"cn=John Smith,{EXAMPLE}"
 ROLES = f"ou=Roles,{EXAMPLE}"
 BELOW_ROLES = f"cn=John Smith,{ROLES}"
 BELOW_ABC = f"uid=xxx,o=abc,{SUFFIX}"
+WEB = f"ou=Web,{EXAMPLE}"
+WEB_URL = "http://directory.example.net/people"
 
 TREE = f"""dn: {ABC}
 o: ABC
@@ -80,6 +83,12 @@ description: x
 dn: {ROLES}
 ou: Roles
 ref: ldap://hostD/{ROLES}
+objectClass: referral
+objectClass: extensibleObject
+
+dn: {WEB}
+ou: Web
+ref: {WEB_URL} Web pages
 objectClass: referral
 objectClass: extensibleObject
 """
@@ -112,6 +121,7 @@ SUB_REFS = frozenset({
     (f"ldap://hostA/o=abc,{SUFFIX}??sub", f"ldap://hostB/{ABC}??sub"),
     (f"ldap://hostC/o=xyz,{SUFFIX}??sub",),
     (f"ldap://hostD/{ROLES}??sub",),
+    (WEB_URL,),
 })
 # Filters on indexed (objectClass, cn, mail) and unindexed (description) attributes,
 # matching entries or none.
@@ -208,6 +218,7 @@ AT_OR_BELOW = [
     (ROLES, "sub", (f"ldap://hostD/{ROLES}??sub",)),
     (BELOW_ROLES, "one", (f"ldap://hostD/cn=John%20Smith,{ROLES}??one",)),
     (BELOW_ROLES, "base", (f"ldap://hostD/cn=John%20Smith,{ROLES}??base",)),
+    (f"cn=x,{WEB}", "sub", (WEB_URL,)),
 ]
 
 
@@ -217,7 +228,7 @@ def test_search_at_or_below_referral_object(tree: Server, base: str, scope: str,
     found = search(tree.uri, base, scope, "(objectClass=*)")
     assert found.code == 10
     assert found.referral == urls
-    referral_object = ROLES if ROLES.lower() in base.lower() else ABC
+    referral_object = next(dn for dn in (ROLES, WEB, ABC) if dn.lower() in base.lower())
     assert found.matched == referral_object.lower()
     assert not found.entries and not found.references
 
@@ -235,7 +246,7 @@ def test_one_level_search_returns_every_reference_whatever_the_filter(
         tree: Server, filter: str) -> None:
     found = search(tree.uri, EXAMPLE, "one", filter)
     assert found.code == 0
-    assert found.references == {(f"ldap://hostD/{ROLES}??base",)}
+    assert found.references == {(f"ldap://hostD/{ROLES}??base",), (WEB_URL,)}
 
 
 def test_one_level_search_of_the_suffix(tree: Server) -> None:
@@ -257,7 +268,7 @@ def test_children_search_returns_references_with_subtree_scope(tree: Server) -> 
     found = search(tree.uri, EXAMPLE, "children", "(cn=John Smith)")
     assert found.code == 0
     assert found.entries == {JOHN.lower()}
-    assert found.references == {(f"ldap://hostD/{ROLES}??sub",)}
+    assert found.references == {(f"ldap://hostD/{ROLES}??sub",), (WEB_URL,)}
 
 
 def test_paged_subtree_search_keeps_the_references(tree: Server) -> None:
@@ -269,7 +280,7 @@ def test_paged_subtree_search_keeps_the_references(tree: Server) -> None:
 def test_manage_dsa_it_returns_referral_objects_as_entries(tree: Server) -> None:
     found = search(tree.uri, SUFFIX, "sub", "(objectClass=referral)", "-MM")
     assert found.code == 0
-    assert found.entries == {ABC.lower(), XYZ.lower(), ROLES.lower()}
+    assert found.entries == {ABC.lower(), XYZ.lower(), ROLES.lower(), WEB.lower()}
     assert found.references == frozenset()
 
 
@@ -296,7 +307,7 @@ def test_nested_referral_object_is_not_reached(tree: Server) -> None:
     assert added.returncode == 0, added.stderr
     try:
         found = search(tree.uri, EXAMPLE, "sub", "(objectClass=*)")
-        assert found.references == {(f"ldap://hostD/{ROLES}??sub",)}
+        assert found.references == {(f"ldap://hostD/{ROLES}??sub",), (WEB_URL,)}
     finally:
         deleted = tree.tool("ldapdelete", "-MM", nested)
         assert deleted.returncode == 0, deleted.stderr
