@@ -1,4 +1,4 @@
-"""The URLs returned for referral objects' `ref` values (RFC 3296, RFC 4516).
+"""The URLs of referrals and continuation references (RFC 3296, RFC 4516).
 
 - A `ref` value is a labeledURI (RFC 2079): a URI, optionally followed by
   whitespace and a label. Only the URI is returned, never the separator or
@@ -9,14 +9,16 @@
   referral object or lies below it, RFC 3296 §5.2, §5.3) names the target:
   the target's RDNs below the referral object go before the URL's DN, and a
   URL without a DN gets the target's.
+- The default referral (a target outside every naming context, RFC 4511
+  §4.1.10) names the target, whatever DN its URL holds, as slapd's does.
 - A continuation reference (a referral object in a search's scope,
   RFC 3296 §5.4) keeps the URL's DN; a URL without one gets the referral
   object's.
-- A search's referral carries the search's scope (`base`, `one`, `sub`;
-  `subordinate` for a children search, as slapd writes it), and its
-  continuation references `base` for a one-level search and `sub` for a
-  subtree or children one (RFC 3296 §5.3, §5.4, RFC 4511 §4.5.3). A scope
-  the URL names already is kept, as slapd keeps it.
+- A search's referral (default or not) carries the search's scope (`base`,
+  `one`, `sub`; `subordinate` for a children search, as slapd writes it),
+  and its continuation references `base` for a one-level search and `sub`
+  for a subtree or children one (RFC 3296 §5.3, §5.4, RFC 4511 §4.5.3). A
+  scope the URL names already is kept, as slapd keeps it.
 - Other operations' referrals carry no attribute list, scope or filter
   (RFC 3296 §5.2); extensions are kept.
 - A URL's DN is read percent-decoded and written percent-encoded, `?` and
@@ -25,7 +27,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from urllib.parse import quote, unquote
 
@@ -55,8 +57,25 @@ def referral(values: Iterable[bytes], referral_dn: DN, target: DN,
     """The referral for `target`, at or below the referral object `referral_dn`;
     `scope` is the search's, None for any other operation."""
     below = ",".join(str(r) for r in target.rdns[: len(target) - len(referral_dn)])
+
+    def aimed(dn: str) -> str:
+        return ",".join(p for p in (below, dn) if p) if dn else str(target)
+
+    return _aimed(_uris(values), aimed, scope)
+
+
+def superior(uris: Iterable[str], target: DN, scope: Scope | None) -> tuple[str, ...]:
+    """The default referral for `target`, outside every naming context;
+    `scope` is the search's, None for any other operation."""
+    return _aimed(uris, lambda dn: str(target), scope)
+
+
+def _aimed(uris: Iterable[str], aimed: Callable[[str], str],
+           scope: Scope | None) -> tuple[str, ...]:
+    """The URIs, each LDAP URL's DN replaced by what `aimed` makes of it, with
+    the search's scope (or, for other operations, no scope)."""
     urls = []
-    for uri in _uris(values):
+    for uri in uris:
         parts = _parts(uri)
         if parts is None:
             urls.append(uri)
@@ -66,8 +85,7 @@ def referral(values: Iterable[bytes], referral_dn: DN, target: DN,
             fields = ["", "", "", fields[EXTENSIONS]]
         elif not fields[SCOPE]:
             fields[SCOPE] = REFERRAL_SCOPES[scope]
-        new_dn = ",".join(p for p in (below, dn) if p) if dn else str(target)
-        urls.append(_join(head, new_dn, fields))
+        urls.append(_join(head, aimed(dn), fields))
     return tuple(urls)
 
 

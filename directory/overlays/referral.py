@@ -8,8 +8,8 @@
   parent is (or lies below) a referral object, and its URLs name the new
   entry.
 - A target outside every naming context gets the configured default
-  referral (RFC 4511 §4.1.10); without one, the operation goes on and
-  answers noSuchObject.
+  referral (RFC 4511 §4.1.10), its URLs naming the target, a search's with
+  its scope; without one, the operation goes on and answers noSuchObject.
 - The root DSE and the subschema subentry are never referred.
 - The target is the DN the dispatcher parsed (`Operation.target`).
 """
@@ -51,15 +51,16 @@ def overlay(handler: Handler) -> Handler:
         dsa = op.dsa
         if not target or target == dsa.subschema_dn:
             return handler(op)
+        request = op.request
+        scope = request.scope if isinstance(request, SearchRequest) else None
         if not dsa.in_naming_context(target):
             if dsa.config.default_referrals:
+                uris = referral_urls.superior(dsa.config.default_referrals, op.target, scope)
                 raise LDAPError(ResultCode.REFERRAL, "outside the naming context",
-                                referrals=dsa.config.default_referrals)
+                                referrals=uris)
             return handler(op)
         for dn, entry in dsa.referral_objects().items():
             if target.is_descendant_of(dn):
-                request = op.request
-                scope = request.scope if isinstance(request, SearchRequest) else None
                 uris = referral_urls.referral(entry.get("ref"), dn, op.target, scope)
                 raise LDAPError(ResultCode.REFERRAL, "referral", matched=str(dn),
                                 referrals=uris)

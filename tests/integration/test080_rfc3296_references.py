@@ -14,6 +14,8 @@ tree, and both must answer alike.
   slapd writes it; RFC 3296 §5.3); a URL without a DN gets the base; DNs in
   URLs are percent-encoded (RFC 4516 §2.1). Other operations' referrals
   carry no scope (RFC 3296 §5.2); an Add's names the new entry.
+- A base outside the naming context gets the default referral, its URL
+  naming the base, with the search's scope (RFC 4511 §4.1.10, as slapd).
 - A one-level or subtree search returns the continuation reference of
   every referral object in its scope whatever the filter, indexed
   attributes included (RFC 3296 §5.4), with `??base` for one-level and
@@ -44,7 +46,7 @@ import ldap
 import ldap3
 import pytest
 
-from tests.integration.conftest import SUFFIX, Server, free_port
+from tests.integration.conftest import SUFFIX, Server, free_port, make_server
 
 ABC = f"o=ABC,{SUFFIX}"
 XYZ = f"o=XYZ,{SUFFIX}"
@@ -55,6 +57,8 @@ BELOW_ROLES = f"cn=John Smith,{ROLES}"
 BELOW_ABC = f"uid=xxx,o=abc,{SUFFIX}"
 WEB = f"ou=Web,{EXAMPLE}"
 WEB_URL = "http://directory.example.net/people"
+UPSTREAM = "ldap://upstream.example.org/"
+OUTSIDE = "dc=other,dc=org"
 
 TREE = f"""dn: {ABC}
 o: ABC
@@ -108,6 +112,7 @@ include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile {work}/slapd.pid
+referral {upstream}
 database mdb
 suffix "{suffix}"
 rootdn "cn=admin,{suffix}"
@@ -173,10 +178,15 @@ def search(uri: str, base: str, scope: str, filter: str, *args: str) -> Answer:
 
 
 @pytest.fixture(scope="module")
-def tree(server: Server) -> Server:
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = make_server(tmp_path_factory.mktemp("certdir-references"), "--no-ca")
+    server.configure("referral", default=[UPSTREAM])
+    server.start()
     added = server.tool("ldapadd", input=TREE.encode())
     assert added.returncode == 0, added.stderr
-    return server
+    yield server
+    log = server.stop()
+    assert "Traceback" not in log, log
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +196,7 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("slapd-referrals")
     (work / "db").mkdir()
     conf = work / "slapd.conf"
-    conf.write_text(SLAPD_CONF.format(work=work, suffix=SUFFIX))
+    conf.write_text(SLAPD_CONF.format(work=work, suffix=SUFFIX, upstream=UPSTREAM))
     (work / "tree.ldif").write_text(SUFFIX_ENTRY + TREE)
     subprocess.run(["slapadd", "-q", "-f", str(conf), "-l", str(work / "tree.ldif")],
                    check=True, capture_output=True, timeout=60)
@@ -231,6 +241,15 @@ def test_search_at_or_below_referral_object(tree: Server, base: str, scope: str,
     referral_object = next(dn for dn in (ROLES, WEB, ABC) if dn.lower() in base.lower())
     assert found.matched == referral_object.lower()
     assert not found.entries and not found.references
+
+
+@pytest.mark.parametrize("scope, name", [("base", "base"), ("one", "one"), ("sub", "sub"),
+                                         ("children", "subordinate")])
+def test_search_outside_naming_context_gets_default_referral(tree: Server, scope: str,
+                                                             name: str) -> None:
+    found = search(tree.uri, OUTSIDE, scope, "(objectClass=*)")
+    assert found.code == 10
+    assert found.referral == (f"{UPSTREAM}{OUTSIDE}??{name}",)
 
 
 @pytest.mark.parametrize("filter", FILTERS)
@@ -373,12 +392,20 @@ def test_ldap3_add_below_referral_names_the_new_entry(tree: Server) -> None:
         assert conn.result["dn"].lower() == ROLES.lower()
 
 
+def test_ldap3_add_outside_naming_context_names_the_new_entry(tree: Server) -> None:
+    with connect(tree) as conn:
+        conn.add(f"cn=New Guy,{OUTSIDE}", ["person"], {"cn": "New Guy", "sn": "Guy"})
+        assert conn.result["result"] == 10
+        assert conn.result["referrals"] == [f"{UPSTREAM}cn=New%20Guy,{OUTSIDE}"]
+
+
 CASES = [
     *[(base, scope, "(objectClass=*)") for base, scope, _ in AT_OR_BELOW],
     *[(SUFFIX, "sub", f) for f in FILTERS],
     *[(EXAMPLE, "one", f) for f in FILTERS],
     (SUFFIX, "one", "(mail=*)"),
     (SUFFIX, "base", "(objectClass=*)"),
+    *[(OUTSIDE, scope, "(objectClass=*)") for scope in ("base", "one", "sub", "children")],
 ]
 
 
