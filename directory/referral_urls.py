@@ -61,32 +61,13 @@ def referral(values: Iterable[bytes], referral_dn: DN, target: DN,
     def aimed(dn: str) -> str:
         return ",".join(p for p in (below, dn) if p) if dn else str(target)
 
-    return _aimed(_uris(values), aimed, scope)
+    return _aimed(_uris(values), aimed, _referral_scope(scope))
 
 
 def superior(uris: Iterable[str], target: DN, scope: Scope | None) -> tuple[str, ...]:
     """The default referral for `target`, outside every naming context;
     `scope` is the search's, None for any other operation."""
-    return _aimed(uris, lambda dn: str(target), scope)
-
-
-def _aimed(uris: Iterable[str], aimed: Callable[[str], str],
-           scope: Scope | None) -> tuple[str, ...]:
-    """The URIs, each LDAP URL's DN replaced by what `aimed` makes of it, with
-    the search's scope (or, for other operations, no scope)."""
-    urls = []
-    for uri in uris:
-        parts = _parts(uri)
-        if parts is None:
-            urls.append(uri)
-            continue
-        head, dn, fields = parts
-        if scope is None:
-            fields = ["", "", "", fields[EXTENSIONS]]
-        elif not fields[SCOPE]:
-            fields[SCOPE] = REFERRAL_SCOPES[scope]
-        urls.append(_join(head, aimed(dn), fields))
-    return tuple(urls)
+    return _aimed(uris, lambda dn: str(target), _referral_scope(scope))
 
 
 def continuation(values: tuple[bytes, ...], referral_dn: DN,
@@ -101,16 +82,29 @@ def continuation(values: tuple[bytes, ...], referral_dn: DN,
 @lru_cache(maxsize=CACHED_REFERENCES)
 def _continuation(values: tuple[bytes, ...], referral_dn: str,
                   scope: Scope) -> tuple[str, ...]:
+    return _aimed(_uris(values), lambda dn: dn or referral_dn, CONTINUATION_SCOPES[scope])
+
+
+def _referral_scope(scope: Scope | None) -> str | None:
+    return None if scope is None else REFERRAL_SCOPES[scope]
+
+
+def _aimed(uris: Iterable[str], aimed: Callable[[str], str],
+           scope: str | None) -> tuple[str, ...]:
+    """The URIs, each LDAP URL's DN replaced by what `aimed` makes of it, with
+    `scope` unless the URL names one (None: no attributes, scope or filter)."""
     urls = []
-    for uri in _uris(values):
+    for uri in uris:
         parts = _parts(uri)
         if parts is None:
             urls.append(uri)
             continue
         head, dn, fields = parts
-        if not fields[SCOPE]:
-            fields[SCOPE] = CONTINUATION_SCOPES[scope]
-        urls.append(_join(head, dn or referral_dn, fields))
+        if scope is None:
+            fields = ["", "", "", fields[EXTENSIONS]]
+        elif not fields[SCOPE]:
+            fields[SCOPE] = scope
+        urls.append(_join(head, aimed(dn), fields))
     return tuple(urls)
 
 
