@@ -20,9 +20,12 @@
   dereferenced; with searching/always aliases in scope are replaced by
   the entries they name (for subtree scopes, with their subtrees).
   A loop or a dangling alias gives aliasProblem (33).
-- Referral objects in scope (RFC 3296 §5.3) are returned as continuation
-  references instead of entries, unless ManageDsaIT is given; nothing
-  below them is searched here.
+- Every referral object in scope is returned as a continuation reference
+  instead of an entry, whatever the filter (RFC 3296 §5.4), unless
+  ManageDsaIT is given; nothing below it is searched here. They come from
+  the DSA's table of referral objects, not from the filter's candidates,
+  so an index the filter uses cannot leave them out, and a directory
+  without referral objects pays nothing for them.
 - typesOnly returns attribute descriptions without values.
 - The matched values control (RFC 3876) keeps of each returned entry only
   the values its ValuesReturnFilter matches (`directory.matched_values`);
@@ -51,10 +54,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from directory import matched_values
+from directory import matched_values, referral_urls
 from directory.acl.identity import Identity
 from directory.acl.rights import Rights
 from directory.backend import Equal, IndexQuery, Union
@@ -93,6 +96,13 @@ from directory.search_plan import exact, plan
 from directory.selection import Selection, encode_entry, wants_computed
 
 MAX_ALIAS_HOPS = 16
+# Whether a walk of each scope from a DN reaches one of its descendants.
+REACHES: dict[Scope, Callable[[DN, DN], bool]] = {
+    Scope.BASE: lambda start, dn: dn == start,
+    Scope.ONE: lambda start, dn: len(dn) == len(start) + 1,
+    Scope.SUB: lambda start, dn: True,
+    Scope.CHILDREN: lambda start, dn: dn != start,
+}
 # Candidates looked at between two ticks: a slice of work of a few milliseconds.
 TICK_EVERY = 256
 
@@ -226,6 +236,10 @@ def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate,
     while pending:
         start, scope = pending.pop()
         below = [dn for dn in referrals if dn.is_descendant_of(start)]
+        for dn in _in_scope(below, start, scope, base):
+            if _may_refer(op, referrals[dn]):
+                uris = referral_urls.continuation(referrals[dn].get("ref"), dn, request.scope)
+                yield Reply(SearchResultReference(uris))
         for found in dsa.backend.search(start, scope, query):
             looked += 1
             if looked % TICK_EVERY == 0:
@@ -234,8 +248,6 @@ def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate,
             if deadline is not None and time.monotonic() > deadline:
                 raise LDAPError(ResultCode.TIME_LIMIT_EXCEEDED, "time limit exceeded")
             if below and _under_referral(entry.dn, below, base):
-                if entry.dn in referrals and _may_refer(op, entry):
-                    yield Reply(SearchResultReference(_references(entry, request.scope)))
                 continue
             if deref and "alias" in entry.object_classes and entry.dn != base:
                 target = _follow(dsa, entry)
@@ -259,15 +271,14 @@ def _under_referral(dn: DN, referrals: list[DN], base: DN) -> bool:
     return any(dn.is_descendant_of(r) and r != base for r in referrals)
 
 
-def _references(entry: Entry, scope: Scope) -> tuple[str, ...]:
-    suffix = "??sub" if scope in (Scope.SUB, Scope.CHILDREN) else "??base"
-    uris = []
-    for value in entry.get("ref"):
-        uri = value.decode()
-        head, sep, path = uri.partition("//")
-        host, _, dn = path.partition("/")
-        uris.append(f"{head}{sep}{host}/{dn or entry.dn}{suffix}")
-    return tuple(uris)
+def _in_scope(referrals: list[DN], start: DN, scope: Scope, base: DN) -> list[DN]:
+    """The referral objects a walk from `start` (their ancestor) reaches: those
+    in its scope and below no other one (what lies below a referral object is
+    held elsewhere), the base excepted."""
+    reaches = REACHES[scope]
+    reached = [dn for dn in referrals if dn != base and reaches(start, dn)]
+    return [dn for dn in reached if not any(dn.is_descendant_of(r, strict=True)
+                                            for r in reached)]
 
 
 def _entry_reply(op: Operation, request: SearchRequest, entry: Entry,

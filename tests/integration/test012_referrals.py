@@ -6,7 +6,8 @@
   (SearchResultReference, RFC 4511 §4.5.3) instead of the entry, its URL
   carrying scope "sub" for a subtree search and "base" for a one-level one.
 - Below a referral object, the URL's DN becomes the target DN and matchedDN
-  names the referral object (RFC 3296 §5.2).
+  names the referral object (RFC 3296 §5.2); a search's referral carries
+  its scope (RFC 3296 §5.3).
 - With ManageDsaIT (ldapsearch -M) the referral object is an ordinary entry
   (RFC 3296 §3).
 - A DN outside every naming context answers the configured default referral;
@@ -96,13 +97,13 @@ def test_search_based_at_referral_answers_referral(tree: Server) -> None:
     result = search(tree, REMOTE, "-s", "base", "(objectClass=*)")
     assert result.returncode == 10, result.stderr
     assert "result: 10 Referral" in result.stdout.decode()
-    assert [ref.split("??")[0] for ref in refs(result.stdout)] == [REMOTE_URL]
+    assert refs(result.stdout) == [f"{REMOTE_URL}??base"]
 
 
 def test_search_below_referral_answers_referral(tree: Server) -> None:
     result = search(tree, f"uid=bob,{REMOTE}", "-s", "base", "(objectClass=*)")
     assert result.returncode == 10, result.stderr
-    assert refs(result.stdout) == [f"ldap://other.example.net/uid=bob,{REMOTE}"]
+    assert refs(result.stdout) == [f"ldap://other.example.net/uid=bob,{REMOTE}??base"]
     assert matched_dn(result.stdout).lower() == REMOTE
 
 
