@@ -4,7 +4,8 @@ read for chasing: `ldap[s]://host[:port]/dn[?attributes?scope?filter]`.
 - The host is required (a URL without one names no server to ask); the
   port defaults to 389 (ldap) or 636 (ldaps).
 - The DN is percent-decoded; an empty one is the root.
-- A scope of base, one or sub is kept; none means the search's own. A
+- A scope of base, one, sub or subordinate (RFC 4516 and the children
+  scope's extension) is kept; none means the search's own. A
   filter or extensions in a referral are not followed: such a URL is not
   chased (RFC 4511 §4.1.10 leaves their use to the client).
 """
@@ -17,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 from directory.protocol.messages import Scope
 
 PORTS = {"ldap": 389, "ldaps": 636}
-SCOPES = {"base": Scope.BASE, "one": Scope.ONE, "sub": Scope.SUB}
+SCOPES = {"base": Scope.BASE, "one": Scope.ONE, "sub": Scope.SUB, "subordinate": Scope.CHILDREN}
 
 
 @dataclass(frozen=True, slots=True)
