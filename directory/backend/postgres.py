@@ -17,8 +17,10 @@
   statements with binary results. `reading()` is one REPEATABLE READ
   snapshot of the application's tables. When the database server drops
   the connections (a restart, a failover), the next `refresh()` (the start
-  of every operation) opens a new read connection; the write transaction
-  that meets a dropped connection fails and the next one opens a new one.
+  of every operation) opens a new read connection, and the next write
+  transaction a new write connection when its BEGIN fails. A connection
+  lost after BEGIN fails its transaction (the COMMIT may have happened, so
+  it is never run twice); the next one opens a new connection.
 - Writes run on a second connection in one transaction each. `Transaction.get`
   and `subtree` lock the rows they return (SELECT ... FOR UPDATE), and a
   new entry's parent is locked FOR KEY SHARE, so two front ends changing
@@ -80,7 +82,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import lru_cache
 from typing import Any, TypeAlias
 
@@ -501,20 +503,37 @@ class PostgresBackend:
         return {row[0] for row in rows}
 
     @contextmanager
+    def _begun(self) -> Iterator[Connection]:
+        """The writer's connection in a new transaction. A connection the
+        database server dropped (a restart, a terminated session) shows at
+        BEGIN, before anything of the transaction was sent: it is replaced
+        and BEGIN sent on the new one. A failure after BEGIN is the caller's
+        error, never retried: its COMMIT may have happened."""
+        with ExitStack() as begun:
+            try:
+                begun.enter_context(self._writer.transaction())
+            except psycopg.OperationalError:
+                if not self._writer.broken:
+                    raise
+                self._writer.close()
+                self._writer = connect(self._url)
+                begun.enter_context(self._writer.transaction())
+            yield self._writer
+
+    @contextmanager
     def transaction(self) -> Iterator[PostgresTransaction]:
-        if self._writer.broken:
-            self._writer = connect(self._url)
-        conn = self._writer
-        txn = PostgresTransaction(self, conn)
+        touched: set[int] = set()
         generation = 0
         try:
-            with conn.transaction():
+            with self._begun() as conn:
+                txn = PostgresTransaction(self, conn)
+                touched = txn.touched
                 yield txn
                 txn.flush()
                 if txn.touched:
                     generation = _announce(conn, frozenset(txn.touched))
         except BaseException:
-            self.invalidate(frozenset(txn.touched))
+            self.invalidate(frozenset(touched))
             raise
         if generation:
             self._changes.append((generation, frozenset(txn.touched)))

@@ -16,7 +16,9 @@
   seen by the other after `refresh()`, never from a stale cache, also
   when the commit is too big to name its entries, and when the other's
   listener lost its connection; an entry cached and not changed stays
-  cached. Reads go on after the server dropped the read connection. Two
+  cached. Reads go on after the server dropped the read connection, and
+  so do writes after it dropped the writer's between two transactions; one
+  dropped inside a transaction fails that transaction only. Two
   transactions modifying one entry wait for each other, so neither update
   is lost.
 """
@@ -434,6 +436,37 @@ def test_reads_go_on_after_the_server_dropped_the_connection(backend: PostgresBa
     backend.refresh()
     assert backend.get(dn(f"cn=nobody,{PEOPLE}")) is None
     assert sn(backend, ALICE) == b"alice"
+
+
+def _terminate(url: str, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """End the session of `conn` on the server, as a restart would, and
+    wait until it is gone."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        row = admin.execute("SELECT pg_terminate_backend(%s, 30000)",
+                            (conn.info.backend_pid,)).fetchone()
+    assert row == (True,)
+
+
+def test_writes_go_on_after_the_server_dropped_the_connection(backend: PostgresBackend,
+                                                              url: str) -> None:
+    _terminate(url, backend._writer)
+    with backend.transaction() as txn:
+        txn.add(person(f"cn=mallory,{PEOPLE}"))
+    backend.refresh()
+    assert sn(backend, f"cn=mallory,{PEOPLE}") == b"mallory"
+
+
+def test_a_connection_dropped_inside_a_transaction_fails_it(backend: PostgresBackend,
+                                                            url: str) -> None:
+    with pytest.raises(psycopg.OperationalError), backend.transaction() as txn:
+        txn.add(person(f"cn=nina,{PEOPLE}"))
+        _terminate(url, backend._writer)
+        txn.add(person(f"cn=oscar,{PEOPLE}"))
+    with backend.transaction() as txn:
+        txn.add(person(f"cn=peggy,{PEOPLE}"))
+    backend.refresh()
+    assert backend.get(dn(f"cn=nina,{PEOPLE}")) is None
+    assert sn(backend, f"cn=peggy,{PEOPLE}") == b"peggy"
 
 
 def _waiting_for_a_lock(url: str) -> bool:
