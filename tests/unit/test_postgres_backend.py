@@ -66,13 +66,6 @@ def unit(text: str) -> Entry:
                             "ou": (value.encode(),)})
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[pg_cluster.Cluster]:
-    started = pg_cluster.start()
-    yield started
-    started.stop()
-
-
 @pytest.fixture
 def url(cluster: pg_cluster.Cluster) -> str:
     return cluster.database("backend")
