@@ -35,7 +35,10 @@
   `Records`, translated by pg_records.py) are created at open when their
   statements changed (a hash in `meta`), and the index is rebuilt when
   the indexed attributes changed; both under an advisory lock, so front
-  ends starting together do it once.
+  ends starting together do it once. So are the index statistics
+  (index_stats.py, the same as SQLite's): counted again at open when the
+  directory's size drifted, then kept in memory, so an Equal estimate
+  costs no round trip.
 - A transaction that added `ANALYZE_AFTER` entries or more (an LDIF
   import) gathers the planner's statistics after its commit, so the next
   searches are not planned as if the tables were empty.
@@ -96,8 +99,10 @@ from directory.backend import (
     Presence,
     Tables,
     Union,
+    index_stats,
 )
-from directory.backend.index_keys import GRAM, SCAN_SHARE, IndexKeys, IndexSpec
+from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec
+from directory.backend.index_stats import Statistics
 from directory.backend.paths import MAX_IDS, after, in_scope, path_of
 from directory.backend.pg_bulk import Bulk
 from directory.backend.pg_changes import Changed, Listener, announce
@@ -127,7 +132,12 @@ SCHEMA_SQL = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS generation (n BIGINT NOT NULL)",
     "INSERT INTO generation SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM generation)",
+    "CREATE TABLE IF NOT EXISTS idx_stats ("
+    " attr TEXT NOT NULL, key BYTEA NOT NULL, entries BIGINT NOT NULL,"
+    " PRIMARY KEY (attr, key))",
 )
+# The last table SCHEMA_SQL creates: when it exists, so does every other.
+NEWEST_TABLE = "idx_stats"
 
 # Taken by whoever creates tables or rebuilds the index ("certdir" in ASCII).
 OPEN_LOCK = 0x63657274646972
@@ -183,6 +193,8 @@ class PostgresBackend:
             raise
         self._checked = self._generation()
         self._size = self._entries()
+        with self.reading() as records:
+            self._statistics = Statistics.read(records, MAX_KEY)
 
     def _open(self, tables: Tables) -> None:
         """The backend's and the application's tables and the index, made
@@ -193,7 +205,7 @@ class PostgresBackend:
             conn = txn.conn
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (OPEN_LOCK,))
             # CREATE INDEX locks its table even when the index exists.
-            created = conn.execute("SELECT to_regclass('generation')").fetchone()
+            created = conn.execute("SELECT to_regclass(%s)", (NEWEST_TABLE,)).fetchone()
             if created is None or created[0] is None:
                 for statement in SCHEMA_SQL:
                     conn.execute(statement)
@@ -208,6 +220,8 @@ class PostgresBackend:
                     txn.index(deserialize(self.schema, dn, blob, entry_id), True)
                 txn.flush()
                 _set_meta(conn, "indexes", wanted_index)
+                index_stats.forget(txn.records)
+            index_stats.recount(txn.records, _highest_id(conn))
 
     def index_rows(self, attributes: Mapping[str, tuple[bytes, ...]]) -> set[tuple[str, bytes]]:
         """The (attribute, key) index rows of indexed attribute values, as
@@ -221,9 +235,7 @@ class PostgresBackend:
         return int(self._read("SELECT n FROM generation")[0][0])
 
     def _entries(self) -> int:
-        """The directory's size, taken to be its highest id: never less than
-        the number of entries, and read from the primary key's end."""
-        return int(self._read("SELECT coalesce(max(id), 0) FROM entries")[0][0])
+        return _highest_id(self._reader)
 
     def _entry(self, entry_id: int, dn: str, blob: bytes) -> Entry:
         entry = self._cache.get(entry_id)
@@ -350,27 +362,19 @@ class PostgresBackend:
             yield self._entry(*row)
 
     def estimate(self, query: IndexQuery) -> int:
-        """About the entries `query` selects, counted in the index without
-        fetching them and only up to a quarter of the directory, beyond
-        which a scan wins whatever the number."""
-        if isinstance(query, Intersection | Union):
-            parts = [self.estimate(q) for q in query.queries]
-            if isinstance(query, Intersection):
-                return min(parts, default=0)
-            return sum(parts)
-        if isinstance(query, Presence) and query.attribute == "objectclass":
-            return self._size
+        """About the entries `query` selects (index_stats.py)."""
+        return self._statistics.estimate(query, self._size, self._count)
+
+    def _count(self, query: Prefix | Presence, limit: int) -> int:
         params: tuple[Param, ...]
-        if isinstance(query, Equal):
-            where, params = "attr = %s AND key = %s", (query.attribute, query.key[:MAX_KEY])
-        elif isinstance(query, Prefix):
+        if isinstance(query, Prefix):
             prefix = query.prefix[:MAX_KEY]
             where, params = "attr = %s AND key >= %s AND key < %s", (
                 query.attribute, prefix, prefix + b"\xff\xff\xff\xff")
         else:
             where, params = "attr = %s", (query.attribute,)
         rows = self._read(f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {where} LIMIT %s) s",
-                          (*params, self._size // SCAN_SHARE + 1))
+                          (*params, limit))
         return int(rows[0][0])
 
     def _lookup(self, query: IndexQuery) -> set[int]:
@@ -458,6 +462,14 @@ def _meta(conn: Connection, name: str) -> str | None:
 def _set_meta(conn: Connection, name: str, value: str) -> None:
     conn.execute("INSERT INTO meta VALUES (%s, %s) ON CONFLICT (name) DO UPDATE "
                  "SET value = excluded.value", (name, value))
+
+
+def _highest_id(conn: Connection) -> int:
+    """The directory's size, taken to be its highest id: never less than
+    the number of entries, and read from the primary key's end."""
+    row = conn.execute("SELECT coalesce(max(id), 0) FROM entries", prepare=True).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _has_children(conn: Connection, dn: DN) -> bool:

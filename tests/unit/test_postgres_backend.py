@@ -1,8 +1,10 @@
 """The PostgreSQL backend against a real PostgreSQL (tests/pg_cluster.py).
 
 - Reads: `get`, the four search scopes, every kind of index query, and an
-  index key longer than a B-tree entry holds; estimates count index rows
-  up to a quarter of the directory.
+  index key longer than a B-tree entry holds; estimates count prefixes and
+  presence up to a quarter of the directory, and put a key the statistics
+  do not name at their bound, from memory: with the read connection gone
+  (test_substring_index.py has the statistics of both backends).
 - Writes: a transaction adding `ANALYZE_AFTER` entries gathers statistics;
   a renamed entry takes its subtree along; a failed savepoint
   leaves nothing behind and the transaction usable; a duplicate add is
@@ -34,6 +36,7 @@ import psycopg
 import pytest
 
 from directory.backend import Equal, IndexQuery, Intersection, Prefix, Presence, Union
+from directory.backend.index_stats import MIN_HEAVY
 from directory.backend.postgres import ANALYZE_AFTER, MAX_KEY, PostgresBackend
 from directory.entry import Entry
 from directory.protocol.dn import DN
@@ -117,6 +120,15 @@ def set_sn(backend: PostgresBackend, text: str, value: str) -> None:
     backend.refresh()
 
 
+def _terminate(url: str, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """End the session of `conn` on the server, as a restart would, and
+    wait until it is gone."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        row = admin.execute("SELECT pg_terminate_backend(%s, 30000)",
+                            (conn.info.backend_pid,)).fetchone()
+    assert row == (True,)
+
+
 PEOPLE = f"ou=people,{SUFFIX}"
 ALICE = f"cn=alice,{PEOPLE}"
 BOB = f"cn=bob,ou=staff,{PEOPLE}"
@@ -163,11 +175,12 @@ def test_index_queries(backend: PostgresBackend, why: str, query: IndexQuery,
 
 ESTIMATES = [
     ("every entry", Presence("objectclass"), 46),
-    ("one entry", Equal("cn", b"alice"), 1),
+    ("a key without statistics: the bound", Equal("cn", b"alice"), MIN_HEAVY),
     ("a prefix", Prefix("cn", b"user1"), 11),
     ("an intersection: its smallest part", Intersection((Presence("mail"), Prefix("cn", b"b"))),
      1),
-    ("a union: the sum of its parts", Union((Equal("cn", b"alice"), Prefix("cn", b"user1"))), 12),
+    ("a union: the sum of its parts", Union((Equal("cn", b"alice"), Prefix("cn", b"user1"))),
+     MIN_HEAVY + 11),
     ("counted up to a quarter of the directory", Presence("sn"), 46 // 4 + 1),
 ]
 
@@ -180,6 +193,13 @@ def test_estimates(backend: PostgresBackend, why: str, query: IndexQuery,
             txn.add(person(f"cn=user{i},{PEOPLE}"))
     backend.refresh()
     assert backend.estimate(query) == expected
+
+
+def test_an_equal_estimate_costs_no_round_trip(backend: PostgresBackend, url: str) -> None:
+    _terminate(url, backend._reader)
+    assert backend.estimate(Equal("cn", b"alice")) == MIN_HEAVY
+    with pytest.raises(psycopg.OperationalError):
+        backend.estimate(Prefix("cn", b"al"))
 
 
 def test_index_queries_keep_to_the_scope(backend: PostgresBackend) -> None:
@@ -429,15 +449,6 @@ def test_reads_go_on_after_the_server_dropped_the_connection(backend: PostgresBa
     backend.refresh()
     assert backend.get(dn(f"cn=nobody,{PEOPLE}")) is None
     assert sn(backend, ALICE) == b"alice"
-
-
-def _terminate(url: str, conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """End the session of `conn` on the server, as a restart would, and
-    wait until it is gone."""
-    with psycopg.connect(url, autocommit=True) as admin:
-        row = admin.execute("SELECT pg_terminate_backend(%s, 30000)",
-                            (conn.info.backend_pid,)).fetchone()
-    assert row == (True,)
 
 
 def test_writes_go_on_after_the_server_dropped_the_connection(backend: PostgresBackend,
