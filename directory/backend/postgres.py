@@ -407,9 +407,9 @@ class PostgresBackend:
             try:
                 begun.enter_context(self._writer.transaction())
             except psycopg.OperationalError:
-                if not self._writer.broken:
+                # Closed, also when the last attempt to open it failed.
+                if not self._writer.closed:
                     raise
-                self._writer.close()
                 self._writer = connect(self._url)
                 begun.enter_context(self._writer.transaction())
             yield self._writer

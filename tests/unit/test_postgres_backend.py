@@ -19,8 +19,9 @@
   when the commit is too big to name its entries, and when the other's
   listener lost its connection; an entry cached and not changed stays
   cached. Reads go on after the server dropped the read connection, and
-  so do writes after it dropped the writer's between two transactions; one
-  dropped inside a transaction fails that transaction only. Two
+  so do writes after it dropped the writer's between two transactions
+  (also when it took no connections for a while); one dropped inside a
+  transaction fails that transaction only. Two
   transactions modifying one entry wait for each other, so neither update
   is lost.
 """
@@ -31,6 +32,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -458,6 +460,24 @@ def test_writes_go_on_after_the_server_dropped_the_connection(backend: PostgresB
         txn.add(person(f"cn=mallory,{PEOPLE}"))
     backend.refresh()
     assert sn(backend, f"cn=mallory,{PEOPLE}") == b"mallory"
+
+
+def test_writes_go_on_once_the_database_takes_connections_again(
+        backend: PostgresBackend, url: str, cluster: pg_cluster.Cluster) -> None:
+    database = urlsplit(url).path[1:]
+    with psycopg.connect(cluster.url, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            _terminate(cluster.url, backend._writer)
+            for _ in range(2):
+                with pytest.raises(psycopg.OperationalError), backend.transaction() as txn:
+                    txn.add(person(f"cn=nobody,{PEOPLE}"))
+        finally:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    with backend.transaction() as txn:
+        txn.add(person(f"cn=quentin,{PEOPLE}"))
+    backend.refresh()
+    assert sn(backend, f"cn=quentin,{PEOPLE}") == b"quentin"
 
 
 def test_a_connection_dropped_inside_a_transaction_fails_it(backend: PostgresBackend,
