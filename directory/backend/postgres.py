@@ -93,17 +93,16 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from directory.backend import (
     Equal,
     IndexQuery,
-    Intersection,
     Param,
     Prefix,
     Presence,
     Tables,
-    Union,
+    candidates,
     index_stats,
 )
 from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec
 from directory.backend.index_stats import Statistics
-from directory.backend.paths import MAX_IDS, after, in_scope, path_of
+from directory.backend.paths import after, path_of
 from directory.backend.pg_bulk import Bulk
 from directory.backend.pg_changes import Changed, Listener, announce
 from directory.backend.pg_nodes import NodeNumber
@@ -327,37 +326,44 @@ class PostgresBackend:
         return int(self._read("SELECT count(*) FROM entries")[0][0])
 
     def search(self, base: DN, scope: Scope, query: IndexQuery | None) -> Iterator[Entry]:
-        base_path = path_of(base)
+        return candidates.search(self, base, scope, query)
+
+    def _equal_entries(self, query: Equal) -> list[Entry]:
+        rows = self._read(
+            "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id = i.id "
+            "WHERE i.attr = %s AND i.key = %s ORDER BY e.id",
+            (query.attribute, query.key[:MAX_KEY]))
+        return [self._entry(*row) for row in rows]
+
+    def _ids(self, query: Equal | Prefix | Presence) -> list[int]:
+        sql: str
+        params: tuple[Param, ...]
         if isinstance(query, Equal):
-            # The common lookup (mail=..., uid=...): index and rows in one query.
-            rows = self._read(
-                "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id = i.id "
-                "WHERE i.attr = %s AND i.key = %s ORDER BY e.id",
-                (query.attribute, query.key[:MAX_KEY]))
-            yield from in_scope([self._entry(*row) for row in rows], base, scope)
-            return
-        if query is not None:
-            ids = self._lookup(query)
-            if len(ids) < MAX_IDS or scope == Scope.BASE:
-                yield from in_scope(self._by_ids(ids), base, scope)
-                return
-        if scope == Scope.BASE:
-            entry = self.get(base)
-            if entry is not None:
-                yield entry
-            return
-        if scope == Scope.ONE:
-            if base:
-                rows = self._read(
-                    "SELECT e.id, e.dn, e.attrs FROM entries e JOIN entries p ON e.parent = p.id "
-                    "WHERE p.path = %s", (base_path,))
-            else:
-                rows = self._read("SELECT id, dn, attrs FROM entries WHERE parent IS NULL")
+            sql, params = "SELECT id FROM idx WHERE attr = %s AND key = %s", (
+                query.attribute, query.key[:MAX_KEY])
+        elif isinstance(query, Prefix):
+            prefix = query.prefix[:MAX_KEY]
+            sql, params = "SELECT id FROM idx WHERE attr = %s AND key >= %s AND key < %s", (
+                query.attribute, prefix, prefix + b"\xff\xff\xff\xff")
         else:
-            above = ">" if scope == Scope.CHILDREN else ">="
+            sql, params = "SELECT DISTINCT id FROM idx WHERE attr = %s", (query.attribute,)
+        return [row[0] for row in self._read(sql, params)]
+
+    def _children(self, base_path: bytes) -> Iterator[Entry]:
+        if base_path:
             rows = self._read(
-                f"SELECT id, dn, attrs FROM entries WHERE path {above} %s AND path < %s "
-                "ORDER BY path", (base_path, after(base_path)))
+                "SELECT e.id, e.dn, e.attrs FROM entries e JOIN entries p ON e.parent = p.id "
+                "WHERE p.path = %s", (base_path,))
+        else:
+            rows = self._read("SELECT id, dn, attrs FROM entries WHERE parent IS NULL")
+        for row in rows:
+            yield self._entry(*row)
+
+    def _subtree(self, base_path: bytes, with_base: bool) -> Iterator[Entry]:
+        above = ">=" if with_base else ">"
+        rows = self._read(
+            f"SELECT id, dn, attrs FROM entries WHERE path {above} %s AND path < %s "
+            "ORDER BY path", (base_path, after(base_path)))
         for row in rows:
             yield self._entry(*row)
 
@@ -376,25 +382,6 @@ class PostgresBackend:
         rows = self._read(f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {where} LIMIT %s) s",
                           (*params, limit))
         return int(rows[0][0])
-
-    def _lookup(self, query: IndexQuery) -> set[int]:
-        if isinstance(query, Equal):
-            rows = self._read("SELECT id FROM idx WHERE attr = %s AND key = %s",
-                              (query.attribute, query.key[:MAX_KEY]))
-        elif isinstance(query, Prefix):
-            prefix = query.prefix[:MAX_KEY]
-            rows = self._read("SELECT id FROM idx WHERE attr = %s AND key >= %s AND key < %s",
-                              (query.attribute, prefix, prefix + b"\xff\xff\xff\xff"))
-        elif isinstance(query, Presence):
-            rows = self._read("SELECT DISTINCT id FROM idx WHERE attr = %s",
-                              (query.attribute,))
-        else:
-            parts = [self._lookup(q) for q in query.queries]
-            if isinstance(query, Intersection):
-                return set.intersection(*parts) if parts else set()
-            assert isinstance(query, Union)
-            return set().union(*parts)
-        return {row[0] for row in rows}
 
     @contextmanager
     def _begun(self) -> Iterator[Connection]:

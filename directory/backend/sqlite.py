@@ -41,19 +41,18 @@ from directory.backend import (
     Conflict,
     Equal,
     IndexQuery,
-    Intersection,
     Param,
     Prefix,
     Presence,
     Row,
     Tables,
-    Union,
+    candidates,
     index_stats,
     sqlite_changes,
 )
 from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec
 from directory.backend.index_stats import Statistics
-from directory.backend.paths import MAX_IDS, after, in_scope, path_of
+from directory.backend.paths import after, path_of
 from directory.entry import Entry, deserialize, serialize
 from directory.protocol.cache import BoundedCache
 from directory.protocol.dn import DN
@@ -304,28 +303,26 @@ class SQLiteBackend:
         return int(self._reader.execute("SELECT count(*) FROM entries").fetchone()[0])
 
     def search(self, base: DN, scope: Scope, query: IndexQuery | None) -> Iterator[Entry]:
+        return candidates.search(self, base, scope, query)
+
+    def _equal_entries(self, query: Equal) -> list[Entry]:
+        rows = self._reader.execute(
+            "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id=i.id "
+            "WHERE i.attr=? AND i.key=? ORDER BY e.id", (query.attribute, query.key))
+        return [self._entry(*row) for row in rows.fetchall()]
+
+    def _ids(self, query: Equal | Prefix | Presence) -> list[int]:
+        sql: str
+        params: tuple[Param, ...]
         if isinstance(query, Equal):
-            # The common lookup (mail=..., uid=...): index and rows in one query.
-            rows = self._reader.execute(
-                "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id=i.id "
-                "WHERE i.attr=? AND i.key=? ORDER BY e.id", (query.attribute, query.key))
-            entries = [self._entry(*row) for row in rows.fetchall()]
-            yield from in_scope(entries, base, scope)
-            return
-        if query is not None:
-            ids = self._lookup(query)
-            if len(ids) < MAX_IDS or scope == Scope.BASE:
-                yield from in_scope(self._by_ids(sorted(ids)), base, scope)
-                return
-        if scope == Scope.BASE:
-            entry = self.get(base)
-            if entry is not None:
-                yield entry
-            return
-        if scope == Scope.ONE:
-            yield from self._children(path_of(base))
+            sql, params = "SELECT id FROM idx WHERE attr=? AND key=?", (
+                query.attribute, query.key)
+        elif isinstance(query, Prefix):
+            sql, params = "SELECT id FROM idx WHERE attr=? AND key>=? AND key<?", (
+                query.attribute, query.prefix, query.prefix + b"\xff\xff\xff\xff")
         else:
-            yield from self._subtree(path_of(base), scope == Scope.SUB)
+            sql, params = "SELECT DISTINCT id FROM idx WHERE attr=?", (query.attribute,)
+        return [row[0] for row in self._reader.execute(sql, params)]
 
     def _children(self, base_path: bytes) -> Iterator[Entry]:
         """The entries one level below `base_path`, in id order."""
@@ -374,24 +371,6 @@ class SQLiteBackend:
         return int(self._reader.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {sql} LIMIT ?)",
             (*params, limit)).fetchone()[0])
-
-    def _lookup(self, query: IndexQuery) -> set[int]:
-        conn = self._reader
-        if isinstance(query, Equal):
-            return {r[0] for r in conn.execute(
-                "SELECT id FROM idx WHERE attr=? AND key=?", (query.attribute, query.key))}
-        if isinstance(query, Prefix):
-            return {r[0] for r in conn.execute(
-                "SELECT id FROM idx WHERE attr=? AND key>=? AND key<?",
-                (query.attribute, query.prefix, query.prefix + b"\xff\xff\xff\xff"))}
-        if isinstance(query, Presence):
-            return {r[0] for r in conn.execute(
-                "SELECT DISTINCT id FROM idx WHERE attr=?", (query.attribute,))}
-        parts = [self._lookup(q) for q in query.queries]
-        if isinstance(query, Intersection):
-            return set.intersection(*parts) if parts else set()
-        assert isinstance(query, Union)
-        return set().union(*parts)
 
     @contextmanager
     def transaction(self) -> Iterator[SQLiteTransaction]:
