@@ -6,14 +6,19 @@
   (tests/pg_cluster.py; `CERTDIR_TEST_PG_URL` names an existing server
   instead), and every integration test id ends in `[postgresql]`. The unit,
   pki, kms and e2e tests do not depend on it.
+- `cluster` is that throwaway PostgreSQL, one per session, started when a
+  test first asks for it: the integration scenarios on postgresql and the
+  unit tests of the PostgreSQL backend share it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
+from tests import pg_cluster
 from tests.pg_cluster import URL_VARIABLE
 
 STORAGES = ("sqlite", "postgresql")
@@ -30,3 +35,10 @@ def pytest_report_header(config: pytest.Config) -> str:
         return "storage: sqlite"
     where = f"${URL_VARIABLE}" if os.environ.get(URL_VARIABLE) else "a throwaway cluster"
     return f"storage: postgresql ({where})"
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[pg_cluster.Cluster]:
+    started = pg_cluster.start()
+    yield started
+    started.stop()

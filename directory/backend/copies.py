@@ -112,7 +112,7 @@ def _postgresql_member(url: str, data_dir: Path) -> str:
 def _postgresql_dump(url: str, target: Path) -> Iterator[Records]:
     import psycopg
 
-    from directory.backend.postgres import PostgresRecords
+    from directory.backend.pg_records import PostgresRecords
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -130,7 +130,7 @@ def _postgresql_dump(url: str, target: Path) -> Iterator[Records]:
 def _postgresql_load(url: str, copy: Path) -> Iterator[Records]:
     import psycopg
 
-    from directory.backend.postgres import PostgresRecords
+    from directory.backend.pg_records import PostgresRecords
 
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n"

@@ -17,8 +17,10 @@
   statements with binary results. `reading()` is one REPEATABLE READ
   snapshot of the application's tables. When the database server drops
   the connections (a restart, a failover), the next `refresh()` (the start
-  of every operation) opens a new read connection; the write transaction
-  that meets a dropped connection fails and the next one opens a new one.
+  of every operation) opens a new read connection, and the next write
+  transaction a new write connection when its BEGIN fails. A connection
+  lost after BEGIN fails its transaction (the COMMIT may have happened, so
+  it is never run twice); the next one opens a new connection.
 - Writes run on a second connection in one transaction each. `Transaction.get`
   and `subtree` lock the rows they return (SELECT ... FOR UPDATE), and a
   new entry's parent is locked FOR KEY SHARE, so two front ends changing
@@ -30,11 +32,13 @@
   (synchronous_commit, PostgreSQL's default), so an acknowledged write
   survives a kill -9 of the front end, and of the database server.
 - The application's tables (`Tables`, written in the portable dialect of
-  `Records`) are translated (BLOB -> BYTEA, INTEGER -> BIGINT, `INTEGER
-  PRIMARY KEY` -> an identity column) and created at open when their
+  `Records`, translated by pg_records.py) are created at open when their
   statements changed (a hash in `meta`), and the index is rebuilt when
   the indexed attributes changed; both under an advisory lock, so front
-  ends starting together do it once. `Records` turns `?` into `%s`.
+  ends starting together do it once. So are the index statistics
+  (index_stats.py, the same as SQLite's): counted again at open when the
+  directory's size drifted, then kept in memory, so an Equal estimate
+  costs no round trip.
 - A transaction that added `ANALYZE_AFTER` entries or more (an LDIF
   import) gathers the planner's statistics after its commit, so the next
   searches are not planned as if the tables were empty.
@@ -42,9 +46,10 @@
 Caches across front ends. Each front end caches decoded entries by id.
 Every write transaction that changed entries increments the one row of
 `generation` and, in the same transaction, NOTIFYs "<generation> <ids>"
-("<generation> everything" when the ids do not fit a payload). A listener
-thread queues the notifications; `refresh()`, at the start of every
-operation, reads the committed generation G, forgets the ids of every
+("<generation> everything" when the ids do not fit a payload; both in
+pg_changes.py). A listener thread queues the notifications; `refresh()`,
+at the start of every operation, reads the committed generation G,
+forgets the ids of every
 queued generation in order, and drops the whole cache when some
 generation up to G is missing from the queue (not delivered yet, or lost
 with the listener's connection). This is correct because:
@@ -76,12 +81,9 @@ asyncpg; a 100-row fetch 111-118 µs and 101-103 µs.
 from __future__ import annotations
 
 import hashlib
-import re
-import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from functools import lru_cache
+from contextlib import ExitStack, contextmanager
 from typing import Any, TypeAlias
 
 import psycopg
@@ -89,21 +91,22 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from directory.backend import (
-    Conflict,
     Equal,
     IndexQuery,
-    Intersection,
     Param,
     Prefix,
     Presence,
-    Row,
     Tables,
-    Union,
+    candidates,
+    index_stats,
 )
-from directory.backend.index_keys import GRAM, SCAN_SHARE, IndexKeys, IndexSpec
-from directory.backend.paths import MAX_IDS, after, in_scope, path_of
+from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec
+from directory.backend.index_stats import Statistics
+from directory.backend.paths import after, path_of
 from directory.backend.pg_bulk import Bulk
+from directory.backend.pg_changes import Changed, Listener, announce
 from directory.backend.pg_nodes import NodeNumber
+from directory.backend.pg_records import PostgresRecords, ddl
 from directory.backend.sqlite import INDEX_BATCH, footprint
 from directory.entry import Entry, deserialize, serialize
 from directory.protocol.cache import BoundedCache
@@ -113,8 +116,6 @@ from directory.protocol.results import LDAPError, ResultCode
 from directory.schema import Schema
 
 Connection: TypeAlias = psycopg.Connection[tuple[Any, ...]]
-# The ids a commit changed; None: any entry may have changed.
-Changed: TypeAlias = frozenset[int] | None
 
 SCHEMA_SQL = (
     "CREATE TABLE IF NOT EXISTS entries ("
@@ -130,12 +131,13 @@ SCHEMA_SQL = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS generation (n BIGINT NOT NULL)",
     "INSERT INTO generation SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM generation)",
+    "CREATE TABLE IF NOT EXISTS idx_stats ("
+    " attr TEXT NOT NULL, key BYTEA NOT NULL, entries BIGINT NOT NULL,"
+    " PRIMARY KEY (attr, key))",
 )
+# The last table SCHEMA_SQL creates: when it exists, so does every other.
+NEWEST_TABLE = "idx_stats"
 
-CHANNEL = "certdir_changes"
-EVERYTHING = "everything"
-# PostgreSQL's NOTIFY payload limit is 8000 bytes.
-MAX_PAYLOAD = 7900
 # Taken by whoever creates tables or rebuilds the index ("certdir" in ASCII).
 OPEN_LOCK = 0x63657274646972
 # A B-tree entry may hold about 2,700 bytes.
@@ -150,35 +152,6 @@ SCRATCH_INDEX = ("CREATE TEMP TABLE IF NOT EXISTS idx_new"
 # A transaction adding this many entries is a bulk load: statistics are
 # gathered at once.
 ANALYZE_AFTER = 1000
-# How often the listener looks up from its connection, so `close` is quick.
-LISTEN_WAKE = 0.1
-
-_DDL_TYPES = (
-    (re.compile(r"\bINTEGER\s+PRIMARY\s+KEY\b", re.IGNORECASE),
-     "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
-    (re.compile(r"\bINTEGER\b", re.IGNORECASE), "BIGINT"),
-    (re.compile(r"\bBLOB\b", re.IGNORECASE), "BYTEA"),
-)
-# A quoted literal or identifier, a placeholder, or a percent sign.
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
-
-
-def ddl(statement: str) -> str:
-    """A portable CREATE statement in PostgreSQL's types."""
-    for pattern, replacement in _DDL_TYPES:
-        statement = pattern.sub(replacement, statement)
-    return statement
-
-
-@lru_cache(maxsize=1024)
-def dialect(sql: str) -> str:
-    """`?` placeholders as psycopg's `%s`, a literal `%` escaped."""
-    def token(match: re.Match[str]) -> str:
-        text = match.group()
-        if text == "?":
-            return "%s"
-        return text.replace("%", "%%")
-    return _TOKENS.sub(token, sql)
 
 
 def connect(url: str) -> Connection:
@@ -190,78 +163,6 @@ def connect(url: str) -> Connection:
 
 def _stored(rows: Iterable[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
     return {(attr, key[:MAX_KEY]) for attr, key in rows}
-
-
-class PostgresRecords:
-    """`Records` on one connection; the caller owns its transaction."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def _execute(self, sql: str, params: Sequence[Param], binary: bool
-                 ) -> psycopg.Cursor[tuple[Any, ...]]:
-        try:
-            return self._conn.execute(dialect(sql), params, binary=binary)
-        except errors.UniqueViolation as e:
-            raise Conflict(" ".join(str(e).split())) from None
-
-    def rows(self, sql: str, params: Sequence[Param] = ()) -> list[Row]:
-        return self._execute(sql, params, True).fetchall()
-
-    def row(self, sql: str, params: Sequence[Param] = ()) -> Row | None:
-        return self._execute(sql, params, True).fetchone()
-
-    def run(self, sql: str, params: Sequence[Param] = ()) -> int:
-        return self._execute(sql, params, False).rowcount
-
-
-class Listener:
-    """A connection LISTENing for commits; queues (generation, ids) pairs.
-    LISTEN is in effect when the constructor returns."""
-
-    def __init__(self, url: str, changes: deque[tuple[int, Changed]]) -> None:
-        self._url = url
-        self._changes = changes
-        self._stopping = threading.Event()
-        self._conn = self._listen()
-        self._thread = threading.Thread(target=self._run, name="certdir-listener", daemon=True)
-        self._thread.start()
-
-    def _listen(self) -> Connection:
-        conn = connect(self._url)
-        conn.execute(f"LISTEN {CHANNEL}")
-        return conn
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                for note in self._conn.notifies(timeout=LISTEN_WAKE):
-                    change = _parsed(note.payload)
-                    if change is not None:
-                        self._changes.append(change)
-            except psycopg.Error:
-                # What was missed meanwhile shows as missing generations.
-                self._conn.close()
-                self._stopping.wait(1.0)
-                try:
-                    self._conn = self._listen()
-                except psycopg.Error:
-                    continue
-
-    def close(self) -> None:
-        self._stopping.set()
-        self._thread.join()
-        self._conn.close()
-
-
-def _parsed(payload: str) -> tuple[int, Changed] | None:
-    """A notification's generation and ids; None for one certdir did not
-    send (the generation check covers whatever it stood for)."""
-    generation, _, ids = payload.partition(" ")
-    try:
-        return int(generation), None if ids == EVERYTHING else frozenset(map(int, ids.split()))
-    except ValueError:
-        return None
 
 
 class PostgresBackend:
@@ -284,13 +185,15 @@ class PostgresBackend:
             self._reader = connect(url)
             opened.append(self._reader)
             self._open(tables)
-            self._listener = Listener(url, self._changes)
+            self._listener = Listener(lambda: connect(url), self._changes)
         except BaseException:
             for conn in opened:
                 conn.close()
             raise
         self._checked = self._generation()
         self._size = self._entries()
+        with self.reading() as records:
+            self._statistics = Statistics.read(records, MAX_KEY)
 
     def _open(self, tables: Tables) -> None:
         """The backend's and the application's tables and the index, made
@@ -301,7 +204,7 @@ class PostgresBackend:
             conn = txn.conn
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (OPEN_LOCK,))
             # CREATE INDEX locks its table even when the index exists.
-            created = conn.execute("SELECT to_regclass('generation')").fetchone()
+            created = conn.execute("SELECT to_regclass(%s)", (NEWEST_TABLE,)).fetchone()
             if created is None or created[0] is None:
                 for statement in SCHEMA_SQL:
                     conn.execute(statement)
@@ -316,6 +219,8 @@ class PostgresBackend:
                     txn.index(deserialize(self.schema, dn, blob, entry_id), True)
                 txn.flush()
                 _set_meta(conn, "indexes", wanted_index)
+                index_stats.forget(txn.records)
+            index_stats.recount(txn.records, _highest_id(conn))
 
     def index_rows(self, attributes: Mapping[str, tuple[bytes, ...]]) -> set[tuple[str, bytes]]:
         """The (attribute, key) index rows of indexed attribute values, as
@@ -329,9 +234,7 @@ class PostgresBackend:
         return int(self._read("SELECT n FROM generation")[0][0])
 
     def _entries(self) -> int:
-        """The directory's size, taken to be its highest id: never less than
-        the number of entries, and read from the primary key's end."""
-        return int(self._read("SELECT coalesce(max(id), 0) FROM entries")[0][0])
+        return _highest_id(self._reader)
 
     def _entry(self, entry_id: int, dn: str, blob: bytes) -> Entry:
         entry = self._cache.get(entry_id)
@@ -423,98 +326,95 @@ class PostgresBackend:
         return int(self._read("SELECT count(*) FROM entries")[0][0])
 
     def search(self, base: DN, scope: Scope, query: IndexQuery | None) -> Iterator[Entry]:
-        base_path = path_of(base)
+        return candidates.search(self, base, scope, query)
+
+    def _equal_entries(self, query: Equal) -> list[Entry]:
+        rows = self._read(
+            "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id = i.id "
+            "WHERE i.attr = %s AND i.key = %s ORDER BY e.id",
+            (query.attribute, query.key[:MAX_KEY]))
+        return [self._entry(*row) for row in rows]
+
+    def _ids(self, query: Equal | Prefix | Presence) -> list[int]:
+        sql: str
+        params: tuple[Param, ...]
         if isinstance(query, Equal):
-            # The common lookup (mail=..., uid=...): index and rows in one query.
-            rows = self._read(
-                "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id = i.id "
-                "WHERE i.attr = %s AND i.key = %s ORDER BY e.id",
-                (query.attribute, query.key[:MAX_KEY]))
-            yield from in_scope([self._entry(*row) for row in rows], base, scope)
-            return
-        if query is not None:
-            ids = self._lookup(query)
-            if len(ids) < MAX_IDS or scope == Scope.BASE:
-                yield from in_scope(self._by_ids(ids), base, scope)
-                return
-        if scope == Scope.BASE:
-            entry = self.get(base)
-            if entry is not None:
-                yield entry
-            return
-        if scope == Scope.ONE:
-            if base:
-                rows = self._read(
-                    "SELECT e.id, e.dn, e.attrs FROM entries e JOIN entries p ON e.parent = p.id "
-                    "WHERE p.path = %s", (base_path,))
-            else:
-                rows = self._read("SELECT id, dn, attrs FROM entries WHERE parent IS NULL")
+            sql, params = "SELECT id FROM idx WHERE attr = %s AND key = %s", (
+                query.attribute, query.key[:MAX_KEY])
+        elif isinstance(query, Prefix):
+            prefix = query.prefix[:MAX_KEY]
+            sql, params = "SELECT id FROM idx WHERE attr = %s AND key >= %s AND key < %s", (
+                query.attribute, prefix, prefix + b"\xff\xff\xff\xff")
         else:
-            above = ">" if scope == Scope.CHILDREN else ">="
+            sql, params = "SELECT DISTINCT id FROM idx WHERE attr = %s", (query.attribute,)
+        return [row[0] for row in self._read(sql, params)]
+
+    def _children(self, base_path: bytes) -> Iterator[Entry]:
+        if base_path:
             rows = self._read(
-                f"SELECT id, dn, attrs FROM entries WHERE path {above} %s AND path < %s "
-                "ORDER BY path", (base_path, after(base_path)))
+                "SELECT e.id, e.dn, e.attrs FROM entries e JOIN entries p ON e.parent = p.id "
+                "WHERE p.path = %s", (base_path,))
+        else:
+            rows = self._read("SELECT id, dn, attrs FROM entries WHERE parent IS NULL")
+        for row in rows:
+            yield self._entry(*row)
+
+    def _subtree(self, base_path: bytes, with_base: bool) -> Iterator[Entry]:
+        above = ">=" if with_base else ">"
+        rows = self._read(
+            f"SELECT id, dn, attrs FROM entries WHERE path {above} %s AND path < %s "
+            "ORDER BY path", (base_path, after(base_path)))
         for row in rows:
             yield self._entry(*row)
 
     def estimate(self, query: IndexQuery) -> int:
-        """About the entries `query` selects, counted in the index without
-        fetching them and only up to a quarter of the directory, beyond
-        which a scan wins whatever the number."""
-        if isinstance(query, Intersection | Union):
-            parts = [self.estimate(q) for q in query.queries]
-            if isinstance(query, Intersection):
-                return min(parts, default=0)
-            return sum(parts)
-        if isinstance(query, Presence) and query.attribute == "objectclass":
-            return self._size
+        """About the entries `query` selects (index_stats.py)."""
+        return self._statistics.estimate(query, self._size, self._count)
+
+    def _count(self, query: Prefix | Presence, limit: int) -> int:
         params: tuple[Param, ...]
-        if isinstance(query, Equal):
-            where, params = "attr = %s AND key = %s", (query.attribute, query.key[:MAX_KEY])
-        elif isinstance(query, Prefix):
+        if isinstance(query, Prefix):
             prefix = query.prefix[:MAX_KEY]
             where, params = "attr = %s AND key >= %s AND key < %s", (
                 query.attribute, prefix, prefix + b"\xff\xff\xff\xff")
         else:
             where, params = "attr = %s", (query.attribute,)
         rows = self._read(f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {where} LIMIT %s) s",
-                          (*params, self._size // SCAN_SHARE + 1))
+                          (*params, limit))
         return int(rows[0][0])
 
-    def _lookup(self, query: IndexQuery) -> set[int]:
-        if isinstance(query, Equal):
-            rows = self._read("SELECT id FROM idx WHERE attr = %s AND key = %s",
-                              (query.attribute, query.key[:MAX_KEY]))
-        elif isinstance(query, Prefix):
-            prefix = query.prefix[:MAX_KEY]
-            rows = self._read("SELECT id FROM idx WHERE attr = %s AND key >= %s AND key < %s",
-                              (query.attribute, prefix, prefix + b"\xff\xff\xff\xff"))
-        elif isinstance(query, Presence):
-            rows = self._read("SELECT DISTINCT id FROM idx WHERE attr = %s",
-                              (query.attribute,))
-        else:
-            parts = [self._lookup(q) for q in query.queries]
-            if isinstance(query, Intersection):
-                return set.intersection(*parts) if parts else set()
-            assert isinstance(query, Union)
-            return set().union(*parts)
-        return {row[0] for row in rows}
+    @contextmanager
+    def _begun(self) -> Iterator[Connection]:
+        """The writer's connection in a new transaction. A connection the
+        database server dropped (a restart, a terminated session) shows at
+        BEGIN, before anything of the transaction was sent: it is replaced
+        and BEGIN sent on the new one. A failure after BEGIN is the caller's
+        error, never retried: its COMMIT may have happened."""
+        with ExitStack() as begun:
+            try:
+                begun.enter_context(self._writer.transaction())
+            except psycopg.OperationalError:
+                # Closed, also when the last attempt to open it failed.
+                if not self._writer.closed:
+                    raise
+                self._writer = connect(self._url)
+                begun.enter_context(self._writer.transaction())
+            yield self._writer
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresTransaction]:
-        if self._writer.broken:
-            self._writer = connect(self._url)
-        conn = self._writer
-        txn = PostgresTransaction(self, conn)
+        touched: set[int] = set()
         generation = 0
         try:
-            with conn.transaction():
+            with self._begun() as conn:
+                txn = PostgresTransaction(self, conn)
+                touched = txn.touched
                 yield txn
                 txn.flush()
                 if txn.touched:
-                    generation = _announce(conn, frozenset(txn.touched))
+                    generation = announce(conn, frozenset(txn.touched))
         except BaseException:
-            self.invalidate(frozenset(txn.touched))
+            self.invalidate(frozenset(touched))
             raise
         if generation:
             self._changes.append((generation, frozenset(txn.touched)))
@@ -551,16 +451,12 @@ def _set_meta(conn: Connection, name: str, value: str) -> None:
                  "SET value = excluded.value", (name, value))
 
 
-def _announce(conn: Connection, ids: frozenset[int]) -> int:
-    """Number this commit and tell every front end what it changed."""
-    row = conn.execute("UPDATE generation SET n = n + 1 RETURNING n", prepare=True).fetchone()
+def _highest_id(conn: Connection) -> int:
+    """The directory's size, taken to be its highest id: never less than
+    the number of entries, and read from the primary key's end."""
+    row = conn.execute("SELECT coalesce(max(id), 0) FROM entries", prepare=True).fetchone()
     assert row is not None
-    generation = int(row[0])
-    payload = f"{generation} {' '.join(map(str, sorted(ids)))}"
-    if len(payload) > MAX_PAYLOAD:
-        payload = f"{generation} {EVERYTHING}"
-    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload), prepare=True)
-    return generation
+    return int(row[0])
 
 
 def _has_children(conn: Connection, dn: DN) -> bool:

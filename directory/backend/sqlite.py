@@ -14,17 +14,10 @@
 - Index rows (attribute, key, entry id) as `index_keys` computes them for
   the indexes named in config (equality keys, substring grams); they are
   rebuilt at open when that configuration changes.
-- Statistics (`estimate`): the keys held by more than one entry in
-  `HEAVY_SHARE` (and by more than `MIN_HEAVY`) have their counts in
-  `idx_stats`, recounted at open when the number of entries moved by more
-  than a quarter (or by `MIN_DRIFT`) since the last count; every other key
-  is estimated at that bound without a statement, so the equality lookups
-  of the hot path cost no more than before. Prefixes and presence are
-  counted when asked, up to one entry in `SCAN_SHARE`, beyond which the
-  number no longer matters. Stale statistics only misjudge a key's size,
-  so a plan is never wrong, only slower. The directory's size is taken to
-  be the highest id (never less than the number of entries), read at open
-  and whenever `refresh` sees a commit.
+- Statistics (`estimate`) as index_stats.py keeps them for every backend,
+  in `idx_stats`. The directory's size is taken to be the highest id
+  (never less than the number of entries), read at open and whenever
+  `refresh` sees a commit.
 - Decoded entries are cached per id, bounded in count and in bytes: an
   entry counts for `MEMO_FACTOR` times its decoded objects, since what
   searches memoise on it (encoded attributes, normalised keys) is bounded
@@ -48,17 +41,18 @@ from directory.backend import (
     Conflict,
     Equal,
     IndexQuery,
-    Intersection,
     Param,
     Prefix,
     Presence,
     Row,
     Tables,
-    Union,
+    candidates,
+    index_stats,
     sqlite_changes,
 )
-from directory.backend.index_keys import GRAM, SCAN_SHARE, IndexKeys, IndexSpec
-from directory.backend.paths import MAX_IDS, after, in_scope, path_of
+from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec
+from directory.backend.index_stats import Statistics
+from directory.backend.paths import after, path_of
 from directory.entry import Entry, deserialize, serialize
 from directory.protocol.cache import BoundedCache
 from directory.protocol.dn import DN
@@ -92,9 +86,6 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 INDEX_BATCH = 50_000
-HEAVY_SHARE = 100
-MIN_HEAVY = 16
-MIN_DRIFT = 256
 
 
 # Measured on CPython 3.11 (tracemalloc, inetOrgPerson entries).
@@ -179,8 +170,7 @@ class SQLiteBackend:
         self.schema = schema
         self._keys = IndexKeys(schema, indexed)
         self.indexed = self._keys.names
-        # (attribute, key) -> entries, for the keys many entries hold
-        self._heavy: dict[tuple[str, bytes], int] = {}
+        self._statistics = Statistics({})
         self._size = 0
         self._cache: BoundedCache[int, Entry] = BoundedCache(cache_bytes, cache_entries)
         # Which id holds a path, for the paths of entries looked up by DN.
@@ -215,21 +205,16 @@ class SQLiteBackend:
             for entry_id, dn, blob in txn.conn.execute("SELECT id, dn, attrs FROM entries"):
                 txn.index(deserialize(self.schema, dn, blob, entry_id), True)
             txn.conn.execute("INSERT OR REPLACE INTO meta VALUES ('indexes', ?)", (wanted,))
-            txn.conn.execute("DELETE FROM meta WHERE name='stats'")
+            index_stats.forget(txn.records)
 
     def _load_statistics(self) -> None:
         entries = self._size = self._entries()
-        if _drifted(self._writer_conn, entries):
+        records = SQLiteRecords(self._writer_conn)
+        if index_stats.stale(records, entries):
+            # Checked again in the transaction: another process may have counted.
             with self.transaction() as txn:
-                if _drifted(txn.conn, entries):
-                    txn.conn.execute("DELETE FROM idx_stats")
-                    txn.conn.execute(
-                        "INSERT INTO idx_stats SELECT attr, key, count(*) FROM idx "
-                        "GROUP BY attr, key HAVING count(*) > ?", (_heavy(entries),))
-                    txn.conn.execute("INSERT OR REPLACE INTO meta VALUES ('stats', ?)",
-                                     (str(entries),))
-        self._heavy = {(attr, key): count for attr, key, count in self._writer_conn.execute(
-            "SELECT attr, key, entries FROM idx_stats")}
+                index_stats.recount(txn.records, entries)
+        self._statistics = Statistics.read(records)
 
     def _entries(self) -> int:
         return int(self._reader.execute("SELECT coalesce(max(id), 0) FROM entries")
@@ -318,28 +303,26 @@ class SQLiteBackend:
         return int(self._reader.execute("SELECT count(*) FROM entries").fetchone()[0])
 
     def search(self, base: DN, scope: Scope, query: IndexQuery | None) -> Iterator[Entry]:
+        return candidates.search(self, base, scope, query)
+
+    def _equal_entries(self, query: Equal) -> list[Entry]:
+        rows = self._reader.execute(
+            "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id=i.id "
+            "WHERE i.attr=? AND i.key=? ORDER BY e.id", (query.attribute, query.key))
+        return [self._entry(*row) for row in rows.fetchall()]
+
+    def _ids(self, query: Equal | Prefix | Presence) -> list[int]:
+        sql: str
+        params: tuple[Param, ...]
         if isinstance(query, Equal):
-            # The common lookup (mail=..., uid=...): index and rows in one query.
-            rows = self._reader.execute(
-                "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id=i.id "
-                "WHERE i.attr=? AND i.key=? ORDER BY e.id", (query.attribute, query.key))
-            entries = [self._entry(*row) for row in rows.fetchall()]
-            yield from in_scope(entries, base, scope)
-            return
-        if query is not None:
-            ids = self._lookup(query)
-            if len(ids) < MAX_IDS or scope == Scope.BASE:
-                yield from in_scope(self._by_ids(sorted(ids)), base, scope)
-                return
-        if scope == Scope.BASE:
-            entry = self.get(base)
-            if entry is not None:
-                yield entry
-            return
-        if scope == Scope.ONE:
-            yield from self._children(path_of(base))
+            sql, params = "SELECT id FROM idx WHERE attr=? AND key=?", (
+                query.attribute, query.key)
+        elif isinstance(query, Prefix):
+            sql, params = "SELECT id FROM idx WHERE attr=? AND key>=? AND key<?", (
+                query.attribute, query.prefix, query.prefix + b"\xff\xff\xff\xff")
         else:
-            yield from self._subtree(path_of(base), scope == Scope.SUB)
+            sql, params = "SELECT DISTINCT id FROM idx WHERE attr=?", (query.attribute,)
+        return [row[0] for row in self._reader.execute(sql, params)]
 
     def _children(self, base_path: bytes) -> Iterator[Entry]:
         """The entries one level below `base_path`, in id order."""
@@ -375,44 +358,19 @@ class SQLiteBackend:
             low, above = rows[-1][3], ">"
 
     def estimate(self, query: IndexQuery) -> int:
-        """About the entries `query` selects; (objectClass=*) selects every entry."""
-        if isinstance(query, Intersection | Union):
-            parts = [self.estimate(q) for q in query.queries]
-            if isinstance(query, Intersection):
-                return min(parts, default=0)
-            return sum(parts)
-        if isinstance(query, Presence) and query.attribute == "objectclass":
-            return self._size
-        if isinstance(query, Equal):
-            return self._heavy.get((query.attribute, query.key), _heavy(self._size))
+        """About the entries `query` selects (index_stats.py)."""
+        return self._statistics.estimate(query, self._size, self._count)
+
+    def _count(self, query: Prefix | Presence, limit: int) -> int:
         params: tuple[Param, ...]
         if isinstance(query, Prefix):
             sql, params = "attr=? AND key>=? AND key<?", (
                 query.attribute, query.prefix, query.prefix + b"\xff\xff\xff\xff")
         else:
             sql, params = "attr=?", (query.attribute,)
-        cap = self._size // SCAN_SHARE + 1
         return int(self._reader.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {sql} LIMIT ?)",
-            (*params, cap)).fetchone()[0])
-
-    def _lookup(self, query: IndexQuery) -> set[int]:
-        conn = self._reader
-        if isinstance(query, Equal):
-            return {r[0] for r in conn.execute(
-                "SELECT id FROM idx WHERE attr=? AND key=?", (query.attribute, query.key))}
-        if isinstance(query, Prefix):
-            return {r[0] for r in conn.execute(
-                "SELECT id FROM idx WHERE attr=? AND key>=? AND key<?",
-                (query.attribute, query.prefix, query.prefix + b"\xff\xff\xff\xff"))}
-        if isinstance(query, Presence):
-            return {r[0] for r in conn.execute(
-                "SELECT DISTINCT id FROM idx WHERE attr=?", (query.attribute,))}
-        parts = [self._lookup(q) for q in query.queries]
-        if isinstance(query, Intersection):
-            return set.intersection(*parts) if parts else set()
-        assert isinstance(query, Union)
-        return set().union(*parts)
+            (*params, limit)).fetchone()[0])
 
     @contextmanager
     def transaction(self) -> Iterator[SQLiteTransaction]:
@@ -440,17 +398,6 @@ class SQLiteBackend:
     def close(self) -> None:
         self._reader.close()
         self._writer_conn.close()
-
-
-def _heavy(entries: int) -> int:
-    """The most entries a key is held by without having its count kept."""
-    return max(MIN_HEAVY, entries // HEAVY_SHARE)
-
-
-def _drifted(conn: sqlite3.Connection, entries: int) -> bool:
-    """Whether the statistics were counted for a directory of another size."""
-    row = conn.execute("SELECT value FROM meta WHERE name='stats'").fetchone()
-    return row is None or abs(entries - int(row[0])) > max(MIN_DRIFT, int(row[0]) // 4)
 
 
 def _has_children(conn: sqlite3.Connection, dn: DN) -> bool:

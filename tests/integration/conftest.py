@@ -300,14 +300,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
-    """The session's backend; on postgresql the cluster, stopped at the end."""
+    """The session's backend; on postgresql the session's cluster (tests/conftest.py)."""
     STORAGE.name = request.param
     if STORAGE.name == "postgresql":
-        STORAGE.cluster = pg_cluster.start()
+        STORAGE.cluster = request.getfixturevalue("cluster")
     yield STORAGE
-    if STORAGE.cluster is not None:
-        STORAGE.cluster.stop()
-        STORAGE.cluster = None
+    STORAGE.cluster = None
     STORAGE.name = "sqlite"
 
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -43,13 +43,6 @@ SCHEMA = Schema.load([Path(__file__).resolve().parents[2] / "schema"])
 ALICE = "uid=alice,dc=example,dc=com"
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[pg_cluster.Cluster]:
-    started = pg_cluster.start()
-    yield started
-    started.stop()
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
 """The PostgreSQL backend against a real PostgreSQL (tests/pg_cluster.py).
 
 - Reads: `get`, the four search scopes, every kind of index query, and an
-  index key longer than a B-tree entry holds; estimates count index rows
-  up to a quarter of the directory.
+  index key longer than a B-tree entry holds; estimates count prefixes and
+  presence up to a quarter of the directory, and put a key the statistics
+  do not name at their bound, from memory: with the read connection gone
+  (test_substring_index.py has the statistics of both backends).
 - Writes: a transaction adding `ANALYZE_AFTER` entries gathers statistics;
   a renamed entry takes its subtree along; a failed savepoint
   leaves nothing behind and the transaction usable; a duplicate add is
@@ -16,7 +18,10 @@
   seen by the other after `refresh()`, never from a stale cache, also
   when the commit is too big to name its entries, and when the other's
   listener lost its connection; an entry cached and not changed stays
-  cached. Reads go on after the server dropped the read connection. Two
+  cached. Reads go on after the server dropped the read connection, and
+  so do writes after it dropped the writer's between two transactions
+  (also when it took no connections for a while); one dropped inside a
+  transaction fails that transaction only. Two
   transactions modifying one entry wait for each other, so neither update
   is lost.
 """
@@ -27,11 +32,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 from directory.backend import Equal, IndexQuery, Intersection, Prefix, Presence, Union
+from directory.backend.index_stats import MIN_HEAVY
 from directory.backend.postgres import ANALYZE_AFTER, MAX_KEY, PostgresBackend
 from directory.entry import Entry
 from directory.protocol.dn import DN
@@ -62,13 +69,6 @@ def unit(text: str) -> Entry:
     value = text.split(",", 1)[0].split("=", 1)[1]
     return Entry(dn(text), {"objectClass": (b"top", b"organizationalUnit"),
                             "ou": (value.encode(),)})
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[pg_cluster.Cluster]:
-    started = pg_cluster.start()
-    yield started
-    started.stop()
 
 
 @pytest.fixture
@@ -122,6 +122,15 @@ def set_sn(backend: PostgresBackend, text: str, value: str) -> None:
     backend.refresh()
 
 
+def _terminate(url: str, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """End the session of `conn` on the server, as a restart would, and
+    wait until it is gone."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        row = admin.execute("SELECT pg_terminate_backend(%s, 30000)",
+                            (conn.info.backend_pid,)).fetchone()
+    assert row == (True,)
+
+
 PEOPLE = f"ou=people,{SUFFIX}"
 ALICE = f"cn=alice,{PEOPLE}"
 BOB = f"cn=bob,ou=staff,{PEOPLE}"
@@ -168,11 +177,12 @@ def test_index_queries(backend: PostgresBackend, why: str, query: IndexQuery,
 
 ESTIMATES = [
     ("every entry", Presence("objectclass"), 46),
-    ("one entry", Equal("cn", b"alice"), 1),
+    ("a key without statistics: the bound", Equal("cn", b"alice"), MIN_HEAVY),
     ("a prefix", Prefix("cn", b"user1"), 11),
     ("an intersection: its smallest part", Intersection((Presence("mail"), Prefix("cn", b"b"))),
      1),
-    ("a union: the sum of its parts", Union((Equal("cn", b"alice"), Prefix("cn", b"user1"))), 12),
+    ("a union: the sum of its parts", Union((Equal("cn", b"alice"), Prefix("cn", b"user1"))),
+     MIN_HEAVY + 11),
     ("counted up to a quarter of the directory", Presence("sn"), 46 // 4 + 1),
 ]
 
@@ -185,6 +195,13 @@ def test_estimates(backend: PostgresBackend, why: str, query: IndexQuery,
             txn.add(person(f"cn=user{i},{PEOPLE}"))
     backend.refresh()
     assert backend.estimate(query) == expected
+
+
+def test_an_equal_estimate_costs_no_round_trip(backend: PostgresBackend, url: str) -> None:
+    _terminate(url, backend._reader)
+    assert backend.estimate(Equal("cn", b"alice")) == MIN_HEAVY
+    with pytest.raises(psycopg.OperationalError):
+        backend.estimate(Prefix("cn", b"al"))
 
 
 def test_index_queries_keep_to_the_scope(backend: PostgresBackend) -> None:
@@ -434,6 +451,46 @@ def test_reads_go_on_after_the_server_dropped_the_connection(backend: PostgresBa
     backend.refresh()
     assert backend.get(dn(f"cn=nobody,{PEOPLE}")) is None
     assert sn(backend, ALICE) == b"alice"
+
+
+def test_writes_go_on_after_the_server_dropped_the_connection(backend: PostgresBackend,
+                                                              url: str) -> None:
+    _terminate(url, backend._writer)
+    with backend.transaction() as txn:
+        txn.add(person(f"cn=mallory,{PEOPLE}"))
+    backend.refresh()
+    assert sn(backend, f"cn=mallory,{PEOPLE}") == b"mallory"
+
+
+def test_writes_go_on_once_the_database_takes_connections_again(
+        backend: PostgresBackend, url: str, cluster: pg_cluster.Cluster) -> None:
+    database = urlsplit(url).path[1:]
+    with psycopg.connect(cluster.url, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            _terminate(cluster.url, backend._writer)
+            for _ in range(2):
+                with pytest.raises(psycopg.OperationalError), backend.transaction() as txn:
+                    txn.add(person(f"cn=nobody,{PEOPLE}"))
+        finally:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    with backend.transaction() as txn:
+        txn.add(person(f"cn=quentin,{PEOPLE}"))
+    backend.refresh()
+    assert sn(backend, f"cn=quentin,{PEOPLE}") == b"quentin"
+
+
+def test_a_connection_dropped_inside_a_transaction_fails_it(backend: PostgresBackend,
+                                                            url: str) -> None:
+    with pytest.raises(psycopg.OperationalError), backend.transaction() as txn:
+        txn.add(person(f"cn=nina,{PEOPLE}"))
+        _terminate(url, backend._writer)
+        txn.add(person(f"cn=oscar,{PEOPLE}"))
+    with backend.transaction() as txn:
+        txn.add(person(f"cn=peggy,{PEOPLE}"))
+    backend.refresh()
+    assert backend.get(dn(f"cn=nina,{PEOPLE}")) is None
+    assert sn(backend, f"cn=peggy,{PEOPLE}") == b"peggy"
 
 
 def _waiting_for_a_lock(url: str) -> bool:

@@ -1,9 +1,17 @@
 """Index rows (backend/index_keys.py) and the planner's choices (search_plan.py),
-the statistics-driven ones on a real SQLite backend."""
+the statistics-driven ones (backend/index_stats.py) on a real backend of each
+kind: SQLite, and PostgreSQL on the session's throwaway cluster.
+
+- Keys many entries hold are counted, the others are estimated at the
+  bound; prefixes and presence are counted up to a quarter of the
+  directory; the planner leaves unselective parts for a scan.
+- The keys are counted again at open once the directory's size moved by
+  more than `MIN_DRIFT` since the last count, and not before.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,9 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certdir.config import ConfigError, from_mapping
-from directory.backend import Equal, Intersection, Prefix, Presence, Union
+from directory.backend import Backend, Equal, Intersection, Prefix, Presence, Union
 from directory.backend.index_keys import EQ, MAX_PROBES, SUB, IndexKeys, IndexSpec, probes
-from directory.backend.sqlite import INDEX_BATCH, MIN_HEAVY, SQLiteBackend
+from directory.backend.index_stats import MIN_DRIFT, MIN_HEAVY
+from directory.backend.opening import Storage, open_backend, sqlite_url
+from directory.backend.sqlite import INDEX_BATCH, SQLiteBackend
 from directory.entry import Entry
 from directory.predicates import compile_filter
 from directory.protocol.dn import DN
@@ -22,6 +32,7 @@ from directory.protocol.messages import Scope
 from directory.resolved_filter import resolve_filter
 from directory.schema import Schema
 from directory.search_plan import plan
+from tests import pg_cluster
 
 SCHEMA = Schema.load([Path(__file__).resolve().parents[2] / "schema"])
 HASH = "{ARGON2}$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g"
@@ -144,20 +155,44 @@ def test_a_sub_only_index_serves_initial_substrings_by_grams() -> None:
 PEOPLE = 1000
 
 
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLiteBackend]:
-    path = tmp_path_factory.mktemp("stats") / "book.db"
-    opened = SQLiteBackend(path, SCHEMA, [IndexSpec("cn", EQ_SUB), "sn"])
-    with opened.transaction() as txn:
-        txn.add(Entry(DN.parse("o=book", SCHEMA),
-                      {"objectclass": (b"organization",), "o": (b"book",)}), root=True)
-        for i in range(PEOPLE):
+BACKENDS = ("sqlite", "postgresql")
+
+
+def book_url(kind: str, request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A new, empty database of the kind named."""
+    if kind == "sqlite":
+        return sqlite_url(tmp_path_factory.mktemp("stats") / "book.db")
+    cluster: pg_cluster.Cluster = request.getfixturevalue("cluster")
+    return cluster.database("stats")
+
+
+def opened(url: str) -> Backend:
+    return open_backend(Storage(url, SCHEMA, [IndexSpec("cn", EQ_SUB), "sn"], (), 10_000,
+                                64 << 20))
+
+
+def add_people(backend: Backend, first: int, last: int) -> None:
+    """People `first` up to `last` (below o=book, made with the first), in ten families."""
+    with backend.transaction() as txn:
+        if first == 0:
+            txn.add(Entry(DN.parse("o=book", SCHEMA),
+                          {"objectclass": (b"organization",), "o": (b"book",)}), root=True)
+        for i in range(first, last):
             txn.add(Entry(DN.parse(f"cn=person {i:04d},o=book", SCHEMA), {
                 "objectclass": (b"person",), "cn": (f"person {i:04d}".encode(),),
                 "sn": (f"family{i % 10}".encode(),)}))
-    opened.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    url = book_url(request.param, request, tmp_path_factory)
+    first = opened(url)
+    add_people(first, 0, PEOPLE)
+    first.close()
     # Statistics are counted at open, once the directory's size moved.
-    reopened = SQLiteBackend(path, SCHEMA, [IndexSpec("cn", EQ_SUB), "sn"])
+    reopened = opened(url)
     yield reopened
     reopened.close()
 
@@ -179,11 +214,11 @@ STATISTICS = [
 
 
 @pytest.mark.parametrize("why, text, query", STATISTICS)
-def test_statistics(backend: SQLiteBackend, why: str, text: str, query: object) -> None:
+def test_statistics(backend: Backend, why: str, text: str, query: object) -> None:
     assert plan(backend.indexed, resolve_filter(SCHEMA, parse(text)), backend.estimate) == query
 
 
-def test_estimates(backend: SQLiteBackend) -> None:
+def test_estimates(backend: Backend) -> None:
     # Keys held by many entries are counted; the others are at most the bound.
     assert backend.estimate(Equal("sn", b"family7")) == PEOPLE // 10
     assert backend.estimate(Equal("objectclass", b"2.5.6.6")) == PEOPLE
@@ -192,6 +227,34 @@ def test_estimates(backend: SQLiteBackend) -> None:
     # Prefixes are counted, up to one entry in four.
     assert backend.estimate(Prefix("cn", b"person 00")) == 100
     assert backend.estimate(Prefix("cn", b"person")) == (PEOPLE + 1) // 4 + 1
+
+
+@pytest.fixture(params=BACKENDS)
+def reopen(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Backend]:
+    """Opens one new database of each kind, again at every call."""
+    url = book_url(request.param, request, tmp_path_factory)
+    return lambda: opened(url)
+
+
+def family_count(reopen: Callable[[], Backend]) -> int:
+    backend = reopen()
+    try:
+        return backend.estimate(Equal("sn", b"family3"))
+    finally:
+        backend.close()
+
+
+def test_keys_are_counted_again_once_the_size_drifted(reopen: Callable[[], Backend]) -> None:
+    backend = reopen()
+    # Counted for an empty directory; MIN_DRIFT entries later, still current.
+    add_people(backend, 0, MIN_DRIFT - 1)
+    backend.close()
+    few = family_count(reopen)
+    backend = reopen()
+    add_people(backend, MIN_DRIFT - 1, 2 * MIN_DRIFT)
+    backend.close()
+    assert (few, family_count(reopen)) == (MIN_HEAVY, 2 * MIN_DRIFT // 10)
 
 
 # --- storage.indexes in certdir.yaml --------------------------------------------

@@ -1,0 +1,80 @@
+"""A search's candidates, by the same steps in every backend (DESIGN.md,
+"Storage"); a backend gives only its statements (`Reads`).
+
+- An Equal query (mail=..., uid=...), the common lookup, reads the index
+  and the entries in one statement.
+- Any other index query gives ids (an intersection the ids every part
+  gives, a union the ids any part gives); fewer than `MAX_IDS` of them, or
+  a base scope, and the entries are read by id, in id order.
+- Otherwise, and without an index query, the scope is read: the base
+  entry, the entries one level below it (the naming contexts below the
+  root), or the range of paths below it (paths.py), with the base itself
+  except for the children scope; how many rows a statement reads is the
+  backend's.
+- Entries found by the index are kept to the scope (`paths.in_scope`);
+  the caller evaluates the filter on every candidate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+from directory.backend import Equal, IndexQuery, Intersection, Prefix, Presence
+from directory.backend.paths import MAX_IDS, in_scope, path_of
+from directory.entry import Entry
+from directory.protocol.dn import DN
+from directory.protocol.messages import Scope
+
+
+class Reads(Protocol):
+    """A backend's statements for the steps above."""
+
+    def get(self, dn: DN) -> Entry | None: ...
+
+    def _equal_entries(self, query: Equal) -> list[Entry]:
+        """The entries holding the key, in id order."""
+        ...
+
+    def _ids(self, query: Equal | Prefix | Presence) -> Iterable[int]: ...
+
+    def _by_ids(self, ids: Sequence[int]) -> Iterable[Entry]:
+        """The entries of `ids` (in that order) that exist."""
+        ...
+
+    def _children(self, base_path: bytes) -> Iterable[Entry]:
+        """The entries one level below the entry at `base_path` (b"": the root)."""
+        ...
+
+    def _subtree(self, base_path: bytes, with_base: bool) -> Iterable[Entry]:
+        """The entries below `base_path` (and itself when `with_base`), in path order."""
+        ...
+
+
+def search(reads: Reads, base: DN, scope: Scope, query: IndexQuery | None) -> Iterator[Entry]:
+    if isinstance(query, Equal):
+        yield from in_scope(reads._equal_entries(query), base, scope)
+        return
+    if query is not None:
+        ids = lookup(reads, query)
+        if len(ids) < MAX_IDS or scope == Scope.BASE:
+            yield from in_scope(reads._by_ids(sorted(ids)), base, scope)
+            return
+    if scope == Scope.BASE:
+        entry = reads.get(base)
+        if entry is not None:
+            yield entry
+    elif scope == Scope.ONE:
+        yield from reads._children(path_of(base))
+    else:
+        yield from reads._subtree(path_of(base), scope == Scope.SUB)
+
+
+def lookup(reads: Reads, query: IndexQuery) -> set[int]:
+    """The ids the index gives for `query`."""
+    if isinstance(query, Intersection):
+        parts = [lookup(reads, q) for q in query.queries]
+        return set.intersection(*parts) if parts else set()
+    if isinstance(query, Equal | Prefix | Presence):
+        return set(reads._ids(query))
+    return set().union(*(lookup(reads, q) for q in query.queries))
