@@ -9,22 +9,42 @@
 - Otherwise, and without an index query, the scope is read: the base
   entry, the entries one level below it (the naming contexts below the
   root), or the range of paths below it (paths.py), with the base itself
-  except for the children scope; how many rows a statement reads is the
-  backend's.
+  except for the children scope. Scans read `SCAN_CHUNK` rows to a
+  statement, each chunk after the last key seen (`scan`), as candidates
+  found by id are read a chunk at a time: a search that stops early (a
+  size limit) reads little, a scan of the whole directory never holds all
+  its rows at once, and a search sees each entry as its chunk found it.
 - Entries found by the index are kept to the scope (`paths.in_scope`);
   the caller evaluates the filter on every candidate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 from directory.backend import Equal, IndexQuery, Intersection, Prefix, Presence
 from directory.backend.paths import MAX_IDS, in_scope, path_of
 from directory.entry import Entry
 from directory.protocol.dn import DN
 from directory.protocol.messages import Scope
+
+SCAN_CHUNK = 256
+
+ScanRow = tuple[Any, ...]
+
+
+def scan(read: Callable[[Any], Sequence[ScanRow]]) -> Iterator[ScanRow]:
+    """The rows of a scan, `SCAN_CHUNK` to a statement: `read(None)` gives
+    the first ones in key order, `read(key)` those after `key`; a row's key
+    is its last column."""
+    key = None
+    while True:
+        rows = read(key)
+        yield from rows
+        if len(rows) < SCAN_CHUNK:
+            return
+        key = rows[-1][-1]
 
 
 class Reads(Protocol):

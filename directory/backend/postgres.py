@@ -100,6 +100,7 @@ from directory.backend import (
     candidates,
     index_stats,
 )
+from directory.backend.candidates import SCAN_CHUNK, ScanRow, scan
 from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec
 from directory.backend.index_stats import Statistics
 from directory.backend.paths import after, path_of
@@ -350,22 +351,38 @@ class PostgresBackend:
         return [row[0] for row in self._read(sql, params)]
 
     def _children(self, base_path: bytes) -> Iterator[Entry]:
-        if base_path:
-            rows = self._read(
-                "SELECT e.id, e.dn, e.attrs FROM entries e JOIN entries p ON e.parent = p.id "
-                "WHERE p.path = %s", (base_path,))
-        else:
-            rows = self._read("SELECT id, dn, attrs FROM entries WHERE parent IS NULL")
-        for row in rows:
-            yield self._entry(*row)
+        """The entries one level below `base_path`, in path order (the path
+        index orders them; the parent index does not order a parent's
+        children); below the root, the naming contexts."""
+        if not base_path:
+            for row in self._read("SELECT id, dn, attrs FROM entries WHERE parent IS NULL"):
+                yield self._entry(*row)
+            return
+        found = self._read("SELECT id FROM entries WHERE path = %s", (base_path,))
+        if not found:
+            return
+        parent = found[0][0]
+
+        def read(last: bytes | None) -> list[ScanRow]:
+            return self._read(
+                "SELECT id, dn, attrs, path FROM entries WHERE path > %s AND path < %s "
+                "AND parent = %s ORDER BY path LIMIT %s",
+                (base_path if last is None else last, after(base_path), parent, SCAN_CHUNK))
+
+        for entry_id, dn, blob, _ in scan(read):
+            yield self._entry(entry_id, dn, blob)
 
     def _subtree(self, base_path: bytes, with_base: bool) -> Iterator[Entry]:
-        above = ">=" if with_base else ">"
-        rows = self._read(
-            f"SELECT id, dn, attrs FROM entries WHERE path {above} %s AND path < %s "
-            "ORDER BY path", (base_path, after(base_path)))
-        for row in rows:
-            yield self._entry(*row)
+
+        def read(last: bytes | None) -> list[ScanRow]:
+            above = ">=" if with_base and last is None else ">"
+            return self._read(
+                f"SELECT id, dn, attrs, path FROM entries WHERE path {above} %s AND path < %s "
+                "ORDER BY path LIMIT %s",
+                (base_path if last is None else last, after(base_path), SCAN_CHUNK))
+
+        for entry_id, dn, blob, _ in scan(read):
+            yield self._entry(entry_id, dn, blob)
 
     def estimate(self, query: IndexQuery) -> int:
         """About the entries `query` selects (index_stats.py)."""

@@ -6,10 +6,8 @@
 - One row per entry: parent id, the DN as given, its *path* (normalised RDNs
   from the root down, each ended by a NUL byte) and its attributes
   (`entry.serialize`). A subtree is a range of paths, so subtree scopes never scan the
-  whole table; one-level scopes use the parent index. Scans read
-  `SCAN_CHUNK` rows per statement, each chunk after the last key seen, as
-  index candidates are read `CHUNK` ids at a time: a search sees each entry
-  as its chunk found it, and memory stays bounded however large the scope. RFC 4514 escapes NUL
+  whole table; one-level scopes use the parent index. Scans read a chunk
+  of rows per statement (`candidates.scan`). RFC 4514 escapes NUL
   in a normalised DN, so a NUL in a path is always a separator.
 - Index rows (attribute, key, entry id) as `index_keys` computes them for
   the indexes named in config (equality keys, substring grams); they are
@@ -50,6 +48,7 @@ from directory.backend import (
     index_stats,
     sqlite_changes,
 )
+from directory.backend.candidates import SCAN_CHUNK, ScanRow, scan
 from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec
 from directory.backend.index_stats import Statistics
 from directory.backend.paths import after, path_of
@@ -108,10 +107,6 @@ READER_CACHE_KIB = 16 * 1024
 WRITER_CACHE_KIB = 8 * 1024
 # Entries read by one statement when a search reads them by id.
 CHUNK = 64
-# Entries read by one statement of a one-level or subtree scan: a search
-# that stops early (a size limit) reads little, and a scan of the whole
-# directory never holds all its rows at once.
-SCAN_CHUNK = 256
 
 
 def footprint(entry: Entry, blob: bytes) -> int:
@@ -325,7 +320,8 @@ class SQLiteBackend:
         return [row[0] for row in self._reader.execute(sql, params)]
 
     def _children(self, base_path: bytes) -> Iterator[Entry]:
-        """The entries one level below `base_path`, in id order."""
+        """The entries one level below `base_path`, in id order (the parent
+        index holds each parent's children in id order)."""
         parent = 0
         if base_path:
             row = self._reader.execute(
@@ -333,29 +329,28 @@ class SQLiteBackend:
             if row is None:
                 return
             parent = row[0]
-        last = -1
-        while True:
-            rows = self._reader.execute(
-                "SELECT id, dn, attrs FROM entries WHERE parent=? AND id>? ORDER BY id LIMIT ?",
-                (parent, last, SCAN_CHUNK)).fetchall()
-            for row in rows:
-                yield self._entry(*row)
-            if len(rows) < SCAN_CHUNK:
-                return
-            last = rows[-1][0]
+
+        def read(last: int | None) -> list[ScanRow]:
+            return self._reader.execute(
+                "SELECT id, dn, attrs, id FROM entries WHERE parent=? AND id>? "
+                "ORDER BY id LIMIT ?", (parent, -1 if last is None else last,
+                                        SCAN_CHUNK)).fetchall()
+
+        for entry_id, dn, blob, _ in scan(read):
+            yield self._entry(entry_id, dn, blob)
 
     def _subtree(self, base_path: bytes, with_base: bool) -> Iterator[Entry]:
         """The entries below `base_path` (and itself when `with_base`), in path order."""
-        low, above, high = base_path, ">=" if with_base else ">", after(base_path)
-        while True:
-            rows = self._reader.execute(
+
+        def read(last: bytes | None) -> list[ScanRow]:
+            above = ">=" if with_base and last is None else ">"
+            return self._reader.execute(
                 f"SELECT id, dn, attrs, path FROM entries WHERE path{above}? AND path<? "
-                "ORDER BY path LIMIT ?", (low, high, SCAN_CHUNK)).fetchall()
-            for entry_id, dn, blob, _ in rows:
-                yield self._entry(entry_id, dn, blob)
-            if len(rows) < SCAN_CHUNK:
-                return
-            low, above = rows[-1][3], ">"
+                "ORDER BY path LIMIT ?", (base_path if last is None else last,
+                                          after(base_path), SCAN_CHUNK)).fetchall()
+
+        for entry_id, dn, blob, _ in scan(read):
+            yield self._entry(entry_id, dn, blob)
 
     def estimate(self, query: IndexQuery) -> int:
         """About the entries `query` selects (index_stats.py)."""

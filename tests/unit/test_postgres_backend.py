@@ -1,6 +1,7 @@
 """The PostgreSQL backend against a real PostgreSQL (tests/pg_cluster.py).
 
-- Reads: `get`, the four search scopes, every kind of index query, and an
+- Reads: `get`, the four search scopes (one level and subtree also across
+  the chunks a scan reads), every kind of index query, and an
   index key longer than a B-tree entry holds; estimates count prefixes and
   presence up to a quarter of the directory, and put a key the statistics
   do not name at their bound, from memory: with the read connection gone
@@ -38,6 +39,7 @@ import psycopg
 import pytest
 
 from directory.backend import Equal, IndexQuery, Intersection, Prefix, Presence, Union
+from directory.backend.candidates import SCAN_CHUNK
 from directory.backend.index_stats import MIN_HEAVY
 from directory.backend.postgres import ANALYZE_AFTER, MAX_KEY, PostgresBackend
 from directory.entry import Entry
@@ -158,6 +160,19 @@ def test_search_scopes(backend: PostgresBackend, scope: Scope, expected: list[st
 
 def test_one_level_below_the_root_gives_the_naming_contexts(backend: PostgresBackend) -> None:
     assert names(backend.search(DN.ROOT, Scope.ONE, None)) == [SUFFIX]
+
+
+def test_scans_cross_their_chunks(backend: PostgresBackend) -> None:
+    crowd = [f"cn=p{i:04d},ou=staff,{PEOPLE}" for i in range(2 * SCAN_CHUNK + 5)]
+    with backend.transaction() as txn:
+        for text in crowd:
+            txn.add(person(text))
+    backend.refresh()
+    staff = [f"ou=staff,{PEOPLE}", BOB, CAROL, *crowd]
+    one = [str(e.dn) for e in backend.search(dn(f"ou=staff,{PEOPLE}"), Scope.ONE, None)]
+    assert sorted(one) == sorted(staff[1:]) and len(one) == len(set(one))
+    sub = [str(e.dn) for e in backend.search(dn(PEOPLE), Scope.SUB, None)]
+    assert sorted(sub) == sorted([PEOPLE, ALICE, *staff]) and len(sub) == len(set(sub))
 
 
 QUERIES = [

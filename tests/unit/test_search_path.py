@@ -28,8 +28,9 @@ from directory.acl.policy import Reader
 from directory.acl.rights import LEVELS, Rights
 from directory.acl.view import ENTRY, NOTHING, View
 from directory.backend import Prefix
+from directory.backend.candidates import SCAN_CHUNK
 from directory.backend.index_keys import EQ, IndexSpec
-from directory.backend.sqlite import CHUNK, SCAN_CHUNK, SQLiteBackend, footprint
+from directory.backend.sqlite import CHUNK, SQLiteBackend, footprint
 from directory.entry import Entry, serialize
 from directory.protocol.dn import DN
 from directory.protocol.messages import Scope
