@@ -56,6 +56,7 @@ from directory.ops.moddn import rename
 from directory.ops.modify import apply_changes
 from directory.protocol.messages import Change, ModOp
 from directory.protocol.results import LDAPError, ResultCode
+from directory.replication import deletes
 
 PIECE_BYTES = 1 << 20
 
@@ -223,11 +224,13 @@ def _grouped(pairs: Iterable[tuple[str, bytes]]) -> list[tuple[str, list[bytes]]
 def _apply(dsa: DSA, txn: Transaction, record: LDIFRecord) -> None:
     dn = dsa.parse_dn(record.dn)
     if record.changetype == "delete":
-        if txn.get(dn) is None:
+        gone = txn.get(dn)
+        if gone is None:
             raise dsa.no_such_object(dn)
         if txn.has_children(dn):
             raise LDAPError(ResultCode.NOT_ALLOWED_ON_NON_LEAF, f"{dn} has subordinates")
         txn.delete(dn)
+        deletes.record(txn.records, dsa.csn.next(dsa.now()), [gone])
     elif record.changetype == "modify":
         entry = txn.get(dn)
         if entry is None:

@@ -6,7 +6,9 @@ to the referral list comes next, so what it asks the peers for, and which
 local misses it answers, are the search as the client sent it; referrals
 are decided before access control, so a client is told where an entry lives
 even when it may not read it here (as slapd's chaining does). The password
-policy comes last: it judges only what access control let through.
+policy comes next: it judges only what access control let through. The
+syncrepl provider is innermost: a search with the sync request control is
+answered there, with everything before it applied.
 
 Before the first overlay, the dispatcher parses what the request names,
 once (`PARSERS`): the target DN (`Operation.target`; invalidDNSyntax is
@@ -26,7 +28,7 @@ from typing import Any
 from directory import matched_values
 from directory.operation import Handler, Operation, Outcome, Overlay
 from directory.ops import add, bind, compare, delete, extended, moddn, modify, search
-from directory.overlays import access, chaining, ppolicy, proxy, referral
+from directory.overlays import access, chaining, ppolicy, proxy, referral, syncprov
 from directory.protocol.controls import MATCHED_VALUES
 from directory.protocol.messages import (
     AddRequest,
@@ -73,7 +75,7 @@ RESPONSE_FOR: Mapping[type, Callable[..., Any]] = {
 }
 
 OVERLAYS: tuple[Overlay, ...] = (proxy.overlay, chaining.overlay, referral.overlay,
-                                 access.overlay, ppolicy.overlay)
+                                 access.overlay, ppolicy.overlay, syncprov.overlay)
 
 
 def _stack(handler: Handler) -> Handler:

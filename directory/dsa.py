@@ -8,6 +8,8 @@
   matchedDN (RFC 4511 §4.1.9), within the naming context.
 - Referral objects (RFC 3296) are found through the objectClass index and
   kept until the next commit.
+- `commits` hears of every commit `refresh` finds, and of this process's
+  own as they are acknowledged while a persist search waits for them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from directory.protocol.dn import DN, DNLimits
 from directory.protocol.filter import Equality, FilterLimits
 from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError, ResultCode
+from directory.replication.commits import Commits
 from directory.resolved_filter import resolve_filter
 from directory.schema import Schema
 from directory.search_plan import plan
@@ -89,6 +92,8 @@ class DSA:
         self.passwords = VerifyQueue(config.verify_queue)
         # The referral list's peers and the servers referrals name (when serving).
         self.peers: Peers | None = None
+        # Persist searches (RFC 4533) wait on it for commits.
+        self.commits = Commits()
 
     def parse_dn(self, text: str) -> DN:
         return DN.parse(text, self.schema, self.dn_limits)
@@ -103,6 +108,8 @@ class DSA:
 
         def forget(result: T) -> T:
             self._referrals = None
+            if self.commits.waiting:
+                self.refresh()
             return result
 
         d.addBoth(forget)
@@ -112,6 +119,7 @@ class DSA:
         """Start of an operation: forget what other processes changed."""
         if self.backend.refresh():
             self._referrals = None
+            self.commits.changed()
 
     def in_naming_context(self, dn: DN) -> bool:
         return dn.is_descendant_of(self.suffix)

@@ -8,6 +8,10 @@
 - An iterator yields `TICK` between replies after a slice of work (a few
   hundred entries looked at): the server continues it on a later reactor
   turn, so one operation never holds the reactor, matches or not.
+- An iterator with nothing to send until something happens (a persist
+  search between commits) yields a `Wait`: the server sets it aside until
+  its Deferred fires or its seconds pass. Abandon and Cancel end a wait at
+  once (`Operation.interrupt`).
 - `Session` is the per-connection state handlers may read or change
   (bind identity, TLS, paged-search cursors).
 - Overlays wrap handlers (`Overlay`): they may answer, refuse, set policy on
@@ -56,6 +60,16 @@ class Tick:
 TICK = Tick()
 
 
+class Wait(Tick):
+    """Not a reply: nothing to send until `ready` fires or `seconds` pass."""
+
+    __slots__ = ("ready", "seconds")
+
+    def __init__(self, ready: Deferred[None], seconds: float) -> None:
+        self.ready = ready
+        self.seconds = seconds
+
+
 @dataclass
 class Session:
     conn_id: int
@@ -87,6 +101,8 @@ class Operation:
     abandoned: bool = False
     # Set by a Cancel (RFC 3909): fired once this operation has ended.
     canceled: Deferred[None] | None = None
+    # Set by the server while the operation waits (`Wait`): continues it now.
+    interrupt: Callable[[], None] | None = None
     # Set by the proxied authorization control once allowed (RFC 4370).
     authz: DN | None = None
     # Set by the access overlay: the policy's answers for this operation's identity.

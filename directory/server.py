@@ -13,6 +13,9 @@
   operation sends nothing more (RFC 4511 §4.11). A cancelled one
   (RFC 3909, `directory.ops.cancel`) sends canceled (118) as its next
   reply, its last; its Cancel answers once it has ended.
+- An operation that yields a `Wait` (a persist search between commits)
+  takes no turns until its Deferred fires, its seconds pass, or an Abandon
+  or a Cancel names it.
 - Replies are written in slices (SLICE replies or SLICE_BYTES, less when the
   handler yields TICK): one slice of one operation per connection and
   reactor turn, INTERLEAVED operations of a connection taking turns and the
@@ -75,7 +78,7 @@ from zope.interface import implementer
 from directory.client_certificate import peer_certificate
 from directory.dispatch import RESPONSE_FOR, handle
 from directory.dsa import DSA
-from directory.operation import Operation, Replies, Reply, Session, Tick
+from directory.operation import Operation, Replies, Reply, Session, Tick, Wait
 from directory.ops import cancel
 from directory.protocol.codec import LDAPConnection, Limits, encode
 from directory.protocol.controls import parse_controls
@@ -305,6 +308,8 @@ class LDAPServerProtocol(protocol.Protocol):
             target = self.session.outstanding.get(request.message_id)
             if target is not None and cancel.abandonable(target.request):
                 target.abandoned = True
+                if target.interrupt is not None:
+                    target.interrupt()
             access.info("conn=%d op=%d ABANDON msg=%d", self.session.conn_id, op_number,
                         request.message_id)
             return
@@ -375,7 +380,7 @@ class LDAPServerProtocol(protocol.Protocol):
 
     def send(self, stream: Stream) -> bool:
         """Write up to SLICE replies (SLICE_BYTES) of `stream`, fewer if it ticks;
-        True once its final response is written."""
+        True once it takes no more turns: its final response is written, or it waits."""
         op, op_number = stream.op, stream.number
         out: list[bytes] = []
         size = 0
@@ -389,6 +394,9 @@ class LDAPServerProtocol(protocol.Protocol):
                     if op.canceled is not None else next(stream.replies, None))
                 if reply is None:
                     self.done(op, op_number, None)
+                    return True
+                if isinstance(reply, Wait):
+                    self._park(stream, reply)
                     return True
                 if isinstance(reply, Tick):
                     return False
@@ -409,6 +417,24 @@ class LDAPServerProtocol(protocol.Protocol):
         finally:
             self.flush(out)
         return False
+
+    def _park(self, stream: Stream, wait: Wait) -> None:
+        """Take `stream` up again once `wait` is over, or when interrupted."""
+        op = stream.op
+
+        def wake(_: object = None) -> None:
+            if op.interrupt is not wake:
+                return
+            op.interrupt = None
+            if timer.active():
+                timer.cancel()
+            if not self.closed:
+                self._running.append(stream)
+                self._schedule()
+
+        timer = self.clock.callLater(wait.seconds, wake)
+        op.interrupt = wake
+        wait.ready.addCallback(wake)
 
     def flush(self, out: list[bytes]) -> None:
         if out and self.transport is not None and not self.closed:

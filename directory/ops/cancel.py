@@ -10,7 +10,8 @@
   nor can an operation of another identity (the proxied authorization
   control, RFC 3909 §4: no user cancels another's). A Cancel cannot be
   abandoned (RFC 3909 §3, `abandonable`).
-- A search or a compare is cancelled between two of its replies: it ends
+- A search or a compare is cancelled between two of its replies (a
+  persist search waiting for commits at once): it ends
   with canceled (118), and then the Cancel answers success, so its
   response comes after the cancelled operation's (RFC 3909 §2). An update
   may already be in the writer's transaction, and an operation abandoned
@@ -99,6 +100,8 @@ def cancel(op: Operation, value: bytes | None) -> Outcome:
         raise LDAPError(ResultCode.OPERATIONS_ERROR, f"operation {cancel_id} is being cancelled")
     ended: Deferred[None] = Deferred()
     target.canceled = ended
+    if target.interrupt is not None:
+        target.interrupt()
 
     def answered(_: None) -> Replies:
         return [Reply(ExtendedResponse(SUCCESS))]

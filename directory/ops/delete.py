@@ -9,6 +9,8 @@
 - Access (`privileges`): delete on the entry's `entry` and on its parent's
   `children`, for every entry a subtree delete removes; an entry not
   disclosed to the requester is noSuchObject.
+- Every entry deleted goes into the syncrepl delete log with the delete's
+  CSN, in the same transaction (`directory.replication.deletes`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from directory.ops.visibility import view_of
 from directory.protocol.controls import SUBTREE_DELETE
 from directory.protocol.messages import SUCCESS, DelRequest, DelResponse
 from directory.protocol.results import LDAPError, ResultCode
+from directory.replication import deletes
 
 
 def handle(op: Operation) -> Outcome:
@@ -43,10 +46,12 @@ def handle(op: Operation) -> Outcome:
                 privileges.delete(dsa, view, below)
             for below in reversed(doomed):
                 txn.delete(below.dn)
+            deletes.record(txn.records, dsa.csn.next(dsa.now()), doomed)
             return entry
         if txn.has_children(dn):
             raise LDAPError(ResultCode.NOT_ALLOWED_ON_NON_LEAF, f"{dn} has subordinates")
         txn.delete(dn)
+        deletes.record(txn.records, dsa.csn.next(dsa.now()), [entry])
         return entry
 
     return dsa.write(job).addCallback(

@@ -130,10 +130,10 @@ def handle(op: Operation) -> Replies:
     paged = op.controls.get(PAGED_RESULTS)
     if paged is not None and paged.cookie:
         return _next_page(op, request, paged)
-    matches = _matches(op, request, base)
+    found = matches(op, request, base)
     if paged is None and SORT_REQUEST not in op.controls:
-        return _stream(op, request, matches)
-    return _gathered(op, request, matches, paged)
+        return _stream(op, request, found)
+    return _gathered(op, request, found, paged)
 
 
 def _gathered(op: Operation, request: SearchRequest, matches: Iterable[Entry | Reply | Tick],
@@ -163,7 +163,7 @@ def _special(op: Operation, request: SearchRequest, entry: Entry) -> Iterator[Re
     predicate = compile_filter(op.dsa.schema, _filter(op))
     if predicate(entry) is True:
         op.entries += 1
-        yield _entry_reply(op, request, entry, ordinary=False)
+        yield entry_reply(op, request, entry, ordinary=False)
     yield Reply(SearchResultDone(SUCCESS))
 
 
@@ -197,8 +197,10 @@ def _follow(dsa: DSA, entry: Entry) -> Entry:
     return entry
 
 
-def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry | Reply | Tick]:
-    """Entries matching the filter, and continuation references, in scope."""
+def matches(op: Operation, request: SearchRequest, base: DN,
+            timed: bool = True) -> Iterator[Entry | Reply | Tick]:
+    """Entries matching the filter, and continuation references, in scope;
+    under the time limit unless not `timed` (a persist search's passes)."""
     dsa = op.dsa
     view = view_of(op)
     if not base:
@@ -222,7 +224,7 @@ def _matches(op: Operation, request: SearchRequest, base: DN) -> Iterator[Entry 
         assert rule is not None
         query = Union((query, Equal(object_class.key, rule.assertion_key(b"alias"))))
     predicate = search_test(dsa.schema, view, resolved, exact(query, resolved))
-    deadline = deadline_of(op, request)
+    deadline = deadline_of(op, request) if timed else None
     return _walk(op, request, base, predicate, query, referrals, deref, deadline)
 
 
@@ -281,7 +283,7 @@ def _in_scope(referrals: list[DN], start: DN, scope: Scope, base: DN) -> list[DN
                                             for r in reached)]
 
 
-def _entry_reply(op: Operation, request: SearchRequest, entry: Entry,
+def entry_reply(op: Operation, request: SearchRequest, entry: Entry,
                  ordinary: bool = True) -> Reply:
     """`ordinary`: not the root DSE or the subschema subentry, which have no
     computed attributes and which anyone may read."""
@@ -324,7 +326,7 @@ def _stream(op: Operation, request: SearchRequest,
                                                     "size limit exceeded")))
                 return
             op.entries += 1
-            yield _entry_reply(op, request, item)
+            yield entry_reply(op, request, item)
     except LDAPError as e:
         yield Reply(SearchResultDone(Result(e.code, e.matched, e.message, e.referrals)))
         return
@@ -339,7 +341,7 @@ def _page(op: Operation, request: SearchRequest, entries: list[Entry],
                                                 "size limit exceeded")))
             return
         op.entries += 1
-        yield _entry_reply(op, request, entry)
+        yield entry_reply(op, request, entry)
 
 
 def _with_controls(controls: list[Control]) -> list[Reply]:
@@ -361,7 +363,7 @@ def _emit_page(op: Operation, request: SearchRequest, cursor: Cursor, size: int,
     page, rest = entries[:end], entries[end:]
     for entry in page:
         op.entries += 1
-        yield _entry_reply(op, request, entry)
+        yield entry_reply(op, request, entry)
     returned = cursor.returned + len(page)
     if rest and limit and returned >= limit:
         yield Reply(SearchResultDone(Result(ResultCode.SIZE_LIMIT_EXCEEDED, "",

@@ -1,8 +1,9 @@
 """Chaining: the referral list (Exchange Server's "LDAP referral list") and
 the chasing of our own referrals (slapo-chain).
 
-- Not chained at all: searches with ManageDsaIT, paged results or
-  server-side sort, and searches whose chaining behavior control asks for
+- Not chained at all: searches with ManageDsaIT, paged results,
+  server-side sort or the sync request (RFC 4533: a replica holds what
+  this server holds), and searches whose chaining behavior control asks for
   referrals (draft-sermersheim-ldap-chaining §3) — which every search
   certdir chains carries, so a search is never chained twice.
 - Chasing (`referral.chase: true`, or a chaining behavior control asking
@@ -64,12 +65,13 @@ from directory.protocol.messages import (
     SearchResultReference,
 )
 from directory.protocol.results import LDAPError, ResultCode
+from directory.protocol.sync import SYNC_REQUEST
 from directory.selection import encode_entry
 
 if TYPE_CHECKING:
     from directory.chaining.peers import Answer, Peers
 
-NOT_CHAINED = (MANAGE_DSA_IT, PAGED_RESULTS, SORT_REQUEST)
+NOT_CHAINED = (MANAGE_DSA_IT, PAGED_RESULTS, SORT_REQUEST, SYNC_REQUEST)
 MISSES = (ResultCode.SUCCESS, ResultCode.NO_SUCH_OBJECT)
 ENTRIES = (EncodedSearchResultEntry, SearchResultEntry)
 

