@@ -22,6 +22,9 @@ schema.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import ldap
 import ldap.ldapobject
 import pytest
@@ -116,3 +119,79 @@ def test_refresh_only_sends_every_entry_and_a_cookie(loaded: Server) -> None:
     refresh_only(c)
     assert c.dns() == {PEOPLE.lower()} | {f"cn=p{i},{PEOPLE}".lower() for i in range(COUNT)}
     assert c.cookie is not None and c.cookie.startswith("csn=")
+
+
+class Recorder(Consumer):
+    """Counts what one refresh sent: entries with content, and deletes."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        self.sent: list[str] = []
+
+    def syncrepl_entry(self, dn: str, attributes: dict[str, list[bytes]], uuid: str) -> None:
+        self.sent.append(dn.lower())
+        super().syncrepl_entry(dn, attributes, uuid)
+
+
+def recorder(server: Server, cookie: str | None) -> Recorder:
+    r = Recorder(server.uri)
+    r.simple_bind_s(server.root_dn, server.root_password)
+    r.cookie = cookie
+    return r
+
+
+def test_refresh_from_a_cookie_sends_changes_and_deletes(loaded: Server) -> None:
+    first = consumer(loaded)
+    refresh_only(first)
+    uuid_of = {dn.lower(): uuid for uuid, (dn, _) in first.entries.items()}
+    ldif_add(loaded, person(100))
+    changed = loaded.tool("ldapmodify", input=(
+        f"dn: cn=p1,{PEOPLE}\nchangetype: modify\nreplace: mail\nmail: new@example.com\n\n"
+        f"dn: cn=p2,{PEOPLE}\nchangetype: delete\n\n").encode())
+    assert changed.returncode == 0, changed.stderr
+    again = recorder(loaded, first.cookie)
+    again.entries = dict(first.entries)
+    refresh_only(again)
+    assert sorted(again.sent) == sorted([f"cn=p100,{PEOPLE}".lower(), f"cn=p1,{PEOPLE}".lower()])
+    assert again.deleted == [uuid_of[f"cn=p2,{PEOPLE}".lower()]]
+    assert f"cn=p2,{PEOPLE}".lower() not in again.dns()
+    assert again.entries[uuid_of[f"cn=p1,{PEOPLE}".lower()]][1]["mail"] == [b"new@example.com"]
+
+
+def test_a_cookie_not_in_openldap_form_is_a_protocol_error(loaded: Server) -> None:
+    c = recorder(loaded, "rid=5000")
+    with pytest.raises(ldap.PROTOCOL_ERROR):
+        refresh_only(c)
+
+
+def poll_until(c: Consumer, msgid: int, done: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not done():
+        assert time.monotonic() < deadline, "the change did not arrive"
+        try:
+            c.syncrepl_poll(msgid=msgid, timeout=1)
+        except ldap.TIMEOUT:
+            continue
+
+
+def test_persist_sends_adds_modifies_renames_and_deletes(loaded: Server) -> None:
+    c = consumer(loaded)
+    msgid = c.syncrepl_search(PEOPLE, ldap.SCOPE_SUBTREE, mode="refreshAndPersist",
+                              filterstr="(objectClass=*)", attrlist=["*", "+"])
+    poll_until(c, msgid, lambda: c.refreshed)
+    ldif_add(loaded, person(200))
+    poll_until(c, msgid, lambda: f"cn=p200,{PEOPLE}".lower() in c.dns())
+    uuid = next(u for u, (dn, _) in c.entries.items() if dn.lower() == f"cn=p200,{PEOPLE}".lower())
+    changed = loaded.tool("ldapmodify", input=(
+        f"dn: cn=p200,{PEOPLE}\nchangetype: modify\nreplace: mail\nmail: m@example.com\n\n"
+        ).encode())
+    assert changed.returncode == 0, changed.stderr
+    poll_until(c, msgid, lambda: c.entries[uuid][1].get("mail") == [b"m@example.com"])
+    renamed = loaded.tool("ldapmodrdn", "-r", f"cn=p200,{PEOPLE}", "cn=p201")
+    assert renamed.returncode == 0, renamed.stderr
+    poll_until(c, msgid, lambda: c.entries[uuid][0].lower() == f"cn=p201,{PEOPLE}".lower())
+    deleted = loaded.tool("ldapdelete", f"cn=p201,{PEOPLE}")
+    assert deleted.returncode == 0, deleted.stderr
+    poll_until(c, msgid, lambda: uuid not in c.entries)
+    c.abandon(msgid)
+    assert c.search_s(PEOPLE, ldap.SCOPE_BASE)[0][0].lower() == PEOPLE.lower()
