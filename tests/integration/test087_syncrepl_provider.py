@@ -22,15 +22,27 @@ schema.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import socket
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import ldap
 import ldap.ldapobject
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 from ldap.syncrepl import SyncreplConsumer
 
-from tests.integration.conftest import SUFFIX, Server
+from tests.integration.conftest import SUFFIX, Server, make_server
+from tests.ports import free_port
 
 SYNC = "1.3.6.1.4.1.4203.1.9.1.1"
 PEOPLE = f"ou=people,{SUFFIX}"
@@ -195,3 +207,168 @@ def test_persist_sends_adds_modifies_renames_and_deletes(loaded: Server) -> None
     poll_until(c, msgid, lambda: uuid not in c.entries)
     c.abandon(msgid)
     assert c.search_s(PEOPLE, ldap.SCOPE_BASE)[0][0].lower() == PEOPLE.lower()
+
+
+SLAPD = Path("/usr/sbin/slapd")
+CONSUMER_CONF = """\
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+loglevel 0
+pidfile {work}/slapd.pid
+argsfile {work}/slapd.args
+
+database mdb
+suffix "{suffix}"
+rootdn "cn=admin,{suffix}"
+rootpw secret
+directory {work}/mdb
+index entryUUID eq
+syncrepl rid=001 provider={provider} type={type} interval=00:00:00:01
+  searchbase="{suffix}" bindmethod=simple binddn="{binddn}" credentials={password}
+  retry="1 +" timeout=5
+"""
+BOOK = 200
+
+
+@dataclass
+class SlapdConsumer:
+    work: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"ldap://127.0.0.1:{self.port}"
+
+    def start(self, provider: Server, kind: str) -> None:
+        (self.work / "mdb").mkdir(parents=True, exist_ok=True)
+        conf = self.work / "slapd.conf"
+        conf.write_text(CONSUMER_CONF.format(
+            work=self.work, suffix=SUFFIX, provider=provider.uri, type=kind,
+            binddn=provider.root_dn, password=provider.root_password))
+        self.proc = subprocess.Popen([str(SLAPD), "-f", str(conf), "-h", f"{self.uri}/",
+                                      "-d", "0"], stdout=subprocess.DEVNULL,
+                                     stderr=(self.work / "slapd.log").open("wb"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"slapd did not listen on {self.port}:\n{self.log()}")
+
+    def log(self) -> str:
+        return (self.work / "slapd.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+            self.proc = None
+
+    def content(self) -> dict[str, dict[str, list[bytes]]]:
+        return _content(self.uri, f"cn=admin,{SUFFIX}", "secret")
+
+
+def _content(uri: str, binddn: str, password: str) -> dict[str, dict[str, list[bytes]]]:
+    """DN -> the user attributes that replicate, as one side holds them."""
+    conn = ldap.initialize(uri)
+    try:
+        conn.simple_bind_s(binddn, password)
+        found = conn.search_s(SUFFIX, ldap.SCOPE_SUBTREE, "(objectClass=*)",
+                              ["*", "entryUUID"])
+    except ldap.NO_SUCH_OBJECT:
+        return {}
+    finally:
+        conn.unbind_s()
+    return {dn.lower(): {k.lower(): sorted(v) for k, v in attrs.items()} for dn, attrs in found}
+
+
+def provided(server: Server) -> dict[str, dict[str, list[bytes]]]:
+    return _content(server.uri, server.root_dn, server.root_password)
+
+
+def converged(slapd: SlapdConsumer, server: Server, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        want, got = provided(server), slapd.content()
+        if want == got:
+            return
+        if time.monotonic() > deadline:
+            missing = sorted(set(want) - set(got))[:5]
+            extra = sorted(set(got) - set(want))[:5]
+            differ = sorted(d for d in set(want) & set(got) if want[d] != got[d])[:5]
+            pytest.fail(f"slapd did not converge: missing {missing}, extra {extra}, "
+                        f"differing {differ}\n{slapd.log()[-3000:]}")
+        time.sleep(0.5)
+
+
+def certificate(name: str) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(Encoding.DER)
+
+
+def with_certificate(i: int) -> str:
+    value = base64.b64encode(certificate(f"p{i}")).decode()
+    return person(i, f"userCertificate;binary:: {value}\n")
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A certdir of its own whose address book slapd replicates."""
+    server = make_server(tmp_path_factory.mktemp("provider"), "--no-ca")
+    server.start()
+    ldif_add(server, f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n"
+             + "".join(with_certificate(i) for i in range(BOOK)))
+    yield server
+    if server.proc is not None:
+        server.stop()
+
+
+def changes_on(server: Server, tag: str) -> None:
+    """An add, a modify, a rename and a delete."""
+    ldif_add(server, with_certificate(int(tag)))
+    done = server.tool("ldapmodify", input=(
+        f"dn: cn=p1,{PEOPLE}\nchangetype: modify\nreplace: mail\nmail: {tag}@example.com\n\n"
+        f"dn: cn=p{BOOK - 1 - int(tag) % 50},{PEOPLE}\nchangetype: delete\n\n").encode())
+    assert done.returncode == 0, done.stderr
+    renamed = server.tool("ldapmodrdn", "-r", f"cn=p{2 + int(tag) % 50},{PEOPLE}",
+                          f"cn=q{tag}")
+    assert renamed.returncode == 0, renamed.stderr
+
+
+@pytest.mark.parametrize("kind", ["refreshOnly", "refreshAndPersist"])
+def test_slapd_consumer_replicates_and_follows_changes(
+        book: Server, kind: str, tmp_path: Path) -> None:
+    slapd = SlapdConsumer(tmp_path / "slapd", free_port())
+    slapd.start(book, kind)
+    try:
+        converged(slapd, book)
+        changes_on(book, "1001" if kind == "refreshOnly" else "1002")
+        converged(slapd, book)
+    finally:
+        slapd.stop()
+
+
+def test_slapd_converges_after_certdir_is_killed_mid_refresh(
+        book: Server, tmp_path: Path) -> None:
+    slapd = SlapdConsumer(tmp_path / "slapd", free_port())
+    slapd.start(book, "refreshAndPersist")
+    try:
+        time.sleep(0.3)
+        book.kill()
+        book.start()
+        changes_on(book, "1003")
+        converged(slapd, book)
+    finally:
+        slapd.stop()
