@@ -61,6 +61,7 @@ from directory.protocol.messages import (
 )
 from directory.protocol.ppolicy_control import PASSWORD_POLICY
 from directory.protocol.results import LDAPError, ResultCode
+from directory.protocol.sync import SYNC_REQUEST
 
 
 def h(text: str) -> bytes:
@@ -286,7 +287,7 @@ def test_registry_names_every_control_once() -> None:
     assert sorted(CONTROLS) == sorted({PAGED_RESULTS, SORT_REQUEST, MANAGE_DSA_IT, ASSERTION,
                                        PRE_READ, POST_READ, SUBTREE_DELETE, PROXIED_AUTHZ,
                                        PASSWORD_POLICY, MATCHED_VALUES,
-                                       CHAINING_BEHAVIOR})
+                                       CHAINING_BEHAVIOR, SYNC_REQUEST})
 
 
 def test_chaining_behavior_encodes_both_behaviours() -> None:
