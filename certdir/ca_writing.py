@@ -2,7 +2,8 @@
 
 - `writing` is a transaction acting as the CA (or the root DN). It holds
   the storage's write lock, which the server's writer waits for: only database
-  writes go in it, everything is signed before it opens.
+  writes go in it, everything is signed before it opens. It records the
+  contextCSN of what it stamped before it commits.
 """
 
 from __future__ import annotations
@@ -25,3 +26,4 @@ def writing(dsa: DSA, authority: Authority | None) -> Iterator[DirectoryWriter]:
     with dsa.backend.transaction() as txn:
         actor = dsa.parse_dn(authority.entry_dn) if authority else dsa.root_dn
         yield DirectoryWriter(dsa, txn, actor)
+        dsa.stamped(txn)

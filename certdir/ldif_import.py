@@ -101,6 +101,7 @@ def import_ldif(config: Config, path: Path, quiet: bool = False, jobs: int = 0) 
                 _store(dsa, txn, path, item)
                 count += 1
             progress.update(task, completed=count)
+        dsa.stamped(txn)
     return count
 
 

@@ -24,6 +24,8 @@ class CSNGenerator:
         self.server_id = server_id
         self._last = ""
         self._counter = 0
+        # The last CSN `next` gave, "" before the first.
+        self.last = ""
         self._lock = threading.Lock()
         self._second: dt.datetime | None = None
         self._prefix = ""
@@ -41,7 +43,8 @@ class CSNGenerator:
             else:
                 self._last = stamp
                 self._counter = 0
-            return f"{stamp}#{self._counter:06x}#{self.server_id:03x}#000000"
+            self.last = f"{stamp}#{self._counter:06x}#{self.server_id:03x}#000000"
+            return self.last
 
 
 def generalized_time(csn: str) -> bytes:

@@ -3,7 +3,8 @@
 - DNs from clients are parsed here, once, against the schema and the
   configured DN limits (invalidDNSyntax on failure, RFC 4511 §4.1.3).
 - `write()` hands a job to the single writer; the job runs inside a
-  transaction and its result arrives after commit.
+  transaction and its result arrives after commit. After each job the
+  transaction records this server id's contextCSN (`stamped`).
 - `matched()` finds the longest existing ancestor for noSuchObject's
   matchedDN (RFC 4511 §4.1.9), within the naming context.
 - Referral objects (RFC 3296) are found through the objectClass index and
@@ -36,6 +37,7 @@ from directory.protocol.dn import DN, DNLimits
 from directory.protocol.filter import Equality, FilterLimits
 from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError, ResultCode
+from directory.replication import context
 from directory.replication.commits import Commits
 from directory.resolved_filter import resolve_filter
 from directory.schema import Schema
@@ -104,7 +106,13 @@ class DSA:
     def write(self, job: Callable[[Transaction], T]) -> Deferred[T]:
         assert self.writer is not None, "read-only DSA"
         self._referrals = None
-        d = self.writer.submit(job)
+
+        def stamping(txn: Transaction) -> T:
+            result = job(txn)
+            self.stamped(txn)
+            return result
+
+        d = self.writer.submit(stamping)
 
         def forget(result: T) -> T:
             self._referrals = None
@@ -114,6 +122,12 @@ class DSA:
 
         d.addBoth(forget)
         return d
+
+    def stamped(self, txn: Transaction) -> None:
+        """In a transaction that may have stamped changes: record the newest
+        CSN this process issued as its server id's contextCSN."""
+        if self.csn.last:
+            context.record(txn.records, self.csn.last)
 
     def refresh(self) -> None:
         """Start of an operation: forget what other processes changed."""

@@ -3,7 +3,8 @@
 - On add: createTimestamp, creatorsName, modifyTimestamp, modifiersName,
   entryUUID, entryCSN and structuralObjectClass are set by the server.
 - On every change: modifyTimestamp, modifiersName and entryCSN.
-- Computed when read, never stored: hasSubordinates, subschemaSubentry.
+- Computed when read, never stored: hasSubordinates, subschemaSubentry,
+  and on the suffix entry contextCSN (`directory.replication.context`).
 - Clients may not supply or change any of them: they are
   NO-USER-MODIFICATION in the schema and the operations refuse them.
 """
@@ -16,13 +17,14 @@ from typing import TYPE_CHECKING
 from directory.csn import generalized_time
 from directory.entry import Entry
 from directory.protocol.dn import DN
+from directory.replication import context
 
 if TYPE_CHECKING:
     from directory.dsa import DSA
 
 Attributes = dict[str, tuple[bytes, ...]]
 
-COMPUTED = ("hassubordinates", "subschemasubentry")
+COMPUTED = ("hassubordinates", "subschemasubentry", "contextcsn")
 NEW_ENTRY = ("createtimestamp", "creatorsname", "modifytimestamp", "modifiersname",
              "entryuuid", "entrycsn", "structuralobjectclass")
 
@@ -45,7 +47,13 @@ def stamp_modified(dsa: DSA, attributes: Attributes, actor: DN) -> None:
 
 def computed(dsa: DSA, entry: Entry) -> Attributes:
     has_children = dsa.backend.has_children(entry.dn)
-    return {
+    found: Attributes = {
         "hassubordinates": (b"TRUE" if has_children else b"FALSE",),
         "subschemasubentry": (str(dsa.subschema_dn).encode(),),
     }
+    if entry.dn == dsa.suffix:
+        with dsa.backend.reading() as records:
+            csns = context.values(records)
+        if csns:
+            found["contextcsn"] = csns
+    return found

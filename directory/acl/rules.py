@@ -247,13 +247,14 @@ def parse_proxies(data: Any, where: str = "access.proxy") -> tuple[Proxy, ...]:
 
 def default_rules(anonymous_read: bool) -> tuple[Rule, ...]:
     """The rules without `access.rules`: userPassword usable for binds by anyone
-    and writable by its owner, everything else readable by users (and by
-    anonymous when `anonymous_read`)."""
+    and writable by its owner, contextCSN (syncrepl's) for the root DN alone,
+    everything else readable by users (and by anonymous when `anonymous_read`)."""
     readers = [{"who": "users", "level": "read"}]
     if anonymous_read:
         readers.append({"who": "anonymous", "level": "read"})
     return parse_rules([
         {"to": {"attrs": ["userPassword"]},
          "by": [{"who": "self", "level": "=xw"}, {"who": "*", "level": "auth"}]},
+        {"to": {"attrs": ["contextCSN"]}, "by": [{"who": "*", "level": "none"}]},
         {"to": {}, "by": readers},
     ], "default")

@@ -106,8 +106,10 @@ def test_no_rules_means_defaults(tmp_path: Path) -> None:
     d = config({"anonymous_read": False}, tmp_path).directory
     assert d.access_rules is None
     assert d.access_proxy == ()
-    assert default_rules(False)[1].by == (By(Who("users"), LEVELS["read"], "read"),)
-    assert [b.who.kind for b in default_rules(True)[1].by] == ["users", "anonymous"]
+    assert default_rules(False)[-1].by == (By(Who("users"), LEVELS["read"], "read"),)
+    assert [b.who.kind for b in default_rules(True)[-1].by] == ["users", "anonymous"]
+    assert default_rules(True)[1] == Rule(What(attrs=("contextCSN",)),
+                                          (By(Who("*"), LEVELS["none"], "none"),))
 
 
 BAD = [
