@@ -372,3 +372,16 @@ def test_slapd_converges_after_certdir_is_killed_mid_refresh(
         converged(slapd, book)
     finally:
         slapd.stop()
+
+
+def test_context_csn_is_the_newest_entry_csn_and_only_the_root_reads_it(loaded: Server) -> None:
+    ldif_add(loaded, person(300))
+    root = ldap.initialize(loaded.uri)
+    root.simple_bind_s(loaded.root_dn, loaded.root_password)
+    [(_, suffix)] = root.search_s(SUFFIX, ldap.SCOPE_BASE, attrlist=["contextCSN"])
+    csns = [e[1]["entryCSN"][0] for e in root.search_s(SUFFIX, ldap.SCOPE_SUBTREE,
+                                                        attrlist=["entryCSN"])]
+    assert suffix["contextCSN"] == [max(csns)]
+    anonymous = ldap.initialize(loaded.uri)
+    assert anonymous.search_s(SUFFIX, ldap.SCOPE_BASE, attrlist=["contextCSN"]) == [
+        (SUFFIX, {})]
