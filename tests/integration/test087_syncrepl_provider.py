@@ -16,8 +16,15 @@ schema.
   Abandon ends the persist search and the connection serves on.
 - A cookie that is not OpenLDAP's form is protocolError (2).
 - slapd as consumer replicates people with userCertificate;binary values,
-  then the changes made on certdir; after kill -9 of certdir and a
-  restart, it converges again.
+  then the changes made on certdir; killed with -9 as soon as slapd holds
+  its first entry (during the refresh of BOOK entries, or just after) and
+  restarted, certdir is replicated again to convergence.
+- What the CA publishes from a process of its own (`certdir ca issue`,
+  `ca revoke`: certificates on people, the CA entries with their
+  certificate and CRLs) reaches a persist consumer (slapd), within the
+  second in which the provider looks for other processes' commits.
+- contextCSN on the suffix is the newest entryCSN (one value per server
+  id), readable by the root DN and not by anonymous.
 """
 
 from __future__ import annotations
@@ -365,7 +372,9 @@ def test_slapd_converges_after_certdir_is_killed_mid_refresh(
     slapd = SlapdConsumer(tmp_path / "slapd", free_port())
     slapd.start(book, "refreshAndPersist")
     try:
-        time.sleep(0.3)
+        deadline = time.monotonic() + 30
+        while not slapd.content() and time.monotonic() < deadline:
+            time.sleep(0.01)
         book.kill()
         book.start()
         changes_on(book, "1003")
@@ -385,3 +394,53 @@ def test_context_csn_is_the_newest_entry_csn_and_only_the_root_reads_it(loaded: 
     anonymous = ldap.initialize(loaded.uri)
     assert anonymous.search_s(SUFFIX, ldap.SCOPE_BASE, attrlist=["contextCSN"]) == [
         (SUFFIX, {})]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    """A certdir with its CA: the CA entries with their certificate and CRLs."""
+    tmp = tmp_path_factory.mktemp("pki")
+    server = make_server(tmp)
+    server.start()
+    ldif_add(server, f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n"
+             + "".join(person(i) for i in range(3)))
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", str(tmp / "p.key")],
+                   check=True, capture_output=True)
+    yield server, tmp
+    if server.proc is not None:
+        server.stop()
+
+
+def issued(server: Server, tmp: Path, i: int) -> str:
+    """`certdir ca issue` (a process of its own writing the database) for person i."""
+    csr = tmp / f"p{i}.csr"
+    subprocess.run(["openssl", "req", "-new", "-key", str(tmp / "p.key"), "-subj",
+                    f"/CN=p{i}", "-addext", f"subjectAltName=email:p{i}@example.com",
+                    "-out", str(csr)], check=True, capture_output=True)
+    return server.certdir("ca", "issue", "--data-dir", str(server.data_dir), "--csr",
+                          str(csr), "--profile", "smime-user", "--entry",
+                          f"cn=p{i},{PEOPLE}").stdout.decode().strip()
+
+
+def test_slapd_replicates_what_the_ca_publishes(pki: tuple[Server, Path],
+                                                tmp_path: Path) -> None:
+    server, tmp = pki
+    first = issued(server, tmp, 0)
+    slapd = SlapdConsumer(tmp_path / "slapd", free_port())
+    slapd.start(server, "refreshAndPersist")
+    try:
+        converged(slapd, server)
+        people = slapd.content()
+        assert "usercertificate;binary" in people[f"cn=p0,{PEOPLE}".lower()]
+        issued(server, tmp, 1)
+        server.certdir("ca", "revoke", "--data-dir", str(server.data_dir), first,
+                       "--reason", "keyCompromise")
+        converged(slapd, server)
+        people = slapd.content()
+        assert "usercertificate;binary" not in people[f"cn=p0,{PEOPLE}".lower()]
+        assert "usercertificate;binary" in people[f"cn=p1,{PEOPLE}".lower()]
+        cas = [dn for dn, attrs in people.items() if "certificaterevocationlist;binary" in attrs]
+        assert cas == [f"cn=example root ca,cn=cas,cn=pki,{SUFFIX}"]
+    finally:
+        slapd.stop()
