@@ -15,7 +15,9 @@
   reply, its last; its Cancel answers once it has ended.
 - An operation that yields a `Wait` (a persist search between commits)
   takes no turns until its Deferred fires, its seconds pass, or an Abandon
-  or a Cancel names it.
+  or a Cancel names it. A connection with an operation outstanding is not
+  idle (`limits.idle_timeout` closes only those without), so a consumer's
+  persist search outlives it.
 - Replies are written in slices (SLICE replies or SLICE_BYTES, less when the
   handler yields TICK): one slice of one operation per connection and
   reactor turn, INTERLEAVED operations of a connection taking turns and the
@@ -168,6 +170,9 @@ class LDAPServerProtocol(protocol.Protocol):
             self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
 
     def _idle_timeout(self) -> None:
+        if self.session.outstanding:
+            self._idle = self.clock.callLater(self.dsa.config.idle_timeout, self._idle_timeout)
+            return
         access.info("conn=%d idle timeout", self.session.conn_id)
         self.close()
 
