@@ -22,7 +22,8 @@
   cookie: entries with a Sync State add (new) or modify (changed; a rename
   is a modify of the new DN, same entryUUID), deletes in scope as an entry
   with the old DN, no attributes and a Sync State delete; then a Sync Info
-  newcookie.
+  newcookie. Continuation references come with the refresh only. Each pass
+  looks at every entry in scope (entryCSN is not indexed).
 - The cookie names, per server id, the newest CSN the refresh or pass
   saw, never less than the cookie it came from; the client's rid comes
   back in it. When commits came while a pass ran (`DSA.refresh` at its
@@ -277,8 +278,9 @@ def _pass(op: Operation, request: SearchRequest, base: DN,
     with dsa.backend.reading() as records:
         deleted = deletes.since(records, asked) or []
     for item in matches(op, request, base, timed=False):
-        if not isinstance(item, Entry):
+        if isinstance(item, Tick):
             yield item
+        if not isinstance(item, Entry):
             continue
         csn = _csn(item)
         progress.note(csn)
