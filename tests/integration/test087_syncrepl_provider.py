@@ -13,12 +13,16 @@ schema.
   them, not left to find them by a present phase).
 - refreshAndPersist: after the refresh, adds, modifies, renames (same
   entryUUID, new DN) and deletes reach the consumer as they commit;
-  Abandon ends the persist search and the connection serves on.
+  Abandon ends the persist search and the connection serves on; Cancel
+  ends it at once, while it waits for commits, with canceled (118), and
+  the Cancel then answers success.
 - A cookie that is not OpenLDAP's form is protocolError (2).
 - slapd as consumer replicates people with userCertificate;binary values,
   then the changes made on certdir; killed with -9 as soon as slapd holds
   its first entry (during the refresh of BOOK entries, or just after) and
-  restarted, certdir is replicated again to convergence.
+  restarted, certdir is replicated again to convergence; slapd killed with
+  -9 while certdir adds, modifies, renames and deletes comes back with its
+  cookie and converges.
 - What the CA publishes from a process of its own (`certdir ca issue`,
   `ca revoke`: certificates on people, the CA entries with their
   certificate and CRLs) reaches a persist consumer (slapd), within the
@@ -214,6 +218,18 @@ def test_persist_sends_adds_modifies_renames_and_deletes(loaded: Server) -> None
     poll_until(c, msgid, lambda: uuid not in c.entries)
     c.abandon(msgid)
     assert c.search_s(PEOPLE, ldap.SCOPE_BASE)[0][0].lower() == PEOPLE.lower()
+
+
+
+def test_cancel_ends_a_waiting_persist_search(loaded: Server) -> None:
+    c = consumer(loaded)
+    msgid = c.syncrepl_search(PEOPLE, ldap.SCOPE_SUBTREE, mode="refreshAndPersist",
+                              filterstr="(objectClass=*)", attrlist=["*", "+"])
+    poll_until(c, msgid, lambda: c.refreshed)
+    cancel = c.cancel(msgid)
+    with pytest.raises(ldap.CANCELLED):
+        c.syncrepl_poll(msgid=msgid, all=1, timeout=10)
+    assert c.result(cancel, timeout=10)[0] == ldap.RES_EXTENDED
 
 
 SLAPD = Path("/usr/sbin/slapd")
@@ -442,5 +458,21 @@ def test_slapd_replicates_what_the_ca_publishes(pki: tuple[Server, Path],
         assert "usercertificate;binary" in people[f"cn=p1,{PEOPLE}".lower()]
         cas = [dn for dn, attrs in people.items() if "certificaterevocationlist;binary" in attrs]
         assert cas == [f"cn=example root ca,cn=cas,cn=pki,{SUFFIX}"]
+    finally:
+        slapd.stop()
+
+
+def test_slapd_killed_comes_back_with_its_cookie_and_converges(
+        book: Server, tmp_path: Path) -> None:
+    slapd = SlapdConsumer(tmp_path / "slapd", free_port())
+    slapd.start(book, "refreshAndPersist")
+    try:
+        converged(slapd, book)
+        assert slapd.proc is not None
+        slapd.proc.kill()
+        slapd.proc.wait()
+        changes_on(book, "1004")
+        slapd.start(book, "refreshAndPersist")
+        converged(slapd, book)
     finally:
         slapd.stop()
