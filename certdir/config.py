@@ -68,6 +68,7 @@ from directory.protocol.dn import DN
 from directory.protocol.filter import MAX_DEPTH as MAX_FILTER_DEPTH
 from directory.protocol.filter import FilterSyntaxError
 from directory.protocol.filter import parse as parse_filter
+from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError
 from directory.verify_queue import QueueLimits
 from kms.config import KMSConfig, SMTPConfig
@@ -487,7 +488,7 @@ def _peer(section: _Section, data_dir: Path) -> Peer:
 
 
 _CONSUMER = Consumer(Peer("", "", 0, ""), 0, "")
-SCOPES = ("base", "one", "sub", "children")
+SCOPES = {"base": Scope.BASE, "one": Scope.ONE, "sub": Scope.SUB, "children": Scope.CHILDREN}
 _RETRY = re.compile(r"\d+ (\d+|\+)( \d+ (\d+|\+))*")
 MAX_RID = 999  # slapd's rid is three decimal digits
 
@@ -552,8 +553,8 @@ def _consumer(section: _Section, data_dir: Path, suffix: str) -> Consumer:
         raise ConfigError(f"{section.key('filter')}: {filter_text!r}: {e}") from None
     consumer = Consumer(
         provider=provider, rid=rid, base=base, filter=filter_text,
-        scope=section.get("scope", str, _CONSUMER.scope, lambda v: v in SCOPES,
-                          "one of " + ", ".join(SCOPES)),
+        scope=SCOPES[section.get("scope", str, "sub", lambda v: v in SCOPES,
+                                 "one of " + ", ".join(SCOPES))],
         attributes=section.strings("attributes", _CONSUMER.attributes),
         type=section.get("type", str, _CONSUMER.type, lambda v: v in SYNC_TYPES,
                          "one of " + ", ".join(SYNC_TYPES)),

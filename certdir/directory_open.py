@@ -3,8 +3,8 @@
 - `open_directory` is shared by the server and the offline commands (LDIF
   import and export, the CA's and the KMS's commands), so both see the
   same schema and storage; with a reactor the DSA gets its writer thread.
-- Storage is opened by URL (`storage_url`) with the CA's and the KMS's
-  tables, which opening creates once; no command creates tables. The
+- Storage is opened by URL (`storage_url`) with the CA's, the KMS's and
+  the replication consumer's tables, which opening creates once; no command creates tables. The
   entry cache's bounds are the server's: each of its workers opens with
   its share, so more workers do not mean more memory for the cache. The URL
   names the SQLite file `storage.path`, or the PostgreSQL database
@@ -36,6 +36,7 @@ from directory.acl.rules import RuleError
 from directory.backend.opening import Storage, open_backend
 from directory.backend.pg_nodes import NodesExhausted
 from directory.dsa import DSA
+from directory.replication.store import TABLES as REPLICATION_TABLES
 from directory.schema import Schema
 from directory.schema_files import SchemaError
 from kms.store import TABLES as KMS_TABLES
@@ -82,7 +83,7 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
     share = config.workers
     with storage_errors(config):
         backend = open_backend(Storage(storage_url(config), schema, config.directory.indexes,
-                                       CA_TABLES + KMS_TABLES,
+                                       CA_TABLES + KMS_TABLES + REPLICATION_TABLES,
                                        config.directory.cache_entries // share,
                                        config.directory.cache_bytes // share))
     try:

@@ -14,6 +14,7 @@ from directory.acl.rules import Proxy, Rule
 from directory.backend.index_keys import EQ, SUB, IndexSpec
 from directory.passwords import HashPolicy
 from directory.ppolicy.config import PasswordPolicies
+from directory.protocol.messages import Scope
 from directory.verify_queue import QueueLimits
 
 # Equality on what entries are looked up by; equality and substrings on
@@ -112,7 +113,7 @@ class Consumer:
     rid: int
     base: str
     filter: str = "(objectClass=*)"
-    scope: str = "sub"
+    scope: Scope = Scope.SUB
     attributes: tuple[str, ...] = ("*", "+")
     type: str = "refreshOnly"
     interval_s: int = 86400

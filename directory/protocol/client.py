@@ -18,9 +18,11 @@ from directory.protocol.codec import RESPONSE_DECODERS, Limits, decode, encode
 from directory.protocol.messages import MAX_INT, Control, LDAPMessage, Request
 from directory.protocol.results import ProtocolError
 
+_LIMITS = Limits()
+
 
 class LDAPClientConnection:
-    def __init__(self, limits: Limits = Limits()) -> None:
+    def __init__(self, limits: Limits = _LIMITS) -> None:
         self.limits = limits
         self._buffer = bytearray()
         self._next_id = 1

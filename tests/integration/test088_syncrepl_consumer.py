@@ -1,0 +1,296 @@
+"""Scenario 088: certdir as a syncrepl consumer (issue 12 part 4) of a real
+slapd provider (back_mdb with the syncprov overlay and a session log).
+
+- refreshAndPersist and refreshOnly: certdir converges on a few hundred
+  people with certificates, each entry as slapd holds it: its attributes,
+  its entryUUID, entryCSN, creatorsName, modifiersName and timestamps as
+  slapd set them (certdir adds only the superclasses to objectClass); then
+  on adds, modifies, renames and deletes made on slapd.
+- kill -9 of the consumer, changes on slapd meanwhile, a restart: it
+  resumes from its stored cookie. Its log says how many entries the
+  provider sent in full: the few changed ones, not every entry again.
+- A replica is read-only: an add, a modify, a delete and a rename, even
+  as the root DN, get referral (10) naming the provider with the target.
+- `replication.consumer` with a bad key stops `certdir serve` with a
+  message naming the key; a replica refuses a `ca` section (the CA signs
+  on the provider).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from tests.integration.conftest import CERTDIR, SUFFIX, Server, ServeExited, make_server
+from tests.integration.ldif_compare import Record, by_dn
+from tests.ports import free_port
+
+SLAPD = Path("/usr/sbin/slapd")
+SLAPADD = Path("/usr/sbin/slapadd")
+PEOPLE = 300
+CONVERGE_S = 60
+ROOT_DN = f"cn=admin,{SUFFIX}"
+ROOT_PW = "secret"
+# What both servers are compared on: the user attributes and the operational
+# ones the provider sets, which the consumer keeps as they were sent.
+COMPARED = ("*", "entryUUID", "entryCSN", "creatorsName", "modifiersName",
+            "createTimestamp", "modifyTimestamp")
+
+SLAPD_CONF = """\
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload syncprov
+loglevel stats
+pidfile {work}/slapd.pid
+argsfile {work}/slapd.args
+
+database mdb
+suffix "{suffix}"
+rootdn "{root_dn}"
+rootpw {root_pw}
+directory {work}/mdb
+index objectClass eq
+index entryCSN,entryUUID eq
+overlay syncprov
+syncprov-checkpoint 1 1
+syncprov-sessionlog 10000
+"""
+
+
+def certificate(name: str) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(Encoding.DER)
+
+
+def person(n: int) -> str:
+    name = f"Person {n:04d}"
+    return (f"dn: cn={name},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\ncn: {name}\n"
+            f"sn: {n:04d}\nmail: person{n}@example.com\n"
+            f"userCertificate;binary:: {base64.b64encode(certificate(name)).decode()}\n\n")
+
+
+PROVIDER_LDIF = (
+    f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: example\n"
+    f"dc: example\n\n"
+    f"dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n"
+    f"dn: ou=staff,{SUFFIX}\nobjectClass: organizationalUnit\nou: staff\n\n"
+    + "".join(person(n) for n in range(PEOPLE)))
+
+
+@dataclass
+class Slapd:
+    work: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.work / "slapd.log"
+
+    def start(self) -> None:
+        with self.log_file.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [str(SLAPD), "-f", str(self.work / "slapd.conf"), "-h", f"{self.url}/",
+                 "-d", "stats"], stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"slapd did not listen on {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+            self.proc = None
+
+    def tool(self, name: str, *args: str, input: bytes | None = None,
+             ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([name, "-H", self.url, "-x", "-D", ROOT_DN, "-w", ROOT_PW, *args],
+                              input=input, capture_output=True, timeout=60)
+
+    def modify(self, ldif: str) -> None:
+        done = self.tool("ldapmodify", input=ldif.encode())
+        assert done.returncode == 0, done.stderr.decode()
+
+
+@pytest.fixture
+def slapd(tmp_path: Path) -> Iterator[Slapd]:
+    if not SLAPD.exists():
+        pytest.fail("slapd is not installed (apt-get install slapd)")
+    work = tmp_path / "slapd"
+    (work / "mdb").mkdir(parents=True)
+    (work / "slapd.conf").write_text(SLAPD_CONF.format(work=work, suffix=SUFFIX,
+                                                       root_dn=ROOT_DN, root_pw=ROOT_PW))
+    (work / "data.ldif").write_text(PROVIDER_LDIF)
+    subprocess.run([str(SLAPADD), "-f", str(work / "slapd.conf"), "-l", str(work / "data.ldif"),
+                    "-q"], check=True, capture_output=True, timeout=120)
+    server = Slapd(work, free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def replica(tmp: Path, provider: Slapd, **settings: Any) -> Server:
+    server = make_server(tmp, "--no-ca", "--no-kms")
+    (server.data_dir / "provider.pw").write_text(ROOT_PW + "\n")
+    server.configure("replication", consumer={
+        "provider": provider.url, "rid": 7, "bind_dn": ROOT_DN,
+        "password_file": "provider.pw", "retry": "1 +", **settings})
+    return server
+
+
+def contents(search: Any) -> dict[str, Record]:
+    done = search("ldapsearch", "-LLL", "-b", SUFFIX, "(objectClass=*)", *COMPARED)
+    assert done.returncode == 0, done.stderr.decode()
+    return {dn: Record(dn, tuple(sorted(a for a in r.attributes if a[0] != "objectclass")))
+            for dn, r in by_dn(done.stdout).items()}
+
+
+def converge(provider: Slapd, consumer: Server) -> dict[str, Record]:
+    """Wait until the consumer holds what the provider holds; that content."""
+    expected = contents(provider.tool)
+    deadline = time.monotonic() + CONVERGE_S
+    while True:
+        actual = contents(consumer.tool)
+        if actual == expected:
+            return expected
+        if time.monotonic() > deadline:
+            missing = sorted(set(expected) - set(actual))[:5]
+            extra = sorted(set(actual) - set(expected))[:5]
+            differ = [dn for dn in expected if dn in actual and actual[dn] != expected[dn]][:3]
+            raise AssertionError(f"not converged: missing {missing}, extra {extra}, "
+                                 f"different {differ}\n{consumer.log()[-3000:]}")
+        time.sleep(0.3)
+        expected = contents(provider.tool)
+
+
+CHANGES = (
+    f"dn: cn=New Person,ou=people,{SUFFIX}\nchangetype: add\nobjectClass: inetOrgPerson\n"
+    f"cn: New Person\nsn: Person\nmail: new@example.com\n"
+    f"userCertificate;binary:: {base64.b64encode(certificate('New Person')).decode()}\n\n"
+    f"dn: cn=Person 0001,ou=people,{SUFFIX}\nchangetype: modify\nreplace: mail\n"
+    f"mail: renamed.one@example.com\n-\nadd: description\ndescription: modified\n\n"
+    f"dn: cn=Person 0002,ou=people,{SUFFIX}\nchangetype: modrdn\nnewrdn: cn=Moved Person\n"
+    f"deleteoldrdn: 1\nnewsuperior: ou=staff,{SUFFIX}\n\n"
+    f"dn: cn=Person 0003,ou=people,{SUFFIX}\nchangetype: delete\n\n")
+
+
+def test_refresh_and_persist(tmp_path: Path, slapd: Slapd) -> None:
+    consumer = replica(tmp_path, slapd, type="refreshAndPersist")
+    consumer.start()
+    try:
+        held = converge(slapd, consumer)
+        assert len(held) == PEOPLE + 3
+        entry = held[f"cn=Person 0042,ou=people,{SUFFIX}"]
+        assert entry.values("creatorsName") == (ROOT_DN,)
+        assert len(entry.values("userCertificate;binary")) == 1
+        slapd.modify(CHANGES)
+        held = converge(slapd, consumer)
+        assert f"cn=Moved Person,ou=staff,{SUFFIX}" in held
+        assert f"cn=Person 0003,ou=people,{SUFFIX}" not in held
+        assert held[f"cn=Person 0001,ou=people,{SUFFIX}"].values("description") == ("modified",)
+    finally:
+        consumer.stop()
+
+
+def test_refresh_only(tmp_path: Path, slapd: Slapd) -> None:
+    consumer = replica(tmp_path, slapd, type="refreshOnly", interval_s=1)
+    consumer.start()
+    try:
+        assert len(converge(slapd, consumer)) == PEOPLE + 3
+        slapd.modify(CHANGES)
+        held = converge(slapd, consumer)
+        assert f"cn=New Person,ou=people,{SUFFIX}" in held
+        assert f"cn=Person 0002,ou=people,{SUFFIX}" not in held
+    finally:
+        consumer.stop()
+
+
+REFRESHED = re.compile(r"refresh from \S+ done: (\d+) entries sent in full")
+
+
+def test_kill_and_resume(tmp_path: Path, slapd: Slapd) -> None:
+    consumer = replica(tmp_path, slapd, type="refreshAndPersist")
+    consumer.start()
+    converge(slapd, consumer)
+    assert REFRESHED.findall(consumer.log()) == [str(PEOPLE + 3)]
+    consumer.kill()
+    slapd.modify(CHANGES)
+    consumer.start()
+    try:
+        converge(slapd, consumer)
+        # The add, the modify and the rename; the delete came by entryUUID.
+        assert REFRESHED.findall(consumer.log()) == [str(PEOPLE + 3), "3"]
+    finally:
+        consumer.stop()
+
+
+WRITES = (
+    ("ldapadd", f"dn: cn=Local,ou=people,{SUFFIX}\nobjectClass: person\ncn: Local\nsn: L\n",
+     f"cn=Local,ou=people,{SUFFIX}"),
+    ("ldapmodify", f"dn: cn=Person 0005,ou=people,{SUFFIX}\nchangetype: modify\n"
+     f"replace: sn\nsn: x\n", f"cn=Person 0005,ou=people,{SUFFIX}"),
+    ("ldapdelete", f"cn=Person 0006,ou=people,{SUFFIX}\n", f"cn=Person 0006,ou=people,{SUFFIX}"),
+    ("ldapmodrdn", f"cn=Person 0007,ou=people,{SUFFIX}\ncn=Other\n",
+     f"cn=Person 0007,ou=people,{SUFFIX}"),
+)
+
+
+def test_writes_are_referred(tmp_path: Path, slapd: Slapd) -> None:
+    consumer = replica(tmp_path, slapd, type="refreshAndPersist")
+    consumer.start()
+    try:
+        converge(slapd, consumer)
+        for tool, ldif, target in WRITES:
+            done = consumer.tool(tool, input=ldif.encode())
+            output = (done.stdout + done.stderr).decode()
+            assert done.returncode == 10, (tool, output)
+            url = f"{slapd.url}/{target.replace(' ', '%20')}"
+            assert url in output, (tool, output)
+        converge(slapd, consumer)
+    finally:
+        consumer.stop()
+
+
+def test_bad_configuration(tmp_path: Path, slapd: Slapd) -> None:
+    consumer = replica(tmp_path / "retry", slapd, retry="5 x")
+    with pytest.raises(ServeExited, match=r"replication\.consumer\.retry: '5 x'"):
+        consumer.start()
+    signer = make_server(tmp_path / "ca")
+    signer.configure("replication", consumer={"provider": slapd.url, "rid": 1})
+    done = subprocess.run([*CERTDIR, "serve", "--data-dir", str(signer.data_dir)],
+                          capture_output=True, timeout=60)
+    assert done.returncode != 0
+    assert b"ca: a replica (replication.consumer) does not sign" in done.stdout + done.stderr
