@@ -174,7 +174,8 @@ def replica(tmp: Path, provider: Slapd, **settings: Any) -> Server:
 def contents(search: Any) -> dict[str, Record]:
     done = search("ldapsearch", "-LLL", "-b", SUFFIX, "(objectClass=*)", *COMPARED)
     assert done.returncode == 0, done.stderr.decode()
-    return {dn: Record(dn, tuple(sorted(a for a in r.attributes if a[0] != "objectclass")))
+    return {dn.lower(): Record(dn, tuple(sorted(a for a in r.attributes
+                                                  if a[0] != "objectclass")))
             for dn, r in by_dn(done.stdout).items()}
 
 
@@ -213,14 +214,14 @@ def test_refresh_and_persist(tmp_path: Path, slapd: Slapd) -> None:
     try:
         held = converge(slapd, consumer)
         assert len(held) == PEOPLE + 3
-        entry = held[f"cn=Person 0042,ou=people,{SUFFIX}"]
+        entry = held[f"cn=Person 0042,ou=people,{SUFFIX}".lower()]
         assert entry.values("creatorsName") == (ROOT_DN,)
         assert len(entry.values("userCertificate;binary")) == 1
         slapd.modify(CHANGES)
         held = converge(slapd, consumer)
-        assert f"cn=Moved Person,ou=staff,{SUFFIX}" in held
-        assert f"cn=Person 0003,ou=people,{SUFFIX}" not in held
-        assert held[f"cn=Person 0001,ou=people,{SUFFIX}"].values("description") == ("modified",)
+        assert f"cn=Moved Person,ou=staff,{SUFFIX}".lower() in held
+        assert f"cn=Person 0003,ou=people,{SUFFIX}".lower() not in held
+        assert held[f"cn=Person 0001,ou=people,{SUFFIX}".lower()].values("description") == ("modified",)
     finally:
         consumer.stop()
 
@@ -232,8 +233,8 @@ def test_refresh_only(tmp_path: Path, slapd: Slapd) -> None:
         assert len(converge(slapd, consumer)) == PEOPLE + 3
         slapd.modify(CHANGES)
         held = converge(slapd, consumer)
-        assert f"cn=New Person,ou=people,{SUFFIX}" in held
-        assert f"cn=Person 0002,ou=people,{SUFFIX}" not in held
+        assert f"cn=New Person,ou=people,{SUFFIX}".lower() in held
+        assert f"cn=Person 0002,ou=people,{SUFFIX}".lower() not in held
     finally:
         consumer.stop()
 
