@@ -54,8 +54,9 @@ class ProviderConnection(Protocol):
     def __init__(self) -> None:
         self.codec = LDAPClientConnection(Limits(max_pdu=64 * 1024 * 1024))
         self.handlers: dict[int, Handler] = {}
-        # Fires with why the connection ended, whatever ended it.
-        self.lost: Deferred[Failure] = Deferred()
+        # Fires with why the connection ended, whatever ended it (an exception
+        # as the result, not a failure: nobody need be listening).
+        self.lost: Deferred[BaseException] = Deferred()
 
     def send(self, op: Request, handler: Handler | None,
              controls: tuple[Control, ...] = ()) -> None:
@@ -90,7 +91,7 @@ class ProviderConnection(Protocol):
 
     def close(self, why: Exception | None = None) -> None:
         if why is not None and not self.lost.called:
-            self.lost.callback(Failure(why))
+            self.lost.callback(why)
         if self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
@@ -101,7 +102,7 @@ class ProviderConnection(Protocol):
 
     def connectionLost(self, reason: Failure = _CLOSED) -> None:
         if not self.lost.called:
-            self.lost.callback(reason)
+            self.lost.callback(reason.value or ConnectionError("connection closed"))
 
 
 def _checked(message: LDAPMessage, what: str) -> LDAPMessage:

@@ -122,9 +122,9 @@ class _Refresh:
             return True
         return False
 
-    def fail(self, failure: Failure) -> None:
+    def fail(self, why: BaseException) -> None:
         if not self.done.called:
-            self.done.errback(failure)
+            self.done.errback(Failure(why))
 
     def _queue(self, change: Change) -> None:
         self.consumer.queue(self, change)

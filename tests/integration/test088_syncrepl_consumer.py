@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from tests.integration.conftest import CERTDIR, SUFFIX, Server, ServeExited, make_server
+from tests.integration.conftest import CERTDIR, SUFFIX, ServeExited, Server, make_server
 from tests.integration.ldif_compare import Record, by_dn
 from tests.ports import free_port
 
@@ -71,8 +71,7 @@ index objectClass eq
 index entryCSN,entryUUID eq
 overlay syncprov
 syncprov-checkpoint 1 1
-syncprov-sessionlog 10000
-"""
+{sessionlog}"""
 
 
 def certificate(name: str) -> bytes:
@@ -138,26 +137,40 @@ class Slapd:
     def tool(self, name: str, *args: str, input: bytes | None = None,
              ) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run([name, "-H", self.url, "-x", "-D", ROOT_DN, "-w", ROOT_PW, *args],
-                              input=input, capture_output=True, timeout=60)
+                              input=input, capture_output=True, timeout=60, check=False)
 
     def modify(self, ldif: str) -> None:
         done = self.tool("ldapmodify", input=ldif.encode())
         assert done.returncode == 0, done.stderr.decode()
 
 
-@pytest.fixture
-def slapd(tmp_path: Path) -> Iterator[Slapd]:
+def start_slapd(work: Path, sessionlog: bool) -> Slapd:
+    """A provider; with a session log it sends deletes since a cookie as
+    syncIdSets, without one it names the present entries instead."""
     if not SLAPD.exists():
         pytest.fail("slapd is not installed (apt-get install slapd)")
-    work = tmp_path / "slapd"
     (work / "mdb").mkdir(parents=True)
-    (work / "slapd.conf").write_text(SLAPD_CONF.format(work=work, suffix=SUFFIX,
-                                                       root_dn=ROOT_DN, root_pw=ROOT_PW))
+    (work / "slapd.conf").write_text(SLAPD_CONF.format(
+        work=work, suffix=SUFFIX, root_dn=ROOT_DN, root_pw=ROOT_PW,
+        sessionlog="syncprov-sessionlog 10000\n" if sessionlog else ""))
     (work / "data.ldif").write_text(PROVIDER_LDIF)
     subprocess.run([str(SLAPADD), "-f", str(work / "slapd.conf"), "-l", str(work / "data.ldif"),
                     "-q"], check=True, capture_output=True, timeout=120)
     server = Slapd(work, free_port())
     server.start()
+    return server
+
+
+@pytest.fixture
+def slapd(tmp_path: Path) -> Iterator[Slapd]:
+    server = start_slapd(tmp_path / "slapd", sessionlog=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def slapd_without_log(tmp_path: Path) -> Iterator[Slapd]:
+    server = start_slapd(tmp_path / "slapd", sessionlog=False)
     yield server
     server.stop()
 
@@ -205,7 +218,9 @@ CHANGES = (
     f"mail: renamed.one@example.com\n-\nadd: description\ndescription: modified\n\n"
     f"dn: cn=Person 0002,ou=people,{SUFFIX}\nchangetype: modrdn\nnewrdn: cn=Moved Person\n"
     f"deleteoldrdn: 1\nnewsuperior: ou=staff,{SUFFIX}\n\n"
-    f"dn: cn=Person 0003,ou=people,{SUFFIX}\nchangetype: delete\n\n")
+    f"dn: cn=Person 0003,ou=people,{SUFFIX}\nchangetype: delete\n\n"
+    f"dn: ou=staff,{SUFFIX}\nchangetype: modrdn\nnewrdn: ou=team\ndeleteoldrdn: 1\n\n")
+MOVED = f"cn=Moved Person,ou=team,{SUFFIX}".lower()
 
 
 def test_refresh_and_persist(tmp_path: Path, slapd: Slapd) -> None:
@@ -219,9 +234,10 @@ def test_refresh_and_persist(tmp_path: Path, slapd: Slapd) -> None:
         assert len(entry.values("userCertificate;binary")) == 1
         slapd.modify(CHANGES)
         held = converge(slapd, consumer)
-        assert f"cn=Moved Person,ou=staff,{SUFFIX}".lower() in held
+        assert MOVED in held
         assert f"cn=Person 0003,ou=people,{SUFFIX}".lower() not in held
-        assert held[f"cn=Person 0001,ou=people,{SUFFIX}".lower()].values("description") == ("modified",)
+        one = held[f"cn=Person 0001,ou=people,{SUFFIX}".lower()]
+        assert one.values("description") == ("modified",)
     finally:
         consumer.stop()
 
@@ -252,8 +268,45 @@ def test_kill_and_resume(tmp_path: Path, slapd: Slapd) -> None:
     consumer.start()
     try:
         converge(slapd, consumer)
-        # The add, the modify and the rename; the delete came by entryUUID.
-        assert REFRESHED.findall(consumer.log()) == [str(PEOPLE + 3), "3"]
+        # The add, the modify and the two renames; the delete came by entryUUID.
+        assert REFRESHED.findall(consumer.log()) == [str(PEOPLE + 3), "4"]
+    finally:
+        consumer.stop()
+
+
+PRESENT = re.compile(r"done: (\d+) entries sent in full, (\d+) named present, (\d+) deleted")
+
+
+def test_resume_by_present_phase(tmp_path: Path, slapd_without_log: Slapd) -> None:
+    provider = slapd_without_log
+    consumer = replica(tmp_path, provider, type="refreshOnly", interval_s=3600)
+    consumer.start()
+    converge(provider, consumer)
+    consumer.kill()
+    provider.modify(f"dn: cn=Person 0009,ou=people,{SUFFIX}\nchangetype: delete\n\n"
+                    f"dn: cn=Person 0010,ou=people,{SUFFIX}\nchangetype: modify\n"
+                    f"replace: sn\nsn: changed\n\n")
+    consumer.start()
+    try:
+        converge(provider, consumer)
+        # Without a session log slapd sends the changed entry in full and names
+        # every entry it holds present; the one it no longer holds is deleted here.
+        assert PRESENT.findall(consumer.log())[-1] == ("1", str(PEOPLE + 3 - 1), "1")
+    finally:
+        consumer.stop()
+
+
+def test_provider_restarts(tmp_path: Path, slapd: Slapd) -> None:
+    consumer = replica(tmp_path, slapd, type="refreshAndPersist")
+    consumer.start()
+    try:
+        converge(slapd, consumer)
+        slapd.stop()
+        time.sleep(1.5)
+        slapd.start()
+        slapd.modify(CHANGES)
+        assert MOVED in converge(slapd, consumer)
+        assert "retrying in 1 s" in consumer.log()
     finally:
         consumer.stop()
 
@@ -292,6 +345,6 @@ def test_bad_configuration(tmp_path: Path, slapd: Slapd) -> None:
     signer = make_server(tmp_path / "ca")
     signer.configure("replication", consumer={"provider": slapd.url, "rid": 1})
     done = subprocess.run([*CERTDIR, "serve", "--data-dir", str(signer.data_dir)],
-                          capture_output=True, timeout=60)
+                          capture_output=True, timeout=60, check=False)
     assert done.returncode != 0
     assert b"ca: a replica (replication.consumer) does not sign" in done.stdout + done.stderr
