@@ -4,7 +4,8 @@
   replaces the whole entry here, found by its entryUUID: its attributes are
   the provider's, operational ones included (entryUUID, entryCSN,
   creatorsName, modifiersName and the timestamps stay as the provider set
-  them). Types the schema does not know and the ones computed when read
+  them; the entryUUID is the Sync State's when the configured attributes
+  leave it out). Types the schema does not know and the ones computed when read
   (hasSubordinates, subschemaSubentry, entryDN) are left out; the object
   classes get their superclasses, so the objectClass index finds them.
 - A known entryUUID under another DN is a rename: the entry moves with
@@ -12,7 +13,8 @@
   entry over.
 - A delete names entryUUIDs (a Sync State of delete, a syncIdSet with
   refreshDeletes): each entry goes with anything below it; an entryUUID
-  not replicated here is nothing to do.
+  not replicated here, or whose DN now holds another entry (the provider
+  deleted it and added another under its DN), deletes nothing.
 - At the end of a present phase every replicated entry whose entryUUID was
   not named present is deleted, the deepest first (RFC 4533 §3.3.1).
 - A checkpoint stores the provider's cookie in the same transaction as the
@@ -61,16 +63,24 @@ class Checkpoint:
 Change: TypeAlias = Upsert | Remove | RemoveAbsent | Checkpoint
 
 
-def entry_of(dsa: DSA, dn: DN, pairs: Iterable[tuple[str, Iterable[bytes]]]) -> Entry:
-    """The entry to store for the provider's DN and attributes."""
+def entry_of(dsa: DSA, dn: DN, pairs: Iterable[tuple[str, Iterable[bytes]]],
+             uuid: str) -> Entry:
+    """The entry to store for the provider's DN and attributes; its
+    entryUUID is the Sync State's when the attributes asked for leave it out."""
     attributes: dict[str, tuple[bytes, ...]] = {}
     for name, values in pairs:
         resolved = find(dsa.schema, name)
         if resolved is None or resolved.type.key in NOT_STORED:
             continue
         attributes[resolved.key] = attributes.get(resolved.key, ()) + tuple(values)
+    attributes.setdefault("entryuuid", (uuid.encode(),))
     complete_classes(dsa, attributes)
     return Entry(dn, attributes)
+
+
+def _uuid_of(entry: Entry) -> str | None:
+    value = entry.first("entryuuid")
+    return None if value is None else value.decode().lower()
 
 
 @dataclass
@@ -81,27 +91,35 @@ class _Batch:
     written: int = 0
     deleted: int = 0
 
+    def holding(self, uuid: str) -> Entry | None:
+        """The entry here that `uuid` names, if it is still that entry (a DN
+        the provider gave a new entry since names another one)."""
+        known = store.dn_of(self.txn.records, self.rid, uuid)
+        if known is None:
+            return None
+        entry = self.txn.get(self.dsa.parse_dn(known))
+        return entry if entry is not None and _uuid_of(entry) == uuid else None
+
     def remember_subtree(self, dn: DN) -> None:
         for entry in self.txn.subtree(dn):
-            uuid = entry.first("entryuuid")
+            uuid = _uuid_of(entry)
             if uuid is not None:
-                store.remember(self.txn.records, self.rid, uuid.decode().lower(), str(entry.dn))
+                store.remember(self.txn.records, self.rid, uuid, str(entry.dn))
 
     def delete_subtree(self, dn: DN) -> None:
         for entry in reversed(list(self.txn.subtree(dn))):
             self.txn.delete(entry.dn)
             self.deleted += 1
-            uuid = entry.first("entryuuid")
+            uuid = _uuid_of(entry)
             if uuid is not None:
-                store.forget(self.txn.records, self.rid, uuid.decode().lower())
+                store.forget(self.txn.records, self.rid, uuid)
 
 
 def _upsert(batch: _Batch, change: Upsert) -> None:
     txn, entry = batch.txn, change.entry
-    known = store.dn_of(txn.records, batch.rid, change.uuid)
-    old = batch.dsa.parse_dn(known) if known is not None else None
-    if old is not None and old != entry.dn and txn.get(old) is not None:
-        txn.rename(old, entry)
+    old = batch.holding(change.uuid)
+    if old is not None and old.dn != entry.dn:
+        txn.rename(old.dn, entry)
         batch.remember_subtree(entry.dn)
     elif txn.get(entry.dn) is not None:
         txn.replace(entry)
@@ -113,12 +131,9 @@ def _upsert(batch: _Batch, change: Upsert) -> None:
 
 def _remove(batch: _Batch, change: Remove) -> None:
     for uuid in change.uuids:
-        known = store.dn_of(batch.txn.records, batch.rid, uuid)
-        if known is None:
-            continue
-        dn = batch.dsa.parse_dn(known)
-        if batch.txn.get(dn) is not None:
-            batch.delete_subtree(dn)
+        entry = batch.holding(uuid)
+        if entry is not None:
+            batch.delete_subtree(entry.dn)
         store.forget(batch.txn.records, batch.rid, uuid)
 
 
@@ -126,9 +141,10 @@ def _remove_absent(batch: _Batch, change: RemoveAbsent) -> None:
     absent = [(batch.dsa.parse_dn(dn), uuid)
               for uuid, dn in store.replicated(batch.txn.records, batch.rid)
               if uuid not in change.present]
-    for dn, uuid in sorted(absent, key=lambda pair: -len(pair[0])):
-        if batch.txn.get(dn) is not None:
-            batch.delete_subtree(dn)
+    for _, uuid in sorted(absent, key=lambda pair: -len(pair[0])):
+        entry = batch.holding(uuid)
+        if entry is not None:
+            batch.delete_subtree(entry.dn)
         store.forget(batch.txn.records, batch.rid, uuid)
 
 

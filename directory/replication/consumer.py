@@ -164,7 +164,7 @@ class _Refresh:
         self.sent += 1
         if self.refreshing:
             self.present.add(entry_uuid)
-        self._queue(Upsert(entry_uuid, entry_of(dsa, dn, op.attributes)))
+        self._queue(Upsert(entry_uuid, entry_of(dsa, dn, op.attributes, entry_uuid)))
 
     def _info(self, info: SyncInfo) -> None:
         if isinstance(info, NewCookie):

@@ -9,9 +9,12 @@ slapd provider (back_mdb with the syncprov overlay and a session log).
 - kill -9 of the consumer, changes on slapd meanwhile, a restart: it
   resumes from its stored cookie. Its log says how many entries the
   provider sent in full: the few changed ones, not every entry again.
-- A replica is read-only: an add, a modify, a delete and a rename, even
-  as the root DN, get referral (10) naming the provider with the target.
-- `replication.consumer` with a bad key stops `certdir serve` with a
+- The provider over ldaps:// and over StartTLS, its certificate checked
+  against `ca_file`; one from another CA is refused (and retried).
+- A replica is read-only: an add, a modify, a delete, a rename and a
+  password modify, even as the root DN, get referral (10) naming the
+  provider (with the target, but for the password modify).
+- `replication.consumer` with a bad value stops `certdir serve` with a
   message naming the key; a replica refuses a `ca` section (the CA signs
   on the provider).
 """
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -33,7 +38,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import NameOID
 
 from tests.integration.conftest import CERTDIR, SUFFIX, ServeExited, Server, make_server
@@ -72,6 +77,40 @@ index entryCSN,entryUUID eq
 overlay syncprov
 syncprov-checkpoint 1 1
 {sessionlog}"""
+TLS_CONF = """\
+TLSCACertificateFile {work}/ca.pem
+TLSCertificateFile {work}/server.pem
+TLSCertificateKeyFile {work}/server.key
+"""
+
+
+def tls_files(work: Path, name: str) -> None:
+    """A CA (`<name>-ca.pem`) and, for slapd, a server certificate it issued
+    for 127.0.0.1 (`server.pem`, `server.key`, and the CA as `ca.pem`)."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} test CA")])
+    now = dt.datetime.now(dt.UTC)
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    (work / f"{name}-ca.pem").write_bytes(ca.public_bytes(Encoding.PEM))
+    if name != "provider":
+        return
+    key = ec.generate_private_key(ec.SECP256R1())
+    server = (x509.CertificateBuilder()
+              .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+              .issuer_name(ca_name).public_key(key.public_key())
+              .serial_number(x509.random_serial_number())
+              .not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
+              .add_extension(x509.SubjectAlternativeName(
+                  [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+    (work / "ca.pem").write_bytes(ca.public_bytes(Encoding.PEM))
+    (work / "server.pem").write_bytes(server.public_bytes(Encoding.PEM))
+    (work / "server.key").write_bytes(key.private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
 
 
 def certificate(name: str) -> bytes:
@@ -104,11 +143,16 @@ PROVIDER_LDIF = (
 class Slapd:
     work: Path
     port: int
+    ldaps_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.ldaps_port}"
 
     @property
     def log_file(self) -> Path:
@@ -117,7 +161,8 @@ class Slapd:
     def start(self) -> None:
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(SLAPD), "-f", str(self.work / "slapd.conf"), "-h", f"{self.url}/",
+                [str(SLAPD), "-f", str(self.work / "slapd.conf"), "-h",
+                 f"{self.url}/ {self.ldaps_url}/" if self.ldaps_port else f"{self.url}/",
                  "-d", "stats"], stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -144,19 +189,24 @@ class Slapd:
         assert done.returncode == 0, done.stderr.decode()
 
 
-def start_slapd(work: Path, sessionlog: bool) -> Slapd:
+def start_slapd(work: Path, sessionlog: bool, tls: bool = False) -> Slapd:
     """A provider; with a session log it sends deletes since a cookie as
-    syncIdSets, without one it names the present entries instead."""
+    syncIdSets, without one it names the present entries instead; with
+    `tls` it offers StartTLS and listens on ldaps:// too."""
     if not SLAPD.exists():
         pytest.fail("slapd is not installed (apt-get install slapd)")
     (work / "mdb").mkdir(parents=True)
-    (work / "slapd.conf").write_text(SLAPD_CONF.format(
-        work=work, suffix=SUFFIX, root_dn=ROOT_DN, root_pw=ROOT_PW,
-        sessionlog="syncprov-sessionlog 10000\n" if sessionlog else ""))
+    conf = SLAPD_CONF.format(work=work, suffix=SUFFIX, root_dn=ROOT_DN, root_pw=ROOT_PW,
+                             sessionlog="syncprov-sessionlog 10000\n" if sessionlog else "")
+    if tls:
+        tls_files(work, "provider")
+        tls_files(work, "stranger")
+        conf = TLS_CONF.format(work=work) + conf
+    (work / "slapd.conf").write_text(conf)
     (work / "data.ldif").write_text(PROVIDER_LDIF)
     subprocess.run([str(SLAPADD), "-f", str(work / "slapd.conf"), "-l", str(work / "data.ldif"),
                     "-q"], check=True, capture_output=True, timeout=120)
-    server = Slapd(work, free_port())
+    server = Slapd(work, free_port(), free_port() if tls else 0)
     server.start()
     return server
 
@@ -164,6 +214,13 @@ def start_slapd(work: Path, sessionlog: bool) -> Slapd:
 @pytest.fixture
 def slapd(tmp_path: Path) -> Iterator[Slapd]:
     server = start_slapd(tmp_path / "slapd", sessionlog=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def slapd_tls(tmp_path: Path) -> Iterator[Slapd]:
+    server = start_slapd(tmp_path / "slapd", sessionlog=True, tls=True)
     yield server
     server.stop()
 
@@ -181,6 +238,10 @@ def replica(tmp: Path, provider: Slapd, **settings: Any) -> Server:
     server.configure("replication", consumer={
         "provider": provider.url, "rid": 7, "bind_dn": ROOT_DN,
         "password_file": "provider.pw", "retry": "1 +", **settings})
+    for name in ("provider", "stranger"):
+        pem = provider.work / f"{name}-ca.pem"
+        if pem.exists():
+            shutil.copy(pem, server.data_dir / pem.name)
     return server
 
 
@@ -311,37 +372,93 @@ def test_provider_restarts(tmp_path: Path, slapd: Slapd) -> None:
         consumer.stop()
 
 
+# (tool, its arguments, its input, the DN the referral names)
 WRITES = (
-    ("ldapadd", f"dn: cn=Local,ou=people,{SUFFIX}\nobjectClass: person\ncn: Local\nsn: L\n",
-     f"cn=Local,ou=people,{SUFFIX}"),
-    ("ldapmodify", f"dn: cn=Person 0005,ou=people,{SUFFIX}\nchangetype: modify\n"
+    ("ldapadd", (), f"dn: cn=Local,ou=people,{SUFFIX}\nobjectClass: person\ncn: Local\n"
+     f"sn: L\n", f"cn=Local,ou=people,{SUFFIX}"),
+    ("ldapmodify", (), f"dn: cn=Person 0005,ou=people,{SUFFIX}\nchangetype: modify\n"
      f"replace: sn\nsn: x\n", f"cn=Person 0005,ou=people,{SUFFIX}"),
-    ("ldapdelete", f"cn=Person 0006,ou=people,{SUFFIX}\n", f"cn=Person 0006,ou=people,{SUFFIX}"),
-    ("ldapmodrdn", f"cn=Person 0007,ou=people,{SUFFIX}\ncn=Other\n",
+    ("ldapdelete", (), f"cn=Person 0006,ou=people,{SUFFIX}\n",
+     f"cn=Person 0006,ou=people,{SUFFIX}"),
+    ("ldapmodrdn", (), f"cn=Person 0007,ou=people,{SUFFIX}\ncn=Other\n",
      f"cn=Person 0007,ou=people,{SUFFIX}"),
+    ("ldappasswd", ("-s", "new-secret", f"cn=Person 0008,ou=people,{SUFFIX}"), "", ""),
 )
 
 
-def test_writes_are_referred(tmp_path: Path, slapd: Slapd) -> None:
+@pytest.mark.parametrize("tool, args, ldif, target", WRITES, ids=[w[0] for w in WRITES])
+def test_writes_are_referred(tmp_path: Path, slapd: Slapd, tool: str, args: tuple[str, ...],
+                             ldif: str, target: str) -> None:
     consumer = replica(tmp_path, slapd, type="refreshAndPersist")
     consumer.start()
     try:
         converge(slapd, consumer)
-        for tool, ldif, target in WRITES:
-            done = consumer.tool(tool, input=ldif.encode())
-            output = (done.stdout + done.stderr).decode()
-            assert done.returncode == 10, (tool, output)
-            url = f"{slapd.url}/{target.replace(' ', '%20')}"
-            assert url in output, (tool, output)
+        done = consumer.tool(tool, *args, input=ldif.encode())
+        output = (done.stdout + done.stderr).decode()
+        assert done.returncode == 10, output
+        url = f"{slapd.url}/{target.replace(' ', '%20')}" if target else slapd.url
+        assert url in output, output
         converge(slapd, consumer)
     finally:
         consumer.stop()
 
 
+@pytest.mark.parametrize("how", ["ldaps", "starttls"])
+def test_tls_provider(tmp_path: Path, slapd_tls: Slapd, how: str) -> None:
+    settings = ({"provider": slapd_tls.ldaps_url} if how == "ldaps"
+                else {"starttls": True})
+    consumer = replica(tmp_path, slapd_tls, type="refreshAndPersist",
+                       ca_file="provider-ca.pem", **settings)
+    consumer.start()
+    try:
+        converge(slapd_tls, consumer)
+        assert "retrying" not in consumer.log()
+    finally:
+        consumer.stop()
+
+
+def test_tls_provider_not_trusted(tmp_path: Path, slapd_tls: Slapd) -> None:
+    consumer = replica(tmp_path, slapd_tls, type="refreshAndPersist",
+                       provider=slapd_tls.ldaps_url, ca_file="stranger-ca.pem")
+    consumer.start()
+    try:
+        deadline = time.monotonic() + CONVERGE_S
+        while "retrying in 1 s" not in consumer.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "certificate verify failed" in consumer.log()
+        assert len(contents(consumer.tool)) == 1  # the suffix entry `certdir init` made
+    finally:
+        consumer.stop()
+
+
+# (a consumer setting, what `certdir serve` says of it)
+BAD = (
+    ({"retry": "5 x"}, "replication.consumer.retry: '5 x': must be pairs of seconds and times"),
+    ({"retry": "5 + 60 +"}, "replication.consumer.retry: '5 + 60 +': only the last step is +"),
+    ({"retry": "0 +"}, "replication.consumer.retry: '0 +': seconds and times are above 0"),
+    ({"provider": "http://127.0.0.1:1"}, "replication.consumer.provider: 'http://127.0.0.1:1': "
+     "must be ldap://host:port or ldaps://host:port"),
+    ({"provider": "ldaps://127.0.0.1:1", "starttls": True},
+     "replication.consumer.starttls: not with an ldaps:// URL"),
+    ({"base": "dc=other,dc=org"}, "replication.consumer.base: 'dc=other,dc=org' is not within "
+     "the suffix"),
+    ({"type": "refreshSometimes"}, "replication.consumer.type: 'refreshSometimes' is not allowed"),
+    ({"scope": "deep"}, "replication.consumer.scope: 'deep' is not allowed"),
+    ({"filter": "(cn=x"}, "replication.consumer.filter: '(cn=x'"),
+    ({"rid": 1000}, "replication.consumer.rid: 1000 is not allowed"),
+    ({"password_file": ""}, "replication.consumer.bind_dn: bind_dn and password_file go together"),
+    ({"interval": 5}, "replication.consumer.interval: unknown key"),
+)
+
+
 def test_bad_configuration(tmp_path: Path, slapd: Slapd) -> None:
-    consumer = replica(tmp_path / "retry", slapd, retry="5 x")
-    with pytest.raises(ServeExited, match=r"replication\.consumer\.retry: '5 x'"):
-        consumer.start()
+    consumer = replica(tmp_path / "bad", slapd)
+    good = {"provider": slapd.url, "rid": 7, "bind_dn": ROOT_DN, "password_file": "provider.pw"}
+    for setting, message in BAD:
+        consumer.configure("replication", consumer={**good, **setting})
+        with pytest.raises(ServeExited) as exited:
+            consumer.start()
+        assert message in exited.value.output, (setting, exited.value.output[-500:])
     signer = make_server(tmp_path / "ca")
     signer.configure("replication", consumer={"provider": slapd.url, "rid": 1})
     done = subprocess.run([*CERTDIR, "serve", "--data-dir", str(signer.data_dir)],
