@@ -4,7 +4,8 @@
   connection to the provider (`directory.replication.connection`) and
   sends the configured search with the Sync Request control (refreshOnly
   or refreshAndPersist) and the cookie the last committed batch stored;
-  without one the provider sends everything (a full refresh).
+  without one, a cookie naming only the rid (as slapd's consumer sends),
+  and the provider sends everything (a full refresh).
 - What arrives becomes changes (`directory.replication.apply`) handed to
   the writer in batches, one batch at a time and in the order they came,
   each with the newest cookie it covers: the reactor never waits for the
@@ -59,6 +60,7 @@ from directory.protocol.sync import (
     SYNC_DONE,
     SYNC_INFO,
     SYNC_STATE,
+    Cookie,
     Mode,
     NewCookie,
     RefreshPresent,
@@ -250,10 +252,15 @@ class Consumer:
         cookie = None if self._reload else self._stored_cookie()
         connection = await open_connection(self.config.provider, self._password,
                                            self._trust, self.reactor)
+        if self._stopped:
+            connection.unbind()
+            return 0
         self._connection = connection
         refresh = self._refresh = _Refresh(self)
         connection.lost.addCallback(refresh.fail)
-        request = SyncRequest(MODES[self.config.type], cookie)
+        # Without a stored cookie, one naming only the rid, as slapd's consumer sends.
+        request = SyncRequest(MODES[self.config.type],
+                              cookie or Cookie(rid=self.config.rid).encode())
         connection.send(self._search, refresh.receive, (request.to_control(),))
         result = await refresh.done
         await self._all_written()
@@ -273,6 +280,7 @@ class Consumer:
     def _failed(self, failure: Failure) -> None:
         self._refresh = None
         self._pending.clear()
+        self._paused = False
         if self._connection is not None:
             self._connection.close()
             self._connection = None

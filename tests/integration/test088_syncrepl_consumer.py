@@ -9,6 +9,12 @@ slapd provider (back_mdb with the syncprov overlay and a session log).
 - kill -9 of the consumer, changes on slapd meanwhile, a restart: it
   resumes from its stored cookie. Its log says how many entries the
   provider sent in full: the few changed ones, not every entry again.
+  Killed in the middle of its first refresh (batches committed, no cookie
+  yet), it refreshes again and converges, the entry deleted meanwhile gone.
+- Without a session log on slapd, a resume is a present phase: the entry
+  deleted while the consumer was down is deleted here at its end.
+- slapd stopped and started again: the consumer reconnects on its retry
+  schedule and converges on what changed.
 - The provider over ldaps:// and over StartTLS, its certificate checked
   against `ca_file`; one from another CA is refused (and retried).
 - A replica is read-only: an add, a modify, a delete, a rename and a
@@ -41,13 +47,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import NameOID
 
-from tests.integration.conftest import CERTDIR, SUFFIX, ServeExited, Server, make_server
+from tests.integration.conftest import (
+    CERTDIR,
+    SUFFIX,
+    ServeExited,
+    Server,
+    database_rows,
+    make_server,
+)
 from tests.integration.ldif_compare import Record, by_dn
 from tests.ports import free_port
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
 PEOPLE = 300
+LARGE = 6000  # entries a refresh takes long enough over to be killed in the middle
 CONVERGE_S = 60
 ROOT_DN = f"cn=admin,{SUFFIX}"
 ROOT_PW = "secret"
@@ -189,7 +203,12 @@ class Slapd:
         assert done.returncode == 0, done.stderr.decode()
 
 
-def start_slapd(work: Path, sessionlog: bool, tls: bool = False) -> Slapd:
+def plain_person(n: int) -> str:
+    return (f"dn: cn=Plain {n:05d},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\n"
+            f"cn: Plain {n:05d}\nsn: {n:05d}\nmail: plain{n}@example.com\n\n")
+
+
+def start_slapd(work: Path, sessionlog: bool, tls: bool = False, extra: int = 0) -> Slapd:
     """A provider; with a session log it sends deletes since a cookie as
     syncIdSets, without one it names the present entries instead; with
     `tls` it offers StartTLS and listens on ldaps:// too."""
@@ -203,7 +222,8 @@ def start_slapd(work: Path, sessionlog: bool, tls: bool = False) -> Slapd:
         tls_files(work, "stranger")
         conf = TLS_CONF.format(work=work) + conf
     (work / "slapd.conf").write_text(conf)
-    (work / "data.ldif").write_text(PROVIDER_LDIF)
+    (work / "data.ldif").write_text(PROVIDER_LDIF + "".join(plain_person(n)
+                                                            for n in range(extra)))
     subprocess.run([str(SLAPADD), "-f", str(work / "slapd.conf"), "-l", str(work / "data.ldif"),
                     "-q"], check=True, capture_output=True, timeout=120)
     server = Slapd(work, free_port(), free_port() if tls else 0)
@@ -221,6 +241,13 @@ def slapd(tmp_path: Path) -> Iterator[Slapd]:
 @pytest.fixture
 def slapd_tls(tmp_path: Path) -> Iterator[Slapd]:
     server = start_slapd(tmp_path / "slapd", sessionlog=True, tls=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def slapd_large(tmp_path: Path) -> Iterator[Slapd]:
+    server = start_slapd(tmp_path / "slapd", sessionlog=True, extra=LARGE)
     yield server
     server.stop()
 
@@ -331,6 +358,27 @@ def test_kill_and_resume(tmp_path: Path, slapd: Slapd) -> None:
         converge(slapd, consumer)
         # The add, the modify and the two renames; the delete came by entryUUID.
         assert REFRESHED.findall(consumer.log()) == [str(PEOPLE + 3), "4"]
+    finally:
+        consumer.stop()
+
+
+def test_kill_in_the_middle_of_a_refresh(tmp_path: Path, slapd_large: Slapd) -> None:
+    consumer = replica(tmp_path, slapd_large, type="refreshAndPersist")
+    consumer.start()
+    deadline = time.monotonic() + CONVERGE_S
+    while not database_rows(consumer.data_dir, "SELECT uuid FROM sync_entries"):
+        assert time.monotonic() < deadline, consumer.log()[-2000:]
+        time.sleep(0.02)
+    consumer.kill()
+    stored = database_rows(consumer.data_dir, "SELECT count(*) FROM sync_entries")[0][0]
+    # Killed in the middle: some batches committed, no cookie yet.
+    assert 0 < stored < LARGE
+    assert database_rows(consumer.data_dir, "SELECT rid FROM sync_cookies") == []
+    slapd_large.modify(f"dn: cn=Plain 00001,ou=people,{SUFFIX}\nchangetype: delete\n\n")
+    consumer.start()
+    try:
+        assert len(converge(slapd_large, consumer)) == PEOPLE + 3 + LARGE - 1
+        assert database_rows(consumer.data_dir, "SELECT rid FROM sync_cookies") == [(7,)]
     finally:
         consumer.stop()
 
@@ -461,7 +509,11 @@ def test_bad_configuration(tmp_path: Path, slapd: Slapd) -> None:
         assert message in exited.value.output, (setting, exited.value.output[-500:])
     signer = make_server(tmp_path / "ca")
     signer.configure("replication", consumer={"provider": slapd.url, "rid": 1})
+    refusal = b"ca: a replica (replication.consumer) does not sign: the CA runs on the provider"
     done = subprocess.run([*CERTDIR, "serve", "--data-dir", str(signer.data_dir)],
                           capture_output=True, timeout=60, check=False)
-    assert done.returncode != 0
-    assert b"ca: a replica (replication.consumer) does not sign" in done.stdout + done.stderr
+    assert done.returncode == 1, done.stderr
+    assert refusal in done.stderr
+    crl = signer.certdir("ca", "crl", "--data-dir", str(signer.data_dir), check=False)
+    assert crl.returncode == 1, crl.stderr
+    assert refusal in crl.stderr
