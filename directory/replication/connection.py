@@ -7,7 +7,8 @@
   configured; the certificate checked against `ca_file` (the system's
   trust roots without it) and the provider's host name; then a simple
   bind as `bind_dn` with the password of `password_file`, or anonymous.
-  Each step ends within `timeout_s`; a refusal fails the opening.
+  Each step ends within `timeout_s`; a refusal fails the opening, and so
+  does the connection ending (with its reason: a certificate not trusted).
 - Each request's responses go to the handler given with it until it says
   it is done. A response the codec refuses, or a Notice of Disconnection
   (message id 0, RFC 4511 §4.4.1), drops the connection; `lost` fires
@@ -67,13 +68,21 @@ class ProviderConnection(Protocol):
         self.transport.write(wire)
 
     def ask(self, op: Request) -> Deferred[LDAPMessage]:
-        """The one response to `op`."""
+        """The one response to `op`; the reason the connection ended if it
+        ends first (a TLS handshake refused shows here)."""
         answer: Deferred[LDAPMessage] = Deferred()
 
         def handle(message: LDAPMessage) -> bool:
-            answer.callback(message)
+            if not answer.called:
+                answer.callback(message)
             return True
 
+        def lost(why: BaseException) -> BaseException:
+            if not answer.called:
+                answer.errback(Failure(why))
+            return why
+
+        self.lost.addCallback(lost)
         self.send(op, handle)
         return answer
 
