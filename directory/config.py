@@ -108,7 +108,8 @@ class Consumer:
     (a `Peer` without base: how to reach and bind to it), replicating the
     `scope` search of `base` for `filter` and `attributes`. After a failure
     the session is opened again after each `retry` step's seconds, that
-    many times (None: forever), as slapd's `retry="5 5 300 +"`."""
+    many times (None: forever), as slapd's `retry="5 5 300 +"`. A `base`
+    below the suffix needs the entries above it here already."""
     provider: Peer
     rid: int
     base: str
