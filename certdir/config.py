@@ -22,6 +22,10 @@
   (with `starttls`) or `ldaps://host:port/DN` URLs; `bind_dn` comes with a
   `password_file` (both, or neither: anonymous), and the files they name
   must exist.
+- `replication.consumer` makes certdir a read-only replica: its `provider`
+  is `ldap://host:port` (with `starttls`) or `ldaps://host:port`, its
+  `base` lies within the suffix, its `retry` is slapd's "5 5 300 +"; a
+  replica has no `ca` or `kms` section (they sign on the provider).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ from directory.config import (
     DEFAULT_CACHE_BYTES,
     DEFAULT_INDEXES,
     REFERRAL_MODES,
+    SYNC_TYPES,
+    Consumer,
     DirectoryConfig,
     Peer,
     ReferralList,
@@ -60,6 +66,9 @@ from directory.passwords import Hashing, HashPolicy
 from directory.ppolicy.config import PasswordPolicies, Policy, RootBackoff
 from directory.protocol.dn import DN
 from directory.protocol.filter import MAX_DEPTH as MAX_FILTER_DEPTH
+from directory.protocol.filter import FilterSyntaxError
+from directory.protocol.filter import parse as parse_filter
+from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError
 from directory.verify_queue import QueueLimits
 from kms.config import KMSConfig, SMTPConfig
@@ -341,6 +350,15 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     http, web = _http(top.section("http"), tls is not None)
     ca = _ca(top.section("ca"), data_dir, listen, http) if "ca" in top.data else None
     kms = _kms(top.section("kms"), data_dir, http) if "kms" in top.data else None
+    replication = top.section("replication")
+    consumer = (_consumer(replication.section("consumer"), data_dir, suffix)
+                if "consumer" in replication.data else None)
+    replication.finish()
+    if consumer is not None:
+        for name, section in (("ca", ca), ("kms", kms)):
+            if section is not None:
+                raise ConfigError(f"{name}: a replica (replication.consumer) does not sign: "
+                                  f"the {name.upper()} runs on the provider")
     top.finish()
 
     return Config(
@@ -386,6 +404,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             password_policy=password_policy,
             hashing=hashing,
             verify_queue=verify_queue,
+            consumer=consumer,
         ),
     )
 
@@ -466,6 +485,83 @@ def _peer(section: _Section, data_dir: Path) -> Peer:
                 mapping=pairs or ((base, base),))
     section.finish()
     return peer
+
+
+_CONSUMER = Consumer(Peer("", "", 0, ""), 0, "")
+SCOPES = {"base": Scope.BASE, "one": Scope.ONE, "sub": Scope.SUB, "children": Scope.CHILDREN}
+_RETRY = re.compile(r"\d+ (\d+|\+)( \d+ (\d+|\+))*")
+MAX_RID = 999  # slapd's rid is three decimal digits
+
+
+def _provider(section: _Section, data_dir: Path) -> Peer:
+    """`provider`: `ldap://host:port` (with `starttls`) or `ldaps://host:port`,
+    `bind_dn` with `password_file` (or neither), `ca_file`, `timeout_s`."""
+    url = section.get("provider", str)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _PEER_SCHEMES.get(parts.scheme, 0)
+    except ValueError as e:
+        raise ConfigError(f"{section.key('provider')}: {url!r}: {e}") from None
+    if (parts.scheme not in _PEER_SCHEMES or not parts.hostname
+            or parts.path not in ("", "/") or parts.query):
+        raise ConfigError(f"{section.key('provider')}: {url!r}: must be ldap://host:port "
+                          "or ldaps://host:port")
+    starttls = section.get("starttls", bool, False)
+    if starttls and parts.scheme == "ldaps":
+        raise ConfigError(f"{section.key('starttls')}: not with an ldaps:// URL")
+    tls = "ldaps" if parts.scheme == "ldaps" else "starttls" if starttls else "none"
+    bind_dn = _dn_text(section, "bind_dn", section.get("bind_dn", str, ""))
+    password_file = _file(section, "password_file", data_dir)
+    if bool(bind_dn) != (password_file is not None):
+        raise ConfigError(f"{section.key('bind_dn')}: bind_dn and password_file go "
+                          "together (neither: anonymous)")
+    timeout = section.get("timeout_s", (int, float), 10,
+                          lambda v: not isinstance(v, bool) and 0 < v <= MAX_PEER_TIMEOUT_S,
+                          f"seconds, above 0 and at most {MAX_PEER_TIMEOUT_S}")
+    return Peer(url=f"{parts.scheme}://{parts.hostname}:{port}", host=parts.hostname,
+                port=port, base="", tls=tls, bind_dn=bind_dn, password_file=password_file,
+                ca_file=_file(section, "ca_file", data_dir), timeout_s=float(timeout))
+
+
+def _retry(section: _Section) -> tuple[tuple[int, int | None], ...]:
+    """`retry`: slapd's "seconds times [seconds times ...]", `+` for ever."""
+    text = section.get("retry", str, "60 +")
+    if not _RETRY.fullmatch(text):
+        raise ConfigError(f"{section.key('retry')}: {text!r}: must be pairs of seconds and "
+                          "times (+: for ever), as \"5 5 300 +\"")
+    words = text.split()
+    steps = tuple((int(seconds), None if times == "+" else int(times))
+                  for seconds, times in zip(words[::2], words[1::2], strict=True))
+    if any(seconds == 0 for seconds, _ in steps) or any(t == 0 for _, t in steps):
+        raise ConfigError(f"{section.key('retry')}: {text!r}: seconds and times are above 0")
+    if any(times is None for _, times in steps[:-1]):
+        raise ConfigError(f"{section.key('retry')}: {text!r}: only the last step is + (for ever)")
+    return steps
+
+
+def _consumer(section: _Section, data_dir: Path, suffix: str) -> Consumer:
+    """`replication.consumer`: the provider, the search replicated, the type."""
+    provider = _provider(section, data_dir)
+    rid = section.get("rid", int, None, lambda v: 0 <= v <= MAX_RID, f"from 0 to {MAX_RID}")
+    base = _dn_text(section, "base", section.get("base", str, suffix))
+    if not DN.parse(base).is_descendant_of(DN.parse(suffix)):
+        raise ConfigError(f"{section.key('base')}: {base!r} is not within the suffix {suffix!r}")
+    filter_text = section.get("filter", str, _CONSUMER.filter)
+    try:
+        parse_filter(filter_text)
+    except FilterSyntaxError as e:
+        raise ConfigError(f"{section.key('filter')}: {filter_text!r}: {e}") from None
+    consumer = Consumer(
+        provider=provider, rid=rid, base=base, filter=filter_text,
+        scope=SCOPES[section.get("scope", str, "sub", lambda v: v in SCOPES,
+                                 "one of " + ", ".join(SCOPES))],
+        attributes=section.strings("attributes", _CONSUMER.attributes),
+        type=section.get("type", str, _CONSUMER.type, lambda v: v in SYNC_TYPES,
+                         "one of " + ", ".join(SYNC_TYPES)),
+        interval_s=section.duration("interval_s", _CONSUMER.interval_s, "seconds"),
+        retry=_retry(section))
+    section.finish()
+    return consumer
 
 
 def _access_rules(section: _Section) -> tuple[tuple[Rule, ...] | None, tuple[Proxy, ...]]:

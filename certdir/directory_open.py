@@ -4,10 +4,11 @@
   import and export, the CA's and the KMS's commands), so both see the
   same schema and storage; with a reactor the DSA gets its writer thread.
 - Storage is opened by URL (`storage_url`) with the CA's, the KMS's and
-  syncrepl's tables (contextCSN, the delete log), which opening creates
-  once; no command creates tables. The entry cache's bounds are the
-  server's: each of its workers opens with its share, so more workers do
-  not mean more memory for the cache. The URL
+  syncrepl's tables (the consumer's; the provider's contextCSN and
+  delete log), which opening creates once; no command creates tables.
+  The entry cache's bounds are the server's: each of its workers opens
+  with its share, so more workers do not mean more memory for the
+  cache. The URL
   names the SQLite file `storage.path`, or the PostgreSQL database
   `storage.url` with the password file `certdir init --storage-url` wrote.
 - A `storage.path` that is not an SQLite database, a PostgreSQL server
@@ -39,6 +40,7 @@ from directory.backend.pg_nodes import NodesExhausted
 from directory.dsa import DSA
 from directory.replication.context import TABLES as CONTEXT_TABLES
 from directory.replication.deletes import TABLES as DELETE_TABLES
+from directory.replication.store import TABLES as REPLICATION_TABLES
 from directory.schema import Schema
 from directory.schema_files import SchemaError
 from kms.store import TABLES as KMS_TABLES
@@ -85,8 +87,8 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
     share = config.workers
     with storage_errors(config):
         backend = open_backend(Storage(storage_url(config), schema, config.directory.indexes,
-                                       CA_TABLES + KMS_TABLES + CONTEXT_TABLES
-                                       + DELETE_TABLES,
+                                       CA_TABLES + KMS_TABLES + REPLICATION_TABLES
+                                       + CONTEXT_TABLES + DELETE_TABLES,
                                        config.directory.cache_entries // share,
                                        config.directory.cache_bytes // share))
     try:

@@ -14,7 +14,8 @@
   same sockets over the same database; each drops its caches when another
   commits (SQLite's data_version). Every worker serves LDAP and the
   plain-http site; the first alone serves https (its sessions live in its
-  memory), schedules CRLs and runs the KMS's jobs.
+  memory), schedules CRLs, runs the KMS's jobs and, on a replica
+  (`replication.consumer`), the syncrepl consumer.
 - Once a worker is ready, the garbage collector is settled
   (`certdir.collector`): the entry cache holds hundreds of thousands of
   objects for long, and CPython's default full collections walked them all
@@ -154,6 +155,12 @@ def serve_worker(config: Config,
         from certdir import kms_service
 
         kms_service.attach(reactor, dsa, authority, vault, config, worker)
+    if config.directory.consumer is not None and worker == 0:
+        from directory.replication.consumer import Consumer
+
+        consumer = Consumer(dsa, config.directory.consumer, reactor)
+        reactor.callWhenRunning(consumer.start)
+        reactor.addSystemEventTrigger("before", "shutdown", consumer.stop)
     reactor.addSystemEventTrigger("after", "shutdown", shutdown)
     log.info("certdir serving %s (%d entries)", dsa.suffix, dsa.backend.count())
     collector.settle()

@@ -14,6 +14,7 @@ from directory.acl.rules import Proxy, Rule
 from directory.backend.index_keys import EQ, SUB, IndexSpec
 from directory.passwords import HashPolicy
 from directory.ppolicy.config import PasswordPolicies
+from directory.protocol.messages import Scope
 from directory.verify_queue import QueueLimits
 
 # Equality on what entries are looked up by; equality and substrings on
@@ -96,6 +97,38 @@ class ReferralList:
     outside_suffix: bool = False
 
 
+# How a consumer follows its provider (RFC 4533 §1.3): a refresh every
+# `interval_s`, or one refresh that goes on as a persistent search.
+SYNC_TYPES = ("refreshOnly", "refreshAndPersist")
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """`replication.consumer`: certdir as a read-only replica of `provider`
+    (a `Peer` without base: how to reach and bind to it), replicating the
+    `scope` search of `base` for `filter` and `attributes`. After a failure
+    the session is opened again after each `retry` step's seconds, that
+    many times (None: forever), as slapd's `retry="5 5 300 +"`. A `base`
+    below the suffix needs the entries above it here already."""
+    provider: Peer
+    rid: int
+    base: str
+    filter: str = "(objectClass=*)"
+    scope: Scope = Scope.SUB
+    attributes: tuple[str, ...] = ("*", "+")
+    type: str = "refreshOnly"
+    interval_s: int = 86400
+    retry: tuple[tuple[int, int | None], ...] = ((60, None),)
+
+    def retry_after(self, failures: int) -> int | None:
+        """Seconds before attempt number `failures` + 1; None: give up."""
+        for seconds, times in self.retry:
+            if times is None or failures <= times:
+                return seconds
+            failures -= times
+        return None
+
+
 @dataclass(frozen=True)
 class DirectoryConfig:
     suffix: str
@@ -135,3 +168,4 @@ class DirectoryConfig:
     password_policy: PasswordPolicies = field(default_factory=PasswordPolicies)
     hashing: HashPolicy = field(default_factory=HashPolicy)
     verify_queue: QueueLimits = field(default_factory=QueueLimits)
+    consumer: Consumer | None = None

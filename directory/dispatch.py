@@ -3,7 +3,8 @@
 Overlays run outermost first, in the order of `OVERLAYS`: the proxied
 authorization control settles who is asking before anything else; chaining
 to the referral list comes next, so what it asks the peers for, and which
-local misses it answers, are the search as the client sent it; referrals
+local misses it answers, are the search as the client sent it; a replica
+refers every write to its provider before anything looks at it; referrals
 are decided before access control, so a client is told where an entry lives
 even when it may not read it here (as slapd's chaining does). The password
 policy comes next: it judges only what access control let through. The
@@ -28,7 +29,7 @@ from typing import Any
 from directory import matched_values
 from directory.operation import Handler, Operation, Outcome, Overlay
 from directory.ops import add, bind, compare, delete, extended, moddn, modify, search
-from directory.overlays import access, chaining, ppolicy, proxy, referral, syncprov
+from directory.overlays import access, chaining, ppolicy, proxy, referral, replica, syncprov
 from directory.protocol.controls import MATCHED_VALUES
 from directory.protocol.messages import (
     AddRequest,
@@ -74,8 +75,9 @@ RESPONSE_FOR: Mapping[type, Callable[..., Any]] = {
     ExtendedRequest: ExtendedResponse,
 }
 
-OVERLAYS: tuple[Overlay, ...] = (proxy.overlay, chaining.overlay, referral.overlay,
-                                 access.overlay, ppolicy.overlay, syncprov.overlay)
+OVERLAYS: tuple[Overlay, ...] = (proxy.overlay, chaining.overlay, replica.overlay,
+                                 referral.overlay, access.overlay, ppolicy.overlay,
+                                 syncprov.overlay)
 
 
 def _stack(handler: Handler) -> Handler:

@@ -5,11 +5,14 @@
   the local end of outgoing connections, so a port picked by binding port 0
   and closing it could become any client connection's before the server
   under test bound it (and the server then exited: Address already in use).
-- A port is reserved for the life of the process that picked it: an
-  exclusive lock on a file named after it in RESERVED, a directory every
-  test run on the machine shares, so two runs side by side (`make test`'s
-  two storage passes) never pick the same port. The kernel drops the lock
-  when the process ends, however it ends.
+- A port is reserved by the process that picked it: an exclusive lock on
+  a file named after it in RESERVED, a directory every test run on the
+  machine shares, so two runs side by side (`make test`'s two storage
+  passes) never pick the same port. The kernel drops the lock when the
+  process ends, however it ends. A process holds its last `HELD`
+  reservations only (one open file each: a session holding all of them
+  ran out of the descriptors select() can watch); a port picked longer ago
+  is listened on by its server by then, which the next check sees.
 - A port is handed out only if it can be listened on now (with
   SO_REUSEADDR, as the servers listen), so one a daemon holds is skipped.
 """
@@ -21,15 +24,17 @@ import os
 import random
 import socket
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 
 RESERVED = Path(tempfile.gettempdir()) / "certdir-test-ports"
 LOWEST = 10000
 ATTEMPTS = 1000
+HELD = 64
 
 # Its own generator: tests that seed the global one must not make two runs pick alike.
 _choose = random.SystemRandom().choice
-_held: dict[int, int] = {}
+_held: OrderedDict[int, int] = OrderedDict()
 
 
 def _ephemeral() -> range:
@@ -58,6 +63,8 @@ def _reserve(port: int) -> bool:
         os.close(fd)
         return False
     _held[port] = fd
+    if len(_held) > HELD:
+        os.close(_held.popitem(last=False)[1])
     return True
 
 

@@ -64,6 +64,7 @@ class ResultCode(enum.IntEnum):
     CANNOT_CANCEL = 121
     ASSERTION_FAILED = 122
     AUTHORIZATION_DENIED = 123
+    E_SYNC_REFRESH_REQUIRED = 4096  # RFC 4533 §2.6
 
 
 class LDAPError(Exception):

@@ -1,0 +1,1 @@
+"""Replication (RFC 4533 syncrepl): certdir as a consumer of a provider."""

@@ -313,8 +313,9 @@ def test_schema_is_self_consistent(server: Certdir) -> None:
     """Every name a definition refers to is itself defined (RFC 4512 §4.1)."""
     connection = root_connection(server, ALL)
     schema = connection.server.schema
-    attribute_names = {name.lower() for name in schema.attribute_types}
-    class_names = {name.lower() for name in schema.object_classes}
+    # ldap3 keys each definition by its first name; a reference may use any.
+    attribute_names = {name.lower() for at in schema.attribute_types.values() for name in at.name}
+    class_names = {name.lower() for oc in schema.object_classes.values() for name in oc.name}
     syntaxes = set(schema.ldap_syntaxes)
     rules = {name.lower() for name in schema.matching_rules}
     for name, object_class in schema.object_classes.items():
