@@ -27,6 +27,8 @@ schema.
   `ca revoke`: certificates on people, the CA entries with their
   certificate and CRLs) reaches a persist consumer (slapd), within the
   second in which the provider looks for other processes' commits.
+- A certdir replica (`replication.consumer`, issue 12 part 4) of this
+  provider converges, then follows an add, a modify, a rename and a delete.
 - contextCSN on the suffix is the newest entryCSN (one value per server
   id), readable by the root DN and not by anonymous.
 """
@@ -476,3 +478,34 @@ def test_slapd_killed_comes_back_with_its_cookie_and_converges(
         converged(slapd, book)
     finally:
         slapd.stop()
+
+
+def replica_converged(replica: Server, provider: Server, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        want = provided(provider)
+        got = _content(replica.uri, replica.root_dn, replica.root_password)
+        if want == got:
+            return
+        if time.monotonic() > deadline:
+            differ = sorted(d for d in set(want) & set(got) if want[d] != got[d])[:5]
+            pytest.fail(f"the replica did not converge: missing {sorted(set(want) - set(got))}"
+                        f" extra {sorted(set(got) - set(want))} differing {differ}\n"
+                        f"{replica.log()[-3000:]}")
+        time.sleep(0.5)
+
+
+def test_a_certdir_replica_of_certdir_converges(book: Server, tmp_path: Path) -> None:
+    replica = make_server(tmp_path / "replica", "--no-ca", "--no-kms")
+    (replica.data_dir / "provider.pw").write_text(book.root_password + "\n")
+    replica.configure("replication", consumer={
+        "provider": book.uri, "rid": 9, "bind_dn": book.root_dn,
+        "password_file": "provider.pw", "retry": "1 +", "type": "refreshAndPersist"})
+    replica.start()
+    try:
+        replica_converged(replica, book)
+        changes_on(book, "1005")
+        replica_converged(replica, book)
+    finally:
+        log = replica.stop()
+        assert "Traceback" not in log, log
