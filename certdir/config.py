@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Self
 from urllib.parse import unquote, urlsplit
@@ -450,17 +450,20 @@ def _file(section: _Section, name: str, data_dir: Path) -> Path | None:
     return path
 
 
-def _peer(section: _Section, data_dir: Path) -> Peer:
-    url = section.get("url", str)
+def _link(section: _Section, key: str, data_dir: Path, form: str, timeout_s: float,
+          path_allowed: bool) -> tuple[Peer, str]:
+    """How to reach another server, from the LDAP URL under `key` (shaped as
+    `form` says), `starttls`, `bind_dn` with `password_file` (or neither),
+    `ca_file` and `timeout_s`; with the URL's path, the DN it names."""
+    url = section.get(key, str)
     try:
         parts = urlsplit(url)
         port = parts.port or _PEER_SCHEMES.get(parts.scheme, 0)
     except ValueError as e:
-        raise ConfigError(f"{section.key('url')}: {url!r}: {e}") from None
-    if parts.scheme not in _PEER_SCHEMES or not parts.hostname or parts.query:
-        raise ConfigError(f"{section.key('url')}: {url!r}: must be ldap://host:port/DN "
-                          "or ldaps://host:port/DN")
-    base = _dn_text(section, "url", unquote(parts.path.removeprefix("/")))
+        raise ConfigError(f"{section.key(key)}: {url!r}: {e}") from None
+    if (parts.scheme not in _PEER_SCHEMES or not parts.hostname or parts.query
+            or not (path_allowed or parts.path in ("", "/"))):
+        raise ConfigError(f"{section.key(key)}: {url!r}: must be {form}")
     starttls = section.get("starttls", bool, False)
     if starttls and parts.scheme == "ldaps":
         raise ConfigError(f"{section.key('starttls')}: not with an ldaps:// URL")
@@ -470,19 +473,28 @@ def _peer(section: _Section, data_dir: Path) -> Peer:
     if bool(bind_dn) != (password_file is not None):
         raise ConfigError(f"{section.key('bind_dn')}: bind_dn and password_file go "
                           "together (neither: anonymous)")
-    timeout = section.get("timeout_s", (int, float), 2,
+    timeout = section.get("timeout_s", (int, float), timeout_s,
                           lambda v: not isinstance(v, bool) and 0 < v <= MAX_PEER_TIMEOUT_S,
                           f"seconds, above 0 and at most {MAX_PEER_TIMEOUT_S}")
+    peer = Peer(url=url, host=parts.hostname, port=port, base="", tls=tls, bind_dn=bind_dn,
+                password_file=password_file, ca_file=_file(section, "ca_file", data_dir),
+                timeout_s=float(timeout))
+    return peer, unquote(parts.path.removeprefix("/"))
+
+
+def _peer(section: _Section, data_dir: Path) -> Peer:
+    link, path = _link(section, "url", data_dir,
+                       "ldap://host:port/DN or ldaps://host:port/DN", 2, True)
+    base = _dn_text(section, "url", path)
     mapping = section.section("map")
     pairs = tuple((_dn_text(mapping, theirs, theirs),
                    _dn_text(mapping, theirs, mapping.get(theirs, str)))
                   for theirs in list(mapping.data))
     mapping.finish()
-    peer = Peer(url=url, host=parts.hostname, port=port, base=base, tls=tls, bind_dn=bind_dn,
-                password_file=password_file, ca_file=_file(section, "ca_file", data_dir),
-                timeout_s=float(timeout),
-                size_limit=section.get("size_limit", int, 0, _not_negative, "0 means no limit"),
-                mapping=pairs or ((base, base),))
+    peer = replace(link, base=base,
+                   size_limit=section.get("size_limit", int, 0, _not_negative,
+                                          "0 means no limit"),
+                   mapping=pairs or ((base, base),))
     section.finish()
     return peer
 
@@ -496,31 +508,10 @@ MAX_RID = 999  # slapd's rid is three decimal digits
 def _provider(section: _Section, data_dir: Path) -> Peer:
     """`provider`: `ldap://host:port` (with `starttls`) or `ldaps://host:port`,
     `bind_dn` with `password_file` (or neither), `ca_file`, `timeout_s`."""
-    url = section.get("provider", str)
-    try:
-        parts = urlsplit(url)
-        port = parts.port or _PEER_SCHEMES.get(parts.scheme, 0)
-    except ValueError as e:
-        raise ConfigError(f"{section.key('provider')}: {url!r}: {e}") from None
-    if (parts.scheme not in _PEER_SCHEMES or not parts.hostname
-            or parts.path not in ("", "/") or parts.query):
-        raise ConfigError(f"{section.key('provider')}: {url!r}: must be ldap://host:port "
-                          "or ldaps://host:port")
-    starttls = section.get("starttls", bool, False)
-    if starttls and parts.scheme == "ldaps":
-        raise ConfigError(f"{section.key('starttls')}: not with an ldaps:// URL")
-    tls = "ldaps" if parts.scheme == "ldaps" else "starttls" if starttls else "none"
-    bind_dn = _dn_text(section, "bind_dn", section.get("bind_dn", str, ""))
-    password_file = _file(section, "password_file", data_dir)
-    if bool(bind_dn) != (password_file is not None):
-        raise ConfigError(f"{section.key('bind_dn')}: bind_dn and password_file go "
-                          "together (neither: anonymous)")
-    timeout = section.get("timeout_s", (int, float), 10,
-                          lambda v: not isinstance(v, bool) and 0 < v <= MAX_PEER_TIMEOUT_S,
-                          f"seconds, above 0 and at most {MAX_PEER_TIMEOUT_S}")
-    return Peer(url=f"{parts.scheme}://{parts.hostname}:{port}", host=parts.hostname,
-                port=port, base="", tls=tls, bind_dn=bind_dn, password_file=password_file,
-                ca_file=_file(section, "ca_file", data_dir), timeout_s=float(timeout))
+    link, _ = _link(section, "provider", data_dir,
+                    "ldap://host:port or ldaps://host:port", 10, False)
+    return replace(link, url=f"{urlsplit(link.url).scheme}://{link.host}:{link.port}")
+
 
 
 def _retry(section: _Section) -> tuple[tuple[int, int | None], ...]:

@@ -166,6 +166,15 @@ def _stored(rows: Iterable[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
     return {(attr, key[:MAX_KEY]) for attr, key in rows}
 
 
+def _where(query: Prefix | Presence) -> tuple[str, tuple[Param, ...]]:
+    """The index rows of a prefix (a key range) or of a presence (the attribute's)."""
+    if isinstance(query, Prefix):
+        prefix = query.prefix[:MAX_KEY]
+        return "attr = %s AND key >= %s AND key < %s", (
+            query.attribute, prefix, prefix + b"\xff\xff\xff\xff")
+    return "attr = %s", (query.attribute,)
+
+
 class PostgresBackend:
     def __init__(self, url: str, schema: Schema, indexed: Iterable[str | IndexSpec],
                  cache_entries: int = 200_000, cache_bytes: int = 512 * 1024 * 1024,
@@ -337,17 +346,14 @@ class PostgresBackend:
         return [self._entry(*row) for row in rows]
 
     def _ids(self, query: Equal | Prefix | Presence) -> list[int]:
-        sql: str
         params: tuple[Param, ...]
         if isinstance(query, Equal):
             sql, params = "SELECT id FROM idx WHERE attr = %s AND key = %s", (
                 query.attribute, query.key[:MAX_KEY])
-        elif isinstance(query, Prefix):
-            prefix = query.prefix[:MAX_KEY]
-            sql, params = "SELECT id FROM idx WHERE attr = %s AND key >= %s AND key < %s", (
-                query.attribute, prefix, prefix + b"\xff\xff\xff\xff")
         else:
-            sql, params = "SELECT DISTINCT id FROM idx WHERE attr = %s", (query.attribute,)
+            where, params = _where(query)
+            distinct = "DISTINCT " if isinstance(query, Presence) else ""
+            sql = f"SELECT {distinct}id FROM idx WHERE {where}"
         return [row[0] for row in self._read(sql, params)]
 
     def _children(self, base_path: bytes) -> Iterator[Entry]:
@@ -389,13 +395,7 @@ class PostgresBackend:
         return self._statistics.estimate(query, self._size, self._count)
 
     def _count(self, query: Prefix | Presence, limit: int) -> int:
-        params: tuple[Param, ...]
-        if isinstance(query, Prefix):
-            prefix = query.prefix[:MAX_KEY]
-            where, params = "attr = %s AND key >= %s AND key < %s", (
-                query.attribute, prefix, prefix + b"\xff\xff\xff\xff")
-        else:
-            where, params = "attr = %s", (query.attribute,)
+        where, params = _where(query)
         rows = self._read(f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {where} LIMIT %s) s",
                           (*params, limit))
         return int(rows[0][0])

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from directory.protocol import ber
-from directory.protocol.codec import RESPONSE_DECODERS, Limits, decode, encode
+from directory.protocol.codec import RESPONSE_DECODERS, Limits, decode, encode, next_pdu
 from directory.protocol.messages import MAX_INT, Control, LDAPMessage, Request
-from directory.protocol.results import ProtocolError
 
 _LIMITS = Limits()
 
@@ -36,19 +34,5 @@ class LDAPClientConnection:
         self._buffer += data
 
     def responses(self) -> Iterator[LDAPMessage]:
-        buf = self._buffer
-        while True:
-            header = ber.header_length(buf)
-            if header is None:
-                return
-            if buf[0] != ber.SEQUENCE:
-                raise ProtocolError(f"LDAPMessage must be a SEQUENCE, got 0x{buf[0]:02x}")
-            size = header[0] + header[1]
-            if size > self.limits.max_pdu:
-                raise ProtocolError(f"PDU of {size} bytes exceeds the limit of "
-                                    f"{self.limits.max_pdu}")
-            if len(buf) < size:
-                return
-            pdu = bytes(buf[:size])
-            del buf[:size]
+        while (pdu := next_pdu(self._buffer, self.limits.max_pdu)) is not None:
             yield decode(pdu, self.limits, RESPONSE_DECODERS)

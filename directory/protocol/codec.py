@@ -581,6 +581,25 @@ def encode(message: LDAPMessage) -> bytes:
     return tlv(ber.SEQUENCE, body)
 
 
+def next_pdu(buf: bytearray, max_pdu: int) -> bytes | None:
+    """The next complete LDAPMessage PDU, taken out of `buf`; None while it
+    is incomplete. Raises ProtocolError for a PDU that is not a SEQUENCE or
+    is larger than `max_pdu` (known from its header, before it arrives)."""
+    header = ber.header_length(buf)
+    if header is None:
+        return None
+    if buf[0] != ber.SEQUENCE:
+        raise ProtocolError(f"LDAPMessage must be a SEQUENCE, got 0x{buf[0]:02x}")
+    size = header[0] + header[1]
+    if size > max_pdu:
+        raise ProtocolError(f"PDU of {size} bytes exceeds the limit of {max_pdu}")
+    if len(buf) < size:
+        return None
+    pdu = bytes(buf[:size])
+    del buf[:size]
+    return pdu
+
+
 class LDAPConnection:
     """The server side of one LDAP session, without I/O."""
 
@@ -600,22 +619,8 @@ class LDAPConnection:
     def requests(self) -> Iterator[LDAPMessage]:
         """Yield each complete request buffered so far; raise ProtocolError.
         Stopping early leaves the requests not yet yielded buffered."""
-        buf = self._buffer
-        while True:
-            limits = self.limits
-            header = ber.header_length(buf)
-            if header is None:
-                return
-            if buf[0] != ber.SEQUENCE:
-                raise ProtocolError(f"LDAPMessage must be a SEQUENCE, got 0x{buf[0]:02x}")
-            size = header[0] + header[1]
-            if size > limits.max_pdu:
-                raise ProtocolError(f"PDU of {size} bytes exceeds the limit of {limits.max_pdu}")
-            if len(buf) < size:
-                return
-            pdu = bytes(buf[:size])
-            del buf[:size]
-            message = decode(pdu, limits, REQUEST_DECODERS)
+        while (pdu := next_pdu(self._buffer, self.limits.max_pdu)) is not None:
+            message = decode(pdu, self.limits, REQUEST_DECODERS)
             if message.message_id == 0:
                 raise ProtocolError("messageID 0 is reserved for unsolicited notifications")
             yield message

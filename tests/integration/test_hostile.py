@@ -149,6 +149,14 @@ class Outcome:
     closed: bool
 
 
+def readable(sock: socket.socket, timeout: float) -> bool:
+    """Whether `sock` has bytes (or an end) to read within `timeout` seconds;
+    poll(), not select(): a thousand sessions take descriptors past 1024."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
+
+
 class Session:
     """A raw TCP connection that sends bytes and collects decoded replies."""
 
@@ -178,8 +186,7 @@ class Session:
             remaining = deadline - time.monotonic()
             # TLS may already hold decrypted bytes that select() cannot see.
             buffered = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
-            if not buffered and (remaining <= 0
-                                 or not select.select([self.sock], [], [], remaining)[0]):
+            if not buffered and (remaining <= 0 or not readable(self.sock, remaining)):
                 break
             try:
                 chunk = self.sock.recv(65536)
