@@ -114,8 +114,8 @@ def test_without_level(defaults: Server) -> None:
         f"entry:  {ALICE}",
         "attr:   entry",
         f"as:     {BOB}",
-        "rule:   default[1] to *",
-        "by:     default[1].by[0] users read",
+        "rule:   default[2] to *",
+        "by:     default[2].by[0] users read",
         "rights: read (=dxcsr)")
 
 
