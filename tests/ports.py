@@ -13,6 +13,8 @@
   reservations only (one open file each: a session holding all of them
   ran out of the descriptors select() can watch); a port picked longer ago
   is listened on by its server by then, which the next check sees.
+- `listening(port)` waits for a server started outside the harness
+  (slapd) to accept connections on a port it was given.
 - A port is handed out only if it can be listened on now (with
   SO_REUSEADDR, as the servers listen), so one a daemon holds is skipped.
 """
@@ -24,6 +26,7 @@ import os
 import random
 import socket
 import tempfile
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -89,3 +92,15 @@ def free_port() -> int:
         if _listenable(port):
             return port
     raise RuntimeError(f"no free port outside the ephemeral range after {ATTEMPTS} tries")
+
+
+def listening(port: int, timeout: float = 30.0) -> bool:
+    """Whether something accepts connections on loopback `port` within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False

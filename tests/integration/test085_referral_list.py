@@ -46,7 +46,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.integration.conftest import CERTDIR, SUFFIX, Server, make_server
 from tests.integration.ldif_compare import by_dn, parse
-from tests.ports import free_port
+from tests.ports import free_port, listening
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
@@ -137,14 +137,8 @@ class Slapd:
         self.proc = subprocess.Popen([str(SLAPD), "-f", str(conf), "-h",
                                       f"ldap://127.0.0.1:{self.port}/", "-d", "0"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"slapd did not listen on {self.port}")
+        if not listening(self.port):
+            raise RuntimeError(f"slapd did not listen on {self.port}")
 
     def stop(self) -> None:
         if self.proc is not None:

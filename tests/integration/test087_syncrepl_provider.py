@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -55,7 +54,7 @@ from cryptography.x509.oid import NameOID
 from ldap.syncrepl import SyncreplConsumer
 
 from tests.integration.conftest import SUFFIX, Server, make_server
-from tests.ports import free_port
+from tests.ports import free_port, listening
 
 SYNC = "1.3.6.1.4.1.4203.1.9.1.1"
 PEOPLE = f"ou=people,{SUFFIX}"
@@ -277,14 +276,8 @@ class SlapdConsumer:
         self.proc = subprocess.Popen([str(SLAPD), "-f", str(conf), "-h", f"{self.uri}/",
                                       "-d", "0"], stdout=subprocess.DEVNULL,
                                      stderr=(self.work / "slapd.log").open("wb"))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"slapd did not listen on {self.port}:\n{self.log()}")
+        if not listening(self.port):
+            raise RuntimeError(f"slapd did not listen on {self.port}:\n{self.log()}")
 
     def log(self) -> str:
         return (self.work / "slapd.log").read_text(errors="replace")

@@ -32,7 +32,6 @@ import datetime as dt
 import ipaddress
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -56,7 +55,7 @@ from tests.integration.conftest import (
     make_server,
 )
 from tests.integration.ldif_compare import Record, by_dn
-from tests.ports import free_port
+from tests.ports import free_port, listening
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
@@ -178,14 +177,8 @@ class Slapd:
                 [str(SLAPD), "-f", str(self.work / "slapd.conf"), "-h",
                  f"{self.url}/ {self.ldaps_url}/" if self.ldaps_port else f"{self.url}/",
                  "-d", "stats"], stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"slapd did not listen on {self.port}")
+        if not listening(self.port):
+            raise RuntimeError(f"slapd did not listen on {self.port}")
 
     def stop(self) -> None:
         if self.proc is not None:
