@@ -223,6 +223,15 @@ class Server:
         never blocks the server the way an unread pipe would)."""
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
+    def logged(self, text: str, timeout: float = 10.0) -> str:
+        """The server's log once it holds `text`: an access-log line follows the
+        answer it describes, so a client can finish before the line is written."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log()):
+            assert time.monotonic() < deadline, f"{text!r} never logged"
+            time.sleep(0.05)
+        return log
+
     def start(self) -> None:
         """Run `certdir serve`; return once it serves on every URL. A port of
         this server that another process took since it was picked moves to a

@@ -17,7 +17,6 @@ from __future__ import annotations
 import socket
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -29,21 +28,12 @@ from tests.integration.test017_starttls_injection import read_until, simple_bind
 FORGED = 'conn=1 op=1 BIND dn="cn=admin,dc=example,dc=com" method=128 result=0'
 
 
-def logged(server: Server, text: str, timeout: float = 10.0) -> str:
-    """The server's log once it holds `text` (the line follows the answer)."""
-    deadline = time.monotonic() + timeout
-    while text not in server.log():
-        assert time.monotonic() < deadline, f"{text!r} never logged"
-        time.sleep(0.05)
-    return server.log()
-
-
 def test_access_log_escapes_a_forged_line(server: Server) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(simple_bind(1, f"cn=x\n{FORGED}", "guess"))
         _, replies = read_until(sock, 1)
     assert [r.result_code for r in replies] == [34]  # invalidDNSyntax
-    log = logged(server, "cn=x\\x0aconn=1 op=1 BIND")
+    log = server.logged("cn=x\\x0aconn=1 op=1 BIND")
     assert [line for line in log.splitlines() if line.startswith(FORGED)] == []
 
 
