@@ -45,9 +45,7 @@ DEBIAN_FILES: dict[str, tuple[tuple[str, ...], tuple[int, int, tuple[str, ...]] 
     "namedobject": (("core", "cosine"), None),
     "nis": (("core", "cosine"), None),
     "openldap": (("core", "cosine", "inetorgperson"), None),
-    # X.509 attribute certificates have no matching rule in certdir.
-    "pmi": (("core", "cosine"), (347, 77, ("attributeCertificateAttribute",
-                                       "unknown matching rule attributeCertificateExactMatch"))),
+    "pmi": (("core", "cosine"), None),
 }
 
 
@@ -170,8 +168,24 @@ REFUSED: list[tuple[str, str, int, tuple[str, ...]]] = [
     ("unknown matching rule in a macro'd type",
      "objectidentifier Mine 9.9.9\nattributetype ( Mine:1 NAME 'x'\n\tEQUALITY fooMatch\n"
      "\tSYNTAX " + STRING + " )\n", 2, ("x: unknown matching rule fooMatch",)),
-    ("unknown statement", "ditcontentrule ( 2.5.6.6 NAME 'person' )\n", 1,
-     ("unknown statement 'ditcontentrule'",)),
+    ("unknown statement", "nameform ( 9.9.9.7 NAME 'personForm' )\n", 1,
+     ("unknown statement 'nameform'",)),
+    ("content rule for an auxiliary class",
+     "ditcontentrule ( 2.5.20.1 NAME 'rule' )\n", 1,
+     ("DIT content rule rule", "is not a structural object class")),
+    ("content rule AUX names a structural class",
+     "ditcontentrule ( 2.5.6.6 NAME 'personRule' AUX ( organizationalPerson ) )\n", 1,
+     ("AUX organizationalPerson is not an auxiliary object class",)),
+    ("content rule names an unknown type",
+     "ditcontentrule ( 2.5.6.6 NAME 'personRule' MAY ( nowhere ) )\n", 1,
+     ("MAY names unknown attribute nowhere",)),
+    ("content rule lists a type twice",
+     "ditcontentrule ( 2.5.6.6 NAME 'personRule' MAY ( mail ) NOT ( mail ) )\n", 1,
+     ("mail is listed twice",)),
+    ("content rule defined twice otherwise",
+     "ditcontentrule ( 2.5.6.6 NAME 'personRule' MAY mail )\n"
+     "ditcontentrule ( 2.5.6.6 NAME 'personRule' MAY l )\n", 2,
+     ("DIT content rule personRule (2.5.6.6) conflicts with", "MAY")),
     ("text after the description",
      "attributetype ( 9.9.9.1 NAME 'x' SYNTAX " + STRING + " ) ( 9.9.9.2 )\n", 1,
      ("text after the closing parenthesis: '( 9.9.9.2 )'",)),
@@ -185,7 +199,7 @@ REFUSED: list[tuple[str, str, int, tuple[str, ...]]] = [
 LDIF_REFUSED: list[tuple[str, str, int, tuple[str, ...]]] = [
     ("unknown schema attribute",
      "dn: cn=local,cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: local\n"
-     "olcDitContentRules: ( 2.5.6.6 )\n", 4, ("unknown schema attribute 'olcDitContentRules'",)),
+     "olcNameForms: ( 9.9.9.7 )\n", 4, ("unknown schema attribute 'olcNameForms'",)),
     ("broken LDIF", "dn: cn=local,cn=schema,cn=config\nobjectClass olcSchemaConfig\n", 2,
      ("expected 'attribute: value'",)),
     ("unknown syntax on a folded line",
