@@ -187,7 +187,7 @@ def _tlv(tag: int, *parts: bytes) -> bytes:
 
 
 def _integer(n: int) -> bytes:
-    return _tlv(0x02, n.to_bytes(2, "big", signed=True))
+    return _tlv(0x02, n.to_bytes((n.bit_length() + 8) // 8, "big", signed=True))
 
 
 def _attribute_certificate(serial: int, issuer_serial: int) -> bytes:
