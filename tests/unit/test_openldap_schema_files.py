@@ -10,6 +10,10 @@
   comments and blank lines end a statement, `attribute...` keywords.
 - Identical redefinitions are accepted; conflicting ones name both places
   and what differs.
+- A `ditcontentrule` statement (olcDitContentRules in the .ldif form) is
+  published in cn=Subschema's dITContentRules with its macros expanded;
+  one for a class that is not structural, with an AUX class that is not
+  auxiliary, an unknown type or a type in two lists is refused.
 """
 
 from __future__ import annotations
@@ -233,6 +237,30 @@ def test_ldif_order_prefixes_and_macros_first(tmp_path: Path) -> None:
     assert badge.oid == "9.9.9.1"
     assert badge.definition == ("( 9.9.9.1 NAME 'badge' EQUALITY caseIgnoreMatch "
                                 "SYNTAX 1.3.6.1.4.1.1466.115.121.1.15{64} )")
+
+
+DIT_CONTENT_RULE = ("( Person NAME 'personRule' DESC 'people' AUX ( badged ) "
+                    "MUST ( telephoneNumber ) NOT ( seeAlso ) )")
+
+
+@pytest.mark.parametrize("text", [
+    "objectidentifier Local 9.9.9\nobjectidentifier Person 2.5.6.6\n"
+    "objectclass ( Local:1 NAME 'badged' AUXILIARY MAY description )\n"
+    "ditcontentrule " + DIT_CONTENT_RULE.replace("( T", "(\n  T") + "\n",
+    "dn: cn=local,cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: local\n"
+    f"olcDitContentRules: {{0}}{DIT_CONTENT_RULE}\n"
+    "olcObjectClasses: {0}( Local:1 NAME 'badged' AUXILIARY MAY description )\n"
+    "olcObjectIdentifier: {0}Local 9.9.9\nolcObjectIdentifier: {1}Person 2.5.6.6\n",
+], ids=["schema", "ldif"])
+def test_dit_content_rule_is_read_and_published(tmp_path: Path, text: str) -> None:
+    file = tmp_path / ("local.ldif" if text.startswith("dn:") else "local.schema")
+    file.write_text(text)
+    assert _load(file).subschema()["dITContentRules"] == (
+        DIT_CONTENT_RULE.replace("Person", "2.5.6.6").encode(),)
+
+
+def test_no_dit_content_rule_publishes_none() -> None:
+    assert "dITContentRules" not in _load().subschema()
 
 
 @pytest.mark.parametrize("why, text, line, words", REFUSED, ids=[r[0] for r in REFUSED])
