@@ -126,7 +126,7 @@ class DITContentRule:
     definition: str
     obsolete: bool = False
     aux: frozenset[str] = frozenset()  # keys of auxiliary classes
-    must: frozenset[str] = frozenset()  # keys of attribute types, here and below
+    must: frozenset[str] = frozenset()  # keys of attribute types, as are may and precluded
     may: frozenset[str] = frozenset()
     precluded: frozenset[str] = frozenset()
 
@@ -150,7 +150,7 @@ class Schema:
         self._classes: dict[str, ObjectClass] = {}
         self._subtypes: dict[str, tuple[AttributeType, ...]] = {}
         self._chains: dict[str, tuple[ObjectClass, ...]] = {}
-        self._dit_rules: dict[str, DITContentRule] = {}  # by structural class key
+        self._dit_rules: dict[str, DITContentRule] = {}  # by its structural class's OID
         self._origins: dict[int, str] = {}  # id of a definition -> "file:line"
         syntaxes, rules = builtin(self, self._oid_of)
         self.syntaxes: dict[str, Syntax] = syntaxes
@@ -425,11 +425,11 @@ class Schema:
             if present.isdisjoint(names):
                 raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION,
                                 f"{who} requires attribute {must}")
-        if rule.dit_rule is not None:
-            for key in sorted(present & rule.dit_rule.precluded):
-                raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION,
-                                f"content rule {rule.dit_rule.name} precludes attribute "
-                                f"{self._attributes[key].name}")
+        precluded = sorted(present & rule.dit_rule.precluded) if rule.dit_rule else []
+        if rule.dit_rule is not None and precluded:
+            raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION,
+                            f"content rule {rule.dit_rule.name} precludes attribute "
+                            f"{self._attributes[precluded[0]].name}")
         if not rule.extensible:
             for key in present - rule.allowed:
                 at = self.attribute(key)
@@ -442,9 +442,11 @@ class Schema:
         return rule.structural
 
     def content_rule(self, values: tuple[bytes, ...]) -> ContentRule:
-        """What the object classes `values` (with their superclasses)
-        require and allow; objectClassViolation for unknown classes or a
-        structural chain that is missing or forked."""
+        """What the object classes `values` (with their superclasses) and
+        the DIT content rule of their structural class require and allow;
+        objectClassViolation for unknown classes, a structural chain that
+        is missing or forked, an OBSOLETE rule or an auxiliary class the
+        rule does not list."""
         listed = [self.object_class(value.decode(errors="replace")) for value in values]
         classes: list[ObjectClass] = []
         for oc in listed:

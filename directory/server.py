@@ -20,11 +20,11 @@
   many seconds and has no operation outstanding, as slapd's idletimeout
   (connections_timeout_idle passes over connections with operations
   executing, a persist search among them): one with an operation
-  outstanding is looked at again every IDLE_CHECKS-th of the timeout and
-  closed at the first look that finds none, so a consumer's persist
-  search outlives the timeout, and a client whose slow operation ends
-  after it is closed soon after unless it sends something. Only what the
-  client sends restarts the clock, not what it is sent.
+  outstanding is looked at again every `idle_timeout / IDLE_CHECKS`
+  seconds and closed at the first look that finds none, so a consumer's
+  persist search outlives the timeout, and a client whose slow operation
+  ends after it is closed soon after unless it sends something. Only what
+  the client sends restarts the clock, not what it is sent.
 - Replies are written in slices (SLICE replies or SLICE_BYTES, less when the
   handler yields TICK): one slice of one operation per connection and
   reactor turn, INTERLEAVED operations of a connection taking turns and the
