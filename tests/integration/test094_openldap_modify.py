@@ -1,0 +1,88 @@
+"""Scenario 094: OpenLDAP's tests/scripts/test004-modify, replayed.
+
+certdir and slapd hold the tree and schema of scenario 093 (test003). The
+script's changes, tests/data/test-modify.ldif (comments and folded comment
+lines inside records; adds and deletes of values and of object classes in
+one modify; replace; a delete of every value; an add; a delete; increments,
+RFC 4525; a modify with no changes), go to both with the same ldapmodify
+command, as the root DN; then the add of an entry with no attributes; then
+the anonymous search of the whole tree. Result codes and the entries must be
+alike, with scenario 093's differences (superclasses in objectClass,
+RFC 4512 §2.4.1; userPassword not shown to anonymous).
+
+One difference from slapd, which RFC 4511 requires: the add of an entry
+with no attributes is objectClassViolation (65), not slapd's (and the
+script's) protocolError (2). The request is well-formed, since
+`AttributeList ::= SEQUENCE OF attribute Attribute` has no lower bound
+(§4.7), and protocolError is for a request that is not (Appendix A.2); the
+entry it names lacks the objectClass every entry must have (§4.7, "Clients
+MUST include the 'objectClass' attribute"; RFC 4512 §2.4.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conftest import SUFFIX, Server
+from tests.integration.slapd import Slapd
+from tests.integration.test093_openldap_search import (
+    DATA,
+    assert_same_entries,
+    load_certdir,
+    load_slapd,
+    search,
+    superclasses,
+)
+
+CHANGES = DATA / "094_test_modify.ldif"
+EMPTY_ADD = f"""dn: cn=Foo Bar,{SUFFIX}
+changetype: add
+# EMPTY SEQUENCE OF ATTRS
+""".encode()
+
+
+@pytest.fixture(scope="module")
+def certdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = load_certdir(tmp_path_factory.mktemp("certdir-test004"))
+    yield server
+    log = server.stop()
+    assert "Traceback" not in log, log
+
+
+@pytest.fixture(scope="module")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    server = load_slapd(tmp_path_factory.mktemp("slapd-test004"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def modified(certdir: Server, slapd: Slapd) -> tuple[int, int]:
+    """The changes sent to both: ldapmodify's exit status on certdir and on slapd."""
+    ours = certdir.tool("ldapmodify", "-v", "-f", str(CHANGES))
+    theirs = slapd.tool("ldapmodify", "-v", "-f", str(CHANGES))
+    assert theirs.returncode == 0, theirs.stderr.decode()
+    return ours.returncode, theirs.returncode
+
+
+def test_changes_succeed_as_on_slapd(modified: tuple[int, int]) -> None:
+    ours, theirs = modified
+    assert ours == theirs
+
+
+def test_add_without_attributes_is_object_class_violation(certdir: Server, slapd: Slapd,
+                                                  modified: tuple[int, int]) -> None:
+    theirs = slapd.tool("ldapmodify", input=EMPTY_ADD)
+    ours = certdir.tool("ldapmodify", input=EMPTY_ADD)
+    assert theirs.returncode == 2, theirs.stderr.decode()
+    assert ours.returncode == 65, ours.stderr.decode()
+
+
+def test_tree_after_the_changes_as_on_slapd(certdir: Server, slapd: Slapd,
+                                            modified: tuple[int, int]) -> None:
+    args = ("-S", "", "-b", SUFFIX, "objectClass=*")
+    assert_same_entries(search(certdir.uri, *args), search(slapd.uri, *args),
+                        superclasses(slapd.uri))
+
