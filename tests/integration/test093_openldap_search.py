@@ -7,18 +7,18 @@ openldap and nis files, and tests/data/test.schema), given to certdir with
 sent anonymously to certdir and to a slapd (2.5, back-mdb) loaded with the
 same tree; result codes and entries must be alike.
 
-Two differences, both required of certdir:
+Two differences, one required by RFC 4512, one by certdir's design:
 
 - An entry's objectClass holds the superclasses of the classes it was added
   with (RFC 4512 §2.4.1: they "SHALL be implicitly added"); slapd keeps the
   values as given. The comparison counts each side's classes with their
-  superclasses (from the server's subschema, RFC 4512 §4.2), so a missing
-  or an extra class still differs.
-- userPassword is never returned to an anonymous search (certdir stores
-  only hashes, and its default access rules let nobody but the entry and the
-  root DN read them, RFC 4513 §6.2's "authentication information" left
-  unexposed); slapd's test configuration has no access rules. It is left
-  out of the comparison and checked on its own.
+  superclasses (from slapd's subschema, RFC 4512 §4.2), so a missing or an
+  extra class still differs.
+- userPassword is never returned to a search: certdir stores only hashes
+  of it (docs/DESIGN.md) and its default access rules give others `auth`
+  on it, not read (directory/acl/rules.py); slapd's test configuration has
+  no access rules, so it shows the clear-text values test.ldif holds. It is
+  left out of the comparison and checked on its own.
 
 One difference neither RFC asks for: certdir returns a DN-valued
 attribute's value as the client wrote it (`OU=Information ...`), slapd with
@@ -106,8 +106,8 @@ class Answer:
 
 
 def search(uri: str, *args: str) -> Answer:
-    """ldapsearch as the scripts run it: anonymous, simple, against `uri`."""
-    done = subprocess.run(["ldapsearch", "-x", "-H", uri, *args],
+    """ldapsearch as the scripts' $LDAPSEARCH runs it (`-P 3 -x -LLL`), anonymous."""
+    done = subprocess.run(["ldapsearch", "-P", "3", "-x", "-LLL", "-H", uri, *args],
                           capture_output=True, timeout=60, check=False)
     return Answer(done.returncode, done.stdout.decode())
 
@@ -176,7 +176,7 @@ def classes(slapd: Slapd) -> dict[str, frozenset[str]]:
     return superclasses(slapd.uri)
 
 
-# test003-search's ldapsearch arguments, in its order (-H and -x added).
+# test003-search's ldapsearch arguments, in its order (`search` adds the rest).
 SEARCHES = {
     "exact": ("-S", "", "-b", SUFFIX, "(sn=jENSEN)"),
     "approximate": ("-S", "", "-b", SUFFIX, "(sn~=jENSEN)", "name"),
@@ -208,7 +208,7 @@ def test_same_answer_as_slapd(certdir: Server, slapd: Slapd,
 
 
 def test_user_password_is_not_shown_to_anonymous(certdir: Server, slapd: Slapd) -> None:
-    args = ("-LLL", "-b", SUFFIX, "(uid=bjensen)", "userPassword")
+    args = ("-b", SUFFIX, "(uid=bjensen)", "userPassword")
     (theirs,) = parse(search(slapd.uri, *args).ldif)
     (ours,) = parse(search(certdir.uri, *args).ldif)
     assert theirs.values("userPassword") == ("bjensen",)
