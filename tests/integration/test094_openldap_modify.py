@@ -12,11 +12,12 @@ RFC 4512 §2.4.1; userPassword not shown to anonymous).
 
 One difference from slapd, which RFC 4511 requires: the add of an entry
 with no attributes is objectClassViolation (65), not slapd's (and the
-script's) protocolError (2). The request is well-formed, since
-`AttributeList ::= SEQUENCE OF attribute Attribute` has no lower bound
-(§4.7), and protocolError is for a request that is not (Appendix A.2); the
-entry it names lacks the objectClass every entry must have (§4.7, "Clients
-MUST include the 'objectClass' attribute"; RFC 4512 §2.4.1).
+script's) protocolError (2). The request is well-formed: `AttributeList ::=
+SEQUENCE OF attribute Attribute` has no lower bound (§4.7; an Attribute
+without values would not be, its `vals` being SIZE (1..MAX)), and
+protocolError is for data that is not well-formed (Appendix A.2). The
+server must make entries conform to the schema (§4.7), and every entry has
+an objectClass attribute (RFC 4512 §3.3).
 """
 
 from __future__ import annotations
