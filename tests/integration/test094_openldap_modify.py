@@ -87,3 +87,32 @@ def test_tree_after_the_changes_as_on_slapd(certdir: Server, slapd: Slapd,
     assert_same_entries(search(certdir.uri, *args), search(slapd.uri, *args),
                         superclasses(slapd.uri))
 
+
+
+GROUP = f"cn=DN Forms,ou=Groups,{SUFFIX}"
+FORMS = ("CN=Foo,  OU=Bar,dc=example,dc=com", "userid=x,dc=example,dc=com",
+         "2.5.4.3=Foo Two,dc=example,dc=com", "cn=a+SN=b,dc=example,dc=com",
+         "commonName=Y,DC=EXAMPLE,DC=COM", "cn=  lead,dc=example,dc=com",
+         "cn=s p  ace,dc=example,dc=com", "cn=Ünïcode , dc=example,dc=com")
+FORMS_ADD = (f"dn: {GROUP}\nobjectClass: groupOfNames\nobjectClass: extensibleObject\n"
+             f"cn: DN Forms\n" + "".join(f"member: {form}\n" for form in FORMS)
+             + "uniqueMember: CN=Foo, OU=Bar#'0101'B\nuniqueMember: cn=x,DC=y\n").encode()
+FORMS_MODIFY = (f"dn: {GROUP}\nchangetype: modify\nreplace: owner\n"
+                + "".join(f"owner: {form}\n" for form in FORMS[:4])
+                + "-\nadd: seeAlso\n" + "".join(f"seeAlso: {form}\n" for form in FORMS[4:])
+                + "-\nadd: uniqueMember\nuniqueMember: UID=z , dc=example\n").encode()
+
+
+def test_dn_values_are_stored_as_on_slapd(certdir: Server, slapd: Slapd,
+                                          modified: tuple[int, int]) -> None:
+    # Not in test004: the forms of DN a client may write (types by another
+    # name or OID, case, spaces, multi-valued RDNs, an optional UID), added
+    # and then modified, are returned as slapd returns them.
+    for changes in (FORMS_ADD, FORMS_MODIFY):
+        theirs = slapd.tool("ldapmodify", "-a", input=changes)
+        assert theirs.returncode == 0, theirs.stderr.decode()
+        ours = certdir.tool("ldapmodify", "-a", input=changes)
+        assert ours.returncode == 0, ours.stderr.decode()
+    args = ("-b", GROUP, "-s", "base", "(objectClass=*)")
+    assert_same_entries(search(certdir.uri, *args), search(slapd.uri, *args),
+                        superclasses(slapd.uri))
