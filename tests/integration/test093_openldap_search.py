@@ -133,8 +133,7 @@ def _with_superclasses(ldif: str, classes: dict[str, frozenset[str]]) -> str:
     out: list[str] = []
     for record in parse(ldif):
         stated = {value.lower() for name, value in record.attributes if name == "objectclass"}
-        expanded = set().union(*(classes.get(value, {value}) for value in stated)) \
-            if stated else set()
+        expanded = set().union(*(classes.get(value, {value}) for value in stated))
         out.append(f"dn: {record.dn}")
         out.extend(f"{name}: {value}" for name, value in record.attributes
                    if name not in ("objectclass", *HIDDEN))
