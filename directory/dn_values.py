@@ -8,10 +8,12 @@
   around `,`, `+` and `=`, as slapd's dnPretty writes it, so both return
   `member: cn=Bjorn Jensen,ou=Information Technology Division,...` for
   OpenLDAP's test data (tests/integration/test093_openldap_search.py).
-- AVA values are written with the escapes of RFC 4514 §2.4
-  (`directory.protocol.dn.escape`); an AVA given as `#hex` of a type
-  other than a string, or a value that does not parse as a DN, is kept as
-  given (schema checking refuses the latter).
+- AVA values are escaped as slapd escapes them, within RFC 4514 §2.4: each
+  of `"\\=+,;<>`, NUL, a leading and a trailing space as a backslash and
+  two upper-case hex digits (`cn=c\\2Cm`), anything else (UTF-8 too) as it
+  is. A DN with an AVA whose value starts with `#` (given in `#hex` form,
+  or escaped), or a value that does not parse as a DN, is kept as given
+  (schema checking refuses the latter).
 - Matching is unaffected: DN values compare by distinguishedNameMatch,
   which normalises both sides alike.
 """
@@ -20,13 +22,14 @@ from __future__ import annotations
 
 import re
 
-from directory.protocol.dn import DN, escape
+from directory.protocol.dn import DN
 from directory.protocol.results import LDAPError
 from directory.schema import AttributeType, Schema
 
 DN_SYNTAX = "1.3.6.1.4.1.1466.115.121.1.12"
 NAME_AND_OPTIONAL_UID = "1.3.6.1.4.1.1466.115.121.1.34"
 _OPTIONAL_UID = re.compile(rb"#'[01]*'B\Z")
+_ESCAPED = re.compile(r'["\\=+,;<>\x00]|^ | $')
 
 
 def stored_value(schema: Schema, at: AttributeType, value: bytes) -> bytes:
@@ -50,5 +53,9 @@ def _pretty(schema: Schema, value: bytes) -> bytes:
     if any(ava.value.startswith("#") for ava in avas):
         return value
     return ",".join(
-        "+".join(f"{schema.attribute(ava.key).name}={escape(ava.value)}" for ava in rdn.avas)
+        "+".join(f"{schema.attribute(ava.key).name}={_escape(ava.value)}" for ava in rdn.avas)
         for rdn in dn.rdns).encode()
+
+
+def _escape(value: str) -> str:
+    return _ESCAPED.sub(lambda special: f"\\{ord(special.group()):02X}", value)

@@ -93,7 +93,11 @@ GROUP = f"cn=DN Forms,ou=Groups,{SUFFIX}"
 FORMS = ("CN=Foo,  OU=Bar,dc=example,dc=com", "userid=x,dc=example,dc=com",
          "2.5.4.3=Foo Two,dc=example,dc=com", "cn=a+SN=b,dc=example,dc=com",
          "commonName=Y,DC=EXAMPLE,DC=COM", "cn=  lead,dc=example,dc=com",
-         "cn=s p  ace,dc=example,dc=com", "cn=Ünïcode , dc=example,dc=com")
+         "cn=s p  ace,dc=example,dc=com", "cn=Ünïcode , dc=example,dc=com",
+         'cn=q\\"uote,dc=example,dc=com', "cn=back\\\\slash,dc=example,dc=com",
+         "cn=\\ lead two,dc=example,dc=com", "cn=tr\\ ,dc=example,dc=com",
+         "cn=e\\=q\\;s\\<l\\>,dc=example,dc=com", "cn=p\\+l,dc=example,dc=com",
+         "cn=c\\,m,dc=example,dc=com", "cn=in#side,dc=example,dc=com")
 FORMS_ADD = (f"dn: {GROUP}\nobjectClass: groupOfNames\nobjectClass: extensibleObject\n"
              f"cn: DN Forms\n" + "".join(f"member: {form}\n" for form in FORMS)
              + "uniqueMember: CN=Foo, OU=Bar#'0101'B\nuniqueMember: cn=x,DC=y\n").encode()
@@ -106,7 +110,8 @@ FORMS_MODIFY = (f"dn: {GROUP}\nchangetype: modify\nreplace: owner\n"
 def test_dn_values_are_stored_as_on_slapd(certdir: Server, slapd: Slapd,
                                           modified: tuple[int, int]) -> None:
     # Not in test004: the forms of DN a client may write (types by another
-    # name or OID, case, spaces, multi-valued RDNs, an optional UID), added
+    # name or OID, case, spaces, multi-valued RDNs, escapes, an optional
+    # UID), added
     # and then modified, are returned as slapd returns them.
     for changes in (FORMS_ADD, FORMS_MODIFY):
         theirs = slapd.tool("ldapmodify", "-a", input=changes)
