@@ -7,6 +7,7 @@
   values are not repeated (RFC 4511 §4.7; attributeOrValueExists).
 - Clients may not supply NO-USER-MODIFICATION attributes
   (constraintViolation, RFC 4512 §4.1.2).
+- Values of DN syntax are stored in slapd's form (`directory.dn_values`).
 - The object class chain is completed with every superclass, so
   (objectClass=person) finds inetOrgPerson entries through the index.
 - The whole entry is schema-checked before anything is written; the
@@ -28,6 +29,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from directory.backend import Transaction
+from directory.dn_values import stored_value
 from directory.dsa import DSA, AfterCommit
 from directory.entry import Entry, resolve_stored
 from directory.operation import Operation, Outcome, Reply
@@ -60,7 +62,8 @@ def collect(dsa: DSA, pairs: Iterable[tuple[str, Iterable[bytes]]]) -> Attribute
             raise LDAPError(ResultCode.PROTOCOL_ERROR, f"attribute {name} has no values")
         if resolved.type.key == "userpassword":
             vals = tuple(dsa.hashing.prepare(v) for v in vals)
-        attributes[resolved.key] = vals
+        attributes[resolved.key] = tuple(stored_value(dsa.schema, resolved.type, v)
+                                         for v in vals)
     return attributes
 
 
