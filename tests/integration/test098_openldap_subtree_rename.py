@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import SUFFIX, Server, make_server
+from tests.integration.conftest import SUFFIX, make_server
 from tests.integration.ldif_compare import normalise
 from tests.integration.slapd import ROOT_PW, start_slapd
 
