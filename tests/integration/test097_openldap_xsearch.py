@@ -38,10 +38,11 @@ ldapadd adds the file's own. Four differences:
   never stored clear), slapd as given.
 - slapd stores a DN value as its DN syntax prettifies it, each attribute
   type spelled as the schema names it; certdir keeps the value as the
-  client wrote it (RFC 4517 §3.3.9 allows both, as the values match
-  alike). The file's uniqueMember `cn=Bjorn Jensen,OU=Information
-  Technology Division,...` comes back from slapd with `ou=`; uniqueMember
-  values are compared with their attribute types lowercased.
+  client wrote it (RFC 4517 §3.3.9 and §3.3.21 define the values, not a
+  stored form; both match alike under uniqueMemberMatch). The file's
+  uniqueMember `cn=Bjorn Jensen,OU=Information Technology Division,...`
+  comes back from slapd with `ou=`; uniqueMember values are compared with
+  their attribute types lowercased.
 - The subschema's definition of dc is certdir's built-in one, RFC 4519
   §2.4's, which has no DESC; core.schema repeats it with a DESC and the same
   meaning, and a repeated definition keeps the first (`directory.schema`).
