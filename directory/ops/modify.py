@@ -11,6 +11,8 @@
 - Values of DN syntax added or replaced are stored in slapd's form
   (`directory.dn_values`).
 - Values of the RDN cannot be removed (notAllowedOnRDN, RFC 4511 §4.6).
+- objectClass values are named and completed with their superclasses as
+  on Add (`directory.ops.add`).
 - The structural object class cannot change (objectClassModsProhibited),
   checked before the rest of the schema, as slapd does (RFC 4512 §2.4.2).
 - NO-USER-MODIFICATION attributes are refused (constraintViolation).
