@@ -7,9 +7,10 @@
 - Initial refresh, one path after another so that each has the machine to itself: an empty
   consumer is started and timed from its start until it holds as many entries as its
   provider: slapd -> slapd and certdir -> slapd (slapd's `syncrepl` directive,
-  refreshAndPersist), certdir -> certdir (`replication.consumer`, refreshAndPersist). The
-  time includes starting the consumer (the table shows how long until its port answered).
-  The consumer's suffix contextCSN is read every 0.2 s and its entries counted (a subtree
+  refreshAndPersist; `dbnosync` unless --slapd-fsync, see replication_servers.py),
+  certdir -> certdir (`replication.consumer`, refreshAndPersist). The time includes
+  starting the consumer (the table shows how long until its port answered). The
+  consumer's suffix contextCSN is read every 0.2 s and its entries counted (a subtree
   search for `1.1` as its root DN) as soon as the contextCSN holds the provider's values
   or, for a certdir consumer, which shows no contextCSN, its log says its refresh is done;
   and at least every 2 s (every 5 times as long as the last count took, when that is
@@ -26,7 +27,8 @@
   one JSON line with every figure; progress goes to standard error.
 
 Usage: replication_bench.py [--entries 100000] [--rate 50] [--duration 20] [--quick]
-       [--storage-url URL] [--consumer-storage-url URL] [--tools DIR] [--workdir DIR]
+       [--slapd-fsync] [--storage-url URL] [--consumer-storage-url URL] [--tools DIR]
+       [--workdir DIR]
 """
 from __future__ import annotations
 
@@ -84,6 +86,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: {QUICK_ENTRIES} entries, {QUICK_DURATION:g} s of "
                              "writes")
+    parser.add_argument("--slapd-fsync", action="store_true",
+                        help="slapd consumers without dbnosync: one fsync per replicated entry")
     parser.add_argument("--refresh-timeout", type=float, default=900.0,
                         help="seconds a consumer may take over its initial refresh")
     parser.add_argument("--storage-url", help="the certdir provider's database "
@@ -144,6 +148,7 @@ class Servers:
 
     work: Path
     stack: ExitStack
+    slapd_durable: bool
 
     def started(self, server: Certdir | SlapdServer, name: str) -> Running:
         running = server.serve() if isinstance(server, Certdir) else server.serve(name)
@@ -151,7 +156,8 @@ class Servers:
         return running
 
     def slapd_consumer(self, name: str, rid: int, provider: Credentials) -> Starter:
-        consumer = slapd_server(self.work / name, SUFFIX, free_port(), (rid, provider))
+        consumer = slapd_server(self.work / name, SUFFIX, free_port(), (rid, provider),
+                                self.slapd_durable)
         return lambda: (self.started(consumer, name), consumer.credentials)
 
     def certdir_consumer(self, rid: int, provider: Credentials,
@@ -218,12 +224,16 @@ def report(args: argparse.Namespace, refreshes: list[Refresh], delays: list[Dela
     output.print(table)
     reference = next(d for d in delays if d.path == SLAPD_PATH)
     table = Table(title=f"change propagation, {args.rate:g} modifies/s for {args.duration:g} s "
-                        "(ms from the modify sent to the persist search's answer)")
-    for column in ("path", "seen / written", "p50", "p99", "max", f"p50 / {SLAPD_PATH}",
-                   f"p99 / {SLAPD_PATH}"):
+                        "(ms from the modify sent to the persist search's answer)",
+                  caption="writer: the modify's own latency, sent to result; provider itself: "
+                          "a persist search on the provider")
+    for column in ("path", "seen / written", "superseded", "converged", "p50", "p99", "max",
+                   f"p50 / {SLAPD_PATH}", f"p99 / {SLAPD_PATH}"):
         table.add_column(column, justify="right")
     for d in delays:
-        table.add_row(d.path, f"{d.seen} / {d.written}", f"{d.p50_ms:.1f}", f"{d.p99_ms:.1f}",
+        converged = "-" if d.converged is None else "yes" if d.converged else "NO"
+        table.add_row(d.path, f"{d.seen} / {d.written}", str(d.superseded), converged,
+                      f"{d.p50_ms:.1f}", f"{d.p99_ms:.1f}",
                       f"{d.max_ms:.1f}", ratio(d.p50_ms, reference.p50_ms),
                       ratio(d.p99_ms, reference.p99_ms))
     output.print(table)
@@ -237,7 +247,7 @@ def report(args: argparse.Namespace, refreshes: list[Refresh], delays: list[Dela
 def run(args: argparse.Namespace, console: Console) -> None:
     with ExitStack() as stack:
         work = stack.enter_context(work_directory(args.workdir, "replication-bench-"))
-        refreshes, delays = measure(args, Servers(work, stack), console)
+        refreshes, delays = measure(args, Servers(work, stack, args.slapd_fsync), console)
         report(args, refreshes, delays)
 
 

@@ -27,9 +27,9 @@ import ldap
 import ldap.ldapobject
 from harness import BenchError
 from ldap.syncrepl import SyncreplConsumer
-from replication_servers import Credentials
+from replication_servers import Credentials, values_below
 
-STAMPS = 100
+STAMPS = 1000
 STAMP_ATTRIBUTE = "description"
 POLL_S = 0.2
 REFRESH_TIMEOUT_S = 60.0
@@ -65,6 +65,8 @@ class Delays:
     path: str
     written: int
     seen: int
+    superseded: int
+    converged: bool | None
     p50_ms: float
     p99_ms: float
     max_ms: float
@@ -189,15 +191,30 @@ def propagation(name: str, provider: Credentials, observed: Sequence[tuple[str, 
     finally:
         for watch in started:
             watch.end()
-    writer = summary(f"{name} writer (modify sent -> result)", len(sent), latencies)
-    return [writer, *(summary(w.path, len(sent), [w.observer.arrived[seq] - at
-                                                  for seq, at in sent.items()
-                                                  if seq in w.observer.arrived])
+    final = values_below(provider, stamps_base(suffix), STAMP_ATTRIBUTE)
+    writer = summary(f"{name} writer", sent, latencies, 0, None)
+    return [writer, *(summary(w.path, sent, [w.observer.arrived[seq] - at
+                                             for seq, at in sent.items()
+                                             if seq in w.observer.arrived],
+                              superseded(w.observer.arrived, sent),
+                              values_below(w.server, stamps_base(suffix),
+                                           STAMP_ATTRIBUTE) == final)
                       for w in watches)]
 
 
-def summary(path: str, written: int, seconds: Sequence[float]) -> Delays:
+def superseded(arrived: dict[int, float], sent: dict[int, float]) -> int:
+    """The stamps never seen of which a later stamp of the same entry was."""
+    newest: dict[int, int] = {}
+    for seq in arrived:
+        newest[seq % STAMPS] = max(seq, newest.get(seq % STAMPS, seq))
+    return sum(1 for seq in sent if seq not in arrived and newest.get(seq % STAMPS, -1) > seq)
+
+
+def summary(path: str, sent: dict[int, float], seconds: Sequence[float], replaced: int,
+            converged: bool | None) -> Delays:
     if not seconds:
-        return Delays(path, written, 0, float("nan"), float("nan"), float("nan"))
-    return Delays(path, written, len(seconds), percentile(seconds, 0.5) * 1000,
-                  percentile(seconds, 0.99) * 1000, max(seconds) * 1000)
+        nan = float("nan")
+        return Delays(path, len(sent), 0, replaced, converged, nan, nan, nan)
+    return Delays(path, len(sent), len(seconds), replaced, converged,
+                  percentile(seconds, 0.5) * 1000, percentile(seconds, 0.99) * 1000,
+                  max(seconds) * 1000)

@@ -6,11 +6,15 @@
 - slapd consumer: an empty back_mdb whose `syncrepl` directive (refreshAndPersist, `retry="1
   +"`) replicates the whole suffix from a provider (slapd or certdir), bound as the
   provider's root DN; it carries the syncprov overlay too, so that an observer's persist
-  search on it sees each change as the consumer writes it (cascading replication).
+  search on it sees each change as the consumer writes it (cascading replication). Unless
+  asked to be durable it runs with `dbnosync`: slapd's consumer writes each replicated
+  entry in a transaction of its own, and with one fsync each the refresh measures the
+  disk, not the replication (certdir's consumer commits batches of entries).
 - certdir consumer: `certdir init --no-ca --no-kms` and `replication.consumer`
   (refreshAndPersist, `retry: "1 +"`) of a certdir provider, bound as its root DN.
 - A server's state is read as its root DN: the suffix's contextCSN (the set of its values,
-  one per server id) and the number of entries in the suffix (a subtree search for `1.1`).
+  one per server id), the number of entries in the suffix (a subtree search for `1.1`),
+  the values of one attribute on the entries below a base.
 """
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ suffix "{suffix}"
 rootdn "{root_dn}"
 rootpw {password}
 directory {work}/mdb
-index objectClass eq
+{nosync}index objectClass eq
 index entryCSN,entryUUID eq
 {syncrepl}overlay syncprov
 syncprov-checkpoint 100 1
@@ -75,6 +79,7 @@ class SlapdServer:
     port: int
     password: str
     provider: tuple[int, Credentials] | None = None
+    durable: bool = True
 
     @property
     def credentials(self) -> Credentials:
@@ -93,7 +98,8 @@ class SlapdServer:
                                        bind_dn=source.root_dn, password=source.password)
         self.conf.write_text(SLAPD_CONF.format(
             schema=SCHEMA_DIR, modules=MODULE_DIR, work=self.work, suffix=self.suffix,
-            root_dn=self.credentials.root_dn, password=self.password, syncrepl=syncrepl))
+            root_dn=self.credentials.root_dn, password=self.password, syncrepl=syncrepl,
+            nosync="" if self.durable else "dbnosync\n"))
 
     def load(self, ldif: Path) -> float:
         return run_timed([str(SLAPADD), "-f", str(self.conf), "-l", str(ldif), "-q", "-w"],
@@ -106,8 +112,9 @@ class SlapdServer:
 
 
 def slapd_server(work: Path, suffix: str, port: int,
-                 provider: tuple[int, Credentials] | None = None) -> SlapdServer:
-    server = SlapdServer(work, suffix, port, secrets.token_urlsafe(18), provider)
+                 provider: tuple[int, Credentials] | None = None,
+                 durable: bool = True) -> SlapdServer:
+    server = SlapdServer(work, suffix, port, secrets.token_urlsafe(18), provider, durable)
     server.prepare()
     return server
 
@@ -157,3 +164,15 @@ def entry_count(server: Credentials, suffix: str) -> int:
         raise BenchError(f"counting the entries on port {server.port}: {error}") from None
     finally:
         client.unbind_s()
+
+
+def values_below(server: Credentials, base: str, attribute: str) -> dict[str, list[bytes]]:
+    """DN (lower case) -> the values of `attribute`, for the entries one level below `base`."""
+    client = bound(server)
+    try:
+        found = client.search_s(base, ldap.SCOPE_ONELEVEL, "(objectClass=*)", [attribute])
+    except ldap.LDAPError as error:
+        raise BenchError(f"reading {base} on port {server.port}: {error}") from None
+    finally:
+        client.unbind_s()
+    return {dn.lower(): sorted(attrs.get(attribute, [])) for dn, attrs in found}
