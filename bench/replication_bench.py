@@ -43,7 +43,7 @@ from pathlib import Path
 
 from directory_bench import DEFAULT_TOOLS, SUFFIX, generate, shown
 from harness import BenchError, run_main, work_directory
-from replication_delay import Delays, propagation, stamps_ldif
+from replication_delay import Delays, planned, propagation, stamps_ldif
 from replication_servers import (
     Credentials,
     SlapdServer,
@@ -223,8 +223,9 @@ def report(args: argparse.Namespace, refreshes: list[Refresh], delays: list[Dela
                       ratio(r.seconds, slapd_refresh), "yes" if r.context_csn_matched else "no")
     output.print(table)
     reference = next(d for d in delays if d.path == SLAPD_PATH)
-    table = Table(title=f"change propagation, {args.rate:g} modifies/s for {args.duration:g} s "
-                        "(ms from the modify sent to the persist search's answer)",
+    table = Table(title=f"change propagation, {args.rate:g} modifies/s for {args.duration:g} s, "
+                        f"{planned(args.rate, args.duration)} planned (ms from the modify sent "
+                        "to the persist search's answer)",
                   caption="writer: the modify's own latency, sent to result; provider itself: "
                           "a persist search on the provider")
     for column in ("path", "seen / written", "superseded", "converged", "p50", "p99", "max",

@@ -8,7 +8,9 @@
   past their refresh before the writer starts.
 - The writer replaces `description` of the stamped people in turn with `seq N` at `rate`
   modifies per second for `duration` seconds (a modify is sent at its slot, or at once when
-  the writer is behind), one synchronous modify at a time on one connection.
+  the writer is behind), one synchronous modify at a time on one connection. A provider
+  too slow for the rate does not stretch the run: the writer stops after `OVERRUN` times
+  the duration, having written fewer than planned.
 - A change's delay is from the writer sending its modify to an observer receiving it (the
   provider's own commit included, so it is never negative); the writer's own latency (send
   to result) is reported beside it. Writer and observers are threads of this process, so
@@ -39,7 +41,8 @@ STAMPS = 1000
 STAMP_ATTRIBUTE = "description"
 POLL_S = 0.2
 REFRESH_TIMEOUT_S = 60.0
-DRAIN_S = 10.0
+DRAIN_S = 30.0
+OVERRUN = 2.0
 
 
 def stamps_base(suffix: str) -> str:
@@ -155,6 +158,10 @@ class Watch:
                              f"{self.failure[0]}")
 
 
+def planned(rate: float, duration: float) -> int:
+    return max(1, round(rate * duration))
+
+
 def write(provider: Credentials, suffix: str, rate: float, duration: float
           ) -> tuple[dict[int, float], list[float]]:
     """Modify the stamps at `rate` for `duration`; when each was sent, each latency (s)."""
@@ -164,7 +171,9 @@ def write(provider: Credentials, suffix: str, rate: float, duration: float
     latencies: list[float] = []
     begin = time.perf_counter()
     try:
-        for seq in range(max(1, round(rate * duration))):
+        for seq in range(planned(rate, duration)):
+            if seq and time.perf_counter() - begin > OVERRUN * duration:
+                break
             pause = begin + seq / rate - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
