@@ -1,5 +1,7 @@
 """The servers of the replication benchmark and how it reads their state.
 
+- Every slapd indexes what certdir indexes (index_config.py, as in the directory
+  benchmark), and entryCSN and entryUUID for syncprov and syncrepl.
 - slapd provider: Debian's slapd, back_mdb with the syncprov overlay, loaded offline with
   `slapadd -q -w` (-w writes the suffix's contextCSN, as a provider that had taken the
   writes would hold it).
@@ -25,6 +27,7 @@ from pathlib import Path
 import ldap
 import yaml
 from harness import BenchError
+from index_config import slapd_index_lines
 from servers import MODULE_DIR, SCHEMA_DIR, SLAPADD, SLAPD, Certdir, Running, run_timed, start
 
 SLAPD_CONF = """\
@@ -44,8 +47,7 @@ suffix "{suffix}"
 rootdn "{root_dn}"
 rootpw {password}
 directory {work}/mdb
-{nosync}index objectClass eq
-index entryCSN,entryUUID eq
+{nosync}{indexes}index entryCSN,entryUUID eq
 {syncrepl}overlay syncprov
 syncprov-checkpoint 100 1
 """
@@ -99,7 +101,7 @@ class SlapdServer:
         self.conf.write_text(SLAPD_CONF.format(
             schema=SCHEMA_DIR, modules=MODULE_DIR, work=self.work, suffix=self.suffix,
             root_dn=self.credentials.root_dn, password=self.password, syncrepl=syncrepl,
-            nosync="" if self.durable else "dbnosync\n"))
+            nosync="" if self.durable else "dbnosync\n", indexes=slapd_index_lines()))
 
     def load(self, ldif: Path) -> float:
         return run_timed([str(SLAPADD), "-f", str(self.conf), "-l", str(ldif), "-q", "-w"],
