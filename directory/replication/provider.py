@@ -21,9 +21,9 @@
   server id, with a Sync State add; then, as one Sync Info syncIdSet with
   refreshDeletes TRUE, the deletes since the cookie and the entries that
   changed since and are not in the content now (the filter no longer
-  matches, a rename took them out of the base, access hides them), as
-  slapo-syncprov's session log replay does; it ends with refreshDeletes
-  TRUE.
+  matches, a rename took them out of the base; only entries the requester
+  may read), as slapo-syncprov's session log replay does; it ends with
+  refreshDeletes TRUE.
 - refreshOnly ends with the Sync Done control on searchResultDone;
   refreshAndPersist with a Sync Info refreshPresent or refreshDelete
   (refreshDone TRUE) and goes on to persist (§3.4): after every commit
