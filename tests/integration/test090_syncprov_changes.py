@@ -37,7 +37,7 @@ import pytest
 from ldap.syncrepl import SyncreplConsumer, SyncRequestControl
 
 from tests.integration.conftest import SUFFIX, Server, make_server
-from tests.ports import free_port, listening
+from tests.integration.slapd import Slapd, start_slapd
 
 PEOPLE = f"ou=people,{SUFFIX}"
 OTHERS = f"ou=others,{SUFFIX}"
@@ -237,101 +237,53 @@ def test_a_stale_cookie_with_reload_hint_is_a_present_phase(short_log: Server) -
     assert sorted(again.entries.values()) == [dn("e").lower(), dn("f").lower()]
 
 
-SLAPD = Path("/usr/sbin/slapd")
-CONSUMER_CONF = """\
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb
-loglevel 0
-pidfile {work}/slapd.pid
-argsfile {work}/slapd.args
-
-database mdb
-suffix "{suffix}"
-rootdn "cn=admin,{suffix}"
-rootpw secret
-directory {work}/mdb
-index entryUUID eq
-syncrepl rid=002 provider={provider} type=refreshAndPersist
-  searchbase="{base}" filter="{filter}" bindmethod=simple binddn="{binddn}"
-  credentials={password} retry="1 +" timeout=5
-"""
+def replica(work: Path, provider: Server) -> Slapd:
+    """slapd replicating ou=people for `KEEP` from `provider` (refreshAndPersist)."""
+    return start_slapd(work, SUFFIX, database_lines=(
+        "index entryUUID eq\n"
+        f"syncrepl rid=002 provider={provider.uri} type=refreshAndPersist\n"
+        f'  searchbase="{PEOPLE}" filter="{KEEP}" bindmethod=simple\n'
+        f'  binddn="{provider.root_dn}" credentials={provider.root_password}\n'
+        '  retry="1 +" timeout=5'))
 
 
-class Slapd:
-    def __init__(self, work: Path) -> None:
-        self.work = work
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, provider: Server) -> None:
-        (self.work / "mdb").mkdir(parents=True, exist_ok=True)
-        conf = self.work / "slapd.conf"
-        conf.write_text(CONSUMER_CONF.format(
-            work=self.work, suffix=SUFFIX, provider=provider.uri, base=PEOPLE, filter=KEEP,
-            binddn=provider.root_dn, password=provider.root_password))
-        self.proc = subprocess.Popen([str(SLAPD), "-f", str(conf), "-h",
-                                      f"ldap://127.0.0.1:{self.port}/", "-d", "0"],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=(self.work / "slapd.log").open("wb"))
-        if not listening(self.port):
-            raise RuntimeError(f"slapd did not listen on {self.port}")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
-            self.proc = None
-
-    def people(self) -> set[str]:
-        conn = ldap.initialize(f"ldap://127.0.0.1:{self.port}")
-        try:
-            conn.simple_bind_s(f"cn=admin,{SUFFIX}", "secret")
-            found = conn.search_s(PEOPLE, ldap.SCOPE_ONELEVEL, "(objectClass=inetOrgPerson)",
-                                  ["1.1"])
-        except ldap.NO_SUCH_OBJECT:
-            return set()
-        finally:
-            conn.unbind_s()
-        return {d.lower() for d, _ in found}
-
-
-def kept(server: Server) -> set[str]:
-    found = server.tool("ldapsearch", "-LLL", "-b", PEOPLE, "-s", "one", KEEP, "1.1")
+def listed(found: subprocess.CompletedProcess[bytes]) -> set[str]:
+    """The DNs an `ldapsearch -LLL` printed."""
     return {line[4:].lower() for line in found.stdout.decode().splitlines()
             if line.startswith("dn: ")}
 
 
+def people(slapd: Slapd) -> set[str]:
+    return listed(slapd.tool("ldapsearch", "-LLL", "-b", PEOPLE, "-s", "one",
+                             "(objectClass=inetOrgPerson)", "1.1"))
+
+
+def kept(server: Server) -> set[str]:
+    return listed(server.tool("ldapsearch", "-LLL", "-b", PEOPLE, "-s", "one", KEEP, "1.1"))
+
+
 def holds(slapd: Slapd, server: Server) -> None:
     deadline = time.monotonic() + 60
-    while slapd.people() != kept(server):
+    while people(slapd) != kept(server):
         assert time.monotonic() < deadline, (
-            f"slapd holds {sorted(slapd.people())}, certdir {sorted(kept(server))}\n"
-            + (slapd.work / "slapd.log").read_text(errors="replace")[-2000:])
+            f"slapd holds {sorted(people(slapd))}, certdir {sorted(kept(server))}\n"
+            + slapd.log()[-2000:])
         time.sleep(0.5)
 
 
-@pytest.fixture
-def slapd(tmp_path: Path) -> Iterator[Slapd]:
-    if not SLAPD.exists():
-        pytest.skip("slapd is not installed")
-    consumer = Slapd(tmp_path / "slapd")
-    yield consumer
-    consumer.stop()
-
-
-def test_slapd_drops_what_leaves_its_filter_or_base(provider: Server, slapd: Slapd) -> None:
+def test_slapd_drops_what_leaves_its_filter_or_base(provider: Server, tmp_path: Path) -> None:
     change(provider, tree([f"p{i}" for i in range(6)]))
-    slapd.start(provider)
-    holds(slapd, provider)
-    assert len(slapd.people()) == 6
-    change(provider, describe("p0", "drop") + move_out("p1"))
-    holds(slapd, provider)
-    assert slapd.people() == {dn(f"p{i}").lower() for i in range(2, 6)}
-    slapd.stop()
-    change(provider, describe("p2", "drop") + move_out("p3") + describe("p0", "keep"))
-    slapd.start(provider)
-    holds(slapd, provider)
-    assert slapd.people() == {dn("p0").lower(), dn("p4").lower(), dn("p5").lower()}
+    slapd = replica(tmp_path / "slapd", provider)
+    try:
+        holds(slapd, provider)
+        assert len(people(slapd)) == 6
+        change(provider, describe("p0", "drop") + move_out("p1"))
+        holds(slapd, provider)
+        assert people(slapd) == {dn(f"p{i}").lower() for i in range(2, 6)}
+        slapd.stop()
+        change(provider, describe("p2", "drop") + move_out("p3") + describe("p0", "keep"))
+        slapd.start()
+        holds(slapd, provider)
+        assert people(slapd) == {dn("p0").lower(), dn("p4").lower(), dn("p5").lower()}
+    finally:
+        slapd.stop()
