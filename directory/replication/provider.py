@@ -22,8 +22,8 @@
   refreshDeletes TRUE, the deletes since the cookie and the entries that
   changed since and are not in the content now (the filter no longer
   matches, a rename took them out of the base; only entries the requester
-  may read), as slapo-syncprov's session log replay does; it ends with
-  refreshDeletes TRUE.
+  may read, modified since their add), as slapo-syncprov's session log
+  replay does; it ends with refreshDeletes TRUE.
 - refreshOnly ends with the Sync Done control on searchResultDone;
   refreshAndPersist with a Sync Info refreshPresent or refreshDelete
   (refreshDone TRUE) and goes on to persist (§3.4): after every commit
@@ -34,7 +34,8 @@
   attributes and a Sync State delete: the deletes whose DN was in scope,
   the entries renamed out of scope (the old DN), and those in scope that
   a change took out of the content (the DN; only entries the requester
-  may read). What left the content is told once, until it comes back.
+  may read, and never one added outside the content and not changed
+  since). What left the content is told once, until it comes back.
   Then a Sync Info newcookie. Continuation references come with the
   refresh only.
 - What changed is found by the entryCSN index (`After` a cookie's oldest
@@ -345,9 +346,11 @@ def _changed(op: Operation, request: SearchRequest, base: DN, since: Cookie,
 
 
 def _change(entry: Entry, since: Cookie, inside: bool) -> Change | None:
+    """None for an entry not changed after `since`, and for one outside the
+    content that was never changed since its add: the consumer cannot hold it."""
     csn = _csn(entry)
     uuid = entry_uuid(entry)
-    if uuid is None or not _newer(since, csn):
+    if uuid is None or not _newer(since, csn) or not (inside or _state(entry) == State.MODIFY):
         return None
     return Change(entry, uuid, csn, inside)
 
@@ -415,7 +418,8 @@ def _pass(op: Operation, request: SearchRequest, base: DN,
     reaches = REACHES[request.scope]
     for left in deleted:
         progress.note(left.csn)
-        if not progress.first_time(left.uuid, left.csn) or left.uuid in inside:
+        if (not progress.first_time(left.uuid, left.csn) or left.uuid in inside
+                or left.uuid in progress.outside):
             continue
         dn = dsa.parse_dn(left.dn)
         if dn.is_descendant_of(base) and reaches(base, dn):
