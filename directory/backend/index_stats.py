@@ -12,8 +12,9 @@ leaves an unselective index for a scan.
   key at the bound, so the equality lookups of the hot path cost no
   statement. Prefixes, presence and `After` ranges are counted by the
   backend when asked, up to one entry in `SCAN_SHARE` (beyond which the
-  number no longer matters); (objectClass=*) selects every entry; an intersection selects
-  at most its smallest part, a union at most the sum of its parts.
+  number no longer matters); (objectClass=*) selects every entry; an
+  intersection selects at most its smallest part, a union at most the sum
+  of its parts.
 - Stale statistics only misjudge a key's size: a plan is never wrong, only
   slower.
 - The directory's size is the backend's (its highest id, never less than
