@@ -26,6 +26,8 @@
   is `ldap://host:port` (with `starttls`) or `ldaps://host:port`, its
   `base` lies within the suffix, its `retry` is slapd's "5 5 300 +"; a
   replica has no `ca` or `kms` section (they sign on the provider).
+- `replication.delete_log` is how many deletes the syncrepl provider keeps
+  for consumers' refreshes from a cookie (> 0).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from directory.protocol.filter import FilterSyntaxError
 from directory.protocol.filter import parse as parse_filter
 from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError
+from directory.replication import deletes
 from directory.verify_queue import QueueLimits
 from kms.config import KMSConfig, SMTPConfig
 
@@ -354,6 +357,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     ca = _ca(top.section("ca"), data_dir, listen, http) if "ca" in top.data else None
     kms = _kms(top.section("kms"), data_dir, http) if "kms" in top.data else None
     replication = top.section("replication")
+    delete_log = replication.get("delete_log", int, deletes.KEPT, _positive, "must be > 0")
     consumer = (_consumer(replication.section("consumer"), data_dir, suffix)
                 if "consumer" in replication.data else None)
     replication.finish()
@@ -410,6 +414,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             hashing=hashing,
             verify_queue=verify_queue,
             consumer=consumer,
+            delete_log=delete_log,
         ),
     )
 

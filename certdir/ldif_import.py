@@ -231,7 +231,7 @@ def _apply(dsa: DSA, txn: Transaction, record: LDIFRecord) -> None:
         if txn.has_children(dn):
             raise LDAPError(ResultCode.NOT_ALLOWED_ON_NON_LEAF, f"{dn} has subordinates")
         txn.delete(dn)
-        deletes.record(txn.records, dsa.csn.next(dsa.now()), [gone])
+        deletes.record(txn.records, dsa.csn.next(dsa.now()), [gone], dsa.config.delete_log)
     elif record.changetype == "modify":
         entry = txn.get(dn)
         if entry is None:

@@ -15,6 +15,7 @@ from directory.backend.index_keys import EQ, SUB, IndexSpec
 from directory.passwords import HashPolicy
 from directory.ppolicy.config import PasswordPolicies
 from directory.protocol.messages import Scope
+from directory.replication.deletes import KEPT
 from directory.verify_queue import QueueLimits
 
 # Equality on what entries are looked up by; equality and substrings on
@@ -172,3 +173,5 @@ class DirectoryConfig:
     hashing: HashPolicy = field(default_factory=HashPolicy)
     verify_queue: QueueLimits = field(default_factory=QueueLimits)
     consumer: Consumer | None = None
+    # How many deletes the syncrepl provider's delete log keeps.
+    delete_log: int = KEPT

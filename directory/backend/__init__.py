@@ -9,7 +9,9 @@
 - `search` returns candidates in scope; the caller evaluates the filter. An
   `IndexQuery` narrows the candidates to a superset of the matches;
   `estimate` says about how many entries it would give, so a planner can
-  leave out an index that is not selective.
+  leave out an index that is not selective. `After` is an ordering range
+  on an index's keys (the entries changed after a CSN, for the syncrepl
+  provider); the planner never makes one from a filter.
 - `refresh()` at the start of an operation makes the next reads see every
   commit acknowledged so far, by any process or front end on the same
   database.
@@ -59,6 +61,13 @@ class Presence:
 
 
 @dataclass(frozen=True, slots=True)
+class After:
+    """The entries holding a key of `attribute` that sorts after `key`."""
+    attribute: str
+    key: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Intersection:
     queries: tuple[IndexQuery, ...]
 
@@ -68,7 +77,9 @@ class Union:
     queries: tuple[IndexQuery, ...]
 
 
-IndexQuery: TypeAlias = Equal | Prefix | Presence | Intersection | Union
+IndexQuery: TypeAlias = Equal | Prefix | Presence | After | Intersection | Union
+# The queries that read a range of one attribute's index rows.
+Range: TypeAlias = Prefix | Presence | After
 
 # A statement's parameter and a result row.
 Param: TypeAlias = str | int | bytes | None

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from directory.backend import Equal, IndexQuery, Intersection, Prefix, Presence
+from directory.backend import Equal, IndexQuery, Intersection, Range, Union
 from directory.backend.paths import MAX_IDS, in_scope, path_of
 from directory.entry import Entry
 from directory.protocol.dn import DN
@@ -56,7 +56,7 @@ class Reads(Protocol):
         """The entries holding the key, in id order."""
         ...
 
-    def _ids(self, query: Equal | Prefix | Presence) -> Iterable[int]: ...
+    def _ids(self, query: Equal | Range) -> Iterable[int]: ...
 
     def _by_ids(self, ids: Sequence[int]) -> Iterable[Entry]:
         """The entries of `ids` (in that order) that exist."""
@@ -95,6 +95,6 @@ def lookup(reads: Reads, query: IndexQuery) -> set[int]:
     if isinstance(query, Intersection):
         parts = [lookup(reads, q) for q in query.queries]
         return set.intersection(*parts) if parts else set()
-    if isinstance(query, Equal | Prefix | Presence):
-        return set(reads._ids(query))
-    return set().union(*(lookup(reads, q) for q in query.queries))
+    if isinstance(query, Union):
+        return set().union(*(lookup(reads, q) for q in query.queries))
+    return set(reads._ids(query))

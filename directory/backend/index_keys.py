@@ -1,7 +1,10 @@
 """The index rows of an entry, the same in every backend (DESIGN.md, "Storage").
 
 - `storage.indexes` gives each attribute type its kinds of index, as
-  slapd's `index cn eq,sub`. objectClass always has `eq`.
+  slapd's `index cn eq,sub`. objectClass always has `eq`, and so has
+  entryCSN: its keys (the CSN's octets) sort in time order per server id,
+  so the syncrepl provider finds what changed after a cookie by a range
+  of them (`After`) instead of looking at every entry.
 - `eq` rows are (type, the equality rule's key of a value; the value itself
   when the type has no equality rule). They serve equality and presence,
   and initial substrings as a key prefix where the equality and substrings
@@ -42,6 +45,8 @@ KINDS = (EQ, SUB)
 GRAM = 3
 MAX_PROBES = 8
 SCAN_SHARE = 4
+# The attribute types indexed whatever the configuration says.
+ALWAYS = ("objectclass", "entrycsn")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +95,8 @@ class IndexKeys:
     """The rows `indexes` give an entry's attributes."""
 
     def __init__(self, schema: Schema, indexes: Iterable[str | IndexSpec]) -> None:
-        kinds: dict[str, set[str]] = {"objectclass": {EQ}}
-        types: dict[str, AttributeType] = {"objectclass": schema.attribute("objectClass")}
+        kinds: dict[str, set[str]] = {key: {EQ} for key in ALWAYS}
+        types = {key: schema.attribute(key) for key in ALWAYS}
         for item in indexes:
             spec = spec_of(item)
             at = schema.attribute(spec.attribute)

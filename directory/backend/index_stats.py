@@ -10,10 +10,11 @@ leaves an unselective index for a scan.
   record, so its keys are counted at once.
 - An Equal query is estimated from memory: a heavy key's count, every other
   key at the bound, so the equality lookups of the hot path cost no
-  statement. Prefixes and presence are counted by the backend when asked,
-  up to one entry in `SCAN_SHARE` (beyond which the number no longer
-  matters); (objectClass=*) selects every entry; an intersection selects
-  at most its smallest part, a union at most the sum of its parts.
+  statement. Prefixes, presence and `After` ranges are counted by the
+  backend when asked, up to one entry in `SCAN_SHARE` (beyond which the
+  number no longer matters); (objectClass=*) selects every entry; an
+  intersection selects at most its smallest part, a union at most the sum
+  of its parts.
 - Stale statistics only misjudge a key's size: a plan is never wrong, only
   slower.
 - The directory's size is the backend's (its highest id, never less than
@@ -31,8 +32,8 @@ from directory.backend import (
     Equal,
     IndexQuery,
     Intersection,
-    Prefix,
     Presence,
+    Range,
     Records,
     Union,
 )
@@ -42,8 +43,8 @@ HEAVY_SHARE = 100
 MIN_HEAVY = 16
 MIN_DRIFT = 256
 
-# Counts the entries of a prefix or presence query, up to a limit.
-Count = Callable[[Prefix | Presence, int], int]
+# Counts the entries of a range query, up to a limit.
+Count = Callable[[Range, int], int]
 
 
 def bound(entries: int) -> int:

@@ -91,11 +91,13 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from directory.backend import (
+    After,
     Equal,
     IndexQuery,
     Param,
     Prefix,
     Presence,
+    Range,
     Tables,
     candidates,
     index_stats,
@@ -166,12 +168,15 @@ def _stored(rows: Iterable[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
     return {(attr, key[:MAX_KEY]) for attr, key in rows}
 
 
-def _where(query: Prefix | Presence) -> tuple[str, tuple[Param, ...]]:
-    """The index rows of a prefix (a key range) or of a presence (the attribute's)."""
+def _where(query: Range) -> tuple[str, tuple[Param, ...]]:
+    """The index rows of a prefix (a key range), of a presence (the
+    attribute's), or after a key."""
     if isinstance(query, Prefix):
         prefix = query.prefix[:MAX_KEY]
         return "attr = %s AND key >= %s AND key < %s", (
             query.attribute, prefix, prefix + b"\xff\xff\xff\xff")
+    if isinstance(query, After):
+        return "attr = %s AND key > %s", (query.attribute, query.key[:MAX_KEY])
     return "attr = %s", (query.attribute,)
 
 
@@ -345,7 +350,7 @@ class PostgresBackend:
             (query.attribute, query.key[:MAX_KEY]))
         return [self._entry(*row) for row in rows]
 
-    def _ids(self, query: Equal | Prefix | Presence) -> list[int]:
+    def _ids(self, query: Equal | Range) -> list[int]:
         params: tuple[Param, ...]
         if isinstance(query, Equal):
             sql, params = "SELECT id FROM idx WHERE attr = %s AND key = %s", (
@@ -394,7 +399,7 @@ class PostgresBackend:
         """About the entries `query` selects (index_stats.py)."""
         return self._statistics.estimate(query, self._size, self._count)
 
-    def _count(self, query: Prefix | Presence, limit: int) -> int:
+    def _count(self, query: Range, limit: int) -> int:
         where, params = _where(query)
         rows = self._read(f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {where} LIMIT %s) s",
                           (*params, limit))

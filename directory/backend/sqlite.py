@@ -36,12 +36,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from directory.backend import (
+    After,
     Conflict,
     Equal,
     IndexQuery,
     Param,
     Prefix,
     Presence,
+    Range,
     Row,
     Tables,
     candidates,
@@ -154,6 +156,16 @@ def connect(path: Path, cache_kib: int) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute(f"PRAGMA cache_size=-{cache_kib}")
     return conn
+
+
+def _where(query: Range) -> tuple[str, tuple[Param, ...]]:
+    """The index rows of a prefix, of a presence, or after a key."""
+    if isinstance(query, Prefix):
+        return "attr=? AND key>=? AND key<?", (
+            query.attribute, query.prefix, query.prefix + b"\xff\xff\xff\xff")
+    if isinstance(query, After):
+        return "attr=? AND key>?", (query.attribute, query.key)
+    return "attr=?", (query.attribute,)
 
 
 class SQLiteBackend:
@@ -306,17 +318,15 @@ class SQLiteBackend:
             "WHERE i.attr=? AND i.key=? ORDER BY e.id", (query.attribute, query.key))
         return [self._entry(*row) for row in rows.fetchall()]
 
-    def _ids(self, query: Equal | Prefix | Presence) -> list[int]:
-        sql: str
+    def _ids(self, query: Equal | Range) -> list[int]:
         params: tuple[Param, ...]
         if isinstance(query, Equal):
             sql, params = "SELECT id FROM idx WHERE attr=? AND key=?", (
                 query.attribute, query.key)
-        elif isinstance(query, Prefix):
-            sql, params = "SELECT id FROM idx WHERE attr=? AND key>=? AND key<?", (
-                query.attribute, query.prefix, query.prefix + b"\xff\xff\xff\xff")
         else:
-            sql, params = "SELECT DISTINCT id FROM idx WHERE attr=?", (query.attribute,)
+            where, params = _where(query)
+            distinct = "DISTINCT " if isinstance(query, Presence) else ""
+            sql = f"SELECT {distinct}id FROM idx WHERE {where}"
         return [row[0] for row in self._reader.execute(sql, params)]
 
     def _children(self, base_path: bytes) -> Iterator[Entry]:
@@ -356,15 +366,10 @@ class SQLiteBackend:
         """About the entries `query` selects (index_stats.py)."""
         return self._statistics.estimate(query, self._size, self._count)
 
-    def _count(self, query: Prefix | Presence, limit: int) -> int:
-        params: tuple[Param, ...]
-        if isinstance(query, Prefix):
-            sql, params = "attr=? AND key>=? AND key<?", (
-                query.attribute, query.prefix, query.prefix + b"\xff\xff\xff\xff")
-        else:
-            sql, params = "attr=?", (query.attribute,)
+    def _count(self, query: Range, limit: int) -> int:
+        where, params = _where(query)
         return int(self._reader.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {sql} LIMIT ?)",
+            f"SELECT count(*) FROM (SELECT 1 FROM idx WHERE {where} LIMIT ?)",
             (*params, limit)).fetchone()[0])
 
     @contextmanager

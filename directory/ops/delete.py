@@ -46,12 +46,13 @@ def handle(op: Operation) -> Outcome:
                 privileges.delete(dsa, view, below)
             for below in reversed(doomed):
                 txn.delete(below.dn)
-            deletes.record(txn.records, dsa.csn.next(dsa.now()), doomed)
+            deletes.record(txn.records, dsa.csn.next(dsa.now()), doomed,
+                           dsa.config.delete_log)
             return entry
         if txn.has_children(dn):
             raise LDAPError(ResultCode.NOT_ALLOWED_ON_NON_LEAF, f"{dn} has subordinates")
         txn.delete(dn)
-        deletes.record(txn.records, dsa.csn.next(dsa.now()), [entry])
+        deletes.record(txn.records, dsa.csn.next(dsa.now()), [entry], dsa.config.delete_log)
         return entry
 
     return dsa.write(job).addCallback(

@@ -6,6 +6,9 @@
 - The new RDN's values are added to the entry; with deleteOldRDN the old
   RDN's values are removed; the result must still pass schema checks.
 - Moving a subtree moves every descendant in the same transaction.
+- The renamed entry's old DN goes to the syncrepl delete log with its new
+  entryCSN (`directory.replication.deletes`): a sync search whose content
+  it leaves hears of it as a delete.
 - Assertion (RFC 4528), pre-read and post-read (RFC 4527) controls.
 - Access (`privileges`): write on the entry, delete on the old parent's
   `children`, add on the new parent's, add (and with deleteOldRDN delete)
@@ -26,6 +29,7 @@ from directory.ops.visibility import view_of
 from directory.protocol.dn import DN
 from directory.protocol.messages import SUCCESS, ModifyDNRequest, ModifyDNResponse
 from directory.protocol.results import LDAPError, ResultCode
+from directory.replication import deletes
 
 
 def rename(dsa: DSA, txn: Transaction, dn: DN, new_rdn_dn: DN, delete_old_rdn: bool,
@@ -74,6 +78,9 @@ def rename(dsa: DSA, txn: Transaction, dn: DN, new_rdn_dn: DN, delete_old_rdn: b
     stamp_modified(dsa, attrs, actor)
     moved = Entry(new_dn, attrs, entry.id)
     txn.rename(dn, moved)
+    csn = moved.first("entrycsn")
+    assert csn is not None, "stamp_modified gives every change a CSN"
+    deletes.record(txn.records, csn.decode(), [entry], dsa.config.delete_log)
     return entry, moved
 
 

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from directory import matched_values, referral_urls
 from directory.acl.identity import Identity
 from directory.acl.rights import Rights
-from directory.backend import Equal, IndexQuery, Union
+from directory.backend import Equal, IndexQuery, Intersection, Union
 from directory.dsa import DSA
 from directory.entry import Entry, find
 from directory.matching import InvalidValue
@@ -197,10 +197,12 @@ def _follow(dsa: DSA, entry: Entry) -> Entry:
     return entry
 
 
-def matches(op: Operation, request: SearchRequest, base: DN,
-            timed: bool = True) -> Iterator[Entry | Reply | Tick]:
+def matches(op: Operation, request: SearchRequest, base: DN, timed: bool = True,
+            narrow: IndexQuery | None = None) -> Iterator[Entry | Reply | Tick]:
     """Entries matching the filter, and continuation references, in scope;
-    under the time limit unless not `timed` (a persist search's passes)."""
+    under the time limit unless not `timed` (a persist search's passes);
+    only among the entries `narrow` gives, when given (the syncrepl
+    provider's entries changed after a cookie)."""
     dsa = op.dsa
     view = view_of(op)
     if not base:
@@ -224,6 +226,8 @@ def matches(op: Operation, request: SearchRequest, base: DN,
         assert rule is not None
         query = Union((query, Equal(object_class.key, rule.assertion_key(b"alias"))))
     predicate = search_test(dsa.schema, view, resolved, exact(query, resolved))
+    if narrow is not None:
+        query = narrow if query is None else Intersection((query, narrow))
     deadline = deadline_of(op, request) if timed else None
     return _walk(op, request, base, predicate, query, referrals, deref, deadline)
 

@@ -3,11 +3,14 @@
 - Every delete records, in the transaction that deletes, each entry's
   entryUUID and DN with the delete's CSN (`record`), so a refresh from a
   cookie sends the deletes since it as a syncIdSet instead of making the
-  consumer rediscover them by a present phase.
-- The log keeps about the newest `KEPT` deletes; pruning remembers the
-  newest CSN it dropped, and `since` answers None for a cookie older than
-  that (the log cannot tell what it missed: a present phase is needed),
-  or for a cookie with no CSN at all.
+  consumer rediscover them by a present phase. A rename records the
+  entry's old DN with its new CSN: the provider tells it as a delete to a
+  search whose content the entry left, and to no other.
+- The log keeps about the newest `kept` deletes (`replication.delete_log`,
+  `KEPT` unless configured); pruning remembers the newest CSN it dropped,
+  and `since` answers None for a cookie older than that (the log cannot
+  tell what it missed: the provider needs a present phase), or for a
+  cookie with no CSN at all.
 - An entry without an entryUUID (none made by certdir) is never told of.
 """
 
@@ -45,7 +48,7 @@ def entry_uuid(entry: Entry) -> bytes | None:
     return None if text is None else uuid.UUID(text.decode()).bytes
 
 
-def record(records: Records, csn: str, entries: Iterable[Entry]) -> None:
+def record(records: Records, csn: str, entries: Iterable[Entry], kept: int = KEPT) -> None:
     for entry in entries:
         found = entry_uuid(entry)
         if found is None:
@@ -53,8 +56,8 @@ def record(records: Records, csn: str, entries: Iterable[Entry]) -> None:
         row = records.row("INSERT INTO sync_deletes (csn, uuid, dn) VALUES (?, ?, ?)"
                           " RETURNING id", (csn, found, str(entry.dn)))
         assert row is not None
-        if row[0] % PRUNE_EVERY == 0:
-            _prune(records, row[0] - KEPT)
+        if row[0] % min(PRUNE_EVERY, kept) == 0:
+            _prune(records, row[0] - kept)
 
 
 def _prune(records: Records, last: int) -> None:

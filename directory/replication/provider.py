@@ -4,26 +4,44 @@
   that does not read as OpenLDAP's (`directory.protocol.sync.Cookie`) is
   protocolError (2). The search is the client's: its base, scope, filter,
   attribute selection, access rules and size limit (for the refresh).
-- Refresh without a cookie, or from a cookie the delete log cannot serve
-  (`directory.replication.deletes`), is the present phase (§3.3.1): every
-  entry in scope matching the filter, with a Sync State add and its
-  attributes when it changed since the cookie, else present with none; it
-  ends with refreshDeletes FALSE, so the consumer deletes what it was not
-  sent.
-- Refresh from a cookie is the delete phase (§3.3.2): the entries whose
-  entryCSN is newer than the cookie's CSN of their server id, with a Sync
-  State add; then the deletes since the cookie, as one Sync Info syncIdSet
-  with refreshDeletes TRUE; it ends with refreshDeletes TRUE.
+- Refresh without a cookie is the present phase (§3.3.1): every entry in
+  scope matching the filter, with a Sync State add and its attributes
+  (when there is a cookie, see below: only if it changed since), else
+  present with none; it ends with
+  refreshDeletes FALSE, so the consumer deletes what it was not sent.
+- A cookie with CSNs that the delete log (`directory.replication.deletes`)
+  cannot serve, pruned past it, cannot be followed incrementally: with
+  reloadHint FALSE (the default, python-ldap's) the answer is
+  e-syncRefreshRequired (4096) with no entries and no cookie, so the
+  consumer asks again without one (§3.3.2 c, §3.8); with reloadHint TRUE
+  (slapd's consumers) it is the present phase above (§3.3.2 b). A cookie
+  without CSNs is the initial state: the present phase (§3.1).
+- Refresh from a cookie the log serves is the delete phase (§3.3.2): the
+  entries in scope whose entryCSN is newer than the cookie's CSN of their
+  server id, with a Sync State add; then, as one Sync Info syncIdSet with
+  refreshDeletes TRUE, the deletes since the cookie and the entries that
+  changed since and are not in the content now (the filter no longer
+  matches, a rename took them out of the base; only entries the requester
+  may read, modified since their add), as slapo-syncprov's session log
+  replay does; it ends with refreshDeletes TRUE.
 - refreshOnly ends with the Sync Done control on searchResultDone;
   refreshAndPersist with a Sync Info refreshPresent or refreshDelete
   (refreshDone TRUE) and goes on to persist (§3.4): after every commit
   (this process's as it is acknowledged, any other's `DSA.refresh` finds,
   looked for every `POLL_SECONDS`) a pass sends what changed since the last
   cookie: entries with a Sync State add (new) or modify (changed; a rename
-  is a modify of the new DN, same entryUUID), deletes in scope as an entry
-  with the old DN, no attributes and a Sync State delete; then a Sync Info
-  newcookie. Continuation references come with the refresh only. Each pass
-  looks at every entry in scope (entryCSN is not indexed).
+  is a modify of the new DN, same entryUUID), and as an entry with no
+  attributes and a Sync State delete: the deletes whose DN was in scope,
+  the entries renamed out of scope (the old DN), and those in scope that
+  a change took out of the content (the DN; only entries the requester
+  may read, and never one added outside the content and not changed
+  since). What left the content is told once, until it comes back.
+  Then a Sync Info newcookie. Continuation references come with the
+  refresh only.
+- What changed is found by the entryCSN index (`After` a cookie's oldest
+  CSN; every entry when the cookie lacks a server id of contextCSN), so a
+  pass or a delete phase reads the entries changed since, not every entry
+  in scope; the present phase alone reads the whole scope.
 - The cookie names, per server id, the newest CSN the refresh or pass
   saw, never less than the cookie it came from; the client's rid comes
   back in it. When commits came while a pass ran (`DSA.refresh` at its
@@ -51,9 +69,12 @@ from dataclasses import dataclass, field
 
 from twisted.internet.defer import Deferred
 
+from directory.acl.rights import Rights
+from directory.backend import After
 from directory.entry import Entry
 from directory.operation import TICK, Operation, Replies, Reply, Tick, Wait
-from directory.ops.search import REACHES, entry_reply, matches, size_limit_of
+from directory.ops.search import REACHES, TICK_EVERY, entry_reply, matches, size_limit_of
+from directory.ops.visibility import view_of
 from directory.protocol.dn import DN
 from directory.protocol.messages import (
     SUCCESS,
@@ -78,7 +99,7 @@ from directory.protocol.sync import (
     csn_sid,
     info_message,
 )
-from directory.replication import deletes
+from directory.replication import context, deletes
 from directory.replication.deletes import Deleted, entry_uuid
 
 POLL_SECONDS = 1.0
@@ -100,6 +121,9 @@ class Progress:
     floor: str = ""
     # entryUUID -> entryCSN sent that the cookie does not cover yet.
     sent: dict[bytes, str] = field(default_factory=dict)
+    # The entries told as gone from the content (deleted, or changed so
+    # that it no longer holds them), told again only after they come back.
+    outside: set[bytes] = field(default_factory=set)
     # This pass's newest CSN per server id: of all it saw, of those before the fence.
     seen: dict[int, str] = field(default_factory=dict)
     fenced: dict[int, str] = field(default_factory=dict)
@@ -189,6 +213,9 @@ def handle(op: Operation) -> Replies:
     if cookie is not None:
         with dsa.backend.reading() as records:
             deleted = deletes.since(records, cookie)
+        if deleted is None and cookie.csns and not sync.reload_hint:
+            raise LDAPError(ResultCode.E_SYNC_REFRESH_REQUIRED,
+                            "the delete log no longer reaches back to the cookie")
     progress = Progress.of(cookie)
     refresh = _refresh(op, request, base, progress, deleted, generation)
     # The base is checked (and refused) now, before any reply.
@@ -218,7 +245,15 @@ def _sync(op: Operation, request: SearchRequest, base: DN, mode: Mode, progress:
 def _refresh(op: Operation, request: SearchRequest, base: DN, progress: Progress,
              deleted: list[Deleted] | None, generation: int) -> Iterator[Reply | Tick]:
     since = progress.start(op.dsa.now())
-    present = deleted is None
+    if deleted is None:
+        yield from _present(op, request, base, progress, since)
+    else:
+        yield from _delete_phase(op, request, base, progress, since, deleted)
+    _finish(op, progress, generation)
+
+
+def _present(op: Operation, request: SearchRequest, base: DN, progress: Progress,
+             since: Cookie) -> Iterator[Reply | Tick]:
     limit = size_limit_of(op, request)
     found = matches(op, request, base)
     yield TICK
@@ -229,25 +264,106 @@ def _refresh(op: Operation, request: SearchRequest, base: DN, progress: Progress
         csn = _csn(item)
         progress.note(csn)
         uuid = entry_uuid(item)
-        changed = _newer(since, csn) or not csn
-        if uuid is None or not (changed or present):
+        if uuid is None:
             continue
         if limit and op.entries >= limit:
             raise LDAPError(ResultCode.SIZE_LIMIT_EXCEEDED, "size limit exceeded")
         op.entries += 1
-        if changed:
+        if _newer(since, csn) or not csn:
             progress.first_time(uuid, csn)
             yield _stated(entry_reply(op, request, item), SyncState(State.ADD, uuid))
         else:
             yield Reply(SearchResultEntry(str(item.dn), ()),
                         (SyncState(State.PRESENT, uuid).to_control(),))
-    if deleted:
-        for gone in deleted:
-            progress.note(gone.csn)
-            progress.first_time(gone.uuid, gone.csn)
-        yield Reply(info_message(SyncIdSet(tuple(g.uuid for g in deleted),
-                                           refresh_deletes=True)))
-    _finish(op, progress, generation)
+
+
+def _delete_phase(op: Operation, request: SearchRequest, base: DN, progress: Progress,
+                  since: Cookie, deleted: list[Deleted]) -> Iterator[Reply | Tick]:
+    limit = size_limit_of(op, request)
+    found = _changed(op, request, base, since, timed=True)
+    yield TICK
+    inside: set[bytes] = set()
+    gone: dict[bytes, None] = {}
+    for item in found:
+        if not isinstance(item, Change):
+            yield item
+            continue
+        progress.note(item.csn)
+        progress.first_time(item.uuid, item.csn)
+        if not item.inside:
+            gone[item.uuid] = None
+            continue
+        if limit and op.entries >= limit:
+            raise LDAPError(ResultCode.SIZE_LIMIT_EXCEEDED, "size limit exceeded")
+        op.entries += 1
+        inside.add(item.uuid)
+        yield _stated(entry_reply(op, request, item.entry), SyncState(State.ADD, item.uuid))
+    for left in deleted:
+        progress.note(left.csn)
+        progress.first_time(left.uuid, left.csn)
+        if left.uuid not in inside:
+            gone[left.uuid] = None
+    if gone:
+        yield Reply(info_message(SyncIdSet(tuple(gone), refresh_deletes=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An entry changed after the cookie; `inside`: in the search's content
+    (in scope, matching, readable), else it may have left it."""
+    entry: Entry
+    uuid: bytes
+    csn: str
+    inside: bool
+
+
+def _changed(op: Operation, request: SearchRequest, base: DN, since: Cookie,
+             timed: bool) -> Iterator[Change | Reply | Tick]:
+    """The entries in scope with an entryCSN newer than `since`, found by
+    the entryCSN index, those of the content first; continuation references
+    as the search gives them."""
+    dsa = op.dsa
+    bound = _bound(op, since)
+    found: set[int] = set()
+    for item in matches(op, request, base, timed, bound):
+        if not isinstance(item, Entry):
+            yield item
+            continue
+        found.add(item.id)
+        change = _change(item, since, True)
+        if change is not None:
+            yield change
+    view = view_of(op)
+    for looked, entry in enumerate(dsa.backend.search(base, request.scope, bound), 1):
+        if looked % TICK_EVERY == 0:
+            yield TICK
+        if entry.id in found or "referral" in entry.object_classes or not view.allows(
+                entry, Rights.READ):
+            continue
+        change = _change(entry, since, False)
+        if change is not None:
+            yield change
+
+
+def _change(entry: Entry, since: Cookie, inside: bool) -> Change | None:
+    """None for an entry not changed after `since`, and for one outside the
+    content that was never changed since its add: the consumer cannot hold it."""
+    csn = _csn(entry)
+    uuid = entry_uuid(entry)
+    if uuid is None or not _newer(since, csn) or not (inside or _state(entry) == State.MODIFY):
+        return None
+    return Change(entry, uuid, csn, inside)
+
+
+def _bound(op: Operation, since: Cookie) -> After | None:
+    """The entryCSN index range holding every CSN newer than `since`: after
+    its oldest CSN; None (every entry) when it lacks a server id of
+    contextCSN, all of whose changes are new to it."""
+    with op.dsa.backend.reading() as records:
+        sids = {csn_sid(value.decode()) for value in context.values(records)}
+    if not since.csns or any(since.csn_for(sid) is None for sid in sids):
+        return None
+    return After("entrycsn", min(since.csns).encode())
 
 
 def _persist(op: Operation, request: SearchRequest, base: DN, progress: Progress,
@@ -282,25 +398,39 @@ def _pass(op: Operation, request: SearchRequest, base: DN,
     asked = since if since.csns else Cookie(csns=(progress.floor,))
     with dsa.backend.reading() as records:
         deleted = deletes.since(records, asked) or []
-    for item in matches(op, request, base, timed=False):
+    inside: set[bytes] = set()
+    for item in _changed(op, request, base, asked, timed=False):
         if isinstance(item, Tick):
             yield item
-        if not isinstance(item, Entry):
+        if not isinstance(item, Change):
             continue
-        csn = _csn(item)
-        progress.note(csn)
-        uuid = entry_uuid(item)
-        if uuid is None or not _newer(since, csn) or not progress.first_time(uuid, csn):
-            continue
-        state = State.ADD if item.first("createtimestamp") == item.first(
-            "modifytimestamp") else State.MODIFY
-        yield _stated(entry_reply(op, request, item), SyncState(state, uuid))
+        progress.note(item.csn)
+        if item.inside:
+            inside.add(item.uuid)
+            progress.outside.discard(item.uuid)
+            if progress.first_time(item.uuid, item.csn):
+                yield _stated(entry_reply(op, request, item.entry),
+                              SyncState(_state(item.entry), item.uuid))
+        elif item.uuid not in progress.outside:
+            progress.first_time(item.uuid, item.csn)
+            progress.outside.add(item.uuid)
+            yield _deleted(str(item.entry.dn), item.uuid)
     reaches = REACHES[request.scope]
-    for gone in deleted:
-        progress.note(gone.csn)
-        if not progress.first_time(gone.uuid, gone.csn):
+    for left in deleted:
+        progress.note(left.csn)
+        if (not progress.first_time(left.uuid, left.csn) or left.uuid in inside
+                or left.uuid in progress.outside):
             continue
-        dn = dsa.parse_dn(gone.dn)
+        dn = dsa.parse_dn(left.dn)
         if dn.is_descendant_of(base) and reaches(base, dn):
-            yield Reply(SearchResultEntry(gone.dn, ()),
-                        (SyncState(State.DELETE, gone.uuid).to_control(),))
+            progress.outside.add(left.uuid)
+            yield _deleted(left.dn, left.uuid)
+
+
+def _state(entry: Entry) -> State:
+    same = entry.first("createtimestamp") == entry.first("modifytimestamp")
+    return State.ADD if same else State.MODIFY
+
+
+def _deleted(dn: str, uuid: bytes) -> Reply:
+    return Reply(SearchResultEntry(dn, ()), (SyncState(State.DELETE, uuid).to_control(),))
