@@ -11,9 +11,10 @@ the provider and the refreshAndPersist consumer of the other
 - Renames and deletes on either node reach the other, of entries made on
   it or on its peer (the peer names them by entryUUID).
 - A partition: node A stopped, an entry modified on B; B stopped, the
-  same entry modified on A (later), another entry modified on A alone;
-  both running again, they converge on A's later modify (the newer entryCSN
-  wins, as in OpenLDAP's multi-provider) and B's change elsewhere stays.
+  same entry modified on A (later), another entry modified on A alone; A
+  stopped, then B and A started again: they converge on A's later modify
+  (the newer entryCSN wins, as in OpenLDAP's multi-provider, though A is
+  sent B's older one) and B's change elsewhere stays.
   Each node's refresh after its restart resumes from its stored cookie: it
   is sent the few entries that changed, not every entry again.
 - A multi-provider node without a server id, or with one past 4095, or a
@@ -172,7 +173,11 @@ def test_conflicting_modifies_converge_on_the_newer_after_a_partition(
     a.start()
     modify(a, "a5", "written on a later")
     modify(a, "a6", "only a wrote this")
+    a.stop()
+    # B first, so A's refresh from B most likely sees B's older a5 before
+    # B has taken A's: A keeps its own, the newer.
     b.start()
+    a.start()
     until(b, "written on a later", "-b", f"cn=a5,{PEOPLE}", "description")
     until(a, "only b wrote this", "-b", f"cn=b5,{PEOPLE}", "description")
     held = converged(a, b)
