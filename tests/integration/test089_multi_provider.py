@@ -9,7 +9,8 @@ the provider and the refreshAndPersist consumer of the other
 - The suffix each `certdir init` made (two entryUUIDs for one DN) becomes
   one entry: the newer takes the older over.
 - Renames and deletes on either node reach the other, of entries made on
-  it or on its peer (the peer names them by entryUUID).
+  it or on its peer; the peer names them by entryUUID, also entries made
+  here that it never sent back (its consumer refused meanwhile).
 - A partition: node A stopped, an entry modified on B; B stopped, the
   same entry modified on A (later), another entry modified on A alone; A
   stopped, then B and A started again: they converge on A's later modify
@@ -187,6 +188,33 @@ def test_conflicting_modifies_converge_on_the_newer_after_a_partition(
     for server in (a, b):
         sent = [int(n) for n in REFRESHED.findall(server.log())]
         assert sent and sent[-1] < BOOK // 2, (sent, server.log()[-3000:])
+
+
+def test_the_peer_names_entries_made_here_by_entryuuid(pair: tuple[Server, Server]) -> None:
+    """A's consumer refused by B (a wrong password) while A adds two entries
+    that B replicates: A never hears them back from B, so they are not
+    entries A replicated from B; B renames one and deletes the other, and A,
+    let in again, finds both by entryUUID."""
+    a, b = pair
+    converged(a, b)
+    a.stop()
+    (a.data_dir / "peer.pw").write_text("not the password\n")
+    a.start()
+    ldif(a, "ldapadd", person("a-made-1") + person("a-made-2"))
+    until(b, "a-made-2", "-b", PEOPLE, "(cn=a-made-2)", "cn")
+    made = contents(b)[f"cn=a-made-1,{PEOPLE}".lower()].values("entryUUID")
+    ldif(b, "ldapmodify", f"dn: cn=a-made-1,{PEOPLE}\nchangetype: modrdn\n"
+         "newrdn: cn=renamed on b\ndeleteoldrdn: 1\n\n"
+         f"dn: cn=a-made-2,{PEOPLE}\nchangetype: delete\n\n")
+    assert "a-made-1" in a.tool("ldapsearch", "-LLL", "-b", PEOPLE, "(cn=a-made-1)",
+                                "cn").stdout.decode()
+    a.stop()
+    (a.data_dir / "peer.pw").write_text(b.root_password + "\n")
+    a.start()
+    until(a, "renamed on b", "-b", PEOPLE, "(cn=renamed on b)", "cn")
+    held = converged(a, b)
+    assert held[f"cn=renamed on b,{PEOPLE}".lower()].values("entryUUID") == made
+    assert not {f"cn=a-made-1,{PEOPLE}".lower(), f"cn=a-made-2,{PEOPLE}".lower()} & dns(held)
 
 
 BAD = (
