@@ -13,12 +13,15 @@
   entry over. An entryUUID is known when it was replicated from this
   provider, or, where entryUUID is indexed (a multi-provider node), when
   any entry here has it: the peer names the entries made here by theirs.
-- The newer change wins, entry by entry, as OpenLDAP's syncrepl decides
-  (dn_callback): an entry sent whose entryCSN is not newer than the one of
-  the entry here it would replace (by entryUUID, else by DN) is skipped.
-  That resolves conflicting writes on two providers by CSN (ties cannot
-  happen: the server ids differ) and stops a change coming back from the
-  peer it went to, which sends it with the same entryCSN.
+- On a multi-provider node the newer change wins, entry by entry, as
+  OpenLDAP's syncrepl decides (dn_callback): an entry sent whose entryCSN
+  is not newer than the one of the entry here it would replace (by
+  entryUUID, else by DN) is skipped. That resolves conflicting writes on
+  two providers by CSN (ties cannot happen: the server ids differ) and
+  stops a change coming back from the peer it went to, which sends it with
+  the same entryCSN. A read-only replica takes whatever its provider
+  sends: the provider's entries replace the ones `certdir init` made here,
+  newer as they are.
 - A delete names entryUUIDs (a Sync State of delete, a syncIdSet with
   refreshDeletes): each entry goes with anything below it, whatever its
   entryCSN, as slapd's syncrepl applies a delete (be_delete, no CSN
@@ -112,6 +115,7 @@ class _Batch:
     dsa: DSA
     rid: int
     txn: Transaction
+    newer_wins: bool
     written: int = 0
     deleted: int = 0
     # The newest entryCSN written, per server id.
@@ -162,7 +166,7 @@ def _upsert(batch: _Batch, change: Upsert) -> None:
     old = batch.holding(change.uuid)
     here = old if old is not None else txn.get(entry.dn)
     csn = _csn_of(entry)
-    if here is not None and csn and _csn_of(here) >= csn:
+    if batch.newer_wins and here is not None and csn and _csn_of(here) >= csn:
         store.remember(txn.records, batch.rid, change.uuid, str(here.dn))
         return
     if old is not None and old.dn != entry.dn:
@@ -210,7 +214,8 @@ APPLY: Mapping[type, Callable[[_Batch, Any], None]] = {
 
 def apply(dsa: DSA, rid: int, txn: Transaction, changes: Iterable[Change]) -> tuple[int, int]:
     """Apply `changes` in order; (entries written, entries deleted)."""
-    batch = _Batch(dsa, rid, txn)
+    consumer = dsa.config.consumer
+    batch = _Batch(dsa, rid, txn, consumer is not None and consumer.multi_provider)
     for change in changes:
         APPLY[type(change)](batch, change)
     for csn in batch.newest.values():
