@@ -19,7 +19,11 @@
   entryUUID, else by DN) is skipped. That resolves conflicting writes on
   two providers by CSN (ties cannot happen: the server ids differ) and
   stops a change coming back from the peer it went to, which sends it with
-  the same entryCSN. A read-only replica takes whatever its provider
+  the same entryCSN. An entry sent with this node's own server id and a
+  CSN newer than any it issued (`SameServerId`) means the peer has the
+  same `replication.server_id`: the batch is refused, the connection
+  dropped and retried, with a message saying so, until the ids differ.
+  A read-only replica takes whatever its provider
   sends: the provider's entries replace the ones `certdir init` made here,
   newer as they are.
 - A delete names entryUUIDs (a Sync State of delete, a syncIdSet with
@@ -110,6 +114,10 @@ def _csn_of(entry: Entry) -> str:
     return "" if value is None else value.decode()
 
 
+class SameServerId(Exception):
+    """The peer stamps its changes with this node's server id."""
+
+
 @dataclass
 class _Batch:
     dsa: DSA
@@ -166,9 +174,12 @@ def _upsert(batch: _Batch, change: Upsert) -> None:
     old = batch.holding(change.uuid)
     here = old if old is not None else txn.get(entry.dn)
     csn = _csn_of(entry)
-    if batch.newer_wins and here is not None and csn and _csn_of(here) >= csn:
-        store.remember(txn.records, batch.rid, change.uuid, str(here.dn))
-        return
+    if batch.newer_wins:
+        _not_ours(batch, csn)
+        if here is not None and csn and _csn_of(here) >= csn:
+            if _uuid_of(here) == change.uuid:
+                store.remember(txn.records, batch.rid, change.uuid, str(here.dn))
+            return
     if old is not None and old.dn != entry.dn:
         txn.rename(old.dn, entry)
         batch.remember_subtree(entry.dn)
@@ -179,6 +190,13 @@ def _upsert(batch: _Batch, change: Upsert) -> None:
     store.remember(txn.records, batch.rid, change.uuid, str(entry.dn))
     batch.written += 1
     batch.wrote(csn)
+
+
+def _not_ours(batch: _Batch, csn: str) -> None:
+    own = batch.dsa.csn.server_id
+    if csn and csn_sid(csn) == own and csn > context.newest(batch.txn.records, own):
+        raise SameServerId(f"an entry stamped with this node's server id {own} and a CSN it "
+                           "never issued: the peer has the same replication.server_id")
 
 
 def _remove(batch: _Batch, change: Remove) -> None:

@@ -18,6 +18,9 @@ the provider and the refreshAndPersist consumer of the other
   sent B's older one) and B's change elsewhere stays.
   Each node's refresh after its restart resumes from its stored cookie: it
   is sent the few entries that changed, not every entry again.
+- Two nodes given one server id: the first change stamped by the peer
+  with it is refused (a CSN of this node's server id it never issued),
+  with a message naming `replication.server_id`.
 - A multi-provider node without a server id, or with one past 4095, or a
   `multi_provider` that is not a boolean, stops `certdir serve` (exit 1)
   with a message naming the key.
@@ -215,6 +218,25 @@ def test_the_peer_names_entries_made_here_by_entryuuid(pair: tuple[Server, Serve
     held = converged(a, b)
     assert held[f"cn=renamed on b,{PEOPLE}".lower()].values("entryUUID") == made
     assert not {f"cn=a-made-1,{PEOPLE}".lower(), f"cn=a-made-2,{PEOPLE}".lower()} & dns(held)
+
+
+def test_a_peer_with_the_same_server_id_is_refused(tmp_path: Path) -> None:
+    a, b = node(tmp_path, "a"), node(tmp_path, "b")
+    link(a, b, "a")
+    link(b, a, "a")
+    a.start()
+    b.start()
+    try:
+        ldif(b, "ldapadd", f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n")
+        log = a.logged("the peer has the same replication.server_id", timeout=CONVERGE_S)
+        assert (f"an entry stamped with this node's server id {SERVER_IDS['a']} and a CSN it "
+                "never issued") in log
+        assert PEOPLE not in a.tool("ldapsearch", "-LLL", "-b", SUFFIX, "(ou=people)",
+                                    "1.1").stdout.decode()
+    finally:
+        for server in (a, b):
+            log = server.stop()
+            assert "Traceback" not in log, log[-3000:]
 
 
 BAD = (
