@@ -5,7 +5,8 @@ the provider and the refreshAndPersist consumer of the other
 - Both take writes (an add on a replica would be referral, 10): what is
   added or modified on either reaches the other, and both hold the same
   entries, operational attributes included (`*` and `+`; contextCSN apart,
-  which names the CSNs each node issued itself).
+  whose value for a node's own server id may be a CSN no entry carries).
+  Each node's contextCSN has a value for both server ids.
 - The suffix each `certdir init` made (two entryUUIDs for one DN) becomes
   one entry: the newer takes the older over.
 - Renames and deletes on either node reach the other, of entries made on
@@ -107,6 +108,13 @@ def until(server: Server, check: str, *args: str) -> None:
         time.sleep(0.3)
 
 
+def context_sids(server: Server) -> set[int]:
+    """The server ids of the suffix's contextCSN values."""
+    done = server.tool("ldapsearch", "-LLL", "-b", SUFFIX, "-s", "base", "contextCSN")
+    return {int(csn.split("#")[2], 16) for csn in by_dn(done.stdout)[SUFFIX.lower()]
+            .values("contextCSN")}
+
+
 def dns(held: dict[str, Record]) -> set[str]:
     return {record.dn.lower() for record in held.values()}
 
@@ -142,6 +150,8 @@ def test_writes_on_either_node_reach_the_other(pair: tuple[Server, Server]) -> N
     held = converged(a, b)
     assert held[f"cn=b1,{PEOPLE}".lower()].values("description") == ("changed on a",)
     assert held[f"cn=a1,{PEOPLE}".lower()].values("description") == ("changed on b",)
+    for server in (a, b):
+        assert {SERVER_IDS["a"], SERVER_IDS["b"]} <= context_sids(server)
 
 
 def test_renames_and_deletes_on_either_node_reach_the_other(
