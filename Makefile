@@ -8,7 +8,7 @@ APT_PACKAGES := ldap-utils libldap2-dev libsasl2-dev slapd openssl gpgsm dirmngr
   chromium chromium-driver libnss3-tools postgresql
 APT := $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: run test lint typecheck unit integration bench fuzz system-packages clean
+.PHONY: run test lint typecheck unit integration bench bench-replication fuzz system-packages clean
 
 $(BIN)/certdir: pyproject.toml
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { \
@@ -69,17 +69,19 @@ typecheck: $(VENV)/.test-deps
 # (e.g. PYTEST_ARGS='-k test001' for a short run). A pass in the background
 # would ignore SIGINT: `trap - INT` lets Ctrl-C (or a SIGTERM of the recipe,
 # passed on as SIGINT) stop it as it stops pytest in the foreground, its
-# servers and cluster torn down.
+# servers and cluster torn down. Each pass ends with its slowest tests
+# (--durations), the CI's 30-minute budget being spent there.
 TEST_LOGS := run/test
+PYTEST := $(BIN)/pytest -q --durations=20
 test: SHELL := /bin/bash
 test: $(VENV)/.test-deps
 	$(BIN)/ruff check --no-cache .
 	$(BIN)/mypy
 	@mkdir -p $(TEST_LOGS); declare -A pass; \
 	trap 'kill -INT $${!pass[@]} 2>/dev/null; exit 1' TERM; \
-	(trap - INT; exec $(BIN)/pytest -q $(PYTEST_ARGS)) \
+	(trap - INT; exec $(PYTEST) $(PYTEST_ARGS)) \
 	  >$(TEST_LOGS)/sqlite.log 2>&1 & pass[$$!]=sqlite; \
-	(trap - INT; exec $(BIN)/pytest -q --storage=postgresql $(PYTEST_ARGS) tests/integration) \
+	(trap - INT; exec $(PYTEST) --storage=postgresql $(PYTEST_ARGS) tests/integration) \
 	  >$(TEST_LOGS)/postgresql.log 2>&1 & pass[$$!]=postgresql; \
 	echo "pytest on sqlite and on postgresql side by side, logs in $(TEST_LOGS)/"; \
 	statuses=""; failed=0; \
@@ -92,6 +94,9 @@ test: $(VENV)/.test-deps
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/directory_bench.py
+
+bench-replication: $(VENV)/.test-deps
+	$(BIN)/python bench/replication_bench.py
 
 # Coverage-guided fuzzing with atheris, outside `make test` and CI: each target
 # (tests/fuzz/targets.py) runs FUZZ_SECONDS, its corpus kept in run/fuzz/TARGET

@@ -336,6 +336,9 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     outstanding_anonymous = limits.get("max_outstanding_anonymous", int, 100, _positive,
                                        "must be > 0")
     pdu_seconds = limits.get("pdu_seconds", int, 30, _positive, "must be > 0")
+    persist = limits.get("max_persist_searches", int, 8, _positive, "must be > 0")
+    persist_total = limits.get("max_persist_searches_total", int, 256, _positive,
+                               "must be > 0")
     # What one request may cost: DNs (slapd's 8192-byte DN limit).
     max_dn_bytes = limits.get("max_dn_bytes", int, 8192, _positive, "must be > 0")
     max_rdns = limits.get("max_rdns", int, 256, _positive, "must be > 0")
@@ -413,6 +416,8 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             max_pdu_bytes_anonymous=max_pdu_anonymous,
             max_outstanding=outstanding,
             max_outstanding_anonymous=outstanding_anonymous,
+            max_persist_searches=persist,
+            max_persist_searches_total=persist_total,
             pdu_seconds=pdu_seconds,
             max_dn_bytes=max_dn_bytes,
             max_rdns=max_rdns,

@@ -156,6 +156,9 @@ class DirectoryConfig:
     max_pdu_bytes_anonymous: int = 256 * 1024
     max_outstanding: int = 1000
     max_outstanding_anonymous: int = 100
+    # Persist searches (RFC 4533 §3.4) one connection and one process may hold.
+    max_persist_searches: int = 8
+    max_persist_searches_total: int = 256
     pdu_seconds: int = 30
     max_dn_bytes: int = 8192
     max_rdns: int = 256

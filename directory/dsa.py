@@ -39,6 +39,7 @@ from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError, ResultCode
 from directory.replication import context
 from directory.replication.commits import Commits
+from directory.replication.persisting import PersistSearches
 from directory.resolved_filter import resolve_filter
 from directory.schema import Schema
 from directory.search_plan import plan
@@ -96,6 +97,8 @@ class DSA:
         self.peers: Peers | None = None
         # Persist searches (RFC 4533) wait on it for commits.
         self.commits = Commits()
+        self.persist_searches = PersistSearches(config.max_persist_searches,
+                                                config.max_persist_searches_total)
 
     def parse_dn(self, text: str) -> DN:
         return DN.parse(text, self.schema, self.dn_limits)

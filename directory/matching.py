@@ -21,6 +21,14 @@
   accepts) or OpenLDAP's older `123$cn=CA`. The serial is decimal, hex as
   `0x7b` (how `certdir ca issue` prints serials, and how OpenLDAP writes
   them in GSER; certdir takes it in the older form too), or `'7b'H`.
+- attributeCertificateExactMatch (X.509 §17.3.2) compares an attribute
+  certificate's (RFC 5755 §4.1) serial number and its issuer's
+  baseCertificateID (issuer directoryName and serial), the parts slapd
+  compares; a certificate whose issuer names no baseCertificateID with a
+  directoryName has no key and is refused as invalidAttributeSyntax. Its
+  assertion is slapd's GSER form, components in ASN.1 order:
+  `{ serialNumber 5, issuer { baseCertificateID { issuer
+  { directoryName:rdnSequence:"cn=AA" }, serial 7 } } }`.
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from cryptography import x509
+from pyasn1.codec.der import decoder
+from pyasn1.error import PyAsn1Error
+from pyasn1_modules import rfc5280, rfc5755
 
 from directory.protocol import ber
 from directory.protocol.dn import DN, PLAIN, Normalizer
@@ -416,6 +427,61 @@ def _certificate_keys(normalizer: Normalizer) -> tuple[Keyer, Keyer]:
     return value_key, assertion_key
 
 
+def _name_text(name: rfc5280.Name) -> str:
+    """An X.509 Name decoded by pyasn1 as an RFC 4514 string."""
+    rdns = []
+    for rdn in name["rdnSequence"]:
+        attributes = []
+        for ava in rdn:
+            value, _ = decoder.decode(bytes(ava["value"]))
+            attributes.append(x509.NameAttribute(
+                x509.ObjectIdentifier(str(ava["type"])), str(value)))
+        rdns.append(x509.RelativeDistinguishedName(attributes))
+    return x509.Name(rdns).rfc4514_string()
+
+
+def _attribute_certificate_parts(value: bytes) -> tuple[int, int, str]:
+    """The serial number, the baseCertificateID serial and its issuer's
+    directoryName of a DER attribute certificate."""
+    try:
+        certificate, _ = decoder.decode(value, asn1Spec=rfc5755.AttributeCertificate())
+        info = certificate["acinfo"]
+        base = info["issuer"]["v2Form"]["baseCertificateID"]
+        names = [n["directoryName"] for n in base["issuer"] if n.getName() == "directoryName"]
+        if not names:
+            raise InvalidValue("attribute certificate issuer has no directoryName")
+        return int(info["serialNumber"]), int(base["serial"]), _name_text(names[0])
+    except (PyAsn1Error, ValueError) as e:
+        raise InvalidValue(f"value is not an attribute certificate with a "
+                           f"baseCertificateID: {e}") from None
+
+
+_AC_ASSERTION = re.compile(
+    rf"\{{\s*serialNumber\s+(?P<serial>{_SERIAL})\s*,\s*issuer\s*\{{\s*baseCertificateID\s*"
+    rf"\{{\s*issuer\s*\{{\s*directoryName\s*:\s*{_ISSUER.format('issuer')}\s*\}}\s*,\s*"
+    rf"serial\s+(?P<base_serial>{_SERIAL})\s*\}}\s*\}}\s*\}}",
+    re.IGNORECASE | re.DOTALL)
+
+
+def _attribute_certificate_keys(normalizer: Normalizer) -> tuple[Keyer, Keyer]:
+    def key(serial: int, base_serial: int, issuer: str) -> bytes:
+        return f"{serial}${base_serial}$".encode() + _foreign_dn_key(normalizer, issuer)
+
+    def value_key(value: bytes) -> bytes:
+        return key(*_attribute_certificate_parts(value))
+
+    def assertion_key(value: bytes) -> bytes:
+        found = _AC_ASSERTION.fullmatch(_text(value).strip())
+        if found is None:
+            raise InvalidValue("attributeCertificateExactMatch wants { serialNumber N, issuer "
+                               "{ baseCertificateID { issuer { directoryName:rdnSequence:\"DN\" "
+                               "}, serial M } } }")
+        return key(_serial(found.group("serial")), _serial(found.group("base_serial")),
+                   found.group("issuer").replace('""', '"'))
+
+    return value_key, assertion_key
+
+
 # --- the tables ------------------------------------------------------------
 
 _S = "1.3.6.1.4.1.1466.115.121.1."
@@ -432,6 +498,7 @@ def builtin(normalizer: Normalizer, oid_of: Callable[[str], str | None] = lambda
     dn_key: Keyer = lambda v: _dn_key(normalizer, _text(v))  # noqa: E731
     oid_key = _object_identifier_key(oid_of)
     cert_value, cert_assertion = _certificate_keys(normalizer)
+    ac_value, ac_assertion = _attribute_certificate_keys(normalizer)
     authz_key = authz(normalizer)
     syntaxes = [
         Syntax(_S + "3", "Attribute Type Description", _non_empty_utf8),
@@ -482,6 +549,8 @@ def builtin(normalizer: Normalizer, oid_of: Callable[[str], str | None] = lambda
         Syntax("1.3.6.1.4.1.4203.666.11.2.1", "CSN", _non_empty_utf8),
         Syntax("1.3.6.1.4.1.4203.666.11.10.2.1", "X.509 AttributeCertificate", _der_sequence,
                True),
+        Syntax("1.3.6.1.4.1.4203.666.11.10.2.2", "AttributeCertificate Exact Assertion",
+               _non_empty_utf8),
         Syntax(NIS_NETGROUP_TRIPLE, "RFC2307 NIS Netgroup Triple", _netgroup_triple),
         Syntax(BOOT_PARAMETER, "RFC2307 Boot Parameter", _boot_parameter),
         Syntax(AUTHZ, "OpenLDAP authz", _keyer_check(authz_key)),
@@ -520,6 +589,8 @@ def builtin(normalizer: Normalizer, oid_of: Callable[[str], str | None] = lambda
               first_component, oid_key),
         _rule("2.5.13.34", "certificateExactMatch", "1.3.6.1.1.15.1", "equality",
               cert_value, cert_assertion),
+        _rule("2.5.13.45", "attributeCertificateExactMatch", "1.3.6.1.4.1.4203.666.11.10.2.2",
+              "equality", ac_value, ac_assertion),
         _rule("1.3.6.1.4.1.1466.109.114.1", "caseExactIA5Match", "26", "equality",
               case_exact_ia5),
         _rule("1.3.6.1.4.1.1466.109.114.2", "caseIgnoreIA5Match", "26", "equality",

@@ -18,6 +18,17 @@
   user attribute, RFC 4512 §4.3), one value of a SINGLE-VALUE type,
   no value twice under the equality rule, values that fit their syntax,
   and the values of its RDN (RFC 4512 §2.3).
+- A DIT content rule (RFC 4512 §4.1.6, as slapd's schema_check.c applies
+  it) is named by the OID of a structural class; its AUX classes must be
+  auxiliary, its MUST, MAY and NOT types known and each in one list only;
+  a second rule for the class is refused unless it means the same. An
+  entry whose structural class has a rule: an OBSOLETE rule refuses it;
+  every auxiliary class listed in its objectClass must be in AUX; it
+  holds every MUST type of the rule, none of its NOT types, and may hold
+  the rule's MAY types besides its classes' (these lists name the exact
+  type, not its subtypes, as in slapd). Every refusal is
+  objectClassViolation (65). Without a rule, any auxiliary class is
+  allowed. cn=Subschema publishes the rules as dITContentRules.
 - Syntaxes and matching rules are the ones `directory.matching` implements;
   a file that names any other fails to load with an error naming it.
 """
@@ -42,6 +53,7 @@ from directory.protocol.dn import DN
 from directory.protocol.results import LDAPError, ResultCode
 from directory.schema_files import (
     ATTRIBUTE_TYPE,
+    DIT_CONTENT_RULE,
     LDAP_SYNTAX,
     OBJECT_CLASS,
     Description,
@@ -50,7 +62,7 @@ from directory.schema_files import (
     read,
 )
 
-_Definition = TypeVar("_Definition", "AttributeType", "ObjectClass")
+_Definition = TypeVar("_Definition", "AttributeType", "ObjectClass", "DITContentRule")
 
 USER_APPLICATIONS = "userApplications"
 EXTENSIBLE_OBJECT = "extensibleobject"
@@ -104,6 +116,25 @@ class ObjectClass:
         return self.names[0] if self.names else self.oid
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class DITContentRule:
+    """What entries of one structural class (the rule's OID) may and must
+    hold beyond their classes (RFC 4512 §4.1.6)."""
+
+    oid: str
+    names: tuple[str, ...]
+    definition: str
+    obsolete: bool = False
+    aux: frozenset[str] = frozenset()  # keys of auxiliary classes
+    must: frozenset[str] = frozenset()  # keys of attribute types, as are may and precluded
+    may: frozenset[str] = frozenset()
+    precluded: frozenset[str] = frozenset()
+
+    @property
+    def name(self) -> str:
+        return self.names[0] if self.names else self.oid
+
+
 def _one(fields: Mapping[str, list[str]], keyword: str) -> str | None:
     values = fields.get(keyword)
     return values[0] if values else None
@@ -119,6 +150,7 @@ class Schema:
         self._classes: dict[str, ObjectClass] = {}
         self._subtypes: dict[str, tuple[AttributeType, ...]] = {}
         self._chains: dict[str, tuple[ObjectClass, ...]] = {}
+        self._dit_rules: dict[str, DITContentRule] = {}  # by its structural class's OID
         self._origins: dict[int, str] = {}  # id of a definition -> "file:line"
         syntaxes, rules = builtin(self, self._oid_of)
         self.syntaxes: dict[str, Syntax] = syntaxes
@@ -129,7 +161,7 @@ class Schema:
         schema = cls()
         macros = Macros()
         found: dict[str, list[Description]] = {LDAP_SYNTAX: [], ATTRIBUTE_TYPE: [],
-                                               OBJECT_CLASS: []}
+                                               OBJECT_CLASS: [], DIT_CONTENT_RULE: []}
         for path in paths:
             files = sorted(path.glob("*.schema")) if path.is_dir() else [path]
             for file in files:
@@ -138,6 +170,8 @@ class Schema:
         schema._add_syntaxes(found[LDAP_SYNTAX])
         schema._add_types(found[ATTRIBUTE_TYPE])
         schema._add_classes(found[OBJECT_CLASS])
+        for description in found[DIT_CONTENT_RULE]:
+            schema._add_dit_content_rule(description)
         return schema
 
     def _add_syntaxes(self, found: list[Description]) -> None:
@@ -226,7 +260,7 @@ class Schema:
         old, now = meaning(first), meaning(new)
         if known == {first} and old == now:
             return True
-        what = "attribute type" if d.kind == ATTRIBUTE_TYPE else "object class"
+        what = _KIND_NAMES[d.kind]
         differ = ", ".join(k for k in old if old[k] != now[k])
         raise SchemaError(f"{d.where}: {what} {new.name} ({new.oid}) conflicts with "
                           f"{first.name} ({first.oid}) defined at {self._origins[id(first)]}"
@@ -271,6 +305,37 @@ class Schema:
             return
         for name in (oc.oid, *oc.names):
             self._classes[name.lower()] = oc
+
+    def _add_dit_content_rule(self, d: Description) -> None:
+        oc = self.find_object_class(d.oid)
+        if oc is None or oc.kind != "STRUCTURAL":
+            raise SchemaError(f"{d.where}: DIT content rule {_name(d)}: {d.oid} is not a "
+                              "structural object class")
+        aux = []
+        for name in d.fields.get("AUX", ()):
+            each = self.find_object_class(name)
+            if each is None or each.kind != "AUXILIARY":
+                raise SchemaError(f"{d.where}: DIT content rule {_name(d)}: AUX {name} is "
+                                  "not an auxiliary object class")
+            aux.append(each.key)
+        lists: dict[str, frozenset[str]] = {}
+        for keyword in ("MUST", "MAY", "NOT"):
+            keys = []
+            for name in d.fields.get(keyword, ()):
+                at = self.find_attribute(name)
+                if at is None:
+                    raise SchemaError(f"{d.where}: DIT content rule {_name(d)}: {keyword} "
+                                      f"names unknown attribute {name}")
+                if any(at.key in other for other in lists.values()) or at.key in keys:
+                    raise SchemaError(f"{d.where}: DIT content rule {_name(d)}: {name} is "
+                                      "listed twice")
+                keys.append(at.key)
+            lists[keyword] = frozenset(keys)
+        rule = DITContentRule(oc.oid, tuple(d.fields.get("NAME", ())), d.definition,
+                              obsolete="OBSOLETE" in d.fields, aux=frozenset(aux),
+                              must=lists["MUST"], may=lists["MAY"], precluded=lists["NOT"])
+        if not self._known(d, self._dit_rules, _dit_rule_meaning, rule):
+            self._dit_rules[oc.oid.lower()] = rule
 
     # --- lookups -------------------------------------------------------------
 
@@ -356,10 +421,15 @@ class Schema:
             raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION, "no objectClass attribute")
         rule = _content_rule(self, values)
         present = {key.split(";", 1)[0] for key in attributes}
-        for oc, must, names in rule.required:
+        for who, must, names in rule.required:
             if present.isdisjoint(names):
                 raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION,
-                                f"object class {oc} requires attribute {must}")
+                                f"{who} requires attribute {must}")
+        precluded = sorted(present & rule.dit_rule.precluded) if rule.dit_rule else []
+        if rule.dit_rule is not None and precluded:
+            raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION,
+                            f"content rule {rule.dit_rule.name} precludes attribute "
+                            f"{self._attributes[precluded[0]].name}")
         if not rule.extensible:
             for key in present - rule.allowed:
                 at = self.attribute(key)
@@ -372,12 +442,14 @@ class Schema:
         return rule.structural
 
     def content_rule(self, values: tuple[bytes, ...]) -> ContentRule:
-        """What the object classes `values` (with their superclasses)
-        require and allow; objectClassViolation for unknown classes or a
-        structural chain that is missing or forked."""
+        """What the object classes `values` (with their superclasses) and
+        the DIT content rule of their structural class require and allow;
+        objectClassViolation for unknown classes, a structural chain that
+        is missing or forked, an OBSOLETE rule or an auxiliary class the
+        rule does not list."""
+        listed = [self.object_class(value.decode(errors="replace")) for value in values]
         classes: list[ObjectClass] = []
-        for value in values:
-            oc = self.object_class(value.decode(errors="replace"))
+        for oc in listed:
             for each in (oc, *self.sup_chain(oc)):
                 if each not in classes:
                     classes.append(each)
@@ -390,16 +462,33 @@ class Schema:
             raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION,
                             "more than one structural object class: "
                             + ", ".join(oc.name for oc in leaves))
+        dit = self._dit_rules.get(leaves[0].oid)
+        if dit is not None:
+            self._check_dit_rule(dit, listed)
         required = tuple(
-            (oc.name, self._attributes[must].name,
+            (f"object class {oc.name}", self._attributes[must].name,
              frozenset(at.key for at in self._subtypes[must]))
             for oc in classes for must in sorted(oc.all_must))
         # A type is allowed when it or a supertype is listed: the subtypes of
         # every listed type.
         allowed = frozenset(at.key for oc in classes for name in oc.all_must | oc.all_may
                             for at in self._subtypes[name])
+        if dit is not None:
+            required += tuple((f"content rule {dit.name}", self._attributes[must].name,
+                               frozenset({must})) for must in sorted(dit.must))
+            allowed |= dit.must | dit.may
         return ContentRule(leaves[0].name, required, allowed,
-                           any(oc.key == EXTENSIBLE_OBJECT for oc in classes))
+                           any(oc.key == EXTENSIBLE_OBJECT for oc in classes), dit)
+
+    @staticmethod
+    def _check_dit_rule(dit: DITContentRule, listed: list[ObjectClass]) -> None:
+        if dit.obsolete:
+            raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION,
+                            f"content rule {dit.name} is obsolete")
+        for oc in listed:
+            if oc.kind == "AUXILIARY" and oc.key not in dit.aux:
+                raise LDAPError(ResultCode.OBJECT_CLASS_VIOLATION,
+                                f"class {oc.name} not allowed by content rule {dit.name}")
 
     def _check_values(self, attributes: Mapping[str, tuple[bytes, ...]]) -> None:
         counts: dict[str, int] = {}
@@ -455,7 +544,9 @@ class Schema:
                 for r in rules if r.oid in uses),
             "attributeTypes": tuple(at.definition.encode() for at in types),
             "objectClasses": tuple(oc.definition.encode() for oc in self.object_classes()),
-        }
+        } | ({"dITContentRules": tuple(r.definition.encode()
+                                     for r in self._dit_rules.values())}
+             if self._dit_rules else {})
 
 
 def _name(d: Description) -> str:
@@ -472,6 +563,17 @@ def _type_meaning(at: AttributeType) -> dict[str, object]:
             "NO-USER-MODIFICATION": at.no_user_modification, "USAGE": at.usage.lower()}
 
 
+_KIND_NAMES: Mapping[str, str] = {ATTRIBUTE_TYPE: "attribute type",
+                                   OBJECT_CLASS: "object class",
+                                   DIT_CONTENT_RULE: "DIT content rule"}
+
+
+def _dit_rule_meaning(rule: DITContentRule) -> dict[str, object]:
+    return {"OID": rule.oid, "NAME": tuple(n.lower() for n in rule.names),
+            "OBSOLETE": rule.obsolete, "AUX": rule.aux, "MUST": rule.must, "MAY": rule.may,
+            "NOT": rule.precluded}
+
+
 def _class_meaning(oc: ObjectClass) -> dict[str, object]:
     return {"OID": oc.oid, "NAME": tuple(n.lower() for n in oc.names),
             "SUP": frozenset(oc.sup), "KIND": oc.kind, "MUST": oc.must, "MAY": oc.may}
@@ -482,9 +584,11 @@ class ContentRule:
     """What a set of object classes asks of an entry."""
 
     structural: str
-    required: tuple[tuple[str, str, frozenset[str]], ...]  # class, MUST type, its subtypes
+    # ("object class X" or "content rule X", MUST type, the types that satisfy it)
+    required: tuple[tuple[str, str, frozenset[str]], ...]
     allowed: frozenset[str]
     extensible: bool
+    dit_rule: DITContentRule | None = None
 
 
 @lru_cache(maxsize=4096)

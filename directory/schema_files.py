@@ -8,14 +8,15 @@
   too). Keywords, in any case: a word that starts with `attribute` (as
   slapd takes `attributetype`, `attributeTypes` and the like) other than
   slapd's `attributeoptions` directive, `objectclass` or `objectclasses`,
-  `objectidentifier`, `ldapsyntax`; a trailing `:` (the LDIF spelling) is
-  dropped. Any other is refused.
+  `objectidentifier`, `ldapsyntax`, `ditcontentrule` or `ditcontentrules`
+  (RFC 4512 §4.1.6); a trailing `:` (the LDIF spelling) is dropped. Any
+  other is refused.
 - `objectidentifier NAME OID` defines an OID macro (slapd's oidm): `NAME`
   and `NAME:suffix` stand for `OID` and `OID.suffix` in the OID of a
-  later attribute type, object class, syntax or macro and in a SYNTAX,
-  across every file of one load. A macro defined again with the same OID
-  is accepted, with another OID refused naming both places; an unknown
-  macro is refused.
+  later attribute type, object class, syntax, DIT content rule or macro
+  and in a SYNTAX, across every file of one load. A macro defined again
+  with the same OID is accepted, with another OID refused naming both
+  places; an unknown macro is refused.
 - A description is `( oid KEYWORD value ... )` in RFC 4512 §4.1 form;
   after its closing parenthesis a `#` comment may follow, nothing else
   (slapd drops any text there, which would hide a mistake). Its
@@ -23,9 +24,10 @@
   stand for, and its SYNTAX unquoted (slapd takes `SYNTAX '1.2.3'`,
   RFC 4512 does not).
 - A `.ldif` file is the cn=config form slapd also ships (olcSchemaConfig
-  entries): each olcObjectIdentifier, olcLdapSyntaxes, olcAttributeTypes
-  and olcObjectClasses value is the statement of the same name, its
-  `{n}` order prefix dropped; the macros of an entry come first.
+  entries): each olcObjectIdentifier, olcLdapSyntaxes, olcAttributeTypes,
+  olcObjectClasses and olcDitContentRules value is the statement of the
+  same name, its `{n}` order prefix dropped; the macros of an entry come
+  first.
 - Every refusal is a SchemaError naming the file and the line.
 """
 
@@ -42,12 +44,15 @@ ATTRIBUTE_TYPE = "attributetype"
 OBJECT_CLASS = "objectclass"
 LDAP_SYNTAX = "ldapsyntax"
 OBJECT_IDENTIFIER = "objectidentifier"
+DIT_CONTENT_RULE = "ditcontentrule"
 
 _KEYWORDS: Mapping[str, str] = {
     "objectclass": OBJECT_CLASS,
     "objectclasses": OBJECT_CLASS,
     "objectidentifier": OBJECT_IDENTIFIER,
     "ldapsyntax": LDAP_SYNTAX,
+    "ditcontentrule": DIT_CONTENT_RULE,
+    "ditcontentrules": DIT_CONTENT_RULE,
 }
 _ATTRIBUTE_PREFIX = "attribute"
 # slapd's one other directive with that prefix: configuration, not schema.
@@ -69,7 +74,7 @@ class Description:
     """One definition of a schema file, its macros expanded."""
 
     where: str  # "file:line"
-    kind: str  # ATTRIBUTE_TYPE, OBJECT_CLASS or LDAP_SYNTAX
+    kind: str  # ATTRIBUTE_TYPE, OBJECT_CLASS, LDAP_SYNTAX or DIT_CONTENT_RULE
     oid: str
     fields: Mapping[str, list[str]]
     definition: str
@@ -200,6 +205,7 @@ _CONFIG_ATTRIBUTES: Mapping[str, str] = {
     "olcldapsyntaxes": LDAP_SYNTAX,
     "olcattributetypes": ATTRIBUTE_TYPE,
     "olcobjectclasses": OBJECT_CLASS,
+    "olcditcontentrules": DIT_CONTENT_RULE,
 }
 _NAMING = frozenset({"objectclass", "cn"})
 _ORDER_PREFIX = re.compile(r"\A\s*\{\d+\}")

@@ -15,9 +15,16 @@
   reply, its last; its Cancel answers once it has ended.
 - An operation that yields a `Wait` (a persist search between commits)
   takes no turns until its Deferred fires, its seconds pass, or an Abandon
-  or a Cancel names it. A connection with an operation outstanding is not
-  idle (`limits.idle_timeout` closes only those without), so a consumer's
-  persist search outlives it.
+  or a Cancel names it.
+- `limits.idle_timeout` closes a connection that has sent nothing for that
+  many seconds and has no operation outstanding, as slapd's idletimeout
+  (connections_timeout_idle passes over connections with operations
+  executing, a persist search among them): one with an operation
+  outstanding is looked at again every `idle_timeout / IDLE_CHECKS`
+  seconds and closed at the first look that finds none, so a consumer's
+  persist search outlives the timeout, and a client whose slow operation
+  ends after it is closed soon after unless it sends something. Only what
+  the client sends restarts the clock, not what it is sent.
 - Replies are written in slices (SLICE replies or SLICE_BYTES, less when the
   handler yields TICK): one slice of one operation per connection and
   reactor turn, INTERLEAVED operations of a connection taking turns and the
@@ -104,6 +111,8 @@ SLICE = 64
 SLICE_BYTES = 256 * 1024
 # Operations of one connection whose replies are written in turn; the others wait.
 INTERLEAVED = 4
+# slapd looks at idle connections every idletimeout / 4 (daemon.c SLAPD_IDLE_CHECK_LIMIT).
+IDLE_CHECKS = 4
 # C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the backslash
 # that starts an escape.
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
@@ -171,7 +180,8 @@ class LDAPServerProtocol(protocol.Protocol):
 
     def _idle_timeout(self) -> None:
         if self.session.outstanding:
-            self._idle = self.clock.callLater(self.dsa.config.idle_timeout, self._idle_timeout)
+            self._idle = self.clock.callLater(self.dsa.config.idle_timeout / IDLE_CHECKS,
+                                              self._idle_timeout)
             return
         access.info("conn=%d idle timeout", self.session.conn_id)
         self.close()

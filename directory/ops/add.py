@@ -7,8 +7,12 @@
   values are not repeated (RFC 4511 §4.7; attributeOrValueExists).
 - Clients may not supply NO-USER-MODIFICATION attributes
   (constraintViolation, RFC 4512 §4.1.2).
-- The object class chain is completed with every superclass, so
-  (objectClass=person) finds inetOrgPerson entries through the index.
+- Values of DN syntax are stored in slapd's form (`directory.dn_values`).
+- objectClass values are stored under the name the schema gives each
+  class (its first NAME), whatever case or OID the client wrote, as slapd
+  stores them. The chain is completed with every superclass (RFC 4512
+  §2.4.1), so (objectClass=person) finds inetOrgPerson entries through the
+  index.
 - The whole entry is schema-checked before anything is written; the
   server then adds its operational attributes (RFC 4512 §3.4).
 - userPassword values given in clear text are stored hashed, hashed on the
@@ -28,6 +32,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from directory.backend import Transaction
+from directory.dn_values import stored_value
 from directory.dsa import DSA, AfterCommit
 from directory.entry import Entry, resolve_stored
 from directory.operation import Operation, Outcome, Reply
@@ -60,12 +65,14 @@ def collect(dsa: DSA, pairs: Iterable[tuple[str, Iterable[bytes]]]) -> Attribute
             raise LDAPError(ResultCode.PROTOCOL_ERROR, f"attribute {name} has no values")
         if resolved.type.key == "userpassword":
             vals = tuple(dsa.hashing.prepare(v) for v in vals)
-        attributes[resolved.key] = vals
+        attributes[resolved.key] = tuple(stored_value(dsa.schema, resolved.type, v)
+                                         for v in vals)
     return attributes
 
 
 def complete_classes(dsa: DSA, attributes: Attributes) -> None:
-    """Add the superclasses the client left out (RFC 4512 §2.4.1)."""
+    """Name the object classes as the schema does and add the superclasses
+    the client left out (RFC 4512 §2.4.1)."""
     names = attributes.get("objectclass")
     if names:
         attributes["objectclass"] = _with_superclasses(dsa.schema, names)
@@ -73,15 +80,14 @@ def complete_classes(dsa: DSA, attributes: Attributes) -> None:
 
 @lru_cache(maxsize=1024)
 def _with_superclasses(schema: Schema, names: tuple[bytes, ...]) -> tuple[bytes, ...]:
-    completed = list(names)
-    have = {v.decode(errors="replace").lower() for v in names}
-    for value in names:
-        oc = schema.find_object_class(value.decode(errors="replace"))
-        if oc is None:
-            continue
-        for sup in schema.sup_chain(oc):
-            if sup.key not in have and sup.oid not in have:
-                have.add(sup.key)
+    classes = [schema.find_object_class(v.decode(errors="replace")) for v in names]
+    completed = [value if oc is None else oc.name.encode()
+                 for value, oc in zip(names, classes, strict=True)]
+    held = {value.lower() for value in completed}
+    for oc in classes:
+        for sup in schema.sup_chain(oc) if oc is not None else ():
+            if sup.name.encode().lower() not in held:
+                held.add(sup.name.encode().lower())
                 completed.append(sup.name.encode())
     return tuple(completed)
 

@@ -8,7 +8,11 @@
   noSuchAttribute; replace: sets the values, or removes the attribute when
   none are given (no error if absent); increment (RFC 4525): one value, an
   integer, added to every value of an existing integer attribute.
+- Values of DN syntax added or replaced are stored in slapd's form
+  (`directory.dn_values`).
 - Values of the RDN cannot be removed (notAllowedOnRDN, RFC 4511 §4.6).
+- objectClass values are named and completed with their superclasses as
+  on Add (`directory.ops.add`).
 - The structural object class cannot change (objectClassModsProhibited),
   checked before the rest of the schema, as slapd does (RFC 4512 §2.4.2).
 - NO-USER-MODIFICATION attributes are refused (constraintViolation).
@@ -31,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from directory.backend import Transaction
+from directory.dn_values import stored_value
 from directory.dsa import DSA
 from directory.entry import Entry, Resolved, resolve_stored
 from directory.matching import InvalidValue
@@ -71,7 +76,7 @@ def _add(dsa: DSA, attrs: Attributes, resolved: Resolved, values: tuple[bytes, .
             raise LDAPError(ResultCode.ATTRIBUTE_OR_VALUE_EXISTS,
                             f"{resolved.text}: value #{index} already exists")
         have.add(k)
-        current.append(value)
+        current.append(stored_value(dsa.schema, resolved.type, value))
     attrs[resolved.key] = tuple(current)
 
 

@@ -35,6 +35,9 @@
   a persist search never sends one entryUUID with the same entryCSN twice.
 - A cookie is sent only at the end of a refresh or a pass: a consumer that
   loses the connection midway asks again from the cookie before it.
+- A refreshAndPersist search beyond `limits.max_persist_searches` on its
+  connection or `limits.max_persist_searches_total` is refused with busy
+  (51) before its refresh (`directory.replication.persisting`).
 - A persist search ends with Abandon, Cancel (canceled), unbind or the
   connection's end; every pass streams with ticks as a search does, and
   between passes it takes no turns (`Wait`).
@@ -179,6 +182,8 @@ def handle(op: Operation) -> Replies:
         raise LDAPError(ResultCode.PROTOCOL_ERROR, f"sync cookie: {e.message}") from None
     base = op.target
     dsa = op.dsa
+    if sync.mode == Mode.REFRESH_AND_PERSIST:
+        dsa.persist_searches.admit(op)
     generation = dsa.commits.generation
     deleted = None
     if cookie is not None:

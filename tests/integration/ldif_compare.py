@@ -15,6 +15,10 @@
   search returns entries and values in no defined order (RFC 4511 §4.5.2).
 - A record without `dn:` (a search reference printed as `ref:` lines) is
   kept, keyed by its first line.
+- `superclasses` maps an object class (lowercased) to the superclasses a
+  server adds to an entry holding it (RFC 4512 §2.4.1); those missing from
+  a record's objectClass values are added, so a server that stores them and
+  one that does not (slapd) compare alike.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 TRAILER_KEYS = frozenset({"search", "result", "text", "matched", "control", "pagedresults",
                           "sortresult"})
 MASKED = "<masked>"
+NO_SUPERCLASSES: Mapping[str, tuple[str, ...]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +110,27 @@ def parse(text: str | bytes) -> tuple[Record, ...]:
     return tuple(records)
 
 
-def normalise(text: str | bytes, *, ignore: Iterable[str] = (),
-              mask: Iterable[str] = ()) -> str:
+def _with_superclasses(pairs: tuple[tuple[str, str], ...],
+                       superclasses: Mapping[str, tuple[str, ...]]) -> tuple[tuple[str, str], ...]:
+    given = [value for name, value in pairs if name == "objectclass"]
+    held = {value.lower() for value in given}
+    added: list[tuple[str, str]] = []
+    for value in given:
+        for superclass in superclasses.get(value.lower(), ()):
+            if superclass.lower() not in held:
+                held.add(superclass.lower())
+                added.append(("objectclass", superclass))
+    return pairs + tuple(added)
+
+
+def normalise(text: str | bytes, *, ignore: Iterable[str] = (), mask: Iterable[str] = (),
+              superclasses: Mapping[str, tuple[str, ...]] = NO_SUPERCLASSES) -> str:
     """Canonical LDIF of `text`: sorted, unfolded, comment-free.
 
     `ignore` names attributes left out entirely; `mask` names attributes whose
     values vary from run to run (timestamps, UUIDs) and are replaced by a
-    placeholder, so their presence and count are still compared.
+    placeholder, so their presence and count are still compared;
+    `superclasses` adds the implied object classes.
     """
     ignored = frozenset(name.lower() for name in ignore)
     masked = frozenset(name.lower() for name in mask)
@@ -118,7 +138,8 @@ def normalise(text: str | bytes, *, ignore: Iterable[str] = (),
     for record in sorted(parse(text), key=lambda r: r.dn.lower()):
         pairs = sorted(
             (name, MASKED if name in masked else value)
-            for name, value in record.attributes if name not in ignored
+            for name, value in _with_superclasses(record.attributes, superclasses)
+            if name not in ignored
         )
         if not record.dn.startswith("ref: "):
             out.append(f"dn: {record.dn}")

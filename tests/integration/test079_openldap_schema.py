@@ -10,18 +10,30 @@
   invalidAttributeSyntax (21).
 - cn=Subschema publishes the definitions with the OIDs the files' macros
   stand for, never a macro name.
+- Every .schema file Debian ships loads together (pmi.schema too): an
+  X.509 attribute certificate stored as attributeCertificateAttribute
+  is found by slapd's attributeCertificateExactMatch assertion, its
+  serial and its issuer's baseCertificateID.
+- `ditcontentrule` statements (RFC 4512 §4.1.6) are published in
+  cn=Subschema's dITContentRules and enforced as slapd does for an entry
+  whose structural class has one: an auxiliary class outside AUX, a
+  missing MUST type, a NOT type, or an OBSOLETE rule is
+  objectClassViolation (65), on add and on modify; a MAY type of the rule
+  is allowed though the classes do not list it.
 - A schema file that redefines a type certdir has, differently, stops
   `certdir serve`: exit status 1 and one line naming the file, the line
   and the definition it conflicts with, no traceback; so does one that
-  names a matching rule certdir lacks (Debian's pmi.schema).
+  names a matching rule certdir lacks.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from tests.integration.conftest import Server, make_server
 
@@ -147,9 +159,140 @@ def test_conflicting_redefinition_stops_serve(tmp_path: Path) -> None:
 
 def test_unknown_matching_rule_stops_serve(tmp_path: Path) -> None:
     server = make_server(tmp_path, "--no-ca")
-    server.configure("schema", paths=[*FILES, str(DEBIAN / "pmi.schema")])
+    unknown = server.data_dir / "local.schema"
+    unknown.write_text("attributetype ( 1.3.6.1.4.1.99999.1.1 NAME 'badge'\n"
+                       "\tEQUALITY fooMatch\n"
+                       "\tSYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n")
+    server.configure("schema", paths=[*FILES, "local.schema"])
     served = server.certdir("serve", "--data-dir", str(server.data_dir), check=False)
     assert served.returncode == 1, served.stderr
     assert served.stderr.decode().splitlines() == [
-        f"certdir: error: schema.paths: {DEBIAN / 'pmi.schema'}:347: "
-        "attributeCertificateAttribute: unknown matching rule attributeCertificateExactMatch"]
+        f"certdir: error: schema.paths: {unknown}:1: badge: unknown matching rule fooMatch"]
+
+
+# --- every Debian file, attribute certificates, DIT content rules -------------
+
+RULES = """# device entries: ipHost only, a locality, maybe a mail address, no owner
+ditcontentrule ( 2.5.6.14 NAME 'deviceRule' DESC 'devices of the lab'
+\tAUX ipHost MUST l MAY mail NOT owner )
+ditcontentrule ( 0.9.2342.19200300.100.4.7 NAME 'roomRule' OBSOLETE )
+"""
+AA = "CN=Attribute Authority,O=Example"
+
+
+def _tlv(tag: int, *parts: bytes) -> bytes:
+    body = b"".join(parts)
+    size = len(body).to_bytes(2, "big")
+    return bytes([tag]) + (bytes([len(body)]) if len(body) < 0x80 else b"\x82" + size) + body
+
+
+def _integer(n: int) -> bytes:
+    return _tlv(0x02, n.to_bytes((n.bit_length() + 8) // 8, "big", signed=True))
+
+
+def _attribute_certificate(serial: int, issuer_serial: int) -> bytes:
+    """A DER attribute certificate (RFC 5755 §4.1) issued by AA's
+    certificate `issuer_serial`; its signature is not checked."""
+    name = x509.Name.from_rfc4514_string(AA).public_bytes()
+    general_names = _tlv(0x30, _tlv(0xA4, name))  # directoryName [4], explicit
+    ecdsa_sha256 = _tlv(0x30, _tlv(0x06, bytes.fromhex("2a8648ce3d040302")))
+    info = _tlv(0x30,
+                _integer(1),  # v2
+                _tlv(0x30, _tlv(0xA1, _tlv(0xA4, name))),  # holder entityName [1]
+                _tlv(0xA0, _tlv(0xA0, general_names, _integer(issuer_serial))),  # v2Form
+                ecdsa_sha256,
+                _integer(serial),
+                _tlv(0x30, _tlv(0x18, b"20260101000000Z"), _tlv(0x18, b"20270101000000Z")),
+                _tlv(0x30))
+    return _tlv(0x30, info, ecdsa_sha256, _tlv(0x03, b"\x00"))
+
+
+@pytest.fixture(scope="module")
+def every_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = make_server(tmp_path_factory.mktemp("certdir"), "--no-ca")
+    (server.data_dir / "rules.schema").write_text(RULES)
+    server.configure("schema", paths=[*map(str, sorted(DEBIAN.glob("*.schema"))),
+                                      "rules.schema"])
+    server.start()
+    added = server.tool("ldapadd", input=f"""dn: ou=lab,{BASE}
+objectClass: organizationalUnit
+ou: lab
+""".encode())
+    assert added.returncode == 0, added.stderr
+    yield server
+    log = server.stop()
+    assert "Traceback" not in log, log
+
+
+def _ac_filter(serial: int, issuer_serial: int) -> str:
+    return (f"(attributeCertificateAttribute;binary={{ serialNumber {serial}, issuer "
+            f"{{ baseCertificateID {{ issuer {{ directoryName:rdnSequence:\"{AA.lower()}\" }}, "
+            f"serial {issuer_serial} }} }} }})")
+
+
+def test_attribute_certificate_is_found_by_its_exact_assertion(every_file: Server) -> None:
+    value = base64.b64encode(_attribute_certificate(5, 7)).decode()
+    added = every_file.tool("ldapadd", input=f"""dn: cn=holder,ou=lab,{BASE}
+objectClass: person
+objectClass: pmiUser
+cn: holder
+sn: Holder
+attributeCertificateAttribute;binary:: {value}
+""".encode())
+    assert added.returncode == 0, added.stderr
+    assert _dns(every_file, _ac_filter(5, 7)) == [f"cn=holder,ou=lab,{BASE}"]
+    assert _dns(every_file, _ac_filter(5, 8)) == []
+    assert _dns(every_file, _ac_filter(6, 7)) == []
+
+
+def test_subschema_publishes_dit_content_rules(every_file: Server) -> None:
+    found = every_file.tool("ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-b", "cn=Subschema",
+                            "-s", "base", "(objectClass=*)", "dITContentRules")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.decode().splitlines()[1:3] == [
+        "dITContentRules: ( 2.5.6.14 NAME 'deviceRule' DESC 'devices of the lab' "
+        "AUX ipHost MUST l MAY mail NOT owner )",
+        "dITContentRules: ( 0.9.2342.19200300.100.4.7 NAME 'roomRule' OBSOLETE )"]
+
+
+DEVICE = "dn: cn={cn},ou=lab,{base}\nobjectClass: device\ncn: {cn}\n"
+
+
+@pytest.mark.parametrize("why, lines, code", [
+    ("AUX class with its MUST, and the rule's MUST", "objectClass: ipHost\n"
+     "ipHostNumber: 192.0.2.1\nl: Basement\n", 0),
+    ("the rule's MAY though device lists no mail", "l: Basement\nmail: d@example.com\n", 0),
+    ("without the rule's MUST", "description: no l\n", 65),
+    ("auxiliary class outside AUX", "objectClass: ieee802Device\nl: Basement\n", 65),
+    ("the rule's NOT though device allows owner", f"l: Basement\nowner: cn=x,{BASE}\n", 65),
+])
+def test_dit_content_rule_on_add(every_file: Server, why: str, lines: str, code: int) -> None:
+    cn = why.replace(" ", "-").replace("'", "").replace(",", "")
+    added = every_file.tool("ldapadd", input=(DEVICE.format(cn=cn, base=BASE) + lines).encode())
+    assert added.returncode == code, added.stderr
+
+
+def test_obsolete_dit_content_rule_refuses_its_class(every_file: Server) -> None:
+    added = every_file.tool("ldapadd", input=f"""dn: cn=room1,ou=lab,{BASE}
+objectClass: room
+cn: room1
+""".encode())
+    assert added.returncode == 65, added.stderr
+
+
+def test_dit_content_rule_on_modify(every_file: Server) -> None:
+    dn = f"cn=printer,ou=lab,{BASE}"
+    added = every_file.tool("ldapadd", input=(DEVICE.format(cn="printer", base=BASE)
+                                              + "l: Basement\n").encode())
+    assert added.returncode == 0, added.stderr
+    modified = every_file.tool("ldapmodify", input=f"""dn: {dn}
+changetype: modify
+add: objectClass
+objectClass: ieee802Device
+""".encode())
+    assert modified.returncode == 65, modified.stderr
+    modified = every_file.tool("ldapmodify", input=f"""dn: {dn}
+changetype: modify
+delete: l
+""".encode())
+    assert modified.returncode == 65, modified.stderr

@@ -32,21 +32,17 @@ referral, since the control forbids referrals built from referral objects.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import ldap
 import ldap3
 import pytest
 
-from tests.integration.conftest import SUFFIX, Server, free_port, make_server
+from tests.integration.conftest import SUFFIX, Server, make_server
+from tests.integration.slapd import start_slapd
 
 ABC = f"o=ABC,{SUFFIX}"
 XYZ = f"o=XYZ,{SUFFIX}"
@@ -105,19 +101,7 @@ o: example
 
 """
 
-SLAPD = Path("/usr/sbin/slapd")
-SLAPD_CONF = """include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb
-pidfile {work}/slapd.pid
-referral {upstream}
-database mdb
-suffix "{suffix}"
-rootdn "cn=admin,{suffix}"
-rootpw secret
-directory {work}/db
+INDEXES = """\
 index objectClass eq
 index cn,mail eq
 """
@@ -192,26 +176,11 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Debian's slapd holding the same tree, on a free loopback port: its URI."""
-    assert SLAPD.exists() and shutil.which("slapadd"), "slapd is not installed"
-    work = tmp_path_factory.mktemp("slapd-referrals")
-    (work / "db").mkdir()
-    conf = work / "slapd.conf"
-    conf.write_text(SLAPD_CONF.format(work=work, suffix=SUFFIX, upstream=UPSTREAM))
-    (work / "tree.ldif").write_text(SUFFIX_ENTRY + TREE)
-    subprocess.run(["slapadd", "-q", "-f", str(conf), "-l", str(work / "tree.ldif")],
-                   check=True, capture_output=True, timeout=60)
-    uri = f"ldap://127.0.0.1:{free_port()}"
-    proc = subprocess.Popen([str(SLAPD), "-f", str(conf), "-h", uri, "-d", "0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + 30
-    while subprocess.run(["ldapsearch", "-x", "-H", uri, "-s", "base", "-b", SUFFIX, "1.1"],
-                         capture_output=True, check=False).returncode != 0:
-        assert proc.poll() is None and time.monotonic() < deadline, "slapd did not start"
-        time.sleep(0.1)
-    yield uri
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    server = start_slapd(tmp_path_factory.mktemp("slapd-referrals"), SUFFIX,
+                         SUFFIX_ENTRY + TREE, global_lines=f"referral {UPSTREAM}",
+                         database_lines=INDEXES)
+    yield server.uri
+    server.stop()
 
 
 # (base, scope): the referral's URLs, matchedDN the referral object.

@@ -35,7 +35,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,41 +54,23 @@ from tests.integration.conftest import (
     make_server,
 )
 from tests.integration.ldif_compare import Record, by_dn
-from tests.ports import free_port, listening
+from tests.integration.slapd import ROOT_PW, Slapd, start_slapd
 
-SLAPD = Path("/usr/sbin/slapd")
-SLAPADD = Path("/usr/sbin/slapadd")
 PEOPLE = 300
 LARGE = 6000  # entries a refresh takes long enough over to be killed in the middle
 CONVERGE_S = 60
 ROOT_DN = f"cn=admin,{SUFFIX}"
-ROOT_PW = "secret"
 # What both servers are compared on: the user attributes and the operational
 # ones the provider sets, which the consumer keeps as they were sent.
 COMPARED = ("*", "entryUUID", "entryCSN", "creatorsName", "modifiersName",
             "createTimestamp", "modifyTimestamp")
 
-SLAPD_CONF = """\
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb
-moduleload syncprov
-loglevel stats
-pidfile {work}/slapd.pid
-argsfile {work}/slapd.args
-
-database mdb
-suffix "{suffix}"
-rootdn "{root_dn}"
-rootpw {root_pw}
-directory {work}/mdb
+SYNCPROV = """\
 index objectClass eq
 index entryCSN,entryUUID eq
 overlay syncprov
 syncprov-checkpoint 1 1
-{sessionlog}"""
+"""
 TLS_CONF = """\
 TLSCACertificateFile {work}/ca.pem
 TLSCertificateFile {work}/server.pem
@@ -152,102 +133,50 @@ PROVIDER_LDIF = (
     + "".join(person(n) for n in range(PEOPLE)))
 
 
-@dataclass
-class Slapd:
-    work: Path
-    port: int
-    ldaps_port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"ldap://127.0.0.1:{self.port}"
-
-    @property
-    def ldaps_url(self) -> str:
-        return f"ldaps://127.0.0.1:{self.ldaps_port}"
-
-    @property
-    def log_file(self) -> Path:
-        return self.work / "slapd.log"
-
-    def start(self) -> None:
-        with self.log_file.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(SLAPD), "-f", str(self.work / "slapd.conf"), "-h",
-                 f"{self.url}/ {self.ldaps_url}/" if self.ldaps_port else f"{self.url}/",
-                 "-d", "stats"], stdout=subprocess.DEVNULL, stderr=log)
-        if not listening(self.port):
-            raise RuntimeError(f"slapd did not listen on {self.port}")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
-            self.proc = None
-
-    def tool(self, name: str, *args: str, input: bytes | None = None,
-             ) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([name, "-H", self.url, "-x", "-D", ROOT_DN, "-w", ROOT_PW, *args],
-                              input=input, capture_output=True, timeout=60, check=False)
-
-    def modify(self, ldif: str) -> None:
-        done = self.tool("ldapmodify", input=ldif.encode())
-        assert done.returncode == 0, done.stderr.decode()
-
-
 def plain_person(n: int) -> str:
     return (f"dn: cn=Plain {n:05d},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\n"
             f"cn: Plain {n:05d}\nsn: {n:05d}\nmail: plain{n}@example.com\n\n")
 
 
-def start_slapd(work: Path, sessionlog: bool, tls: bool = False, extra: int = 0) -> Slapd:
+def start_provider(work: Path, sessionlog: bool, tls: bool = False, extra: int = 0) -> Slapd:
     """A provider; with a session log it sends deletes since a cookie as
     syncIdSets, without one it names the present entries instead; with
     `tls` it offers StartTLS and listens on ldaps:// too."""
-    if not SLAPD.exists():
-        pytest.fail("slapd is not installed (apt-get install slapd)")
-    (work / "mdb").mkdir(parents=True)
-    conf = SLAPD_CONF.format(work=work, suffix=SUFFIX, root_dn=ROOT_DN, root_pw=ROOT_PW,
-                             sessionlog="syncprov-sessionlog 10000\n" if sessionlog else "")
+    work.mkdir(parents=True)
     if tls:
         tls_files(work, "provider")
         tls_files(work, "stranger")
-        conf = TLS_CONF.format(work=work) + conf
-    (work / "slapd.conf").write_text(conf)
-    (work / "data.ldif").write_text(PROVIDER_LDIF + "".join(plain_person(n)
-                                                            for n in range(extra)))
-    subprocess.run([str(SLAPADD), "-f", str(work / "slapd.conf"), "-l", str(work / "data.ldif"),
-                    "-q"], check=True, capture_output=True, timeout=120)
-    server = Slapd(work, free_port(), free_port() if tls else 0)
-    server.start()
-    return server
+    return start_slapd(
+        work, SUFFIX, PROVIDER_LDIF + "".join(plain_person(n) for n in range(extra)),
+        modules=("syncprov",), global_lines=TLS_CONF.format(work=work) if tls else "",
+        database_lines=SYNCPROV + ("syncprov-sessionlog 10000\n" if sessionlog else ""),
+        ldaps=tls, loglevel="stats")
 
 
 @pytest.fixture
 def slapd(tmp_path: Path) -> Iterator[Slapd]:
-    server = start_slapd(tmp_path / "slapd", sessionlog=True)
+    server = start_provider(tmp_path / "slapd", sessionlog=True)
     yield server
     server.stop()
 
 
 @pytest.fixture
 def slapd_tls(tmp_path: Path) -> Iterator[Slapd]:
-    server = start_slapd(tmp_path / "slapd", sessionlog=True, tls=True)
+    server = start_provider(tmp_path / "slapd", sessionlog=True, tls=True)
     yield server
     server.stop()
 
 
 @pytest.fixture
 def slapd_large(tmp_path: Path) -> Iterator[Slapd]:
-    server = start_slapd(tmp_path / "slapd", sessionlog=True, extra=LARGE)
+    server = start_provider(tmp_path / "slapd", sessionlog=True, extra=LARGE)
     yield server
     server.stop()
 
 
 @pytest.fixture
 def slapd_without_log(tmp_path: Path) -> Iterator[Slapd]:
-    server = start_slapd(tmp_path / "slapd", sessionlog=False)
+    server = start_provider(tmp_path / "slapd", sessionlog=False)
     yield server
     server.stop()
 
@@ -256,7 +185,7 @@ def replica(tmp: Path, source: Slapd, **settings: Any) -> Server:
     server = make_server(tmp, "--no-ca", "--no-kms")
     (server.data_dir / "provider.pw").write_text(ROOT_PW + "\n")
     server.configure("replication", consumer={
-        "provider": source.url, "rid": 7, "bind_dn": ROOT_DN,
+        "provider": source.uri, "rid": 7, "bind_dn": ROOT_DN,
         "password_file": "provider.pw", "retry": "1 +", **settings})
     for name in ("provider", "stranger"):
         pem = source.work / f"{name}-ca.pem"
@@ -439,7 +368,7 @@ def test_writes_are_referred(tmp_path: Path, slapd: Slapd, tool: str, args: tupl
         # ldappasswd exits 1 whatever the result, and prints it.
         assert done.returncode == (1 if tool == "ldappasswd" else 10), output
         assert "Referral (10)" in output, output
-        url = f"{slapd.url}/{target.replace(' ', '%20')}" if target else slapd.url
+        url = f"{slapd.uri}/{target.replace(' ', '%20')}" if target else slapd.uri
         assert url in output, output
         converge(slapd, consumer)
     finally:
@@ -448,7 +377,7 @@ def test_writes_are_referred(tmp_path: Path, slapd: Slapd, tool: str, args: tupl
 
 @pytest.mark.parametrize("how", ["ldaps", "starttls"])
 def test_tls_provider(tmp_path: Path, slapd_tls: Slapd, how: str) -> None:
-    settings = ({"provider": slapd_tls.ldaps_url} if how == "ldaps"
+    settings = ({"provider": slapd_tls.ldaps_uri} if how == "ldaps"
                 else {"starttls": True})
     consumer = replica(tmp_path, slapd_tls, type="refreshAndPersist",
                        ca_file="provider-ca.pem", **settings)
@@ -462,7 +391,7 @@ def test_tls_provider(tmp_path: Path, slapd_tls: Slapd, how: str) -> None:
 
 def test_tls_provider_not_trusted(tmp_path: Path, slapd_tls: Slapd) -> None:
     consumer = replica(tmp_path, slapd_tls, type="refreshAndPersist",
-                       provider=slapd_tls.ldaps_url, ca_file="stranger-ca.pem")
+                       provider=slapd_tls.ldaps_uri, ca_file="stranger-ca.pem")
     consumer.start()
     try:
         deadline = time.monotonic() + CONVERGE_S
@@ -496,14 +425,14 @@ BAD = (
 
 def test_bad_configuration(tmp_path: Path, slapd: Slapd) -> None:
     consumer = replica(tmp_path / "bad", slapd)
-    good = {"provider": slapd.url, "rid": 7, "bind_dn": ROOT_DN, "password_file": "provider.pw"}
+    good = {"provider": slapd.uri, "rid": 7, "bind_dn": ROOT_DN, "password_file": "provider.pw"}
     for setting, message in BAD:
         consumer.configure("replication", consumer={**good, **setting})
         with pytest.raises(ServeExited) as exited:
             consumer.start()
         assert message in exited.value.output, (setting, exited.value.output[-500:])
     signer = make_server(tmp_path / "ca")
-    signer.configure("replication", consumer={"provider": slapd.url, "rid": 1})
+    signer.configure("replication", consumer={"provider": slapd.uri, "rid": 1})
     refusal = b"ca: a replica (replication.consumer) does not sign: the CA runs on the provider"
     done = subprocess.run([*CERTDIR, "serve", "--data-dir", str(signer.data_dir)],
                           capture_output=True, timeout=60, check=False)

@@ -10,6 +10,10 @@
   comments and blank lines end a statement, `attribute...` keywords.
 - Identical redefinitions are accepted; conflicting ones name both places
   and what differs.
+- A `ditcontentrule` statement (olcDitContentRules in the .ldif form) is
+  published in cn=Subschema's dITContentRules with its macros expanded;
+  one for a class that is not structural, with an AUX class that is not
+  auxiliary, an unknown type or a type in two lists is refused.
 """
 
 from __future__ import annotations
@@ -45,9 +49,7 @@ DEBIAN_FILES: dict[str, tuple[tuple[str, ...], tuple[int, int, tuple[str, ...]] 
     "namedobject": (("core", "cosine"), None),
     "nis": (("core", "cosine"), None),
     "openldap": (("core", "cosine", "inetorgperson"), None),
-    # X.509 attribute certificates have no matching rule in certdir.
-    "pmi": (("core", "cosine"), (347, 77, ("attributeCertificateAttribute",
-                                       "unknown matching rule attributeCertificateExactMatch"))),
+    "pmi": (("core", "cosine"), None),
 }
 
 
@@ -170,8 +172,24 @@ REFUSED: list[tuple[str, str, int, tuple[str, ...]]] = [
     ("unknown matching rule in a macro'd type",
      "objectidentifier Mine 9.9.9\nattributetype ( Mine:1 NAME 'x'\n\tEQUALITY fooMatch\n"
      "\tSYNTAX " + STRING + " )\n", 2, ("x: unknown matching rule fooMatch",)),
-    ("unknown statement", "ditcontentrule ( 2.5.6.6 NAME 'person' )\n", 1,
-     ("unknown statement 'ditcontentrule'",)),
+    ("unknown statement", "nameform ( 9.9.9.7 NAME 'personForm' )\n", 1,
+     ("unknown statement 'nameform'",)),
+    ("content rule for an auxiliary class",
+     "ditcontentrule ( 2.5.20.1 NAME 'rule' )\n", 1,
+     ("DIT content rule rule", "is not a structural object class")),
+    ("content rule AUX names a structural class",
+     "ditcontentrule ( 2.5.6.6 NAME 'personRule' AUX ( organizationalPerson ) )\n", 1,
+     ("AUX organizationalPerson is not an auxiliary object class",)),
+    ("content rule names an unknown type",
+     "ditcontentrule ( 2.5.6.6 NAME 'personRule' MAY ( nowhere ) )\n", 1,
+     ("MAY names unknown attribute nowhere",)),
+    ("content rule lists a type twice",
+     "ditcontentrule ( 2.5.6.6 NAME 'personRule' MAY ( mail ) NOT ( mail ) )\n", 1,
+     ("mail is listed twice",)),
+    ("content rule defined twice otherwise",
+     "ditcontentrule ( 2.5.6.6 NAME 'personRule' MAY mail )\n"
+     "ditcontentrule ( 2.5.6.6 NAME 'personRule' MAY l )\n", 2,
+     ("DIT content rule personRule (2.5.6.6) conflicts with", "MAY")),
     ("text after the description",
      "attributetype ( 9.9.9.1 NAME 'x' SYNTAX " + STRING + " ) ( 9.9.9.2 )\n", 1,
      ("text after the closing parenthesis: '( 9.9.9.2 )'",)),
@@ -185,7 +203,7 @@ REFUSED: list[tuple[str, str, int, tuple[str, ...]]] = [
 LDIF_REFUSED: list[tuple[str, str, int, tuple[str, ...]]] = [
     ("unknown schema attribute",
      "dn: cn=local,cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: local\n"
-     "olcDitContentRules: ( 2.5.6.6 )\n", 4, ("unknown schema attribute 'olcDitContentRules'",)),
+     "olcNameForms: ( 9.9.9.7 )\n", 4, ("unknown schema attribute 'olcNameForms'",)),
     ("broken LDIF", "dn: cn=local,cn=schema,cn=config\nobjectClass olcSchemaConfig\n", 2,
      ("expected 'attribute: value'",)),
     ("unknown syntax on a folded line",
@@ -219,6 +237,30 @@ def test_ldif_order_prefixes_and_macros_first(tmp_path: Path) -> None:
     assert badge.oid == "9.9.9.1"
     assert badge.definition == ("( 9.9.9.1 NAME 'badge' EQUALITY caseIgnoreMatch "
                                 "SYNTAX 1.3.6.1.4.1.1466.115.121.1.15{64} )")
+
+
+DIT_CONTENT_RULE = ("( Person NAME 'personRule' DESC 'people' AUX ( badged ) "
+                    "MUST ( telephoneNumber ) NOT ( seeAlso ) )")
+
+
+@pytest.mark.parametrize("text", [
+    "objectidentifier Local 9.9.9\nobjectidentifier Person 2.5.6.6\n"
+    "objectclass ( Local:1 NAME 'badged' AUXILIARY MAY description )\n"
+    "ditcontentrule " + DIT_CONTENT_RULE.replace("( T", "(\n  T") + "\n",
+    "dn: cn=local,cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: local\n"
+    f"olcDitContentRules: {{0}}{DIT_CONTENT_RULE}\n"
+    "olcObjectClasses: {0}( Local:1 NAME 'badged' AUXILIARY MAY description )\n"
+    "olcObjectIdentifier: {0}Local 9.9.9\nolcObjectIdentifier: {1}Person 2.5.6.6\n",
+], ids=["schema", "ldif"])
+def test_dit_content_rule_is_read_and_published(tmp_path: Path, text: str) -> None:
+    file = tmp_path / ("local.ldif" if text.startswith("dn:") else "local.schema")
+    file.write_text(text)
+    assert _load(file).subschema()["dITContentRules"] == (
+        DIT_CONTENT_RULE.replace("Person", "2.5.6.6").encode(),)
+
+
+def test_no_dit_content_rule_publishes_none() -> None:
+    assert "dITContentRules" not in _load().subschema()
 
 
 @pytest.mark.parametrize("why, text, line, words", REFUSED, ids=[r[0] for r in REFUSED])
