@@ -28,6 +28,20 @@
   replica has no `ca` or `kms` section (they sign on the provider).
 - `replication.delete_log` is how many deletes the syncrepl provider keeps
   for consumers' refreshes from a cookie (> 0).
+- `replication.consumer.multi_provider: true` (slapd's `multiprovider on`)
+  makes the node a provider that also consumes from its peer, both taking
+  writes; it needs `replication.server_id` (slapd's `serverID`), 1 to
+  4095. The node stamps CSNs with server ids from it up, one per worker
+  (and, on PostgreSQL, one per command open beside the server): the peers'
+  ids must lie further apart than that (1 and 2001, say), as two changes
+  with one server id and one time would tie. entryUUID gets an equality
+  index (the peer names entries by it). A multi-provider node may hold the
+  `ca` and `kms` sections, and at most one node of the pair should: their
+  records (issued certificates, revocations, tokens, keys) are tables of
+  the node's own database, which syncrepl does not carry, so the other
+  node's CRLs and OCSP answers would not know them; only the entries they
+  publish replicate. Serials are 159-bit random numbers, so two signing
+  nodes could not collide, but would split one CA's records in two.
 """
 
 from __future__ import annotations
@@ -50,7 +64,8 @@ from ca.profiles import load_profiles
 from ca.web.config import WebConfig
 from certdir.storage_url import StorageURLError, checked
 from directory.acl.rules import Proxy, Rule, RuleError, parse_proxies, parse_rules
-from directory.backend.index_keys import KINDS, IndexSpec, spec_of
+from directory.backend import MAX_NODE
+from directory.backend.index_keys import EQ, KINDS, IndexSpec, spec_of
 from directory.config import (
     CERTIFICATE_MAPS,
     DEFAULT_CACHE_BYTES,
@@ -358,10 +373,18 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
     kms = _kms(top.section("kms"), data_dir, http) if "kms" in top.data else None
     replication = top.section("replication")
     delete_log = replication.get("delete_log", int, deletes.KEPT, _positive, "must be > 0")
+    server_id = replication.get("server_id", int, 0, lambda v: 0 <= v <= MAX_NODE,
+                                f"from 0 to {MAX_NODE}")
     consumer = (_consumer(replication.section("consumer"), data_dir, suffix)
                 if "consumer" in replication.data else None)
     replication.finish()
-    if consumer is not None:
+    if consumer is not None and consumer.multi_provider:
+        if server_id == 0:
+            raise ConfigError("replication.server_id: a multi-provider node "
+                              "(replication.consumer.multi_provider) needs a server id "
+                              f"from 1 to {MAX_NODE}, distinct from its peer's")
+        indexes = _with_uuid_index(indexes)
+    elif consumer is not None:
         for name, section in (("ca", ca), ("kms", kms)):
             if section is not None:
                 raise ConfigError(f"{name}: a replica (replication.consumer) does not sign: "
@@ -409,6 +432,7 @@ def from_mapping(data: Mapping[str, Any], data_dir: Path) -> Config:
             cache_bytes=cache_bytes,
             schema_paths=extra_schema,
             access_log=access_log,
+            server_id=server_id,
             sasl=sasl,
             password_policy=password_policy,
             hashing=hashing,
@@ -540,6 +564,13 @@ def _retry(section: _Section) -> tuple[tuple[int, int | None], ...]:
     return steps
 
 
+def _with_uuid_index(indexes: tuple[IndexSpec, ...]) -> tuple[IndexSpec, ...]:
+    """A multi-provider node finds the entries its peer names by entryUUID."""
+    if any(spec.attribute.lower() == "entryuuid" and EQ in spec.kinds for spec in indexes):
+        return indexes
+    return (*indexes, IndexSpec("entryUUID", frozenset({EQ})))
+
+
 def _consumer(section: _Section, data_dir: Path, suffix: str) -> Consumer:
     """`replication.consumer`: the provider, the search replicated, the type."""
     provider = _provider(section, data_dir)
@@ -560,7 +591,8 @@ def _consumer(section: _Section, data_dir: Path, suffix: str) -> Consumer:
         type=section.get("type", str, _CONSUMER.type, lambda v: v in SYNC_TYPES,
                          "one of " + ", ".join(SYNC_TYPES)),
         interval_s=section.duration("interval_s", _CONSUMER.interval_s, "seconds"),
-        retry=_retry(section))
+        retry=_retry(section),
+        multi_provider=section.get("multi_provider", bool, False))
     section.finish()
     return consumer
 

@@ -110,7 +110,9 @@ class Consumer:
     `scope` search of `base` for `filter` and `attributes`. After a failure
     the session is opened again after each `retry` step's seconds, that
     many times (None: forever), as slapd's `retry="5 5 300 +"`. A `base`
-    below the suffix needs the entries above it here already."""
+    below the suffix needs the entries above it here already.
+    `multi_provider` (slapd's `multiprovider on`): the provider is a peer
+    that consumes from here too, and clients write on both."""
     provider: Peer
     rid: int
     base: str
@@ -120,6 +122,7 @@ class Consumer:
     type: str = "refreshOnly"
     interval_s: int = 86400
     retry: tuple[tuple[int, int | None], ...] = ((60, None),)
+    multi_provider: bool = False
 
     def retry_after(self, failures: int) -> int | None:
         """Seconds before attempt number `failures` + 1; None: give up."""
@@ -167,6 +170,7 @@ class DirectoryConfig:
     cache_bytes: int = DEFAULT_CACHE_BYTES
     schema_paths: tuple[Path, ...] = field(default_factory=tuple)
     access_log: bool = True
+    # The first server id of this node's CSNs (`replication.server_id`).
     server_id: int = 0
     sasl: SASLConfig = SASLConfig()
     password_policy: PasswordPolicies = field(default_factory=PasswordPolicies)

@@ -201,7 +201,7 @@ class Backend(Protocol):
         front end that has the database open (the server id of its CSNs).
         `local` is the process's number on its own machine (the configured
         server id plus the worker): a backend only one machine opens
-        returns it as it is."""
+        returns it as it is, a shared one the lowest free number from it up."""
         ...
 
     def close(self) -> None: ...

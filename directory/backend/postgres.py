@@ -450,9 +450,9 @@ class PostgresBackend:
             self._cache.forget(entry_id)
 
     def node(self, local: int) -> int:
-        # Front ends on other machines share the database: it gives the number.
+        # Front ends on other machines share the database: it gives the number, from `local` up.
         if self._node is None:
-            self._node = NodeNumber(connect(self._url))
+            self._node = NodeNumber(connect(self._url), local)
         return self._node.number
 
     def close(self) -> None:

@@ -9,7 +9,8 @@
   §4.1.10); Password Modify's names the provider alone, its target being
   inside the request.
 - Everything else (searches, compares, binds, other extended operations)
-  goes on.
+  goes on, and so does every write on a multi-provider node
+  (`multi_provider`): its peer takes what it is sent as its own writes.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ WRITES = (AddRequest, DelRequest, ModifyRequest, ModifyDNRequest)
 def overlay(handler: Handler) -> Handler:
     def refer(op: Operation) -> Outcome:
         consumer = op.dsa.config.consumer
-        if consumer is None:
+        if consumer is None or consumer.multi_provider:
             return handler(op)
         request = op.request
         if isinstance(request, WRITES):

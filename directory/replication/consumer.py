@@ -1,4 +1,6 @@
-"""The syncrepl consumer (RFC 4533): certdir as a read-only replica.
+"""The syncrepl consumer (RFC 4533): certdir as a read-only replica, or as
+one node of a multi-provider pair (`directory.replication.apply` says how
+the newer change wins).
 
 - It runs in the server's first worker, on the reactor. A session opens a
   connection to the provider (`directory.replication.connection`) and

@@ -28,6 +28,12 @@ def record(records: Records, csn: str) -> None:
                 (csn_sid(csn), csn))
 
 
+def newest(records: Records, sid: int) -> str:
+    """The contextCSN of `sid`; "" before its first."""
+    row = records.row("SELECT csn FROM sync_context WHERE sid = ?", (sid,))
+    return "" if row is None else str(row[0])
+
+
 def values(records: Records) -> tuple[bytes, ...]:
     return tuple(row[0].encode() for row in records.rows(
         "SELECT csn FROM sync_context ORDER BY sid"))

@@ -32,6 +32,17 @@ def test_minimal_defaults(tmp_path: Path) -> None:
     assert [str(u) for u in config.listen] == ["ldap://127.0.0.1:3389"]
 
 
+def test_a_multi_provider_node_indexes_entry_uuid_and_may_hold_the_ca(tmp_path: Path) -> None:
+    config = from_mapping(minimal(ca={"name": "cn=CA"}, replication={
+        "server_id": 7, "consumer": {"provider": "ldap://h:389", "rid": 1,
+                                     "multi_provider": True}}), tmp_path)
+    d = config.directory
+    assert d.server_id == 7
+    assert d.consumer is not None and d.consumer.multi_provider
+    assert [s.attribute for s in d.indexes if s.attribute == "entryUUID"] == ["entryUUID"]
+    assert config.ca is not None
+
+
 def test_connection_limit_defaults(tmp_path: Path) -> None:
     d = from_mapping(minimal(), tmp_path).directory
     assert (d.max_pdu_bytes_anonymous, d.max_outstanding, d.max_outstanding_anonymous,
@@ -84,6 +95,12 @@ BAD = [
      "referral.cache.negative_s: -1 is not allowed"),
     ("index not a string", minimal(storage={"indexes": ["cn", 3]}), "storage.indexes[1]"),
     ("section not a mapping", minimal(access=["x"]), "access: expected a mapping"),
+    ("multi-provider without a server id", minimal(replication={"consumer": {
+        "provider": "ldap://h:389", "rid": 1, "multi_provider": True}}),
+     "replication.server_id: a multi-provider node (replication.consumer.multi_provider)"
+     " needs a server id from 1 to 4095"),
+    ("server id past three hex digits", minimal(replication={"server_id": 4096}),
+     "replication.server_id: 4096 is not allowed (from 0 to 4095)"),
     ("ca without name", minimal(ca={}), "ca.name: required key is missing"),
     ("bad CA name", minimal(ca={"name": "not a dn"}), "ca.name: 'not a dn' is not a"),
     ("unknown CA key type", minimal(ca={"name": "cn=CA", "key_type": "dsa"}),

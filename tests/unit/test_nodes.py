@@ -109,6 +109,15 @@ def test_a_closed_openings_number_is_free_again(url: str) -> None:
         second.close()
 
 
+def test_numbers_start_at_the_local_number(url: str) -> None:
+    first, second = open_at(url), open_at(url)
+    try:
+        assert (first.node(100), second.node(100)) == (100, 101)
+    finally:
+        first.close()
+        second.close()
+
+
 def test_other_databases_number_their_nodes_on_their_own(
         cluster: pg_cluster.Cluster, url: str) -> None:
     here, there = open_at(url), open_at(cluster.database("other"))
