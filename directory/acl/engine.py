@@ -25,7 +25,10 @@ done up front: rules are indexed by attribute key, scopes are tests on the
 normalised DN strings, a rule's filter result is kept on the entry (an
 entry never changes: a change makes a new one), and group answers are kept
 for the life of the reader (`get`) they were read through — one operation —
-never across commits.
+never across commits. When the first rule that may cover an attribute covers
+every entry and its `by` clauses look at the identity alone, the rights on
+that attribute are the same on every entry (`uniform`), and a search asks
+once, not once per entry.
 """
 
 from __future__ import annotations
@@ -111,6 +114,11 @@ class _Target:
             for key in _keys(name, schema, f"{where}.attrs[{i}]"))
         # The entry's memo keeps the filter's answer under this key.
         self.memo = object()
+
+    @property
+    def everywhere(self) -> bool:
+        """Whether it covers every entry (no DN, DN pattern or filter)."""
+        return self.base is None and self.regex is None and self.predicate is None
 
     def covers(self, entry: Entry) -> bool:
         dn = entry.dn
@@ -260,6 +268,21 @@ class RulePolicy:
             return Rights.NONE
         return self._decide(who, entry, attribute, get)[0]
 
+    def uniform(self, who: Identity, attribute: str, get: Reader) -> Rights | None:
+        if attribute in self.root_only:
+            return Rights.NONE
+        candidates = self._candidates.get(attribute)
+        if candidates is None:
+            candidates = self._rules_for(attribute)
+        if not candidates:
+            return Rights.NONE
+        first = candidates[0]
+        if not self._targets[first].everywhere or any(
+                per_entry for *_, per_entry in self._by[first]):
+            return None
+        # No clause of the deciding rule looks at the entry's DN.
+        return self._granted(first, who, DN.ROOT, get)[0]
+
     def may_proxy(self, who: Identity, target: DN, get: Reader) -> bool:
         if target == self.root_dn:
             return False
@@ -277,24 +300,29 @@ class RulePolicy:
         candidates = self._candidates.get(attribute)
         if candidates is None:
             candidates = self._rules_for(attribute)
-        answers = None
         for i in candidates:
-            if not self._targets[i].covers(entry):
-                continue
-            for j, (number, matches, rights, per_entry) in enumerate(self._by[i]):
-                hit: bool | None
-                if per_entry:
-                    hit = matches(who, entry.dn, get)
-                else:
-                    if answers is None:
-                        answers = self.reading(get).answers_for(who)
-                    hit = answers[number]
-                    if hit is None:
-                        hit = answers[number] = matches(who, entry.dn, get)
-                if hit:
-                    return rights, i, j
-            return Rights.NONE, i, None
+            if self._targets[i].covers(entry):
+                rights, by = self._granted(i, who, entry.dn, get)
+                return rights, i, by
         return Rights.NONE, None, None
+
+    def _granted(self, i: int, who: Identity, dn: DN, get: Reader) -> tuple[Rights, int | None]:
+        """The rights rule `i` gives `who` on the entry at `dn`, and the `by` clause
+        that gives them (None: none matched)."""
+        answers = None
+        for j, (number, matches, rights, per_entry) in enumerate(self._by[i]):
+            hit: bool | None
+            if per_entry:
+                hit = matches(who, dn, get)
+            else:
+                if answers is None:
+                    answers = self.reading(get).answers_for(who)
+                hit = answers[number]
+                if hit is None:
+                    hit = answers[number] = matches(who, dn, get)
+            if hit:
+                return rights, j
+        return Rights.NONE, None
 
     def _rules_for(self, attribute: str) -> tuple[int, ...]:
         key = attribute.split(";", 1)[0].lower()
