@@ -58,6 +58,10 @@ MAX_GROUP_READS = 50_000
 MAX_KEYS = 4096
 
 PSEUDO = frozenset({ENTRY, CHILDREN})
+# What `_alike_rule` answers when no rule covers an attribute, and when the
+# rights on it depend on the entry.
+NO_RULE = -1
+DEPENDS = -2
 GROUP_MEMBERS: Mapping[str, str] = {"groupofnames": "member",
                                     "groupofuniquenames": "uniquemember"}
 _UID = re.compile(r"#'[01]*'B\Z")
@@ -251,6 +255,8 @@ class RulePolicy:
              self._matcher(p.target, f"access.proxy[{i}].as"))
             for i, p in enumerate(proxies))
         self._candidates: dict[str, tuple[int, ...]] = {}
+        # Per attribute key: the rule that decides it alike on every entry (`_alike_rule`).
+        self._alike: dict[str, int] = {}
         self._readings: dict[int, _Reading] = {}
 
     @classmethod
@@ -271,17 +277,31 @@ class RulePolicy:
     def uniform(self, who: Identity, attribute: str, get: Reader) -> Rights | None:
         if attribute in self.root_only:
             return Rights.NONE
+        rule = self._alike.get(attribute)
+        if rule is None:
+            rule = self._alike_rule(attribute)
+        if rule == DEPENDS:
+            return None
+        if rule == NO_RULE:
+            return Rights.NONE
+        # No clause of the deciding rule looks at the entry's DN.
+        return self._granted(rule, who, DN.ROOT, get)[0]
+
+    def _alike_rule(self, attribute: str) -> int:
+        """The rule deciding `attribute` alike on every entry, NO_RULE when no
+        rule covers it, DEPENDS when the decision depends on the entry."""
         candidates = self._candidates.get(attribute)
         if candidates is None:
             candidates = self._rules_for(attribute)
-        if not candidates:
-            return Rights.NONE
-        first = candidates[0]
-        if not self._targets[first].everywhere or any(
-                per_entry for *_, per_entry in self._by[first]):
-            return None
-        # No clause of the deciding rule looks at the entry's DN.
-        return self._granted(first, who, DN.ROOT, get)[0]
+        rule = NO_RULE
+        if candidates:
+            first = candidates[0]
+            alike = self._targets[first].everywhere and not any(
+                per_entry for *_, per_entry in self._by[first])
+            rule = first if alike else DEPENDS
+        if len(self._alike) < MAX_KEYS:
+            self._alike[attribute] = rule
+        return rule
 
     def may_proxy(self, who: Identity, target: DN, get: Reader) -> bool:
         if target == self.root_dn:
