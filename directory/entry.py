@@ -216,7 +216,7 @@ def deserialize(schema: Schema, dn_text: str, blob: bytes, entry_id: int) -> Ent
     if blob[:1] != _FORMAT:
         raise ValueError(f"unknown entry format {blob[:1]!r}")
     leaf, items = marshal.loads(blob[1:])
-    rdn = RDN.of(tuple(AVA(*ava) for ava in leaf))
+    rdn = RDN.of(tuple([AVA(*ava) for ava in leaf]))
     if not dn_text.startswith(rdn.text):
         raise ValueError(f"stored DN {dn_text!r} does not start with its RDN {rdn.text!r}")
     parent = DN.shared(dn_text[len(rdn.text) + 1:], schema)

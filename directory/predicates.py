@@ -45,6 +45,7 @@ from functools import lru_cache
 from directory import approx
 from directory.entry import Entry, Resolved, type_key
 from directory.matching import InvalidValue, MatchingRule, covers
+from directory.protocol.cache import BoundedCache
 from directory.protocol.filter import (
     And,
     Approx,
@@ -420,11 +421,22 @@ class Tested:
         return found
 
 
+# Entries of one object class mostly hold the same keys: the set of their
+# type keys is shared, in a cache bounded in bytes (as `Entry.types` is).
+_TYPE_KEYS_COST = 200
+_TYPE_KEYS: BoundedCache[tuple[str, ...], frozenset[str]] = BoundedCache(1024 * 1024)
+
+
 def entry_types(entry: Entry) -> frozenset[str]:
     """The type keys of the entry's attributes (without options)."""
     found = entry.memo.get("type keys")
     if found is None:
-        found = entry.memo["type keys"] = frozenset(type_key(k) for k in entry.attributes)
+        keys = tuple(entry.attributes)
+        found = _TYPE_KEYS.get(keys)
+        if found is None:
+            found = frozenset(type_key(k) for k in keys)
+            _TYPE_KEYS.put(keys, found, _TYPE_KEYS_COST * len(keys))
+        entry.memo["type keys"] = found
     return found
 
 

@@ -12,7 +12,8 @@
   or not, as OpenLDAP does.
 - Attributes hidden from the requester are never returned.
 - Encoded attributes are kept on the cached entry, so a popular entry is
-  encoded once, not once per search.
+  encoded once, not once per search. Whether an entry's keys carry options
+  is kept per set of keys, which entries of one object class share.
 - A selection costs time linear in the request: each distinct description
   is resolved once (a name listed 20,000 times costs what it costs once),
   a type keeps only the distinct option sets asked of it, and deciding
@@ -135,11 +136,19 @@ def _encoded(schema: Schema, entry: Entry, key: str, types_only: bool) -> bytes:
     return data
 
 
+# Entries of one object class mostly hold the same keys: whether some key has
+# options is kept per set of keys, in a cache bounded in bytes.
+_KEYS_COST = 200
+_WITH_OPTIONS: BoundedCache[tuple[str, ...], bool] = BoundedCache(1024 * 1024)
+
+
 def _has_options(entry: Entry) -> bool:
-    found = entry.memo.get("options")
+    keys = tuple(entry.attributes)
+    found = _WITH_OPTIONS.get(keys)
     if found is None:
-        found = entry.memo["options"] = any(";" in key for key in entry.attributes)
-    return bool(found)
+        found = any(";" in key for key in keys)
+        _WITH_OPTIONS.put(keys, found, _KEYS_COST * len(keys))
+    return found
 
 
 def encode_entry(schema: Schema, entry: Entry, selection: Selection, types_only: bool,

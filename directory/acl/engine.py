@@ -25,7 +25,10 @@ done up front: rules are indexed by attribute key, scopes are tests on the
 normalised DN strings, a rule's filter result is kept on the entry (an
 entry never changes: a change makes a new one), and group answers are kept
 for the life of the reader (`get`) they were read through — one operation —
-never across commits.
+never across commits. When the first rule that may cover an attribute covers
+every entry and its `by` clauses look at the identity alone, the rights on
+that attribute are the same on every entry (`uniform`), and a search asks
+once, not once per entry.
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ MAX_GROUP_READS = 50_000
 MAX_KEYS = 4096
 
 PSEUDO = frozenset({ENTRY, CHILDREN})
+# What `_alike_rule` answers when no rule covers an attribute, and when the
+# rights on it depend on the entry.
+NO_RULE = -1
+DEPENDS = -2
 GROUP_MEMBERS: Mapping[str, str] = {"groupofnames": "member",
                                     "groupofuniquenames": "uniquemember"}
 _UID = re.compile(r"#'[01]*'B\Z")
@@ -111,6 +118,11 @@ class _Target:
             for key in _keys(name, schema, f"{where}.attrs[{i}]"))
         # The entry's memo keeps the filter's answer under this key.
         self.memo = object()
+
+    @property
+    def everywhere(self) -> bool:
+        """Whether it covers every entry (no DN, DN pattern or filter)."""
+        return self.base is None and self.regex is None and self.predicate is None
 
     def covers(self, entry: Entry) -> bool:
         dn = entry.dn
@@ -243,6 +255,8 @@ class RulePolicy:
              self._matcher(p.target, f"access.proxy[{i}].as"))
             for i, p in enumerate(proxies))
         self._candidates: dict[str, tuple[int, ...]] = {}
+        # Per attribute key: the rule that decides it alike on every entry (`_alike_rule`).
+        self._alike: dict[str, int] = {}
         self._readings: dict[int, _Reading] = {}
 
     @classmethod
@@ -259,6 +273,35 @@ class RulePolicy:
         if attribute in self.root_only:
             return Rights.NONE
         return self._decide(who, entry, attribute, get)[0]
+
+    def uniform(self, who: Identity, attribute: str, get: Reader) -> Rights | None:
+        if attribute in self.root_only:
+            return Rights.NONE
+        rule = self._alike.get(attribute)
+        if rule is None:
+            rule = self._alike_rule(attribute)
+        if rule == DEPENDS:
+            return None
+        if rule == NO_RULE:
+            return Rights.NONE
+        # No clause of the deciding rule looks at the entry's DN.
+        return self._granted(rule, who, DN.ROOT, get)[0]
+
+    def _alike_rule(self, attribute: str) -> int:
+        """The rule deciding `attribute` alike on every entry, NO_RULE when no
+        rule covers it, DEPENDS when the decision depends on the entry."""
+        candidates = self._candidates.get(attribute)
+        if candidates is None:
+            candidates = self._rules_for(attribute)
+        rule = NO_RULE
+        if candidates:
+            first = candidates[0]
+            alike = self._targets[first].everywhere and not any(
+                per_entry for *_, per_entry in self._by[first])
+            rule = first if alike else DEPENDS
+        if len(self._alike) < MAX_KEYS:
+            self._alike[attribute] = rule
+        return rule
 
     def may_proxy(self, who: Identity, target: DN, get: Reader) -> bool:
         if target == self.root_dn:
@@ -277,24 +320,29 @@ class RulePolicy:
         candidates = self._candidates.get(attribute)
         if candidates is None:
             candidates = self._rules_for(attribute)
-        answers = None
         for i in candidates:
-            if not self._targets[i].covers(entry):
-                continue
-            for j, (number, matches, rights, per_entry) in enumerate(self._by[i]):
-                hit: bool | None
-                if per_entry:
-                    hit = matches(who, entry.dn, get)
-                else:
-                    if answers is None:
-                        answers = self.reading(get).answers_for(who)
-                    hit = answers[number]
-                    if hit is None:
-                        hit = answers[number] = matches(who, entry.dn, get)
-                if hit:
-                    return rights, i, j
-            return Rights.NONE, i, None
+            if self._targets[i].covers(entry):
+                rights, by = self._granted(i, who, entry.dn, get)
+                return rights, i, by
         return Rights.NONE, None, None
+
+    def _granted(self, i: int, who: Identity, dn: DN, get: Reader) -> tuple[Rights, int | None]:
+        """The rights rule `i` gives `who` on the entry at `dn`, and the `by` clause
+        that gives them (None: none matched)."""
+        answers = None
+        for j, (number, matches, rights, per_entry) in enumerate(self._by[i]):
+            hit: bool | None
+            if per_entry:
+                hit = matches(who, dn, get)
+            else:
+                if answers is None:
+                    answers = self.reading(get).answers_for(who)
+                hit = answers[number]
+                if hit is None:
+                    hit = answers[number] = matches(who, dn, get)
+            if hit:
+                return rights, j
+        return Rights.NONE, None
 
     def _rules_for(self, attribute: str) -> tuple[int, ...]:
         key = attribute.split(";", 1)[0].lower()

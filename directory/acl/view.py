@@ -6,6 +6,8 @@
   kept by entry DN, one table per entry, and the table of the entry asked
   about last is at hand without a lookup: a search asks all its questions
   about one entry before the next.
+- Rights the policy gives on every entry alike (`uniform`) are asked once
+  per attribute, for the whole operation.
 - `lacking` names the attributes (type keys) among those given that lack a
   right: results leave them out, and filters treat them as Undefined. When
   none does it returns one shared empty set, so the common case allocates
@@ -25,6 +27,7 @@ from directory.protocol.dn import DN
 __all__ = ["CHILDREN", "ENTRY", "NOTHING", "View"]
 
 NOTHING: frozenset[str] = frozenset()
+NOT_UNIFORM = -1
 
 
 class View:
@@ -33,11 +36,19 @@ class View:
         self.who = who
         self.get = get
         self._known: dict[DN, dict[str, int]] = {}
+        # Per attribute: the rights on every entry, or NOT_UNIFORM.
+        self._uniform: dict[str, int] = {}
         self._entry: Entry | None = None
         self._rights: dict[str, int] = {}
 
     def _bits(self, entry: Entry, attribute: str) -> int:
         """The rights on `attribute` of `entry` as plain bits (cheap to test)."""
+        found = self._uniform.get(attribute)
+        if found is None:
+            uniform = self.policy.uniform(self.who, attribute, self.get)
+            found = self._uniform[attribute] = NOT_UNIFORM if uniform is None else int(uniform)
+        if found != NOT_UNIFORM:
+            return found
         if entry is not self._entry:
             self._entry = entry
             self._rights = self._known.setdefault(entry.dn, {})

@@ -116,8 +116,11 @@ class RDN:
 
     @classmethod
     def of(cls, avas: tuple[AVA, ...]) -> RDN:
-        return cls(avas, "+".join(sorted(a.normalized for a in avas)),
-                   "+".join(str(a) for a in avas))
+        if len(avas) == 1:  # nearly every RDN: nothing to sort or join
+            ava = avas[0]
+            return cls(avas, ava.normalized, str(ava))
+        return cls(avas, "+".join(sorted([a.normalized for a in avas])),
+                   "+".join([str(a) for a in avas]))
 
     def __str__(self) -> str:
         return self.text

@@ -54,6 +54,9 @@ class TablePolicy:
     def rights(self, who: Identity, entry: Entry, attribute: str, get: Reader) -> Rights:
         return self.table.get((entry.dn.normalized, attribute), self.default)
 
+    def uniform(self, who: Identity, attribute: str, get: Reader) -> Rights | None:
+        return None
+
     def may_proxy(self, who: Identity, target: DN, get: Reader) -> bool:
         return False
 

@@ -320,3 +320,70 @@ def test_proxy(who: Identity, target: str, allowed: bool) -> None:
 def test_no_proxy_rules_no_proxying() -> None:
     assert policy(RULES).may_proxy(WEBMAIL, ALICE.dn, GET) is False
     assert policy([], [{"who": "users", "as": "*"}]).may_proxy(WEBMAIL, ROOT, GET) is False
+
+
+# --- rights alike on every entry ---------------------------------------------------
+
+UNIFORM = [
+    # rules, who, attribute, rights on every entry (None: they depend on the entry)
+    (default_rules(True), ANONYMOUS, "cn", READ),
+    (default_rules(False), ANONYMOUS, "entry", NONE),
+    (default_rules(False), BOB, "mail", READ),
+    (default_rules(False), BOB, "userpassword", None),        # self
+    (default_rules(False), BOB, "contextcsn", NONE),
+    (parse_rules(RULES), BOB, "userpassword", None),           # self
+    (parse_rules(RULES), ALICE, "mail", None),                 # a rule for a subtree
+    (parse_rules([{"to": {"dn_regex": "^uid="}, "by": [{"who": "*", "level": "read"}]}]),
+     ALICE, "cn", None),                                       # a DN pattern
+    (parse_rules([{"to": {"filter": "(cn=Bob)"}, "by": [{"who": "*", "level": "read"}]}]),
+     BOB, "cn", None),                                         # a filter
+    (parse_rules([{"to": {"attrs": ["cn"]}, "by": [{"who": HELPDESK, "level": "write"}]},
+                  {"to": {}, "by": [{"who": "*", "level": "read"}]}]),
+     BOB, "cn", WRITE_ALL),                                    # a group, asked once
+    (parse_rules([{"to": {"attrs": ["cn"]}, "by": [{"who": "users", "level": "read"}]}]),
+     BOB, "sn", NONE),                                         # no rule: default deny
+]
+
+
+@pytest.mark.parametrize("rules, who, attribute, rights", UNIFORM)
+def test_uniform_rights_are_those_of_every_entry(rules: Any, who: Identity, attribute: str,
+                                                 rights: Rights | None) -> None:
+    engine = RulePolicy(rules, (), SCHEMA, ROOT)
+    assert engine.uniform(who, attribute, GET) == rights
+    if rights is not None:
+        assert {engine.rights(who, e, attribute, GET) for e in ENTRIES} == {rights}
+
+
+def test_uniform_rights_leave_root_only_attributes_to_the_root() -> None:
+    engine = RulePolicy(default_rules(True), (), SCHEMA, ROOT,
+                        root_only=frozenset({"pwdhistory"}))
+    assert engine.uniform(BOB, "pwdhistory", GET) == NONE
+
+
+class Counting:
+    """The default policy, counting the questions asked of it."""
+
+    def __init__(self) -> None:
+        self.engine = RulePolicy(default_rules(False), (), SCHEMA, ROOT)
+        self.asked = 0
+
+    def rights(self, who: Identity, entry: Entry, attribute: str, get: Any) -> Rights:
+        self.asked += 1
+        return self.engine.rights(who, entry, attribute, get)
+
+    def uniform(self, who: Identity, attribute: str, get: Any) -> Rights | None:
+        self.asked += 1
+        return self.engine.uniform(who, attribute, get)
+
+    def may_proxy(self, who: Identity, target: DN, get: Any) -> bool:
+        return False
+
+
+def test_a_view_asks_once_for_rights_alike_on_every_entry() -> None:
+    counting = Counting()
+    view = View(counting, BOB, GET)
+    assert [view.rights(e, "cn") for e in ENTRIES] == [READ] * len(ENTRIES)
+    assert counting.asked == 1
+    assert view.rights(by_uid("alice"), "userpassword") == AUTH
+    assert view.rights(by_uid("bob"), "userpassword") == OWN
+    assert counting.asked == 4

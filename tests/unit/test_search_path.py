@@ -149,6 +149,9 @@ class Table:
             return LEVELS["read"]
         return LEVELS["search"]
 
+    def uniform(self, who: Identity, attribute: str, get: Reader) -> Rights | None:
+        return None
+
     def may_proxy(self, who: Identity, target: DN, get: Reader) -> bool:
         return False
 
