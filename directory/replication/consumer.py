@@ -16,7 +16,11 @@ the newer change wins).
   (sent in full, as present, or in a syncIdSet without refreshDeletes) is
   collected; when the phase ends (a refreshPresent Sync Info, or a Sync
   Done without refreshDeletes) the replicated entries not named are
-  deleted. A delete phase deletes what it names only.
+  deleted. A delete phase deletes what it names only, but a refresh asked
+  without a cookie is the provider's whole content whichever phase it
+  ends with (slapd's syncprov ends one with refreshDeletes): the entries a
+  session killed before its first cookie committed, that the provider
+  deleted meanwhile, go when it ends.
 - refreshOnly: the next session starts `interval_s` after a refresh ends.
   refreshAndPersist: once refreshDone, the search goes on and each change
   comes as it is made, with its cookie; a provider that ends the search
@@ -108,8 +112,11 @@ def _uuid(raw: bytes) -> str:
 class _Refresh:
     """One sync search: what it has named present, what it has sent, its end."""
 
-    def __init__(self, consumer: Consumer) -> None:
+    def __init__(self, consumer: Consumer, complete: bool) -> None:
         self.consumer = consumer
+        # Asked without a cookie: the provider sends all it holds, whichever
+        # phase it names, so what it does not name is gone.
+        self.complete = complete
         self.present: set[str] = set()
         self.refreshing = True
         self.sent = self.named = self.written = self.deleted = 0
@@ -182,7 +189,7 @@ class _Refresh:
                 self.present.update(uuids)
             self._checkpoint(info.cookie)
         else:
-            if isinstance(info, RefreshPresent):
+            if isinstance(info, RefreshPresent) or self.complete:
                 self._queue(RemoveAbsent(frozenset(self.present)))
             self.present = set()
             self._checkpoint(info.cookie)
@@ -193,7 +200,7 @@ class _Refresh:
         control = _control(controls, SYNC_DONE)
         if result.code == ResultCode.SUCCESS and control is not None:
             done = SyncDone.decode(control.value)
-            if self.refreshing and not done.refresh_deletes:
+            if self.refreshing and (self.complete or not done.refresh_deletes):
                 self._queue(RemoveAbsent(frozenset(self.present)))
             self._checkpoint(done.cookie)
             self._refreshed()
@@ -258,7 +265,7 @@ class Consumer:
             connection.unbind()
             return 0
         self._connection = connection
-        refresh = self._refresh = _Refresh(self)
+        refresh = self._refresh = _Refresh(self, complete=cookie is None)
         connection.lost.addCallback(refresh.fail)
         # Without a stored cookie, one naming only the rid, as slapd's consumer sends.
         request = SyncRequest(MODES[self.config.type],
