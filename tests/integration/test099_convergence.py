@@ -1,0 +1,251 @@
+"""Scenario 099: syncrepl (RFC 4533) between certdir and slapd converges on
+10,000 people with certificates (issue 12, Tests and checks).
+
+Each direction has one provider holding the suffix entry, ou=staff and
+ou=people with 10,000 inetOrgPerson entries, each with a
+userCertificate;binary. The two sides are compared on their whole content:
+the user attributes and the operational ones the provider sets (entryUUID,
+entryCSN, creatorsName, modifiersName, the timestamps).
+
+- certdir provider, slapd consumer (refreshAndPersist): slapd converges on
+  the 10,000, then on a batch of 100 adds, 100 modifies, 100 renames (half
+  of them to ou=staff) and 100 deletes.
+- certdir killed with -9 while a fresh slapd consumer is in its refresh
+  (slapd holds some of the entries, not all): started again, a batch of
+  changes made and one of the entries slapd got deleted, slapd converges.
+- slapd killed with -9 in its refresh, a batch of changes and a delete of
+  one of the entries it got made meanwhile: started again on its database,
+  slapd converges.
+- slapd provider, certdir consumer (`replication.consumer`,
+  refreshAndPersist): the same three. Killed in its refresh, certdir has
+  committed batches and no cookie yet; started again it converges and
+  stores its cookie. slapd killed while certdir refreshes: certdir retries
+  on its schedule and converges once slapd is back, and stores its cookie.
+
+test087 and test088 hold the smaller cases: refreshOnly, a consumer killed
+after it converged resuming from its cookie, a provider restarted.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.integration.conftest import SUFFIX, Server, database_rows, make_server
+from tests.integration.ldif_compare import Record
+from tests.integration.replication import (
+    Side,
+    certificate,
+    contents,
+    converge,
+    replica,
+    start_consumer,
+    start_provider,
+)
+from tests.integration.slapd import Slapd
+
+PEOPLE = 10_000
+BATCH = 100
+ROUNDS = 3
+ENTRIES = PEOPLE + 3  # and the suffix entry, ou=people and ou=staff
+CONVERGE_S = 180
+RENAMED = f"cn=renamed {PEOPLE - 3 * BATCH + BATCH + 1:05d},ou=staff,{SUFFIX}"
+DELETED = f"cn=person {PEOPLE - BATCH:05d},ou=people,{SUFFIX}"  # by round 0
+KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def dn(n: int) -> str:
+    return f"cn=Person {n:05d},ou=people,{SUFFIX}"
+
+
+def person(n: int) -> str:
+    value = base64.b64encode(certificate(f"Person {n:05d}", KEY)).decode()
+    return (f"dn: {dn(n)}\nobjectClass: inetOrgPerson\ncn: Person {n:05d}\nsn: {n:05d}\n"
+            f"mail: person{n}@example.com\nuserCertificate;binary:: {value}\n\n")
+
+
+@pytest.fixture(scope="session")
+def people() -> str:
+    """ou=people with the 10,000, and ou=staff (certificates signed by one key)."""
+    return (f"dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n"
+            f"dn: ou=staff,{SUFFIX}\nobjectClass: organizationalUnit\nou: staff\n\n"
+            + "".join(person(n) for n in range(PEOPLE)))
+
+
+def touched(round_: int) -> range:
+    """The people round `round_` modifies, renames and deletes: the last of
+    the 10,000, which a refresh killed early has not sent."""
+    return range(PEOPLE - (round_ + 1) * 3 * BATCH, PEOPLE - round_ * 3 * BATCH)
+
+
+def batch(round_: int) -> str:
+    """Round `round_`'s adds, modifies, renames and deletes, on people no
+    other round touches."""
+    first = touched(round_).start
+    adds = [f"dn: cn=Added {round_}-{j:03d},ou=people,{SUFFIX}\nchangetype: add\n"
+            f"objectClass: inetOrgPerson\ncn: Added {round_}-{j:03d}\nsn: Added\n"
+            f"userCertificate;binary:: "
+            f"{base64.b64encode(certificate(f'Added {round_}-{j}', KEY)).decode()}\n"
+            for j in range(BATCH)]
+    modifies = [f"dn: {dn(first + j)}\nchangetype: modify\nreplace: mail\n"
+                f"mail: changed{first + j}@example.com\n-\nadd: description\n"
+                f"description: round {round_}\n" for j in range(BATCH)]
+    renames = [f"dn: {dn(first + BATCH + j)}\nchangetype: modrdn\n"
+               f"newrdn: cn=Renamed {first + BATCH + j:05d}\ndeleteoldrdn: 1\n"
+               + (f"newsuperior: ou=staff,{SUFFIX}\n" if j % 2 else "") for j in range(BATCH)]
+    deletes = [f"dn: {dn(first + 2 * BATCH + j)}\nchangetype: delete\n" for j in range(BATCH)]
+    return "\n".join(adds + modifies + renames + deletes)
+
+
+def change(side: Side, ldif: str) -> None:
+    done = side.tool("ldapmodify", input=ldif.encode())
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def changes_and_a_delete(side: Side, round_: int, held: list[str]) -> None:
+    """Round `round_` and a delete of the first person of `held` no round touches."""
+    rounds = {dn(n).lower() for r in range(ROUNDS) for n in touched(r)}
+    gone = min(d for d in map(str.lower, held) if d.startswith("cn=person ")
+               and d not in rounds)
+    change(side, batch(round_) + f"\ndn: {gone}\nchangetype: delete\n")
+
+
+def converged(provider: Side, consumer: Side) -> dict[str, Record]:
+    """The provider, which does not change meanwhile, read once; the consumer
+    polled on DNs and entryCSNs every second (a read of 10,000 certificates
+    takes seconds, and slows the server it reads); then both compared on
+    everything."""
+    expected = contents(provider, ("entryCSN",))
+    deadline = time.monotonic() + CONVERGE_S
+    while contents(consumer, ("entryCSN",)) != expected:
+        if time.monotonic() > deadline:
+            converge(provider, consumer, ("entryCSN",), seconds=0)  # says what differs
+        time.sleep(1)
+    return converge(provider, consumer)
+
+
+def wait_for(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + CONVERGE_S
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def stopped(server: Server) -> None:
+    log = server.stop()
+    assert "Traceback" not in log, log[-3000:]
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory: pytest.TempPathFactory, people: str) -> Iterator[Server]:
+    """certdir providing the 10,000 (`certdir ldif import` before it serves)."""
+    tmp = tmp_path_factory.mktemp("book")
+    server = make_server(tmp, "--no-ca")
+    (tmp / "people.ldif").write_text(people)
+    server.certdir("ldif", "import", "--data-dir", str(server.data_dir), "--quiet",
+                   str(tmp / "people.ldif"))
+    server.start()
+    yield server
+    if server.proc is not None:
+        stopped(server)
+
+
+def slapd_holds_the_suffix(slapd: Slapd) -> bool:
+    """The suffix entry is the first a refresh sends."""
+    return slapd.tool("ldapsearch", "-LLL", "-b", SUFFIX, "-s", "base", "1.1").returncode == 0
+
+
+def test_slapd_converges_after_certdir_is_killed_in_its_refresh_then_on_a_batch(
+        book: Server, tmp_path: Path) -> None:
+    slapd = start_consumer(tmp_path / "slapd", book, "refreshAndPersist")
+    try:
+        wait_for(lambda: slapd_holds_the_suffix(slapd), "slapd got no entry")
+        book.kill()
+        got = list(contents(slapd, ("1.1",)))
+        assert 0 < len(got) < ENTRIES
+        book.start()
+        changes_and_a_delete(book, 1, got)
+        held = converged(book, slapd)
+        assert (len(held), len(held[dn(4242).lower()].values("userCertificate;binary"))) == (
+            ENTRIES - 1, 1)
+        change(book, batch(0))
+        held = converged(book, slapd)
+        assert (len(held), RENAMED in held, DELETED in held) == (ENTRIES - 1, True, False)
+    finally:
+        slapd.stop()
+
+
+def test_slapd_killed_in_its_refresh_comes_back_and_converges(
+        book: Server, tmp_path: Path) -> None:
+    slapd = start_consumer(tmp_path / "slapd", book, "refreshAndPersist")
+    try:
+        wait_for(lambda: slapd_holds_the_suffix(slapd), "slapd got no entry")
+        slapd.kill()
+        got = slapd.held()
+        assert 0 < len(got) < ENTRIES
+        changes_and_a_delete(book, 2, got)
+        slapd.start()
+        converged(book, slapd)
+    finally:
+        slapd.stop()
+
+
+@pytest.fixture(scope="module")
+def directory(tmp_path_factory: pytest.TempPathFactory, people: str) -> Iterator[Slapd]:
+    """slapd providing the 10,000."""
+    slapd = start_provider(tmp_path_factory.mktemp("directory") / "slapd", (
+        f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: example\n"
+        f"dc: example\n\n") + people)
+    yield slapd
+    slapd.stop()
+
+
+def stored(consumer: Server) -> list[str]:
+    """The DNs of the provider's entries the consumer has committed."""
+    return [row[0] for row in database_rows(consumer.data_dir, "SELECT dn FROM sync_entries")]
+
+
+def cookies(consumer: Server) -> list[tuple[int]]:
+    return database_rows(consumer.data_dir, "SELECT rid FROM sync_cookies")
+
+
+def test_certdir_killed_in_its_refresh_converges(directory: Slapd, tmp_path: Path) -> None:
+    consumer = replica(tmp_path, directory, type="refreshAndPersist")
+    consumer.start()
+    wait_for(lambda: bool(stored(consumer)), "certdir committed no entry")
+    consumer.kill()
+    got = stored(consumer)
+    # Killed in the middle: some batches committed, no cookie yet.
+    assert (0 < len(got) < ENTRIES, cookies(consumer)) == (True, [])
+    changes_and_a_delete(directory, 2, got)
+    consumer.start()
+    try:
+        assert len(converged(directory, consumer)) == ENTRIES - 1
+        assert cookies(consumer) == [(7,)]
+    finally:
+        stopped(consumer)
+
+
+def test_certdir_converges_after_slapd_is_killed_in_its_refresh_then_on_a_batch(
+        directory: Slapd, tmp_path: Path) -> None:
+    consumer = replica(tmp_path, directory, type="refreshAndPersist")
+    consumer.start()
+    try:
+        wait_for(lambda: bool(stored(consumer)), "certdir committed no entry")
+        directory.kill()
+        got = stored(consumer)
+        assert (0 < len(got) < ENTRIES, cookies(consumer)) == (True, [])
+        directory.start()
+        changes_and_a_delete(directory, 1, got)
+        assert len(converged(directory, consumer)) == ENTRIES - 1
+        assert cookies(consumer) == [(7,)]
+        directory.modify(batch(0))
+        held = converged(directory, consumer)
+        assert (len(held), RENAMED in held, DELETED in held) == (ENTRIES - 1, True, False)
+    finally:
+        stopped(consumer)
