@@ -7,23 +7,30 @@ userCertificate;binary. The two sides are compared on their whole content:
 the user attributes and the operational ones the provider sets (entryUUID,
 entryCSN, creatorsName, modifiersName, the timestamps).
 
-- certdir provider, slapd consumer (refreshAndPersist): slapd converges on
-  the 10,000, then on a batch of 100 adds, 100 modifies, 100 renames (half
-  of them to ou=staff) and 100 deletes.
-- certdir killed with -9 while a fresh slapd consumer is in its refresh
-  (slapd holds some of the entries, not all): started again, a batch of
-  changes made and one of the entries slapd got deleted, slapd converges.
-- slapd killed with -9 in its refresh, a batch of changes and a delete of
-  one of the entries it got made meanwhile: started again on its database,
-  slapd converges.
+A batch is 100 adds, 100 modifies, 100 renames (half of them to ou=staff)
+and 100 deletes, on the last people of the 10,000 (a refresh killed early
+has not sent them); each kill below comes with a batch and the delete of
+one of the people the consumer got before it, made while one side is down.
+Every refresh of the 10,000 takes tens of seconds, so the cases share them:
+
+- certdir provider, slapd consumer (refreshAndPersist): certdir killed with
+  -9 while a fresh slapd is in its refresh (slapd holds some entries, not
+  all), started again: slapd converges on the 10,000, then on a batch.
+- slapd killed with -9 in its refresh: started again on its database, it
+  converges.
 - slapd provider, certdir consumer (`replication.consumer`,
-  refreshAndPersist): the same three. Killed in its refresh, certdir has
-  committed batches and no cookie yet; started again it converges and
-  stores its cookie. slapd killed while certdir refreshes: certdir retries
-  on its schedule and converges once slapd is back, and stores its cookie.
+  refreshAndPersist): slapd killed with -9 while a fresh certdir is in its
+  refresh (batches committed, no cookie yet), started again: certdir
+  retries on its schedule, converges on the 10,000 and stores its cookie,
+  then converges on a batch.
+- certdir killed with -9 in its refresh (batches committed, no cookie):
+  started again it converges and stores its cookie. It does not yet: the
+  person deleted meanwhile stays (xfail, strict: it fails once fixed).
 
 test087 and test088 hold the smaller cases: refreshOnly, a consumer killed
-after it converged resuming from its cookie, a provider restarted.
+after it converged resuming from its cookie, a provider restarted, and
+test088 a consumer killed in its refresh of entries none of which is
+deleted meanwhile.
 """
 
 from __future__ import annotations
@@ -214,10 +221,15 @@ def cookies(consumer: Server) -> list[tuple[int]]:
     return database_rows(consumer.data_dir, "SELECT rid FROM sync_cookies")
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 12 part 4: a replica restarted without a cookie keeps the entries it "
+    "committed before the kill that the provider deleted meanwhile (its refresh "
+    "removes no entry it was not sent)"))
 def test_certdir_killed_in_its_refresh_converges(directory: Slapd, tmp_path: Path) -> None:
     consumer = replica(tmp_path, directory, type="refreshAndPersist")
     consumer.start()
-    wait_for(lambda: bool(stored(consumer)), "certdir committed no entry")
+    wait_for(lambda: any(d.lower().startswith("cn=person ") for d in stored(consumer)),
+             "certdir committed no person")
     consumer.kill()
     got = stored(consumer)
     # Killed in the middle: some batches committed, no cookie yet.
@@ -236,7 +248,8 @@ def test_certdir_converges_after_slapd_is_killed_in_its_refresh_then_on_a_batch(
     consumer = replica(tmp_path, directory, type="refreshAndPersist")
     consumer.start()
     try:
-        wait_for(lambda: bool(stored(consumer)), "certdir committed no entry")
+        wait_for(lambda: any(d.lower().startswith("cn=person ") for d in stored(consumer)),
+                 "certdir committed no person")
         directory.kill()
         got = stored(consumer)
         assert (0 < len(got) < ENTRIES, cookies(consumer)) == (True, [])
