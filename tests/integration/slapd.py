@@ -4,10 +4,11 @@ compare certdir's answers with slapd's or replicate between the two.
 - `start_slapd(work, suffix, ...)` writes `work/slapd.conf` (the schema
   files core, cosine and inetorgperson unless told others, back_mdb and the
   modules asked for, `global` lines before the database, `database` lines
-  after its suffix, rootdn `cn=admin,<suffix>` and rootpw `secret`), loads
-  `ldif` with slapadd when there is one, and starts slapd on a free port
-  (and a second one for ldaps:// with `ldaps`); it returns once slapd
-  accepts connections.
+  after its suffix, rootdn `cn=admin,<suffix>`, rootpw `secret`, and a
+  1 GiB map: mdb's 10 MiB default fills before 10,000 entries with
+  certificates), loads `ldif` with slapadd when there is one, and starts
+  slapd on a free port (and a second one for ldaps:// with `ldaps`); it
+  returns once slapd accepts connections.
 - slapd's debug output goes to `work/slapd.log` (`loglevel` picks how much);
   a restart after `stop` or `kill` appends to it.
 - `held()` lists the DNs in its database, running or killed.
