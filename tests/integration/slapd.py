@@ -4,12 +4,14 @@ compare certdir's answers with slapd's or replicate between the two.
 - `start_slapd(work, suffix, ...)` writes `work/slapd.conf` (the schema
   files core, cosine and inetorgperson unless told others, back_mdb and the
   modules asked for, `global` lines before the database, `database` lines
-  after its suffix, rootdn `cn=admin,<suffix>` and rootpw `secret`), loads
-  `ldif` with slapadd when there is one, and starts slapd on a free port
-  (and a second one for ldaps:// with `ldaps`); it returns once slapd
-  accepts connections.
+  after its suffix, rootdn `cn=admin,<suffix>`, rootpw `secret`, and a
+  1 GiB map: mdb's 10 MiB default fills before 10,000 entries with
+  certificates), loads `ldif` with slapadd when there is one, and starts
+  slapd on a free port (and a second one for ldaps:// with `ldaps`); it
+  returns once slapd accepts connections.
 - slapd's debug output goes to `work/slapd.log` (`loglevel` picks how much);
   a restart after `stop` or `kill` appends to it.
+- `held()` lists the DNs in its database, running or killed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tests.ports import free_port, listening
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
+SLAPCAT = Path("/usr/sbin/slapcat")
 ROOT_PW = "secret"
 SCHEMAS = ("core", "cosine", "inetorgperson")
 
@@ -41,6 +44,7 @@ suffix "{suffix}"
 rootdn "cn=admin,{suffix}"
 rootpw {root_pw}
 directory {work}/mdb
+maxsize 1073741824
 {database_lines}
 """
 
@@ -107,6 +111,13 @@ class Slapd:
         auth = ["-x", "-D", self.root_dn, "-w", ROOT_PW] if bind else ["-x"]
         return subprocess.run([name, "-H", self.uri, *auth, *args], input=input,
                               capture_output=True, timeout=60, check=False)
+
+    def held(self) -> list[str]:
+        """The DNs its database holds (slapcat), read whether it runs or not."""
+        done = subprocess.run([str(SLAPCAT), "-f", str(self.work / "slapd.conf"), "-o",
+                               "ldif_wrap=no"], capture_output=True, timeout=120, check=True)
+        return [line[4:] for line in done.stdout.decode().splitlines()
+                if line.startswith("dn: ")]
 
     def modify(self, ldif: str) -> None:
         done = self.tool("ldapmodify", input=ldif.encode())

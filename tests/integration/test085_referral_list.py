@@ -25,63 +25,27 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import shutil
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ldap
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
 from tests.integration.conftest import CERTDIR, SUFFIX, Server, make_server
 from tests.integration.ldif_compare import by_dn, parse
-from tests.ports import free_port, listening
+from tests.integration.replication import certificate
+from tests.integration.slapd import Slapd, start_slapd
+from tests.ports import free_port
 
-SLAPD = Path("/usr/sbin/slapd")
-SLAPADD = Path("/usr/sbin/slapadd")
 PARTNER = "dc=partner,dc=org"
 MAPPED = f"ou=partner,{SUFFIX}"
 TIMEOUT_S = 2
-
-SLAPD_CONF = """\
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb
-loglevel 0
-pidfile {work}/slapd.pid
-argsfile {work}/slapd.args
-
-database mdb
-suffix "{suffix}"
-rootdn "cn=admin,{suffix}"
-rootpw secret
-directory {work}/mdb
-"""
-
-
-def certificate(name: str) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(Encoding.DER)
-
 
 PAT_CERT = certificate("Pat Peer")
 
@@ -114,45 +78,6 @@ MAPPED_LDIF = (
 LOCAL_LDIF = (
     f"dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n"
     + person(f"cn=Both Local,ou=people,{SUFFIX}", "Both Local", "Local", "both@example.com"))
-
-
-@dataclass
-class Slapd:
-    work: Path
-    suffix: str
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"ldap://127.0.0.1:{self.port}/{self.suffix}"
-
-    def start(self, ldif: str) -> None:
-        (self.work / "mdb").mkdir(parents=True)
-        conf = self.work / "slapd.conf"
-        conf.write_text(SLAPD_CONF.format(work=self.work, suffix=self.suffix))
-        (self.work / "data.ldif").write_text(ldif)
-        subprocess.run([str(SLAPADD), "-f", str(conf), "-l", str(self.work / "data.ldif"), "-q"],
-                       check=True, capture_output=True, timeout=60)
-        self.proc = subprocess.Popen([str(SLAPD), "-f", str(conf), "-h",
-                                      f"ldap://127.0.0.1:{self.port}/", "-d", "0"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not listening(self.port):
-            raise RuntimeError(f"slapd did not listen on {self.port}")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
-            self.proc = None
-
-
-def start_slapd(work: Path, suffix: str, ldif: str) -> Slapd:
-    if not SLAPD.exists():
-        pytest.fail("slapd is not installed (apt-get install slapd)")
-    slapd = Slapd(work, suffix, free_port())
-    slapd.start(ldif)
-    return slapd
 
 
 class BlackHole:
@@ -214,7 +139,7 @@ def mapped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
 
 
 def _peers(partner: Slapd, mapped: Slapd) -> list[dict[str, Any]]:
-    return [peer(partner.url), peer(mapped.url, map={PARTNER: MAPPED})]
+    return [peer(partner.suffix_url), peer(mapped.suffix_url, map={PARTNER: MAPPED})]
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +228,7 @@ def test_a_miss_everywhere_is_success_without_entries(first: Server) -> None:
 
 def test_outside_suffix_chains_bases_outside_the_naming_context(
         tmp_path: Path, first: Server, mapped: Slapd) -> None:
-    server = certdir_with(tmp_path, [peer(mapped.url)], outside_suffix=True)
+    server = certdir_with(tmp_path, [peer(mapped.suffix_url)], outside_suffix=True)
     try:
         outside = search(server, "(mail=quinn@partner.org)", "cn", base=PARTNER)
     finally:
@@ -331,7 +256,7 @@ def test_refer_returns_continuation_references(tmp_path: Path, partner: Slapd,
 def test_dead_and_black_holed_peers_cost_one_timeout(tmp_path: Path, partner: Slapd) -> None:
     hole = BlackHole()
     peers = [peer(f"ldap://127.0.0.1:{free_port()}/{SUFFIX}"),
-             peer(f"ldap://127.0.0.1:{hole.port}/{SUFFIX}"), peer(partner.url)]
+             peer(f"ldap://127.0.0.1:{hole.port}/{SUFFIX}"), peer(partner.suffix_url)]
     server = certdir_with(tmp_path, peers, cache={"positive_s": 0, "negative_s": 0})
     try:
         started = time.monotonic()

@@ -33,14 +33,8 @@ import pytest
 
 from tests.integration.conftest import SUFFIX, Server, make_server
 from tests.integration.ldif_compare import parse
-from tests.integration.test085_referral_list import (
-    PAT_CERT,
-    Slapd,
-    person,
-    start_slapd,
-    stopped,
-    suffix_entry,
-)
+from tests.integration.slapd import Slapd, start_slapd
+from tests.integration.test085_referral_list import PAT_CERT, person, stopped, suffix_entry
 from tests.ports import free_port
 
 REMOTE = f"ou=remote,{SUFFIX}"

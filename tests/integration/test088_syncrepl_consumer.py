@@ -31,12 +31,10 @@ import base64
 import datetime as dt
 import ipaddress
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography import x509
@@ -49,28 +47,22 @@ from tests.integration.conftest import (
     CERTDIR,
     SUFFIX,
     ServeExited,
-    Server,
     database_rows,
     make_server,
 )
-from tests.integration.ldif_compare import Record, by_dn
-from tests.integration.slapd import ROOT_PW, Slapd, start_slapd
+from tests.integration.replication import (
+    CONVERGE_S,
+    ROOT_DN,
+    certificate,
+    contents,
+    converge,
+    replica,
+    start_provider,
+)
+from tests.integration.slapd import Slapd
 
 PEOPLE = 300
 LARGE = 6000  # entries a refresh takes long enough over to be killed in the middle
-CONVERGE_S = 60
-ROOT_DN = f"cn=admin,{SUFFIX}"
-# What both servers are compared on: the user attributes and the operational
-# ones the provider sets, which the consumer keeps as they were sent.
-COMPARED = ("*", "entryUUID", "entryCSN", "creatorsName", "modifiersName",
-            "createTimestamp", "modifyTimestamp")
-
-SYNCPROV = """\
-index objectClass eq
-index entryCSN,entryUUID eq
-overlay syncprov
-syncprov-checkpoint 1 1
-"""
 TLS_CONF = """\
 TLSCACertificateFile {work}/ca.pem
 TLSCertificateFile {work}/server.pem
@@ -107,17 +99,6 @@ def tls_files(work: Path, name: str) -> None:
         Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
 
 
-def certificate(name: str) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(Encoding.DER)
-
-
 def person(n: int) -> str:
     name = f"Person {n:04d}"
     return (f"dn: cn={name},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\ncn: {name}\n"
@@ -138,86 +119,45 @@ def plain_person(n: int) -> str:
             f"cn: Plain {n:05d}\nsn: {n:05d}\nmail: plain{n}@example.com\n\n")
 
 
-def start_provider(work: Path, sessionlog: bool, tls: bool = False, extra: int = 0) -> Slapd:
-    """A provider; with a session log it sends deletes since a cookie as
-    syncIdSets, without one it names the present entries instead; with
-    `tls` it offers StartTLS and listens on ldaps:// too."""
+def start_people_provider(work: Path, tls: bool = False, extra: int = 0,
+                          sessionlog: bool = True) -> Slapd:
+    """A provider of PROVIDER_LDIF and `extra` plain people; with `tls` it
+    offers StartTLS and listens on ldaps:// too."""
     work.mkdir(parents=True)
     if tls:
         tls_files(work, "provider")
         tls_files(work, "stranger")
-    return start_slapd(
-        work, SUFFIX, PROVIDER_LDIF + "".join(plain_person(n) for n in range(extra)),
-        modules=("syncprov",), global_lines=TLS_CONF.format(work=work) if tls else "",
-        database_lines=SYNCPROV + ("syncprov-sessionlog 10000\n" if sessionlog else ""),
-        ldaps=tls, loglevel="stats")
+    return start_provider(
+        work, PROVIDER_LDIF + "".join(plain_person(n) for n in range(extra)), sessionlog,
+        global_lines=TLS_CONF.format(work=work) if tls else "", ldaps=tls)
 
 
 @pytest.fixture
 def slapd(tmp_path: Path) -> Iterator[Slapd]:
-    server = start_provider(tmp_path / "slapd", sessionlog=True)
+    server = start_people_provider(tmp_path / "slapd", sessionlog=True)
     yield server
     server.stop()
 
 
 @pytest.fixture
 def slapd_tls(tmp_path: Path) -> Iterator[Slapd]:
-    server = start_provider(tmp_path / "slapd", sessionlog=True, tls=True)
+    server = start_people_provider(tmp_path / "slapd", sessionlog=True, tls=True)
     yield server
     server.stop()
 
 
 @pytest.fixture
 def slapd_large(tmp_path: Path) -> Iterator[Slapd]:
-    server = start_provider(tmp_path / "slapd", sessionlog=True, extra=LARGE)
+    server = start_people_provider(tmp_path / "slapd", sessionlog=True, extra=LARGE)
     yield server
     server.stop()
 
 
 @pytest.fixture
 def slapd_without_log(tmp_path: Path) -> Iterator[Slapd]:
-    server = start_provider(tmp_path / "slapd", sessionlog=False)
+    server = start_people_provider(tmp_path / "slapd", sessionlog=False)
     yield server
     server.stop()
-
-
-def replica(tmp: Path, source: Slapd, **settings: Any) -> Server:
-    server = make_server(tmp, "--no-ca", "--no-kms")
-    (server.data_dir / "provider.pw").write_text(ROOT_PW + "\n")
-    server.configure("replication", consumer={
-        "provider": source.uri, "rid": 7, "bind_dn": ROOT_DN,
-        "password_file": "provider.pw", "retry": "1 +", **settings})
-    for name in ("provider", "stranger"):
-        pem = source.work / f"{name}-ca.pem"
-        if pem.exists():
-            shutil.copy(pem, server.data_dir / pem.name)
-    return server
-
-
-def contents(search: Any) -> dict[str, Record]:
-    done = search("ldapsearch", "-LLL", "-b", SUFFIX, "(objectClass=*)", *COMPARED)
-    assert done.returncode == 0, done.stderr.decode()
-    return {dn.lower(): Record(dn, tuple(sorted(a for a in r.attributes
-                                                  if a[0] != "objectclass")))
-            for dn, r in by_dn(done.stdout).items()}
-
-
-def converge(provider: Slapd, consumer: Server) -> dict[str, Record]:
-    """Wait until the consumer holds what the provider holds; that content."""
-    expected = contents(provider.tool)
-    deadline = time.monotonic() + CONVERGE_S
-    while True:
-        actual = contents(consumer.tool)
-        if actual == expected:
-            return expected
-        if time.monotonic() > deadline:
-            missing = sorted(set(expected) - set(actual))[:5]
-            extra = sorted(set(actual) - set(expected))[:5]
-            differ = [dn for dn in expected if dn in actual and actual[dn] != expected[dn]][:3]
-            raise AssertionError(f"not converged: missing {missing}, extra {extra}, "
-                                 f"different {differ}\n{consumer.log()[-3000:]}")
-        time.sleep(0.3)
-        expected = contents(provider.tool)
 
 
 CHANGES = (
@@ -398,7 +338,7 @@ def test_tls_provider_not_trusted(tmp_path: Path, slapd_tls: Slapd) -> None:
         while "retrying in 1 s" not in consumer.log() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "certificate verify failed" in consumer.log()
-        assert len(contents(consumer.tool)) == 1  # the suffix entry `certdir init` made
+        assert len(contents(consumer)) == 1  # the suffix entry `certdir init` made
     finally:
         consumer.stop()
 
