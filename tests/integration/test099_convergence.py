@@ -25,8 +25,9 @@ Every refresh of the 10,000 takes tens of seconds, so the cases share them:
   then converges on a batch and the delete of a person it got before the
   kill.
 - certdir killed with -9 in its refresh (batches committed, no cookie):
-  started again it converges and stores its cookie. It does not yet: the
-  person deleted meanwhile stays (xfail, strict: it fails once fixed).
+  started again it converges and stores its cookie: the person deleted
+  meanwhile, which it had committed, goes too (its refresh without a cookie
+  is the provider's whole content, though slapd ends it with refreshDelete).
 
 test087 and test088 hold the smaller cases: refreshOnly, a consumer killed
 after it converged resuming from its cookie, a provider restarted, and
@@ -223,10 +224,6 @@ def cookies(consumer: Server) -> list[tuple[int]]:
     return database_rows(consumer.data_dir, "SELECT rid FROM sync_cookies")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 12 part 4: a replica restarted without a cookie keeps the entries it "
-    "committed before the kill that the provider deleted meanwhile (its refresh "
-    "removes no entry it was not sent)"))
 def test_certdir_killed_in_its_refresh_converges(directory: Slapd, tmp_path: Path) -> None:
     consumer = replica(tmp_path, directory, type="refreshAndPersist")
     consumer.start()
