@@ -34,14 +34,14 @@ SCAN_CHUNK = 256
 ScanRow = tuple[Any, ...]
 
 
-def scan(read: Callable[[Any], Sequence[ScanRow]]) -> Iterator[ScanRow]:
-    """The rows of a scan, `SCAN_CHUNK` to a statement: `read(None)` gives
-    the first ones in key order, `read(key)` those after `key`; a row's key
-    is its last column."""
+def scan(read: Callable[[Any], Sequence[ScanRow]]) -> Iterator[Sequence[ScanRow]]:
+    """The chunks of a scan, `SCAN_CHUNK` rows to a statement, each given
+    as soon as its statement ran: `read(None)` gives the first ones in key
+    order, `read(key)` those after `key`; a row's key is its last column."""
     key = None
     while True:
         rows = read(key)
-        yield from rows
+        yield rows
         if len(rows) < SCAN_CHUNK:
             return
         key = rows[-1][-1]

@@ -64,6 +64,11 @@ with the listener's connection). This is correct because:
   commit;
 - every generation from the last checked one to G is accounted for,
   either by its ids or by dropping everything.
+- a row read before an invalidation but decoded after it (a chunk of a
+  scan, read before its search yielded) goes to that search only: an
+  entry is cached only when the cache's epoch (cache.py) has not moved
+  since its row was read, so every cached copy was read after the last
+  invalidation that concerned it.
 Commits of this front end's own writer are queued the same way as soon as
 they return, and the writer also forgets their ids before it acknowledges
 them (writer.py).
@@ -251,11 +256,13 @@ class PostgresBackend:
     def _entries(self) -> int:
         return _highest_id(self._reader)
 
-    def _entry(self, entry_id: int, dn: str, blob: bytes) -> Entry:
+    def _entry(self, epoch: int, entry_id: int, dn: str, blob: bytes) -> Entry:
+        """The entry of a row its statement read at the cache's `epoch`."""
         entry = self._cache.get(entry_id)
         if entry is None:
             entry = deserialize(self.schema, dn, blob, entry_id)
-            self._cache.put(entry_id, entry, footprint(entry, blob))
+            if epoch == self._cache.epoch:
+                self._cache.put(entry_id, entry, footprint(entry, blob))
         return entry
 
     @contextmanager
@@ -314,9 +321,10 @@ class PostgresBackend:
         cached = {i: e for i in ids if (e := self._cache.get(i)) is not None}
         missing = [i for i in ids if i not in cached]
         if missing:
+            epoch = self._cache.epoch
             for row in self._read("SELECT id, dn, attrs FROM entries WHERE id = ANY(%s)",
                                   (missing,)):
-                cached[row[0]] = self._entry(*row)
+                cached[row[0]] = self._entry(epoch, *row)
         return [cached[i] for i in sorted(cached)]
 
     def get(self, dn: DN) -> Entry | None:
@@ -332,7 +340,7 @@ class PostgresBackend:
         if not rows:
             return None
         self._paths.put(path, rows[0][0], len(path) + 100)
-        return self._entry(*rows[0])
+        return self._entry(self._cache.epoch, *rows[0])
 
     def has_children(self, dn: DN) -> bool:
         return _has_children(self._reader, dn)
@@ -348,7 +356,8 @@ class PostgresBackend:
             "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id = i.id "
             "WHERE i.attr = %s AND i.key = %s ORDER BY e.id",
             (query.attribute, query.key[:MAX_KEY]))
-        return [self._entry(*row) for row in rows]
+        epoch = self._cache.epoch
+        return [self._entry(epoch, *row) for row in rows]
 
     def _ids(self, query: Equal | Range) -> list[int]:
         params: tuple[Param, ...]
@@ -366,8 +375,9 @@ class PostgresBackend:
         index orders them; the parent index does not order a parent's
         children); below the root, the naming contexts."""
         if not base_path:
+            epoch = self._cache.epoch
             for row in self._read("SELECT id, dn, attrs FROM entries WHERE parent IS NULL"):
-                yield self._entry(*row)
+                yield self._entry(epoch, *row)
             return
         found = self._read("SELECT id FROM entries WHERE path = %s", (base_path,))
         if not found:
@@ -380,8 +390,10 @@ class PostgresBackend:
                 "AND parent = %s ORDER BY path LIMIT %s",
                 (base_path if last is None else last, after(base_path), parent, SCAN_CHUNK))
 
-        for entry_id, dn, blob, _ in scan(read):
-            yield self._entry(entry_id, dn, blob)
+        for rows in scan(read):
+            epoch = self._cache.epoch
+            for entry_id, dn, blob, _ in rows:
+                yield self._entry(epoch, entry_id, dn, blob)
 
     def _subtree(self, base_path: bytes, with_base: bool) -> Iterator[Entry]:
 
@@ -392,8 +404,10 @@ class PostgresBackend:
                 "ORDER BY path LIMIT %s",
                 (base_path if last is None else last, after(base_path), SCAN_CHUNK))
 
-        for entry_id, dn, blob, _ in scan(read):
-            yield self._entry(entry_id, dn, blob)
+        for rows in scan(read):
+            epoch = self._cache.epoch
+            for entry_id, dn, blob, _ in rows:
+                yield self._entry(epoch, entry_id, dn, blob)
 
     def estimate(self, query: IndexQuery) -> int:
         """About the entries `query` selects (index_stats.py)."""

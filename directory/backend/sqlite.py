@@ -25,6 +25,11 @@
   write the same database (server workers, `certdir ca` commands while the
   server runs): when SQLite's data_version says something was committed,
   `refresh` forgets the entries the change log (`sqlite_changes`) names.
+- Rows read before the reader yields (a chunk of `_by_ids`, of a scan) may
+  be decoded after a `refresh` forgot their entries: such a row is the
+  search's snapshot, returned but cached only when nothing was forgotten
+  since its statement ran (the cache's epoch, cache.py), so no reader
+  finds a copy older than the entry's last change.
 """
 
 from __future__ import annotations
@@ -231,11 +236,13 @@ class SQLiteBackend:
         """The (attribute, key) index rows of indexed attribute values."""
         return self._keys.rows(attributes)
 
-    def _entry(self, entry_id: int, dn: str, blob: bytes) -> Entry:
+    def _entry(self, epoch: int, entry_id: int, dn: str, blob: bytes) -> Entry:
+        """The entry of a row its statement read at the cache's `epoch`."""
         entry = self._cache.get(entry_id)
         if entry is None:
             entry = deserialize(self.schema, dn, blob, entry_id)
-            self._cache.put(entry_id, entry, footprint(entry, blob))
+            if epoch == self._cache.epoch:
+                self._cache.put(entry_id, entry, footprint(entry, blob))
         return entry
 
     @contextmanager
@@ -274,6 +281,7 @@ class SQLiteBackend:
             found = {i: e for i in chunk if (e := self._cache.get(i)) is not None}
             missing = [i for i in chunk if i not in found]
             rows: dict[int, tuple[int, str, bytes]] = {}
+            epoch = self._cache.epoch
             if missing:
                 marks = ",".join("?" * len(missing))
                 rows = {row[0]: row for row in self._reader.execute(
@@ -284,7 +292,7 @@ class SQLiteBackend:
                     row = rows.get(entry_id)
                     if row is None:
                         continue
-                    entry = self._entry(*row)
+                    entry = self._entry(epoch, *row)
                 yield entry
 
     def get(self, dn: DN) -> Entry | None:
@@ -301,7 +309,7 @@ class SQLiteBackend:
         if row is None:
             return None
         self._paths.put(path, row[0], len(path) + 100)
-        return self._entry(*row)
+        return self._entry(self._cache.epoch, *row)
 
     def has_children(self, dn: DN) -> bool:
         return _has_children(self._reader, dn)
@@ -316,7 +324,8 @@ class SQLiteBackend:
         rows = self._reader.execute(
             "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id=i.id "
             "WHERE i.attr=? AND i.key=? ORDER BY e.id", (query.attribute, query.key))
-        return [self._entry(*row) for row in rows.fetchall()]
+        epoch = self._cache.epoch
+        return [self._entry(epoch, *row) for row in rows.fetchall()]
 
     def _ids(self, query: Equal | Range) -> list[int]:
         params: tuple[Param, ...]
@@ -346,8 +355,10 @@ class SQLiteBackend:
                 "ORDER BY id LIMIT ?", (parent, -1 if last is None else last,
                                         SCAN_CHUNK)).fetchall()
 
-        for entry_id, dn, blob, _ in scan(read):
-            yield self._entry(entry_id, dn, blob)
+        for rows in scan(read):
+            epoch = self._cache.epoch
+            for entry_id, dn, blob, _ in rows:
+                yield self._entry(epoch, entry_id, dn, blob)
 
     def _subtree(self, base_path: bytes, with_base: bool) -> Iterator[Entry]:
         """The entries below `base_path` (and itself when `with_base`), in path order."""
@@ -359,8 +370,10 @@ class SQLiteBackend:
                 "ORDER BY path LIMIT ?", (base_path if last is None else last,
                                           after(base_path), SCAN_CHUNK)).fetchall()
 
-        for entry_id, dn, blob, _ in scan(read):
-            yield self._entry(entry_id, dn, blob)
+        for rows in scan(read):
+            epoch = self._cache.epoch
+            for entry_id, dn, blob, _ in rows:
+                yield self._entry(epoch, entry_id, dn, blob)
 
     def estimate(self, query: IndexQuery) -> int:
         """About the entries `query` selects (index_stats.py)."""

@@ -7,6 +7,11 @@
   than LRU on every hit, and what is used often is put back soon). An
   ordered dict drops its first item in constant time, where a plain dict
   would scan past the holes earlier deletions left.
+- `epoch` moves whenever an item is forgotten or the cache cleared (not
+  when room pushes one out): a value read from a source before something
+  was forgotten may be older than what the source now holds, so a reader
+  notes `epoch` when it reads and puts what it read only while `epoch`
+  has not moved since (one int compare per put).
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ V = TypeVar("V")
 
 
 class BoundedCache(Generic[K, V]):
-    __slots__ = ("_items", "max_bytes", "max_items", "used")
+    __slots__ = ("_items", "epoch", "max_bytes", "max_items", "used")
 
     def __init__(self, max_bytes: int, max_items: int = sys.maxsize) -> None:
         self.max_bytes = max_bytes
         self.max_items = max_items
         self.used = 0
+        self.epoch = 0
         self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
 
     def get(self, key: K) -> V | None:
@@ -36,7 +42,7 @@ class BoundedCache(Generic[K, V]):
     def put(self, key: K, value: V, cost: int) -> None:
         if cost > self.max_bytes or self.max_items <= 0:
             return
-        self.forget(key)
+        self._remove(key)
         items = self._items
         while self.used + cost > self.max_bytes or len(items) >= self.max_items:
             self.used -= items.popitem(last=False)[1][1]
@@ -44,6 +50,10 @@ class BoundedCache(Generic[K, V]):
         self.used += cost
 
     def forget(self, key: K) -> None:
+        self.epoch += 1
+        self._remove(key)
+
+    def _remove(self, key: K) -> None:
         item = self._items.pop(key, None)
         if item is not None:
             self.used -= item[1]
@@ -52,6 +62,7 @@ class BoundedCache(Generic[K, V]):
         return key in self._items
 
     def clear(self) -> None:
+        self.epoch += 1
         self._items.clear()
         self.used = 0
 

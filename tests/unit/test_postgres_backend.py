@@ -25,6 +25,10 @@
   transaction fails that transaction only. Two
   transactions modifying one entry wait for each other, so neither update
   is lost.
+- A search paused after its scan read a chunk while a change to a later
+  entry of the chunk is refreshed gives that entry as the chunk read it,
+  and leaves no copy of it in the cache: the next read gives the entry as
+  it now is.
 """
 
 from __future__ import annotations
@@ -173,6 +177,16 @@ def test_scans_cross_their_chunks(backend: PostgresBackend) -> None:
     assert sorted(one) == sorted(staff[1:]) and len(one) == len(set(one))
     sub = [str(e.dn) for e in backend.search(dn(PEOPLE), Scope.SUB, None)]
     assert sorted(sub) == sorted([PEOPLE, ALICE, *staff]) and len(sub) == len(set(sub))
+
+
+def test_a_paused_search_caches_no_stale_entry(backend: PostgresBackend) -> None:
+    assert sn(backend, CAROL) == b"carol"
+    search = backend.search(dn(PEOPLE), Scope.SUB, None)
+    next(search)
+    set_sn(backend, CAROL, "changed")
+    rest = {str(e.dn): e for e in search}
+    assert rest[CAROL].first("sn") == b"carol"
+    assert sn(backend, CAROL) == b"changed"
 
 
 QUERIES = [

@@ -7,6 +7,10 @@
 - A reader that finds the log's next number missing (pruned away) forgets
   everything, and still reads every entry as it now is.
 - A commit that changed no entry (the CA's tables) forgets nothing.
+- A search paused after its statement read a chunk (a scan, or entries by
+  id) while a change to a later entry of the chunk is refreshed gives that
+  entry as the chunk read it, and leaves no copy of it in the cache: the
+  next read gives the entry as it now is.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from directory.backend import sqlite_changes
+from directory.backend import IndexQuery, Presence, sqlite_changes
 from directory.backend.index_keys import EQ, IndexSpec
 from directory.backend.sqlite import SQLiteBackend
 from directory.entry import Entry
 from directory.protocol.dn import DN
+from directory.protocol.messages import Scope
 from directory.schema import Schema
 
 SCHEMA = Schema.load([Path(__file__).resolve().parents[2] / "schema"])
@@ -122,3 +127,18 @@ def test_a_commit_without_entries_forgets_nothing(
         txn.records.run("INSERT INTO notes (text) VALUES (?)", ("hello",))
     assert reader.refresh()
     assert cached(reader) == before and all(cached(reader)[i] is before[i] for i in before)
+
+
+@pytest.mark.parametrize("query", [None, Presence("cn")], ids=["scan", "by ids"])
+def test_a_paused_search_caches_no_stale_entry(
+        pair: tuple[SQLiteBackend, SQLiteBackend], query: IndexQuery | None) -> None:
+    writer, reader = pair
+    search = reader.search(BASE, Scope.SUB, query)
+    next(search)
+    with writer.transaction() as txn:
+        txn.replace(person(3, b"changed"))
+    assert reader.refresh()
+    rest = {e.dn: e for e in search}
+    assert rest[dn(3)].attributes["sn"] == (b"x",)
+    again = {e.dn: e for e in reader.search(BASE, Scope.SUB, query)}
+    assert again[dn(3)].attributes["sn"] == (b"changed",)
