@@ -135,6 +135,11 @@ class Transaction(Protocol):
         """The entry and every descendant, parents before children."""
         ...
 
+    def find(self, attribute: str, key: bytes) -> Entry | None:
+        """The first entry (by id) with the index row (`attribute`, `key`),
+        this transaction's writes included."""
+        ...
+
     def add(self, entry: Entry, *, root: bool = False) -> None: ...
 
     def insert(self, dn: str, path: bytes, parent: bytes | None, blob: bytes,

@@ -565,6 +565,14 @@ class PostgresTransaction:
         for row in rows:
             yield self._row_to_entry(row)
 
+    def find(self, attribute: str, key: bytes) -> Entry | None:
+        self.flush()
+        row = self._execute(
+            "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id = i.id "
+            "WHERE i.attr = %s AND i.key = %s ORDER BY e.id LIMIT 1 FOR UPDATE OF e",
+            (attribute, key)).fetchone()
+        return None if row is None else self._row_to_entry(row)
+
     def _parent_id(self, dn: str, parent: bytes | None) -> int | None:
         if not parent:
             return None

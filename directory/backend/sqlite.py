@@ -458,6 +458,13 @@ class SQLiteTransaction:
         for row in rows:
             yield self._row_to_entry(row)
 
+    def find(self, attribute: str, key: bytes) -> Entry | None:
+        self.flush()
+        row = self.conn.execute(
+            "SELECT e.id, e.dn, e.attrs FROM idx i JOIN entries e ON e.id=i.id "
+            "WHERE i.attr=? AND i.key=? ORDER BY e.id LIMIT 1", (attribute, key)).fetchone()
+        return None if row is None else self._row_to_entry(row)
+
     def _parent_id(self, dn: str, parent: bytes | None) -> int:
         if not parent:
             return 0

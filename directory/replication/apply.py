@@ -133,19 +133,17 @@ class _Batch:
         """The entry here that `uuid` names, if it is still that entry (a DN
         the provider gave a new entry since names another one)."""
         known = store.dn_of(self.txn.records, self.rid, uuid)
-        if known is None:
-            known = self._indexed(uuid)
-        if known is None:
-            return None
-        entry = self.txn.get(self.dsa.parse_dn(known))
+        entry = (self.txn.get(self.dsa.parse_dn(known)) if known is not None
+                 else self._indexed(uuid))
         return entry if entry is not None and _uuid_of(entry) == uuid else None
 
-    def _indexed(self, uuid: str) -> str | None:
+    def _indexed(self, uuid: str) -> Entry | None:
         backend = self.dsa.backend
         if "entryuuid" not in backend.indexed:
             return None
         rows = backend.index_rows({"entryuuid": (uuid.encode(),)})
-        return next((store.dn_indexed(self.txn.records, key) for _, key in rows), None)
+        return next((found for attribute, key in rows
+                     if (found := self.txn.find(attribute, key)) is not None), None)
 
     def wrote(self, csn: str) -> None:
         if csn:

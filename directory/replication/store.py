@@ -6,9 +6,6 @@ transactions as the entries (so it can never disagree with them).
 - `sync_entries`: the DN each replicated entry has here, by its entryUUID
   (the lower-case text form): syncrepl names deletes, syncIdSets and
   renames by entryUUID alone (RFC 4533 §2.3, §2.5).
-- `dn_indexed`: the DN of the entry whose entryUUID has an index key, from
-  the backends' own `idx` and `entries` tables (the same columns in both),
-  for a node that indexes entryUUID (multi-provider).
 - Every statement is in the portable dialect of `directory.backend.Records`.
 """
 
@@ -62,9 +59,3 @@ def replicated(records: Records, rid: int) -> Iterable[tuple[str, str]]:
     """(entryUUID, DN) of every entry replicated from `rid`."""
     return [(str(u), str(d)) for u, d in
             records.rows("SELECT uuid, dn FROM sync_entries WHERE rid = ?", (rid,))]
-
-
-def dn_indexed(records: Records, key: bytes) -> str | None:
-    row = records.row("SELECT e.dn FROM idx i JOIN entries e ON e.id = i.id"
-                      " WHERE i.attr = 'entryuuid' AND i.key = ?", (key,))
-    return None if row is None else str(row[0])
