@@ -12,7 +12,7 @@
   starting the consumer (the table shows how long until its port answered). The
   consumer's suffix contextCSN is read every 0.2 s and its entries counted (a subtree
   search for `1.1` as its root DN) as soon as the contextCSN holds the provider's values
-  or, for a certdir consumer, which shows no contextCSN, its log says its refresh is done;
+  or, for a certdir consumer, its log says its refresh is done;
   and, in case neither comes, every 5 s (every 20 times as long as the last count took,
   when that is longer, so that counting a large book does not slow the refresh it
   measures).
