@@ -78,6 +78,12 @@ typecheck: $(VENV)/.test-deps
 TEST_LOGS := run/test
 PYTEST := $(BIN)/pytest -q --durations=20
 test: SHELL := /bin/bash
+# Where the environment forbids bytecode files (PYTHONDONTWRITEBYTECODE), each
+# of the suite's Python processes (every server, `certdir` command and
+# client) would compile certdir's modules anew, 0.15 s of CPU apiece: the
+# passes share one cache under run/ instead, the source tree left clean.
+test: export PYTHONDONTWRITEBYTECODE :=
+test: export PYTHONPYCACHEPREFIX := $(CURDIR)/run/pycache
 test: $(VENV)/.test-deps
 	$(BIN)/ruff check --no-cache .
 	$(BIN)/mypy

@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import psycopg
-
 from ca.store import TABLES as CA_TABLES
 from certdir.config import CONFIG_FILE, Config, ConfigError
 from certdir.storage_url import connect_url, one_line
@@ -59,15 +57,18 @@ def load_schema(config: Config) -> Schema:
 def storage_errors(config: Config) -> Iterator[None]:
     """Opening the database: one that is not SQLite, a PostgreSQL server
     that cannot be reached or refuses, or a database whose node numbers are
-    all held, is a ConfigError naming it."""
+    all held, is a ConfigError naming it. psycopg is imported for a
+    storage.url only (certdir/storage_url.py)."""
+    postgres: tuple[type[Exception], ...] = ()
+    if config.directory.storage_url is not None:
+        import psycopg
+        postgres = (psycopg.Error, NodesExhausted)
     try:
         yield
     except sqlite3.DatabaseError as e:
         raise ConfigError(f"storage.path: {config.directory.database}: {e}") from None
-    except psycopg.Error as e:
+    except postgres as e:
         raise ConfigError(f"storage.url: {config.directory.storage_url}: {one_line(e)}") from None
-    except NodesExhausted as e:
-        raise ConfigError(f"storage.url: {config.directory.storage_url}: {e}") from None
 
 
 def storage_url(config: Config) -> str:

@@ -11,6 +11,8 @@
   libpq and nowhere else, only when the server asks for it, and libpq
   refuses the file if anyone but its owner may read it. Without the file,
   libpq's own sources (PGPASSWORD, ~/.pgpass, a client certificate) apply.
+- psycopg is imported only once a URL is read: a certdir on SQLite (each
+  of its processes and commands) never pays its import.
 """
 
 from __future__ import annotations
@@ -19,10 +21,6 @@ import re
 from pathlib import Path
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-from directory.backend.postgres import connect
 from directory.files import write_private
 
 SCHEME = "postgresql"
@@ -44,6 +42,9 @@ def _split(url: str) -> SplitResult:
 def parameters(url: str) -> dict[str, object]:
     """libpq's reading of `url`; a StorageURLError saying what is wrong (and
     never the password)."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
     scheme = _split(url).scheme
     if scheme != SCHEME:
         raise StorageURLError(f"{scheme or 'no'} scheme: must be {SCHEME}://user@host:port"
@@ -101,6 +102,11 @@ def connect_url(url: str, data_dir: Path) -> str:
 def holds_directory(url: str, password: str | None) -> bool:
     """Whether the database at `url` already holds a directory; a StorageURLError
     when it cannot be reached or refuses the login."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    from directory.backend.postgres import connect
+
     try:
         with connect(url if password is None else make_conninfo(url, password=password)) as conn:
             row = conn.execute("SELECT to_regclass('entries') IS NOT NULL").fetchone()

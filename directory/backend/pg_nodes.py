@@ -19,9 +19,12 @@
 
 from __future__ import annotations
 
-import psycopg
+from typing import TYPE_CHECKING
 
 from directory.backend import MAX_NODE
+
+if TYPE_CHECKING:
+    import psycopg
 
 # The first key of certdir's advisory locks ("cert").
 NAMESPACE = 0x63657274

@@ -22,8 +22,14 @@
   refreshDeletes TRUE, the deletes since the cookie and the entries that
   changed since and are not in the content now (the filter no longer
   matches, a rename took them out of the base; only entries the requester
-  may read, modified since their add), as slapo-syncprov's session log
+  may read and the consumer may hold), as slapo-syncprov's session log
   replay does; it ends with refreshDeletes TRUE.
+- What the consumer may hold: after a present phase, exactly what this
+  search sent it (its refreshDeletes FALSE made the consumer drop the
+  rest); after a delete phase, that and every entry created no later than
+  the cookie's newest CSN (createTimestamp counts whole seconds: one of the
+  cookie's second may be held). An entry created later and never sent is
+  never told as a delete.
 - refreshOnly ends with the Sync Done control on searchResultDone;
   refreshAndPersist with a Sync Info refreshPresent or refreshDelete
   (refreshDone TRUE) and goes on to persist (§3.4): after every commit
@@ -34,8 +40,8 @@
   attributes and a Sync State delete: the deletes whose DN was in scope,
   the entries renamed out of scope (the old DN), and those in scope that
   a change took out of the content (the DN; only entries the requester
-  may read, and never one added outside the content and not changed
-  since). What left the content is told once, until it comes back.
+  may read and the consumer may hold, see above). What left the content
+  is told once, until it comes back.
   Then a Sync Info newcookie. Continuation references come with the
   refresh only.
 - What changed is found by the entryCSN index (`After` a cookie's oldest
@@ -124,6 +130,12 @@ class Progress:
     # The entries told as gone from the content (deleted, or changed so
     # that it no longer holds them), told again only after they come back.
     outside: set[bytes] = field(default_factory=set)
+    # The entries this search sent as in the content, since told gone or not.
+    held: set[bytes] = field(default_factory=set)
+    # The createTimestamp (YYYYmmddHHMMSS) up to which the consumer may hold
+    # entries it was not sent here: the cookie's newest CSN after a delete
+    # phase; "" after a present phase.
+    created_by: str = ""
     # This pass's newest CSN per server id: of all it saw, of those before the fence.
     seen: dict[int, str] = field(default_factory=dict)
     fenced: dict[int, str] = field(default_factory=dict)
@@ -158,6 +170,13 @@ class Progress:
         for sid, csn in (self.fenced if overlapped else self.seen).items():
             if csn > self.newest.get(sid, ""):
                 self.newest[sid] = csn
+
+    def may_hold(self, change: Change) -> bool:
+        """Whether the consumer may hold this entry that left the content."""
+        if change.uuid in self.held:
+            return True
+        created = (change.entry.first("createtimestamp") or b"").decode()[:14]
+        return change.uuid not in self.outside and created <= self.created_by
 
     def first_time(self, uuid: bytes, csn: str) -> bool:
         """Whether this change was not sent before; from now on it was."""
@@ -217,6 +236,8 @@ def handle(op: Operation) -> Replies:
             raise LDAPError(ResultCode.E_SYNC_REFRESH_REQUIRED,
                             "the delete log no longer reaches back to the cookie")
     progress = Progress.of(cookie)
+    if deleted is not None:
+        progress.created_by = max(cookie.csns, default="")[:14] if cookie else ""
     refresh = _refresh(op, request, base, progress, deleted, generation)
     # The base is checked (and refused) now, before any reply.
     first = next(refresh)
@@ -269,6 +290,7 @@ def _present(op: Operation, request: SearchRequest, base: DN, progress: Progress
         if limit and op.entries >= limit:
             raise LDAPError(ResultCode.SIZE_LIMIT_EXCEEDED, "size limit exceeded")
         op.entries += 1
+        progress.held.add(uuid)
         if _newer(since, csn) or not csn:
             progress.first_time(uuid, csn)
             yield _stated(entry_reply(op, request, item), SyncState(State.ADD, uuid))
@@ -291,12 +313,15 @@ def _delete_phase(op: Operation, request: SearchRequest, base: DN, progress: Pro
         progress.note(item.csn)
         progress.first_time(item.uuid, item.csn)
         if not item.inside:
-            gone[item.uuid] = None
+            if progress.may_hold(item):
+                gone[item.uuid] = None
+                progress.outside.add(item.uuid)
             continue
         if limit and op.entries >= limit:
             raise LDAPError(ResultCode.SIZE_LIMIT_EXCEEDED, "size limit exceeded")
         op.entries += 1
         inside.add(item.uuid)
+        progress.held.add(item.uuid)
         yield _stated(entry_reply(op, request, item.entry), SyncState(State.ADD, item.uuid))
     for left in deleted:
         progress.note(left.csn)
@@ -346,11 +371,10 @@ def _changed(op: Operation, request: SearchRequest, base: DN, since: Cookie,
 
 
 def _change(entry: Entry, since: Cookie, inside: bool) -> Change | None:
-    """None for an entry not changed after `since`, and for one outside the
-    content that was never changed since its add: the consumer cannot hold it."""
+    """None for an entry not changed after `since`."""
     csn = _csn(entry)
     uuid = entry_uuid(entry)
-    if uuid is None or not _newer(since, csn) or not (inside or _state(entry) == State.MODIFY):
+    if uuid is None or not _newer(since, csn):
         return None
     return Change(entry, uuid, csn, inside)
 
@@ -408,12 +432,14 @@ def _pass(op: Operation, request: SearchRequest, base: DN,
         if item.inside:
             inside.add(item.uuid)
             progress.outside.discard(item.uuid)
+            progress.held.add(item.uuid)
             if progress.first_time(item.uuid, item.csn):
                 yield _stated(entry_reply(op, request, item.entry),
                               SyncState(_state(item.entry), item.uuid))
-        elif item.uuid not in progress.outside:
+        elif progress.may_hold(item):
             progress.first_time(item.uuid, item.csn)
             progress.outside.add(item.uuid)
+            progress.held.discard(item.uuid)
             yield _deleted(str(item.entry.dn), item.uuid)
     reaches = REACHES[request.scope]
     for left in deleted:
@@ -424,6 +450,7 @@ def _pass(op: Operation, request: SearchRequest, base: DN,
         dn = dsa.parse_dn(left.dn)
         if dn.is_descendant_of(base) and reaches(base, dn):
             progress.outside.add(left.uuid)
+            progress.held.discard(left.uuid)
             yield _deleted(left.dn, left.uuid)
 
 

@@ -153,6 +153,5 @@ def test_deep_dn_is_parsed_without_recursion(deep: Server, count: int) -> None:
     print(f"{count} RDNs with raised limits: {code} in {took:.2f} s, "
           f"RSS +{rss_mib(deep) - before:.1f} MiB")
     assert code == NO_SUCH_OBJECT
-    assert took < 5
     assert "Traceback" not in deep.log()
     assert search_code(conn, SUFFIX) == SUCCESS

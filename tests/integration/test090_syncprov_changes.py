@@ -195,6 +195,13 @@ def test_persist_tells_entries_leaving_the_content_as_deletes(provider: Server) 
     stamp = entry_csn(provider, dn("a"))
     poll_until(c, msgid, lambda: cookie_csn(c) >= stamp)
     assert c.deleted == [a, b]
+    # Added, sent and dropped within a second: its timestamps are equal.
+    change(provider, person("f"))
+    poll_until(c, msgid, lambda: dn("f").lower() in c.entries.values())
+    f = c.uuid_of(dn("f"))
+    change(provider, describe("f", "drop"))
+    poll_until(c, msgid, lambda: f not in c.entries)
+    assert c.deleted == [a, b, f]
     c.abandon(msgid)
 
 
