@@ -36,72 +36,23 @@ from __future__ import annotations
 
 import base64
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import ldap
 import ldap.ldapobject
 import pytest
-from ldap.syncrepl import SyncreplConsumer
 
 from tests.integration.conftest import SUFFIX, Server, make_server
 from tests.integration.replication import certificate, converge, start_consumer
+from tests.integration.sync_client import Replica, memory_replica, poll_until
 
 SYNC = "1.3.6.1.4.1.4203.1.9.1.1"
 PEOPLE = f"ou=people,{SUFFIX}"
 COUNT = 20
 
 
-class Consumer(ldap.ldapobject.LDAPObject, SyncreplConsumer):  # type: ignore[misc]
-    """A replica in memory: entryUUID -> (DN, attributes)."""
-
-    def __init__(self, uri: str) -> None:
-        ldap.ldapobject.LDAPObject.__init__(self, uri)
-        self.cookie: str | None = None
-        self.entries: dict[str, tuple[str, dict[str, list[bytes]]]] = {}
-        self.presented: set[str] = set()
-        self.deleted: list[str] = []
-        self.refreshed = False
-
-    def syncrepl_get_cookie(self) -> str | None:
-        return self.cookie
-
-    def syncrepl_set_cookie(self, cookie: str) -> None:
-        self.cookie = cookie
-
-    def syncrepl_entry(self, dn: str, attributes: dict[str, list[bytes]], uuid: str) -> None:
-        self.entries[uuid] = (dn, attributes)
-        self.presented.add(uuid)
-
-    def syncrepl_delete(self, uuids: list[str]) -> None:
-        for uuid in uuids:
-            self.deleted.append(uuid)
-            self.entries.pop(uuid, None)
-
-    def syncrepl_present(self, uuids: list[str] | None, refreshDeletes: bool = False) -> None:
-        if uuids is not None:
-            self.presented.update(uuids)
-            return
-        if not refreshDeletes:
-            for uuid in set(self.entries) - self.presented:
-                del self.entries[uuid]
-        self.presented = set()
-
-    def syncrepl_refreshdone(self) -> None:
-        self.refreshed = True
-
-    def dns(self) -> set[str]:
-        return {dn.lower() for dn, _ in self.entries.values()}
-
-
-def consumer(server: Server) -> Consumer:
-    c = Consumer(server.uri)
-    c.simple_bind_s(server.root_dn, server.root_password)
-    return c
-
-
-def refresh_only(c: Consumer) -> None:
+def refresh_only(c: Replica) -> None:
     msgid = c.syncrepl_search(PEOPLE, ldap.SCOPE_SUBTREE, mode="refreshOnly",
                               filterstr="(objectClass=*)", attrlist=["*", "+"])
     while c.syncrepl_poll(msgid=msgid, all=1, timeout=30):
@@ -131,33 +82,14 @@ def test_root_dse_lists_the_sync_request_control(server: Server) -> None:
 
 
 def test_refresh_only_sends_every_entry_and_a_cookie(loaded: Server) -> None:
-    c = consumer(loaded)
+    c = memory_replica(loaded)
     refresh_only(c)
     assert c.dns() == {PEOPLE.lower()} | {f"cn=p{i},{PEOPLE}".lower() for i in range(COUNT)}
     assert c.cookie is not None and c.cookie.startswith("csn=")
 
 
-class Recorder(Consumer):
-    """Counts what one refresh sent: entries with content, and deletes."""
-
-    def __init__(self, uri: str) -> None:
-        super().__init__(uri)
-        self.sent: list[str] = []
-
-    def syncrepl_entry(self, dn: str, attributes: dict[str, list[bytes]], uuid: str) -> None:
-        self.sent.append(dn.lower())
-        super().syncrepl_entry(dn, attributes, uuid)
-
-
-def recorder(server: Server, cookie: str | None) -> Recorder:
-    r = Recorder(server.uri)
-    r.simple_bind_s(server.root_dn, server.root_password)
-    r.cookie = cookie
-    return r
-
-
 def test_refresh_from_a_cookie_sends_changes_and_deletes(loaded: Server) -> None:
-    first = consumer(loaded)
+    first = memory_replica(loaded)
     refresh_only(first)
     uuid_of = {dn.lower(): uuid for uuid, (dn, _) in first.entries.items()}
     ldif_add(loaded, person(100))
@@ -165,7 +97,7 @@ def test_refresh_from_a_cookie_sends_changes_and_deletes(loaded: Server) -> None
         f"dn: cn=p1,{PEOPLE}\nchangetype: modify\nreplace: mail\nmail: new@example.com\n\n"
         f"dn: cn=p2,{PEOPLE}\nchangetype: delete\n\n").encode())
     assert changed.returncode == 0, changed.stderr
-    again = recorder(loaded, first.cookie)
+    again = memory_replica(loaded, first.cookie)
     again.entries = dict(first.entries)
     refresh_only(again)
     assert sorted(again.sent) == sorted([f"cn=p100,{PEOPLE}".lower(), f"cn=p1,{PEOPLE}".lower()])
@@ -175,29 +107,19 @@ def test_refresh_from_a_cookie_sends_changes_and_deletes(loaded: Server) -> None
 
 
 def test_a_cookie_not_in_openldap_form_is_a_protocol_error(loaded: Server) -> None:
-    c = recorder(loaded, "rid=5000")
+    c = memory_replica(loaded, "rid=5000")
     with pytest.raises(ldap.PROTOCOL_ERROR):
         refresh_only(c)
 
 
-def poll_until(c: Consumer, msgid: int, done: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 30
-    while not done():
-        assert time.monotonic() < deadline, "the change did not arrive"
-        try:
-            c.syncrepl_poll(msgid=msgid, timeout=1)
-        except ldap.TIMEOUT:
-            continue
-
-
 def test_persist_sends_adds_modifies_renames_and_deletes(loaded: Server) -> None:
-    c = consumer(loaded)
+    c = memory_replica(loaded)
     msgid = c.syncrepl_search(PEOPLE, ldap.SCOPE_SUBTREE, mode="refreshAndPersist",
                               filterstr="(objectClass=*)", attrlist=["*", "+"])
     poll_until(c, msgid, lambda: c.refreshed)
     ldif_add(loaded, person(200))
     poll_until(c, msgid, lambda: f"cn=p200,{PEOPLE}".lower() in c.dns())
-    uuid = next(u for u, (dn, _) in c.entries.items() if dn.lower() == f"cn=p200,{PEOPLE}".lower())
+    uuid = c.uuid_of(f"cn=p200,{PEOPLE}")
     changed = loaded.tool("ldapmodify", input=(
         f"dn: cn=p200,{PEOPLE}\nchangetype: modify\nreplace: mail\nmail: m@example.com\n\n"
         ).encode())
@@ -205,7 +127,7 @@ def test_persist_sends_adds_modifies_renames_and_deletes(loaded: Server) -> None
     poll_until(c, msgid, lambda: c.entries[uuid][1].get("mail") == [b"m@example.com"])
     renamed = loaded.tool("ldapmodrdn", "-r", f"cn=p200,{PEOPLE}", "cn=p201")
     assert renamed.returncode == 0, renamed.stderr
-    poll_until(c, msgid, lambda: c.entries[uuid][0].lower() == f"cn=p201,{PEOPLE}".lower())
+    poll_until(c, msgid, lambda: c.dn_of(uuid) == f"cn=p201,{PEOPLE}".lower())
     deleted = loaded.tool("ldapdelete", f"cn=p201,{PEOPLE}")
     assert deleted.returncode == 0, deleted.stderr
     poll_until(c, msgid, lambda: uuid not in c.entries)
@@ -215,7 +137,7 @@ def test_persist_sends_adds_modifies_renames_and_deletes(loaded: Server) -> None
 
 
 def test_cancel_ends_a_waiting_persist_search(loaded: Server) -> None:
-    c = consumer(loaded)
+    c = memory_replica(loaded)
     msgid = c.syncrepl_search(PEOPLE, ldap.SCOPE_SUBTREE, mode="refreshAndPersist",
                               filterstr="(objectClass=*)", attrlist=["*", "+"])
     poll_until(c, msgid, lambda: c.refreshed)

@@ -29,73 +29,22 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import ldap
 import ldap.ldapobject
 import pytest
-from ldap.syncrepl import SyncreplConsumer, SyncRequestControl
+from ldap.syncrepl import SyncRequestControl
 
 from tests.integration.conftest import SUFFIX, Server, make_server
 from tests.integration.slapd import Slapd, start_slapd
+from tests.integration.sync_client import Replica, memory_replica, poll_until
 
 PEOPLE = f"ou=people,{SUFFIX}"
 OTHERS = f"ou=others,{SUFFIX}"
 KEEP = "(description=keep)"
 E_SYNC_REFRESH_REQUIRED = 4096
-
-
-class Consumer(ldap.ldapobject.LDAPObject, SyncreplConsumer):  # type: ignore[misc]
-    """A replica in memory: entryUUID -> DN; what each message told."""
-
-    def __init__(self, uri: str, cookie: str | None = None) -> None:
-        ldap.ldapobject.LDAPObject.__init__(self, uri)
-        self.cookie = cookie
-        self.entries: dict[str, str] = {}
-        self.sent: list[str] = []
-        self.deleted: list[str] = []
-        self.presented: set[str] = set()
-        self.refresh_deletes: bool | None = None
-        self.refreshed = False
-
-    def syncrepl_get_cookie(self) -> str | None:
-        return self.cookie
-
-    def syncrepl_set_cookie(self, cookie: str) -> None:
-        self.cookie = cookie
-
-    def syncrepl_entry(self, dn: str, attributes: dict[str, list[bytes]], uuid: str) -> None:
-        self.entries[uuid] = dn.lower()
-        self.sent.append(dn.lower())
-        self.presented.add(uuid)
-
-    def syncrepl_delete(self, uuids: list[str]) -> None:
-        for uuid in uuids:
-            self.deleted.append(uuid)
-            self.entries.pop(uuid, None)
-
-    def syncrepl_present(self, uuids: list[str] | None, refreshDeletes: bool = False) -> None:
-        if uuids is not None:
-            self.presented.update(uuids)
-            return
-        self.refresh_deletes = refreshDeletes
-        if not refreshDeletes:
-            for uuid in set(self.entries) - self.presented:
-                del self.entries[uuid]
-        self.presented = set()
-
-    def syncrepl_refreshdone(self) -> None:
-        self.refreshed = True
-
-    def uuid_of(self, dn: str) -> str:
-        return next(u for u, d in self.entries.items() if d == dn.lower())
-
-
-def consumer(server: Server, cookie: str | None = None) -> Consumer:
-    c = Consumer(server.uri, cookie)
-    c.simple_bind_s(server.root_dn, server.root_password)
-    return c
 
 
 def dn(name: str, under: str = PEOPLE) -> str:
@@ -132,7 +81,7 @@ def tree(names: list[str]) -> str:
             + "".join(person(n) for n in names))
 
 
-def refresh_only(c: Consumer, reload_hint: bool = False) -> None:
+def refresh_only(c: Replica, reload_hint: bool = False) -> None:
     request = SyncRequestControl(cookie=c.cookie, mode="refreshOnly", reloadHint=reload_hint)
     # What `syncrepl_search` sets before it sends its own request, which
     # cannot carry reloadHint.
@@ -142,16 +91,6 @@ def refresh_only(c: Consumer, reload_hint: bool = False) -> None:
         pass
 
 
-def poll_until(c: Consumer, msgid: int, done: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 30
-    while not done():
-        assert time.monotonic() < deadline, "the change did not arrive"
-        try:
-            c.syncrepl_poll(msgid=msgid, timeout=1)
-        except ldap.TIMEOUT:
-            continue
-
-
 def entry_csn(server: Server, name: str) -> str:
     found = server.tool("ldapsearch", "-LLL", "-b", name, "-s", "base", "(objectClass=*)",
                         "entryCSN")
@@ -159,7 +98,7 @@ def entry_csn(server: Server, name: str) -> str:
                 if line.startswith("entryCSN: "))
 
 
-def cookie_csn(c: Consumer) -> str:
+def cookie_csn(c: Replica) -> str:
     """The cookie's CSN (one server id here), "" before there is one."""
     fields = dict(part.split("=", 1) for part in (c.cookie or "").split(",") if "=" in part)
     return fields.get("csn", "")
@@ -175,7 +114,7 @@ def provider(tmp_path: Path) -> Iterator[Server]:
 
 def test_persist_tells_entries_leaving_the_content_as_deletes(provider: Server) -> None:
     change(provider, tree(["a", "b", "c"]))
-    c = consumer(provider)
+    c = memory_replica(provider)
     msgid = c.syncrepl_search(PEOPLE, ldap.SCOPE_SUBTREE, mode="refreshAndPersist",
                               filterstr=KEEP, attrlist=["*", "+"])
     poll_until(c, msgid, lambda: c.refreshed)
@@ -184,12 +123,12 @@ def test_persist_tells_entries_leaving_the_content_as_deletes(provider: Server) 
     poll_until(c, msgid, lambda: a not in c.entries)
     assert c.deleted == [a]
     change(provider, describe("a", "keep"))
-    poll_until(c, msgid, lambda: c.entries.get(a) == dn("a").lower())
+    poll_until(c, msgid, lambda: c.dn_of(a) == dn("a").lower())
     change(provider, move_out("b"))
     poll_until(c, msgid, lambda: b not in c.entries)
     assert c.deleted == [a, b]
     change(provider, f"dn: {dn('c')}\nchangetype: modrdn\nnewrdn: cn=c2\ndeleteoldrdn: 0\n\n")
-    poll_until(c, msgid, lambda: c.entries.get(cc) == dn("c2").lower())
+    poll_until(c, msgid, lambda: c.dn_of(cc) == dn("c2").lower())
     # The pass whose cookie covers this modify has seen the add before it.
     change(provider, person("e", "drop") + describe("a", "keep"))
     stamp = entry_csn(provider, dn("a"))
@@ -197,7 +136,7 @@ def test_persist_tells_entries_leaving_the_content_as_deletes(provider: Server) 
     assert c.deleted == [a, b]
     # Added, sent and dropped within a second: its timestamps are equal.
     change(provider, person("f"))
-    poll_until(c, msgid, lambda: dn("f").lower() in c.entries.values())
+    poll_until(c, msgid, lambda: dn("f").lower() in c.dns())
     f = c.uuid_of(dn("f"))
     change(provider, describe("f", "drop"))
     poll_until(c, msgid, lambda: f not in c.entries)
@@ -208,18 +147,18 @@ def test_persist_tells_entries_leaving_the_content_as_deletes(provider: Server) 
 def test_refresh_from_a_cookie_sends_what_left_the_content_in_the_id_set(
         provider: Server) -> None:
     change(provider, tree(["a", "b", "c", "d"]))
-    first = consumer(provider)
+    first = memory_replica(provider)
     refresh_only(first)
     uuids = {name: first.uuid_of(dn(name)) for name in "abcd"}
     change(provider, describe("a", "drop") + move_out("b") + describe("c", "keep")
            + delete("d"))
-    again = consumer(provider, first.cookie)
+    again = memory_replica(provider, first.cookie)
     again.entries = dict(first.entries)
     refresh_only(again)
     assert again.sent == [dn("c").lower()]
     assert sorted(again.deleted) == sorted([uuids["a"], uuids["b"], uuids["d"]])
     assert again.refresh_deletes is True
-    assert sorted(again.entries.values()) == [dn("c").lower()]
+    assert sorted(again.dns()) == [dn("c").lower()]
 
 
 @pytest.fixture
@@ -231,10 +170,10 @@ def short_log(tmp_path: Path) -> Iterator[Server]:
     server.stop()
 
 
-def stale_cookie(server: Server) -> tuple[Consumer, str]:
+def stale_cookie(server: Server) -> tuple[Replica, str]:
     """A consumer's copy and cookie from before four deletes (the log keeps two)."""
     change(server, tree(["a", "b", "c", "d", "e", "f"]))
-    first = consumer(server)
+    first = memory_replica(server)
     refresh_only(first)
     assert first.cookie is not None
     change(server, "".join(delete(n) for n in "abcd"))
@@ -243,7 +182,7 @@ def stale_cookie(server: Server) -> tuple[Consumer, str]:
 
 def test_a_stale_cookie_without_reload_hint_is_refresh_required(short_log: Server) -> None:
     _, cookie = stale_cookie(short_log)
-    again = consumer(short_log, cookie)
+    again = memory_replica(short_log, cookie)
     with pytest.raises(ldap.LDAPError) as refused:
         refresh_only(again)
     assert refused.value.args[0]["result"] == E_SYNC_REFRESH_REQUIRED
@@ -252,12 +191,12 @@ def test_a_stale_cookie_without_reload_hint_is_refresh_required(short_log: Serve
 
 def test_a_stale_cookie_with_reload_hint_is_a_present_phase(short_log: Server) -> None:
     first, cookie = stale_cookie(short_log)
-    again = consumer(short_log, cookie)
+    again = memory_replica(short_log, cookie)
     again.entries = dict(first.entries)
     refresh_only(again, reload_hint=True)
     assert again.refresh_deletes is False
     assert again.deleted == []
-    assert sorted(again.entries.values()) == [dn("e").lower(), dn("f").lower()]
+    assert sorted(again.dns()) == [dn("e").lower(), dn("f").lower()]
 
 
 def replica(work: Path, provider: Server) -> Slapd:

@@ -12,22 +12,23 @@
   or its connection closes, a new one is taken. A refreshOnly search is
   no persist search and is never refused for it.
 
-Consumers are python-ldap's `ldap.syncrepl.SyncreplConsumer`.
+Consumers are python-ldap's `ldap.syncrepl.SyncreplConsumer`
+(tests/integration/sync_client.py).
 """
 
 from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import ldap
 import ldap.ldapobject
 import pytest
-from ldap.syncrepl import SyncreplConsumer
 
 from tests.integration.conftest import SUFFIX, Server, make_server
+from tests.integration.sync_client import Replica, memory_replica, poll_until
 
 IDLE = 2
 PER_CONNECTION = 2
@@ -35,56 +36,13 @@ TOTAL = 3
 CLOSED = " fd=0 closed"
 
 
-class Consumer(ldap.ldapobject.LDAPObject, SyncreplConsumer):  # type: ignore[misc]
-    """A consumer that remembers the DNs it was sent and whether a refresh ended."""
-
-    def __init__(self, uri: str) -> None:
-        ldap.ldapobject.LDAPObject.__init__(self, uri)
-        self.dns: set[str] = set()
-        self.refreshed = False
-
-    def syncrepl_get_cookie(self) -> str | None:
-        return None
-
-    def syncrepl_set_cookie(self, cookie: str) -> None:
-        pass
-
-    def syncrepl_entry(self, dn: str, attributes: dict[str, list[bytes]], uuid: str) -> None:
-        self.dns.add(dn.lower())
-
-    def syncrepl_delete(self, uuids: list[str]) -> None:
-        pass
-
-    def syncrepl_present(self, uuids: list[str] | None, refreshDeletes: bool = False) -> None:
-        pass
-
-    def syncrepl_refreshdone(self) -> None:
-        self.refreshed = True
-
-
-def _consumer(server: Server) -> Consumer:
-    c = Consumer(server.uri)
-    c.simple_bind_s(server.root_dn, server.root_password)
-    return c
-
-
-def _poll_until(c: Consumer, msgid: int, done: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 30
-    while not done():
-        assert time.monotonic() < deadline, "the search did not get there"
-        try:
-            c.syncrepl_poll(msgid=msgid, timeout=1)
-        except ldap.TIMEOUT:
-            continue
-
-
-def _persist(c: Consumer, scope: int = ldap.SCOPE_BASE,
+def _persist(c: Replica, scope: int = ldap.SCOPE_BASE,
              filterstr: str = "(objectClass=*)") -> int:
     """Start a persist search below the suffix and wait for its refresh to end."""
     c.refreshed = False
     msgid: int = c.syncrepl_search(SUFFIX, scope, mode="refreshAndPersist",
                                    filterstr=filterstr, attrlist=["1.1"])
-    _poll_until(c, msgid, lambda: c.refreshed)
+    poll_until(c, msgid, lambda: c.refreshed, "the search did not get there")
     return msgid
 
 
@@ -96,7 +54,7 @@ def _logged_times(server: Server, text: str, times: int) -> None:
         time.sleep(0.05)
 
 
-def _busy(c: Consumer) -> str:
+def _busy(c: Replica) -> str:
     """Start one more persist search: refused with busy; its diagnostic."""
     msgid = c.syncrepl_search(SUFFIX, ldap.SCOPE_BASE, mode="refreshAndPersist",
                               filterstr="(objectClass=*)", attrlist=["1.1"])
@@ -124,7 +82,7 @@ def test_silent_connection_is_closed(idle: Server) -> None:
 
 
 def test_persist_search_outlives_the_idle_timeout(idle: Server) -> None:
-    c = _consumer(idle)
+    c = memory_replica(idle)
     msgid = _persist(c, scope=ldap.SCOPE_ONELEVEL, filterstr="(ou=later)")
     time.sleep(IDLE * 3)
     added = idle.tool("ldapadd", input=f"""dn: ou=later,{SUFFIX}
@@ -132,7 +90,8 @@ objectClass: organizationalUnit
 ou: later
 """.encode())
     assert added.returncode == 0, added.stderr
-    _poll_until(c, msgid, lambda: f"ou=later,{SUFFIX}".lower() in c.dns)
+    poll_until(c, msgid, lambda: f"ou=later,{SUFFIX}".lower() in c.dns(),
+               "the search did not get there")
     c.abandon(msgid)
     time.sleep(IDLE * 3)
     with pytest.raises(ldap.SERVER_DOWN):
@@ -153,7 +112,7 @@ def limited(tmp_path: Path) -> Iterator[Server]:
 
 
 def test_one_persist_search_too_many_on_a_connection_is_busy(limited: Server) -> None:
-    c = _consumer(limited)
+    c = memory_replica(limited)
     first = _persist(c)
     _persist(c)
     assert "limits.max_persist_searches" in _busy(c)
@@ -167,7 +126,7 @@ def test_one_persist_search_too_many_on_a_connection_is_busy(limited: Server) ->
 
 
 def test_one_persist_search_too_many_on_the_server_is_busy(limited: Server) -> None:
-    a, b = _consumer(limited), _consumer(limited)
+    a, b = memory_replica(limited), memory_replica(limited)
     for _ in range(PER_CONNECTION):
         _persist(a)
     _persist(b)
