@@ -51,10 +51,10 @@ from directory_report import (
     Workload,
     report,
 )
-from harness import BenchError, run_main, work_directory
+from harness import BenchError, work_directory
 from index_config import IndexForm
 from rich.console import Console
-from servers import Certdir, Running, Slapd, free_port, missing_slapd
+from servers import Certdir, Running, Slapd, free_port, run_with_slapd
 
 from directory.passwords import hash_password
 
@@ -286,13 +286,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
 
 
 def main() -> int:
-    args = parse_args()
-    console = Console(stderr=True)
-    problem = missing_slapd()
-    if problem is not None:
-        console.print(f"cannot compare with slapd: {problem}")
-        return 2
-    return run_main(run, args, console)
+    return run_with_slapd(run, parse_args())
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from directory_bench import DEFAULT_TOOLS, SUFFIX, generate, shown
-from harness import BenchError, run_main, work_directory
+from harness import BenchError, work_directory
 from replication_delay import Delays, planned, propagation, stamps_ldif
 from replication_servers import (
     Credentials,
@@ -56,7 +56,7 @@ from replication_servers import (
 )
 from rich.console import Console
 from rich.table import Table
-from servers import Certdir, Running, free_port, missing_slapd
+from servers import Certdir, Running, free_port, run_with_slapd
 
 REPO = Path(__file__).resolve().parent.parent
 QUICK_ENTRIES = 10_000
@@ -254,13 +254,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
 
 
 def main() -> int:
-    args = parse_args()
-    console = Console(stderr=True)
-    problem = missing_slapd()
-    if problem is not None:
-        console.print(f"cannot compare with slapd: {problem}")
-        return 2
-    return run_main(run, args, console)
+    return run_with_slapd(run, parse_args())
 
 
 if __name__ == "__main__":

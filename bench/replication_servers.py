@@ -27,27 +27,11 @@ from pathlib import Path
 import ldap
 import yaml
 from harness import BenchError
-from index_config import slapd_index_lines
-from servers import MODULE_DIR, SCHEMA_DIR, SLAPADD, SLAPD, Certdir, Running, run_timed, start
+from servers import SLAPADD, SLAPD, Certdir, Running, run_timed, slapd_conf, start
 
-SLAPD_CONF = """\
-include {schema}/core.schema
-include {schema}/cosine.schema
-include {schema}/inetorgperson.schema
-modulepath {modules}
-moduleload back_mdb
-moduleload syncprov
-loglevel 0
-pidfile {work}/slapd.pid
-argsfile {work}/slapd.args
-
-database mdb
-maxsize 4294967296
-suffix "{suffix}"
-rootdn "{root_dn}"
-rootpw {password}
-directory {work}/mdb
-{nosync}{indexes}index entryCSN,entryUUID eq
+# After the indexes of index_config.py (servers.slapd_conf), with `syncrepl` on a consumer.
+SYNCPROV_LINES = """\
+index entryCSN,entryUUID eq
 {syncrepl}overlay syncprov
 syncprov-checkpoint 100 1
 """
@@ -98,10 +82,9 @@ class SlapdServer:
             rid, source = self.provider
             syncrepl = SYNCREPL.format(rid=rid, port=source.port, suffix=self.suffix,
                                        bind_dn=source.root_dn, password=source.password)
-        self.conf.write_text(SLAPD_CONF.format(
-            schema=SCHEMA_DIR, modules=MODULE_DIR, work=self.work, suffix=self.suffix,
-            root_dn=self.credentials.root_dn, password=self.password, syncrepl=syncrepl,
-            nosync="" if self.durable else "dbnosync\n", indexes=slapd_index_lines()))
+        self.conf.write_text(slapd_conf(
+            self.work, self.suffix, self.password, modules=("syncprov",), durable=self.durable,
+            database_lines=SYNCPROV_LINES.format(syncrepl=syncrepl)))
 
     def load(self, ldif: Path) -> float:
         return run_timed([str(SLAPADD), "-f", str(self.conf), "-l", str(ldif), "-q", "-w"],

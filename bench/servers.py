@@ -21,9 +21,12 @@
   and killed when it does not exit within a few seconds. Its resident memory is the sum of
   VmRSS over the process and its descendants (certdir's workers), its CPU time likewise;
   it has settled when that CPU time grows by less than 5 % of a core over half a second.
+- A benchmark against slapd exits with 2, after parsing its arguments and before any work,
+  when slapd is not installed; otherwise as `harness.run_main` says.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import shutil
@@ -31,12 +34,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from harness import BenchError
+from harness import BenchError, run_main
 from index_config import KINDS, NAMES, IndexForm, slapd_index_lines, storage_indexes
+from rich.console import Console
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
@@ -54,10 +59,8 @@ SLAPD_CONF = """\
 include {schema}/core.schema
 include {schema}/cosine.schema
 include {schema}/inetorgperson.schema
-modulepath {modules}
-moduleload back_mdb
-moduleload argon2
-loglevel 0
+modulepath {module_dir}
+{moduleloads}loglevel 0
 pidfile {work}/slapd.pid
 argsfile {work}/slapd.args
 
@@ -67,7 +70,7 @@ suffix "{suffix}"
 rootdn "cn=admin,{suffix}"
 rootpw {password}
 directory {work}/mdb
-{indexes}"""
+{nosync}{indexes}{database_lines}"""
 # certdir's configuration loaded as `certdir serve` loads it, from the checkout under test.
 CHECK_CONFIG = "import sys, pathlib, certdir.config as c; c.load(pathlib.Path(sys.argv[1]))"
 
@@ -79,12 +82,41 @@ def free_port() -> int:
         return port
 
 
+def slapd_conf(work: Path, suffix: str, password: str, *, modules: Sequence[str] = (),
+               durable: bool = True, database_lines: str = "") -> str:
+    """slapd.conf of one back_mdb database in `work`: back_mdb and `modules` loaded, root DN
+    `cn=admin,<suffix>`, `dbnosync` unless `durable`, the indexes of `index_config.INDEXES`,
+    then `database_lines`."""
+    return SLAPD_CONF.format(
+        schema=SCHEMA_DIR,
+        module_dir=MODULE_DIR,
+        moduleloads="".join(f"moduleload {name}\n" for name in ("back_mdb", *modules)),
+        work=work,
+        suffix=suffix,
+        password=password,
+        nosync="" if durable else "dbnosync\n",
+        indexes=slapd_index_lines(),
+        database_lines=database_lines,
+    )
+
+
 def missing_slapd() -> str | None:
     """Why slapd cannot be benchmarked here, or None when it can."""
     for path in (SLAPD, SLAPADD, SCHEMA_DIR / "inetorgperson.schema"):
         if not path.exists():
             return f"{path} not found; {INSTALL_HINT}"
     return None
+
+
+def run_with_slapd(run: Callable[[argparse.Namespace, Console], None],
+                   args: argparse.Namespace) -> int:
+    """`harness.run_main(run, args, ...)` with a console on stderr, or 2 without slapd."""
+    console = Console(stderr=True)
+    problem = missing_slapd()
+    if problem is not None:
+        console.print(f"cannot compare with slapd: {problem}")
+        return 2
+    return run_main(run, args, console)
 
 
 def process_tree(root: int) -> list[int]:
@@ -220,14 +252,7 @@ class Slapd:
     def prepare(self) -> None:
         (self.work / "mdb").mkdir(parents=True)
         self.conf.write_text(
-            SLAPD_CONF.format(
-                schema=SCHEMA_DIR,
-                modules=MODULE_DIR,
-                work=self.work,
-                suffix=self.suffix,
-                password=secrets.token_urlsafe(18),
-                indexes=slapd_index_lines(),
-            )
+            slapd_conf(self.work, self.suffix, secrets.token_urlsafe(18), modules=("argon2",))
         )
 
     def load(self, ldif: Path) -> float:
