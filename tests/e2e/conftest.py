@@ -153,7 +153,8 @@ class Browser:
                 page.is_enabled()
             except WebDriverException:
                 # Stale, or (mid-navigation) a node "that does not belong to the document".
-                return driver.execute_script("return document.readyState") == "complete"
+                state: object = driver.execute_script("return document.readyState")
+                return state == "complete"
             return False
 
         WebDriverWait(self.driver, PAGE_SECONDS,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-import atheris  # type: ignore[import-not-found]
+import atheris
 
 with atheris.instrument_imports(include=["directory"]):
     from tests.fuzz.targets import TARGETS

@@ -27,10 +27,11 @@ from pathlib import Path
 from directory import ldif
 from directory.protocol import filter as filters
 from directory.protocol.ber import read_tlv
-from directory.protocol.codec import REQUEST_DECODERS, LDAPConnection, ProtocolError, decode, encode
+from directory.protocol.codec import REQUEST_DECODERS, LDAPConnection, decode, encode
 from directory.protocol.dn import DN
-from directory.protocol.results import LDAPError, ResultCode
-from directory.schema import Schema, SchemaError
+from directory.protocol.results import LDAPError, ProtocolError, ResultCode
+from directory.schema import Schema
+from directory.schema_files import SchemaError
 
 
 def _text(data: bytes) -> str | None:

@@ -39,6 +39,7 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from psycopg.conninfo import make_conninfo
 
 from tests import pg_cluster
 from tests.ports import free_port
@@ -73,7 +74,8 @@ def storage_url(data_dir: Path) -> str | None:
 
 def sqlite_file(data_dir: Path) -> Path:
     settings = yaml.safe_load((data_dir / "certdir.yaml").read_text())
-    return data_dir / (settings.get("storage") or {}).get("path", "certdir.db")
+    path: str = (settings.get("storage") or {}).get("path", "certdir.db")
+    return data_dir / path
 
 
 def database_rows(data_dir: Path, query: str, *parameters: object) -> list[tuple[Any, ...]]:
@@ -86,8 +88,8 @@ def database_rows(data_dir: Path, query: str, *parameters: object) -> list[tuple
             db.commit()
             return rows
     passfile = data_dir / "secrets" / "storage-password"
-    password = {"passfile": str(passfile)} if passfile.exists() else {}
-    with psycopg.connect(url, autocommit=True, **password) as conn:
+    conninfo = make_conninfo(url, passfile=str(passfile)) if passfile.exists() else url
+    with psycopg.connect(conninfo, autocommit=True) as conn:
         if parameters:
             cursor = conn.execute(query.replace("%", "%%").replace("?", "%s"), parameters)
         else:

@@ -34,7 +34,7 @@ ALICE = f"uid=alice,{PEOPLE}"
 BOB = f"uid=bob,{PEOPLE}"
 
 
-class RequestValue(univ.Sequence):
+class RequestValue(univ.Sequence):  # type: ignore[misc]
     componentType = namedtype.NamedTypes(
         namedtype.NamedType("profile", univ.OctetString()),
         namedtype.NamedType("csr", univ.OctetString()),
@@ -42,7 +42,7 @@ class RequestValue(univ.Sequence):
             implicitTag=tag.Tag(tag.tagClassContext, tag.tagFormatSimple, 0))))
 
 
-class ResponseValue(univ.Sequence):
+class ResponseValue(univ.Sequence):  # type: ignore[misc]
     componentType = namedtype.NamedTypes(
         namedtype.NamedType("status", univ.Enumerated()),
         namedtype.NamedType("request", univ.Integer()),

@@ -225,11 +225,18 @@ def entry_certificates(world: World, who: str) -> list[bytes]:
     return [base64.b64decode(v) for v in re.findall(r"userCertificate;binary:: (\S+)", text)]
 
 
-def crl_entries(world: World) -> dict[int, x509.ReasonFlags | None]:
-    """The serials (and reasons) of the full CRL on the CA entry, read over LDAP."""
+def issuing_cn(world: World) -> str:
+    """The common name of the issuing CA, first in the published chain."""
     chain = x509.load_pem_x509_certificates((world.server.data_dir / "public" / "chain.pem")
                                             .read_bytes())
     cn = chain[0].subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+    assert isinstance(cn, str)
+    return cn
+
+
+def crl_entries(world: World) -> dict[int, x509.ReasonFlags | None]:
+    """The serials (and reasons) of the full CRL on the CA entry, read over LDAP."""
+    cn = issuing_cn(world)
     out = world.server.tool("ldapsearch", "-LLL", "-b", f"cn={cn},cn=CAs,cn=PKI,{SUFFIX}",
                             "-s", "base", "(objectClass=*)", "certificateRevocationList;binary",
                             check=True)
@@ -246,18 +253,14 @@ def crl_entries(world: World) -> dict[int, x509.ReasonFlags | None]:
 
 
 def public_crl_serials(world: World) -> set[int]:
-    chain = x509.load_pem_x509_certificates((world.server.data_dir / "public" / "chain.pem")
-                                            .read_bytes())
-    cn = chain[0].subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+    cn = issuing_cn(world)
     crl = (world.server.data_dir / "public" / f"{cn.replace(' ', '-')}.crl").read_bytes()
     return {r.serial_number for r in x509.load_der_x509_crl(crl)}
 
 
 def http_crl_serials(world: World) -> set[int]:
     """The full CRL as relying parties fetch it: plain http, the CDP URL."""
-    chain = x509.load_pem_x509_certificates((world.server.data_dir / "public" / "chain.pem")
-                                            .read_bytes())
-    cn = str(chain[0].subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
+    cn = issuing_cn(world)
     conn = http.client.HTTPConnection("127.0.0.1", world.server.http_port, timeout=30)
     conn.request("GET", f"/{cn.replace(' ', '-')}.crl")
     body = conn.getresponse().read()

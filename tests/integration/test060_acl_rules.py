@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -37,7 +38,20 @@ GROUPS = f"ou=groups,{BASE}"
 HELPDESK = f"group:cn=helpdesk,{GROUPS}"
 EXIT_DENIED = 1
 
-RULES = [
+
+class By(TypedDict):
+    who: str
+    level: str
+
+
+class Rule(TypedDict):
+    """One of certdir.yaml's `access.rules`."""
+
+    to: dict[str, str | list[str]]
+    by: list[By]
+
+
+RULES: list[Rule] = [
     {"to": {"attrs": ["userPassword"]},
      "by": [{"who": "self", "level": "=xw"}, {"who": HELPDESK, "level": "=xw"},
             {"who": "*", "level": "auth"}]},

@@ -35,7 +35,7 @@ import pytest
 
 from directory.protocol.codec import encode
 from directory.protocol.messages import BindRequest, ExtendedRequest, LDAPMessage
-from tests.integration.attack import Innocent, rss_mib
+from tests.integration.attack import Innocent, Probe, rss_mib
 from tests.integration.conftest import SUFFIX, Server, make_server
 from tests.integration.test_hostile import decode_replies
 
@@ -122,7 +122,7 @@ def wrong_binds(dn: str, count: int, first: int = 1) -> list[LDAPMessage]:
             for i in range(first, first + count)]
 
 
-def root_bind(server: Server) -> object:
+def root_bind(server: Server) -> Probe:
     def probe(conn: ldap.ldapobject.LDAPObject) -> object:
         return conn.simple_bind_s(server.root_dn, server.root_password)
     return probe
@@ -157,7 +157,7 @@ def test_pipelined_password_modify_does_not_freeze_others(server: Server) -> Non
     assert (codes.count(0), codes.count(BUSY)) == (4, 26)
 
 
-def modify_description(server: Server) -> object:
+def modify_description(server: Server) -> Probe:
     def probe(conn: ldap.ldapobject.LDAPObject) -> object:
         return conn.modify_s(SUFFIX, [(ldap.MOD_REPLACE, "description", [b"still here"])])
     return probe

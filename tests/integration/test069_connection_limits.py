@@ -90,7 +90,7 @@ def bind(message_id: int, name: str = "", password: bytes = b"") -> bytes:
 
 
 def done(replies: tuple[object, ...], count: int) -> bool:
-    return sum(getattr(r, "op_tag", None) == SEARCH_DONE for r in replies) >= count
+    return sum(1 for r in replies if getattr(r, "op_tag", None) == SEARCH_DONE) >= count
 
 
 def test_pipelined_unindexed_scans_leave_others_served(server: Server) -> None:

@@ -113,7 +113,8 @@ def filter_read(conn: ldap.ldapobject.LDAPObject, cn: str) -> list[str]:
 
 def test_writes_seen_on_the_other_front_end_at_once(pair: Pair) -> None:
     conns = [bound(server) for server in pair.both]
-    seen, expected = [], []
+    seen: list[tuple[object, ...]] = []
+    expected: list[tuple[object, ...]] = []
     for n in range(WRITE_ROUNDS):
         writer, reader = conns if n % 2 == 0 else conns[::-1]
         cn, moved = f"seen-{n}", f"moved-{n}"
@@ -245,7 +246,8 @@ def added_at_once(pair: Pair) -> list[tuple[str, dict[str, list[bytes]]]]:
         thread.join()
     assert failures == []
     conn = bound(pair.first)
-    found = conn.search_s(PEOPLE, ldap.SCOPE_ONELEVEL, "(sn=csn)", ["entryCSN", "entryUUID"])
+    found: list[tuple[str, dict[str, list[bytes]]]] = conn.search_s(
+        PEOPLE, ldap.SCOPE_ONELEVEL, "(sn=csn)", ["entryCSN", "entryUUID"])
     conn.unbind_s()
     assert len(found) == 2 * ADDERS * ADDS
     return found

@@ -132,7 +132,8 @@ class Answer:
 
 
 def answer(output: bytes) -> Answer:
-    code, matched, referral = -1, "", ()
+    code, matched = -1, ""
+    referral: tuple[str, ...] = ()
     entries: set[str] = set()
     references: set[tuple[str, ...]] = set()
     for block in output.decode().split("\n\n"):

@@ -249,7 +249,7 @@ def test_a_peer_with_the_same_server_id_is_refused(tmp_path: Path) -> None:
             assert "Traceback" not in log, log[-3000:]
 
 
-BAD = (
+BAD: tuple[tuple[dict[str, int | str], str], ...] = (
     ({}, "replication.server_id: a multi-provider node (replication.consumer.multi_provider)"
          " needs a server id from 1 to 4095, distinct from its peer's"),
     ({"server_id": 4096}, "replication.server_id: 4096 is not allowed (from 0 to 4095)"),

@@ -17,11 +17,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Generator
-from typing import Any, ParamSpec
+from collections.abc import Generator
+from typing import Any
 
 import pytest
-import pytest_twisted  # type: ignore[import-untyped]
+import pytest_twisted
 from ldaptor import ldapfilter
 from ldaptor.protocols import pureldap
 from ldaptor.protocols.ldap import ldaperrors
@@ -39,18 +39,9 @@ BASE = f"ou=ldaptor,{SUFFIX}"
 Inline = Generator[defer.Deferred[Any], Any, None]
 
 
-P = ParamSpec("P")
-
-
 def reactor() -> Any:
     """The reactor pytest-twisted installed (asyncio) before this module was imported."""
     return installed_reactor
-
-
-def twisted_test(test: Callable[P, Inline]) -> Callable[P, defer.Deferred[None]]:
-    """pytest_twisted.inlineCallbacks, with the types it does not declare."""
-    decorated: Callable[P, defer.Deferred[None]] = pytest_twisted.inlineCallbacks(test)
-    return decorated
 
 
 @defer.inlineCallbacks
@@ -84,7 +75,7 @@ def names(entry: LDAPEntry) -> set[str]:
     return {key.decode() if isinstance(key, bytes) else key for key in entry}
 
 
-@twisted_test
+@pytest_twisted.inlineCallbacks
 def test_endpoint_connect_and_root_bind(server: Certdir) -> Inline:
     client = yield bound_client(server)
     suffix = LDAPEntry(client, SUFFIX)
@@ -95,7 +86,7 @@ def test_endpoint_connect_and_root_bind(server: Certdir) -> Inline:
     client.unbind()
 
 
-@twisted_test
+@pytest_twisted.inlineCallbacks
 def test_client_creator_with_override(server: Certdir) -> Inline:
     creator = LDAPClientCreator(reactor(), LDAPClient)
     client = yield creator.connect(SUFFIX, overrides={SUFFIX: ("127.0.0.1", server.port)})
@@ -106,7 +97,7 @@ def test_client_creator_with_override(server: Certdir) -> Inline:
     client.unbind()
 
 
-@twisted_test
+@pytest_twisted.inlineCallbacks
 def test_wrong_password_is_invalid_credentials(server: Certdir) -> Inline:
     client = yield connectToLDAPEndpoint(reactor(), f"tcp:host=127.0.0.1:port={server.port}",
                                          LDAPClient)
@@ -115,7 +106,7 @@ def test_wrong_password_is_invalid_credentials(server: Certdir) -> Inline:
     client.unbind()
 
 
-@twisted_test
+@pytest_twisted.inlineCallbacks
 def test_add_and_search(server: Certdir) -> Inline:
     client = yield bound_client(server)
     base = yield base_entry(client)
@@ -133,7 +124,7 @@ def test_add_and_search(server: Certdir) -> Inline:
     client.unbind()
 
 
-@twisted_test
+@pytest_twisted.inlineCallbacks
 def test_add_existing_is_already_exists(server: Certdir) -> Inline:
     client = yield bound_client(server)
     base = yield base_entry(client)
@@ -143,7 +134,7 @@ def test_add_existing_is_already_exists(server: Certdir) -> Inline:
     client.unbind()
 
 
-@twisted_test
+@pytest_twisted.inlineCallbacks
 def test_modify_commit(server: Certdir) -> Inline:
     client = yield bound_client(server)
     base = yield base_entry(client)
@@ -162,7 +153,7 @@ def test_modify_commit(server: Certdir) -> Inline:
     client.unbind()
 
 
-@twisted_test
+@pytest_twisted.inlineCallbacks
 def test_modify_violating_schema_is_rejected(server: Certdir) -> Inline:
     client = yield bound_client(server)
     base = yield base_entry(client)
@@ -174,7 +165,7 @@ def test_modify_violating_schema_is_rejected(server: Certdir) -> Inline:
     client.unbind()
 
 
-@twisted_test
+@pytest_twisted.inlineCallbacks
 def test_move(server: Certdir) -> Inline:
     client = yield bound_client(server)
     base = yield base_entry(client)
@@ -188,7 +179,7 @@ def test_move(server: Certdir) -> Inline:
     client.unbind()
 
 
-@twisted_test
+@pytest_twisted.inlineCallbacks
 def test_delete(server: Certdir) -> Inline:
     client = yield bound_client(server)
     base = yield base_entry(client)
@@ -205,7 +196,7 @@ def test_delete(server: Certdir) -> Inline:
     client.unbind()
 
 
-@twisted_test
+@pytest_twisted.inlineCallbacks
 def test_password_modify_extended_operation(server: Certdir) -> Inline:
     client = yield bound_client(server)
     base = yield base_entry(client)
@@ -218,7 +209,7 @@ def test_password_modify_extended_operation(server: Certdir) -> Inline:
     client.unbind()
 
 
-@twisted_test
+@pytest_twisted.inlineCallbacks
 def test_compare(server: Certdir) -> Inline:
     client = yield bound_client(server)
     base = yield base_entry(client)
@@ -252,7 +243,7 @@ def raw_search(client: LDAPClient,
     return done
 
 
-@twisted_test
+@pytest_twisted.inlineCallbacks
 def test_size_limit(server: Certdir) -> Inline:
     client = yield bound_client(server)
     base = yield base_entry(client)
@@ -273,7 +264,7 @@ def test_size_limit(server: Certdir) -> Inline:
     client.unbind()
 
 
-@twisted_test
+@pytest_twisted.inlineCallbacks
 def test_start_tls(server: Certdir) -> Inline:
     client = yield connectToLDAPEndpoint(reactor(), f"tcp:host=127.0.0.1:port={server.port}",
                                          LDAPClient)

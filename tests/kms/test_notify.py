@@ -15,13 +15,13 @@ import ssl
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec
+from typing import Any
 
 import pytest
-import pytest_twisted  # type: ignore[import-untyped]
+import pytest_twisted
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
@@ -30,14 +30,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 
 from kms.config import SMTPConfig
 from kms.errors import KMSError
 from kms.notify import send, token_message
 from tests.ports import free_port
-
-P = ParamSpec("P")
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = "mailer"
@@ -45,12 +42,6 @@ PASSWORD = "s3cret-mail"
 TOKEN = "ct-" + "a" * 32
 EXPIRES = dt.datetime(2031, 1, 2, 3, 4, tzinfo=dt.UTC)
 URL = "https://kms.example.com/kms/enroll"
-
-
-def twisted_test(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, Deferred[None]]:
-    """pytest_twisted.ensureDeferred, with the types it does not declare."""
-    decorated: Callable[P, Deferred[None]] = pytest_twisted.ensureDeferred(test)
-    return decorated
 
 
 @dataclass(frozen=True)
@@ -217,7 +208,7 @@ def test_token_message_refuses_an_unusable_address() -> None:
         _message("bäd@example.com")
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_token_arrives_over_starttls_with_auth(
     secure_server: Server, pki: PKI, tmp_path: Path
 ) -> None:
@@ -230,7 +221,7 @@ async def test_token_arrives_over_starttls_with_auth(
     assert TOKEN.encode() in envelope.content
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_wrong_password_is_a_clear_error(
     secure_server: Server, pki: PKI, tmp_path: Path
 ) -> None:
@@ -240,7 +231,7 @@ async def test_wrong_password_is_a_clear_error(
     assert secure_server.inbox.envelopes == []
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_server_without_starttls_is_refused(
     plain_server: Server, pki: PKI, tmp_path: Path
 ) -> None:
@@ -250,7 +241,7 @@ async def test_server_without_starttls_is_refused(
     assert plain_server.inbox.envelopes == []
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_untrusted_server_certificate_is_refused(
     secure_server: Server, pki: PKI, tmp_path: Path
 ) -> None:
@@ -262,7 +253,7 @@ async def test_untrusted_server_certificate_is_refused(
     assert secure_server.inbox.envelopes == []
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_credentials_without_starttls_are_never_sent(
     plain_server: Server, tmp_path: Path
 ) -> None:
@@ -272,7 +263,7 @@ async def test_credentials_without_starttls_are_never_sent(
     assert plain_server.inbox.envelopes == []
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_plain_relay_without_credentials(plain_server: Server, tmp_path: Path) -> None:
     config = SMTPConfig(host="127.0.0.1", port=plain_server.port, starttls=False)
     await send(reactor, config, "bob@example.com", _message("bob@example.com"))

@@ -13,13 +13,13 @@ import http.client
 import ipaddress
 import json
 import ssl as std_ssl
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ParamSpec
+from typing import Any
 
 import pytest
-import pytest_twisted  # type: ignore[import-untyped]
+import pytest_twisted
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -37,8 +37,6 @@ from kms.enrollment import Enrollment
 from kms.errors import KMSError
 from kms.web import MAX_BODY, enroll_resource, post_enrollment
 
-P = ParamSpec("P")
-
 # The asyncio reactor pytest-twisted installed; its interfaces are not declared.
 reactor: Any = installed_reactor
 
@@ -49,12 +47,6 @@ CSR = b"-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-
 BUNDLE = b"0\x82\x01\x00 not really PKCS#12 \x00\xff"
 PATH = "/kms/enroll"
 MAIL = "erin.o'neil@example.com"
-
-
-def twisted_test(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, Deferred[None]]:
-    """pytest_twisted.ensureDeferred, with the types it does not declare."""
-    decorated: Callable[P, Deferred[None]] = pytest_twisted.ensureDeferred(test)
-    return decorated
 
 
 @dataclass
@@ -144,7 +136,7 @@ def post(url: str, token: str, password: bytes = b"pw", ca_file: Path | None = N
     return deferToThread(post_enrollment, url, token, CSR, password, ca_file)
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_redemption_returns_the_bundle(endpoint: Endpoint) -> None:
     password = b"p\xe4ss word&=+"
     bundle = await post(endpoint.url, GOOD, password, endpoint.ca_file)
@@ -152,7 +144,7 @@ async def test_redemption_returns_the_bundle(endpoint: Endpoint) -> None:
     assert endpoint.redeemer.calls == [(GOOD, CSR, password)]
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_json_body_and_response_headers(endpoint: Endpoint) -> None:
     body = json.dumps({"token": GOOD, "csr": CSR.decode(), "p12_password": "sécret"}).encode()
     answer = await raw(endpoint, "POST", body, "application/json; charset=utf-8")
@@ -165,7 +157,7 @@ async def test_json_body_and_response_headers(endpoint: Endpoint) -> None:
     assert endpoint.redeemer.calls == [(GOOD, CSR, "sécret".encode())]
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_multipart_form(endpoint: Endpoint) -> None:
     boundary = "certdir-boundary"
     parts = [
@@ -188,7 +180,7 @@ async def test_multipart_form(endpoint: Endpoint) -> None:
     ],
     ids=["raised", "errback"],
 )
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_kms_refusal_is_400_with_its_reason(
     endpoint: Endpoint, token: str, reason: str
 ) -> None:
@@ -206,13 +198,13 @@ async def test_kms_refusal_is_400_with_its_reason(
     assert answer.body == reason.encode() + b"\n"
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_failure_other_than_a_refusal_is_500(endpoint: Endpoint) -> None:
     with pytest.raises(KMSError, match="answered 500"):
         await post(endpoint.url, BROKEN, ca_file=endpoint.ca_file)
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_other_methods_are_405(endpoint: Endpoint) -> None:
     answer = await raw(endpoint, "GET")
     assert answer.status == 405
@@ -220,7 +212,7 @@ async def test_other_methods_are_405(endpoint: Endpoint) -> None:
     assert endpoint.redeemer.calls == []
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_oversized_body_is_413(endpoint: Endpoint) -> None:
     body = b"token=" + GOOD.encode() + b"&csr=" + b"A" * MAX_BODY + b"&p12_password=pw"
     answer = await raw(endpoint, "POST", body, "application/x-www-form-urlencoded")
@@ -258,7 +250,7 @@ async def test_oversized_body_is_413(endpoint: Endpoint) -> None:
     ],
     ids=["missing-field", "json-types", "json-array", "not-json", "media-type", "query"],
 )
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_malformed_requests(
     endpoint: Endpoint, body: bytes, content_type: str, path: str, status: int, reason: bytes
 ) -> None:
@@ -287,7 +279,7 @@ def test_unreachable_kms() -> None:
         post_enrollment("https://127.0.0.1:9/kms/enroll", GOOD, CSR, b"pw")
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_redirect_is_not_followed(endpoint: Endpoint) -> None:
     with pytest.raises(KMSError, match=r"redirects to https://kms\.example\.com/kms/enroll"):
         await post(f"https://127.0.0.1:{endpoint.port}/moved", GOOD, ca_file=endpoint.ca_file)
@@ -320,7 +312,7 @@ def _self_signed(common_name: str, mail: str | None = None) -> tuple[bytes, byte
     )
 
 
-@twisted_test
+@pytest_twisted.ensureDeferred
 async def test_https_verifies_the_server_against_the_ca_file(
     endpoint: Endpoint, tmp_path: Path
 ) -> None:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import pytest_twisted  # type: ignore[import-untyped]
+import pytest_twisted
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -88,7 +88,7 @@ def test_commit_gets_the_certificate_signed(ca: CA, monkeypatch: pytest.MonkeyPa
         outcome = ca.run(lambda w: commit(w, prepared, NOW))
     assert outcome.certificate is prepared.certificate  # type: ignore[attr-defined]
     assert ca.entry_certificates() == {
-        prepared.certificate.public_bytes(Encoding.DER)}  # type: ignore[union-attr]
+        prepared.certificate.public_bytes(Encoding.DER)}
 
 
 def _delete(writer: DirectoryWriter) -> None:
@@ -153,7 +153,7 @@ def test_crl_number_taken_while_signing_is_signed_again(
     assert entry.get("certificaterevocationlist") == (made.full.public_bytes(Encoding.DER),)
 
 
-@pytest_twisted.ensureDeferred  # type: ignore[misc]
+@pytest_twisted.ensureDeferred
 async def test_server_crl_renewal_signs_again_when_the_number_is_taken(
         ca: CA, monkeypatch: pytest.MonkeyPatch) -> None:
     first = _next_crl_number(ca)
@@ -165,7 +165,7 @@ async def test_server_crl_renewal_signs_again_when_the_number_is_taken(
     assert (signed, made.number) == ([first, first, first + 2], first + 2)
 
 
-@pytest_twisted.ensureDeferred  # type: ignore[misc]
+@pytest_twisted.ensureDeferred
 async def test_server_queues_a_request_and_an_officer_issues_it(ca: CA) -> None:
     chosen = profile(ca.authority.config.profiles, "smime-user")  # policy: officer
     with _served(ca) as served:

@@ -163,6 +163,7 @@ def test_good_round_trip_is_signed_by_the_delegated_responder(ca: CA) -> None:
     assert parsed.serial_number == leaf.serial_number
     assert parsed.responder_key_hash == x509.SubjectKeyIdentifier.from_public_key(
         ca.signer.certificate.public_key()).digest
+    assert parsed.next_update_utc is not None
     assert parsed.next_update_utc - parsed.this_update_utc == dt.timedelta(hours=24)
     assert parsed.certificates == [ca.signer.certificate]
     public = ca.signer.certificate.public_key()

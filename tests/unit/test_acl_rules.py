@@ -39,7 +39,7 @@ def config(access: dict[str, Any], tmp_path: Path) -> Any:
                          "access": access}, tmp_path)
 
 
-def rule(to: Any = None, *by: tuple[str, str]) -> dict[str, Any]:
+def rule(to: Any = None, *by: tuple[str | None, str]) -> dict[str, Any]:
     return {"to": to if to is not None else {},
             "by": [{"who": w, "level": level} for w, level in by or (("*", "read"),)]}
 

@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from directory.protocol.codec import (
-    MAX_INT,
     LDAPConnection,
     Limits,
     decode,
@@ -44,6 +43,7 @@ from directory.protocol.filter import (
     Substrings,
 )
 from directory.protocol.messages import (
+    MAX_INT,
     AbandonRequest,
     AddRequest,
     AddResponse,

@@ -169,6 +169,7 @@ def test_storage_url_is_kept_as_given(tmp_path: Path) -> None:
 def test_a_storage_password_goes_to_a_libpq_password_file(tmp_path: Path) -> None:
     url, password = split_password("postgresql://certdir:p%3Aw%5C@db:5432/certdir?sslmode=require")
     assert (url, password) == ("postgresql://certdir@db:5432/certdir?sslmode=require", "p:w\\")
+    assert password is not None
     (tmp_path / "secrets").mkdir()
     write_password(tmp_path, password)
     passfile = tmp_path / "secrets" / "storage-password"

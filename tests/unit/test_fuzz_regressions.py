@@ -16,7 +16,8 @@ import pytest
 
 from directory import ldif
 from directory.protocol import filter as filters
-from directory.schema import Schema, SchemaError
+from directory.schema import Schema
+from directory.schema_files import SchemaError
 from tests.fuzz.targets import TARGETS
 
 DATA = Path(__file__).parents[1] / "data" / "fuzz"

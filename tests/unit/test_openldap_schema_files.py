@@ -26,7 +26,8 @@ import pytest
 from directory.matching import InvalidValue
 from directory.protocol.dn import DN
 from directory.protocol.results import LDAPError, ResultCode
-from directory.schema import Schema, SchemaError
+from directory.schema import Schema
+from directory.schema_files import SchemaError
 
 DEBIAN = Path("/etc/ldap/schema")
 BUILTIN = Path(__file__).resolve().parents[2] / "schema"

@@ -68,7 +68,7 @@ def dsa(tmp_path: Path) -> Iterator[DSA]:
         txn.add(person("alice", "Alice Smith", "Smith"))
         txn.add(person("bob", "Bob Jones", "Jones"))
     backend.refresh()
-    found = DSA(config, SCHEMA, backend, None)  # type: ignore[arg-type]
+    found = DSA(config, SCHEMA, backend, None)
     yield found
     backend.close()
 

@@ -22,7 +22,8 @@ def blocked(queue: VerifyQueue, gate: threading.Event, done: list[str]) -> Defer
 @pytest_twisted.ensureDeferred
 async def test_an_idle_client_goes_before_a_backlog() -> None:
     queue = VerifyQueue(QueueLimits(threads=1, per_client=8, total=16))
-    gate, done = threading.Event(), []
+    gate = threading.Event()
+    done: list[str] = []
     first = blocked(queue, gate, done)
     flood = [queue.submit("attacker", ("127.0.0.1", "cn=admin", "a"), done.append, f"a{i}")
              for i in range(4)]
@@ -35,7 +36,8 @@ async def test_an_idle_client_goes_before_a_backlog() -> None:
 @pytest_twisted.ensureDeferred
 async def test_lanes_take_turns() -> None:
     queue = VerifyQueue(QueueLimits(threads=1, per_client=8, total=16))
-    gate, done = threading.Event(), []
+    gate = threading.Event()
+    done: list[str] = []
     first = blocked(queue, gate, done)
     jobs = [queue.submit(lane, (lane,), done.append, f"{lane}{i}")
             for lane in ("x", "y") for i in range(3)]

@@ -9,7 +9,8 @@ import pytest
 from directory.matching import DIRECTORY_STRING
 from directory.protocol.dn import DN
 from directory.protocol.results import LDAPError, ResultCode
-from directory.schema import Schema, SchemaError
+from directory.schema import Schema
+from directory.schema_files import SchemaError
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
 

@@ -11,7 +11,7 @@ kind: SQLite, and PostgreSQL on the session's throwaway cluster.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -41,7 +41,7 @@ KEYS = IndexKeys(SCHEMA, [IndexSpec("cn", EQ_SUB), IndexSpec("mail", EQ_SUB), "u
 INDEXED = KEYS.names
 
 
-def sub_rows(attributes: dict[str, tuple[bytes, ...]]) -> set[bytes]:
+def sub_rows(attributes: Mapping[str, tuple[bytes, ...]]) -> set[bytes]:
     return {key for name, key in KEYS.rows(attributes) if name == "cn:sub"}
 
 

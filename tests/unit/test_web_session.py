@@ -23,7 +23,7 @@ class Clock:
 
 
 def request(cookie: bytes | None = None, csrf: bytes | None = None) -> Request:
-    r = Request(DummyChannel(), False)  # type: ignore[no-untyped-call]
+    r = Request(DummyChannel(), False)
     r.received_cookies = {} if cookie is None else {COOKIE: cookie}
     r.args = {} if csrf is None else {b"csrf": [csrf]}
     return r
