@@ -232,6 +232,28 @@ def matches(op: Operation, request: SearchRequest, base: DN, timed: bool = True,
     return _walk(op, request, base, predicate, query, referrals, deref, deadline)
 
 
+def content_test(op: Operation, request: SearchRequest,
+                 base: DN) -> Callable[[Entry], bool]:
+    """Whether `matches` would give this entry, one in scope, as it reads
+    now: the filter True as the requester may evaluate it, not below a
+    referral object (without ManageDsaIT), not an alias the search
+    dereferences. The base was checked by `matches`."""
+    dsa = op.dsa
+    predicate = search_test(dsa.schema, view_of(op), _filter(op), False)
+    referrals = {} if MANAGE_DSA_IT in op.controls else dsa.referral_objects()
+    below = [dn for dn in referrals if dn.is_descendant_of(base)]
+    deref = request.deref in (Deref.IN_SEARCHING, Deref.ALWAYS)
+
+    def holds(entry: Entry) -> bool:
+        if below and _under_referral(entry.dn, below, base):
+            return False
+        if deref and "alias" in entry.object_classes and entry.dn != base:
+            return False
+        return predicate(entry) is True
+
+    return holds
+
+
 def _walk(op: Operation, request: SearchRequest, base: DN, predicate: Predicate,
           query: IndexQuery | None, referrals: dict[DN, Entry], deref: bool,
           deadline: float | None) -> Iterator[Entry | Reply | Tick]:

@@ -41,9 +41,15 @@
   the entries renamed out of scope (the old DN), and those in scope that
   a change took out of the content (the DN; only entries the requester
   may read and the consumer may hold, see above). What left the content
-  is told once, until it comes back.
-  Then a Sync Info newcookie. Continuation references come with the
-  refresh only.
+  is told once, until it comes back; an entry told as gone is sent again
+  whenever a pass finds it in the content, whatever its CSN. Then a Sync
+  Info newcookie. Continuation references come with the refresh only.
+- A pass is not a snapshot: it starts with `DSA.refresh`, so its cached
+  entries agree with the delete log it reads then, and an entry a commit
+  changed after the scan of the content passed it, found by the scan of
+  everything changed in scope, is judged in or out of the content by that
+  reading of it (`search.content_test`), never told as gone for missing
+  from the first.
 - What changed is found by the entryCSN index (`After` a cookie's oldest
   CSN; every entry when the cookie lacks a server id of contextCSN), so a
   pass or a delete phase reads the entries changed since, not every entry
@@ -79,7 +85,14 @@ from directory.acl.rights import Rights
 from directory.backend import After
 from directory.entry import Entry
 from directory.operation import TICK, Operation, Replies, Reply, Tick, Wait
-from directory.ops.search import REACHES, TICK_EVERY, entry_reply, matches, size_limit_of
+from directory.ops.search import (
+    REACHES,
+    TICK_EVERY,
+    content_test,
+    entry_reply,
+    matches,
+    size_limit_of,
+)
 from directory.ops.visibility import view_of
 from directory.protocol.dn import DN
 from directory.protocol.messages import (
@@ -359,13 +372,17 @@ def _changed(op: Operation, request: SearchRequest, base: DN, since: Cookie,
         if change is not None:
             yield change
     view = view_of(op)
+    holds = content_test(op, request, base)
     for looked, entry in enumerate(dsa.backend.search(base, request.scope, bound), 1):
         if looked % TICK_EVERY == 0:
             yield TICK
         if entry.id in found or "referral" in entry.object_classes or not view.allows(
                 entry, Rights.READ):
             continue
-        change = _change(entry, since, False)
+        # Not among the matches: it left the content, or it changed after
+        # the scan of the matches passed it (a commit between the two
+        # scans); this reading of it says which.
+        change = _change(entry, since, holds(entry))
         if change is not None:
             yield change
 
@@ -418,6 +435,9 @@ def _persist(op: Operation, request: SearchRequest, base: DN, progress: Progress
 def _pass(op: Operation, request: SearchRequest, base: DN,
           progress: Progress) -> Iterator[Reply | Tick]:
     dsa = op.dsa
+    # Entries cached before a commit not yet delivered would disagree with
+    # the delete log and the index read next.
+    dsa.refresh()
     since = progress.start(dsa.now())
     asked = since if since.csns else Cookie(csns=(progress.floor,))
     with dsa.backend.reading() as records:
@@ -431,9 +451,12 @@ def _pass(op: Operation, request: SearchRequest, base: DN,
         progress.note(item.csn)
         if item.inside:
             inside.add(item.uuid)
+            # Told as gone, the consumer no longer holds it: sent again,
+            # whatever CSN it was told gone with.
+            told_gone = item.uuid in progress.outside
             progress.outside.discard(item.uuid)
             progress.held.add(item.uuid)
-            if progress.first_time(item.uuid, item.csn):
+            if progress.first_time(item.uuid, item.csn) or told_gone:
                 yield _stated(entry_reply(op, request, item.entry),
                               SyncState(_state(item.entry), item.uuid))
         elif progress.may_hold(item):

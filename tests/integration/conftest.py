@@ -202,12 +202,12 @@ class Server:
                               check=check, env=self.env(), timeout=300)
 
     def tool(self, name: str, *args: str, input: bytes | None = None, bind: bool = True,
-             check: bool = False) -> subprocess.CompletedProcess[bytes]:
+             check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
         """Run an ldap-utils command (ldapsearch, ldapmodify, ...) against the server,
         bound as the root DN unless `bind` is False."""
         auth = ["-x", "-D", self.root_dn, "-w", self.root_password] if bind else ["-x"]
         return subprocess.run([name, "-H", self.uri, *auth, *args], input=input,
-                              capture_output=True, check=check, env=self.env(), timeout=60)
+                              capture_output=True, check=check, env=self.env(), timeout=timeout)
 
     def configure(self, section: str | None = None, **values: Any) -> None:
         """Set keys of certdir.yaml (of `section`, or at the top), before `start`."""

@@ -8,7 +8,8 @@ and the comparison of what two servers hold.
 - `start_provider` is slapd with the syncprov overlay (a session log unless
   told not to); `start_consumer` is slapd replicating a provider with a
   `syncrepl` directive (rid 001, retry every second), its cookie kept in its
-  own database across a restart.
+  own database across a restart. Both log at `stats`, which also shows a
+  consumer's failed binds and searches and its retries.
 - `replica` is a certdir data directory configured as a consumer
   (`replication.consumer`, rid 7) of a slapd provider, bound as its root DN.
 - `contents` is what one side holds: DN -> its user attributes and the
@@ -63,7 +64,7 @@ class Side(Protocol):
     """A server replication runs between: certdir's `Server` or a `Slapd`."""
 
     def tool(self, name: str, *args: str, input: bytes | None = None,
-             bind: bool = True) -> subprocess.CompletedProcess[bytes]: ...
+             bind: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[bytes]: ...
 
     def log(self) -> str: ...
 
@@ -93,7 +94,7 @@ def start_consumer(work: Path, provider: Server, kind: str) -> Slapd:
     """slapd replicating certdir `provider` (refreshOnly or refreshAndPersist)."""
     return start_slapd(work, SUFFIX, database_lines=SYNCREPL.format(
         provider=provider.uri, kind=kind, suffix=SUFFIX, bind_dn=provider.root_dn,
-        password=provider.root_password))
+        password=provider.root_password), loglevel="stats")
 
 
 def replica(tmp: Path, source: Slapd, **settings: Any) -> Server:

@@ -106,11 +106,11 @@ class Slapd:
             self.proc = None
 
     def tool(self, name: str, *args: str, input: bytes | None = None,
-             bind: bool = True) -> subprocess.CompletedProcess[bytes]:
+             bind: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
         """An ldap-utils command against it, bound as its root DN unless `bind` is False."""
         auth = ["-x", "-D", self.root_dn, "-w", ROOT_PW] if bind else ["-x"]
         return subprocess.run([name, "-H", self.uri, *auth, *args], input=input,
-                              capture_output=True, timeout=60, check=False)
+                              capture_output=True, timeout=timeout, check=False)
 
     def held(self) -> list[str]:
         """The DNs its database holds (slapcat), read whether it runs or not."""

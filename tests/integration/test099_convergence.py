@@ -112,7 +112,9 @@ def batch(round_: int) -> str:
 
 
 def change(side: Side, ldif: str) -> None:
-    done = side.tool("ldapmodify", input=ldif.encode())
+    """`ldif`'s changes, one at a time: a batch's 401 take minutes under load,
+    more while the side serves a refresh of 10,000."""
+    done = side.tool("ldapmodify", input=ldif.encode(), timeout=3 * CONVERGE_S)
     assert done.returncode == 0, done.stderr.decode()
 
 
@@ -126,23 +128,42 @@ def changes_and_a_delete(side: Side, round_: int, held: list[str]) -> None:
 
 def converged(provider: Side, consumer: Side) -> dict[str, Record]:
     """The provider, which does not change meanwhile, read once; the consumer
-    polled on DNs and entryCSNs every second (a read of 10,000 certificates
-    takes seconds, and slows the server it reads); then both compared on
+    polled on DNs and entryCSNs until it holds the same, failing (with what
+    differs) only once what it holds stopped changing for CONVERGE_S: under
+    load a refresh of 10,000 takes minutes, but a consumer that converges
+    changes all along. A read of 10,000 entries takes a while and costs the servers'
+    CPU, so polls are spaced by a few times that; then both are compared on
     everything."""
     expected = contents(provider, ("entryCSN",))
-    deadline = time.monotonic() + CONVERGE_S
-    while contents(consumer, ("entryCSN",)) != expected:
-        if time.monotonic() > deadline:
+    held: dict[str, Record] | None = None
+    changed = time.monotonic()
+    while True:
+        read = time.monotonic()
+        now = contents(consumer, ("entryCSN",))
+        if now == expected:
+            return converge(provider, consumer)
+        if now != held:
+            held, changed = now, time.monotonic()
+        elif time.monotonic() - changed > CONVERGE_S:
             converge(provider, consumer, ("entryCSN",), seconds=0)  # says what differs
-        time.sleep(1)
-    return converge(provider, consumer)
+        time.sleep(max(1.0, 3 * (time.monotonic() - read)))
 
 
-def wait_for(done: Callable[[], bool], what: str) -> None:
+def wait_for(done: Callable[[], bool], what: str, *sides: Side,
+             progress: Callable[[], object] | None = None) -> None:
+    """Until `done`: within CONVERGE_S, or with `progress`, until what it
+    reads stayed the same for CONVERGE_S; on failure the logs of `sides`
+    say why."""
+    last = progress() if progress else None
     deadline = time.monotonic() + CONVERGE_S
     while not done():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
+        if progress is not None and (now := progress()) != last:
+            last, deadline = now, time.monotonic() + CONVERGE_S
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {type(side).__name__}:\n{side.log()[-3000:]}"
+                             for side in sides)
+            raise AssertionError(f"{what} within {CONVERGE_S} s\n{logs}")
+        time.sleep(0.2)
 
 
 def stopped(server: Server) -> None:
@@ -174,7 +195,7 @@ def test_slapd_converges_after_certdir_is_killed_in_its_refresh_then_on_a_batch(
     before = len(contents(book, ("1.1",)))  # ENTRIES, but for the other tests' deletes
     slapd = start_consumer(tmp_path / "slapd", book, "refreshAndPersist")
     try:
-        wait_for(lambda: slapd_holds_the_suffix(slapd), "slapd got no entry")
+        wait_for(lambda: slapd_holds_the_suffix(slapd), "slapd got no entry", slapd, book)
         book.kill()
         got = list(contents(slapd, ("1.1",)))
         assert 0 < len(got) < before
@@ -194,7 +215,7 @@ def test_slapd_killed_in_its_refresh_comes_back_and_converges(
         book: Server, tmp_path: Path) -> None:
     slapd = start_consumer(tmp_path / "slapd", book, "refreshAndPersist")
     try:
-        wait_for(lambda: slapd_holds_the_suffix(slapd), "slapd got no entry")
+        wait_for(lambda: slapd_holds_the_suffix(slapd), "slapd got no entry", slapd, book)
         slapd.kill()
         got = slapd.held()
         assert 0 < len(got) < ENTRIES
@@ -220,6 +241,11 @@ def stored(consumer: Server) -> list[str]:
     return [row[0] for row in database_rows(consumer.data_dir, "SELECT dn FROM sync_entries")]
 
 
+def committed(consumer: Server) -> int:
+    """How many of the provider's entries the consumer has committed."""
+    return int(database_rows(consumer.data_dir, "SELECT count(*) FROM sync_entries")[0][0])
+
+
 def cookies(consumer: Server) -> list[tuple[int]]:
     return database_rows(consumer.data_dir, "SELECT rid FROM sync_cookies")
 
@@ -228,7 +254,7 @@ def test_certdir_killed_in_its_refresh_converges(directory: Slapd, tmp_path: Pat
     consumer = replica(tmp_path, directory, type="refreshAndPersist")
     consumer.start()
     wait_for(lambda: any(d.lower().startswith("cn=person ") for d in stored(consumer)),
-             "certdir committed no person")
+             "certdir committed no person", consumer, directory)
     consumer.kill()
     got = stored(consumer)
     # Killed in the middle: some batches committed, no cookie yet.
@@ -237,7 +263,8 @@ def test_certdir_killed_in_its_refresh_converges(directory: Slapd, tmp_path: Pat
     consumer.start()
     try:
         # The cookie commits with the last of the refresh: compared once then.
-        wait_for(lambda: cookies(consumer) == [(7,)], "the refresh stored no cookie")
+        wait_for(lambda: cookies(consumer) == [(7,)], "the refresh stored no cookie",
+                 consumer, directory, progress=lambda: committed(consumer))
         converge(directory, consumer, seconds=0)
     finally:
         stopped(consumer)
@@ -250,14 +277,15 @@ def test_certdir_converges_after_slapd_is_killed_in_its_refresh_then_on_a_batch(
     consumer.start()
     try:
         wait_for(lambda: any(d.lower().startswith("cn=person ") for d in stored(consumer)),
-                 "certdir committed no person")
+                 "certdir committed no person", consumer, directory)
         directory.kill()
         got = stored(consumer)
         assert (0 < len(got) < before, cookies(consumer)) == (True, [])
         directory.start()
         # Changes only once the refresh is done: one made during a refresh
         # without a cookie meets the gap test_certdir_killed_in_its_refresh pins.
-        wait_for(lambda: cookies(consumer) == [(7,)], "the refresh stored no cookie")
+        wait_for(lambda: cookies(consumer) == [(7,)], "the refresh stored no cookie",
+                 consumer, directory, progress=lambda: committed(consumer))
         assert len(converged(directory, consumer)) == before
         changes_and_a_delete(directory, 0, got)
         held = converged(directory, consumer)
