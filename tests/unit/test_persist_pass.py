@@ -29,6 +29,7 @@ from directory.config import DirectoryConfig
 from directory.dsa import DSA
 from directory.entry import Entry
 from directory.operation import Operation, Reply, Session, Tick, Wait
+from directory.ops import search as search_ops
 from directory.protocol.dn import DN
 from directory.protocol.filter import parse as parse_filter
 from directory.protocol.messages import Deref, Scope, SearchRequest
@@ -85,7 +86,7 @@ def dsa(tmp_path: Path) -> Iterator[DSA]:
         txn.add(person("alice", 1, 1, ALICE))
         txn.add(person("bob", 1, 1, BOB))
     backend.refresh()
-    found = DSA(config, SCHEMA, backend, None)  # type: ignore[arg-type]
+    found = DSA(config, SCHEMA, backend, None)
     yield found
     backend.close()
 
@@ -107,7 +108,7 @@ def persist(dsa: DSA) -> Iterator[Reply | Tick]:
 
 def until_waiting(search: Iterator[Reply | Tick]) -> list[tuple[State, str]]:
     """The Sync States sent until the search waits for commits: (state, entryUUID)."""
-    told = []
+    told: list[tuple[State, str]] = []
     for item in search:
         if isinstance(item, Wait):
             return told
@@ -123,7 +124,7 @@ def test_an_entry_modified_between_the_scans_of_a_pass_is_a_modify(
         dsa: DSA, monkeypatch: pytest.MonkeyPatch) -> None:
     search = persist(dsa)
     assert {(State.ADD, ALICE), (State.ADD, BOB)} <= set(until_waiting(search))
-    scans = provider.matches
+    scans = search_ops.matches
 
     def modify_alice_after(*args: Any, **kwargs: Any) -> Iterator[Any]:
         yield from scans(*args, **kwargs)
