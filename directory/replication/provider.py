@@ -338,8 +338,8 @@ def _delete_phase(op: Operation, request: SearchRequest, base: DN, progress: Pro
         yield _stated(entry_reply(op, request, item.entry), SyncState(State.ADD, item.uuid))
     for left in deleted:
         progress.note(left.csn)
-        progress.first_time(left.uuid, left.csn)
         if left.uuid not in inside:
+            progress.first_time(left.uuid, left.csn)
             gone[left.uuid] = None
     if gone:
         yield Reply(info_message(SyncIdSet(tuple(gone), refresh_deletes=True)))
@@ -467,8 +467,11 @@ def _pass(op: Operation, request: SearchRequest, base: DN,
     reaches = REACHES[request.scope]
     for left in deleted:
         progress.note(left.csn)
-        if (not progress.first_time(left.uuid, left.csn) or left.uuid in inside
-                or left.uuid in progress.outside):
+        # Found in the content, maybe as a cached reading from before this
+        # rename: the next pass sends the entry as it is, so the rename's CSN
+        # must not count as sent.
+        if (left.uuid in inside or left.uuid in progress.outside
+                or not progress.first_time(left.uuid, left.csn)):
             continue
         dn = dsa.parse_dn(left.dn)
         if dn.is_descendant_of(base) and reaches(base, dn):

@@ -7,6 +7,9 @@ its reads, and what it tells must still be what the content holds.
   consumer drop it for good under load, test099).
 - An entry told as gone is sent again once a pass finds it in the
   content, even with the CSN it was told gone with.
+- A rename in the delete log of an entry the pass found in the content in
+  a cached reading from before it does not count as sent: the next pass
+  sends the renamed entry (a slapd consumer kept the old DN, test099).
 
 The DSA is a real one over an SQLite database, read-only (no writer):
 the commits are the backend's own transactions, as another process's
@@ -167,3 +170,40 @@ def test_a_rename_told_as_a_delete_is_sent_again_when_found_in_the_content(
     commit(dsa, person("bob", 1, 2, BOB, "bob@example.org"))
     told = until_waiting(search) + until_waiting(search)
     assert told[told.index((State.DELETE, ALICE)):].count((State.MODIFY, ALICE)) == 1
+
+
+def test_a_rename_of_an_entry_read_from_the_cache_is_sent_by_the_next_pass(
+        dsa: DSA, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alice modified, sent and cached; a commit during that pass keeps the
+    cookie before her change. The next pass reads her rename in the delete
+    log, but her cached modified reading in the content, sent already."""
+    search = persist(dsa)
+    until_waiting(search)
+    old = DN.parse(f"uid=alice,{PEOPLE}", SCHEMA)
+
+    def rename_alice() -> None:
+        stale = dsa.backend.get(old)
+        assert stale is not None
+        renamed = person("alice", 1, 4, ALICE, "alice@example.org")
+        renamed = Entry(DN.parse(f"uid=alicia,{PEOPLE}", SCHEMA),
+                        {**renamed.attributes, "uid": (b"alicia",)})
+        with dsa.backend.transaction() as txn:
+            txn.rename(old, renamed)
+            deletes.record(txn.records, csn(4).decode(), [stale])
+
+    # Each after one pass's refresh, before its reads.
+    commits = [lambda: commit(dsa, person("bob", 1, 3, BOB, "bob@example.org")),
+               rename_alice]
+    start = provider.Progress.start
+
+    def commit_first(progress: provider.Progress, now: dt.datetime) -> Any:
+        if commits:
+            commits.pop(0)()
+        return start(progress, now)
+
+    monkeypatch.setattr(provider.Progress, "start", commit_first)
+    commit(dsa, person("alice", 1, 2, ALICE, "alice@example.org"))
+    told = until_waiting(search)
+    assert commits == []
+    assert (State.DELETE, ALICE) not in told
+    assert told.count((State.MODIFY, ALICE)) == 2
