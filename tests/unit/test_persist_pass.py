@@ -46,12 +46,20 @@ PEOPLE = f"ou=people,{SUFFIX}"
 ROOT = DN.parse(f"cn=admin,{SUFFIX}", SCHEMA)
 
 
-# Recent, as a commit's CSN is: a pass's fence is a minute before it starts.
-EPOCH = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=10)
+# The time the test's CSNs count from.
+CLOCK: dict[str, dt.datetime] = {}
+
+
+@pytest.fixture(autouse=True)
+def recent() -> None:
+    """The test's CSNs are recent, as a commit's is: a pass's fence is a
+    minute before it starts (set per test: the suite may reach one long
+    after it imported this module)."""
+    CLOCK["epoch"] = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=10)
 
 
 def stamp(second: int) -> str:
-    return (EPOCH + dt.timedelta(seconds=second)).strftime("%Y%m%d%H%M%S")
+    return (CLOCK["epoch"] + dt.timedelta(seconds=second)).strftime("%Y%m%d%H%M%S")
 
 
 def csn(second: int) -> bytes:
