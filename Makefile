@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= run/data
 SUFFIX ?= dc=example,dc=com
 APT_PACKAGES := ldap-utils libldap2-dev libsasl2-dev slapd openssl gpgsm dirmngr gpg-agent \
-  chromium chromium-driver libnss3-tools postgresql
+  chromium chromium-driver libnss3-tools postgresql certbot
 APT := $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get
 
 .PHONY: run test lint typecheck unit integration bench bench-replication fuzz system-packages clean
@@ -26,7 +26,8 @@ $(VENV)/.test-deps: $(BIN)/certdir | system-packages
 # python-ldap (built from source), slapd for bench/, gpgsm/dirmngr/gpg-agent
 # for the mail-client scenario (test042); Chromium, its driver and NSS's
 # certutil (to make the browser trust the test CA) for tests/e2e/; PostgreSQL
-# for the suite's second storage backend (tests/pg_cluster.py).
+# for the suite's second storage backend (tests/pg_cluster.py); certbot, the ACME
+# client of the ACME scenario (test100).
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

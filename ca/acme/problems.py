@@ -9,6 +9,9 @@
   (`document`, `body`); no resource writes an error body by hand.
 - `subproblems` (§6.7.1) name the identifier each refers to; a subproblem
   has no status of its own (the top-level one is the response's).
+- `fields` adds members a problem type defines (`algorithms` of
+  badSignatureAlgorithm, §6.2); `headers` adds response headers
+  (Retry-After of rateLimited, Location of an existing account's conflict).
 - `detail` is for humans and is shown as is; it never holds a traceback.
 """
 
@@ -63,7 +66,8 @@ class AcmeProblem(Exception):
     def __init__(self, kind: str, detail: str, status: int = 400,
                  subproblems: tuple[AcmeProblem, ...] = (),
                  identifier: Mapping[str, str] | None = None,
-                 headers: Mapping[bytes, bytes] | None = None) -> None:
+                 headers: Mapping[bytes, bytes] | None = None,
+                 fields: Mapping[str, Any] | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"no ACME problem type {kind!r} (RFC 8555 §6.7)")
         super().__init__(f"{kind}: {detail}")
@@ -73,6 +77,7 @@ class AcmeProblem(Exception):
         self.subproblems = subproblems
         self.identifier = identifier
         self.headers: Mapping[bytes, bytes] = headers or {}
+        self.fields: Mapping[str, Any] = fields or {}
 
     @property
     def type(self) -> str:
@@ -80,7 +85,7 @@ class AcmeProblem(Exception):
 
     def document(self) -> dict[str, Any]:
         """The problem document as a JSON object (RFC 7807 §3.1)."""
-        doc: dict[str, Any] = {"type": self.type, "detail": self.detail}
+        doc: dict[str, Any] = {**self.fields, "type": self.type, "detail": self.detail}
         if self.identifier is not None:
             doc["identifier"] = dict(self.identifier)
         else:
