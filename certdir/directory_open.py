@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ca.acme.store import TABLES as ACME_TABLES
 from ca.store import TABLES as CA_TABLES
 from certdir.config import CONFIG_FILE, Config, ConfigError
 from certdir.storage_url import connect_url, one_line
@@ -88,7 +89,7 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
     share = config.workers
     with storage_errors(config):
         backend = open_backend(Storage(storage_url(config), schema, config.directory.indexes,
-                                       CA_TABLES + KMS_TABLES + REPLICATION_TABLES
+                                       CA_TABLES + ACME_TABLES + KMS_TABLES + REPLICATION_TABLES
                                        + CONTEXT_TABLES + DELETE_TABLES,
                                        config.directory.cache_entries // share,
                                        config.directory.cache_bytes // share))

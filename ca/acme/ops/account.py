@@ -1,0 +1,157 @@
+"""Accounts: newAccount, the account URL, its orders, keyChange (RFC 8555 §7.3).
+
+- newAccount is signed with a `jwk`. A key that already has an account
+  gets that account, 200 with its Location (§7.3.1); with
+  `onlyReturnExisting` and no account, accountDoesNotExist. Otherwise a
+  new account, 201 with Location, status valid.
+- With terms of service configured, a new account must set
+  `termsOfServiceAgreed` true, else malformed (§7.3.3).
+- Contacts are `mailto:` URLs of one address without header fields
+  (§7.3: servers need only support mailto); another scheme is
+  unsupportedContact, a bad address invalidContact.
+- POST to the account URL, signed by that account (a kid naming another
+  account is unauthorized): an empty payload reads it (POST-as-GET), a
+  `contact` replaces the contacts, `status: deactivated` deactivates it
+  for good (§7.3.6); later requests with its kid are unauthorized.
+- The orders URL lists the account's orders that are not invalid (§7.1.2.1).
+- keyChange (§7.3.5): the outer JWS is signed by the account (kid); its
+  payload is a JWS signed by the new key (jwk), with the same `url` and no
+  nonce, whose payload names the account (`account` = the kid) and the old
+  key (`oldKey`, equal to the account's key). A new key another account
+  holds is 409 with that account's Location.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ca.acme import jws as jws_module
+from ca.acme.calls import Call, Reply
+from ca.acme.problems import AcmeProblem
+from ca.acme.store import Account, AcmeStore, new_id
+from directory.backend import Transaction
+
+MAILBOX = re.compile(r"[^@\s,?<>]+@[^@\s,?<>]+")
+MAX_CONTACTS = 10
+
+
+def _contacts(payload: dict[str, Any]) -> tuple[str, ...]:
+    contact = payload.get("contact", [])
+    if not isinstance(contact, list) or len(contact) > MAX_CONTACTS:
+        raise AcmeProblem("malformed", f"contact is a list of at most {MAX_CONTACTS} URLs")
+    for url in contact:
+        if not isinstance(url, str) or not url.startswith("mailto:"):
+            raise AcmeProblem("unsupportedContact", f"{url!r}: contacts are mailto: URLs")
+        if not MAILBOX.fullmatch(url.removeprefix("mailto:")):
+            raise AcmeProblem("invalidContact", f"{url!r} is not one mail address")
+    return tuple(contact)
+
+
+def account_object(call: Call, account: Account) -> dict[str, Any]:
+    return {"status": account.status, "contact": list(account.contact),
+            "orders": call.urls.orders(account.id)}
+
+
+async def new_account(call: Call) -> Reply:
+    jws, key = call.signed(), call.key
+    assert key is not None
+    payload = jws.object()
+    with call.acme.reading() as store:
+        existing = store.account_by_key(key.thumbprint)
+    if existing is not None:
+        return Reply(200, account_object(call, existing),
+                     location=call.urls.account(existing.id))
+    if payload.get("onlyReturnExisting") is True:
+        raise AcmeProblem("accountDoesNotExist", "no account has this key")
+    if call.acme.config.terms_of_service and payload.get("termsOfServiceAgreed") is not True:
+        raise AcmeProblem("malformed", "agree to the terms of service "
+                          f"({call.acme.config.terms_of_service}) with termsOfServiceAgreed")
+    account = Account(new_id(), key.thumbprint, key.canonical, _contacts(payload), "valid",
+                      call.now)
+
+    def add(txn: Transaction) -> Account:
+        store = AcmeStore(txn.records)
+        if store.add_account(account):
+            return account
+        found = store.account_by_key(account.thumbprint)
+        assert found is not None
+        return found
+
+    made = await call.acme.write(add)
+    return Reply(201 if made is account else 200, account_object(call, made),
+                 location=call.urls.account(made.id))
+
+
+def _own(call: Call) -> Account:
+    account = call.by()
+    if account.id != call.ident:
+        raise AcmeProblem("unauthorized", "a request for an account is signed by it", 403)
+    return account
+
+
+async def update_account(call: Call) -> Reply:
+    account = _own(call)
+    payload = call.signed().json()
+    if payload is None:
+        return Reply(200, account_object(call, account), location=call.urls.account(account.id))
+    if not isinstance(payload, dict):
+        raise AcmeProblem("malformed", "the payload is not a JSON object")
+    status = payload.get("status")
+    if status not in (None, "deactivated"):
+        raise AcmeProblem("malformed", "an account's status can only become deactivated")
+    contact = _contacts(payload) if "contact" in payload else None
+
+    def change(txn: Transaction) -> Account | None:
+        store = AcmeStore(txn.records)
+        if contact is not None:
+            store.set_contact(account.id, contact)
+        if status == "deactivated":
+            store.set_account_status(account.id, "deactivated")
+        return store.account(account.id)
+
+    changed = await call.acme.write(change)
+    assert changed is not None
+    return Reply(200, account_object(call, changed), location=call.urls.account(account.id))
+
+
+async def orders(call: Call) -> Reply:
+    account = _own(call)
+    with call.acme.reading() as store:
+        found = [order.id for order in store.orders(account.id) if order.status != "invalid"]
+    return Reply(200, {"orders": [call.urls.order(ident) for ident in found]})
+
+
+async def key_change(call: Call) -> Reply:
+    account, outer = call.by(), call.signed()
+    inner = jws_module.parse(outer.object(), inner=True)
+    if inner.jwk is None:
+        raise AcmeProblem("malformed", "the inner JWS of keyChange is signed with a jwk")
+    inner.verify(inner.jwk)
+    if inner.url != outer.url:
+        raise AcmeProblem("malformed", "the inner JWS's url differs from the outer's")
+    payload = inner.object()
+    if payload.get("account") != outer.kid:
+        raise AcmeProblem("malformed", "the inner payload's account is not the signer's")
+    try:
+        old = jws_module.Jwk.parse(payload.get("oldKey"))
+    except AcmeProblem:
+        raise AcmeProblem("malformed", "oldKey is not a usable JWK") from None
+    if old.thumbprint != account.thumbprint:
+        raise AcmeProblem("malformed", "oldKey is not the account's key")
+    new = inner.jwk
+
+    def change(txn: Transaction) -> Account | None:
+        store = AcmeStore(txn.records)
+        if store.change_key(account.id, new.thumbprint, new.canonical):
+            return None
+        return store.account_by_key(new.thumbprint)
+
+    holder = await call.acme.write(change)
+    if holder is not None:
+        raise AcmeProblem("malformed", "another account holds the new key", 409,
+                          headers={b"Location": call.urls.account(holder.id).encode()})
+    with call.acme.reading() as store:
+        changed = store.account(account.id)
+    assert changed is not None
+    return Reply(200, account_object(call, changed), location=call.urls.account(account.id))
