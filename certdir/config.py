@@ -187,6 +187,10 @@ class _Section:
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
 
+    def error(self, name: str, why: str) -> ConfigError:
+        """The error naming key `name` (an item as `name[i]`) of this section, and why."""
+        return ConfigError(f"{self.key(name)}: {why}")
+
     def get(self, name: str, kind: type | tuple[type, ...], default: Any = None,
             check: Callable[[Any], bool] | None = None, hint: str = "") -> Any:
         self.used.add(name)
