@@ -4,6 +4,8 @@
   environment variable `passphrase_env` names, else from `passphrase_file`
   (the "key disk": the administrator may keep it off the machine and put
   it back to start), else from a prompt when there is a terminal.
+- `acme` is the ACME server's settings (`ca.acme.config`), None when
+  `ca.acme` is absent: ACME issues nothing unless configured.
 - Policies map a profile to the policy module that decides its requests
   (`ca.policy.POLICIES`); a profile without an entry needs an officer.
 """
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ca.acme.config import AcmeConfig
 from ca.profiles import Profile
 
 
@@ -51,3 +54,5 @@ class CAConfig:
     # CA officers: directory entries who approve, deny and revoke with their own password.
     officers: tuple[str, ...] = ()
     ocsp: OCSPConfig = field(default_factory=OCSPConfig)
+    # The ACME server (`ca.acme`), served under /acme/ of the https site when set.
+    acme: AcmeConfig | None = None

@@ -6,6 +6,9 @@
 - `auto` issues every request for the profile.
 - `officer` issues what an officer submits (`certdir ca issue`) and keeps
   everything else pending until an officer decides.
+- `acme` issues what the ACME server submits (it has validated control of
+  every name in the request, RFC 8555 §7.5) and what an officer submits;
+  everything else waits for an officer, as with `officer`.
 - `kms` is the key-management service's hook: requests the KMS submits
   (it has checked the enrollment token) are issued, officers may still
   issue, anything else is refused.
@@ -22,6 +25,7 @@ class Origin(enum.Enum):
     OFFICER = "officer"      # the CA administrator, on the CA's own machine
     REQUESTER = "requester"  # anyone submitting a request to the queue
     KMS = "kms"
+    ACME = "acme"  # the ACME server, once every identifier of the order validated
 
 
 class Decision(enum.Enum):
@@ -50,13 +54,20 @@ def _officer(submission: Submission) -> tuple[Decision, str]:
     return Decision.PENDING, "waiting for a CA officer's approval"
 
 
+def _acme(submission: Submission) -> tuple[Decision, str]:
+    if submission.origin in (Origin.ACME, Origin.OFFICER):
+        return Decision.ISSUE, f"issued for the {submission.origin.value}"
+    return Decision.PENDING, "waiting for a CA officer's approval"
+
+
 def _kms(submission: Submission) -> tuple[Decision, str]:
     if submission.origin in (Origin.KMS, Origin.OFFICER):
         return Decision.ISSUE, f"issued for the {submission.origin.value}"
     return Decision.DENY, f"profile {submission.profile} is issued through the KMS only"
 
 
-POLICIES: Mapping[str, Policy] = {"auto": _auto, "officer": _officer, "kms": _kms}
+POLICIES: Mapping[str, Policy] = {"auto": _auto, "officer": _officer, "acme": _acme,
+                                  "kms": _kms}
 
 DEFAULT_POLICIES: Mapping[str, str] = {
     "smime-user": "officer",

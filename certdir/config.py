@@ -55,12 +55,14 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from ca.acme.config import AcmeConfig, RateLimits
+from ca.acme.policy import policy_from
 from ca.config import CAConfig, CRLConfig, OCSPConfig
 from ca.errors import CAError
 from ca.hierarchy import ca_subject
 from ca.keys import KEY_TYPES
 from ca.policy import DEFAULT_POLICIES, POLICIES
-from ca.profiles import load_profiles
+from ca.profiles import Profile, load_profiles
 from ca.web.config import WebConfig
 from certdir.storage_url import StorageURLError, checked
 from directory.acl.rules import Proxy, Rule, RuleError, parse_proxies, parse_rules
@@ -103,6 +105,7 @@ SPAN = {"seconds": 100 * 365 * 86_400, "minutes": 100 * 365 * 1_440,
 
 _WEB = WebConfig()
 _OCSP = OCSPConfig()
+_RATE_LIMITS = RateLimits()
 
 
 class ConfigError(ValueError):
@@ -787,12 +790,40 @@ def _ca(section: _Section, data_dir: Path, listen: tuple[ListenURL, ...],
     ocsp_section.finish()
     if ocsp.renew_days >= ocsp.responder_days:
         raise ConfigError(f"{ocsp_section.key('renew_days')}: must be less than responder_days")
+    acme = _acme(section.section("acme"), profiles) if "acme" in section.data else None
     section.finish()
     return CAConfig(name=name, key_type=key_type, validity_days=validity,
                     passphrase_file=passphrase_file, passphrase_env=passphrase_env,
                     base_url=base_url.rstrip("/"), ldap_url=ldap_url.rstrip("/"),
                     profiles=profiles, policies=policies, crl=crl, tls_renew_days=renew,
-                    web_profiles=web_profiles, officers=officers, ocsp=ocsp)
+                    web_profiles=web_profiles, officers=officers, ocsp=ocsp, acme=acme)
+
+
+def _acme(section: _Section, profiles: Mapping[str, Profile]) -> AcmeConfig:
+    """`ca.acme`: the directory's meta, rate limits and lifetimes read here; the
+    identifier policy's keys by `policy_from`, which finishes the section."""
+    def url(name: str) -> str | None:
+        value: str = section.get(name, str, "", lambda v: v.startswith(("http://", "https://")),
+                                 "an http:// or https:// URL")
+        return value or None
+
+    limits_section = section.section("rate_limits")
+    limits = RateLimits(**{name: limits_section.get(name, int, default, _positive, "must be > 0")
+                           for name, default in (
+                               ("window_minutes", _RATE_LIMITS.window_minutes),
+                               ("orders_per_account", _RATE_LIMITS.orders_per_account),
+                               ("orders_per_identifier", _RATE_LIMITS.orders_per_identifier))})
+    limits_section.finish()
+    terms, website = url("terms_of_service"), url("website")
+    caa = section.strings("caa_identities", ())
+    nonce_minutes = section.duration("nonce_minutes", 60, "minutes")
+    order_days = section.duration("order_days", 7, "days")
+    policy = policy_from(section)
+    if policy.profile not in profiles:
+        raise ConfigError(f"{section.key('profile')}: no such profile {policy.profile!r}")
+    return AcmeConfig(policy=policy, terms_of_service=terms, website=website,
+                      caa_identities=caa, limits=limits, nonce_minutes=nonce_minutes,
+                      order_days=order_days)
 
 
 def _kms(section: _Section, data_dir: Path, http: tuple[HTTPURL, ...]) -> KMSConfig:

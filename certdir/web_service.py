@@ -17,6 +17,9 @@
   worker and start.
 - Slow work goes to one bounded thread pool per worker, stopped at
   shutdown.
+- With `ca.acme` configured, the https site serves the ACME server at
+  `/acme/` (`ca.acme.resource`); plain http redirects it there like every
+  page.
 - Names nothing else serves are CA certificates and CRLs (`ca.web.downloads`);
   what is not one of those is redirected (plain http) or a 404 page (https).
 """
@@ -54,7 +57,13 @@ def _roots(web: Web, https: dict[bytes, Resource]) -> tuple[Resource, Resource]:
     public: dict[bytes, Resource] = {**ocsp.children(web)}
     redirect = RedirectToHTTPS(web.config.https_url)
     plain = Root(public, fallback=Downloads(web, redirect))
-    secure = Root({**public, **pages.children(web), **https},
+    acme: dict[bytes, Resource] = {}
+    if web.authority.config.acme is not None:
+        from ca.acme.context import Acme
+        from ca.acme.resource import resource
+
+        acme[b"acme"] = resource(Acme(web, web.authority.config.acme))
+    secure = Root({**public, **pages.children(web), **https, **acme},
                   fallback=Downloads(web, pages.missing(web)))
     return plain, secure
 

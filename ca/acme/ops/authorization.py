@@ -26,8 +26,8 @@ from typing import Any
 
 from ca.acme.calls import Call, Reply
 from ca.acme.context import Acme
+from ca.acme.identifiers import WILDCARD, Identifier
 from ca.acme.ops.order import advance, owned_order
-from ca.acme.policy import Identifier
 from ca.acme.problems import AcmeProblem
 from ca.acme.store import AcmeStore, Authorization, Challenge
 from ca.acme.validation import validate
@@ -132,7 +132,8 @@ def _validating(acme: Acme, found: Challenge, parent: Authorization,
         error: dict[str, Any] | None = None
         try:
             await validate(acme.config.policy, found.type,
-                           Identifier(parent.type, parent.value), found.token,
+                           Identifier(parent.type, WILDCARD * parent.wildcard + parent.value),
+                           found.token,
                            key_authorization)
         except AcmeProblem as problem:
             error = problem.document()

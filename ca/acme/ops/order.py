@@ -2,14 +2,16 @@
 
 - newOrder takes 1 to `MAX_IDENTIFIERS` identifiers of type dns or ip
   (RFC 8738); another type is unsupportedIdentifier, a value the
-  identifier rules refuse malformed, and one the policy (`ca.acme.allowed`)
-  does not allow rejectedIdentifier, with one subproblem per identifier
-  refused (§6.7.1). `notBefore`/`notAfter` are not supported (malformed):
+  identifier rules refuse (`ca.acme.identifiers`) rejectedIdentifier, and
+  so is one the policy (`ca.acme.allowed`) does not allow or no offered
+  challenge validates, with one subproblem per identifier refused
+  (§6.7.1). `notBefore`/`notAfter` are not supported (malformed):
   validity comes from the profile. Duplicates count once.
-- Each identifier gets one authorization with an http-01 and a tls-alpn-01
-  challenge, and dns-01 when a resolver is configured (RFC 8738 §7: none
-  for ip); a wildcard (`*.name`) gets dns-01 only, so without a resolver it
-  is rejectedIdentifier. The order is 201 with its Location.
+- Each identifier gets one authorization with the challenges validation
+  offers for it (`ca.acme.validation.offered`: http-01 and tls-alpn-01,
+  dns-01 when a resolver is configured; RFC 8738 §7: none for ip; a
+  wildcard dns-01 only, so without a resolver it is rejectedIdentifier).
+  The order is 201 with its Location.
 - Rate limits, counted in the transaction that adds the order so front ends
   agree: at most `orders_per_account` orders per account and
   `orders_per_identifier` authorizations per identifier value within the
@@ -45,10 +47,11 @@ from cryptography.x509.oid import NameOID
 
 from ca.acme import states
 from ca.acme.calls import Call, Reply
+from ca.acme.identifiers import Identifier
 from ca.acme.jws import b64decode, b64encode
-from ca.acme.policy import Identifier
 from ca.acme.problems import AcmeProblem
 from ca.acme.store import AcmeStore, Authorization, Challenge, Order, new_id
+from ca.acme.validation import offered
 from ca.errors import CAError
 from ca.issue import Outcome, Prepared, commit, prepare
 from ca.policy import Decision, Origin
@@ -62,12 +65,6 @@ log = logging.getLogger("certdir.acme")
 MAX_IDENTIFIERS = 100
 TOKEN_BYTES = 32
 PEM_CHAIN = b"application/pem-certificate-chain"
-# Challenge types per identifier type; dns-01 only with a resolver (RFC 8738 §7).
-CHALLENGES: dict[str, tuple[str, ...]] = {
-    "dns": ("http-01", "tls-alpn-01", "dns-01"),
-    "ip": ("http-01", "tls-alpn-01"),
-}
-RESOLVED = frozenset({"dns-01"})
 
 
 def _identifiers(payload: dict[str, Any]) -> tuple[Identifier, ...]:
@@ -76,40 +73,23 @@ def _identifiers(payload: dict[str, Any]) -> tuple[Identifier, ...]:
         raise AcmeProblem("malformed", f"identifiers is a list of 1 to {MAX_IDENTIFIERS}")
     found: dict[Identifier, None] = {}
     for item in given:
-        if not isinstance(item, dict) or not isinstance(item.get("value"), str):
+        if not isinstance(item, dict) or set(item) != {"type", "value"}:
             raise AcmeProblem("malformed", "an identifier is {type, value}")
-        if item.get("type") not in CHALLENGES:
-            raise AcmeProblem("unsupportedIdentifier",
-                              f"identifier type {item.get('type')!r} (dns and ip are)")
-        try:
-            found[Identifier(item["type"], item["value"])] = None
-        except (AcmeProblem, ValueError) as e:
-            raise AcmeProblem("malformed", f"identifier {item['value']!r}: {e}") from None
+        found[Identifier(item["type"], item["value"])] = None
     return tuple(found)
 
 
 def _refused(call: Call, identifiers: tuple[Identifier, ...]) -> None:
     policy = call.acme.config.policy
     refused = [AcmeProblem("rejectedIdentifier",
-                           f"{i.value} is not an identifier this CA issues for",
+                           f"{i.value} is not an identifier this CA issues for"
+                           if not policy.allows(i) else
+                           f"{i.value}: no challenge this server offers validates it",
                            identifier={"type": i.type, "value": i.value})
-               for i in identifiers if not policy.allows(i)]
-    refused += [AcmeProblem("rejectedIdentifier",
-                            f"{i.value}: a wildcard is validated by dns-01, which needs a "
-                            "resolver", identifier={"type": i.type, "value": i.value})
-                for i in identifiers if i.value.startswith("*.") and policy.resolver is None]
+               for i in identifiers if not policy.allows(i) or not offered(policy, i)]
     if refused:
         raise AcmeProblem("rejectedIdentifier",
                           "; ".join(p.detail for p in refused), subproblems=tuple(refused))
-
-
-def _challenge_types(call: Call, identifier: Identifier) -> tuple[str, ...]:
-    kinds = CHALLENGES[identifier.type]
-    if identifier.value.startswith("*."):
-        kinds = tuple(k for k in kinds if k in RESOLVED)
-    if call.acme.config.policy.resolver is None:
-        kinds = tuple(k for k in kinds if k not in RESOLVED)
-    return kinds
 
 
 def _check_limits(call: Call, store: AcmeStore, identifiers: tuple[Identifier, ...]) -> None:
@@ -130,7 +110,7 @@ def _check_limits(call: Call, store: AcmeStore, identifiers: tuple[Identifier, .
 
 
 def _bare(identifier: Identifier) -> str:
-    return identifier.value.removeprefix("*.")
+    return identifier.name
 
 
 def _new(call: Call, identifiers: tuple[Identifier, ...]) -> tuple[
@@ -141,12 +121,13 @@ def _new(call: Call, identifiers: tuple[Identifier, ...]) -> tuple[
     authorizations, challenges = [], []
     for identifier in identifiers:
         authorization = Authorization(new_id(), order.id, identifier.type, _bare(identifier),
-                                      identifier.value.startswith("*."), "pending", call.now,
+                                      identifier.wildcard, "pending", call.now,
                                       expires)
         authorizations.append(authorization)
         challenges += [Challenge(new_id(), authorization.id, kind,
-                                 b64encode(secrets.token_bytes(TOKEN_BYTES)), "pending", None, None)
-                       for kind in _challenge_types(call, identifier)]
+                                 b64encode(secrets.token_bytes(TOKEN_BYTES)), "pending", None,
+                                 None)
+                       for kind in offered(call.acme.config.policy, identifier)]
     return order, tuple(authorizations), tuple(challenges)
 
 
