@@ -15,6 +15,8 @@
 - Certificates and CRLs are signed before that transaction opens (CRLs
   after the change they list has committed), so the write lock the
   server's writer waits for is held for database writes only.
+- `ca acme list|show|deactivate` are the ACME server's accounts and
+  orders (`certdir.acme_commands`); deactivate is an officer action.
 - Listings are rich tables; `issue` prints the new certificate's serial
   (hexadecimal) alone on standard output, for scripts.
 """
@@ -58,7 +60,7 @@ from ca.public import write_chain, write_crl, write_crls
 from ca.publish import publish_authority
 from ca.store import IssuedRecord, Store, parse_serial, serial_text
 from ca.verify import verify_file
-from certdir import officers
+from certdir import acme_commands, officers
 from certdir.ca_writing import utc_now, writing
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
 from certdir.directory_open import offline_directory, storage_url
@@ -377,6 +379,21 @@ def _status(config: Config, args: argparse.Namespace) -> None:
     console.print(table)
 
 
+def _acme_list(config: Config, args: argparse.Namespace) -> None:
+    ca_config(config)
+    for table in acme_commands.list_all(config):
+        console.print(table)
+
+
+def _acme_show(config: Config, args: argparse.Namespace) -> None:
+    ca_config(config)
+    console.print(acme_commands.show(config, args.id))
+
+
+def _acme_deactivate(config: Config, args: argparse.Namespace) -> None:
+    print(acme_commands.deactivate(config, args.id, _actor(config, args)))
+
+
 def _backup_passphrase(args: argparse.Namespace, confirm: bool) -> bytes:
     """From --passphrase-file, $CERTDIR_BACKUP_PASSPHRASE or a prompt (twice when
     choosing one); never empty."""
@@ -536,6 +553,21 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     p = command("verify", _verify, "check a certificate's chain and CRL status")
     p.add_argument("file", type=Path)
     command("status", _status, "the CA at a glance")
+    acme = ca.add_parser("acme", help="the ACME server's accounts and orders").add_subparsers(
+        dest="acme_command", required=True)
+
+    def acme_command(name: str, run: Command, text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = acme.add_parser(name, help=text)
+        data_dir(p)
+        p.set_defaults(run=lambda args: run(_config(args), args))
+        return p
+
+    acme_command("list", _acme_list, "every ACME account and order")
+    acme_command("show", _acme_show, "one ACME account or order").add_argument("id")
+    p = acme_command("deactivate", _acme_deactivate,
+                     "deactivate an ACME account, or end an order")
+    officers.add_arguments(p, "ca.officers", required=False)
+    p.add_argument("id")
     p = command("backup", _backup, "one encrypted archive of CA keys, database and config")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--passphrase-file", type=Path,
