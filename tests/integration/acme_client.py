@@ -6,7 +6,10 @@ can break each rule on purpose: any protected header (`alg: none`, jwk and
 kid together, a foreign `url`), a spent nonce, an unsigned body.
 
 `Challenges` serves http-01 key authorizations on a port of its own, as
-certbot's standalone plugin does.
+certbot's standalone plugin does. `acme_server` is the certdir both ACME
+scenarios run: ACME on its https service for `.certdir.test` and loopback,
+`NAME` and `OTHER` resolving to 127.0.0.1, http-01 on a port of the test's,
+the `acme` policy module issuing tls-server.
 """
 
 from __future__ import annotations
@@ -25,9 +28,29 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from tests.integration.conftest import Server, make_server
+
+NAME = "www.certdir.test"
+OTHER = "other.certdir.test"
+
+
+def acme_server(tmp: Path, http01_port: int) -> Server:
+    """A certdir with ACME on its https service, validating http-01 on `http01_port`."""
+    server = make_server(tmp)
+    path = server.data_dir / "certdir.yaml"
+    settings = yaml.safe_load(path.read_text())
+    settings["ca"]["acme"] = {"allowed": [".certdir.test", "127.0.0.0/8"],
+                              "resolve": {NAME: "127.0.0.1", OTHER: "127.0.0.1"},
+                              "http01_port": http01_port, "retries": 0,
+                              "total_timeout_s": 10}
+    settings["ca"]["policies"] = {"tls-server": "acme"}
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return server
 
 
 def b64(data: bytes) -> str:

@@ -1,0 +1,259 @@
+"""Scenario 101: certdir's ACME server against a hostile client (RFC 8555 §6, §7).
+
+A client of the test's own (tests/integration/acme_client.py, signing with
+`cryptography` alone) breaks one rule per case and gets one exact answer:
+
+1. A nonce used twice is badNonce (400), a nonce never issued too; an
+   answer always carries a fresh Replay-Nonce.
+2. `alg: none` and HS256 are badSignatureAlgorithm, with the
+   `algorithms` list (§6.2).
+3. A protected `url` other than the URL posted to is unauthorized (403, §6.4).
+4. jwk and kid together is malformed; a kid of no account is
+   accountDoesNotExist; a signature that does not verify malformed.
+5. A body over `http.max_body_bytes` is 413 before the resource runs; a
+   body that is not application/jose+json is 415 malformed.
+6. A finalize before the order's authorizations validated is orderNotReady
+   (403); once http-01 validated, a CSR naming a name the order does not
+   hold is badCSR, and so is one lacking an ordered name.
+7. A name outside `ca.acme.allowed` is rejectedIdentifier with a
+   subproblem naming it; another account reading the order is unauthorized.
+8. keyChange moves the account to a new key: the old key no longer finds
+   it; a deactivated account can sign nothing more (unauthorized).
+
+After every case nothing was issued: the CA's certificates and requests
+are as before the module's first request.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from tests.integration.acme_client import (
+    NAME,
+    OTHER,
+    Challenges,
+    Client,
+    acme_server,
+    b64,
+    jwk_of,
+    sign,
+)
+from tests.integration.conftest import Server, database_rows
+from tests.ports import free_port
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    server: Server
+    challenges: Challenges
+    issued: tuple[int, int]
+
+    def client(self) -> Client:
+        client = Client(f"{self.server.https_url}/acme/directory", self.server.ca_file)
+        client.start()
+        return client
+
+
+def _issued(server: Server) -> tuple[int, int]:
+    [(certificates,)] = database_rows(server.data_dir, "SELECT count(*) FROM ca_certificates")
+    [(requests,)] = database_rows(server.data_dir, "SELECT count(*) FROM ca_requests")
+    return int(certificates), int(requests)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    port = free_port()
+    server = acme_server(tmp_path_factory.mktemp("acme-hostile"), port)
+    server.start()
+    # The delegated OCSP responder's certificate is issued at start: count after it.
+    deadline = time.monotonic() + 30
+    while "OCSP responder certificate" not in server.log():
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
+    with Challenges(port).serving() as challenges:
+        yield Site(server, challenges, _issued(server))
+    log = server.stop()
+    assert "Traceback" not in log, log
+
+
+@pytest.fixture
+def client(site: Site) -> Iterator[Client]:
+    made = site.client()
+    made.register()
+    yield made
+    assert _issued(site.server) == site.issued, "a refused request issued something"
+
+
+def test_a_replayed_nonce_is_bad_nonce(site: Site) -> None:
+    client = site.client()
+    spent = client.nonce
+    first = client.register()
+    assert first.status == 201
+    again = client.post(client.directory["newOrder"], {"identifiers": [
+        {"type": "dns", "value": NAME}]}, client.header(client.directory["newOrder"],
+                                                         nonce=spent))
+    assert (again.status, again.problem) == (400, "badNonce")
+    assert again.headers["Replay-Nonce"] not in (spent, None)
+
+
+def test_a_nonce_never_issued_is_bad_nonce(client: Client) -> None:
+    url = client.directory["newOrder"]
+    answer = client.post(url, {"identifiers": [{"type": "dns", "value": NAME}]},
+                         client.header(url, nonce=b64(b"\0" * 40)))
+    assert (answer.status, answer.problem) == (400, "badNonce")
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256"])
+def test_unaccepted_algorithms(client: Client, alg: str) -> None:
+    url = client.directory["newOrder"]
+    signed = sign(client.key, client.header(url, alg=alg), {"identifiers": []})
+    if alg == "none":
+        signed["signature"] = ""
+    answer = client.request("POST", url, json.dumps(signed).encode())
+    assert (answer.status, answer.problem) == (400, "badSignatureAlgorithm")
+    assert set(answer.json()["algorithms"]) == {"ES256", "RS256", "EdDSA"}
+
+
+def test_url_not_the_one_posted_to_is_unauthorized(client: Client) -> None:
+    answer = client.post(client.directory["newOrder"],
+                         {"identifiers": [{"type": "dns", "value": NAME}]},
+                         client.header(client.directory["revokeCert"]))
+    assert (answer.status, answer.problem) == (403, "unauthorized")
+
+
+def test_jwk_and_kid_together_are_malformed(client: Client) -> None:
+    url = client.directory["newOrder"]
+    answer = client.post(url, {"identifiers": [{"type": "dns", "value": NAME}]},
+                         client.header(url, jwk=jwk_of(client.key)))
+    assert (answer.status, answer.problem) == (400, "malformed")
+
+
+def test_unknown_kid_is_account_does_not_exist(client: Client) -> None:
+    url = client.directory["newOrder"]
+    assert client.kid is not None
+    answer = client.post(url, {"identifiers": [{"type": "dns", "value": NAME}]},
+                         client.header(url, kid=client.kid[:-4] + "AAAA"))
+    assert (answer.status, answer.problem) == (400, "accountDoesNotExist")
+
+
+def test_another_key_signing_is_malformed(client: Client) -> None:
+    url = client.directory["newOrder"]
+    answer = client.post(url, {"identifiers": [{"type": "dns", "value": NAME}]},
+                         key=ec.generate_private_key(ec.SECP256R1()))
+    assert (answer.status, answer.problem) == (400, "malformed")
+    assert "does not verify" in answer.json()["detail"]
+
+
+def test_body_over_the_limit_is_413(site: Site, client: Client) -> None:
+    url = client.directory["newOrder"]
+    parts = url.split("/", 3)
+    host, port = parts[2].split(":")
+    context = ssl.create_default_context(cafile=str(site.server.ca_file))
+    connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=30)
+    connection.request("POST", "/" + parts[3], body=b"{" + b" " * (70 * 1024) + b"}",
+                       headers={"Content-Type": "application/jose+json"})
+    assert connection.getresponse().status == 413
+    connection.close()
+
+
+def test_other_content_type_is_415(client: Client) -> None:
+    url = client.directory["newOrder"]
+    signed = sign(client.key, client.header(url), {"identifiers": []})
+    answer = client.request("POST", url, json.dumps(signed).encode(), "application/json")
+    assert (answer.status, answer.problem) == (415, "malformed")
+
+
+def test_a_name_outside_the_policy_is_rejected(client: Client) -> None:
+    answer = client.order(NAME, "www.example.org")
+    assert (answer.status, answer.problem) == (400, "rejectedIdentifier")
+    [sub] = answer.json()["subproblems"]
+    assert sub["identifier"] == {"type": "dns", "value": "www.example.org"}
+
+
+def test_finalize_before_validation_is_order_not_ready(client: Client) -> None:
+    order = client.order(NAME)
+    assert order.status == 201, order.body
+    answer = client.post(order.json()["finalize"], {"csr": _csr(NAME)})
+    assert (answer.status, answer.problem) == (403, "orderNotReady")
+
+
+def test_another_account_cannot_read_the_order(site: Site, client: Client) -> None:
+    order = client.order(NAME)
+    other = site.client()
+    other.register()
+    answer = other.post(order.headers["Location"], None)
+    assert (answer.status, answer.problem) == (403, "unauthorized")
+
+
+def _csr(*names: str) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                          critical=False)
+           .sign(key, hashes.SHA256()))
+    return b64(csr.public_bytes(Encoding.DER))
+
+
+def _validated(site: Site, client: Client, name: str) -> dict[str, str]:
+    """A new order for `name` whose http-01 challenge validated: the order."""
+    order = client.order(name)
+    assert order.status == 201, order.body
+    [authorization] = order.json()["authorizations"]
+    challenge = next(c for c in client.post(authorization, None).json()["challenges"]
+                     if c["type"] == "http-01")
+    site.challenges.answers[challenge["token"]] = client.key_authorization(challenge["token"])
+    started = client.post(challenge["url"], {})
+    assert started.status == 200, started.body
+    assert f'<{authorization}>;rel="up"' in started.headers.get_all("Link", [])
+    deadline = time.monotonic() + 20
+    while client.post(authorization, None).json()["status"] != "valid":
+        assert time.monotonic() < deadline, client.post(authorization, None).body
+        time.sleep(0.1)
+    ready = client.post(order.headers["Location"], None).json()
+    assert ready["status"] == "ready", ready
+    return dict(ready)
+
+
+@pytest.mark.parametrize("names", [(NAME, OTHER), (OTHER,)])
+def test_csr_with_other_names_is_bad_csr(site: Site, client: Client,
+                                         names: tuple[str, ...]) -> None:
+    order = _validated(site, client, NAME)
+    answer = client.post(order["finalize"], {"csr": _csr(*names)})
+    assert (answer.status, answer.problem) == (400, "badCSR")
+    assert OTHER in answer.json()["detail"]
+
+
+def test_key_change_moves_the_account(site: Site, client: Client) -> None:
+    url = client.directory["keyChange"]
+    new = ec.generate_private_key(ec.SECP256R1())
+    inner = sign(new, {"alg": "ES256", "jwk": jwk_of(new), "url": url},
+                 {"account": client.kid, "oldKey": jwk_of(client.key)})
+    answer = client.post(url, inner)
+    assert answer.status == 200, answer.body
+    old = client.post(client.directory["newAccount"], {"onlyReturnExisting": True},
+                      {"alg": "ES256", "nonce": client.nonce,
+                       "url": client.directory["newAccount"], "jwk": jwk_of(client.key)})
+    assert (old.status, old.problem) == (400, "accountDoesNotExist")
+    client.key = new
+    assert client.order(NAME).status == 201
+
+
+def test_a_deactivated_account_signs_nothing(client: Client) -> None:
+    assert client.kid is not None
+    gone = client.post(client.kid, {"status": "deactivated"})
+    assert (gone.status, gone.json()["status"]) == (200, "deactivated")
+    answer = client.order(NAME)
+    assert (answer.status, answer.problem) == (403, "unauthorized")
