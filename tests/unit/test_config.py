@@ -206,6 +206,9 @@ def test_example_config_loads(tmp_path: Path) -> None:
     assert config.ca is not None
     assert config.ca.profiles["partner-smime"].validity_days == 730
     assert config.ca.passphrase_file == tmp_path / "secrets" / "ca-passphrase"
+    assert config.ca.acme is not None
+    assert config.ca.acme.limits.orders_per_identifier == 50
+    assert config.ca.acme.caa_identities == ("pki.example.com",)
 
 
 # --- every key of config.example.yaml, given values of the wrong type ------------------
@@ -217,6 +220,8 @@ WRONG: dict[type | str, tuple[object, ...]] = {
     "duration": ("soon", "5x", 1.5, True, [], {"a": 1}, -5, None),
     bool: ("yes", 3, [], {"a": 1}),
     int: ("many", 1.5, True, [], {"a": 1}, -5, None),
+    # Seconds (ca.acme's timeouts) take fractions too.
+    float: ("many", True, [], {"a": 1}, -5.0, None),
     str: (5, 1.5, True, [], {"a": 1}, None),
     list: ("x", 5, {"a": 1}, [5], [[]], [{}], [None], None),
     dict: ("x", 5, [1], {"no-such-key": 1}),
@@ -296,6 +301,11 @@ OUT_OF_RANGE = [
     (("http", "request_seconds"), 10**10, "http.request_seconds: "),
     (("http", "session_minutes"), 10**10, "http.session_minutes: "),
     (("kms", "smtp", "port"), 70_000, "kms.smtp.port: 70000 is not allowed (a TCP port)"),
+    (("ca", "acme", "profile"), "no-such", "ca.acme.profile: no such profile 'no-such'"),
+    (("ca", "acme", "rate_limits", "orders_per_account"), 0,
+     "ca.acme.rate_limits.orders_per_account: 0 is not allowed (must be > 0)"),
+    (("ca", "acme", "terms_of_service"), "ftp://x",
+     "ca.acme.terms_of_service: 'ftp://x' is not allowed"),
     (("ca", "profiles", "partner-smime", "validity_days"), 10**9,
      "ca.profiles.partner-smime.validity_days: "),
     (("ca", "profiles", "tls-client"), {"validity_days": 10**6},
