@@ -3,6 +3,10 @@
 A client of the test's own (tests/integration/acme_client.py, signing with
 `cryptography` alone) breaks one rule per case and gets one exact answer:
 
+0. The directory names the five resources (and no meta: none is
+   configured); newNonce is 200 to HEAD and 204 to GET, both with a
+   Replay-Nonce, `Cache-Control: no-store` and the index Link (§7.2).
+
 1. A nonce used twice is badNonce (400), a nonce never issued too; an
    answer always carries a fresh Replay-Nonce.
 2. `alg: none` and HS256 are badSignatureAlgorithm, with the
@@ -94,6 +98,20 @@ def client(site: Site) -> Iterator[Client]:
     made.register()
     yield made
     assert _issued(site.server) == site.issued, "a refused request issued something"
+
+
+def test_directory_and_new_nonce(site: Site) -> None:
+    client = site.client()
+    assert set(client.directory) == {"newNonce", "newAccount", "newOrder", "revokeCert",
+                                     "keyChange"}
+    for method, status in (("HEAD", 200), ("GET", 204)):
+        answer = client.request(method, client.directory["newNonce"])
+        assert answer.status == status
+        assert answer.headers["Replay-Nonce"]
+        assert answer.headers["Cache-Control"] == "no-store"
+        assert answer.headers["Link"] == f'<{site.server.https_url}/acme/directory>;rel="index"'
+    posted = client.request("PUT", client.directory["newNonce"], b"")
+    assert (posted.status, posted.problem) == (405, "malformed")
 
 
 def test_a_replayed_nonce_is_bad_nonce(site: Site) -> None:

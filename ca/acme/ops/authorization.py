@@ -24,6 +24,8 @@ import datetime as dt
 import logging
 from typing import Any
 
+from twisted.internet.defer import Deferred
+
 from ca.acme.calls import Call, Reply
 from ca.acme.context import Acme
 from ca.acme.identifiers import WILDCARD, Identifier
@@ -125,9 +127,7 @@ async def challenge(call: Call) -> Reply:
 
 
 def _validating(acme: Acme, found: Challenge, parent: Authorization,
-                key_authorization: str) -> Any:
-    from twisted.internet.defer import Deferred
-
+                key_authorization: str) -> Deferred[None]:
     async def steps() -> None:
         error: dict[str, Any] | None = None
         try:
