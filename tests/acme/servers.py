@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
@@ -23,10 +24,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from twisted.internet import reactor as installed_reactor
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.internet.protocol import Factory, Protocol
 from twisted.names import authority, common, dns, server
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
+from zope.interface import implementer
 
 # The asyncio reactor pytest-twisted installed; its interfaces are not declared.
 reactor: Any = installed_reactor
@@ -120,18 +124,33 @@ def digest(key_authorization: str) -> bytes:
     return hashlib.sha256(key_authorization.encode()).digest()
 
 
-class _Context:
-    """The old-style context factory listenSSL takes: one prepared context."""
+@implementer(IOpenSSLServerConnectionCreator)
+class _Server:
+    """Each connection of an `alpn_server`, on its one context; the SNI names it hears."""
 
     def __init__(self, context: SSL.Context) -> None:
         self.context = context
+        self.server_names: list[bytes | None] = []
+        context.set_tlsext_servername_callback(
+            lambda connection: self.server_names.append(connection.get_servername()))
 
-    def getContext(self) -> SSL.Context:
-        return self.context
+    def serverConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
+        return SSL.Connection(self.context, None)
+
+
+@dataclass(frozen=True)
+class AlpnServer:
+    listening: Any
+    server_names: list[bytes | None]
+
+    @property
+    def port(self) -> int:
+        port: int = self.listening.getHost().port
+        return port
 
 
 def alpn_server(certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey,
-                alpn: bool = True) -> Any:
+                alpn: bool = True) -> AlpnServer:
     """A TLS server on 127.0.0.1 presenting `certificate`, acme-tls/1 chosen when offered."""
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
     context.set_min_proto_version(SSL.TLS1_2_VERSION)
@@ -141,9 +160,11 @@ def alpn_server(certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey,
         def choose(connection: SSL.Connection, offered: list[bytes]) -> Any:
             return ACME_TLS_1 if ACME_TLS_1 in offered else SSL.NO_OVERLAPPING_PROTOCOLS
         context.set_alpn_select_callback(choose)
+    creator = _Server(context)
     # acme-tls/1 carries no application data (RFC 8737 §3): nothing is served.
-    return reactor.listenSSL(0, Factory.forProtocol(Protocol), _Context(context),
-                             interface="127.0.0.1")
+    listening = reactor.listenSSL(0, Factory.forProtocol(Protocol), creator,
+                                  interface="127.0.0.1")
+    return AlpnServer(listening, creator.server_names)
 
 
 class Zone(authority.FileAuthority):
