@@ -2,7 +2,8 @@
 
 - `challenge_site`: twisted.web answering /.well-known/acme-challenge/TOKEN
   as each case needs (the key authorization, a wrong body, a huge one,
-  redirects good and bad, silence), recording each request's path and Host.
+  redirects good and bad, silence), recording each request's path and Host;
+  `https_site` the same over TLS, `not_tls_server` plain HTTP to a TLS client.
 - `alpn_server`: a TLS server presenting a certificate made here with
   cryptography, negotiating acme-tls/1 when asked to (RFC 8737 §3).
 - `dns_server`: twisted.names' authoritative server for one zone in memory,
@@ -88,13 +89,17 @@ def silence(request: Request) -> int:
     return NOT_DONE_YET
 
 
-def challenge_site(challenges: Challenges) -> Any:
-    """twisted.web serving `challenges` on 127.0.0.1 at a port of its own."""
+def _site(challenges: Challenges) -> Site:
     root = Resource()
     well_known = Resource()
     root.putChild(b".well-known", well_known)
     well_known.putChild(b"acme-challenge", challenges)
-    return reactor.listenTCP(0, Site(root), interface="127.0.0.1")
+    return Site(root)
+
+
+def challenge_site(challenges: Challenges, interface: str = "127.0.0.1") -> Any:
+    """twisted.web serving `challenges` on `interface` at a port of its own."""
+    return reactor.listenTCP(0, _site(challenges), interface=interface)
 
 
 def acme_identifier(value: bytes) -> bytes:
@@ -139,7 +144,7 @@ class _Server:
 
 
 @dataclass(frozen=True)
-class AlpnServer:
+class TLSServer:
     listening: Any
     server_names: list[bytes | None]
 
@@ -149,9 +154,8 @@ class AlpnServer:
         return port
 
 
-def alpn_server(certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey,
-                alpn: bool = True) -> AlpnServer:
-    """A TLS server on 127.0.0.1 presenting `certificate`, acme-tls/1 chosen when offered."""
+def _tls_server(factory: Any, certificate: x509.Certificate,
+                key: ec.EllipticCurvePrivateKey, alpn: bool) -> TLSServer:
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
     context.set_min_proto_version(SSL.TLS1_2_VERSION)
     context.use_certificate(certificate)
@@ -161,10 +165,33 @@ def alpn_server(certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey,
             return ACME_TLS_1 if ACME_TLS_1 in offered else SSL.NO_OVERLAPPING_PROTOCOLS
         context.set_alpn_select_callback(choose)
     creator = _Server(context)
+    listening = reactor.listenSSL(0, factory, creator, interface="127.0.0.1")
+    return TLSServer(listening, creator.server_names)
+
+
+def alpn_server(certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey,
+                alpn: bool = True) -> TLSServer:
+    """A TLS server on 127.0.0.1 presenting `certificate`, acme-tls/1 chosen when offered."""
     # acme-tls/1 carries no application data (RFC 8737 §3): nothing is served.
-    listening = reactor.listenSSL(0, Factory.forProtocol(Protocol), creator,
-                                  interface="127.0.0.1")
-    return AlpnServer(listening, creator.server_names)
+    return _tls_server(Factory.forProtocol(Protocol), certificate, key, alpn)
+
+
+def https_site(challenges: Challenges, name: str) -> TLSServer:
+    """twisted.web serving `challenges` over TLS on 127.0.0.1, self-signed for `name`."""
+    certificate, key = alpn_certificate([x509.DNSName(name)], None)
+    return _tls_server(_site(challenges), certificate, key, alpn=False)
+
+
+class _NotTLS(Protocol):
+    def connectionMade(self) -> None:
+        transport: Any = self.transport
+        transport.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        transport.loseConnection()
+
+
+def not_tls_server() -> Any:
+    """Answers a TLS client hello with plain HTTP, on 127.0.0.1 at a port of its own."""
+    return reactor.listenTCP(0, Factory.forProtocol(_NotTLS), interface="127.0.0.1")
 
 
 class Zone(authority.FileAuthority):

@@ -19,10 +19,13 @@ from ca.acme.problems import AcmeProblem
 from ca.acme.validation import validate
 from tests.acme.servers import (
     Challenges,
+    TLSServer,
     body,
     challenge_site,
+    https_site,
     ip,
     key_authorization,
+    not_tls_server,
     redirect,
     silence,
     status,
@@ -155,3 +158,51 @@ async def test_without_networks_any_address_may_be_connected_to(site: Site) -> N
 async def test_nothing_listening_is_a_connection_problem(site: Site) -> None:
     policy = site.policy(http01_port=free_port())
     assert await outcome(policy, Identifier("dns", NAME), "good") == "connection"
+
+
+@pytest.fixture(scope="module")
+def secure() -> Iterator[TLSServer]:
+    server = https_site(Challenges({"secure-here": body(key_authorization("secure").encode())}),
+                        "other.certdir.test")
+    try:
+        yield server
+    finally:
+        server.listening.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_redirect_to_https_is_followed_without_verifying_the_certificate(
+        site: Site, secure: TLSServer) -> None:
+    site.challenges.answers = {**site.challenges.answers, "secure": redirect(
+        f"https://other.certdir.test:{secure.port}/.well-known/acme-challenge/secure-here")}
+    policy = site.policy(tls_alpn01_port=secure.port)
+    assert await outcome(policy, Identifier("dns", NAME), "secure") is None
+    assert secure.server_names[-1] == b"other.certdir.test"
+    assert await outcome(site.policy(), Identifier("dns", NAME), "secure") == "unauthorized"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_redirect_to_https_without_tls_there_is_a_tls_problem(site: Site) -> None:
+    listening = not_tls_server()
+    port = listening.getHost().port
+    site.challenges.answers = {**site.challenges.answers, "plain": redirect(
+        f"https://other.certdir.test:{port}/.well-known/acme-challenge/good")}
+    try:
+        outcome_ = await outcome(site.policy(tls_alpn01_port=port), Identifier("dns", NAME),
+                                 "plain")
+    finally:
+        await listening.stopListening()
+    assert outcome_ == "tls"
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_ipv6_address_is_asked_for_in_brackets() -> None:
+    challenges = Challenges({"six": body(key_authorization("six").encode())})
+    listening = challenge_site(challenges, "::1")
+    try:
+        policy = AcmePolicy(allowed=("::1",), http01_port=listening.getHost().port, retries=0,
+                            connect_timeout_s=2.0, read_timeout_s=2.0, total_timeout_s=5.0)
+        assert await outcome(policy, Identifier("ip", "::1"), "six") is None
+    finally:
+        await listening.stopListening()
+    assert challenges.seen == [("/.well-known/acme-challenge/six", b"[::1]")]
