@@ -173,3 +173,12 @@ def test_a_bad_key_is_a_config_error_naming_it(data: dict[Any, Any], key: str) -
     with pytest.raises(ConfigError) as raised:
         policy_from(_Section(data, "ca.acme"))
     assert str(raised.value).startswith(key + ": ")
+
+
+@pytest.mark.parametrize("changes", [
+    {"http01_port": 0}, {"tls_alpn01_port": 70000}, {"connect_timeout_s": 0.0},
+    {"total_timeout_s": -1.0}, {"retries": -1}, {"backoff_s": 0}, {"allowed": ("bad_name",)},
+    {"resolve": {"www.certdir.test": ("nowhere",)}}, {"resolve": {"bad_name": ("::1",)}}])
+def test_a_policy_is_valid_however_it_is_made(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        AcmePolicy(**changes)
