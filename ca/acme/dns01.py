@@ -18,8 +18,9 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from twisted.internet.defer import TimeoutError as QueryTimeout
 from twisted.names import client, dns
-from twisted.names.error import DNSNameError, DNSQueryTimeoutError, DomainError
+from twisted.names.error import DNSNameError, DomainError
 
 from ca.acme.identifiers import Identifier
 from ca.acme.policy import AcmePolicy
@@ -47,7 +48,7 @@ async def check(policy: AcmePolicy, identifier: Identifier, token: str,
         raise AcmeProblem("dns", f"{name}: no such name (NXDOMAIN)") from None
     except DomainError as e:
         raise AcmeProblem("dns", f"{name}: {type(e).__name__}") from None
-    except DNSQueryTimeoutError:
+    except QueryTimeout:
         raise AcmeProblem("dns", f"{name}: no answer from {policy.dns_resolver[0]} port "
                           f"{policy.dns_resolver[1]} within {policy.read_timeout_s:g} s") \
             from None

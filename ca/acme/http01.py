@@ -2,7 +2,7 @@
 
 - GET http://NAME:PORT/.well-known/acme-challenge/TOKEN, PORT the policy's
   `http01_port` (80), with `Host: NAME` (an IPv6 address in brackets,
-  RFC 8738 §4), through twisted.web's Agent, connected to an address
+  RFC 3986 §3.2.2), through twisted.web's Agent, connected to an address
   resolve.py allowed, never to a second lookup of the name.
 - A redirect (301, 302, 303, 307, 308) is followed, at most
   `MAX_REDIRECTS` of them, only to http on port 80 or `http01_port`, or to

@@ -48,8 +48,7 @@ def _label_error(label: str) -> str | None:
 
 
 def _dns_name(value: str) -> str:
-    name = value.lower()
-    name = name.removesuffix(".")
+    name = value.lower().removesuffix(".")
     base = name.removeprefix(WILDCARD)
     if not base.isascii():
         raise ValueError("not ASCII (send U-labels as A-labels, RFC 8555 §7.1.4)")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -44,6 +44,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 MAX_PORT = 65535
+MAX_RETRIES = 10
 DNS_PORT = 53
 
 
@@ -82,14 +83,50 @@ def default_allowed() -> tuple[str, ...]:
     return (*dict.fromkeys(names), *LOOPBACK)
 
 
+def _port(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_PORT
+
+
+def _seconds(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _retries(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_RETRIES
+
+
+# The numeric settings: their YAML types, and the rule each value keeps (with its words).
+NUMBERS: Mapping[str, tuple[type | tuple[type, ...], Callable[[object], bool], str]] = {
+    "http01_port": (int, _port, f"a port, 1 to {MAX_PORT}"),
+    "tls_alpn01_port": (int, _port, f"a port, 1 to {MAX_PORT}"),
+    "connect_timeout_s": ((int, float), _seconds, "seconds, > 0"),
+    "read_timeout_s": ((int, float), _seconds, "seconds, > 0"),
+    "total_timeout_s": ((int, float), _seconds, "seconds, > 0"),
+    "retries": (int, _retries, f"0 to {MAX_RETRIES}"),
+    "backoff_s": ((int, float), _seconds, "seconds, > 0"),
+}
+
+
 def _address(value: object) -> IPAddress:
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
         return value
-    if not isinstance(value, str):
+    try:
+        address = Identifier("ip", value).address if isinstance(value, str) else None
+    except AcmeProblem:
+        address = None
+    if address is None:
         raise ValueError(f"{value!r} is not an IP address")
-    address = Identifier("ip", value).address
-    assert address is not None
     return address
+
+
+def _name(value: object) -> str:
+    try:
+        name = Identifier("dns", value).value if isinstance(value, str) else None
+    except AcmeProblem:
+        name = None
+    if name is None:
+        raise ValueError(f"{value!r} is not a domain name")
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +152,13 @@ class AcmePolicy:
     def __post_init__(self) -> None:
         allowed = tuple(_entry(entry) for entry in self.allowed)
         networks = tuple(n for n in map(_network, allowed) if n is not None)
-        resolve = {Identifier("dns", name).value: tuple(
+        resolve = {_name(name): tuple(
                        _address(a) for a in ((addresses,) if isinstance(addresses, str)
                                              else addresses))
                    for name, addresses in self.resolve.items()}
-        for name, port in (("http01_port", self.http01_port),
-                           ("tls_alpn01_port", self.tls_alpn01_port)):
-            if not 0 < port <= MAX_PORT:
-                raise ValueError(f"{name}: {port} is not a port")
+        for name, (_, valid, hint) in NUMBERS.items():
+            if not valid(getattr(self, name)):
+                raise ValueError(f"{name}: {getattr(self, name)!r} is not allowed ({hint})")
         set_ = object.__setattr__
         set_(self, "allowed", allowed)
         set_(self, "resolve", MappingProxyType(resolve))
@@ -163,18 +199,6 @@ class Section(Protocol):
     def finish(self) -> None: ...
 
 
-def _port(section: Section, name: str, default: int) -> int:
-    value: int = section.get(name, int, default, lambda v: 0 < v <= MAX_PORT,
-                             f"a port, 1 to {MAX_PORT}")
-    return value
-
-
-def _seconds(section: Section, name: str, default: float) -> float:
-    value: float = section.get(name, (int, float), default,
-                               lambda v: not isinstance(v, bool) and v > 0, "seconds, > 0")
-    return float(value)
-
-
 def _allowed(section: Section) -> tuple[str, ...]:
     entries = section.strings("allowed", default_allowed())
     for i, entry in enumerate(entries):
@@ -190,20 +214,18 @@ def _resolve(section: Section) -> dict[str, tuple[IPAddress, ...]]:
     resolve = {}
     for name, value in overrides.items():
         key = f"resolve[{name!r}]"
-        try:
-            normal = Identifier("dns", name).value if isinstance(name, str) else None
-        except AcmeProblem:
-            normal = None
-        if normal is None:
-            raise section.error(key, f"{name!r} is not a domain name")
         values = value if isinstance(value, list) else [value]
         try:
+            normal = _name(name)
+        except ValueError as e:
+            raise section.error(key, str(e)) from None
+        try:
             resolve[normal] = tuple(_address(v) for v in values)
-        except (AcmeProblem, ValueError):
-            raise section.error(key, f"expected an IP address or a list of them, "
-                                f"got {value!r}") from None
+        except ValueError:
+            values = []
         if not values:
-            raise section.error(key, "expected an IP address or a list of them, got []")
+            raise section.error(key, f"expected an IP address or a list of them, "
+                                f"got {value!r}")
     return resolve
 
 
@@ -231,18 +253,15 @@ def _dns_resolver(section: Section) -> tuple[str, int] | None:
 
 def policy_from(section: Section) -> AcmePolicy:
     """The policy of `ca.acme`, every key checked (ConfigError naming it)."""
+    defaults = {f.name: f.default for f in fields(AcmePolicy)}
+    numbers = {name: section.get(name, kind, defaults[name], valid, hint)
+               for name, (kind, valid, hint) in NUMBERS.items()}
     policy = AcmePolicy(
         allowed=_allowed(section),
         resolve=_resolve(section),
-        http01_port=_port(section, "http01_port", 80),
-        tls_alpn01_port=_port(section, "tls_alpn01_port", 443),
-        connect_timeout_s=_seconds(section, "connect_timeout_s", 5.0),
-        read_timeout_s=_seconds(section, "read_timeout_s", 10.0),
-        total_timeout_s=_seconds(section, "total_timeout_s", 60.0),
-        retries=section.get("retries", int, 2, lambda v: 0 <= v <= 10, "0 to 10"),
-        backoff_s=_seconds(section, "backoff_s", 1.0),
         dns_resolver=_dns_resolver(section),
-        profile=section.get("profile", str, "tls-server", bool, "a profile name"),
+        profile=section.get("profile", str, defaults["profile"], bool, "a profile name"),
+        **numbers,
     )
     section.finish()
     return policy

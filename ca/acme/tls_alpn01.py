@@ -78,8 +78,8 @@ def _server_name(identifier: Identifier) -> str:
     return identifier.value if address is None else address.reverse_pointer
 
 
-def _san(certificate: x509.Certificate, identifier: Identifier, key_authorization: str
-         ) -> str | None:
+def _san(certificate: x509.Certificate, identifier: Identifier,
+         key_authorization: str) -> str | None:
     try:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
@@ -100,20 +100,21 @@ def _extension(certificate: x509.Certificate) -> x509.Extension[x509.ExtensionTy
         return None
 
 
-def _present(certificate: x509.Certificate, identifier: Identifier, key_authorization: str
-         ) -> str | None:
-    return None if _extension(certificate) else "no acmeIdentifier extension"
+def _present(certificate: x509.Certificate, identifier: Identifier,
+             key_authorization: str) -> str | None:
+    return None if _extension(certificate) is not None else "no acmeIdentifier extension"
 
 
-def _critical(certificate: x509.Certificate, identifier: Identifier, key_authorization: str
-              ) -> str | None:
+def _critical(certificate: x509.Certificate, identifier: Identifier,
+              key_authorization: str) -> str | None:
     extension = _extension(certificate)
-    return None if extension is None or extension.critical else \
-        "the acmeIdentifier extension is not critical"
+    if extension is None or extension.critical:
+        return None
+    return "the acmeIdentifier extension is not critical"
 
 
-def _digest(certificate: x509.Certificate, identifier: Identifier, key_authorization: str
-         ) -> str | None:
+def _digest(certificate: x509.Certificate, identifier: Identifier,
+            key_authorization: str) -> str | None:
     extension = _extension(certificate)
     if extension is None:
         return None
@@ -122,9 +123,11 @@ def _digest(certificate: x509.Certificate, identifier: Identifier, key_authoriza
     try:
         octets, rest = decoder.decode(der, asn1Spec=univ.OctetString())
     except PyAsn1Error:
-        return "the acmeIdentifier extension is not a DER OCTET STRING"
+        rest = b"?"
+    if rest:
+        return "the acmeIdentifier extension is not one DER OCTET STRING"
     expected = hashlib.sha256(key_authorization.encode("ascii")).digest()
-    if rest or bytes(octets) != expected:
+    if bytes(octets) != expected:
         return ("the acmeIdentifier extension is not the SHA-256 digest of the key "
                 "authorization")
     return None

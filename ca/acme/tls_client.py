@@ -38,6 +38,5 @@ class Handshake:
         connection = SSL.Connection(context, None)
         if self.server_name is not None:
             connection.set_tlsext_host_name(self.server_name.encode("ascii"))
-        connection.set_connect_state()
         self.connection = connection
         return connection
