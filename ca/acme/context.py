@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from twisted.internet.defer import Deferred
 
@@ -76,8 +76,6 @@ class Acme:
         self.web = web
         self.config = config
         self._nonces: Nonces | None = None
-        # The validations this process runs, so none is collected mid-way.
-        self.validating: set[Deferred[None]] = set()
 
     @property
     def now(self) -> dt.datetime:
@@ -101,8 +99,3 @@ class Acme:
                     lambda txn: AcmeStore(txn.records).keep_secret(NONCE_SECRET, candidate))
             self._nonces = Nonces(secret, self.config.nonce_minutes * 60)
         return self._nonces
-
-    def keep(self, running: Deferred[Any]) -> None:
-        """Hold a background job (a validation) until it ends."""
-        self.validating.add(running)
-        running.addBoth(lambda result: self.validating.discard(running))

@@ -152,9 +152,6 @@ class Jwk:
     def thumbprint(self) -> str:
         return b64encode(hashlib.sha256(self.canonical.encode()).digest())
 
-    def as_dict(self) -> dict[str, str]:
-        return dict(self.members)
-
 
 def _verify_es256(key: PublicKey, signature: bytes, data: bytes) -> None:
     assert isinstance(key, ec.EllipticCurvePublicKey)

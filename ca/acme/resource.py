@@ -81,6 +81,16 @@ SIGNERS: Mapping[str, frozenset[str]] = {
 }
 
 
+def _host(request: Request) -> str:
+    """The request's Host if it is a host name or address with an optional port, else ""."""
+    host = (request.getHeader(b"host") or b"").decode("ascii", "replace")
+    return host if HOST.fullmatch(host) else ""
+
+
+def _urls(host: str) -> Urls:
+    return Urls(f"https://{host}/acme")
+
+
 def _shape(segments: list[str]) -> tuple[tuple[str, ...], str | None]:
     if len(segments) in (2, 3):
         return (segments[0], ID, *segments[2:]), segments[1]
@@ -133,10 +143,10 @@ class AcmeResource(Resource):
         if operation is None:
             raise AcmeProblem("malformed", f"{method.decode('ascii', 'replace')} is not served "
                               "here", 405, headers={b"Allow": b", ".join(route.methods)})
-        host = (request.getHeader(b"host") or b"").decode("ascii", "replace")
-        if not HOST.fullmatch(host):
+        host = _host(request)
+        if not host:
             raise AcmeProblem("malformed", "the Host header is not a host name")
-        urls = Urls(f"https://{host}/acme")
+        urls = _urls(host)
         url = urls.of("/".join(segments))
         now = acme.now
         if not route.signer:
@@ -178,8 +188,8 @@ class AcmeResource(Resource):
         return found
 
     def _write(self, request: Request, reply: Reply | AcmeProblem, nonce: str | None) -> None:
-        host = (request.getHeader(b"host") or b"").decode("ascii", "replace")
-        links = [(f"https://{host}/acme/directory", "index")] if HOST.fullmatch(host) else []
+        host = _host(request)
+        links = [(_urls(host).directory, "index")] if host else []
         if nonce is not None:
             request.setHeader(b"Replay-Nonce", nonce.encode())
         request.setHeader(b"Cache-Control", b"no-store")

@@ -273,10 +273,10 @@ class AcmeStore:
         row = self.records.row(f"SELECT {_ORDER} FROM acme_orders WHERE id=?", (ident,))
         return None if row is None else _order(row)
 
-    def orders(self, account: str | None = None) -> list[Order]:
-        where, params = ("", ()) if account is None else (" WHERE account=?", (account,))
+    def orders(self, account: str) -> list[Order]:
         return [_order(row) for row in self.records.rows(
-            f"SELECT {_ORDER} FROM acme_orders{where} ORDER BY created, id", params)]
+            f"SELECT {_ORDER} FROM acme_orders WHERE account=? ORDER BY created, id",
+            (account,))]
 
     def order_of_serial(self, serial: int) -> Order | None:
         row = self.records.row(f"SELECT {_ORDER} FROM acme_orders WHERE serial=?",

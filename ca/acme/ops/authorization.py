@@ -118,7 +118,7 @@ async def challenge(call: Call) -> Reply:
             found.id, "processing"))
         if started:
             key_authorization = f"{found.token}.{call.by().thumbprint}"
-            acme.keep(_validating(acme, found, parent, key_authorization))
+            _validating(acme, found, parent, key_authorization)
     with acme.web.dsa.backend.reading() as records:
         now = AcmeStore(records).challenge(found.id)
     assert now is not None
