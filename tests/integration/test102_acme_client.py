@@ -12,6 +12,10 @@ the certificate's own key (RFC 8555 §7.6).
    a second revocation, by the ordering account, is alreadyRevoked; a
    certificate this CA did not issue is 404.
 3. An account other than the ordering one cannot revoke it (unauthorized).
+4. With tls-server's policy module `officer`, a finalized order is
+   processing (Retry-After) until `certdir ca approve` issues its request,
+   then valid with a certificate that downloads.
+5. Denied with `certdir ca deny`, it is invalid with the officer's reason.
 """
 
 from __future__ import annotations
@@ -138,3 +142,72 @@ def test_revoked_with_the_certificate_key(site: Site, issued: Issued) -> None:
     foreign = x509.load_pem_x509_certificate(site.server.ca_file.read_bytes())
     unknown = client.post(url, {"certificate": b64(foreign.public_bytes(Encoding.DER))})
     assert (unknown.status, unknown.problem) == (404, "malformed")
+
+
+@pytest.fixture(scope="module")
+def officer_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The same, but tls-server's policy module is `officer`: requests wait."""
+    tmp = tmp_path_factory.mktemp("acme-officer")
+    alpn_port = free_port()
+    server = acme_server(tmp, free_port(), alpn_port)
+    server.configure("ca", policies={"tls-server": "officer"})
+    server.start()
+    with AlpnChallenges(alpn_port, tmp).serving() as alpn:
+        yield Site(server, alpn, tmp)
+    log = server.stop()
+    assert "Traceback" not in log, log
+
+
+def _ready_then_finalized(site: Site) -> tuple[Client, dict[str, object]]:
+    client = site.client()
+    order = client.order(NAME)
+    [authorization] = order.json()["authorizations"]
+    challenge = next(c for c in client.post(authorization, None).json()["challenges"]
+                     if c["type"] == "tls-alpn-01")
+    site.alpn.answers[NAME] = client.key_authorization(challenge["token"])
+    client.post(challenge["url"], {})
+    deadline = time.monotonic() + 20
+    while client.post(authorization, None).json()["status"] != "valid":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False)
+           .sign(key, hashes.SHA256()))
+    done = client.post(order.json()["finalize"], {"csr": b64(csr.public_bytes(Encoding.DER))})
+    assert done.headers["Retry-After"] == "1"
+    return client, {**done.json(), "url": done.headers["Location"]}
+
+
+def _pending_request(server: Server) -> str:
+    [(request,)] = database_rows(server.data_dir, "SELECT id FROM ca_requests WHERE "
+                                 "status = 'pending' AND profile = 'tls-server'")
+    return str(request)
+
+
+def test_an_order_waits_for_the_officer(officer_site: Site) -> None:
+    """4. With the officer policy the finalized order is processing until `certdir ca
+    approve` issues its request; then it reads valid and its certificate downloads."""
+    client, order = _ready_then_finalized(officer_site)
+    assert order["status"] == "processing" and "certificate" not in order
+    server = officer_site.server
+    server.certdir("ca", "approve", "--data-dir", str(server.data_dir),
+                   _pending_request(server))
+    now = client.post(str(order["url"]), None).json()
+    assert now["status"] == "valid", now
+    chain = client.post(now["certificate"], None)
+    assert chain.status == 200
+    leaf = x509.load_pem_x509_certificates(chain.body)[0]
+    assert leaf.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName) == [NAME]
+
+
+def test_a_denied_order_is_invalid(officer_site: Site) -> None:
+    """5. Denied by an officer, the order reads invalid with the officer's reason."""
+    client, order = _ready_then_finalized(officer_site)
+    server = officer_site.server
+    server.certdir("ca", "deny", "--data-dir", str(server.data_dir),
+                   _pending_request(server), "--why", "not this one")
+    now = client.post(str(order["url"]), None).json()
+    assert now["status"] == "invalid"
+    assert "not this one" in now["error"]["detail"]
