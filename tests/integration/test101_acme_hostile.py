@@ -22,7 +22,9 @@ A client of the test's own (tests/integration/acme_client.py, signing with
 7. A name outside `ca.acme.allowed` is rejectedIdentifier with a
    subproblem naming it; another account reading the order is unauthorized.
 8. keyChange moves the account to a new key: the old key no longer finds
-   it; a deactivated account can sign nothing more (unauthorized).
+   it; a deactivated account can sign nothing more (unauthorized), whether
+   it deactivated itself or `certdir ca acme deactivate` did; an order that
+   command ends reads invalid.
 
 After every case nothing was issued: the CA's certificates and requests
 are as before the module's first request.
@@ -273,5 +275,22 @@ def test_a_deactivated_account_signs_nothing(client: Client) -> None:
     assert client.kid is not None
     gone = client.post(client.kid, {"status": "deactivated"})
     assert (gone.status, gone.json()["status"]) == (200, "deactivated")
+    answer = client.order(NAME)
+    assert (answer.status, answer.problem) == (403, "unauthorized")
+
+
+def test_the_cli_deactivates_accounts_and_orders(site: Site, client: Client) -> None:
+    order = client.order(NAME)
+    server = site.server
+    assert client.kid is not None
+    order_id = order.headers["Location"].rsplit("/", 1)[1]
+
+    def deactivate(ident: str) -> str:
+        return server.certdir("ca", "acme", "deactivate", "--data-dir", str(server.data_dir),
+                              ident).stdout.decode()
+
+    assert "made invalid" in deactivate(order_id)
+    assert client.post(order.headers["Location"], None).json()["status"] == "invalid"
+    assert "deactivated" in deactivate(client.kid.rsplit("/", 1)[1])
     answer = client.order(NAME)
     assert (answer.status, answer.problem) == (403, "unauthorized")
