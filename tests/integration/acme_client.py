@@ -44,9 +44,10 @@ NAME = "www.certdir.test"
 OTHER = "other.certdir.test"
 
 
-def acme_server(tmp: Path, http01_port: int, tls_alpn01_port: int = 443) -> Server:
+def acme_server(tmp: Path, http01_port: int, tls_alpn01_port: int = 443,
+                **acme: Any) -> Server:
     """A certdir with ACME on its https service, validating http-01 on `http01_port`
-    and tls-alpn-01 on `tls_alpn01_port`."""
+    and tls-alpn-01 on `tls_alpn01_port`; `acme` adds keys of `ca.acme`."""
     server = make_server(tmp)
     path = server.data_dir / "certdir.yaml"
     settings = yaml.safe_load(path.read_text())
@@ -54,7 +55,7 @@ def acme_server(tmp: Path, http01_port: int, tls_alpn01_port: int = 443) -> Serv
                               "resolve": {NAME: "127.0.0.1", OTHER: "127.0.0.1"},
                               "http01_port": http01_port,
                               "tls_alpn01_port": tls_alpn01_port, "retries": 0,
-                              "total_timeout_s": 10}
+                              "total_timeout_s": 10, **acme}
     settings["ca"]["policies"] = {"tls-server": "acme"}
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
     return server

@@ -25,6 +25,9 @@ A client of the test's own (tests/integration/acme_client.py, signing with
    it; a deactivated account can sign nothing more (unauthorized), whether
    it deactivated itself or `certdir ca acme deactivate` did; an order that
    command ends reads invalid.
+9. Rate limits: past `orders_per_identifier` orders of one name, and past
+   `orders_per_account` orders of one account, within the window, a new
+   order is rateLimited (429) with Retry-After.
 
 After every case nothing was issued: the CA's certificates and requests
 are as before the module's first request.
@@ -59,6 +62,8 @@ from tests.integration.acme_client import (
 from tests.integration.conftest import Server, database_rows
 from tests.ports import free_port
 
+LIMIT = 10
+
 
 @dataclass(frozen=True, slots=True)
 class Site:
@@ -81,7 +86,8 @@ def _issued(server: Server) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     port = free_port()
-    server = acme_server(tmp_path_factory.mktemp("acme-hostile"), port)
+    server = acme_server(tmp_path_factory.mktemp("acme-hostile"), port, rate_limits={
+        "orders_per_account": LIMIT + 2, "orders_per_identifier": LIMIT})
     server.start()
     # The delegated OCSP responder's certificate is issued at start: count after it.
     deadline = time.monotonic() + 30
@@ -294,3 +300,21 @@ def test_the_cli_deactivates_accounts_and_orders(site: Site, client: Client) -> 
     assert "deactivated" in deactivate(client.kid.rsplit("/", 1)[1])
     answer = client.order(NAME)
     assert (answer.status, answer.problem) == (403, "unauthorized")
+
+
+def test_orders_of_one_name_are_rate_limited(site: Site) -> None:
+    clients = [site.client() for _ in range(2)]
+    for client in clients:
+        client.register()
+    for i in range(LIMIT):
+        assert clients[i % 2].order("limited.certdir.test").status == 201
+    answer = clients[0].order("limited.certdir.test")
+    assert (answer.status, answer.problem) == (429, "rateLimited")
+    assert int(answer.headers["Retry-After"]) > 0
+
+
+def test_orders_of_one_account_are_rate_limited(client: Client) -> None:
+    for i in range(LIMIT + 2):
+        assert client.order(f"n{i}.certdir.test").status == 201
+    answer = client.order("one-more.certdir.test")
+    assert (answer.status, answer.problem) == (429, "rateLimited")
