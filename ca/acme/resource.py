@@ -9,10 +9,11 @@
   `application/jose+json`, else 415 malformed (§6.2). Then, in this order:
   the protected `url` must be the URL the request was sent to, else
   unauthorized (§6.4); the nonce must be one of ours and current, else
-  badNonce (§6.5); a `kid` must name an account here (accountDoesNotExist)
-  that is valid (unauthorized, §7.3.6); a route for kid refuses a jwk and
-  the reverse (malformed); the signature must verify; and the nonce is
-  spent (a replay is badNonce). Only then does the operation run.
+  badNonce (§6.5); a route for kid refuses a jwk and the reverse
+  (malformed); a `kid` must name an account here (accountDoesNotExist)
+  that is valid (unauthorized, §7.3.6); the signature must verify; and the
+  nonce is spent (a replay is badNonce), in a write of its own before the
+  operation's. Only then does the operation run.
 - Every answer, errors included, carries a fresh `Replay-Nonce` (§6.5),
   `Link: <directory>;rel="index"` (§7.1) and `Cache-Control: no-store`.
 - Every refusal is an `AcmeProblem` turned into `application/problem+json`
