@@ -16,6 +16,9 @@ the certificate's own key (RFC 8555 §7.6).
    processing (Retry-After) until `certdir ca approve` issues its request,
    then valid with a certificate that downloads.
 5. Denied with `certdir ca deny`, it is invalid with the officer's reason.
+6. With terms of service, website and CAA identities configured the
+   directory's meta holds them, and a newAccount that does not agree to the
+   terms is malformed.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from cryptography.x509.oid import NameOID
 from tests.integration.acme_client import NAME, AlpnChallenges, Client, acme_server, b64, jwk_of
 from tests.integration.conftest import Server, database_rows
 from tests.ports import free_port
+
+TERMS = "https://127.0.0.1/terms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +154,8 @@ def officer_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The same, but tls-server's policy module is `officer`: requests wait."""
     tmp = tmp_path_factory.mktemp("acme-officer")
     alpn_port = free_port()
-    server = acme_server(tmp, free_port(), alpn_port)
+    server = acme_server(tmp, free_port(), alpn_port, terms_of_service=TERMS,
+                         website="https://127.0.0.1/pki", caa_identities=["pki.certdir.test"])
     server.configure("ca", policies={"tls-server": "officer"})
     server.start()
     with AlpnChallenges(alpn_port, tmp).serving() as alpn:
@@ -211,3 +217,15 @@ def test_a_denied_order_is_invalid(officer_site: Site) -> None:
     now = client.post(str(order["url"]), None).json()
     assert now["status"] == "invalid"
     assert "not this one" in now["error"]["detail"]
+
+
+def test_meta_and_terms_of_service(officer_site: Site) -> None:
+    client = Client(f"{officer_site.server.https_url}/acme/directory",
+                    officer_site.server.ca_file)
+    client.start()
+    assert client.directory["meta"] == {"termsOfService": TERMS,
+                                        "website": "https://127.0.0.1/pki",
+                                        "caaIdentities": ["pki.certdir.test"]}
+    answer = client.post(client.directory["newAccount"], {"contact": ["mailto:a@example.com"]})
+    assert (answer.status, answer.problem) == (400, "malformed")
+    assert TERMS in answer.json()["detail"]
