@@ -79,14 +79,20 @@ def _identifiers(payload: dict[str, Any]) -> tuple[Identifier, ...]:
     return tuple(found)
 
 
-def _refused(call: Call, identifiers: tuple[Identifier, ...]) -> None:
+def _refusal(call: Call, identifier: Identifier) -> str | None:
+    """Why `identifier` cannot be ordered, or None."""
     policy = call.acme.config.policy
-    refused = [AcmeProblem("rejectedIdentifier",
-                           f"{i.value} is not an identifier this CA issues for"
-                           if not policy.allows(i) else
-                           f"{i.value}: no challenge this server offers validates it",
+    if not policy.allows(identifier):
+        return f"{identifier.value} is not an identifier this CA issues for"
+    if not offered(policy, identifier):
+        return f"{identifier.value}: no challenge this server offers validates it"
+    return None
+
+
+def _refused(call: Call, identifiers: tuple[Identifier, ...]) -> None:
+    refused = [AcmeProblem("rejectedIdentifier", why,
                            identifier={"type": i.type, "value": i.value})
-               for i in identifiers if not policy.allows(i) or not offered(policy, i)]
+               for i in identifiers if (why := _refusal(call, i)) is not None]
     if refused:
         raise AcmeProblem("rejectedIdentifier",
                           "; ".join(p.detail for p in refused), subproblems=tuple(refused))
@@ -100,17 +106,13 @@ def _check_limits(call: Call, store: AcmeStore, identifiers: tuple[Identifier, .
     if store.orders_since(call.by().id, since) >= limits.orders_per_account:
         raise AcmeProblem("rateLimited", f"at most {limits.orders_per_account} orders per "
                           f"account in {limits.window_minutes} minutes", 429, headers=retry)
-    counts = store.names_since(tuple(_bare(i) for i in identifiers), since)
+    counts = store.names_since(tuple(i.name for i in identifiers), since)
     over = sorted(name for name, count in counts.items()
                   if count >= limits.orders_per_identifier)
     if over:
         raise AcmeProblem("rateLimited", f"at most {limits.orders_per_identifier} orders for "
                           f"{', '.join(over)} in {limits.window_minutes} minutes", 429,
                           headers=retry)
-
-
-def _bare(identifier: Identifier) -> str:
-    return identifier.name
 
 
 def _new(call: Call, identifiers: tuple[Identifier, ...]) -> tuple[
@@ -120,7 +122,7 @@ def _new(call: Call, identifiers: tuple[Identifier, ...]) -> tuple[
                   tuple((i.type, i.value) for i in identifiers), None, None, None)
     authorizations, challenges = [], []
     for identifier in identifiers:
-        authorization = Authorization(new_id(), order.id, identifier.type, _bare(identifier),
+        authorization = Authorization(new_id(), order.id, identifier.type, identifier.name,
                                       identifier.wildcard, "pending", call.now,
                                       expires)
         authorizations.append(authorization)
