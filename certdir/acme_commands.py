@@ -8,7 +8,8 @@
 - `show ID` shows one account or one order (its authorizations and their
   challenges), whichever the id names.
 - `deactivate ID` deactivates an account for good (RFC 8555 §7.3.6: it can
-  sign nothing more) or makes an order invalid; it is an officer action,
+  sign nothing more, its pending and ready orders end) or makes an order
+  invalid; it is an officer action,
   in the audit log.
 """
 
@@ -96,7 +97,7 @@ def deactivate(config: Config, ident: str, actor: str) -> str:
     with offline_directory(config) as dsa, writing(dsa, None) as writer:
         store = AcmeStore(writer.records)
         if store.account(ident) is not None:
-            if not store.set_account_status(ident, "deactivated"):
+            if not store.deactivate_account(ident):
                 raise CAError(f"ACME account {ident} is not valid")
             what = f"ACME account {ident} deactivated"
         elif store.order(ident) is not None:

@@ -15,6 +15,8 @@
 - The finalize that issues sets the order valid with the certificate's
   serial in the transaction that records the certificate (`ca.issue.commit`):
   both or neither.
+- Deactivating an account ends its pending and ready orders; an order
+  waiting for an officer (processing) stays, the officer decides it.
 - Rate limits count rows of a window (`orders_since`, `names_since`), so
   every front end counts the same.
 """
@@ -238,10 +240,18 @@ class AcmeStore:
         self.records.run("UPDATE acme_accounts SET contact=? WHERE id=? AND status='valid'",
                          (json.dumps(list(contact)), ident))
 
-    def set_account_status(self, ident: str, status: str) -> bool:
-        clause, olds = _moving(states.ACCOUNT, status)
-        return self.records.run(f"UPDATE acme_accounts SET status=? WHERE id=? AND {clause}",
-                                (status, ident, *olds)) == 1
+    def deactivate_account(self, ident: str) -> bool:
+        """The account deactivated and its pending and ready orders ended
+        (RFC 8555 §7.3.6); False when it was not valid."""
+        clause, olds = _moving(states.ACCOUNT, "deactivated")
+        if self.records.run(f"UPDATE acme_accounts SET status='deactivated' WHERE id=?"
+                            f" AND {clause}", (ident, *olds)) != 1:
+            return False
+        self.records.run("UPDATE acme_orders SET status='invalid', error=? WHERE account=?"
+                         " AND status IN ('pending', 'ready')",
+                         (json.dumps({"type": "urn:ietf:params:acme:error:unauthorized",
+                                      "detail": "the account was deactivated"}), ident))
+        return True
 
     def change_key(self, ident: str, thumbprint: str, jwk: str) -> bool:
         """False when another account holds the new key."""

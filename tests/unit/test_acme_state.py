@@ -7,6 +7,7 @@
   is whichever front end stored it first; an account key is unique;
   status changes move only from the statuses RFC 8555 §7.1.6 allows, so a
   finalize happens once and a valid order never goes back.
+- Deactivating an account ends its pending and ready orders.
 - An order's status follows its authorizations: ready when all are valid,
   invalid once one is not valid or pending.
 """
@@ -184,3 +185,14 @@ def test_rate_limit_counts(backend: Backend) -> None:
         assert store.orders_since(order.account, NOW + dt.timedelta(seconds=1)) == 0
         assert store.names_since(("www.certdir.test", "x.certdir.test"), NOW) == {
             "www.certdir.test": 1, "x.certdir.test": 0}
+
+
+def test_deactivating_an_account_ends_its_open_orders(backend: Backend) -> None:
+    order = _order(backend)
+    with backend.transaction() as txn:
+        store = AcmeStore(txn.records)
+        assert store.deactivate_account(order.account)
+        assert not store.deactivate_account(order.account)
+        ended = store.order(order.id)
+        assert ended is not None and ended.status == "invalid"
+        assert ended.error is not None and "deactivated" in ended.error["detail"]

@@ -12,7 +12,8 @@
 - POST to the account URL, signed by that account (a kid naming another
   account is unauthorized): an empty payload reads it (POST-as-GET), a
   `contact` replaces the contacts, `status: deactivated` deactivates it
-  for good (§7.3.6); later requests with its kid are unauthorized.
+  for good and ends its pending and ready orders (§7.3.6); later requests
+  with its kid are unauthorized.
 - The orders URL lists the account's orders that are not invalid (§7.1.2.1).
 - keyChange (§7.3.5): the outer JWS is signed by the account (kid); its
   payload is a JWS signed by the new key (jwk), with the same `url` and no
@@ -107,7 +108,7 @@ async def update_account(call: Call) -> Reply:
         if contact is not None:
             store.set_contact(account.id, contact)
         if status == "deactivated":
-            store.set_account_status(account.id, "deactivated")
+            store.deactivate_account(account.id)
         return store.account(account.id)
 
     changed = await call.acme.write(change)
