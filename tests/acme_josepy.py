@@ -429,9 +429,19 @@ def alpn_certificate(name: str, key_authorization: str) -> tuple[bytes, bytes]:
             key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
 
 
+# socketserver's default listen backlog is 5: a burst of validations beyond it
+# loses SYNs, and each waits a second for the retransmission.
+BACKLOG = 256
+
+
+class _HTTPServer(http.server.ThreadingHTTPServer):
+    request_queue_size = BACKLOG
+
+
 class _TLSServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+    request_queue_size = BACKLOG
 
 
 @dataclass
@@ -470,7 +480,7 @@ class ChallengeServers:
         with self._lock:
             self.contexts[name] = context
 
-    def _http_server(self) -> http.server.ThreadingHTTPServer:
+    def _http_server(self) -> _HTTPServer:
         servers = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -487,7 +497,7 @@ class ChallengeServers:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        return http.server.ThreadingHTTPServer(("127.0.0.1", self.http_port), Handler)
+        return _HTTPServer(("127.0.0.1", self.http_port), Handler)
 
     def _tls_server(self, port: int) -> _TLSServer:
         servers = self
