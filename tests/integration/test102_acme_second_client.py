@@ -11,7 +11,9 @@ test's own servers answer; the `acme` policy module issues tls-server.
    "acme-tls/1" and the certificate for the SNI name (one SAN, the
    critical acmeIdentifier extension holding SHA-256 of the key
    authorization); certdir's validation shakes hands there and the order
-   is issued.
+   is issued. A certificate whose acmeIdentifier holds the digest of
+   another key authorization makes the challenge invalid,
+   incorrectResponse (RFC 8737 §3), and its order invalid.
 3. keyChange (§7.3.5) moves the account to a new key: newAccount with the
    old key and onlyReturnExisting is then accountDoesNotExist (ops/account.py),
    the old key signing with the account's kid is malformed (its signature
@@ -23,7 +25,8 @@ test's own servers answer; the `acme` policy module issues tls-server.
    then the CA's chain, which `openssl verify -CAfile` (certdir's CA as the
    only trust anchor) accepts for a TLS server.
 6. revokeCert (§7.6) signed with the certificate's own key (a jwk, no
-   account) revokes it: `openssl ocsp` then answers revoked, keyCompromise.
+   account) revokes it: `openssl ocsp` then answers revoked, keyCompromise;
+   revoking it again is alreadyRevoked.
 """
 
 from __future__ import annotations
@@ -40,14 +43,22 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from josepy import json_util
 
-from tests.acme_josepy import ACME_TLS_1, ChallengeServers, Client, Issued, Key, obtain
+from tests.acme_josepy import (
+    ACME_TLS_1,
+    Answer,
+    ChallengeServers,
+    Client,
+    Issued,
+    Key,
+    obtain,
+)
 from tests.integration.conftest import Server, make_server
 from tests.ports import free_port
 
 DOMAIN = "client.test"
 ALGORITHMS = ("ES256", "RS256", "EdDSA")
-LABELS = (*(alg.lower() for alg in ALGORITHMS), "alpn", "rolled", "held", "list1", "list2",
-          "chain", "revoked")
+LABELS = (*(alg.lower() for alg in ALGORITHMS), "alpn", "forged", "rolled", "held", "list1",
+          "list2", "chain", "revoked")
 PEM_CHAIN = "application/pem-certificate-chain"
 
 
@@ -119,6 +130,21 @@ def test_tls_alpn_01_validates_and_issues(site: Site) -> None:
     issued = obtain(client, (name("alpn"),), site.challenges, kind="tls-alpn-01")
     assert _san(_leaf(issued)) == [name("alpn")]
     assert (name("alpn"), ACME_TLS_1) in site.challenges.handshakes
+
+
+def test_tls_alpn_01_with_another_digest_is_incorrect_response(site: Site) -> None:
+    client = site.client()
+    order = client.order(name("forged"))
+    [authorization] = order.json()["authorizations"]
+    challenge = next(c for c in client.post(authorization, None).json()["challenges"]
+                     if c["type"] == "tls-alpn-01")
+    site.challenges.answer("tls-alpn-01", name("forged"), challenge["token"],
+                           client.key_authorization("another-token"))
+    client.post(challenge["url"], {})
+    ended = client.poll(order.location, frozenset({"ready", "invalid"}), 0.1)
+    error = client.post(challenge["url"], None).json()["error"]
+    assert (ended.json()["status"], error["type"]) == (
+        "invalid", "urn:ietf:params:acme:error:incorrectResponse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,18 +230,39 @@ def test_openssl_verifies_the_chain(site: Site, issued: Issued) -> None:
         done.stderr
 
 
-def test_revocation_with_the_certificates_key_is_answered_by_ocsp(site: Site) -> None:
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    client: Client
+    issued: Issued
+
+    def revoke(self) -> Answer:
+        """revokeCert signed by the certificate's key (jwk), reason keyCompromise."""
+        der = _leaf(self.issued).public_bytes(Encoding.DER)
+        return self.client.post(self.client.directory["revokeCert"],
+                                {"certificate": json_util.encode_b64jose(der), "reason": 1},
+                                key=Key.of(self.issued.key))
+
+
+@pytest.fixture(scope="module")
+def revoked(site: Site) -> Revoked:
     client = site.client()
-    revoked = obtain(client, (name("revoked"),), site.challenges)
-    der = _leaf(revoked).public_bytes(Encoding.DER)
-    answer = client.post(client.directory["revokeCert"],
-                         {"certificate": json_util.encode_b64jose(der), "reason": 1},
-                         key=Key.of(revoked.key))
+    made = Revoked(client, obtain(client, (name("revoked"),), site.challenges))
+    answer = made.revoke()
     assert answer.status == 200, answer.body
+    return made
+
+
+def test_revocation_with_the_certificates_key_is_answered_by_ocsp(site: Site,
+                                                                  revoked: Revoked) -> None:
     path = site.tmp / "revoked.pem"
-    path.write_bytes(_leaf(revoked).public_bytes(Encoding.PEM))
+    path.write_bytes(_leaf(revoked.issued).public_bytes(Encoding.PEM))
     ca = str(site.server.ca_file)
     ocsp = site.openssl("ocsp", "-issuer", ca, "-cert", str(path), "-url",
                         f"{site.server.http_url}/ocsp", "-CAfile", ca)
     assert (f"{path}: revoked" in ocsp.stdout, "Reason: keyCompromise" in ocsp.stdout) == (
         True, True), ocsp.stdout + ocsp.stderr
+
+
+def test_revoking_again_is_already_revoked(revoked: Revoked) -> None:
+    again = revoked.revoke()
+    assert (again.status, again.problem) == (400, "alreadyRevoked")
