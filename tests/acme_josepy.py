@@ -40,7 +40,7 @@ import socketserver
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,19 +137,13 @@ class AcmeJWS(jws.JWS):
 PROTECTED = frozenset({"alg", "jwk", "kid", "nonce", "url"})
 
 
-def _private(alg: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | \
-        ed25519.Ed25519PrivateKey:
-    if alg == "ES256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if alg == "RS256":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    if alg == "EdDSA":
-        return ed25519.Ed25519PrivateKey.generate()
-    raise ValueError(f"no ACME algorithm {alg!r}")
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
-
-ALGORITHMS: Mapping[str, jwa.JWASignature] = {
-    "ES256": jwa.ES256, "RS256": jwa.RS256, "EdDSA": EdDSA,
+# The account keys of RFC 8555 §6.2's algorithms as this client makes them.
+GENERATE: Mapping[str, Callable[[], PrivateKey]] = {
+    "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "RS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    "EdDSA": ed25519.Ed25519PrivateKey.generate,
 }
 
 
@@ -162,10 +156,10 @@ class Key:
 
     @classmethod
     def generate(cls, alg: str) -> Key:
-        return cls.of(_private(alg))
+        return cls.of(GENERATE[alg]())
 
     @classmethod
-    def of(cls, private: Any) -> Key:
+    def of(cls, private: PrivateKey) -> Key:
         """The Key of a `cryptography` private key (P-256, RSA or Ed25519)."""
         if isinstance(private, ec.EllipticCurvePrivateKey):
             return cls(jwk.JWKEC(key=private), jwa.ES256)
