@@ -8,7 +8,8 @@ APT_PACKAGES := ldap-utils libldap2-dev libsasl2-dev slapd openssl gpgsm dirmngr
   chromium chromium-driver libnss3-tools postgresql certbot
 APT := $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: run test lint typecheck unit integration bench bench-replication fuzz system-packages clean
+.PHONY: run test lint typecheck unit integration bench bench-replication bench-acme fuzz \
+  system-packages clean
 
 $(BIN)/certdir: pyproject.toml
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { \
@@ -112,6 +113,9 @@ bench: $(VENV)/.test-deps
 
 bench-replication: $(VENV)/.test-deps
 	$(BIN)/python bench/replication_bench.py
+
+bench-acme: $(VENV)/.test-deps
+	$(BIN)/python bench/acme_bench.py
 
 # Coverage-guided fuzzing with atheris, outside `make test` and CI: each target
 # (tests/fuzz/targets.py) runs FUZZ_SECONDS, its corpus kept in run/fuzz/TARGET
