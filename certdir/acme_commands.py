@@ -1,4 +1,5 @@
-"""`certdir ca acme list|show|deactivate`: the ACME server's accounts and orders.
+"""`certdir ca acme list|show|deactivate`: the ACME server's accounts and orders;
+`certdir ca acme-eab create|list|revoke`: its external account binding keys.
 
 - Offline, on the data directory's database, while the server runs or not:
   reads are one snapshot, a deactivation one transaction (the server sees
@@ -11,6 +12,15 @@
   sign nothing more, its pending and ready orders end) or makes an order
   invalid; it is an officer action,
   in the audit log.
+- `acme-eab create [--entry DN]` makes a binding key (RFC 8555 §7.3.4,
+  `ca.acme.eab`): it unlocks the CA key to seal the HMAC key, records it,
+  and returns the key id and HMAC key, which are shown this once and
+  never logged or stored in clear. With `--entry` (an entry that exists)
+  the account it binds gets its certificates issued for that entry.
+- `acme-eab list` shows each key's id, entry, account and state, never
+  the key; `acme-eab revoke ID` stops a key from binding an account (an
+  account it bound already stays: `acme deactivate` ends that). Both
+  changes are officer actions, in the audit log.
 """
 
 from __future__ import annotations
@@ -19,14 +29,17 @@ import datetime as dt
 
 from rich.table import Table
 
+from ca.acme import eab
 from ca.acme.ops.order import effective
-from ca.acme.store import AcmeStore
+from ca.acme.store import AcmeStore, EabKey
+from ca.authority import Authority
 from ca.errors import CAError
 from ca.store import serial_text
 from certdir.ca_writing import utc_now, writing
 from certdir.config import Config
 from certdir.directory_open import offline_directory
 from directory.backend import Records
+from directory.protocol.results import LDAPError
 from kms import audit
 
 
@@ -111,3 +124,40 @@ def deactivate(config: Config, ident: str, actor: str) -> str:
         audit.record(writer.records, actor, "ca.acme-deactivate", ident, {}, utc_now())
     return what
 
+
+
+def eab_create(config: Config, authority: Authority, entry: str | None,
+               actor: str) -> tuple[str, bytes]:
+    """A new binding key: its id and HMAC key (shown once by the caller)."""
+    kid, key = eab.new_key()
+    sealed = eab.Seal.of(authority.key).seal(kid, key)
+    now = utc_now()
+    with offline_directory(config) as dsa, writing(dsa, None) as writer:
+        holder = None
+        if entry is not None:
+            try:
+                holder = str(writer.require(writer.dn(entry)).dn)
+            except LDAPError as e:
+                raise CAError(f"--entry {entry}: {e.message}") from None
+        AcmeStore(writer.records).add_eab_key(EabKey(kid, sealed, holder, now, None, None))
+        audit.record(writer.records, actor, "ca.acme-eab-create", kid, {"entry": holder}, now)
+    return kid, key
+
+
+def eab_list(config: Config) -> Table:
+    table = Table("key id", "entry", "account", "created", "state", title="ACME binding keys")
+    with offline_directory(config) as dsa, dsa.backend.reading() as records:
+        for key in AcmeStore(records).eab_keys():
+            state = ("revoked " + _when(key.revoked) if key.revoked is not None
+                     else "bound" if key.account is not None else "unused")
+            table.add_row(key.id, key.entry or "", key.account or "", _when(key.created), state)
+    return table
+
+
+def eab_revoke(config: Config, kid: str, actor: str) -> str:
+    now = utc_now()
+    with offline_directory(config) as dsa, writing(dsa, None) as writer:
+        if not AcmeStore(writer.records).revoke_eab_key(kid, now):
+            raise CAError(f"no ACME binding key {kid}, or it is revoked already")
+        audit.record(writer.records, actor, "ca.acme-eab-revoke", kid, {}, now)
+    return f"ACME binding key {kid} revoked"

@@ -17,6 +17,8 @@
   server's writer waits for is held for database writes only.
 - `ca acme list|show|deactivate` are the ACME server's accounts and
   orders (`certdir.acme_commands`); deactivate is an officer action.
+  `ca acme-eab create|list|revoke` are its external account binding keys;
+  create prints the key id and the HMAC key once, on standard output.
 - Listings are rich tables; `issue` prints the new certificate's serial
   (hexadecimal) alone on standard output, for scripts.
 """
@@ -40,6 +42,7 @@ from rich.table import Table
 
 from ca import crl as crls
 from ca import hierarchy, issuer_crls, revoke
+from ca.acme.jws import b64encode
 from ca.authority import Authority, CAFiles, has_ca, load_chain, passphrase, slug, unlock
 from ca.backup import BackupSummary, archived_storage, backup, restore
 from ca.backup_secrets import Secret, secrets_of
@@ -394,6 +397,24 @@ def _acme_deactivate(config: Config, args: argparse.Namespace) -> None:
     print(acme_commands.deactivate(config, args.id, _actor(config, args)))
 
 
+def _eab_create(config: Config, args: argparse.Namespace) -> None:
+    authority = _unlock(config)
+    kid, key = acme_commands.eab_create(config, authority, args.entry, _actor(config, args))
+    print(f"kid: {kid}")
+    print(f"hmac_key: {b64encode(key)}")
+    print("the HMAC key is shown only now: give both to the ACME client (certbot "
+          "--eab-kid, --eab-hmac-key)", file=sys.stderr)
+
+
+def _eab_list(config: Config, args: argparse.Namespace) -> None:
+    ca_config(config)
+    console.print(acme_commands.eab_list(config))
+
+
+def _eab_revoke(config: Config, args: argparse.Namespace) -> None:
+    print(acme_commands.eab_revoke(config, args.id, _actor(config, args)))
+
+
 def _backup_passphrase(args: argparse.Namespace, confirm: bool) -> bytes:
     """From --passphrase-file, $CERTDIR_BACKUP_PASSPHRASE or a prompt (twice when
     choosing one); never empty."""
@@ -566,6 +587,23 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     acme_command("show", _acme_show, "one ACME account or order").add_argument("id")
     p = acme_command("deactivate", _acme_deactivate,
                      "deactivate an ACME account, or end an order")
+    officers.add_arguments(p, "ca.officers", required=False)
+    p.add_argument("id")
+    eab = ca.add_parser("acme-eab", help="the ACME server's external account binding keys"
+                        ).add_subparsers(dest="eab_command", required=True)
+
+    def eab_command(name: str, run: Command, text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = eab.add_parser(name, help=text)
+        data_dir(p)
+        p.set_defaults(run=lambda args: run(_config(args), args))
+        return p
+
+    p = eab_command("create", _eab_create, "make a binding key (shown once)")
+    officers.add_arguments(p, "ca.officers", required=False)
+    p.add_argument("--entry", help="the directory entry (DN) the account it binds gets "
+                   "its certificates for")
+    eab_command("list", _eab_list, "every binding key, never the key itself")
+    p = eab_command("revoke", _eab_revoke, "stop a binding key from binding an account")
     officers.add_arguments(p, "ca.officers", required=False)
     p.add_argument("id")
     p = command("backup", _backup, "one encrypted archive of CA keys, database and config")

@@ -818,12 +818,13 @@ def _acme(section: _Section, profiles: Mapping[str, Profile]) -> AcmeConfig:
     caa = section.strings("caa_identities", ())
     nonce_minutes = section.duration("nonce_minutes", 60, "minutes")
     order_days = section.duration("order_days", 7, "days")
+    required = section.get("external_account_required", bool, False)
     policy = policy_from(section)
     if policy.profile not in profiles:
         raise ConfigError(f"{section.key('profile')}: no such profile {policy.profile!r}")
     return AcmeConfig(policy=policy, terms_of_service=terms, website=website,
                       caa_identities=caa, limits=limits, nonce_minutes=nonce_minutes,
-                      order_days=order_days)
+                      order_days=order_days, external_account_required=required)
 
 
 def _kms(section: _Section, data_dir: Path, http: tuple[HTTPURL, ...]) -> KMSConfig:

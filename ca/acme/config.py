@@ -12,6 +12,9 @@
   identifier value (whoever asks), so one account cannot flood the CA
   nor many accounts one name. Over a limit is rateLimited (429) with
   Retry-After (RFC 8555 §6.6).
+- `external_account_required`: a newAccount must carry an external
+  account binding made with `certdir ca acme-eab create` (RFC 8555
+  §7.3.4; the directory's meta says `externalAccountRequired`).
 - Nonces live `nonce_minutes`; orders and their authorizations expire
   `order_days` after they were made.
 """
@@ -39,3 +42,4 @@ class AcmeConfig:
     limits: RateLimits = field(default_factory=RateLimits)
     nonce_minutes: int = 60
     order_days: int = 7
+    external_account_required: bool = False

@@ -7,6 +7,8 @@
 - The nonce secret is read from the database at the first request and made
   (by whichever front end comes first, `AcmeStore.keep_secret`) when there
   is none; until then no nonce is issued.
+- Binding keys (`ca.acme.eab`) open under a seal derived from the CA's
+  key, which the server holds unlocked; it is derived once.
 - URLs are absolute, on the host the client named (`Host`, checked by
   `ca.acme.resource`): the JWS `url` a client signs is compared with the
   URL it sent the request to (RFC 8555 §6.4), and every URL the server
@@ -25,6 +27,7 @@ from typing import TypeVar
 from twisted.internet.defer import Deferred
 
 from ca.acme.config import AcmeConfig
+from ca.acme.eab import Seal
 from ca.acme.nonces import SECRET_BYTES, Nonces
 from ca.acme.store import AcmeStore
 from ca.store import serial_text
@@ -76,6 +79,7 @@ class Acme:
         self.web = web
         self.config = config
         self._nonces: Nonces | None = None
+        self._seal: Seal | None = None
 
     @property
     def now(self) -> dt.datetime:
@@ -88,6 +92,12 @@ class Acme:
 
     def write(self, job: Callable[[Transaction], T]) -> Deferred[T]:
         return self.web.dsa.write(job)
+
+    @property
+    def seal(self) -> Seal:
+        if self._seal is None:
+            self._seal = Seal.of(self.web.authority.key)
+        return self._seal
 
     async def nonces(self) -> Nonces:
         if self._nonces is None:

@@ -19,6 +19,11 @@
   waiting for an officer (processing) stays, the officer decides it.
 - Rate limits count rows of a window (`orders_since`, `names_since`), so
   every front end counts the same.
+- External account binding keys (`acme_eab_keys`) hold their HMAC key
+  sealed (`ca.acme.eab.Seal`), never in clear; a key binds one account:
+  `bind` sets its account only while it has none and is not revoked, in
+  the transaction that adds the account. The key's `entry`, if any, is
+  the directory entry the account's certificates are issued for.
 """
 
 from __future__ import annotations
@@ -82,6 +87,13 @@ TABLES: Tables = (
     """CREATE TABLE IF NOT EXISTS acme_secrets (
         name TEXT PRIMARY KEY,
         value BLOB NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS acme_eab_keys (
+        id TEXT PRIMARY KEY,
+        sealed BLOB NOT NULL,
+        entry TEXT,
+        created TEXT NOT NULL,
+        account TEXT UNIQUE,
+        revoked TEXT)""",
 )
 
 
@@ -109,6 +121,16 @@ class Account:
     contact: tuple[str, ...]
     status: str
     created: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EabKey:
+    id: str
+    sealed: bytes
+    entry: str | None
+    created: dt.datetime
+    account: str | None
+    revoked: dt.datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +173,7 @@ _ACCOUNT = "id, thumbprint, jwk, contact, status, created"
 _ORDER = "id, account, status, created, expires, identifiers, error, request, serial"
 _AUTHORIZATION = "id, order_id, type, value, wildcard, status, created, expires"
 _CHALLENGE = "id, authorization_id, type, token, status, validated, error"
+_EAB = "id, sealed, entry, created, account, revoked"
 
 
 def _account(row: tuple[object, ...]) -> Account:
@@ -179,6 +202,15 @@ def _challenge(row: tuple[object, ...]) -> Challenge:
     ident, authorization, kind, token, status, validated, error = row
     return Challenge(str(ident), str(authorization), str(kind), str(token), str(status),
                      None if validated is None else _parse_time(validated), _error(error))
+
+
+def _eab(row: tuple[object, ...]) -> EabKey:
+    ident, sealed, entry, created, account, revoked = row
+    assert isinstance(sealed, bytes)
+    return EabKey(str(ident), sealed,
+                  None if entry is None else str(entry), _parse_time(created),
+                  None if account is None else str(account),
+                  None if revoked is None else _parse_time(revoked))
 
 
 def _moving(machine: Any, status: str) -> tuple[str, tuple[str, ...]]:
@@ -259,6 +291,36 @@ class AcmeStore:
             return False
         return self.records.run("UPDATE acme_accounts SET thumbprint=?, jwk=? WHERE id=?"
                                 " AND status='valid'", (thumbprint, jwk, ident)) == 1
+
+    # --- external account binding ---------------------------------------------------------
+
+    def add_eab_key(self, key: EabKey) -> None:
+        self.records.run(f"INSERT INTO acme_eab_keys ({_EAB}) VALUES (?, ?, ?, ?, ?, ?)",
+                         (key.id, key.sealed, key.entry, _time(key.created), None, None))
+
+    def eab_key(self, ident: str) -> EabKey | None:
+        row = self.records.row(f"SELECT {_EAB} FROM acme_eab_keys WHERE id=?", (ident,))
+        return None if row is None else _eab(row)
+
+    def eab_keys(self) -> list[EabKey]:
+        return [_eab(row) for row in self.records.rows(
+            f"SELECT {_EAB} FROM acme_eab_keys ORDER BY created, id")]
+
+    def bind(self, ident: str, account: str) -> bool:
+        """False when the key is unknown, revoked or bound already."""
+        return self.records.run("UPDATE acme_eab_keys SET account=? WHERE id=?"
+                                " AND account IS NULL AND revoked IS NULL",
+                                (account, ident)) == 1
+
+    def revoke_eab_key(self, ident: str, now: dt.datetime) -> bool:
+        """False when the key is unknown or revoked already."""
+        return self.records.run("UPDATE acme_eab_keys SET revoked=? WHERE id=?"
+                                " AND revoked IS NULL", (_time(now), ident)) == 1
+
+    def account_entry(self, account: str) -> str | None:
+        """The directory entry the account is bound to, through its binding key."""
+        row = self.records.row("SELECT entry FROM acme_eab_keys WHERE account=?", (account,))
+        return None if row is None or row[0] is None else str(row[0])
 
     # --- orders ---------------------------------------------------------------------------
 

@@ -209,6 +209,7 @@ def test_example_config_loads(tmp_path: Path) -> None:
     assert config.ca.acme is not None
     assert config.ca.acme.limits.orders_per_identifier == 50
     assert config.ca.acme.caa_identities == ("pki.example.com",)
+    assert config.ca.acme.external_account_required is False
 
 
 # --- every key of config.example.yaml, given values of the wrong type ------------------

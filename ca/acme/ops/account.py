@@ -6,6 +6,13 @@
   new account, 201 with Location, status valid.
 - With terms of service configured, a new account must set
   `termsOfServiceAgreed` true, else malformed (§7.3.3).
+- An `externalAccountBinding` (§7.3.4, `ca.acme.eab`) binds the new account
+  to the binding key it names: the key must exist, be unrevoked and bind
+  no account yet, and its MAC verify, else unauthorized; the binding is
+  recorded in the transaction that adds the account (of two accounts racing
+  for one key, one gets it). With `external_account_required` a new account
+  without one is externalAccountRequired. An existing account is returned
+  whatever binding comes with the request.
 - Contacts are `mailto:` URLs of one address without header fields
   (§7.3: servers need only support mailto); another scheme is
   unsupportedContact, a bad address invalidContact.
@@ -27,6 +34,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ca.acme import eab
 from ca.acme import jws as jws_module
 from ca.acme.calls import Call, Reply
 from ca.acme.problems import AcmeProblem
@@ -68,20 +76,43 @@ async def new_account(call: Call) -> Reply:
     if call.acme.config.terms_of_service and payload.get("termsOfServiceAgreed") is not True:
         raise AcmeProblem("malformed", "agree to the terms of service "
                           f"({call.acme.config.terms_of_service}) with termsOfServiceAgreed")
+    binding = _binding(call, payload.get("externalAccountBinding"))
     account = Account(new_id(), key.thumbprint, key.canonical, _contacts(payload), "valid",
                       call.now)
 
     def add(txn: Transaction) -> Account:
         store = AcmeStore(txn.records)
-        if store.add_account(account):
-            return account
-        found = store.account_by_key(account.thumbprint)
-        assert found is not None
-        return found
+        if not store.add_account(account):
+            found = store.account_by_key(account.thumbprint)
+            assert found is not None
+            return found
+        if binding is not None and not store.bind(binding, account.id):
+            raise AcmeProblem("unauthorized", "the external account binding's key binds "
+                              "another account", 403)
+        return account
 
     made = await call.acme.write(add)
     return Reply(201 if made is account else 200, account_object(call, made),
                  location=call.urls.account(made.id))
+
+
+def _binding(call: Call, value: object) -> str | None:
+    """The id of the binding key `value` proves, checked as far as a read can; None
+    without one (when none is required)."""
+    if value is None:
+        if call.acme.config.external_account_required:
+            raise AcmeProblem("externalAccountRequired", "this server requires an external "
+                              "account binding (certdir ca acme-eab create)")
+        return None
+    assert call.key is not None
+    binding = eab.parse(value, call.url, call.key)
+    with call.acme.reading() as store:
+        found = store.eab_key(binding.kid)
+    if found is None or found.revoked is not None or found.account is not None:
+        raise AcmeProblem("unauthorized", "the external account binding's key is unknown, "
+                          "revoked or bound already", 403)
+    binding.verify(call.acme.seal.open(found.id, found.sealed))
+    return found.id
 
 
 def _own(call: Call) -> Account:

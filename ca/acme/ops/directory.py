@@ -2,7 +2,8 @@
 
 - GET the directory: the URLs of newNonce, newAccount, newOrder,
   revokeCert and keyChange, and `meta` with termsOfService, website and
-  caaIdentities when configured (left out otherwise). No newAuthz: this
+  caaIdentities when configured, and externalAccountRequired when it is
+  true (each left out otherwise). No newAuthz: this
   server has no pre-authorization (§7.4.1).
 - newNonce: HEAD is 200, GET is 204 (§7.2), both with `Replay-Nonce` (the
   resource adds one to every answer) and `Cache-Control: no-store`.
@@ -24,7 +25,9 @@ async def directory(call: Call) -> Reply:
     body: dict[str, Any] = {name: call.urls.of(path) for name, path in RESOURCES}
     meta = {name: value for name, value in (("termsOfService", config.terms_of_service),
                                             ("website", config.website),
-                                            ("caaIdentities", list(config.caa_identities)))
+                                            ("caaIdentities", list(config.caa_identities)),
+                                            ("externalAccountRequired",
+                                             config.external_account_required))
             if value}
     if meta:
         body["meta"] = meta

@@ -25,7 +25,13 @@
   CA's request path (`ca.issue.prepare` on the pool, profile
   `ca.acme.profile`, origin ACME, its policy module deciding), and
   `ca.issue.commit` records it in the transaction that sets the order
-  valid with the certificate's serial: both or neither. A refused CSR
+  valid with the certificate's serial: both or neither. An account bound
+  to a directory entry (its external account binding key named one,
+  `ca.acme.eab`) has its certificates issued for that entry as `certdir ca
+  submit --entry` issues them: recorded as the entry's, published into it
+  as the profile's `publish` says, in that same transaction; an entry gone
+  is unauthorized. An unbound account's certificates belong to no entry
+  and are published nowhere. A refused CSR
   (weak key, bad signature) is badCSR and records nothing. A request the
   policy keeps pending leaves the order processing: once an officer issues
   it the order reads valid, once denied invalid.
@@ -53,7 +59,7 @@ from ca.acme.problems import AcmeProblem
 from ca.acme.store import AcmeStore, Authorization, Challenge, Order, new_id
 from ca.acme.validation import offered
 from ca.errors import CAError
-from ca.issue import Outcome, Prepared, commit, prepare
+from ca.issue import Outcome, Prepared, commit, holder_entry, prepare
 from ca.policy import Decision, Origin
 from ca.profiles import profile
 from ca.store import Store, serial_text
@@ -243,14 +249,21 @@ async def finalize(call: Call) -> Reply:
     with web.dsa.backend.reading() as records:
         order = owned_order(call, records, call.id())
         status, _, _ = effective(records, order, call.now)
+        holder = AcmeStore(records).account_entry(call.by().id)
     if status != "ready":
         raise AcmeProblem("orderNotReady", f"the order is {status}, not ready", 403)
     csr = b64decode(call.signed().object().get("csr"), "csr")
     _check_csr(order, csr)
     authority = web.authority
+    web.dsa.refresh()
+    try:
+        entry = holder_entry(web.dsa, holder)
+    except CAError as e:
+        raise AcmeProblem("unauthorized", f"the account is bound to {holder}: {e}", 403) \
+            from None
     try:
         chosen = profile(authority.config.profiles, acme.config.policy.profile)
-        prepared: Prepared = await web.slow(prepare, authority, csr, chosen, None,
+        prepared: Prepared = await web.slow(prepare, authority, csr, chosen, entry,
                                             Origin.ACME, call.now)
     except CAError as e:
         raise AcmeProblem("badCSR", str(e)) from None
