@@ -812,19 +812,22 @@ def _acme(section: _Section, profiles: Mapping[str, Profile]) -> AcmeConfig:
                            for name, default in (
                                ("window_minutes", _RATE_LIMITS.window_minutes),
                                ("orders_per_account", _RATE_LIMITS.orders_per_account),
-                               ("orders_per_identifier", _RATE_LIMITS.orders_per_identifier))})
+                               ("orders_per_identifier", _RATE_LIMITS.orders_per_identifier),
+                               ("accounts_per_address", _RATE_LIMITS.accounts_per_address))})
     limits_section.finish()
     terms, website = url("terms_of_service"), url("website")
     caa = section.strings("caa_identities", ())
     nonce_minutes = section.duration("nonce_minutes", 60, "minutes")
     order_days = section.duration("order_days", 7, "days")
     required = section.get("external_account_required", bool, False)
+    per_page = section.get("orders_per_page", int, 100, _positive, "must be > 0")
     policy = policy_from(section)
     if policy.profile not in profiles:
         raise ConfigError(f"{section.key('profile')}: no such profile {policy.profile!r}")
     return AcmeConfig(policy=policy, terms_of_service=terms, website=website,
                       caa_identities=caa, limits=limits, nonce_minutes=nonce_minutes,
-                      order_days=order_days, external_account_required=required)
+                      order_days=order_days, external_account_required=required,
+                      orders_per_page=per_page)
 
 
 def _kms(section: _Section, data_dir: Path, http: tuple[HTTPURL, ...]) -> KMSConfig:

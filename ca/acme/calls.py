@@ -3,6 +3,8 @@
 - `Call` is a request that passed `ca.acme.resource`: its JWS verified with
   the key it names, its nonce spent, `url` checked, and with a `kid` the
   account found valid. Operations never see a request that did not.
+  `url` holds the query the request was sent with; `address` is the
+  client's IP address (the rate limit of newAccount counts it).
 - `Reply` is the answer: a status, a JSON body (or bytes of another type),
   `Location` and `Link` headers (RFC 8555 §7: `up` from a challenge to its
   authorization; `index` is added to every answer by the resource).
@@ -34,6 +36,7 @@ class Call:
     key: Jwk | None
     account: Account | None
     now: dt.datetime
+    address: str
 
     def signed(self) -> Jws:
         assert self.jws is not None, "a POST route without its JWS"

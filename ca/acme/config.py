@@ -8,13 +8,16 @@
   `meta` (RFC 8555 §7.1.1), left out when unset; with terms of service a
   newAccount must agree to them (`termsOfServiceAgreed`).
 - Rate limits (`rate_limits`) count within a sliding window of
-  `window_minutes`: new orders per account, and new authorizations per
+  `window_minutes`: new orders per account, new authorizations per
   identifier value (whoever asks), so one account cannot flood the CA
-  nor many accounts one name. Over a limit is rateLimited (429) with
-  Retry-After (RFC 8555 §6.6).
+  nor many accounts one name, and new accounts per client address, so
+  one client cannot fill the accounts table. Over a limit is rateLimited
+  (429) with Retry-After (RFC 8555 §6.6).
 - `external_account_required`: a newAccount must carry an external
   account binding made with `certdir ca acme-eab create` (RFC 8555
   §7.3.4; the directory's meta says `externalAccountRequired`).
+- An account's orders list (§7.1.2.1) holds `orders_per_page` orders, and
+  a `Link: rel="next"` to the rest.
 - Nonces live `nonce_minutes`; orders and their authorizations expire
   `order_days` after they were made.
 """
@@ -31,6 +34,7 @@ class RateLimits:
     window_minutes: int = 60
     orders_per_account: int = 300
     orders_per_identifier: int = 50
+    accounts_per_address: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +47,4 @@ class AcmeConfig:
     nonce_minutes: int = 60
     order_days: int = 7
     external_account_required: bool = False
+    orders_per_page: int = 100

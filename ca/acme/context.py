@@ -53,8 +53,9 @@ class Urls:
     def account(self, ident: str) -> str:
         return f"{self.base}/account/{ident}"
 
-    def orders(self, account: str) -> str:
-        return f"{self.account(account)}/orders"
+    def orders(self, account: str, cursor: int = 0) -> str:
+        """The account's orders list; from the `cursor`th page on when it is not the first."""
+        return f"{self.account(account)}/orders" + (f"?cursor={cursor}" if cursor else "")
 
     def order(self, ident: str) -> str:
         return f"{self.base}/order/{ident}"

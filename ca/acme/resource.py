@@ -23,7 +23,8 @@
   before the resource runs: `ca.web.site`).
 - URLs are built on the request's `Host` (one, checked by the site); a
   Host that is not a host name or address with an optional port is
-  malformed.
+  malformed. The URL a JWS must name is the one requested, query
+  included (the orders list's pages, §7.1.2.1).
 """
 
 from __future__ import annotations
@@ -148,10 +149,12 @@ class AcmeResource(Resource):
         if not host:
             raise AcmeProblem("malformed", "the Host header is not a host name")
         urls = _urls(host)
-        url = urls.of("/".join(segments))
+        query = (request.uri or b"").partition(b"?")[2].decode("ascii", "replace")
+        url = urls.of("/".join(segments)) + (f"?{query}" if query else "")
         now = acme.now
+        address = str(getattr(request.getClientAddress(), "host", ""))
         if not route.signer:
-            return await operation(Call(acme, urls, url, ident, None, None, None, now))
+            return await operation(Call(acme, urls, url, ident, None, None, None, now, address))
         if media_type(request) != JOSE:
             raise AcmeProblem("malformed", "ACME requests are application/jose+json", 415)
         assert request.content is not None
@@ -174,7 +177,7 @@ class AcmeResource(Resource):
         if not await acme.write(lambda txn: AcmeStore(txn.records).spend_nonce(
                 nonce, expires, seconds)):
             raise AcmeProblem("badNonce", "this nonce was used before")
-        return await operation(Call(acme, urls, url, ident, signed, key, signer, now))
+        return await operation(Call(acme, urls, url, ident, signed, key, signer, now, address))
 
     def _account(self, urls: Urls, kid: str) -> Account:
         ident = kid.removeprefix(urls.account(""))

@@ -17,8 +17,8 @@
   both or neither.
 - Deactivating an account ends its pending and ready orders; an order
   waiting for an officer (processing) stays, the officer decides it.
-- Rate limits count rows of a window (`orders_since`, `names_since`), so
-  every front end counts the same.
+- Rate limits count rows of a window (`orders_since`, `names_since`,
+  `accounts_since`), so every front end counts the same.
 - External account binding keys (`acme_eab_keys`) hold their HMAC key
   sealed (`ca.acme.eab.Seal`), never in clear; a key binds one account:
   `bind` sets its account only while it has none and is not revoked, in
@@ -94,6 +94,11 @@ TABLES: Tables = (
         created TEXT NOT NULL,
         account TEXT UNIQUE,
         revoked TEXT)""",
+    """CREATE TABLE IF NOT EXISTS acme_new_accounts (
+        address TEXT NOT NULL,
+        created TEXT NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS acme_new_accounts_address
+        ON acme_new_accounts (address, created)""",
 )
 
 
@@ -285,6 +290,17 @@ class AcmeStore:
                                       "detail": "the account was deactivated"}), ident))
         return True
 
+    def note_new_account(self, address: str, now: dt.datetime, since: dt.datetime) -> None:
+        """A new account from `address`; notes older than `since` are pruned."""
+        self.records.run("DELETE FROM acme_new_accounts WHERE created<?", (_time(since),))
+        self.records.run("INSERT INTO acme_new_accounts (address, created) VALUES (?, ?)",
+                         (address, _time(now)))
+
+    def accounts_since(self, address: str, since: dt.datetime) -> int:
+        row = self.records.row("SELECT count(*) FROM acme_new_accounts WHERE address=?"
+                               " AND created>=?", (address, _time(since)))
+        return 0 if row is None else int(row[0])
+
     def change_key(self, ident: str, thumbprint: str, jwk: str) -> bool:
         """False when another account holds the new key."""
         if self.account_by_key(thumbprint) is not None:
@@ -349,6 +365,13 @@ class AcmeStore:
         return [_order(row) for row in self.records.rows(
             f"SELECT {_ORDER} FROM acme_orders WHERE account=? ORDER BY created, id",
             (account,))]
+
+    def listed_orders(self, account: str, offset: int, limit: int) -> list[str]:
+        """The ids of the account's orders that are not invalid, from the `offset`th on,
+        at most `limit` of them."""
+        return [str(row[0]) for row in self.records.rows(
+            "SELECT id FROM acme_orders WHERE account=? AND status<>'invalid'"
+            " ORDER BY created, id LIMIT ? OFFSET ?", (account, limit, offset))]
 
     def order_of_serial(self, serial: int) -> Order | None:
         row = self.records.row(f"SELECT {_ORDER} FROM acme_orders WHERE serial=?",

@@ -209,7 +209,9 @@ def test_example_config_loads(tmp_path: Path) -> None:
     assert config.ca.acme is not None
     assert config.ca.acme.limits.orders_per_identifier == 50
     assert config.ca.acme.caa_identities == ("pki.example.com",)
-    assert config.ca.acme.external_account_required is False
+    assert config.ca.acme.limits.accounts_per_address == 100
+    assert (config.ca.acme.external_account_required, config.ca.acme.orders_per_page) == (
+        False, 100)
 
 
 # --- every key of config.example.yaml, given values of the wrong type ------------------
@@ -305,6 +307,8 @@ OUT_OF_RANGE = [
     (("ca", "acme", "profile"), "no-such", "ca.acme.profile: no such profile 'no-such'"),
     (("ca", "acme", "rate_limits", "orders_per_account"), 0,
      "ca.acme.rate_limits.orders_per_account: 0 is not allowed (must be > 0)"),
+    (("ca", "acme", "orders_per_page"), 0,
+     "ca.acme.orders_per_page: 0 is not allowed (must be > 0)"),
     (("ca", "acme", "terms_of_service"), "ftp://x",
      "ca.acme.terms_of_service: 'ftp://x' is not allowed"),
     (("ca", "profiles", "partner-smime", "validity_days"), 10**9,

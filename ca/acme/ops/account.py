@@ -13,6 +13,9 @@
   for one key, one gets it). With `external_account_required` a new account
   without one is externalAccountRequired. An existing account is returned
   whatever binding comes with the request.
+- At most `accounts_per_address` new accounts per client address within
+  the rate limits' window, counted in the transaction that adds the
+  account: over is rateLimited (429, Retry-After).
 - Contacts are `mailto:` URLs of one address without header fields
   (§7.3: servers need only support mailto); another scheme is
   unsupportedContact, a bad address invalidContact.
@@ -21,18 +24,25 @@
   `contact` replaces the contacts, `status: deactivated` deactivates it
   for good and ends its pending and ready orders (§7.3.6); later requests
   with its kid are unauthorized.
-- The orders URL lists the account's orders that are not invalid (§7.1.2.1).
+- The orders URL lists the account's orders that are not invalid (§7.1.2.1),
+  `orders_per_page` of them, oldest first (to the second, then by id: one
+  order of pages however many come); when more follow, a
+  `Link: rel="next"` names the next page (`?cursor=N`, N the page's number
+  from 0). A cursor that is not a whole number is malformed.
 - keyChange (§7.3.5): the outer JWS is signed by the account (kid); its
   payload is a JWS signed by the new key (jwk), with the same `url` and no
   nonce, whose payload names the account (`account` = the kid) and the old
-  key (`oldKey`, equal to the account's key). A new key another account
-  holds is 409 with that account's Location.
+  key (`oldKey`, equal to the account's key). A new key that an account
+  holds is 409 with that account's Location: another account's, or this
+  one's when the new key is its key already (nothing changes).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from ca.acme import eab
 from ca.acme import jws as jws_module
@@ -79,9 +89,16 @@ async def new_account(call: Call) -> Reply:
     binding = _binding(call, payload.get("externalAccountBinding"))
     account = Account(new_id(), key.thumbprint, key.canonical, _contacts(payload), "valid",
                       call.now)
+    limits = call.acme.config.limits
+    window = dt.timedelta(minutes=limits.window_minutes)
+    retry = {b"Retry-After": str(int(window.total_seconds())).encode()}
 
     def add(txn: Transaction) -> Account:
         store = AcmeStore(txn.records)
+        if store.accounts_since(call.address, call.now - window) >= limits.accounts_per_address:
+            raise AcmeProblem("rateLimited", f"at most {limits.accounts_per_address} new "
+                              f"accounts per client address in {limits.window_minutes} minutes",
+                              429, headers=retry)
         if not store.add_account(account):
             found = store.account_by_key(account.thumbprint)
             assert found is not None
@@ -89,6 +106,7 @@ async def new_account(call: Call) -> Reply:
         if binding is not None and not store.bind(binding, account.id):
             raise AcmeProblem("unauthorized", "the external account binding's key binds "
                               "another account", 403)
+        store.note_new_account(call.address, call.now, call.now - window)
         return account
 
     made = await call.acme.write(add)
@@ -147,11 +165,22 @@ async def update_account(call: Call) -> Reply:
     return Reply(200, account_object(call, changed), location=call.urls.account(account.id))
 
 
+def _cursor(url: str) -> int:
+    given = parse_qs(urlsplit(url).query).get("cursor", ["0"])
+    if len(given) != 1 or not (given[0].isascii() and given[0].isdigit()):
+        raise AcmeProblem("malformed", "cursor is the number of a page of orders")
+    return int(given[0])
+
+
 async def orders(call: Call) -> Reply:
     account = _own(call)
+    cursor, size = _cursor(call.url), call.acme.config.orders_per_page
     with call.acme.reading() as store:
-        found = [order.id for order in store.orders(account.id) if order.status != "invalid"]
-    return Reply(200, {"orders": [call.urls.order(ident) for ident in found]})
+        found = store.listed_orders(account.id, cursor * size, size + 1)
+    links = (((call.urls.orders(account.id, cursor + 1), "next"),) if len(found) > size
+             else ())
+    return Reply(200, {"orders": [call.urls.order(ident) for ident in found[:size]]},
+                 links=links)
 
 
 async def key_change(call: Call) -> Reply:
@@ -172,6 +201,9 @@ async def key_change(call: Call) -> Reply:
     if old.thumbprint != account.thumbprint:
         raise AcmeProblem("malformed", "oldKey is not the account's key")
     new = inner.jwk
+    if new.thumbprint == account.thumbprint:
+        raise AcmeProblem("malformed", "the new key is this account's key already", 409,
+                          headers={b"Location": call.urls.account(account.id).encode()})
 
     def change(txn: Transaction) -> Account | None:
         store = AcmeStore(txn.records)
