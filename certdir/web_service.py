@@ -19,7 +19,8 @@
   shutdown.
 - With `ca.acme` configured, the https site serves the ACME server at
   `/acme/` (`ca.acme.resource`); plain http redirects it there like every
-  page.
+  page. The process serving https resumes, once running, the validations
+  a stopped server left processing.
 - Names nothing else serves are CA certificates and CRLs (`ca.web.downloads`);
   what is not one of those is redirected (plain http) or a 404 page (https).
 """
@@ -52,18 +53,29 @@ log = logging.getLogger("certdir.web")
 POOL_THREADS = 4
 
 
-def _roots(web: Web, https: dict[bytes, Resource]) -> tuple[Resource, Resource]:
-    """The plain-http root and the https root."""
+def _acme(web: Web, serving: bool) -> dict[bytes, Resource]:
+    """The ACME server's resource, when `ca.acme` is configured; when this process
+    serves it (`serving`), the validations a stopped server left are resumed."""
+    if web.authority.config.acme is None:
+        return {}
+    from ca.acme.context import Acme
+    from ca.acme.ops.authorization import resume
+    from ca.acme.resource import resource
+
+    acme = Acme(web, web.authority.config.acme)
+    if serving:
+        web.reactor.callWhenRunning(lambda: resume(acme).addErrback(
+            lambda failure: log.error("resuming ACME validations: %s",
+                                      failure.getErrorMessage())))
+    return {b"acme": resource(acme)}
+
+
+def _roots(web: Web, https: dict[bytes, Resource], serving: bool) -> tuple[Resource, Resource]:
+    """The plain-http root and the https root (`serving`: this process listens on it)."""
     public: dict[bytes, Resource] = {**ocsp.children(web)}
     redirect = RedirectToHTTPS(web.config.https_url)
     plain = Root(public, fallback=Downloads(web, redirect))
-    acme: dict[bytes, Resource] = {}
-    if web.authority.config.acme is not None:
-        from ca.acme.context import Acme
-        from ca.acme.resource import resource
-
-        acme[b"acme"] = resource(Acme(web, web.authority.config.acme))
-    secure = Root({**public, **pages.children(web), **https, **acme},
+    secure = Root({**public, **pages.children(web), **https, **_acme(web, serving)},
                   fallback=Downloads(web, pages.missing(web)))
     return plain, secure
 
@@ -85,7 +97,8 @@ def listen(web: Web, tls: Any, urls: tuple[HTTPURL, ...],
            adopted: Mapping[ListenURL | HTTPURL, socket.socket]) -> list[str]:
     """Start listening, on the `adopted` socket of a URL when there is one (shared
     with other workers); the URLs that failed, with why."""
-    plain, secure = _roots(web, https_children)
+    plain, secure = _roots(web, https_children, any(
+        url.scheme == "https" and url not in adopted for url in urls))
     failures: list[str] = []
     for url in urls:
         if url in adopted:

@@ -421,6 +421,20 @@ class AcmeStore:
             f"SELECT {_CHALLENGE} FROM acme_challenges WHERE authorization_id=? ORDER BY type",
             (authorization,))]
 
+    def processing(self) -> list[tuple[Challenge, Authorization, str]]:
+        """Every challenge being validated, with its authorization and the thumbprint of
+        its account's key."""
+        found = []
+        for challenge, authorization, thumbprint in self.records.rows(
+                "SELECT c.id, a.id, k.thumbprint FROM acme_challenges c"
+                " JOIN acme_authorizations a ON a.id=c.authorization_id"
+                " JOIN acme_orders o ON o.id=a.order_id JOIN acme_accounts k ON k.id=o.account"
+                " WHERE c.status='processing' ORDER BY c.id"):
+            made, parent = self.challenge(str(challenge)), self.authorization(str(authorization))
+            assert made is not None and parent is not None
+            found.append((made, parent, str(thumbprint)))
+        return found
+
     def set_challenge_status(self, ident: str, status: str, when: dt.datetime | None = None,
                              error: dict[str, Any] | None = None) -> bool:
         clause, olds = _moving(states.CHALLENGE, status)

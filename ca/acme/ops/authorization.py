@@ -15,7 +15,14 @@
   and the authorization valid, and the order ready once every one of its
   authorizations is; failure makes the challenge invalid with the problem
   validation raised as its `error`, and the authorization and the order
-  invalid (§7.1.6: one failed challenge ends the authorization).
+  invalid (§7.1.6: one failed challenge ends the authorization). Only the
+  validation that moves the challenge out of processing records anything.
+- A challenge left processing by a server that stopped (killed, crashed)
+  while validating it is validated again when the https service starts
+  (`resume`), so it never stays processing until it expires. On several
+  front ends of one database one starting may validate again a challenge
+  another is validating: the first to finish decides, the other records
+  nothing.
 """
 
 from __future__ import annotations
@@ -126,6 +133,19 @@ async def challenge(call: Call) -> Reply:
                  links=((call.urls.authorization(parent.id), "up"),))
 
 
+def resume(acme: Acme) -> Deferred[None]:
+    """Validate again every challenge left processing."""
+    async def steps() -> None:
+        with acme.reading() as store:
+            left = store.processing()
+        for found, parent, thumbprint in left:
+            log.info("ACME challenge %s (%s of %s) was left processing: validating it again",
+                     found.id, found.type, parent.value)
+            _validating(acme, found, parent, f"{found.token}.{thumbprint}")
+
+    return Deferred.fromCoroutine(steps())
+
+
 def _validating(acme: Acme, found: Challenge, parent: Authorization,
                 key_authorization: str) -> Deferred[None]:
     async def steps() -> None:
@@ -145,12 +165,12 @@ def _validating(acme: Acme, found: Challenge, parent: Authorization,
         def record(txn: Transaction) -> None:
             store = AcmeStore(txn.records)
             if error is None:
-                store.set_challenge_status(found.id, "valid", when)
-                store.set_authorization_status(parent.id, "valid")
+                moved = store.set_challenge_status(found.id, "valid", when)
             else:
-                store.set_challenge_status(found.id, "invalid", None, error)
-                store.set_authorization_status(parent.id, "invalid")
-            advance(store, parent.order)
+                moved = store.set_challenge_status(found.id, "invalid", None, error)
+            if moved:
+                store.set_authorization_status(parent.id, "invalid" if error else "valid")
+                advance(store, parent.order)
 
         await acme.write(record)
         log.info("ACME challenge %s (%s of %s): %s", found.id, found.type, parent.value,
