@@ -8,7 +8,8 @@
   with HKDF-SHA256 from the CA's private key, with the key id as
   associated data. The CA key is itself encrypted under the CA passphrase
   (`ca.keys`), so the database or a copy of it opens no binding key, and a
-  sealed key copied to another key id does not open. Whoever makes one
+  sealed key copied to another key id, or read under another CA key (a
+  data directory with a new CA), does not open. Whoever makes one
   unlocks the CA key as the signing commands do; the server holds it
   unlocked already. HKDF and AES-GCM of a few bytes take microseconds:
   they run on the reactor.
