@@ -19,9 +19,11 @@ stores them in file order:
 
 - The file is cut at blank lines, which always end a record (RFC 2849),
   so every piece holds whole records and keeps the file's line numbers.
-- Workers do what needs no database and no order: LDIF and DN parsing,
-  the Add checks, the entryUUIDs (random) and the index rows of the
-  client's attributes, grouped by row (`directory.backend.postings`).
+- Workers do what needs no database and no order: LDIF and DN parsing
+  (the parents of their entries kept, so each entry's DN is parsed from
+  its own RDN up to a known parent), the Add checks, the entryUUIDs
+  (random) and the index rows of the client's attributes, grouped by row
+  (`directory.backend.postings`).
 - A worker sends each run of add records back as one `Batch`: marshal's
   form of plain tuples and their postings. Pickled objects, a record and
   a set of rows each, cost this process a third of its time to load.
@@ -66,6 +68,7 @@ from directory.operational import NEW_ENTRY, new_uuid, stamp_new
 from directory.ops.add import Attributes, check_within, collect, validate
 from directory.ops.moddn import rename
 from directory.ops.modify import apply_changes
+from directory.protocol.dn import DN
 from directory.protocol.messages import Change, ModOp
 from directory.protocol.results import LDAPError, ResultCode
 from directory.replication import deletes
@@ -257,8 +260,12 @@ def _prepare_add(dsa: DSA, record: LDIFRecord) -> Add:
         structural = validate(dsa, dn, attributes)
     except LDAPError as e:
         raise _RecordFailed(_why(record.line, record.dn, e)) from None
-    return (record.line, str(dn), path_of(dn), None if dn == dsa.suffix else path_of(dn.parent),
-            stored_leaf(dn), attributes, structural, new_uuid())
+    parent = None
+    if dn != dsa.suffix:
+        # Kept, the parent's DN is not parsed again for its other children.
+        parent = path_of(DN.shared(str(dn.parent), dsa.schema))
+    return (record.line, str(dn), path_of(dn), parent, stored_leaf(dn), attributes, structural,
+            new_uuid())
 
 
 def _grouped(pairs: Iterable[tuple[str, bytes]]) -> list[tuple[str, list[bytes]]]:
