@@ -131,30 +131,33 @@ class IndexKeys:
 
     def _keys(self, attributes: Mapping[str, tuple[bytes, ...]]
               ) -> Iterator[tuple[str, list[bytes]]]:
-        """The index's name and keys of each indexed attribute (repeats left in)."""
+        """The index's name and keys of each indexed attribute (repeats left
+        in). Values are normalised once where both kinds use one rule."""
         equality, substrings = self._equality, self._substrings
         for description, values in attributes.items():
             key = description if ";" not in description else type_key(description)
+            keys: list[bytes] | None = None
             if key in equality:
                 keyer = equality[key]
-                if keyer is None:
-                    yield key, list(values)
-                else:
-                    keys = []
-                    for value in values:
-                        try:
-                            keys.append(keyer(value))
-                        except InvalidValue:
-                            continue
-                    yield key, keys
+                keys = list(values) if keyer is None else _normalised(keyer, values)
+                yield key, keys
             if key in substrings:
                 name, sub_keyer = substrings[key]
+                if keys is None or equality[key] is not sub_keyer:
+                    keys = _normalised(sub_keyer, values)
                 grams: list[bytes] = []
-                for value in values:
-                    try:
-                        normalised = sub_keyer(value)
-                    except InvalidValue:
-                        continue
+                for normalised in keys:
                     grams.extend([normalised[i:i + GRAM]
                                   for i in range(len(normalised) - GRAM + 1)])
                 yield name, grams
+
+
+def _normalised(keyer: Keyer, values: Iterable[bytes]) -> list[bytes]:
+    """The keys of the values the rule takes (a value it refuses has none)."""
+    keys = []
+    for value in values:
+        try:
+            keys.append(keyer(value))
+        except InvalidValue:
+            continue
+    return keys
