@@ -29,13 +29,21 @@ NEW_ENTRY = ("createtimestamp", "creatorsname", "modifytimestamp", "modifiersnam
              "entryuuid", "entrycsn", "structuralobjectclass")
 
 
-def stamp_new(dsa: DSA, attributes: Attributes, actor: DN, structural: str) -> None:
+def stamp_new(dsa: DSA, attributes: Attributes, actor: DN, structural: str,
+              entry_uuid: bytes | None = None) -> None:
+    """Give a new entry its operational attributes; its entryUUID may have
+    been made beforehand (`new_uuid`, by an LDIF import's worker process)."""
     csn = dsa.csn.next(dsa.now())
     stamp = generalized_time(csn)
     who = str(actor).encode()
     attributes.update(zip(NEW_ENTRY, (
-        (stamp,), (who,), (stamp,), (who,), (str(uuid.uuid4()).encode(),), (csn.encode(),),
+        (stamp,), (who,), (stamp,), (who,), (entry_uuid or new_uuid(),), (csn.encode(),),
         (structural.encode(),)), strict=True))
+
+
+def new_uuid() -> bytes:
+    """A new entry's entryUUID (RFC 4530): random, so made in any order."""
+    return str(uuid.uuid4()).encode()
 
 
 def stamp_modified(dsa: DSA, attributes: Attributes, actor: DN) -> None:

@@ -35,11 +35,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias
+from typing import Any, NamedTuple, Protocol, TypeAlias
 
+from directory.backend.postings import Gathering, Postings
 from directory.entry import Entry
 from directory.protocol.dn import DN
 from directory.protocol.messages import Scope
+from directory.protocol.results import LDAPError
 from directory.schema import Schema
 
 
@@ -95,6 +97,26 @@ class Conflict(Exception):
     the key (and, on a shared database, may have committed it first)."""
 
 
+class NewEntry(NamedTuple):
+    """An entry for `Transaction.insert_many`, already serialized, below the
+    entry at path `parent` (None: a naming context, which has no parent)."""
+    dn: str
+    path: bytes
+    parent: bytes | None
+    blob: bytes
+
+
+class EntryRefused(Exception):
+    """`insert_many` could not store the entry at `place` of its batch (it
+    already exists, or its parent does not); `error` says so, as `insert`
+    would have."""
+
+    def __init__(self, place: int, error: LDAPError) -> None:
+        super().__init__(place, error)
+        self.place = place
+        self.error = error
+
+
 # Node numbers are the CSN's three hex digits of server id.
 MAX_NODE = 0xFFF
 
@@ -148,6 +170,12 @@ class Transaction(Protocol):
         at path `parent` (None: a naming context, which has no parent)."""
         ...
 
+    def insert_many(self, entries: Sequence[NewEntry], postings: Postings) -> None:
+        """Store new entries in order (bulk loads), as `insert` each, with the
+        index rows `postings` give them by their places in `entries`; the
+        first one that cannot be stored raises `EntryRefused`."""
+        ...
+
     def flush(self) -> None:
         """Write whatever the transaction buffered (bulk index rows)."""
         ...
@@ -184,6 +212,12 @@ class Backend(Protocol):
 
     def index_rows(self, attributes: Mapping[str, tuple[bytes, ...]]) -> set[tuple[str, bytes]]:
         """The index rows of an entry's attributes."""
+        ...
+
+    def gather(self, attributes: Mapping[str, tuple[bytes, ...]], place: int,
+               into: Gathering) -> None:
+        """Add the index rows of an entry's attributes to the postings of a
+        batch (`insert_many`), the entry at `place`."""
         ...
 
     def refresh(self) -> bool:

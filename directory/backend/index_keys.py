@@ -31,9 +31,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from directory.backend.postings import Gathering
 from directory.entry import type_key
 from directory.matching import InvalidValue, Keyer
 from directory.protocol.results import LDAPError, ResultCode
@@ -120,24 +121,43 @@ class IndexKeys:
             name for name, _ in self._substrings.values())
 
     def rows(self, attributes: Mapping[str, tuple[bytes, ...]]) -> set[tuple[str, bytes]]:
-        found: set[tuple[str, bytes]] = set()
+        return {(name, key) for name, keys in self._keys(attributes) for key in keys}
+
+    def gather(self, attributes: Mapping[str, tuple[bytes, ...]], place: int,
+               into: Gathering) -> None:
+        """Add the rows of the entry at `place` of a batch to `into`."""
+        for name, keys in self._keys(attributes):
+            into.add(place, name, keys)
+
+    def _keys(self, attributes: Mapping[str, tuple[bytes, ...]]
+              ) -> Iterator[tuple[str, list[bytes]]]:
+        """The index's name and keys of each indexed attribute (repeats left
+        in). Values are normalised once where both kinds use one rule."""
         equality, substrings = self._equality, self._substrings
         for description, values in attributes.items():
             key = description if ";" not in description else type_key(description)
+            keys: list[bytes] | None = None
             if key in equality:
                 keyer = equality[key]
-                for value in values:
-                    try:
-                        found.add((key, value if keyer is None else keyer(value)))
-                    except InvalidValue:
-                        continue
+                keys = list(values) if keyer is None else _normalised(keyer, values)
+                yield key, keys
             if key in substrings:
                 name, sub_keyer = substrings[key]
-                for value in values:
-                    try:
-                        normalised = sub_keyer(value)
-                    except InvalidValue:
-                        continue
-                    found.update([(name, normalised[i:i + GRAM])
+                if keys is None or equality[key] is not sub_keyer:
+                    keys = _normalised(sub_keyer, values)
+                grams: list[bytes] = []
+                for normalised in keys:
+                    grams.extend([normalised[i:i + GRAM]
                                   for i in range(len(normalised) - GRAM + 1)])
-        return found
+                yield name, grams
+
+
+def _normalised(keyer: Keyer, values: Iterable[bytes]) -> list[bytes]:
+    """The keys of the values the rule takes (a value it refuses has none)."""
+    keys = []
+    for value in values:
+        try:
+            keys.append(keyer(value))
+        except InvalidValue:
+            continue
+    return keys

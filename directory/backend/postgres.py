@@ -97,8 +97,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from directory.backend import (
     After,
+    EntryRefused,
     Equal,
     IndexQuery,
+    NewEntry,
     Param,
     Prefix,
     Presence,
@@ -115,6 +117,7 @@ from directory.backend.pg_bulk import Bulk
 from directory.backend.pg_changes import Changed, Listener, announce
 from directory.backend.pg_nodes import NodeNumber
 from directory.backend.pg_records import PostgresRecords, ddl
+from directory.backend.postings import Gathering, Postings, places
 from directory.backend.sqlite import INDEX_BATCH, footprint
 from directory.entry import Entry, deserialize, serialize
 from directory.protocol.cache import BoundedCache
@@ -246,6 +249,10 @@ class PostgresBackend:
         """The (attribute, key) index rows of indexed attribute values, as
         every backend computes them."""
         return self._keys.rows(attributes)
+
+    def gather(self, attributes: Mapping[str, tuple[bytes, ...]], place: int,
+               into: Gathering) -> None:
+        self._keys.gather(attributes, place, into)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._reader.execute(sql, params, prepare=True, binary=True).fetchall()
@@ -653,6 +660,20 @@ class PostgresTransaction:
             raise LDAPError(ResultCode.ENTRY_ALREADY_EXISTS, f"entry {dn} already exists")
         self._bulk.created(int(row[0]), path)
         self._stored(int(row[0]), index_rows)
+
+    def insert_many(self, entries: Sequence[NewEntry], postings: Postings) -> None:
+        """As `insert` each: the batches of `pg_bulk` and COPY already write
+        a bulk load's entries and rows a thousand at a time."""
+        rows: list[list[tuple[str, bytes]]] = [[] for _ in entries]
+        for attribute, keys in postings.items():
+            for key, held in keys.items():
+                for place in places(held):
+                    rows[place].append((attribute, key))
+        for place, (entry, index_rows) in enumerate(zip(entries, rows, strict=True)):
+            try:
+                self.insert(*entry, index_rows)
+            except LDAPError as e:
+                raise EntryRefused(place, e) from None
 
     def _stored(self, entry_id: int, index_rows: Iterable[tuple[str, bytes]]) -> None:
         # Touched too, so that other front ends learn something was added

@@ -11,7 +11,11 @@
   in a normalised DN, so a NUL in a path is always a separator.
 - Index rows (attribute, key, entry id) as `index_keys` computes them for
   the indexes named in config (equality keys, substring grams); they are
-  rebuilt at open when that configuration changes.
+  rebuilt at open when that configuration changes. New rows wait in the
+  transaction and are written in key order: sorted inserts touch each
+  B-tree page once. A bulk load's (`insert_many`) come as postings, a
+  key's entries at once, and SQLite expands them into rows itself
+  (`_POSTED`): no Python call per row.
 - Statistics (`estimate`) as index_stats.py keeps them for every backend,
   in `idx_stats`. The directory's size is taken to be the highest id
   (never less than the number of entries), read at open and whenever
@@ -43,8 +47,10 @@ from pathlib import Path
 from directory.backend import (
     After,
     Conflict,
+    EntryRefused,
     Equal,
     IndexQuery,
+    NewEntry,
     Param,
     Prefix,
     Presence,
@@ -59,6 +65,7 @@ from directory.backend.candidates import SCAN_CHUNK, ScanRow, scan
 from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec
 from directory.backend.index_stats import Statistics
 from directory.backend.paths import after, path_of
+from directory.backend.postings import Gathering, Postings, places
 from directory.entry import Entry, deserialize, serialize
 from directory.protocol.cache import BoundedCache
 from directory.protocol.dn import DN
@@ -92,6 +99,20 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 INDEX_BATCH = 50_000
+# The index rows of bulk loads wait to be written in key order. The rows
+# of keys several entries hold (grams, mostly) are written every this many
+# batches' keys: each write adds the newest ids at the end of each key's
+# rows, a page or so per key. The keys of one entry so far (mostly those of
+# equality indexes) are written at the end, or when this many wait (about
+# 150 bytes each in memory): written in small sorted runs, a run of unique
+# keys would touch every page of the index again.
+SHARED_BATCH = 200_000
+SINGLE_BATCH = 4_000_000
+# One row's entries from postings: a JSON object naming, under the id of
+# each batch's first entry, the places in that batch of the entries
+# holding the row ({"101": [0, 5], "1351": [3]}).
+_POSTED = ("INSERT OR IGNORE INTO idx SELECT ?, ?, CAST(batch.key AS INTEGER) + place.value "
+           "FROM json_each(?) AS batch, json_each(batch.value) AS place")
 
 
 # Measured on CPython 3.11 (tracemalloc, inetOrgPerson entries).
@@ -235,6 +256,10 @@ class SQLiteBackend:
     def index_rows(self, attributes: Mapping[str, tuple[bytes, ...]]) -> set[tuple[str, bytes]]:
         """The (attribute, key) index rows of indexed attribute values."""
         return self._keys.rows(attributes)
+
+    def gather(self, attributes: Mapping[str, tuple[bytes, ...]], place: int,
+               into: Gathering) -> None:
+        self._keys.gather(attributes, place, into)
 
     def _entry(self, epoch: int, entry_id: int, dn: str, blob: bytes) -> Entry:
         """The entry of a row its statement read at the cache's `epoch`."""
@@ -435,6 +460,12 @@ class SQLiteTransaction:
         # reads the index through a write transaction.
         self._new_index_rows: list[tuple[str, bytes, int]] = []
         self._parked = False
+        # Bulk loads' index rows waiting, by attribute and key: the id of the
+        # one entry holding the row, or the row's places in each batch
+        # holding it, as `_POSTED` reads them.
+        self._single: dict[str, dict[bytes, int]] = {}
+        self._shared: dict[str, dict[bytes, list[str]]] = {}
+        self._shared_size = 0
 
     def _row_to_entry(self, row: tuple[int, str, bytes]) -> Entry:
         entry_id, dn, blob = row
@@ -487,7 +518,10 @@ class SQLiteTransaction:
                                   [(attr, key, entry.id) for attr, key in rows])
 
     def _queue_index(self, entry_id: int, rows: Iterable[tuple[str, bytes]]) -> None:
-        self._new_index_rows.extend([(attr, key, entry_id) for attr, key in rows])
+        self._queue_index_rows([(attr, key, entry_id) for attr, key in rows])
+
+    def _queue_index_rows(self, rows: Iterable[tuple[str, bytes, int]]) -> None:
+        self._new_index_rows.extend(rows)
         if len(self._new_index_rows) >= INDEX_BATCH:
             self._park()
 
@@ -503,10 +537,12 @@ class SQLiteTransaction:
     def flush(self) -> None:
         """Write the buffered index rows, in key order: sorted inserts touch
         each B-tree page once, which makes bulk loads several times faster
-        than inserting each entry's rows as they come. A bulk load's rows
-        are parked first and sorted once, by SQLite's external sort: merged
-        batch by batch, the grams of every batch would rewrite the end of
-        every gram's rows."""
+        than inserting each entry's rows as they come. Many rows of single
+        entries are parked first and sorted once, by SQLite's external sort:
+        merged batch by batch, the grams of every batch would rewrite the end
+        of every gram's rows. Postings are merged by row and written in row
+        order, each row's ids expanded by SQLite (`_POSTED`)."""
+        self._write_postings()
         if self._parked:
             self._park()
             self.conn.execute("INSERT OR IGNORE INTO idx SELECT attr, key, id FROM idx_parked "
@@ -538,6 +574,84 @@ class SQLiteTransaction:
                             f"entry {dn} already exists") from None
         assert cursor.lastrowid is not None
         self._queue_index(cursor.lastrowid, index_rows)
+
+    def insert_many(self, entries: Sequence[NewEntry], postings: Postings) -> None:
+        ids = []
+        for place, (dn, path, parent, blob) in enumerate(entries):
+            try:
+                cursor = self.conn.execute(
+                    "INSERT INTO entries (parent, path, dn, attrs) VALUES (?, ?, ?, ?)",
+                    (self._parent_id(dn, parent), path, dn, blob))
+            except sqlite3.IntegrityError:
+                raise EntryRefused(place, LDAPError(
+                    ResultCode.ENTRY_ALREADY_EXISTS, f"entry {dn} already exists")) from None
+            except LDAPError as e:
+                raise EntryRefused(place, e) from None
+            assert cursor.lastrowid is not None
+            ids.append(cursor.lastrowid)
+        if not ids:
+            return
+        # Each new row gets the highest id plus one, so a batch's ids are
+        # consecutive unless ids ran out (SQLite then picks free ones).
+        if ids[-1] - ids[0] != len(ids) - 1:
+            for attribute, keys in postings.items():
+                for key, held in keys.items():
+                    self._queue_index_rows([(attribute, key, ids[place])
+                                            for place in places(held)])
+            return
+        self._post(ids[0], postings)
+
+    def _post(self, first: int, postings: Postings) -> None:
+        """Merge a batch's postings (its first entry's id is `first`) into
+        those waiting, as they come."""
+        single, shared = self._single, self._shared
+        for attribute, keys in postings.items():
+            alone = single.get(attribute)
+            if alone is None:
+                alone = single[attribute] = {}
+            held = shared.get(attribute)
+            if held is None:
+                held = shared[attribute] = {}
+            for key, places_held in keys.items():
+                found = held.get(key)
+                if found is not None:
+                    found.append(f'"{first}":[{places_held}]')
+                    continue
+                entry_id = alone.pop(key, None)
+                if entry_id is not None:
+                    held[key] = [f'"{entry_id}":[0]', f'"{first}":[{places_held}]']
+                elif isinstance(places_held, int):
+                    alone[key] = first + places_held
+                else:
+                    held[key] = [f'"{first}":[{places_held}]']
+            self._shared_size += len(keys)
+        if self._shared_size >= SHARED_BATCH:
+            self._write_postings(final=False)
+        if sum(map(len, single.values())) >= SINGLE_BATCH:
+            self._write_postings(final=True)
+
+    def _write_postings(self, final: bool = True) -> None:
+        """Write waiting postings in row order: the rows held by several
+        entries, and with `final` the rest."""
+        shared, self._shared, self._shared_size = self._shared, {}, 0
+        single: dict[str, dict[bytes, int]] = {}
+        if final:
+            single, self._single = self._single, {}
+        rows: list[tuple[str, bytes, int]] = []
+        for attribute in sorted(shared.keys() | single.keys()):
+            held = shared.get(attribute, {})
+            alone = single.get(attribute, {})
+            for key in sorted(held.keys() | alone.keys()) if alone else sorted(held):
+                entry_id = alone.get(key)
+                if entry_id is not None:
+                    rows.append((attribute, key, entry_id))
+                    continue
+                if rows:
+                    self.conn.executemany("INSERT OR IGNORE INTO idx VALUES (?, ?, ?)", rows)
+                    rows.clear()
+                self.conn.execute(_POSTED, (attribute, key, "{" + ",".join(held[key]) + "}"))
+        if rows:
+            self.conn.executemany("INSERT OR IGNORE INTO idx VALUES (?, ?, ?)", rows)
 
     def _existing(self, dn: DN) -> Entry:
         old = self.get(dn)
@@ -592,6 +706,9 @@ class SQLiteTransaction:
             yield
         except BaseException:
             self._new_index_rows.clear()
+            self._single.clear()
+            self._shared.clear()
+            self._shared_size = 0
             # Rows parked since the savepoint, and the table if made since, go too.
             self._parked = False
             self.conn.execute(f"ROLLBACK TO {name}")

@@ -17,11 +17,12 @@
   invalidDNSyntax) or more RDNs than `max_rdns` is invalidDNSyntax, found
   before any work beyond the length check.
 - Parsing is one loop over the RDNs, never a recursion, and costs time
-  linear in the DN. DNs read back from the database (`DN.shared`) are kept
-  in a cache bounded in bytes, so the entries below one parent share its
-  DN and its RDN objects; a client's DN is looked up there (its parent
-  usually is), never added: short ones go to a second, smaller cache of
-  their own, long ones are not kept at all.
+  linear in the DN. DNs read back from the database, and the parents of
+  the entries a bulk load adds (`DN.shared`), are kept in a cache bounded
+  in bytes, so the entries below one parent share its DN and its RDN
+  objects; a client's DN is looked up there (its parent usually is, and
+  is used if the DN stays within `max_rdns`), never added: short ones go
+  to a second, smaller cache of their own, long ones are not kept at all.
 """
 
 from __future__ import annotations
@@ -269,7 +270,7 @@ def _parse(text: str, normalizer: Normalizer, limits: DNLimits) -> DN:
     if pos is None:
         return DN((rdn,))
     parent = _SHARED.get((text[pos:], normalizer))
-    if parent is not None:
+    if parent is not None and len(parent.rdns) < limits.max_rdns:
         return DN((rdn, *parent.rdns), parent)
     rdns, starts = [rdn], [pos]
     while pos is not None:

@@ -9,7 +9,8 @@
   in a smaller cache of its own, within its bytes and still checked
   against the limits); a stored DN is, and the cache stays within its byte
   bound however many are added. A DN below a kept parent shares the
-  parent's RDN objects.
+  parent's RDN objects; one RDN more than `max_rdns` below a kept parent
+  is still invalidDNSyntax.
 - The diagnostic for a huge DN quotes only its start.
 """
 
@@ -126,6 +127,14 @@ def test_a_dn_below_a_kept_parent_shares_its_rdns() -> None:
     child = DN.parse("uid=someone,ou=sharing,dc=example,dc=com", SCHEMA)
     assert child.parent is parent
     assert all(a is b for a, b in zip(child.rdns[1:], parent.rdns, strict=True))
+
+
+def test_a_kept_parent_leaves_the_dn_to_its_limits() -> None:
+    parent = rdns(256)
+    DN.shared(parent, SCHEMA)
+    error = refusal(f"cn=x,{parent}")
+    assert "more than 256 RDNs" in error.message
+    assert len(DN.parse(f"cn=x,{parent}", SCHEMA, LIFTED)) == 257
 
 
 def test_deep_dn_shares_the_kept_suffix() -> None:

@@ -1,0 +1,155 @@
+"""Bulk inserts (`Transaction.insert_many`, directory/backend/postings.py),
+on SQLite and on PostgreSQL (tests/pg_cluster.py).
+
+- Postings group a batch's index rows by row: each entry's place once per
+  row, in order; `places` reads them back and `merge` joins two of one batch.
+- Entries stored by `insert_many`, in several batches and with rows that
+  cross batches, have exactly the index rows `add` gives the same
+  entries, also when SQLite writes the waiting rows of keys several
+  entries hold before the end, and the rows of single entries too.
+- A refused entry names its place in the batch: an entry that exists is
+  entryAlreadyExists, one without a parent noSuchObject, as `insert` says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from directory.backend import Backend, EntryRefused, NewEntry
+from directory.backend import sqlite as sqlite_backend
+from directory.backend.index_keys import EQ, SUB, IndexSpec
+from directory.backend.paths import path_of
+from directory.backend.postgres import PostgresBackend
+from directory.backend.postings import Gathering, Postings, merge, places
+from directory.backend.sqlite import SQLiteBackend
+from directory.entry import Entry, serialize
+from directory.protocol.dn import DN
+from directory.protocol.results import ResultCode
+from directory.schema import Schema
+from tests import pg_cluster
+
+SCHEMA = Schema.load([Path(__file__).resolve().parents[2] / "schema"])
+SUFFIX = "dc=example,dc=com"
+PEOPLE = f"ou=people,{SUFFIX}"
+INDEXED = (IndexSpec("cn", frozenset({EQ, SUB})), "sn", IndexSpec("mail", frozenset({EQ, SUB})),
+           "uid")
+
+
+def test_postings_group_rows_by_row_each_place_once() -> None:
+    gathering = Gathering()
+    gathering.add(0, "cn", [b"abc", b"bcd", b"abc"])
+    gathering.add(1, "cn", [b"abc"])
+    gathering.add(1, "sn", [b"x"])
+    gathering.add(3, "cn", [b"abc", b"zzz"])
+    postings = gathering.postings()
+    assert postings == {"cn": {b"abc": "0,1,3", b"bcd": 0, b"zzz": 3}, "sn": {b"x": 1}}
+    assert [places(held) for held in postings["cn"].values()] == [[0, 1, 3], [0], [3]]
+    merge(postings, {"cn": {b"bcd": "2,4"}, "uid": {b"u": 5}})
+    assert postings == {"cn": {b"abc": "0,1,3", b"bcd": "0,2,4", b"zzz": 3},
+                        "sn": {b"x": 1}, "uid": {b"u": 5}}
+
+
+def dn(text: str) -> DN:
+    return DN.parse(text, SCHEMA)
+
+
+def person(i: int) -> Entry:
+    # Shared grams ("per", "son"), shared equality keys (sn), unique ones (uid, mail).
+    return Entry(dn(f"uid=person{i},{PEOPLE}"), {
+        "objectclass": (b"top", b"person", b"organizationalPerson", b"inetOrgPerson"),
+        "uid": (f"person{i}".encode(),), "cn": (f"Person {i}".encode(), f"P {i % 7}".encode()),
+        "sn": (f"S{i % 5}".encode(),), "mail": (f"person{i}@example.com".encode(),)})
+
+
+def base_entries() -> list[Entry]:
+    return [Entry(dn(SUFFIX), {"objectclass": (b"top", b"domain"), "dc": (b"example",)}),
+            Entry(dn(PEOPLE), {"objectclass": (b"top", b"organizationalUnit"),
+                               "ou": (b"people",)})]
+
+
+Opener = Callable[[str], Backend]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens a fresh database of the backend by name."""
+    def backend(name: str) -> Backend:
+        if request.param == "sqlite":
+            return SQLiteBackend(tmp_path / f"{name}.db", SCHEMA, INDEXED)
+        cluster: pg_cluster.Cluster = request.getfixturevalue("cluster")
+        return PostgresBackend(cluster.database(name), SCHEMA, INDEXED, 10_000, 64 << 20)
+
+    made: list[Backend] = []
+
+    def make(name: str) -> Backend:
+        made.append(backend(name))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+def index_of(backend: Backend) -> set[tuple[str, bytes, str]]:
+    """Every index row, with the DN of its entry instead of the id."""
+    found: set[tuple[str, bytes, str]] = set()
+    with backend.reading() as records:
+        for attr, key, dn_text in records.rows(
+                "SELECT i.attr, i.key, e.dn FROM idx i JOIN entries e ON e.id = i.id"):
+            found.add((attr, bytes(key), dn_text))
+    return found
+
+
+def batch(backend: Backend, entries: list[Entry]) -> tuple[list[NewEntry], Postings]:
+    gathering = Gathering()
+    for place, entry in enumerate(entries):
+        backend.gather(entry.attributes, place, gathering)
+    return [NewEntry(str(e.dn), path_of(e.dn), path_of(e.dn.parent), serialize(e))
+            for e in entries], gathering.postings()
+
+
+def test_insert_many_indexes_as_add_does(opened: Opener,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_backend, "SHARED_BATCH", 40)
+    monkeypatch.setattr(sqlite_backend, "SINGLE_BATCH", 60)
+    added, bulk = opened("added"), opened("bulk")
+    people = [person(i) for i in range(120)]
+    for backend in (added, bulk):
+        with backend.transaction() as txn:
+            txn.add(base_entries()[0], root=True)
+            txn.add(base_entries()[1])
+    with added.transaction() as txn:
+        for entry in people:
+            txn.add(entry)
+    with bulk.transaction() as txn:
+        for start in range(0, len(people), 25):
+            txn.insert_many(*batch(bulk, people[start:start + 25]))
+    rows = index_of(bulk)
+    assert rows == index_of(added)
+    assert ("sn", b"s3", f"uid=person118,{PEOPLE}") in rows
+    assert ("cn:sub", b"son", f"uid=person0,{PEOPLE}") in rows
+    bulk.refresh()
+    stored = bulk.get(dn(f"uid=person77,{PEOPLE}"))
+    assert stored is not None and stored.attributes == people[77].attributes
+
+
+@pytest.mark.parametrize("why, dn_text, code", [
+    ("exists", f"uid=person1,{PEOPLE}", ResultCode.ENTRY_ALREADY_EXISTS),
+    ("no parent", f"uid=person9,ou=nowhere,{SUFFIX}", ResultCode.NO_SUCH_OBJECT),
+])
+def test_a_refused_entry_names_its_place(opened: Opener, why: str, dn_text: str,
+                                         code: ResultCode) -> None:
+    backend = opened("refused")
+    with backend.transaction() as txn:
+        txn.add(base_entries()[0], root=True)
+        txn.add(base_entries()[1])
+        txn.add(person(1))
+    refused = Entry(dn(dn_text), person(9).attributes)
+    with pytest.raises(EntryRefused) as raised, backend.transaction() as txn:
+        txn.insert_many(*batch(backend, [person(2), person(3), refused, person(4)]))
+    assert (raised.value.place, raised.value.error.code) == (2, code)
+    backend.refresh()
+    assert backend.get(dn(f"uid=person2,{PEOPLE}")) is None
