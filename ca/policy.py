@@ -9,6 +9,9 @@
 - `acme` issues what the ACME server submits (it has validated control of
   every name in the request, RFC 8555 §7.5) and what an officer submits;
   everything else waits for an officer, as with `officer`.
+- tls-server defaults to `acme`: with the ACME server off, or for
+  anything but an ACME order, that is `officer`; an order that validated
+  every name issues without an officer, as ACME clients expect.
 - `kms` is the key-management service's hook: requests the KMS submits
   (it has checked the enrollment token) are issued, officers may still
   issue, anything else is refused.
@@ -74,7 +77,7 @@ DEFAULT_POLICIES: Mapping[str, str] = {
     # The key-management service's pair: issued through enrollment tokens.
     "smime-signing": "kms",
     "smime-encryption": "kms",
-    "tls-server": "officer",
+    "tls-server": "acme",
     "tls-client": "officer",
     "sub-ca": "officer",
     "ocsp-signing": "officer",
