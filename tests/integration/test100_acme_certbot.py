@@ -1,10 +1,10 @@
 """Scenario 100: certbot (the Debian package) gets, renews and revokes a certificate
 from certdir's ACME server (RFC 8555) on the https service.
 
-certdir is configured with `ca.acme` allowing `.certdir.test` and loopback,
+certdir is the ACME scenarios' (tests/integration/acme_site.py:
 `www.certdir.test` resolving to 127.0.0.1, http-01 validated on a free port
-(certbot's standalone plugin listens there), and the `acme` policy module
-for tls-server; certbot trusts certdir's CA through REQUESTS_CA_BUNDLE.
+where certbot's standalone plugin listens, the `acme` policy module for
+tls-server); certbot trusts certdir's CA through REQUESTS_CA_BUNDLE.
 
 1. `certbot certonly --standalone` gets a certificate for www.certdir.test:
    issued by certdir's CA, that name in its SAN, AIA (OCSP, caIssuers) and
@@ -31,9 +31,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.integration.acme_client import NAME, acme_server
+from tests.integration.acme_site import NAME, acme_site
 from tests.integration.conftest import Server, database_rows
-from tests.ports import free_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +68,8 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     if shutil.which("certbot") is None:
         pytest.fail("certbot is not installed; `make test` installs it")
-    tmp = tmp_path_factory.mktemp("acme")
-    port = free_port()
-    server = acme_server(tmp, port)
-    server.start()
-    yield Site(server, port, tmp)
-    log = server.stop()
-    assert "Traceback" not in log, log
+    with acme_site(tmp_path_factory.mktemp("acme"), serve=False) as acme:
+        yield Site(acme.server, acme.challenges.http_port, acme.tmp)
 
 
 def _serial(path: Path) -> str:

@@ -43,24 +43,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
-from tests.integration.acme_client import (
-    NAME,
-    OTHER,
-    Challenges,
-    Client,
-    acme_server,
-    b64,
-    jwk_of,
-    sign,
-)
+from tests.acme_client_base import ChallengeServers, csr
+from tests.integration.acme_client import Client, b64, jwk_of, sign
+from tests.integration.acme_site import NAME, OTHER, acme_site
 from tests.integration.conftest import Server, database_rows
-from tests.ports import free_port
 
 LIMIT = 10
 
@@ -68,7 +56,7 @@ LIMIT = 10
 @dataclass(frozen=True, slots=True)
 class Site:
     server: Server
-    challenges: Challenges
+    challenges: ChallengeServers
     issued: tuple[int, int]
 
     def client(self) -> Client:
@@ -85,19 +73,12 @@ def _issued(server: Server) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    port = free_port()
-    server = acme_server(tmp_path_factory.mktemp("acme-hostile"), port, rate_limits={
-        "orders_per_account": LIMIT + 2, "orders_per_identifier": LIMIT})
-    server.start()
-    # The delegated OCSP responder's certificate is issued at start: count after it.
-    deadline = time.monotonic() + 30
-    while "OCSP responder certificate" not in server.log():
-        assert time.monotonic() < deadline, server.log()
-        time.sleep(0.05)
-    with Challenges(port).serving() as challenges:
-        yield Site(server, challenges, _issued(server))
-    log = server.stop()
-    assert "Traceback" not in log, log
+    with acme_site(tmp_path_factory.mktemp("acme-hostile"), rate_limits={
+            "orders_per_account": LIMIT + 2, "orders_per_identifier": LIMIT}) as acme:
+        server = acme.server
+        # The delegated OCSP responder's certificate is issued at start: count after it.
+        server.logged("OCSP responder certificate", timeout=30)
+        yield Site(server, acme.challenges, _issued(server))
 
 
 @pytest.fixture
@@ -224,13 +205,7 @@ def test_another_account_cannot_read_the_order(site: Site, client: Client) -> No
 
 
 def _csr(*names: str) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
-                          critical=False)
-           .sign(key, hashes.SHA256()))
-    return b64(csr.public_bytes(Encoding.DER))
+    return b64(csr(names, ec.generate_private_key(ec.SECP256R1())))
 
 
 def _validated(site: Site, client: Client, name: str) -> dict[str, str]:
@@ -240,7 +215,8 @@ def _validated(site: Site, client: Client, name: str) -> dict[str, str]:
     [authorization] = order.json()["authorizations"]
     challenge = next(c for c in client.post(authorization, None).json()["challenges"]
                      if c["type"] == "http-01")
-    site.challenges.answers[challenge["token"]] = client.key_authorization(challenge["token"])
+    site.challenges.answer("http-01", name, challenge["token"],
+                           client.key_authorization(challenge["token"]))
     started = client.post(challenge["url"], {})
     assert started.status == 200, started.body
     assert f'<{authorization}>;rel="up"' in started.headers.get_all("Link", [])

@@ -26,7 +26,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -35,9 +34,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from tests.integration.acme_client import NAME, AlpnChallenges, Client, acme_server, b64, jwk_of
+from tests.acme_client_base import ChallengeServers
+from tests.integration.acme_client import Client, b64, jwk_of
+from tests.integration.acme_site import NAME, acme_site
 from tests.integration.conftest import Server, database_rows
-from tests.ports import free_port
 
 TERMS = "https://127.0.0.1/terms"
 
@@ -45,8 +45,7 @@ TERMS = "https://127.0.0.1/terms"
 @dataclass(frozen=True, slots=True)
 class Site:
     server: Server
-    alpn: AlpnChallenges
-    tmp: Path
+    challenges: ChallengeServers
 
     def client(self, key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | None = None
                ) -> Client:
@@ -60,14 +59,8 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    tmp = tmp_path_factory.mktemp("acme-client")
-    alpn_port = free_port()
-    server = acme_server(tmp, free_port(), alpn_port)
-    server.start()
-    with AlpnChallenges(alpn_port, tmp).serving() as alpn:
-        yield Site(server, alpn, tmp)
-    log = server.stop()
-    assert "Traceback" not in log, log
+    with acme_site(tmp_path_factory.mktemp("acme-client")) as acme:
+        yield Site(acme.server, acme.challenges)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +77,8 @@ def _issue(site: Site, client: Client) -> Issued:
     [authorization] = order.json()["authorizations"]
     challenge = next(c for c in client.post(authorization, None).json()["challenges"]
                      if c["type"] == "tls-alpn-01")
-    site.alpn.answers[NAME] = client.key_authorization(challenge["token"])
+    site.challenges.answer("tls-alpn-01", NAME, challenge["token"],
+                          client.key_authorization(challenge["token"]))
     assert client.post(challenge["url"], {}).status == 200
     deadline = time.monotonic() + 20
     while (status := client.post(authorization, None).json())["status"] != "valid":
@@ -152,16 +146,10 @@ def test_revoked_with_the_certificate_key(site: Site, issued: Issued) -> None:
 @pytest.fixture(scope="module")
 def officer_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The same, but tls-server's policy module is `officer`: requests wait."""
-    tmp = tmp_path_factory.mktemp("acme-officer")
-    alpn_port = free_port()
-    server = acme_server(tmp, free_port(), alpn_port, terms_of_service=TERMS,
-                         website="https://127.0.0.1/pki", caa_identities=["pki.certdir.test"])
-    server.configure("ca", policies={"tls-server": "officer"})
-    server.start()
-    with AlpnChallenges(alpn_port, tmp).serving() as alpn:
-        yield Site(server, alpn, tmp)
-    log = server.stop()
-    assert "Traceback" not in log, log
+    with acme_site(tmp_path_factory.mktemp("acme-officer"), policy="officer",
+                   terms_of_service=TERMS, website="https://127.0.0.1/pki",
+                   caa_identities=["pki.certdir.test"]) as acme:
+        yield Site(acme.server, acme.challenges)
 
 
 def _ready_then_finalized(site: Site) -> tuple[Client, dict[str, object]]:
@@ -170,7 +158,8 @@ def _ready_then_finalized(site: Site) -> tuple[Client, dict[str, object]]:
     [authorization] = order.json()["authorizations"]
     challenge = next(c for c in client.post(authorization, None).json()["challenges"]
                      if c["type"] == "tls-alpn-01")
-    site.alpn.answers[NAME] = client.key_authorization(challenge["token"])
+    site.challenges.answer("tls-alpn-01", NAME, challenge["token"],
+                          client.key_authorization(challenge["token"]))
     client.post(challenge["url"], {})
     deadline = time.monotonic() + 20
     while client.post(authorization, None).json()["status"] != "valid":

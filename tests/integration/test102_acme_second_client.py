@@ -1,9 +1,9 @@
 """Scenario 102: a second ACME client, on josepy (tests/acme_josepy.py), against certdir.
 
-certdir serves ACME for `.client.test` (each name used here resolving to
-127.0.0.1), http-01 validated on a port of the test's and tls-alpn-01 on
-another (`ca.acme.http01_port`, `ca.acme.tls_alpn01_port`), where the
-test's own servers answer; the `acme` policy module issues tls-server.
+certdir is the ACME scenarios' (tests/integration/acme_site.py): each name
+ordered here under `.certdir.test` resolving to 127.0.0.1, http-01 and
+tls-alpn-01 validated on ports of the test's, where the shared challenge
+servers answer; the `acme` policy module issues tls-server.
 
 1. An account of each algorithm RFC 8555 §6.2 names here, ES256 (P-256),
    RS256 (RSA-2048) and EdDSA (Ed25519), gets a certificate for its name.
@@ -38,24 +38,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from josepy import json_util
 
-from tests.acme_josepy import (
-    ACME_TLS_1,
-    Answer,
-    ChallengeServers,
-    Client,
-    Issued,
-    Key,
-    obtain,
-)
-from tests.integration.conftest import Server, make_server
-from tests.ports import free_port
+from tests.acme_client_base import ACME_TLS_1, Answer, ChallengeServers
+from tests.acme_josepy import Client, Issued, Key, obtain
+from tests.integration.acme_site import acme_site
+from tests.integration.conftest import Server
 
-DOMAIN = "client.test"
+DOMAIN = "certdir.test"
 ALGORITHMS = ("ES256", "RS256", "EdDSA")
 LABELS = (*(alg.lower() for alg in ALGORITHMS), "alpn", "forged", "rolled", "held", "list1",
           "list2", "chain", "revoked")
@@ -88,24 +80,9 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    tmp = tmp_path_factory.mktemp("acme-second")
-    http_port, tls_port = free_port(), free_port()
-    server = make_server(tmp)
-    path = server.data_dir / "certdir.yaml"
-    settings = yaml.safe_load(path.read_text())
-    settings["ca"]["acme"] = {"allowed": [f".{DOMAIN}", "127.0.0.0/8"],
-                              "resolve": {name(label): "127.0.0.1" for label in LABELS},
-                              "http01_port": http_port, "tls_alpn01_port": tls_port,
-                              "retries": 0, "total_timeout_s": 10}
-    settings["ca"]["policies"] = {"tls-server": "acme"}
-    path.write_text(yaml.safe_dump(settings, sort_keys=False))
-    server.start()
-    folder = tmp / "alpn"
-    folder.mkdir()
-    with ChallengeServers(folder, http_port, tls_port).serving() as challenges:
-        yield Site(server, challenges, tmp)
-    log = server.stop()
-    assert "Traceback" not in log, log
+    with acme_site(tmp_path_factory.mktemp("acme-second"),
+                   names=[name(label) for label in LABELS]) as acme:
+        yield Site(acme.server, acme.challenges, acme.tmp)
 
 
 def _san(certificate: x509.Certificate) -> list[str]:
