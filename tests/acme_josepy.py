@@ -1,4 +1,4 @@
-"""A second ACME client (RFC 8555), signing with josepy: scenario 102 and bench/acme_bench.py.
+"""A second ACME client (RFC 8555), signing with josepy: scenario 103 and bench/acme_bench.py.
 
 It signs independently of the server (no `ca.acme` import) and of the
 hostile client of scenarios 101 and 102 (which signs with `cryptography` by

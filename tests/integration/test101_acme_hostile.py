@@ -21,10 +21,10 @@ A client of the test's own (tests/integration/acme_client.py, signing with
    hold is badCSR, and so is one lacking an ordered name.
 7. A name outside `ca.acme.allowed` is rejectedIdentifier with a
    subproblem naming it; another account reading the order is unauthorized.
-8. keyChange moves the account to a new key: the old key no longer finds
-   it; a deactivated account can sign nothing more (unauthorized), whether
-   it deactivated itself or `certdir ca acme deactivate` did; an order that
-   command ends reads invalid.
+8. A deactivated account can sign nothing more (unauthorized), whether it
+   deactivated itself or `certdir ca acme deactivate` did; an order that
+   command ends reads invalid. (keyChange is scenario 103's, the josepy
+   client's.)
 9. Rate limits: past `orders_per_identifier` orders of one name, and past
    `orders_per_account` orders of one account, within the window, a new
    order is rateLimited (429) with Retry-After.
@@ -236,21 +236,6 @@ def test_csr_with_other_names_is_bad_csr(site: Site, client: Client,
     answer = client.post(order["finalize"], {"csr": _csr(*names)})
     assert (answer.status, answer.problem) == (400, "badCSR")
     assert OTHER in answer.json()["detail"]
-
-
-def test_key_change_moves_the_account(site: Site, client: Client) -> None:
-    url = client.directory["keyChange"]
-    new = ec.generate_private_key(ec.SECP256R1())
-    inner = sign(new, {"alg": "ES256", "jwk": jwk_of(new), "url": url},
-                 {"account": client.kid, "oldKey": jwk_of(client.key)})
-    answer = client.post(url, inner)
-    assert answer.status == 200, answer.body
-    old = client.post(client.directory["newAccount"], {"onlyReturnExisting": True},
-                      {"alg": "ES256", "nonce": client.nonce,
-                       "url": client.directory["newAccount"], "jwk": jwk_of(client.key)})
-    assert (old.status, old.problem) == (400, "accountDoesNotExist")
-    client.key = new
-    assert client.order(NAME).status == 201
 
 
 def test_a_deactivated_account_signs_nothing(client: Client) -> None:
