@@ -58,10 +58,12 @@ class Site:
         return self.tmp / "certbot" / "config" / "live" / NAME
 
     def ca(self, *args: str) -> str:
-        """`certdir ca` with `args`, the data directory after the command's words."""
+        """`certdir ca` with `args`, the data directory after the command's words, the
+        rest after `--` (an ACME id may start with "-")."""
         words = 2 if args[0] == "acme" else 1
+        rest = ("--", *args[words:]) if args[words:] else ()
         return self.server.certdir("ca", *args[:words], "--data-dir", str(self.server.data_dir),
-                                   *args[words:]).stdout.decode()
+                                   *rest).stdout.decode()
 
 
 @pytest.fixture(scope="module")

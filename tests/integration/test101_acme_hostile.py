@@ -253,9 +253,10 @@ def test_a_deactivated_account_signs_nothing(client: Client) -> None:
 
 
 def _deactivate(server: Server, url: str) -> str:
-    """`certdir ca acme deactivate` of the account or order at `url`: what it said."""
+    """`certdir ca acme deactivate` of the account or order at `url`: what it said (the
+    id after `--`: it may start with "-")."""
     return server.certdir("ca", "acme", "deactivate", "--data-dir", str(server.data_dir),
-                          url.rsplit("/", 1)[1]).stdout.decode()
+                          "--", url.rsplit("/", 1)[1]).stdout.decode()
 
 
 def test_the_cli_makes_an_order_invalid(site: Site, client: Client) -> None:
