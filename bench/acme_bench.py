@@ -7,7 +7,8 @@
   server answers, the `acme` policy module issuing tls-server, the rate limits above
   what the run asks, the access log off. `certdir serve` runs it; the benchmark talks
   to it over https only.
-- The client is scenario 102's (tests/acme_josepy.py, josepy signing): --accounts
+- The client is scenario 103's (tests/acme_josepy.py, josepy signing; its http-01
+  server the one both test clients share, tests/acme_client_base.py): --accounts
   ES256 accounts registered before the clock starts; --orders orders, one name each
   (`oNNNNN.bench.test`), spread over the accounts in turn; --parallel threads take
   them in turn, each thread with its own kept-alive connection and nonce per account
@@ -50,9 +51,10 @@ from rich.table import Table
 from servers import Running, free_port, start
 
 REPO = Path(__file__).resolve().parent.parent
-# The client is the test suite's (scenario 102), imported from the checkout, not copied.
+# The client is the test suite's (scenario 103), imported from the checkout, not copied.
 sys.path.insert(0, str(REPO))
-from tests.acme_josepy import ChallengeServers, Client, Issued, Key, obtain  # noqa: E402
+from tests.acme_client_base import ChallengeServers  # noqa: E402
+from tests.acme_josepy import Client, Issued, Key, obtain  # noqa: E402
 
 SUFFIX = "dc=example,dc=com"
 DOMAIN = "bench.test"

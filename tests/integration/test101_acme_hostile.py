@@ -21,10 +21,10 @@ A client of the test's own (tests/integration/acme_client.py, signing with
    hold is badCSR, and so is one lacking an ordered name.
 7. A name outside `ca.acme.allowed` is rejectedIdentifier with a
    subproblem naming it; another account reading the order is unauthorized.
-8. keyChange moves the account to a new key: the old key no longer finds
-   it; a deactivated account can sign nothing more (unauthorized), whether
-   it deactivated itself or `certdir ca acme deactivate` did; an order that
-   command ends reads invalid.
+8. A deactivated account can sign nothing more (unauthorized), whether it
+   deactivated itself or `certdir ca acme deactivate` did; an order that
+   command ends reads invalid. (keyChange is scenario 103's, the josepy
+   client's.)
 9. Rate limits: past `orders_per_identifier` orders of one name, and past
    `orders_per_account` orders of one account, within the window, a new
    order is rateLimited (429) with Retry-After.
@@ -43,24 +43,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
-from tests.integration.acme_client import (
-    NAME,
-    OTHER,
-    Challenges,
-    Client,
-    acme_server,
-    b64,
-    jwk_of,
-    sign,
-)
+from tests.acme_client_base import ChallengeServers, csr
+from tests.integration.acme_client import Client, b64, jwk_of, sign
+from tests.integration.acme_site import NAME, OTHER, acme_site
 from tests.integration.conftest import Server, database_rows
-from tests.ports import free_port
 
 LIMIT = 10
 
@@ -68,7 +56,7 @@ LIMIT = 10
 @dataclass(frozen=True, slots=True)
 class Site:
     server: Server
-    challenges: Challenges
+    challenges: ChallengeServers
     issued: tuple[int, int]
 
     def client(self) -> Client:
@@ -85,19 +73,12 @@ def _issued(server: Server) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    port = free_port()
-    server = acme_server(tmp_path_factory.mktemp("acme-hostile"), port, rate_limits={
-        "orders_per_account": LIMIT + 2, "orders_per_identifier": LIMIT})
-    server.start()
-    # The delegated OCSP responder's certificate is issued at start: count after it.
-    deadline = time.monotonic() + 30
-    while "OCSP responder certificate" not in server.log():
-        assert time.monotonic() < deadline, server.log()
-        time.sleep(0.05)
-    with Challenges(port).serving() as challenges:
-        yield Site(server, challenges, _issued(server))
-    log = server.stop()
-    assert "Traceback" not in log, log
+    with acme_site(tmp_path_factory.mktemp("acme-hostile"), rate_limits={
+            "orders_per_account": LIMIT + 2, "orders_per_identifier": LIMIT}) as acme:
+        server = acme.server
+        # The delegated OCSP responder's certificate is issued at start: count after it.
+        server.logged("OCSP responder certificate", timeout=30)
+        yield Site(server, acme.challenges, _issued(server))
 
 
 @pytest.fixture
@@ -108,16 +89,22 @@ def client(site: Site) -> Iterator[Client]:
     assert _issued(site.server) == site.issued, "a refused request issued something"
 
 
-def test_directory_and_new_nonce(site: Site) -> None:
+def test_the_directory_names_the_five_resources(site: Site) -> None:
+    assert set(site.client().directory) == {"newNonce", "newAccount", "newOrder", "revokeCert",
+                                            "keyChange"}
+
+
+@pytest.mark.parametrize("method, status", [("HEAD", 200), ("GET", 204)])
+def test_new_nonce(site: Site, method: str, status: int) -> None:
     client = site.client()
-    assert set(client.directory) == {"newNonce", "newAccount", "newOrder", "revokeCert",
-                                     "keyChange"}
-    for method, status in (("HEAD", 200), ("GET", 204)):
-        answer = client.request(method, client.directory["newNonce"])
-        assert answer.status == status
-        assert answer.headers["Replay-Nonce"]
-        assert answer.headers["Cache-Control"] == "no-store"
-        assert answer.headers["Link"] == f'<{site.server.https_url}/acme/directory>;rel="index"'
+    answer = client.request(method, client.directory["newNonce"])
+    assert (answer.status, bool(answer.headers["Replay-Nonce"]),
+            answer.headers["Cache-Control"], answer.headers["Link"]) == (
+        status, True, "no-store", f'<{site.server.https_url}/acme/directory>;rel="index"')
+
+
+def test_new_nonce_by_put_is_405(site: Site) -> None:
+    client = site.client()
     posted = client.request("PUT", client.directory["newNonce"], b"")
     assert (posted.status, posted.problem) == (405, "malformed")
 
@@ -224,13 +211,7 @@ def test_another_account_cannot_read_the_order(site: Site, client: Client) -> No
 
 
 def _csr(*names: str) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
-                          critical=False)
-           .sign(key, hashes.SHA256()))
-    return b64(csr.public_bytes(Encoding.DER))
+    return b64(csr(names, ec.generate_private_key(ec.SECP256R1())))
 
 
 def _validated(site: Site, client: Client, name: str) -> dict[str, str]:
@@ -240,14 +221,15 @@ def _validated(site: Site, client: Client, name: str) -> dict[str, str]:
     [authorization] = order.json()["authorizations"]
     challenge = next(c for c in client.post(authorization, None).json()["challenges"]
                      if c["type"] == "http-01")
-    site.challenges.answers[challenge["token"]] = client.key_authorization(challenge["token"])
+    site.challenges.answer("http-01", name, challenge["token"],
+                           client.key_authorization(challenge["token"]))
     started = client.post(challenge["url"], {})
     assert started.status == 200, started.body
     assert f'<{authorization}>;rel="up"' in started.headers.get_all("Link", [])
     deadline = time.monotonic() + 20
     while client.post(authorization, None).json()["status"] != "valid":
         assert time.monotonic() < deadline, client.post(authorization, None).body
-        time.sleep(0.1)
+        time.sleep(0.05)
     ready = client.post(order.headers["Location"], None).json()
     assert ready["status"] == "ready", ready
     return dict(ready)
@@ -262,21 +244,6 @@ def test_csr_with_other_names_is_bad_csr(site: Site, client: Client,
     assert OTHER in answer.json()["detail"]
 
 
-def test_key_change_moves_the_account(site: Site, client: Client) -> None:
-    url = client.directory["keyChange"]
-    new = ec.generate_private_key(ec.SECP256R1())
-    inner = sign(new, {"alg": "ES256", "jwk": jwk_of(new), "url": url},
-                 {"account": client.kid, "oldKey": jwk_of(client.key)})
-    answer = client.post(url, inner)
-    assert answer.status == 200, answer.body
-    old = client.post(client.directory["newAccount"], {"onlyReturnExisting": True},
-                      {"alg": "ES256", "nonce": client.nonce,
-                       "url": client.directory["newAccount"], "jwk": jwk_of(client.key)})
-    assert (old.status, old.problem) == (400, "accountDoesNotExist")
-    client.key = new
-    assert client.order(NAME).status == 201
-
-
 def test_a_deactivated_account_signs_nothing(client: Client) -> None:
     assert client.kid is not None
     gone = client.post(client.kid, {"status": "deactivated"})
@@ -285,21 +252,26 @@ def test_a_deactivated_account_signs_nothing(client: Client) -> None:
     assert (answer.status, answer.problem) == (403, "unauthorized")
 
 
-def test_the_cli_deactivates_accounts_and_orders(site: Site, client: Client) -> None:
-    order = client.order(NAME)
-    server = site.server
+def _deactivate(server: Server, url: str) -> str:
+    """`certdir ca acme deactivate` of the account or order at `url`: what it said (the
+    id after `--`: it may start with "-")."""
+    return server.certdir("ca", "acme", "deactivate", "--data-dir", str(server.data_dir),
+                          "--", url.rsplit("/", 1)[1]).stdout.decode()
+
+
+def test_the_cli_makes_an_order_invalid(site: Site, client: Client) -> None:
+    order = client.order(NAME).location
+    said = _deactivate(site.server, order)
+    assert ("made invalid" in said, client.post(order, None).json()["status"]) == (
+        True, "invalid"), said
+
+
+def test_an_account_the_cli_deactivated_signs_nothing(site: Site, client: Client) -> None:
     assert client.kid is not None
-    order_id = order.headers["Location"].rsplit("/", 1)[1]
-
-    def deactivate(ident: str) -> str:
-        return server.certdir("ca", "acme", "deactivate", "--data-dir", str(server.data_dir),
-                              ident).stdout.decode()
-
-    assert "made invalid" in deactivate(order_id)
-    assert client.post(order.headers["Location"], None).json()["status"] == "invalid"
-    assert "deactivated" in deactivate(client.kid.rsplit("/", 1)[1])
+    said = _deactivate(site.server, client.kid)
     answer = client.order(NAME)
-    assert (answer.status, answer.problem) == (403, "unauthorized")
+    assert ("deactivated" in said, answer.status, answer.problem) == (
+        True, 403, "unauthorized"), said
 
 
 def test_orders_of_one_name_are_rate_limited(site: Site) -> None:

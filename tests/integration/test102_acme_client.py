@@ -1,24 +1,23 @@
-"""Scenario 102: a second ACME client (the test's own, tests/integration/acme_client.py)
-gets certificates through tls-alpn-01 and with an EdDSA account key, and revokes with
-the certificate's own key (RFC 8555 §7.6).
+"""Scenario 102: an order under an officer's policy, and the directory's meta
+(RFC 8555 §7.1.1, §7.3, §7.4), through the test's own client
+(tests/integration/acme_client.py, signing with `cryptography` by hand).
 
-1. An account with an Ed25519 key (EdDSA) orders www.certdir.test; its
-   tls-alpn-01 challenge validates against a TLS responder on loopback
-   (RFC 8737: acme-tls/1, the acmeIdentifier extension); the order is ready,
-   finalize issues, the order is valid with a certificate URL whose chain is
-   the certificate (that name, the CSR's key) and certdir's CA.
-2. The certificate is revoked by a JWS signed with the certificate's own key
-   (a jwk, no account): the CA's record says revoked with the reason given;
-   a second revocation, by the ordering account, is alreadyRevoked; a
-   certificate this CA did not issue is 404.
-3. An account other than the ordering one cannot revoke it (unauthorized).
-4. With tls-server's policy module `officer`, a finalized order is
-   processing (Retry-After) until `certdir ca approve` issues its request,
-   then valid with a certificate that downloads.
-5. Denied with `certdir ca deny`, it is invalid with the officer's reason.
-6. With terms of service, website and CAA identities configured the
-   directory's meta holds them, and a newAccount that does not agree to the
-   terms is malformed.
+certdir is the ACME scenarios' (tests/integration/acme_site.py) with
+tls-server's policy module `officer`, so a finalized order's request waits
+in the CA's queue, and with terms of service, a website and CAA identities
+configured. Each order validates by http-01 at the test's server.
+
+1. A finalized order is processing, with Retry-After and no certificate,
+   while its request waits for an officer.
+2. Approved with `certdir ca approve`, it reads valid, with a certificate
+   that downloads for the ordered name.
+3. Denied with `certdir ca deny`, it reads invalid with the officer's reason.
+4. The directory's meta holds the terms of service, the website and the
+   CAA identities.
+5. A newAccount that does not agree to the terms is malformed, naming them.
+
+Issuance through tls-alpn-01, accounts of each algorithm and revocation
+are scenario 103's (the josepy client).
 """
 
 from __future__ import annotations
@@ -26,206 +25,106 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.integration.acme_client import NAME, AlpnChallenges, Client, acme_server, b64, jwk_of
-from tests.integration.conftest import Server, database_rows
-from tests.ports import free_port
+from tests.acme_client_base import Answer, csr, dns_names
+from tests.integration.acme_client import Client, b64
+from tests.integration.acme_site import NAME, AcmeSite, acme_site
+from tests.integration.conftest import database_rows
 
 TERMS = "https://127.0.0.1/terms"
-
-
-@dataclass(frozen=True, slots=True)
-class Site:
-    server: Server
-    alpn: AlpnChallenges
-    tmp: Path
-
-    def client(self, key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | None = None
-               ) -> Client:
-        client = Client(f"{self.server.https_url}/acme/directory", self.server.ca_file)
-        if key is not None:
-            client.key = key
-        client.start()
-        assert client.register().status == 201
-        return client
+WEBSITE = "https://127.0.0.1/pki"
+CAA = "pki.certdir.test"
+POLL_S = 0.05
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    tmp = tmp_path_factory.mktemp("acme-client")
-    alpn_port = free_port()
-    server = acme_server(tmp, free_port(), alpn_port)
-    server.start()
-    with AlpnChallenges(alpn_port, tmp).serving() as alpn:
-        yield Site(server, alpn, tmp)
-    log = server.stop()
-    assert "Traceback" not in log, log
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeSite]:
+    with acme_site(tmp_path_factory.mktemp("acme-officer"), policy="officer",
+                   terms_of_service=TERMS, website=WEBSITE, caa_identities=[CAA]) as made:
+        yield made
+
+
+def _client(site: AcmeSite) -> Client:
+    client = Client(site.directory_url, site.server.ca_file)
+    client.start()
+    return client
 
 
 @dataclass(frozen=True, slots=True)
-class Issued:
+class Finalized:
     client: Client
-    key: ec.EllipticCurvePrivateKey
-    certificate: x509.Certificate
-    der: bytes
+    url: str
+    answer: Answer
+
+    def request(self, site: AcmeSite) -> str:
+        """The id of the CA request the order's finalize made."""
+        [(request,)] = database_rows(site.server.data_dir,
+                                     "SELECT request FROM acme_orders WHERE id = ?",
+                                     self.url.rsplit("/", 1)[1])
+        return str(request)
+
+    def now(self) -> Answer:
+        return self.client.post(self.url, None)
 
 
-def _issue(site: Site, client: Client) -> Issued:
-    order = client.order(NAME)
-    assert order.status == 201, order.body
-    [authorization] = order.json()["authorizations"]
-    challenge = next(c for c in client.post(authorization, None).json()["challenges"]
-                     if c["type"] == "tls-alpn-01")
-    site.alpn.answers[NAME] = client.key_authorization(challenge["token"])
-    assert client.post(challenge["url"], {}).status == 200
-    deadline = time.monotonic() + 20
-    while (status := client.post(authorization, None).json())["status"] != "valid":
-        assert status["status"] == "pending" and time.monotonic() < deadline, status
-        time.sleep(0.1)
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)]))
-           .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False)
-           .sign(key, hashes.SHA256()))
-    done = client.post(order.json()["finalize"],
-                       {"csr": b64(csr.public_bytes(Encoding.DER))}).json()
-    assert done["status"] == "valid", done
-    chain = client.post(done["certificate"], None)
-    assert chain.headers["Content-Type"] == "application/pem-certificate-chain"
-    leaf, *issuers = x509.load_pem_x509_certificates(chain.body)
-    assert issuers == [x509.load_pem_x509_certificate(site.server.ca_file.read_bytes())]
-    assert leaf.extensions.get_extension_for_class(
-        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName) == [NAME]
-    spki = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    assert spki == key.public_key().public_bytes(Encoding.DER,
-                                                 PublicFormat.SubjectPublicKeyInfo)
-    return Issued(client, key, leaf, leaf.public_bytes(Encoding.DER))
-
-
-@pytest.fixture(scope="module")
-def issued(site: Site) -> Issued:
-    return _issue(site, site.client(ed25519.Ed25519PrivateKey.generate()))
-
-
-def _status(server: Server, certificate: x509.Certificate) -> tuple[str, str | None]:
-    [(status, reason)] = database_rows(
-        server.data_dir, "SELECT status, reason FROM ca_certificates WHERE serial = ?",
-        format(certificate.serial_number, "x"))
-    return str(status), reason
-
-
-def test_eddsa_account_gets_a_certificate_by_tls_alpn_01(site: Site, issued: Issued) -> None:
-    assert _status(site.server, issued.certificate) == ("valid", None)
-
-
-def test_another_account_cannot_revoke(site: Site, issued: Issued) -> None:
-    other = site.client()
-    answer = other.post(other.directory["revokeCert"], {"certificate": b64(issued.der)})
-    assert (answer.status, answer.problem) == (403, "unauthorized")
-
-
-def test_revoked_with_the_certificate_key(site: Site, issued: Issued) -> None:
-    client = site.client()
-    url = client.directory["revokeCert"]
-
-    header = {"alg": "ES256", "nonce": client.nonce, "url": url, "jwk": jwk_of(issued.key)}
-    answer = client.post(url, {"certificate": b64(issued.der), "reason": 4}, header,
-                         key=issued.key)
-    assert (answer.status, answer.problem) == (200, "")
-    assert _status(site.server, issued.certificate) == ("revoked", "superseded")
-    owner = issued.client
-    again = owner.post(url, {"certificate": b64(issued.der)})
-    assert (again.status, again.problem) == (400, "alreadyRevoked")
-    foreign = x509.load_pem_x509_certificate(site.server.ca_file.read_bytes())
-    unknown = client.post(url, {"certificate": b64(foreign.public_bytes(Encoding.DER))})
-    assert (unknown.status, unknown.problem) == (404, "malformed")
-
-
-@pytest.fixture(scope="module")
-def officer_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """The same, but tls-server's policy module is `officer`: requests wait."""
-    tmp = tmp_path_factory.mktemp("acme-officer")
-    alpn_port = free_port()
-    server = acme_server(tmp, free_port(), alpn_port, terms_of_service=TERMS,
-                         website="https://127.0.0.1/pki", caa_identities=["pki.certdir.test"])
-    server.configure("ca", policies={"tls-server": "officer"})
-    server.start()
-    with AlpnChallenges(alpn_port, tmp).serving() as alpn:
-        yield Site(server, alpn, tmp)
-    log = server.stop()
-    assert "Traceback" not in log, log
-
-
-def _ready_then_finalized(site: Site) -> tuple[Client, dict[str, object]]:
-    client = site.client()
+def _finalized(site: AcmeSite) -> Finalized:
+    """An order for NAME, validated by http-01 and finalized."""
+    client = _client(site)
+    assert client.register().status == 201
     order = client.order(NAME)
     [authorization] = order.json()["authorizations"]
     challenge = next(c for c in client.post(authorization, None).json()["challenges"]
-                     if c["type"] == "tls-alpn-01")
-    site.alpn.answers[NAME] = client.key_authorization(challenge["token"])
+                     if c["type"] == "http-01")
+    site.challenges.answer("http-01", NAME, challenge["token"],
+                           client.key_authorization(challenge["token"]))
     client.post(challenge["url"], {})
     deadline = time.monotonic() + 20
     while client.post(authorization, None).json()["status"] != "valid":
         assert time.monotonic() < deadline
-        time.sleep(0.1)
+        time.sleep(POLL_S)
     key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
-           .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False)
-           .sign(key, hashes.SHA256()))
-    done = client.post(order.json()["finalize"], {"csr": b64(csr.public_bytes(Encoding.DER))})
-    assert done.headers["Retry-After"] == "1"
-    return client, {**done.json(), "url": done.headers["Location"]}
+    done = client.post(order.json()["finalize"], {"csr": b64(csr((NAME,), key))})
+    return Finalized(client, order.location, done)
 
 
-def _pending_request(server: Server) -> str:
-    [(request,)] = database_rows(server.data_dir, "SELECT id FROM ca_requests WHERE "
-                                 "status = 'pending' AND profile = 'tls-server'")
-    return str(request)
+def test_a_finalized_order_waits_for_the_officer(site: AcmeSite) -> None:
+    finalized = _finalized(site)
+    order = finalized.answer.json()
+    assert (order["status"], "certificate" in order, finalized.answer.headers["Retry-After"]
+            ) == ("processing", False, "1")
 
 
-def test_an_order_waits_for_the_officer(officer_site: Site) -> None:
-    """4. With the officer policy the finalized order is processing until `certdir ca
-    approve` issues its request; then it reads valid and its certificate downloads."""
-    client, order = _ready_then_finalized(officer_site)
-    assert order["status"] == "processing" and "certificate" not in order
-    server = officer_site.server
+def test_an_approved_order_is_valid_with_its_certificate(site: AcmeSite) -> None:
+    finalized = _finalized(site)
+    server = site.server
     server.certdir("ca", "approve", "--data-dir", str(server.data_dir),
-                   _pending_request(server))
-    now = client.post(str(order["url"]), None).json()
+                   finalized.request(site))
+    now = finalized.now().json()
     assert now["status"] == "valid", now
-    chain = client.post(now["certificate"], None)
-    assert chain.status == 200
-    leaf = x509.load_pem_x509_certificates(chain.body)[0]
-    assert leaf.extensions.get_extension_for_class(
-        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName) == [NAME]
+    chain = finalized.client.post(now["certificate"], None)
+    assert dns_names(x509.load_pem_x509_certificates(chain.body)[0]) == [NAME]
 
 
-def test_a_denied_order_is_invalid(officer_site: Site) -> None:
-    """5. Denied by an officer, the order reads invalid with the officer's reason."""
-    client, order = _ready_then_finalized(officer_site)
-    server = officer_site.server
+def test_a_denied_order_is_invalid_with_the_reason(site: AcmeSite) -> None:
+    finalized = _finalized(site)
+    server = site.server
     server.certdir("ca", "deny", "--data-dir", str(server.data_dir),
-                   _pending_request(server), "--why", "not this one")
-    now = client.post(str(order["url"]), None).json()
-    assert now["status"] == "invalid"
-    assert "not this one" in now["error"]["detail"]
+                   finalized.request(site), "--why", "not this one")
+    now = finalized.now().json()
+    assert (now["status"], "not this one" in now["error"]["detail"]) == ("invalid", True)
 
 
-def test_meta_and_terms_of_service(officer_site: Site) -> None:
-    client = Client(f"{officer_site.server.https_url}/acme/directory",
-                    officer_site.server.ca_file)
-    client.start()
-    assert client.directory["meta"] == {"termsOfService": TERMS,
-                                        "website": "https://127.0.0.1/pki",
-                                        "caaIdentities": ["pki.certdir.test"]}
+def test_the_directory_meta(site: AcmeSite) -> None:
+    assert _client(site).directory["meta"] == {"termsOfService": TERMS, "website": WEBSITE,
+                                               "caaIdentities": [CAA]}
+
+
+def test_an_account_not_agreeing_to_the_terms_is_malformed(site: AcmeSite) -> None:
+    client = _client(site)
     answer = client.post(client.directory["newAccount"], {"contact": ["mailto:a@example.com"]})
-    assert (answer.status, answer.problem) == (400, "malformed")
-    assert TERMS in answer.json()["detail"]
+    assert (answer.status, answer.problem, TERMS in answer.json()["detail"]) == (
+        400, "malformed", True)
