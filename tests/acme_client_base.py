@@ -105,11 +105,14 @@ class Session(ABC):
         for attempt in (1, 2):
             connection = self._connect()
             try:
-                connection.request(method, urlsplit(url).path, body=body, headers=headers)
+                parts = urlsplit(url)
+                target = f"{parts.path}?{parts.query}" if parts.query else parts.path
+                connection.request(method, target, body=body, headers=headers)
                 response = connection.getresponse()
                 answer = Answer(response.status, response.headers, response.read())
                 break
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                    ssl.SSLEOFError):
                 self.close()
                 if attempt == 2:
                     raise

@@ -1,7 +1,8 @@
 """External account binding (RFC 8555 §7.3.4), sans-IO.
 
-- A binding key is a key id (128 random bits, base64url) and an HMAC key
-  of `KEY_BYTES` random bytes, shown once, base64url without padding, when
+- A binding key is a key id (128 random bits, hex: never a leading "-" on
+  a command line) and an HMAC key of `KEY_BYTES` random bytes, shown once,
+  base64url without padding, when
   `certdir ca acme-eab create` makes it (certbot's `--eab-kid` and
   `--eab-hmac-key`).
 - At rest the HMAC key is sealed (`Seal`): AES-256-GCM under a key derived
@@ -40,7 +41,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from ca.acme.jws import FLATTENED, Jwk, b64decode, b64encode
+from ca.acme.jws import FLATTENED, Jwk, b64decode
 from ca.acme.problems import AcmeProblem
 from ca.keys import PrivateKey
 
@@ -54,7 +55,7 @@ _AAD = b"certdir acme eab key "
 
 def new_key() -> tuple[str, bytes]:
     """A fresh key id and HMAC key."""
-    return b64encode(secrets.token_bytes(16)), secrets.token_bytes(KEY_BYTES)
+    return secrets.token_hex(16), secrets.token_bytes(KEY_BYTES)
 
 
 @dataclass(frozen=True, slots=True)

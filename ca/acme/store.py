@@ -103,7 +103,8 @@ TABLES: Tables = (
 
 
 def new_id() -> str:
-    return secrets.token_urlsafe(16)
+    """128 random bits in hex: safe in URLs and on a command line (never a leading "-")."""
+    return secrets.token_hex(16)
 
 
 def _time(value: dt.datetime) -> str:

@@ -1,4 +1,4 @@
-"""The certdir the ACME scenarios (test100-103) run, with the test's challenge servers.
+"""The certdir the ACME scenarios (test100-106) run, with the test's challenge servers.
 
 - ACME on the https service for `.certdir.test` and loopback, the names a
   scenario validates resolving to 127.0.0.1 (`ca.acme.resolve`); http-01
@@ -7,15 +7,16 @@
   client (certbot's standalone plugin listens on the http-01 port); no
   validation retries, 10 s for one; tls-server issued by the `acme`
   policy module unless `policy` names another; `acme` adds keys of
-  `ca.acme`.
+  `ca.acme`, `ca` other keys of `ca`.
 - `acme_site` is a module fixture's body: the data directory made, the
   server started, the challenge servers serving; at the end the server
-  stopped, and its log must hold no traceback.
+  stopped (unless the scenario left it killed), and its log must hold no
+  traceback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,8 @@ class AcmeSite:
 
 @contextmanager
 def acme_site(tmp: Path, names: Iterable[str] = (NAME, OTHER), serve: bool = True,
-              policy: str = "acme", **acme: Any) -> Iterator[AcmeSite]:
+              policy: str = "acme", ca: Mapping[str, Any] | None = None,
+              **acme: Any) -> Iterator[AcmeSite]:
     """A running certdir with ACME whose http-01 and tls-alpn-01 go to the test's ports."""
     folder = tmp / "alpn"
     folder.mkdir()
@@ -58,6 +60,7 @@ def acme_site(tmp: Path, names: Iterable[str] = (NAME, OTHER), serve: bool = Tru
                               "tls_alpn01_port": challenges.tls_port, "retries": 0,
                               "total_timeout_s": 10, **acme}
     settings["ca"]["policies"] = {"tls-server": policy}
+    settings["ca"].update(ca or {})
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
     server.start()
     try:
@@ -67,5 +70,6 @@ def acme_site(tmp: Path, names: Iterable[str] = (NAME, OTHER), serve: bool = Tru
         else:
             yield AcmeSite(server, challenges, tmp)
     finally:
-        log = server.stop()
+        # A scenario may leave it killed (kill -9, test106).
+        log = server.stop() if server.proc is not None else server.log()
     assert "Traceback" not in log, log

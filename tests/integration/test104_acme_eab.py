@@ -43,9 +43,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from tests.integration.acme_client import NAME, Challenges, Client, acme_server, b64, jwk_of
+from tests.acme_client_base import ChallengeServers
+from tests.integration.acme_client import Client, b64, jwk_of
+from tests.integration.acme_site import NAME, acme_site
 from tests.integration.conftest import Server, database_rows
-from tests.ports import free_port
 
 ENTRY = "cn=www,dc=example,dc=com"
 
@@ -59,7 +60,7 @@ class Key:
 @dataclass(frozen=True, slots=True)
 class Site:
     server: Server
-    challenges: Challenges
+    challenges: ChallengeServers
 
     def client(self) -> Client:
         client = Client(f"{self.server.https_url}/acme/directory", self.server.ca_file)
@@ -80,19 +81,13 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    port = free_port()
-    server = acme_server(tmp_path_factory.mktemp("acme-eab"), port,
-                         external_account_required=True)
-    server.configure("ca", profiles={"tls-server": {"publish": ["userCertificate;binary"]}},
-                     policies={"tls-server": "acme"})
-    server.start()
-    added = server.tool("ldapadd", input=f"dn: {ENTRY}\nobjectClass: applicationProcess\n"
-                        "cn: www\n".encode())
-    assert added.returncode == 0, added.stderr
-    with Challenges(port).serving() as challenges:
-        yield Site(server, challenges)
-    log = server.stop()
-    assert "Traceback" not in log, log
+    with acme_site(tmp_path_factory.mktemp("acme-eab"),
+                   ca={"profiles": {"tls-server": {"publish": ["userCertificate;binary"]}}},
+                   external_account_required=True) as made:
+        added = made.server.tool("ldapadd", input=f"dn: {ENTRY}\nobjectClass: "
+                                 "applicationProcess\ncn: www\n".encode())
+        assert added.returncode == 0, added.stderr
+        yield Site(made.server, made.challenges)
 
 
 def binding(client: Client, key: Key, **header: Any) -> dict[str, str]:
@@ -188,7 +183,8 @@ def _issue(site: Site, client: Client) -> x509.Certificate:
     [authorization] = order.json()["authorizations"]
     challenge = next(c for c in client.post(authorization, None).json()["challenges"]
                      if c["type"] == "http-01")
-    site.challenges.answers[challenge["token"]] = client.key_authorization(challenge["token"])
+    site.challenges.answer("http-01", NAME, challenge["token"],
+                           client.key_authorization(challenge["token"]))
     assert client.post(challenge["url"], {}).status == 200
     deadline = time.monotonic() + 20
     while (status := client.post(authorization, None).json())["status"] != "valid":

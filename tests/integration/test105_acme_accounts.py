@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.acme_client import NAME, Answer, Client, acme_server, jwk_of, sign
+from tests.integration.acme_client import Client, jwk_of, sign
+from tests.integration.acme_site import NAME, acme_site
 from tests.integration.conftest import Server, database_rows
-from tests.ports import free_port
 
 LIMIT = 12
 NEXT = re.compile(r'<([^>]+)>;rel="next"')
@@ -35,35 +34,13 @@ NEXT = re.compile(r'<([^>]+)>;rel="next"')
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    made = acme_server(tmp_path_factory.mktemp("acme-accounts"), free_port(),
-                       orders_per_page=2, rate_limits={"accounts_per_address": LIMIT})
-    made.start()
-    yield made
-    log = made.stop()
-    assert "Traceback" not in log, log
-
-
-class Paging(Client):
-    """The test's client, sending a URL's query too (the orders list's cursor)."""
-
-    def request(self, method: str, url: str, body: bytes | None = None,
-                content_type: str = "application/jose+json") -> Answer:
-        parts = urlsplit(url)
-        connection = self._connection(url)
-        try:
-            connection.request(method, f"{parts.path}?{parts.query}" if parts.query
-                               else parts.path, body=body,
-                               headers={"Content-Type": content_type} if body else {})
-            response = connection.getresponse()
-            answer = Answer(response.status, response.headers, response.read())
-        finally:
-            connection.close()
-        self.nonce = answer.headers.get("Replay-Nonce") or self.nonce
-        return answer
+    with acme_site(tmp_path_factory.mktemp("acme-accounts"), serve=False, orders_per_page=2,
+                   rate_limits={"accounts_per_address": LIMIT}) as site:
+        yield site.server
 
 
 def _client(server: Server) -> Client:
-    client = Paging(f"{server.https_url}/acme/directory", server.ca_file)
+    client = Client(f"{server.https_url}/acme/directory", server.ca_file)
     client.start()
     assert client.register().status == 201
     return client

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.acme_client import NAME, Client, acme_server
+from tests.integration.acme_client import Client
+from tests.integration.acme_site import NAME, acme_site
 from tests.integration.conftest import Server, database_rows
-from tests.ports import free_port
 
 
 class Held:
@@ -65,15 +65,9 @@ class Held:
 
 @pytest.fixture
 def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Held]]:
-    port = free_port()
-    server = acme_server(tmp_path_factory.mktemp("acme-restart"), port, read_timeout_s=30,
-                         total_timeout_s=60)
-    server.start()
-    with Held(port) as responder:
-        yield server, responder
-    if server.proc is not None:
-        log = server.stop()
-        assert "Traceback" not in log, log
+    with acme_site(tmp_path_factory.mktemp("acme-restart"), serve=False, read_timeout_s=30,
+                   total_timeout_s=60) as site, Held(site.challenges.http_port) as responder:
+        yield site.server, responder
 
 
 def _status(server: Server, challenge: str) -> str:
