@@ -295,3 +295,46 @@ class ChallengeServers:
             for server in running:
                 server.shutdown()
                 server.server_close()
+
+
+class HoldingHTTP01:
+    """http-01 on 127.0.0.1:`port` that holds the validation's GET of a token in
+    `held` (of every token when `held` is None) unanswered until `release` is
+    set, then answers `answers`; `asked` counts the GETs held."""
+
+    def __init__(self, port: int, held: set[str] | None = None, hold_s: float = 60) -> None:
+        self.answers: dict[str, str] = {}
+        self.held = held
+        self.asked = threading.Semaphore(0)
+        self.release = threading.Event()
+        holding = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                token = self.path.rsplit("/", 1)[-1]
+                if holding.held is None or token in holding.held:
+                    holding.asked.release()
+                    holding.release.wait(hold_s)
+                body = holding.answers.get(token, "").encode()
+                try:
+                    self.send_response(200 if body else 404)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    return  # the validation that asked gave up, or its server was killed
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = _HTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+
+    def __enter__(self) -> HoldingHTTP01:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()

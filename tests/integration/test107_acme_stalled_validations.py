@@ -13,8 +13,6 @@ answers while the scenario runs. With all of them waiting on it:
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.acme_client_base import csr, dns_names
+from tests.acme_client_base import HoldingHTTP01, csr, dns_names
 from tests.integration.acme_client import Client, b64
 from tests.integration.acme_site import NAME, acme_site
 from tests.integration.conftest import Server
@@ -34,52 +32,10 @@ POLL_S = 0.05
 WAIT_S = 30.0
 
 
-class Responder:
-    """http-01 on 127.0.0.1:`port`: the innocent's tokens answered at once, the
-    attacker's held until `release` is set."""
-
-    def __init__(self, port: int) -> None:
-        self.answers: dict[str, str] = {}
-        self.held: set[str] = set()
-        self.asked = threading.Semaphore(0)
-        self.release = threading.Event()
-        responder = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                token = self.path.rsplit("/", 1)[-1]
-                if token in responder.held:
-                    responder.asked.release()
-                    responder.release.wait(WAIT_S * 2)
-                body = responder.answers.get(token, "").encode()
-                try:
-                    self.send_response(200 if body else 404)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    return  # the validation gave up meanwhile
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-
-    def __enter__(self) -> Responder:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @dataclass(frozen=True, slots=True)
 class Stalled:
     server: Server
-    responder: Responder
+    responder: HoldingHTTP01
     challenges: list[str]  # the attacker's challenge URLs, all processing
     attacker: Client
 
@@ -103,14 +59,16 @@ def _http_challenge(client: Client, name: str) -> tuple[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def stalled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stalled]:
+    held: set[str] = set()
     with acme_site(tmp_path_factory.mktemp("acme-stalled"), names=(NAME, *STALLED),
                    serve=False, read_timeout_s=WAIT_S * 2, total_timeout_s=WAIT_S * 2
-                   ) as site, Responder(site.challenges.http_port) as responder:
+                   ) as site, HoldingHTTP01(site.challenges.http_port, held,
+                                            WAIT_S * 2) as responder:
         attacker = _client(site.server)
         urls = []
         for name in STALLED:
             _, challenge = _http_challenge(attacker, name)
-            responder.held.add(challenge["token"])
+            held.add(challenge["token"])
             responder.answers[challenge["token"]] = attacker.key_authorization(
                 challenge["token"])
             assert attacker.post(challenge["url"], {}).json()["status"] == "processing"
