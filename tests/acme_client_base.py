@@ -33,6 +33,7 @@ import json
 import socketserver
 import ssl
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,6 +74,19 @@ class Answer:
     @property
     def location(self) -> str:
         return self.headers.get("Location", "")
+
+
+# An authorization's statuses other than pending (RFC 8555 §7.1.6): it changes no more.
+AUTHORIZATION_ENDS = frozenset({"valid", "invalid", "deactivated", "expired", "revoked"})
+
+
+class Refused(Exception):
+    """The server answered a step of an order otherwise than the RFC's next step."""
+
+    def __init__(self, step: str, answer: Answer) -> None:
+        super().__init__(f"{step}: {answer.status} {answer.body[:300]!r}")
+        self.step = step
+        self.answer = answer
 
 
 @dataclass
@@ -133,6 +147,26 @@ class Session(ABC):
     def order(self, *names: str) -> Answer:
         return self.post(self.directory["newOrder"],
                          {"identifiers": [{"type": "dns", "value": n} for n in names]})
+
+    def challenge(self, order: Answer, kind: str = "http-01") -> tuple[str, dict[str, Any]]:
+        """The URL of the order's one authorization, and its challenge of `kind`."""
+        [authorization] = order.json()["authorizations"]
+        found: dict[str, Any] = next(
+            c for c in self.post(authorization, None).json()["challenges"]
+            if c["type"] == kind)
+        return authorization, found
+
+    def poll(self, url: str, done: frozenset[str], poll_s: float,
+             timeout_s: float = TIMEOUT_S) -> Answer:
+        """POST-as-GET `url` until its status is one of `done`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            answer = self.post(url, None)
+            if answer.status != 200 or answer.json().get("status") in done:
+                return answer
+            if time.monotonic() > deadline:
+                raise Refused(f"{url} still {answer.json().get('status')}", answer)
+            time.sleep(poll_s)
 
 
 def csr(names: tuple[str, ...], key: ec.EllipticCurvePrivateKey) -> bytes:

@@ -37,7 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from josepy import errors, json_util, jwa, jwk, jws
 
-from tests.acme_client_base import TIMEOUT_S, Answer, Responder, Session, csr
+from tests.acme_client_base import Answer, Refused, Responder, Session, csr
 
 
 @jwk.JWK.register
@@ -171,15 +171,6 @@ class Key:
         return made
 
 
-class Refused(Exception):
-    """The server answered a step of an order otherwise than the RFC's next step."""
-
-    def __init__(self, step: str, answer: Answer) -> None:
-        super().__init__(f"{step}: {answer.status} {answer.body[:300]!r}")
-        self.step = step
-        self.answer = answer
-
-
 def _payload(payload: Any) -> bytes:
     """None is POST-as-GET's empty payload (§6.3); anything else is JSON."""
     return b"" if payload is None else json.dumps(payload).encode()
@@ -226,18 +217,6 @@ class Client(Session):
         if answer.status == 200:
             self.key = new
         return answer
-
-    def poll(self, url: str, done: frozenset[str], poll_s: float,
-             timeout_s: float = TIMEOUT_S) -> Answer:
-        """POST-as-GET `url` until its status is one of `done`."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            answer = self.post(url, None)
-            if answer.status != 200 or answer.json().get("status") in done:
-                return answer
-            if time.monotonic() > deadline:
-                raise Refused(f"{url} still {answer.json().get('status')}", answer)
-            time.sleep(poll_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,14 +38,13 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.acme_client_base import ChallengeServers, csr
+from tests.acme_client_base import AUTHORIZATION_ENDS, ChallengeServers, csr
 from tests.integration.acme_client import Client, b64, jwk_of, sign
 from tests.integration.acme_site import NAME, OTHER, acme_site
 from tests.integration.conftest import Server, database_rows
@@ -218,18 +217,14 @@ def _validated(site: Site, client: Client, name: str) -> dict[str, str]:
     """A new order for `name` whose http-01 challenge validated: the order."""
     order = client.order(name)
     assert order.status == 201, order.body
-    [authorization] = order.json()["authorizations"]
-    challenge = next(c for c in client.post(authorization, None).json()["challenges"]
-                     if c["type"] == "http-01")
+    authorization, challenge = client.challenge(order)
     site.challenges.answer("http-01", name, challenge["token"],
                            client.key_authorization(challenge["token"]))
     started = client.post(challenge["url"], {})
     assert started.status == 200, started.body
     assert f'<{authorization}>;rel="up"' in started.headers.get_all("Link", [])
-    deadline = time.monotonic() + 20
-    while client.post(authorization, None).json()["status"] != "valid":
-        assert time.monotonic() < deadline, client.post(authorization, None).body
-        time.sleep(0.05)
+    ended = client.poll(authorization, AUTHORIZATION_ENDS, 0.05, timeout_s=20)
+    assert ended.json()["status"] == "valid", ended.body
     ready = client.post(order.headers["Location"], None).json()
     assert ready["status"] == "ready", ready
     return dict(ready)

@@ -22,7 +22,6 @@ are scenario 103's (the josepy client).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.acme_client_base import Answer, csr, dns_names
+from tests.acme_client_base import AUTHORIZATION_ENDS, Answer, csr, dns_names
 from tests.integration.acme_client import Client, b64
 from tests.integration.acme_site import NAME, AcmeSite, acme_site
 from tests.integration.conftest import database_rows
@@ -76,16 +75,12 @@ def _finalized(site: AcmeSite) -> Finalized:
     client = _client(site)
     assert client.register().status == 201
     order = client.order(NAME)
-    [authorization] = order.json()["authorizations"]
-    challenge = next(c for c in client.post(authorization, None).json()["challenges"]
-                     if c["type"] == "http-01")
+    authorization, challenge = client.challenge(order)
     site.challenges.answer("http-01", NAME, challenge["token"],
                            client.key_authorization(challenge["token"]))
     client.post(challenge["url"], {})
-    deadline = time.monotonic() + 20
-    while client.post(authorization, None).json()["status"] != "valid":
-        assert time.monotonic() < deadline
-        time.sleep(POLL_S)
+    ended = client.poll(authorization, AUTHORIZATION_ENDS, POLL_S, timeout_s=20)
+    assert ended.json()["status"] == "valid", ended.body
     key = ec.generate_private_key(ec.SECP256R1())
     done = client.post(order.json()["finalize"], {"csr": b64(csr((NAME,), key))})
     return Finalized(client, order.location, done)

@@ -31,19 +31,16 @@ import hashlib
 import hmac
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
-from tests.acme_client_base import ChallengeServers
+from tests.acme_client_base import AUTHORIZATION_ENDS, ChallengeServers, csr
 from tests.integration.acme_client import Client, b64, jwk_of
 from tests.integration.acme_site import NAME, acme_site
 from tests.integration.conftest import Server, database_rows
@@ -180,22 +177,14 @@ def test_the_hmac_key_is_kept_sealed(site: Site) -> None:
 def _issue(site: Site, client: Client) -> x509.Certificate:
     order = client.order(NAME)
     assert order.status == 201, order.body
-    [authorization] = order.json()["authorizations"]
-    challenge = next(c for c in client.post(authorization, None).json()["challenges"]
-                     if c["type"] == "http-01")
+    authorization, challenge = client.challenge(order)
     site.challenges.answer("http-01", NAME, challenge["token"],
                            client.key_authorization(challenge["token"]))
     assert client.post(challenge["url"], {}).status == 200
-    deadline = time.monotonic() + 20
-    while (status := client.post(authorization, None).json())["status"] != "valid":
-        assert status["status"] == "pending" and time.monotonic() < deadline, status
-        time.sleep(0.1)
+    ended = client.poll(authorization, AUTHORIZATION_ENDS, 0.1, timeout_s=20)
+    assert ended.json()["status"] == "valid", ended.body
     key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)]))
-           .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False)
-           .sign(key, hashes.SHA256()))
-    done = client.post(order.json()["finalize"], {"csr": b64(csr.public_bytes(Encoding.DER))})
+    done = client.post(order.json()["finalize"], {"csr": b64(csr((NAME,), key))})
     assert done.json()["status"] == "valid", done.body
     leaf, *_ = x509.load_pem_x509_certificates(client.post(done.json()["certificate"],
                                                            None).body)

@@ -12,12 +12,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.acme_client_base import HoldingHTTP01
+from tests.acme_client_base import AUTHORIZATION_ENDS, HoldingHTTP01
 from tests.integration.acme_client import Client
 from tests.integration.acme_site import NAME, acme_site
 from tests.integration.conftest import Server, database_rows
@@ -43,9 +42,7 @@ def test_a_validation_cut_by_kill_9_is_resumed_at_start(held: tuple[Server, Hold
     client.start()
     assert client.register().status == 201
     order = client.order(NAME)
-    [authorization] = order.json()["authorizations"]
-    challenge = next(c for c in client.post(authorization, None).json()["challenges"]
-                     if c["type"] == "http-01")
+    authorization, challenge = client.challenge(order)
     responder.answers[challenge["token"]] = client.key_authorization(challenge["token"])
     assert client.post(challenge["url"], {}).json()["status"] == "processing"
     assert responder.asked.acquire(timeout=20), "the validation never asked"
@@ -54,10 +51,8 @@ def test_a_validation_cut_by_kill_9_is_resumed_at_start(held: tuple[Server, Hold
     assert _status(server, ident) == "processing"
     responder.release.set()
     server.start()
-    deadline = time.monotonic() + 30
-    while (found := client.post(authorization, None).json())["status"] != "valid":
-        assert found["status"] == "pending" and time.monotonic() < deadline, found
-        time.sleep(0.1)
+    ended = client.poll(authorization, AUTHORIZATION_ENDS, 0.1, timeout_s=30)
+    assert ended.json()["status"] == "valid", ended.body
     assert _status(server, ident) == "valid"
     assert client.post(order.headers["Location"], None).json()["status"] == "ready"
     assert f"ACME challenge {ident} (http-01 of {NAME}) was left processing" in server.log()

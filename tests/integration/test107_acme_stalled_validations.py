@@ -51,10 +51,7 @@ def _http_challenge(client: Client, name: str) -> tuple[str, dict[str, Any]]:
     """The order's URL and its one authorization's http-01 challenge."""
     order = client.order(name)
     assert order.status == 201, order.body
-    [authorization] = order.json()["authorizations"]
-    challenge = next(c for c in client.post(authorization, None).json()["challenges"]
-                     if c["type"] == "http-01")
-    return order.location, challenge
+    return order.location, client.challenge(order)[1]
 
 
 @pytest.fixture(scope="module")
