@@ -517,8 +517,10 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     ca = commands.add_parser("ca", help="the certificate authority").add_subparsers(
         dest="ca_command", required=True)
 
-    def command(name: str, run: Command, text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = ca.add_parser(name, help=text)
+    def command(name: str, run: Command, text: str,
+                under: argparse._SubParsersAction | None = None,  # type: ignore[type-arg]
+                ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = (under or ca).add_parser(name, help=text)
         data_dir(p)
         p.set_defaults(run=lambda args: run(_config(args), args))
         return p
@@ -576,34 +578,20 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     command("status", _status, "the CA at a glance")
     acme = ca.add_parser("acme", help="the ACME server's accounts and orders").add_subparsers(
         dest="acme_command", required=True)
-
-    def acme_command(name: str, run: Command, text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = acme.add_parser(name, help=text)
-        data_dir(p)
-        p.set_defaults(run=lambda args: run(_config(args), args))
-        return p
-
-    acme_command("list", _acme_list, "every ACME account and order")
-    acme_command("show", _acme_show, "one ACME account or order").add_argument("id")
-    p = acme_command("deactivate", _acme_deactivate,
-                     "deactivate an ACME account, or end an order")
+    command("list", _acme_list, "every ACME account and order", acme)
+    command("show", _acme_show, "one ACME account or order", acme).add_argument("id")
+    p = command("deactivate", _acme_deactivate, "deactivate an ACME account, or end an order",
+                acme)
     officers.add_arguments(p, "ca.officers", required=False)
     p.add_argument("id")
     eab = ca.add_parser("acme-eab", help="the ACME server's external account binding keys"
                         ).add_subparsers(dest="eab_command", required=True)
-
-    def eab_command(name: str, run: Command, text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = eab.add_parser(name, help=text)
-        data_dir(p)
-        p.set_defaults(run=lambda args: run(_config(args), args))
-        return p
-
-    p = eab_command("create", _eab_create, "make a binding key (shown once)")
+    p = command("create", _eab_create, "make a binding key (shown once)", eab)
     officers.add_arguments(p, "ca.officers", required=False)
     p.add_argument("--entry", help="the directory entry (DN) the account it binds gets "
                    "its certificates for")
-    eab_command("list", _eab_list, "every binding key, never the key itself")
-    p = eab_command("revoke", _eab_revoke, "stop a binding key from binding an account")
+    command("list", _eab_list, "every binding key, never the key itself", eab)
+    p = command("revoke", _eab_revoke, "stop a binding key from binding an account", eab)
     officers.add_arguments(p, "ca.officers", required=False)
     p.add_argument("id")
     p = command("backup", _backup, "one encrypted archive of CA keys, database and config")
