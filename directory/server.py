@@ -49,6 +49,10 @@
   them until the next reactor turn, at the cost of two epoll_ctl calls
   and one more turn per response. What the socket does not take, and
   anything on TLS, goes through the transport as before, in order.
+- Connections are TCP_NODELAY, as slapd's are: a search written in several
+  slices would otherwise wait, after its first, for the client's delayed
+  acknowledgement (Nagle's algorithm; 40 ms on Linux, a third of a mail
+  client's type-ahead lookups).
 - After a StartTLS request (RFC 4511 §4.14), whatever the client sent
   before the TLS handshake is discarded, never run inside the TLS session.
 - Once a TLS handshake completes (ldaps:// or StartTLS), the session holds
@@ -176,6 +180,7 @@ class LDAPServerProtocol(protocol.Protocol):
         if self.dsa.config.idle_timeout:
             self._idle = self.clock.callLater(self.dsa.config.idle_timeout, self._idle_timeout)
         if self.transport is not None:
+            self.transport.setTcpNoDelay(True)  # type: ignore[attr-defined]
             self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
 
     def _idle_timeout(self) -> None:

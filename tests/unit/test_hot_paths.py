@@ -12,6 +12,8 @@
 - `send_now` sends at once on an idle plain TCP connection, never before
   what the transport still buffers, and writes through any other
   transport, in order.
+- Accepted connections are TCP_NODELAY: a reply written after an earlier
+  slice is not held back for the client's acknowledgement.
 - Settling the collector freezes what exists and makes young and full
   collections rare; it changes nothing else.
 """
@@ -27,13 +29,18 @@ from pathlib import Path
 
 import pytest
 from twisted.internet import protocol, tcp
+from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransport
 
 from certdir import collector, ldif_import
+from directory.backend.opening import Storage, open_backend
+from directory.config import DirectoryConfig
+from directory.dsa import DSA
 from directory.entry import Entry, deserialize, find, pack, stored_leaf
+from directory.operation import Session
 from directory.protocol.dn import DN
 from directory.schema import Schema
-from directory.server import send_now
+from directory.server import LDAPServerProtocol, send_now
 
 SCHEMA = Schema.load([Path(__file__).resolve().parents[2] / "schema"])
 
@@ -163,6 +170,27 @@ def test_send_now_never_overtakes_what_the_transport_buffers(
     assert server in reactor.writers
     server.doWrite()
     assert peer.recv(100) == b"first second"
+
+
+def test_accepted_connections_are_tcp_nodelay(tmp_path: Path) -> None:
+    suffix = "dc=example,dc=com"
+    config = DirectoryConfig(suffix, f"cn=admin,{suffix}", "", tmp_path / "db")
+    backend = open_backend(Storage(f"sqlite://{tmp_path / 'db'}", SCHEMA, config.indexes, (),
+                                   1000, 1024 * 1024))
+    with socket.create_server(("127.0.0.1", 0)) as listener, \
+            socket.create_connection(listener.getsockname()) as client:
+        ours, address = listener.accept()
+        ours.setblocking(False)
+        reactor = MemoryReactor()
+        ldap = LDAPServerProtocol(DSA(config, SCHEMA, backend, None), Session(1), Clock(), None)
+        assert ours.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        # No listening port, as in `connection` above.
+        server = tcp.Server(ours, ldap, address, None, 1, reactor)  # type: ignore[arg-type]
+        ldap.makeConnection(server)  # type: ignore[no-untyped-call]
+        assert ours.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        ours.close()
+    backend.close()
 
 
 @pytest.fixture
