@@ -4,7 +4,10 @@
 - An Equal query (mail=..., uid=...), the common lookup, reads the index
   and the entries in one statement.
 - Any other index query gives ids (an intersection the ids every part
-  gives, a union the ids any part gives); fewer than `MAX_IDS` of them, or
+  gives, a union the ids any part gives). The keys and ranges an
+  intersection names directly (a substring's grams) are intersected by
+  the database, in one statement (`common_ids`): Python built a set of
+  each gram's ids, hundreds at 100,000 entries, to keep a few. Fewer than `MAX_IDS` of them, or
   a base scope, and the entries are read by id, in id order.
 - Otherwise, and without an index query, the scope is read: the base
   entry, the entries one level below it (the naming contexts below the
@@ -23,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from directory.backend import Equal, IndexQuery, Intersection, Range, Union
+from directory.backend import Equal, IndexQuery, Intersection, Param, Presence, Range, Union
 from directory.backend.paths import MAX_IDS, in_scope, path_of
 from directory.entry import Entry
 from directory.protocol.dn import DN
@@ -56,7 +59,9 @@ class Reads(Protocol):
         """The entries holding the key, in id order."""
         ...
 
-    def _ids(self, query: Equal | Range) -> Iterable[int]: ...
+    def _ids(self, queries: Sequence[Equal | Range]) -> Iterable[int]:
+        """The ids every one of `queries` gives (`common_ids`)."""
+        ...
 
     def _by_ids(self, ids: Sequence[int]) -> Iterable[Entry]:
         """The entries of `ids` (in that order) that exist."""
@@ -92,9 +97,27 @@ def search(reads: Reads, base: DN, scope: Scope, query: IndexQuery | None) -> It
 
 def lookup(reads: Reads, query: IndexQuery) -> set[int]:
     """The ids the index gives for `query`."""
-    if isinstance(query, Intersection):
-        parts = [lookup(reads, q) for q in query.queries]
-        return set.intersection(*parts) if parts else set()
     if isinstance(query, Union):
         return set().union(*(lookup(reads, q) for q in query.queries))
-    return set(reads._ids(query))
+    if not isinstance(query, Intersection):
+        return set(reads._ids((query,)))
+    keys = [q for q in query.queries if not isinstance(q, Intersection | Union)]
+    parts = [lookup(reads, q) for q in query.queries if isinstance(q, Intersection | Union)]
+    if keys:
+        parts.append(set(reads._ids(keys)))
+    return set.intersection(*parts) if parts else set()
+
+
+def common_ids(queries: Sequence[Equal | Range],
+               where: Callable[[Equal | Range], tuple[str, tuple[Param, ...]]],
+               ) -> tuple[str, tuple[Param, ...]]:
+    """One statement for the ids every query gives; `where` is a backend's
+    condition on the index rows of one query, in its parameter style."""
+    selects: list[str] = []
+    params: list[Param] = []
+    for query in queries:
+        condition, more = where(query)
+        distinct = "DISTINCT " if isinstance(query, Presence) else ""
+        selects.append(f"SELECT {distinct}id FROM idx WHERE {condition}")
+        params.extend(more)
+    return " INTERSECT ".join(selects), tuple(params)

@@ -103,13 +103,12 @@ from directory.backend import (
     NewEntry,
     Param,
     Prefix,
-    Presence,
     Range,
     Tables,
     candidates,
     index_stats,
 )
-from directory.backend.candidates import SCAN_CHUNK, ScanRow, scan
+from directory.backend.candidates import SCAN_CHUNK, ScanRow, common_ids, scan
 from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec
 from directory.backend.index_stats import Statistics
 from directory.backend.paths import after, path_of
@@ -176,9 +175,11 @@ def _stored(rows: Iterable[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
     return {(attr, key[:MAX_KEY]) for attr, key in rows}
 
 
-def _where(query: Range) -> tuple[str, tuple[Param, ...]]:
-    """The index rows of a prefix (a key range), of a presence (the
-    attribute's), or after a key."""
+def _where(query: Equal | Range) -> tuple[str, tuple[Param, ...]]:
+    """The index rows of a key, of a prefix (a key range), of a presence
+    (the attribute's), or after a key."""
+    if isinstance(query, Equal):
+        return "attr = %s AND key = %s", (query.attribute, query.key[:MAX_KEY])
     if isinstance(query, Prefix):
         prefix = query.prefix[:MAX_KEY]
         return "attr = %s AND key >= %s AND key < %s", (
@@ -366,16 +367,8 @@ class PostgresBackend:
         epoch = self._cache.epoch
         return [self._entry(epoch, *row) for row in rows]
 
-    def _ids(self, query: Equal | Range) -> list[int]:
-        params: tuple[Param, ...]
-        if isinstance(query, Equal):
-            sql, params = "SELECT id FROM idx WHERE attr = %s AND key = %s", (
-                query.attribute, query.key[:MAX_KEY])
-        else:
-            where, params = _where(query)
-            distinct = "DISTINCT " if isinstance(query, Presence) else ""
-            sql = f"SELECT {distinct}id FROM idx WHERE {where}"
-        return [row[0] for row in self._read(sql, params)]
+    def _ids(self, queries: Sequence[Equal | Range]) -> list[int]:
+        return [row[0] for row in self._read(*common_ids(queries, _where))]
 
     def _children(self, base_path: bytes) -> Iterator[Entry]:
         """The entries one level below `base_path`, in path order (the path

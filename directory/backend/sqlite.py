@@ -53,7 +53,6 @@ from directory.backend import (
     NewEntry,
     Param,
     Prefix,
-    Presence,
     Range,
     Row,
     Tables,
@@ -61,7 +60,7 @@ from directory.backend import (
     index_stats,
     sqlite_changes,
 )
-from directory.backend.candidates import SCAN_CHUNK, ScanRow, scan
+from directory.backend.candidates import SCAN_CHUNK, ScanRow, common_ids, scan
 from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec
 from directory.backend.index_stats import Statistics
 from directory.backend.paths import after, path_of
@@ -184,8 +183,10 @@ def connect(path: Path, cache_kib: int) -> sqlite3.Connection:
     return conn
 
 
-def _where(query: Range) -> tuple[str, tuple[Param, ...]]:
-    """The index rows of a prefix, of a presence, or after a key."""
+def _where(query: Equal | Range) -> tuple[str, tuple[Param, ...]]:
+    """The index rows of a key, of a prefix, of a presence, or after a key."""
+    if isinstance(query, Equal):
+        return "attr=? AND key=?", (query.attribute, query.key)
     if isinstance(query, Prefix):
         return "attr=? AND key>=? AND key<?", (
             query.attribute, query.prefix, query.prefix + b"\xff\xff\xff\xff")
@@ -352,15 +353,8 @@ class SQLiteBackend:
         epoch = self._cache.epoch
         return [self._entry(epoch, *row) for row in rows.fetchall()]
 
-    def _ids(self, query: Equal | Range) -> list[int]:
-        params: tuple[Param, ...]
-        if isinstance(query, Equal):
-            sql, params = "SELECT id FROM idx WHERE attr=? AND key=?", (
-                query.attribute, query.key)
-        else:
-            where, params = _where(query)
-            distinct = "DISTINCT " if isinstance(query, Presence) else ""
-            sql = f"SELECT {distinct}id FROM idx WHERE {where}"
+    def _ids(self, queries: Sequence[Equal | Range]) -> list[int]:
+        sql, params = common_ids(queries, _where)
         return [row[0] for row in self._reader.execute(sql, params)]
 
     def _children(self, base_path: bytes) -> Iterator[Entry]:

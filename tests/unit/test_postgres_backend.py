@@ -195,6 +195,9 @@ QUERIES = [
     ("presence", Presence("mail"), [ALICE, BOB]),
     ("intersection", Intersection((Presence("mail"), Prefix("cn", b"b"))), [BOB]),
     ("union", Union((Equal("cn", b"alice"), Equal("cn", b"carol"))), [ALICE, CAROL]),
+    ("keys and a union intersected",
+     Intersection((Presence("mail"), Union((Prefix("cn", b"a"), Prefix("cn", b"c"))),
+                   Prefix("cn", b"al"))), [ALICE]),
 ]
 
 
