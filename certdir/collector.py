@@ -3,13 +3,13 @@
 
 - `settle()`: what was made so far (modules, schema, configuration) is
   frozen out of the collector, and a full collection runs after
-  `FULL_COLLECTION_AFTER` middle ones instead of CPython's 10 (each after
-  ten young ones). A full
-  collection walks every object the process holds: the server's entry
-  cache, an import's buffered rows. With the default, one ran every few
-  seconds (a quarter of a second each at 100,000 entries, measured), for
-  nearly no garbage: everything but reference cycles is freed by reference
-  counting as it ends, and cycles are still freed, within minutes.
+  `FULL_COLLECTION_AFTER` middle ones (each after ten young ones) instead
+  of CPython's 10. A full collection walks every object the process
+  holds: the server's entry cache, an import's buffered rows. With the
+  default, one ran every few seconds (a quarter of a second each at
+  100,000 entries, measured), for nearly no garbage: everything but
+  reference cycles is freed by reference counting as it ends, and cycles
+  are still freed, within minutes.
 - A young collection runs after `YOUNG_COLLECTION_AFTER` allocations
   (net of frees) instead of CPython's 700. Each walks what is young and
   still alive. With 700, that was mostly the objects of the requests in

@@ -50,9 +50,9 @@
   and one more turn per response. What the socket does not take, and
   anything on TLS, goes through the transport as before, in order.
 - Connections are TCP_NODELAY, as slapd's are: a search written in several
-  slices would otherwise wait, after its first, for the client's delayed
-  acknowledgement (Nagle's algorithm; 40 ms on Linux, a third of a mail
-  client's type-ahead lookups).
+  slices (a type-ahead answer of more than SLICE entries) would otherwise
+  wait, after its first, for the client's delayed acknowledgement
+  (Nagle's algorithm; 40 ms on Linux).
 - After a StartTLS request (RFC 4511 §4.14), whatever the client sent
   before the TLS handshake is discarded, never run inside the TLS session.
 - Once a TLS handshake completes (ldaps:// or StartTLS), the session holds

@@ -6,9 +6,10 @@
 - Any other index query gives ids (an intersection the ids every part
   gives, a union the ids any part gives). The keys and ranges an
   intersection names directly (a substring's grams) are intersected by
-  the database, in one statement (`common_ids`): Python built a set of
-  each gram's ids, hundreds at 100,000 entries, to keep a few. Fewer than `MAX_IDS` of them, or
-  a base scope, and the entries are read by id, in id order.
+  the database in one statement (`common_ids`), where Python built a set
+  of each gram's ids (hundreds at 100,000 entries) to keep a few. With
+  fewer than `MAX_IDS` ids, or a base scope, the entries are read by id,
+  in id order.
 - Otherwise, and without an index query, the scope is read: the base
   entry, the entries one level below it (the naming contexts below the
   root), or the range of paths below it (paths.py), with the base itself
