@@ -181,7 +181,8 @@ def _filter(text: str) -> Filter:
 
 def _by_mail(session: Session, mail: str) -> str:
     dsa = session.dsa
-    query = plan(dsa.backend.indexed, resolve_filter(dsa.schema, _filter(f"(mail={mail})")))
+    query = plan(dsa.backend.indexed, resolve_filter(dsa.schema, _filter(f"(mail={mail})")),
+                 dsa.backend.estimate)
     found = [e for e in dsa.backend.search(dsa.suffix, Scope.SUB, query)
              if any(v.decode().lower() == mail.lower() for v in e.get("mail"))]
     if len(found) != 1:
@@ -241,7 +242,8 @@ def _enroll_bulk(config: Config, args: argparse.Namespace) -> None:
         wanted = resolve_filter(dsa.schema, _filter(args.filter))
         matches = compile_filter(dsa.schema, wanted)
         candidates = [e for e in dsa.backend.search(dsa.parse_dn(args.base), Scope.SUB,
-                                                     plan(dsa.backend.indexed, wanted))
+                                                     plan(dsa.backend.indexed, wanted,
+                                                          dsa.backend.estimate))
                       if matches(e) is True]
         with Progress(console=Console(stderr=True)) as progress:
             task = progress.add_task("issuing tokens", total=len(candidates))

@@ -23,6 +23,11 @@
   `index_keys.SCAN_SHARE` of the directory (the estimate of
   (objectClass=*), which every entry holds) is unselective: dropped from
   an AND, and a whole plan that is gives way to a scan.
+- A gram a bulk load left out (index_stats.py, `unkept`) is estimated at
+  more entries than the directory holds, so pruning drops it from every
+  AND, an OR holding it selects too many, and no plan looks it up. A plan
+  without an estimate is the unpruned one: where a filter may hold
+  substrings, the caller passes the backend's.
 - The plan reads the filter as the dispatcher resolved it
   (`directory.resolved_filter`): no description is resolved here.
 """

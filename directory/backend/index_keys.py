@@ -73,6 +73,11 @@ def substring_name(key: str) -> str:
     return f"{key}:{SUB}"
 
 
+def is_substring_name(name: str) -> bool:
+    """Whether `name` is the name of a type's grams."""
+    return name.endswith(f":{SUB}")
+
+
 def substring_keyer(schema: Schema, at: AttributeType) -> Keyer | None:
     """How values and assertion pieces of `at` are normalised for substrings."""
     rule = schema.substrings(at) or schema.equality(at)

@@ -17,6 +17,15 @@ leaves an unselective index for a scan.
   of its parts.
 - Stale statistics only misjudge a key's size: a plan is never wrong, only
   slower.
+- A bulk load may leave out a substring index's key (a gram) that most of
+  the entries it adds hold (`unkept`: more than one in `UNKEPT_SHARE` of
+  at least `MIN_UNKEPT` entries): such a key never selects well enough to
+  beat a scan, and the grams of a domain every mail address ends with were
+  two fifths of an address book's index rows. The key is named in
+  `idx_unkept` in the same transaction and from then on is estimated at
+  more entries than the directory holds, so the planner (search_plan.py)
+  never looks it up: the rows it may still have (written before, or by
+  later writes) are never read. A rebuilt index keeps every key again.
 - The directory's size is the backend's (its highest id, never less than
   the number of entries).
 - The statements are in the portable dialect of `Records`, so both
@@ -42,6 +51,8 @@ from directory.backend.index_keys import SCAN_SHARE
 HEAVY_SHARE = 100
 MIN_HEAVY = 16
 MIN_DRIFT = 256
+UNKEPT_SHARE = 2
+MIN_UNKEPT = 1_000
 
 # Counts the entries of a range query, up to a limit.
 Count = Callable[[Range, int], int]
@@ -50,6 +61,12 @@ Count = Callable[[Range, int], int]
 def bound(entries: int) -> int:
     """The most entries a key is held by without having its count kept."""
     return max(MIN_HEAVY, entries // HEAVY_SHARE)
+
+
+def unkept(held: int, added: int) -> bool:
+    """Whether a bulk load that added `added` entries, `held` of them
+    holding a substring index's key, leaves the key out."""
+    return added >= MIN_UNKEPT and held * UNKEPT_SHARE > added
 
 
 def stale(records: Records, entries: int) -> bool:
@@ -80,21 +97,29 @@ def forget(records: Records) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Statistics:
-    """The heavy keys' counts; a backend that stores keys cut to `max_key`
-    bytes has them cut so here too, and looks keys up the same way."""
+    """The heavy keys' counts and the keys left out; a backend that stores
+    keys cut to `max_key` bytes has them cut so here too, and looks keys up
+    the same way."""
 
     heavy: Mapping[tuple[str, bytes], int]
     max_key: int | None = None
+    left_out: frozenset[tuple[str, bytes]] = frozenset()
 
     @classmethod
     def read(cls, records: Records, max_key: int | None = None) -> Statistics:
-        return cls({(attr, bytes(key)): int(count) for attr, key, count in records.rows(
-            "SELECT attr, key, entries FROM idx_stats")}, max_key)
+        heavy = {(attr, bytes(key)): int(count) for attr, key, count in records.rows(
+            "SELECT attr, key, entries FROM idx_stats")}
+        left_out = frozenset((attr, bytes(key)) for attr, key in records.rows(
+            "SELECT attr, key FROM idx_unkept"))
+        return cls(heavy, max_key, left_out)
 
     def estimate(self, query: IndexQuery, entries: int, count: Count) -> int:
         """About the entries `query` selects in a directory of `entries`."""
         if isinstance(query, Equal):
-            return self.heavy.get((query.attribute, query.key[:self.max_key]), bound(entries))
+            row = (query.attribute, query.key[:self.max_key])
+            if row in self.left_out:
+                return entries + 1
+            return self.heavy.get(row, bound(entries))
         if isinstance(query, Intersection | Union):
             parts = [self.estimate(q, entries, count) for q in query.queries]
             if isinstance(query, Intersection):

@@ -144,9 +144,11 @@ SCHEMA_SQL = (
     "CREATE TABLE IF NOT EXISTS idx_stats ("
     " attr TEXT NOT NULL, key BYTEA NOT NULL, entries BIGINT NOT NULL,"
     " PRIMARY KEY (attr, key))",
+    "CREATE TABLE IF NOT EXISTS idx_unkept ("
+    " attr TEXT NOT NULL, key BYTEA NOT NULL, PRIMARY KEY (attr, key))",
 )
 # The last table SCHEMA_SQL creates: when it exists, so does every other.
-NEWEST_TABLE = "idx_stats"
+NEWEST_TABLE = "idx_unkept"
 
 # Taken by whoever creates tables or rebuilds the index ("certdir" in ASCII).
 OPEN_LOCK = 0x63657274646972

@@ -15,7 +15,9 @@
   transaction and are written in key order: sorted inserts touch each
   B-tree page once. A bulk load's (`insert_many`) come as postings, a
   key's entries at once, and SQLite expands them into rows itself
-  (`_POSTED`): no Python call per row.
+  (`_POSTED`): no Python call per row. Grams most of a load's entries
+  hold are left out (index_stats.py, `unkept`), judged each time the
+  waiting rows of shared keys are written, on the entries added since.
 - Statistics (`estimate`) as index_stats.py keeps them for every backend,
   in `idx_stats`. The directory's size is taken to be the highest id
   (never less than the number of entries), read at open and whenever
@@ -61,7 +63,7 @@ from directory.backend import (
     sqlite_changes,
 )
 from directory.backend.candidates import SCAN_CHUNK, ScanRow, common_ids, scan
-from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec
+from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec, is_substring_name
 from directory.backend.index_stats import Statistics
 from directory.backend.paths import after, path_of
 from directory.backend.postings import Gathering, Postings, places
@@ -91,6 +93,11 @@ CREATE TABLE IF NOT EXISTS idx_stats (
     attr TEXT NOT NULL,
     key BLOB NOT NULL,
     entries INTEGER NOT NULL,
+    PRIMARY KEY (attr, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idx_unkept (
+    attr TEXT NOT NULL,
+    key BLOB NOT NULL,
     PRIMARY KEY (attr, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -236,6 +243,7 @@ class SQLiteBackend:
             return
         with self.transaction() as txn:
             txn.conn.execute("DELETE FROM idx")
+            txn.conn.execute("DELETE FROM idx_unkept")
             for entry_id, dn, blob in txn.conn.execute("SELECT id, dn, attrs FROM entries"):
                 txn.index(deserialize(self.schema, dn, blob, entry_id), True)
             txn.conn.execute("INSERT OR REPLACE INTO meta VALUES ('indexes', ?)", (wanted,))
@@ -460,6 +468,10 @@ class SQLiteTransaction:
         self._single: dict[str, dict[bytes, int]] = {}
         self._shared: dict[str, dict[bytes, list[str]]] = {}
         self._shared_size = 0
+        # The entries added since the shared rows were last written, and the
+        # grams left out (read from idx_unkept when first needed).
+        self._added = 0
+        self._unkept: dict[str, set[bytes]] | None = None
 
     def _row_to_entry(self, row: tuple[int, str, bytes]) -> Entry:
         entry_id, dn, blob = row
@@ -593,6 +605,7 @@ class SQLiteTransaction:
                     self._queue_index_rows([(attribute, key, ids[place])
                                             for place in places(held)])
             return
+        self._added += len(ids)
         self._post(ids[0], postings)
 
     def _post(self, first: int, postings: Postings) -> None:
@@ -628,24 +641,45 @@ class SQLiteTransaction:
         """Write waiting postings in row order: the rows held by several
         entries, and with `final` the rest."""
         shared, self._shared, self._shared_size = self._shared, {}, 0
+        added, self._added = self._added, 0
         single: dict[str, dict[bytes, int]] = {}
         if final:
             single, self._single = self._single, {}
+        unkept = self._unkept_grams()
         rows: list[tuple[str, bytes, int]] = []
         for attribute in sorted(shared.keys() | single.keys()):
             held = shared.get(attribute, {})
             alone = single.get(attribute, {})
+            grams = is_substring_name(attribute)
+            left_out = unkept.setdefault(attribute, set()) if grams else set()
             for key in sorted(held.keys() | alone.keys()) if alone else sorted(held):
+                if key in left_out:
+                    continue
                 entry_id = alone.get(key)
                 if entry_id is not None:
                     rows.append((attribute, key, entry_id))
                     continue
+                # Each batch's part is "first":[places], so the places are
+                # one more than the commas.
+                posted = ",".join(held[key])
+                if grams and index_stats.unkept(posted.count(",") + 1, added):
+                    left_out.add(key)
+                    self.conn.execute("INSERT OR IGNORE INTO idx_unkept VALUES (?, ?)",
+                                      (attribute, key))
+                    continue
                 if rows:
                     self.conn.executemany("INSERT OR IGNORE INTO idx VALUES (?, ?, ?)", rows)
                     rows.clear()
-                self.conn.execute(_POSTED, (attribute, key, "{" + ",".join(held[key]) + "}"))
+                self.conn.execute(_POSTED, (attribute, key, "{" + posted + "}"))
         if rows:
             self.conn.executemany("INSERT OR IGNORE INTO idx VALUES (?, ?, ?)", rows)
+
+    def _unkept_grams(self) -> dict[str, set[bytes]]:
+        if self._unkept is None:
+            self._unkept = {}
+            for attribute, key in self.conn.execute("SELECT attr, key FROM idx_unkept"):
+                self._unkept.setdefault(attribute, set()).add(bytes(key))
+        return self._unkept
 
     def _existing(self, dn: DN) -> Entry:
         old = self.get(dn)
