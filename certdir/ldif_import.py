@@ -9,8 +9,9 @@
 - Records are schema-checked exactly as an LDAP Add is; the importer
   acts as the root DN for creatorsName/modifiersName.
 - Import runs against the database directly, like slapadd: stop the
-  server first, or it may serve cached copies of changed entries until it
-  restarts.
+  server first, or until it restarts it may serve cached copies of
+  changed entries, and miss new ones in substring searches on a gram the
+  import left out (directory/backend/index_stats.py).
 
 Checking and encoding an entry costs several times what storing it does,
 and one Python process runs on one core, so `jobs` worker processes
