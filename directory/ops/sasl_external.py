@@ -87,7 +87,7 @@ def _by_mail(dsa: DSA, der: bytes, certificate: x509.Certificate) -> DN | None:
     for address in names.value.get_values_for_type(x509.RFC822Name):
         wanted = resolve_filter(dsa.schema, Equality("mail", address.encode()))
         matches = compile_filter(dsa.schema, wanted)
-        query = plan(dsa.backend.indexed, wanted, dsa.backend.estimate)
+        query = plan(dsa.backend.indexed, wanted)
         found |= {e.dn for e in dsa.backend.search(dsa.suffix, Scope.SUB, query) if matches(e)}
     return found.pop() if len(found) == 1 else None
 
