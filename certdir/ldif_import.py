@@ -111,7 +111,7 @@ def import_ldif(config: Config, path: Path, quiet: bool = False, jobs: int = 0) 
     count = 0
     collector.settle()
     with offline_directory(config) as dsa, _progress(quiet) as progress, \
-            dsa.backend.transaction() as txn:
+            dsa.backend.transaction(bulk=True) as txn:
         task = progress.add_task("importing", total=total)
         for prepared in _prepare_all(dsa, path, jobs or os.cpu_count() or 1):
             for item in prepared:

@@ -229,7 +229,11 @@ class Backend(Protocol):
         """The application's tables as of one commit."""
         ...
 
-    def transaction(self) -> AbstractContextManager[Transaction]: ...
+    def transaction(self, *, bulk: bool = False) -> AbstractContextManager[Transaction]:
+        """A `bulk` one is a load while nothing else uses the database (`ldif
+        import`): the backend may write it faster in ways that make other
+        openings wait until it ends."""
+        ...
 
     def invalidate(self, ids: frozenset[int]) -> None:
         """Forget cached copies of entries a committed transaction changed."""

@@ -440,7 +440,8 @@ class PostgresBackend:
             yield self._writer
 
     @contextmanager
-    def transaction(self) -> Iterator[PostgresTransaction]:
+    def transaction(self, *, bulk: bool = False) -> Iterator[PostgresTransaction]:
+        # A bulk load is written like any other (pg_bulk.py batches its inserts).
         touched: set[int] = set()
         generation = 0
         try:

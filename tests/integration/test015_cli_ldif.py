@@ -8,6 +8,9 @@
   line of the bad record.
 - Exported LDIF imported into a fresh directory reproduces the entries,
   binary values (base64, RFC 2849 §2) byte for byte.
+- An import killed -9 midway leaves nothing behind, and runs again whole.
+  An import into the directory of a running server succeeds, and the
+  server serves what it imported.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.integration.conftest import Server, make_server
+from tests.integration.conftest import CERTDIR, Server, make_server
 from tests.integration.ldif_compare import assert_same_ldif, by_dn, parse
 
 DATA = Path(__file__).parent.parent / "data" / "integration"
@@ -30,6 +34,9 @@ PEOPLE = f"ou=people,{BASE}"
 OPERATIONAL = ("entryUUID", "createTimestamp", "modifyTimestamp", "creatorsName",
                "modifiersName", "entryCSN", "structuralObjectClass")
 # "line 14", "line: 14" or the compiler-style "file.ldif:14:".
+# How long the import of 40,000 people has run when it is killed: its
+# transaction has written many pages by then, and is far from its end.
+IMPORTING_S = 2.0
 LINE_NUMBER = re.compile(rb"(?:\bline\s*:?\s*|\.ldif:)(\d+)", re.IGNORECASE)
 
 
@@ -236,3 +243,57 @@ def test_bad_record_in_a_later_piece_names_its_line(stopped: Server, tmp_path: P
     message = imported.stderr + imported.stdout
     assert f"big.ldif:{starts[bad]}: uid=p{bad},".encode() in message, message
     assert export(stopped) == before
+
+
+def test_import_killed_midway_imports_nothing(stopped: Server, tmp_path: Path) -> None:
+    """kill -9 in the middle of the import's one transaction: nothing of it
+    is left (on SQLite the rollback journal it writes with is rolled back),
+    the server starts and serves, and the import then runs whole."""
+    text, _ = _people(40_000)
+    big = tmp_path / "big.ldif"
+    big.write_text(text)
+    before = export(stopped)
+    importing = subprocess.Popen(
+        [*CERTDIR, "ldif", "import", "--data-dir", str(stopped.data_dir), "--quiet", str(big)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=stopped.env())
+    time.sleep(IMPORTING_S)
+    assert importing.poll() is None, "the import ended before it was killed"
+    importing.kill()
+    importing.wait()
+    assert export(stopped) == before
+    stopped.start()
+    try:
+        search = stopped.tool("ldapsearch", "-LLL", "-b", BASE, "(objectClass=*)", "1.1")
+        assert search.returncode == 0, search.stderr
+        assert [record.dn for record in parse(search.stdout)] == [BASE]
+    finally:
+        stopped.stop()
+    imported = import_file(stopped, big)
+    assert imported.returncode == 0, imported.stderr
+    assert len(by_dn(export(stopped, "--base", PEOPLE))) == 40_001
+
+
+@pytest.mark.only_on("sqlite", "another process holding the database file is SQLite's concern")
+def test_import_while_the_server_runs(stopped: Server, tmp_path: Path) -> None:
+    """The running server holds the file open, so the import writes through
+    the WAL as the server does; the server then finds the new entries by DN
+    and keeps taking writes."""
+    text, _ = _people(2_000)
+    book = tmp_path / "book.ldif"
+    book.write_text(text)
+    stopped.start()
+    try:
+        assert stopped.tool("ldapsearch", "-LLL", "-b", BASE, "-s", "base", "1.1").returncode == 0
+        imported = import_file(stopped, book)
+        assert imported.returncode == 0, imported.stderr
+        search = stopped.tool("ldapsearch", "-LLL", "-b", f"uid=p1999,{PEOPLE}", "-s", "base",
+                              "mail")
+        assert search.returncode == 0, search.stderr
+        assert parse(search.stdout)[0].values("mail") == ("p1999@example.com",)
+        added = stopped.tool("ldapadd", input=(
+            f"dn: uid=late,{PEOPLE}\nobjectClass: inetOrgPerson\nuid: late\ncn: Late\n"
+            "sn: Late\n").encode())
+        assert added.returncode == 0, added.stderr
+    finally:
+        stopped.stop()
+    assert len(by_dn(export(stopped, "--base", PEOPLE))) == 2_002

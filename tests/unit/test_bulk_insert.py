@@ -14,10 +14,14 @@ on SQLite and on PostgreSQL (tests/pg_cluster.py).
   with the backend's estimates, as every search is) still find every
   entry; the other grams keep all their rows, and a rebuilt index keeps
   every gram again.
+- SQLite writes a bulk transaction with a rollback journal when no other
+  connection has the file open, and with the WAL when one has; after it,
+  committed or not, the file is in WAL mode again and the backend reads.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -200,3 +204,59 @@ def test_a_bulk_load_leaves_out_the_grams_most_entries_hold(tmp_path: Path) -> N
         assert records.rows("SELECT attr, key FROM idx_unkept") == []
     assert ("cn:sub", b"son", f"uid=person7,{PEOPLE}") in index_of(rebuilt)
     rebuilt.close()
+
+
+def journal_mode(path: Path) -> str:
+    with sqlite3.connect(path) as conn:
+        mode: str = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    return mode
+
+
+def load_people(backend: SQLiteBackend, path: Path) -> bool:
+    """Base entries, then people in one bulk transaction; whether SQLite
+    wrote them with a rollback journal (the file beside the database)."""
+    with backend.transaction() as txn:
+        txn.add(base_entries()[0], root=True)
+        txn.add(base_entries()[1])
+    with backend.transaction(bulk=True) as txn:
+        txn.insert_many(*batch(backend, [person(i) for i in range(50)]))
+        txn.flush()
+        journaled = path.with_name(path.name + "-journal").exists()
+    return journaled
+
+
+def test_a_bulk_load_alone_writes_with_a_rollback_journal_then_the_wal_again(
+        tmp_path: Path) -> None:
+    path = tmp_path / "alone.db"
+    backend = SQLiteBackend(path, SCHEMA, INDEXED)
+    assert load_people(backend, path)
+    assert journal_mode(path) == "wal"
+    assert backend.get(dn(f"uid=person49,{PEOPLE}")) is not None
+    assert found(backend, "(cn=*son 4*)") == {
+        f"uid=person{i},{PEOPLE}" for i in (4, *range(40, 50))}
+    backend.close()
+
+
+def test_a_bulk_load_beside_another_connection_keeps_the_wal(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    backend = SQLiteBackend(path, SCHEMA, INDEXED)
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
+        assert not load_people(backend, path)
+        assert other.execute("SELECT count(*) FROM entries").fetchone()[0] == 52
+    assert journal_mode(path) == "wal"
+    assert backend.get(dn(f"uid=person49,{PEOPLE}")) is not None
+    backend.close()
+
+
+def test_a_failed_bulk_load_leaves_nothing_and_the_wal(tmp_path: Path) -> None:
+    path = tmp_path / "failed.db"
+    backend = SQLiteBackend(path, SCHEMA, INDEXED)
+    with backend.transaction() as txn:
+        txn.add(base_entries()[0], root=True)
+    with pytest.raises(EntryRefused), backend.transaction(bulk=True) as txn:
+        txn.insert_many(*batch(backend, [base_entries()[1], person(1)]))
+        txn.insert_many(*batch(backend, [person(1)]))
+    assert backend.count() == 1
+    assert journal_mode(path) == "wal"
+    backend.close()
