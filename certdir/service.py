@@ -27,18 +27,17 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import socket
 import sys
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
 from certdir import collector
-from certdir.config import HTTPURL, Config, ConfigError, ListenURL
+from certdir.balance import BalancedPort
+from certdir.config import Config, ConfigError
 from certdir.directory_open import load_schema, open_directory, storage_errors
 from certdir.tls import server_context
-from certdir.workers import BACKLOG, run_workers
+from certdir.workers import BACKLOG, Shared, run_workers
 
 if TYPE_CHECKING:
     from ca.authority import Authority
@@ -83,11 +82,10 @@ def serve(config: Config) -> None:
         serve_worker(config, None, 0, authority, vault)
 
 
-def serve_worker(config: Config,
-                 sockets: Mapping[ListenURL | HTTPURL, socket.socket] | None, worker: int,
+def serve_worker(config: Config, shared: Shared | None, worker: int,
                  authority: Authority | None = None, vault: Vault | None = None) -> None:
     """One server process: listen on the configured URLs, or adopt the
-    already listening `sockets` (by URL) shared with other workers."""
+    already listening sockets `shared` with other workers."""
     from twisted.internet import asyncioreactor
 
     asyncioreactor.install()
@@ -114,10 +112,11 @@ def serve_worker(config: Config,
         implicit_tls = url.scheme == "ldaps"
         factory: Any = LDAPServerFactory(dsa, reactor, ids, ldap_tls,
                                          implicit_tls=implicit_tls)
-        if sockets is not None:
+        if shared is not None:
+            factory.counted = functools.partial(shared.loads.change, worker)
             if implicit_tls:
                 factory = TLSMemoryBIOFactory(ldap_tls, False, factory)
-            reactor.adoptStreamPort(sockets[url].fileno(), socket.AF_INET, factory)
+            BalancedPort(reactor, shared.sockets[url], factory, shared.loads, worker).start()
             log.info("listening on %s", url)
             continue
         endpoint: Any = (
@@ -132,12 +131,13 @@ def serve_worker(config: Config,
         from certdir import kms_service, web_service
 
         web = web_service.context(reactor, dsa, authority, config)
+        adopted = {} if shared is None else shared.sockets
         if worker == 0:
             https = {} if vault is None else kms_service.web_children(web, vault, config)
-            failures += web_service.listen(web, tls, config.http, https, sockets or {})
+            failures += web_service.listen(web, tls, config.http, https, adopted)
         else:
             plain = tuple(url for url in config.http if url.scheme == "http")
-            failures += web_service.listen(web, tls, plain, {}, sockets or {})
+            failures += web_service.listen(web, tls, plain, {}, adopted)
     if failures:
         raise ConfigError(f"cannot listen on {'; '.join(failures)}")
 

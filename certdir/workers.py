@@ -2,8 +2,9 @@
 "Concurrency": `--workers N` for more than one core).
 
 - The parent binds every LDAP listen URL and every plain http:// URL of
-  `http.listen` once, forks the workers, which adopt the sockets (the
-  kernel spreads connections between them), and then only supervises:
+  `http.listen` once, forks the workers, which adopt the sockets (LDAP
+  connections spread evenly by certdir.balance, web ones as the kernel
+  wakes the workers), and then only supervises:
   SIGTERM or SIGINT is passed on to every worker, and when one worker
   exits the others are stopped too, so a broken worker never leaves a
   half-working server behind.
@@ -25,14 +26,26 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import FrameType
 
 from certdir import collector
+from certdir.balance import Loads
 from certdir.config import HTTPURL, Config, ConfigError, ListenURL
 
 log = logging.getLogger("certdir")
 
-Shared = Mapping[ListenURL | HTTPURL, socket.socket]
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What the parent made for its workers: the listening sockets by URL
+    and the table of the connections each holds (certdir.balance)."""
+
+    sockets: Mapping[ListenURL | HTTPURL, socket.socket]
+    loads: Loads
+
+
 Worker = Callable[[Config, Shared, int], None]
 
 
@@ -67,6 +80,7 @@ def run_workers(config: Config, worker: Worker) -> None:
         for sock in sockets.values():
             sock.close()
         raise
+    shared = Shared(sockets, Loads(config.workers))
     children: list[int] = []
     collector.freeze()
     for index in range(config.workers):
@@ -74,7 +88,7 @@ def run_workers(config: Config, worker: Worker) -> None:
         if pid == 0:
             status = 0
             try:
-                worker(config, sockets, index)
+                worker(config, shared, index)
             except ConfigError as e:
                 print(f"certdir: error: {e}", file=sys.stderr)
                 status = 1

@@ -72,7 +72,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -154,9 +154,15 @@ class Stream:
 
 
 @implementer(IPushProducer, IHandshakeListener)
+def _uncounted(change: int) -> None:
+    return None
+
+
 class LDAPServerProtocol(protocol.Protocol):
-    def __init__(self, dsa: DSA, session: Session, clock: IReactorTime, tls: Any) -> None:
+    def __init__(self, dsa: DSA, session: Session, clock: IReactorTime, tls: Any,
+                 counted: Callable[[int], None] = _uncounted) -> None:
         self.dsa = dsa
+        self._counted = counted
         self.session = session
         self.clock = clock
         self.tls_options = tls
@@ -175,6 +181,7 @@ class LDAPServerProtocol(protocol.Protocol):
         peer = self.transport.getPeer() if self.transport is not None else None
         self.session.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         access.info("conn=%d fd=0 ACCEPT from IP=%s", self.session.conn_id, self.session.peer)
+        self._counted(1)
         if self.tls_options is not None and not self.session.tls:
             self.session.start_tls = self._start_tls
         if self.dsa.config.idle_timeout:
@@ -226,6 +233,7 @@ class LDAPServerProtocol(protocol.Protocol):
         self._running.clear()
         self._waiting.clear()
         access.info("conn=%d fd=0 closed", self.session.conn_id)
+        self._counted(-1)
 
     # IPushProducer: the transport pauses us while its write buffer is full.
     def pauseProducing(self) -> None:
@@ -488,9 +496,13 @@ def _internal() -> LDAPError:
 
 
 class LDAPServerFactory(protocol.Factory):
+    """`counted` is told +1 when a connection opens, -1 when it closes."""
+
     def __init__(self, dsa: DSA, clock: IReactorTime, ids: Iterator[int], tls: Any = None,
-                 implicit_tls: bool = False) -> None:
+                 implicit_tls: bool = False, counted: Callable[[int], None] = _uncounted,
+                 ) -> None:
         self.dsa = dsa
+        self.counted = counted
         self.clock = clock
         self.tls = tls
         self.implicit_tls = implicit_tls
@@ -498,4 +510,4 @@ class LDAPServerFactory(protocol.Factory):
 
     def buildProtocol(self, addr: Any) -> LDAPServerProtocol:
         session = Session(next(self._ids), tls=self.implicit_tls)
-        return LDAPServerProtocol(self.dsa, session, self.clock, self.tls)
+        return LDAPServerProtocol(self.dsa, session, self.clock, self.tls, self.counted)
