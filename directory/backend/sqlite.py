@@ -26,6 +26,11 @@
   in `idx_stats`. The directory's size is taken to be the highest id
   (never less than the number of entries), read at open and whenever
   `refresh` sees a commit.
+- The ids of index lookups (`_ids`) are kept, bounded in bytes, until
+  `refresh` sees a commit (one by this process's writer too): a gram's or a
+  prefix's ids are read once per change of the directory, not per search.
+  A lookup whose statement ran before a commit was seen is not kept (the
+  cache's epoch).
 - Decoded entries are cached per id, bounded in count and in bytes: an
   entry counts for `MEMO_FACTOR` times its decoded objects, since what
   searches memoise on it (encoded attributes, normalised keys) is bounded
@@ -145,6 +150,12 @@ READER_CACHE_KIB = 16 * 1024
 WRITER_CACHE_KIB = 8 * 1024
 # How long a connection waits for another's lock before it fails.
 BUSY_TIMEOUT_MS = 30_000
+# The ids index lookups gave (`_ids`: grams, prefixes), kept until `refresh`
+# sees a commit; what each costs in memory, a list of ids and its key
+# (tracemalloc).
+POSTINGS_BYTES = 8 * 1024 * 1024
+POSTING_OVERHEAD = 500
+ID_COST = 40
 # Entries read by one statement when a search reads them by id.
 CHUNK = 64
 
@@ -222,6 +233,8 @@ class SQLiteBackend:
         self._cache: BoundedCache[int, Entry] = BoundedCache(cache_bytes, cache_entries)
         # Which id holds a path, for the paths of entries looked up by DN.
         self._paths: BoundedCache[bytes, int] = BoundedCache(cache_bytes // 4, cache_entries)
+        self._postings: BoundedCache[tuple[Equal | Range, ...], list[int]] = BoundedCache(
+            POSTINGS_BYTES)
         self._writer_conn = connect(path, WRITER_CACHE_KIB)
         self._writer_conn.executescript(SCHEMA_SQL + sqlite_changes.TABLE_SQL)
         self._reader = connect(path, READER_CACHE_KIB)
@@ -304,6 +317,7 @@ class SQLiteBackend:
         if version == self._data_version:
             return False
         self._data_version = version
+        self._postings.clear()
         self._seen, changed = sqlite_changes.since(self._reader, self._seen)
         if changed is None:
             self._cache.clear()
@@ -368,8 +382,15 @@ class SQLiteBackend:
         return [self._entry(epoch, *row) for row in rows.fetchall()]
 
     def _ids(self, queries: Sequence[Equal | Range]) -> list[int]:
-        sql, params = common_ids(queries, _where)
-        return [row[0] for row in self._reader.execute(sql, params)]
+        asked = tuple(queries)
+        ids = self._postings.get(asked)
+        if ids is None:
+            epoch = self._postings.epoch
+            sql, params = common_ids(queries, _where)
+            ids = [row[0] for row in self._reader.execute(sql, params)]
+            if epoch == self._postings.epoch:
+                self._postings.put(asked, ids, POSTING_OVERHEAD + ID_COST * len(ids))
+        return ids
 
     def _children(self, base_path: bytes) -> Iterator[Entry]:
         """The entries one level below `base_path`, in id order (the parent
