@@ -21,6 +21,7 @@ at 340/s or 650/s by the luck of the split.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import mmap
@@ -97,8 +98,9 @@ class BalancedPort:
         with connection:
             connection.setblocking(False)
             # Twisted takes a duplicate of the descriptor; this copy is closed.
-            self._reactor.adoptStreamConnection(connection.fileno(), connection.family,
-                                                self._factory)
+            with contextlib.suppress(OSError):  # the client left before it was adopted
+                self._reactor.adoptStreamConnection(connection.fileno(), connection.family,
+                                                    self._factory)
 
     def _pause(self) -> None:
         self._reactor.removeReader(self)

@@ -95,7 +95,7 @@ def serve_worker(config: Config, shared: Shared | None, worker: int,
 
     reactor: Any = default_reactor
 
-    from directory.server import LDAPServerFactory
+    from directory.server import LDAPServerFactory, uncounted
 
     _configure_logging(config.directory.access_log, worker)
     dsa = open_directory(config, reactor, worker)
@@ -110,10 +110,10 @@ def serve_worker(config: Config, shared: Shared | None, worker: int,
     failures: list[str] = []
     for url in config.listen:
         implicit_tls = url.scheme == "ldaps"
-        factory: Any = LDAPServerFactory(dsa, reactor, ids, ldap_tls,
-                                         implicit_tls=implicit_tls)
+        counted = uncounted if shared is None else functools.partial(shared.loads.change, worker)
+        factory: Any = LDAPServerFactory(dsa, reactor, ids, ldap_tls, implicit_tls=implicit_tls,
+                                         counted=counted)
         if shared is not None:
-            factory.counted = functools.partial(shared.loads.change, worker)
             if implicit_tls:
                 factory = TLSMemoryBIOFactory(ldap_tls, False, factory)
             BalancedPort(reactor, shared.sockets[url], factory, shared.loads, worker).start()

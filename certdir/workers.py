@@ -36,7 +36,6 @@ from certdir.config import HTTPURL, Config, ConfigError, ListenURL
 log = logging.getLogger("certdir")
 
 
-
 @dataclass(frozen=True, slots=True)
 class Shared:
     """What the parent made for its workers: the listening sockets by URL

@@ -154,13 +154,13 @@ class Stream:
 
 
 @implementer(IPushProducer, IHandshakeListener)
-def _uncounted(change: int) -> None:
-    return None
+def uncounted(change: int) -> None:
+    """What a server not counting its connections is told as they open and close."""
 
 
 class LDAPServerProtocol(protocol.Protocol):
     def __init__(self, dsa: DSA, session: Session, clock: IReactorTime, tls: Any,
-                 counted: Callable[[int], None] = _uncounted) -> None:
+                 counted: Callable[[int], None] = uncounted) -> None:
         self.dsa = dsa
         self._counted = counted
         self.session = session
@@ -499,7 +499,7 @@ class LDAPServerFactory(protocol.Factory):
     """`counted` is told +1 when a connection opens, -1 when it closes."""
 
     def __init__(self, dsa: DSA, clock: IReactorTime, ids: Iterator[int], tls: Any = None,
-                 implicit_tls: bool = False, counted: Callable[[int], None] = _uncounted,
+                 implicit_tls: bool = False, counted: Callable[[int], None] = uncounted,
                  ) -> None:
         self.dsa = dsa
         self.counted = counted
