@@ -36,6 +36,8 @@ stores them in file order:
   postings in key order as they grow, not row by row.
 - Without a progress bar (`--quiet`) the records are not counted first:
   that read the whole file once more.
+- Workers die with this process (Linux's parent-death signal): an import
+  killed midway leaves no worker behind.
 - The garbage collector is settled first (`certdir.collector`), in this
   process and so in the workers forked from it: the buffered index rows
   and pieces in flight made CPython's default full collections take a
@@ -44,10 +46,12 @@ stores them in file order:
 
 from __future__ import annotations
 
+import ctypes
 import marshal
 import mmap
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterable, Iterator
 from io import BytesIO
 from pathlib import Path
@@ -75,6 +79,8 @@ from directory.protocol.results import LDAPError, ResultCode
 from directory.replication import deletes
 
 PIECE_BYTES = 1 << 20
+# prctl(2): the signal a process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
 
 MOD_OPS = {"add": ModOp.ADD, "delete": ModOp.DELETE, "replace": ModOp.REPLACE,
            "increment": ModOp.INCREMENT}
@@ -176,7 +182,7 @@ def _prepare_all(dsa: DSA, path: Path, jobs: int) -> Iterator[list[Prepared]]:
         # Forked before the progress bar's thread starts, the workers
         # inherit the schema instead of loading it again.
         with multiprocessing.get_context("fork").Pool(
-                jobs, _start_worker, (dsa, path.parent)) as pool:
+                jobs, _start_worker, (dsa, path.parent, os.getpid())) as pool:
             yield from pool.imap(_prepare_in_worker, pieces)
 
 
@@ -205,7 +211,12 @@ def _record_boundary(data: mmap.mmap, at: int) -> int:
 _worker_state: list[tuple[DSA, Path]] = []
 
 
-def _start_worker(dsa: DSA, base: Path) -> None:
+def _start_worker(dsa: DSA, base: Path, parent: int) -> None:
+    # Killed with the import (kill -9 of it): a worker left running would
+    # print a traceback when it next sends, to a pipe nobody reads.
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the import died before the line above
+        os._exit(1)
     _worker_state.append((dsa, base))
 
 

@@ -8,7 +8,8 @@
   line of the bad record.
 - Exported LDIF imported into a fresh directory reproduces the entries,
   binary values (base64, RFC 2849 §2) byte for byte.
-- An import killed -9 midway leaves nothing behind, and runs again whole.
+- An import killed -9 midway leaves nothing behind, no worker process
+  either, and runs again whole.
   An import into the directory of a running server succeeds, and the
   server serves what it imported.
 """
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 import subprocess
 import time
@@ -34,9 +36,10 @@ PEOPLE = f"ou=people,{BASE}"
 OPERATIONAL = ("entryUUID", "createTimestamp", "modifyTimestamp", "creatorsName",
                "modifiersName", "entryCSN", "structuralObjectClass")
 # "line 14", "line: 14" or the compiler-style "file.ldif:14:".
-# How long the import of 40,000 people has run when it is killed: its
-# transaction has written many pages by then, and is far from its end.
-IMPORTING_S = 2.0
+# How long the import of 40,000 people has run with its workers when it is
+# killed: its transaction has written many pages by then, and is far from
+# its end.
+IMPORTING_S = 1.5
 LINE_NUMBER = re.compile(rb"(?:\bline\s*:?\s*|\.ldif:)(\d+)", re.IGNORECASE)
 
 
@@ -245,21 +248,43 @@ def test_bad_record_in_a_later_piece_names_its_line(stopped: Server, tmp_path: P
     assert export(stopped) == before
 
 
+def workers_of(pid: int) -> set[int]:
+    listed = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                            text=True, check=False)
+    return {int(line) for line in listed.stdout.split()}
+
+
+def running(pids: set[int]) -> set[int]:
+    return {pid for pid in pids if Path(f"/proc/{pid}").exists()}
+
+
 def test_import_killed_midway_imports_nothing(stopped: Server, tmp_path: Path) -> None:
     """kill -9 in the middle of the import's one transaction: nothing of it
     is left (on SQLite the rollback journal it writes with is rolled back),
-    the server starts and serves, and the import then runs whole."""
+    no worker process outlives it or prints a traceback, the server starts
+    and serves, and the import then runs whole."""
     text, _ = _people(40_000)
     big = tmp_path / "big.ldif"
     big.write_text(text)
     before = export(stopped)
-    importing = subprocess.Popen(
-        [*CERTDIR, "ldif", "import", "--data-dir", str(stopped.data_dir), "--quiet", str(big)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=stopped.env())
+    errors = tmp_path / "import.err"
+    with errors.open("wb") as err:
+        importing = subprocess.Popen(
+            [*CERTDIR, "ldif", "import", "--data-dir", str(stopped.data_dir), "--quiet",
+             str(big)], stdout=subprocess.DEVNULL, stderr=err, env=stopped.env())
+    deadline = time.monotonic() + 60
+    while len(workers := workers_of(importing.pid)) < (os.cpu_count() or 1):
+        assert time.monotonic() < deadline, "the import never started its workers"
+        time.sleep(0.05)
     time.sleep(IMPORTING_S)
     assert importing.poll() is None, "the import ended before it was killed"
     importing.kill()
     importing.wait()
+    deadline = time.monotonic() + 10
+    while running(workers):
+        assert time.monotonic() < deadline, f"workers {running(workers)} outlived the import"
+        time.sleep(0.05)
+    assert b"Traceback" not in errors.read_bytes()
     assert export(stopped) == before
     stopped.start()
     try:
