@@ -153,11 +153,11 @@ class Stream:
     replies: Iterator[Reply | Tick]
 
 
-@implementer(IPushProducer, IHandshakeListener)
 def uncounted(change: int) -> None:
     """What a server not counting its connections is told as they open and close."""
 
 
+@implementer(IPushProducer, IHandshakeListener)
 class LDAPServerProtocol(protocol.Protocol):
     def __init__(self, dsa: DSA, session: Session, clock: IReactorTime, tls: Any,
                  counted: Callable[[int], None] = uncounted) -> None:
