@@ -8,6 +8,12 @@ leaves an unselective index for a scan.
   entries moved by more than a quarter (or by `MIN_DRIFT`) since the last
   count, which `meta` keeps under 'stats'; a rebuilt index drops that
   record, so its keys are counted at once.
+- A bulk load (`loaded`) writes them itself from the rows its postings
+  wrote, key by key, in its own transaction, unless a key's count may be
+  off by more than a quarter of the bound: by the entries there before
+  and the index rows written or removed otherwise. A directory loaded
+  whole (`ldif import` after `init`) then opens without counting 3
+  million index rows again (a third of a second at 100,000 people).
 - An Equal query is estimated from memory: a heavy key's count, every other
   key at the bound, so the equality lookups of the hot path cost no
   statement. Prefixes, presence and `After` ranges are counted by the
@@ -86,6 +92,26 @@ def recount(records: Records, entries: int) -> None:
     records.run("DELETE FROM idx_stats")
     records.run("INSERT INTO idx_stats SELECT attr, key, count(*) FROM idx "
                 "GROUP BY attr, key HAVING count(*) > ?", (bound(entries),))
+    _counted(records, entries)
+
+
+def loaded(records: Records, entries: int, posted: Mapping[tuple[str, bytes], int],
+           off: int) -> None:
+    """After a bulk load, in its transaction: the heavy keys' counts from
+    the rows its postings wrote (`posted`), if `off` (by how many rows any
+    count may be wrong) is within a quarter of the bound; else the next
+    open judges them as usual."""
+    heavy = bound(entries)
+    if off * 4 > heavy:
+        return
+    records.run("DELETE FROM idx_stats")
+    for (attr, key), count in posted.items():
+        if count > heavy:
+            records.run("INSERT INTO idx_stats VALUES (?, ?, ?)", (attr, key, count))
+    _counted(records, entries)
+
+
+def _counted(records: Records, entries: int) -> None:
     records.run("INSERT INTO meta VALUES ('stats', ?) ON CONFLICT (name) "
                 "DO UPDATE SET value = excluded.value", (str(entries),))
 

@@ -21,7 +21,8 @@
   A bulk transaction (`ldif import`) while no other connection has the
   file open uses the rollback journal (still `synchronous=FULL`: all or
   nothing after a crash), so its pages are written once, not into the
-  WAL and again by the checkpoint: a fifth of an import's time.
+  WAL and again by the checkpoint: a fifth of an import's time. It
+  writes the index statistics from its postings (index_stats.py, `loaded`).
 - Statistics (`estimate`) as index_stats.py keeps them for every backend,
   in `idx_stats`. The directory's size is taken to be the highest id
   (never less than the number of entries), read at open and whenever
@@ -51,6 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -441,17 +443,19 @@ class SQLiteBackend:
 
     @contextmanager
     def transaction(self, *, bulk: bool = False) -> Iterator[SQLiteTransaction]:
-        with self._rollback_journal() if bulk else nullcontext(), self._begun() as txn:
+        with self._rollback_journal() if bulk else nullcontext(), self._begun(bulk) as txn:
             yield txn
 
     @contextmanager
-    def _begun(self) -> Iterator[SQLiteTransaction]:
+    def _begun(self, bulk: bool) -> Iterator[SQLiteTransaction]:
         conn = self._writer_conn
         conn.execute("BEGIN IMMEDIATE")
         txn = SQLiteTransaction(self, conn)
         try:
             yield txn
             txn.flush()
+            if bulk:
+                txn.count_load()
             sqlite_changes.log(conn, txn.touched)
         except BaseException:
             conn.execute("ROLLBACK")
@@ -525,6 +529,12 @@ class SQLiteTransaction:
         # grams left out (read from idx_unkept when first needed).
         self._added = 0
         self._unkept: dict[str, set[bytes]] | None = None
+        # What a bulk load knows of its keys' counts (index_stats.loaded):
+        # the ids its postings wrote by key, the entries they added, and the
+        # index rows written or removed otherwise, or rolled back.
+        self._posted: dict[tuple[str, bytes], int] = {}
+        self._loaded = 0
+        self._off = 0
 
     def _row_to_entry(self, row: tuple[int, str, bytes]) -> Entry:
         entry_id, dn, blob = row
@@ -575,12 +585,15 @@ class SQLiteTransaction:
             self.flush()
             self.conn.executemany("DELETE FROM idx WHERE attr=? AND key=? AND id=?",
                                   [(attr, key, entry.id) for attr, key in rows])
+            self._off += len(rows)
 
     def _queue_index(self, entry_id: int, rows: Iterable[tuple[str, bytes]]) -> None:
         self._queue_index_rows([(attr, key, entry_id) for attr, key in rows])
 
     def _queue_index_rows(self, rows: Iterable[tuple[str, bytes, int]]) -> None:
+        waiting = len(self._new_index_rows)
         self._new_index_rows.extend(rows)
+        self._off += len(self._new_index_rows) - waiting
         if len(self._new_index_rows) >= INDEX_BATCH:
             self._park()
 
@@ -659,6 +672,7 @@ class SQLiteTransaction:
                                             for place in places(held)])
             return
         self._added += len(ids)
+        self._loaded += len(ids)
         self._post(ids[0], postings)
 
     def _post(self, first: int, postings: Postings) -> None:
@@ -698,6 +712,8 @@ class SQLiteTransaction:
         single: dict[str, dict[bytes, int]] = {}
         if final:
             single, self._single = self._single, {}
+            # A key held alone so far may be held again by later batches.
+            self._off += any(single.values())
         unkept = self._unkept_grams()
         rows: list[tuple[str, bytes, int]] = []
         for attribute in sorted(shared.keys() | single.keys()):
@@ -715,7 +731,8 @@ class SQLiteTransaction:
                 # Each batch's part is "first":[places], so the places are
                 # one more than the commas.
                 posted = ",".join(held[key])
-                if grams and index_stats.unkept(posted.count(",") + 1, added):
+                count = posted.count(",") + 1
+                if grams and index_stats.unkept(count, added):
                     left_out.add(key)
                     self.conn.execute("INSERT OR IGNORE INTO idx_unkept VALUES (?, ?)",
                                       (attribute, key))
@@ -724,8 +741,16 @@ class SQLiteTransaction:
                     self.conn.executemany("INSERT OR IGNORE INTO idx VALUES (?, ?, ?)", rows)
                     rows.clear()
                 self.conn.execute(_POSTED, (attribute, key, "{" + posted + "}"))
+                self._posted[attribute, key] = self._posted.get((attribute, key), 0) + count
         if rows:
             self.conn.executemany("INSERT OR IGNORE INTO idx VALUES (?, ?, ?)", rows)
+
+    def count_load(self) -> None:
+        """The index statistics of a bulk load, from its postings (flushed)."""
+        entries = int(self.conn.execute("SELECT coalesce(max(id), 0) FROM entries")
+                      .fetchone()[0])
+        index_stats.loaded(self.records, entries, self._posted,
+                           entries - self._loaded + self._off)
 
     def _unkept_grams(self) -> dict[str, set[bytes]]:
         if self._unkept is None:
@@ -786,6 +811,7 @@ class SQLiteTransaction:
         try:
             yield
         except BaseException:
+            self._off = sys.maxsize
             self._new_index_rows.clear()
             self._single.clear()
             self._shared.clear()

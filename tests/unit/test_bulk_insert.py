@@ -17,6 +17,11 @@ on SQLite and on PostgreSQL (tests/pg_cluster.py).
 - SQLite writes a bulk transaction with a rollback journal when no other
   connection has the file open, and with the WAL when one has; after it,
   committed or not, the file is in WAL mode again and the backend reads.
+- A SQLite bulk load into a directory it makes nearly whole writes the
+  index statistics: the heavy keys a full count finds, each counted to
+  within the entries there before, also when the shared rows of its
+  batches are written several times; into a directory of more entries
+  than its counts may be off by, it leaves the statistics as they were.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import pytest
 from directory.backend import Backend, EntryRefused, NewEntry
 from directory.backend import sqlite as sqlite_backend
 from directory.backend.index_keys import EQ, SUB, IndexSpec
-from directory.backend.index_stats import MIN_UNKEPT
+from directory.backend.index_stats import MIN_UNKEPT, bound
 from directory.backend.paths import path_of
 from directory.backend.postgres import PostgresBackend
 from directory.backend.postings import Gathering, Postings, merge, places
@@ -259,4 +264,60 @@ def test_a_failed_bulk_load_leaves_nothing_and_the_wal(tmp_path: Path) -> None:
         txn.insert_many(*batch(backend, [person(1)]))
     assert backend.count() == 1
     assert journal_mode(path) == "wal"
+    backend.close()
+
+
+def statistics(backend: SQLiteBackend) -> tuple[set[tuple[str, bytes, int]], str]:
+    """The heavy keys' counts as kept, and the size they were counted for."""
+    with backend.reading() as records:
+        kept = {(a, bytes(k), n) for a, k, n in records.rows("SELECT * FROM idx_stats")}
+        size = records.row("SELECT value FROM meta WHERE name = 'stats'")
+    assert size is not None
+    return kept, size[0]
+
+
+def full_count(backend: SQLiteBackend, entries: int) -> set[tuple[str, bytes, int]]:
+    with backend.reading() as records:
+        return {(a, bytes(k), n) for a, k, n in records.rows(
+            "SELECT attr, key, count(*) FROM idx GROUP BY attr, key HAVING count(*) > ?",
+            (bound(entries),))}
+
+
+def bulk_load(backend: SQLiteBackend, people: list[Entry]) -> None:
+    with backend.transaction(bulk=True) as txn:
+        for start in range(0, len(people), 50):
+            txn.insert_many(*batch(backend, people[start:start + 50]))
+
+
+def test_a_bulk_load_writes_the_statistics_a_full_count_gives(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_backend, "SHARED_BATCH", 40)
+    backend = SQLiteBackend(tmp_path / "counted.db", SCHEMA, INDEXED)
+    with backend.transaction() as txn:
+        txn.add(base_entries()[0], root=True)
+        txn.add(base_entries()[1])
+    bulk_load(backend, [person(i) for i in range(300)])
+    kept, size = statistics(backend)
+    assert size == "302"
+    assert ("sn", b"s1", 60) in kept
+    counted = {(a, k): n for a, k, n in full_count(backend, 302)}
+    assert {(a, k): n for a, k, n in kept}.keys() == counted.keys()
+    assert all(0 <= counted[a, k] - n <= 2 for a, k, n in kept)
+    backend.close()
+
+
+def test_a_bulk_load_into_a_fuller_directory_leaves_the_statistics(tmp_path: Path) -> None:
+    path = tmp_path / "fuller.db"
+    backend = SQLiteBackend(path, SCHEMA, INDEXED)
+    with backend.transaction() as txn:
+        txn.add(base_entries()[0], root=True)
+        txn.add(base_entries()[1])
+        for i in range(300):
+            txn.add(person(i))
+    backend.close()
+    backend = SQLiteBackend(path, SCHEMA, INDEXED)
+    before = statistics(backend)
+    assert before[1] == "302"
+    bulk_load(backend, [person(i) for i in range(300, 320)])
+    assert statistics(backend) == before
     backend.close()
