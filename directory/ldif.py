@@ -35,6 +35,10 @@ MOD_OPS = frozenset({"add", "delete", "replace", "increment"})
 CHANGE_TYPES = frozenset({"add", "delete", "modify", "modrdn", "moddn"})
 # RFC 2849 AttributeDescription: a name or numeric OID, then ;options.
 _DESCRIPTION = re.compile(r"(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*)(?:;[A-Za-z0-9-]+)*")
+# Descriptions already checked, as written (a file repeats a few on every
+# record): the first `_KNOWN_LIMIT` seen, so a hostile file cannot grow it.
+_KNOWN: dict[bytes, str] = {}
+_KNOWN_LIMIT = 1024
 
 
 class LDIFError(ValueError):
@@ -116,11 +120,7 @@ def _split(number: int, line: bytes, base: Path | None) -> tuple[str, bytes]:
     if colon <= 0:
         raise LDIFError(number, f"expected 'attribute: value', got {line[:40]!r}")
     raw_name = line[:colon]
-    if not raw_name.isascii():
-        raise LDIFError(number, "attribute description is not ASCII")
-    name = raw_name.decode().strip()
-    if not _DESCRIPTION.fullmatch(name):
-        raise LDIFError(number, f"bad attribute description {name!r}")
+    name = _KNOWN.get(raw_name) or _description(number, raw_name)
     rest = line[colon + 1:]
     marker = rest[:1]
     if marker == b" " or not marker:
@@ -133,6 +133,18 @@ def _split(number: int, line: bytes, base: Path | None) -> tuple[str, bytes]:
     if marker == b"<":
         return name, _read_url(number, rest[1:].strip().decode(errors="replace"), base)
     return name, rest
+
+
+def _description(number: int, raw_name: bytes) -> str:
+    """The attribute description of a line, checked (RFC 2849)."""
+    if not raw_name.isascii():
+        raise LDIFError(number, "attribute description is not ASCII")
+    name = raw_name.decode().strip()
+    if not _DESCRIPTION.fullmatch(name):
+        raise LDIFError(number, f"bad attribute description {name!r}")
+    if len(_KNOWN) < _KNOWN_LIMIT:
+        _KNOWN[raw_name] = name
+    return name
 
 
 def _read_url(number: int, url: str, base: Path | None) -> bytes:

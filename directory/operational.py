@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from typing import TYPE_CHECKING
 
 from directory.csn import generalized_time
@@ -42,8 +42,15 @@ def stamp_new(dsa: DSA, attributes: Attributes, actor: DN, structural: str,
 
 
 def new_uuid() -> bytes:
-    """A new entry's entryUUID (RFC 4530): random, so made in any order."""
-    return str(uuid.uuid4()).encode()
+    """A new entry's entryUUID (RFC 4530): random, so made in any order. A
+    version 4 UUID (RFC 4122, section 4.4) in its string form, made from
+    the random bytes directly: `uuid.uuid4` builds an object first, which
+    cost an import a twentieth of its worker time."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}".encode()
 
 
 def stamp_modified(dsa: DSA, attributes: Attributes, actor: DN) -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from directory import ldif
 from directory.ldif import (
     LDIFControl,
     LDIFError,
@@ -280,6 +281,10 @@ ERRORS = [
     ("missing file", b"dn: cn=a\ncn:< file:///nonexistent/certdir/test\n", 2),
     ("error after a folded line",
      b"dn: cn=a\ndescription: folded\n  over\n two lines\ncn:: !!\n", 5),
+    ("bad description", b"dn: cn=a\nc_n: a\n", 2),
+    ("bad description again, in a later record",
+     b"dn: cn=a\nc_n: a\n\ndn: cn=b\nc_n: b\n", 2),
+    ("non-ASCII description", b"dn: cn=a\nc\xc3\xa9: a\n", 2),
 ]
 
 
@@ -289,6 +294,20 @@ def test_errors_name_the_line(why: str, data: bytes, line: int) -> None:
         parse_bytes(data)
     assert caught.value.line == line
     assert str(caught.value).startswith(f"line {line}:")
+
+
+def test_a_bad_description_is_refused_each_time_it_is_read() -> None:
+    for _ in range(2):
+        with pytest.raises(LDIFError) as caught:
+            parse_bytes(b"dn: cn=a\nc_n: a\n")
+        assert caught.value.message == "bad attribute description 'c_n'"
+
+
+def test_the_descriptions_remembered_are_bounded() -> None:
+    names = b"".join(b"x%d: v\n" % n for n in range(ldif._KNOWN_LIMIT + 10))
+    record, = parse_bytes(b"dn: cn=a\n" + names)
+    assert len(record.attributes) == ldif._KNOWN_LIMIT + 10
+    assert len(ldif._KNOWN) == ldif._KNOWN_LIMIT
 
 
 # --- the writer ---------------------------------------------------------------
