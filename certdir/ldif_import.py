@@ -34,6 +34,9 @@ stores them in file order:
   (`Transaction.insert_many`; a refused entry is named by its record's
   line), and the change records, between batches. The backend writes the
   postings in key order as they grow, not row by row.
+- The grams the load leaves out are told to the workers as the backend
+  finds them (`certdir.left_out_keys`): a third of the places a worker
+  gathers from an address book are theirs, and would be dropped here.
 - Without a progress bar (`--quiet`) the records are not counted first:
   that read the whole file once more.
 - Workers die with this process (Linux's parent-death signal): an import
@@ -54,6 +57,7 @@ import os
 import signal
 from collections.abc import Iterable, Iterator
 from io import BytesIO
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import NamedTuple
 
@@ -62,6 +66,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from certdir import collector
 from certdir.config import Config
 from certdir.directory_open import offline_directory
+from certdir.left_out_keys import LeftOutKeys
 from directory.backend import EntryRefused, NewEntry, Transaction
 from directory.backend.index_keys import substring_name
 from directory.backend.paths import path_of
@@ -116,10 +121,12 @@ def import_ldif(config: Config, path: Path, quiet: bool = False, jobs: int = 0) 
     total = None if quiet else _count_records(path)
     count = 0
     collector.settle()
+    context = multiprocessing.get_context("fork")
+    left_out = LeftOutKeys(context)
     with offline_directory(config) as dsa, _progress(quiet) as progress, \
             dsa.backend.transaction(bulk=True) as txn:
         task = progress.add_task("importing", total=total)
-        for prepared in _prepare_all(dsa, path, jobs or os.cpu_count() or 1):
+        for prepared in _prepare_all(dsa, path, jobs or os.cpu_count() or 1, context, left_out):
             for item in prepared:
                 if isinstance(item, Failure):
                     raise ImportFailed(f"{path}:{item.message}; nothing was imported")
@@ -128,6 +135,7 @@ def import_ldif(config: Config, path: Path, quiet: bool = False, jobs: int = 0) 
                 else:
                     _change(dsa, txn, path, item)
                     count += 1
+            left_out.publish(txn.left_out())
             progress.update(task, completed=count)
         dsa.stamped(txn)
     return count
@@ -170,19 +178,20 @@ def _why(line: int, dn: str, e: LDAPError) -> str:
 
 # --- preparation, in worker processes ------------------------------------------
 
-def _prepare_all(dsa: DSA, path: Path, jobs: int) -> Iterator[list[Prepared]]:
+def _prepare_all(dsa: DSA, path: Path, jobs: int, context: BaseContext,
+                 left_out: LeftOutKeys) -> Iterator[list[Prepared]]:
     """Each piece of the file prepared, in file order."""
     if path.stat().st_size == 0:
         return
     with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         pieces = _pieces(data)
         if jobs == 1:
-            yield from (_prepare(dsa, path.parent, piece) for piece in pieces)
+            yield from (_prepare(dsa, path.parent, left_out, piece) for piece in pieces)
             return
         # Forked before the progress bar's thread starts, the workers
         # inherit the schema instead of loading it again.
-        with multiprocessing.get_context("fork").Pool(
-                jobs, _start_worker, (dsa, path.parent, os.getpid())) as pool:
+        with context.Pool(jobs, _start_worker,
+                          (dsa, path.parent, left_out, os.getpid())) as pool:
             yield from pool.imap(_prepare_in_worker, pieces)
 
 
@@ -208,33 +217,34 @@ def _record_boundary(data: mmap.mmap, at: int) -> int:
 
 # What a worker process prepares with, set once as it starts (a Pool calls
 # module-level functions only).
-_worker_state: list[tuple[DSA, Path]] = []
+_worker_state: list[tuple[DSA, Path, LeftOutKeys]] = []
 
 
-def _start_worker(dsa: DSA, base: Path, parent: int) -> None:
+def _start_worker(dsa: DSA, base: Path, left_out: LeftOutKeys, parent: int) -> None:
     # Killed with the import (kill -9 of it): a worker left running would
     # print a traceback when it next sends, to a pipe nobody reads.
     ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the import died before the line above
         os._exit(1)
-    _worker_state.append((dsa, base))
+    _worker_state.append((dsa, base, left_out))
 
 
 def _prepare_in_worker(piece: Piece) -> list[Prepared]:
     return _prepare(*_worker_state[0], piece)
 
 
-def _prepare(dsa: DSA, base: Path, piece: Piece) -> list[Prepared]:
+def _prepare(dsa: DSA, base: Path, left_out: LeftOutKeys, piece: Piece) -> list[Prepared]:
     first_line, data = piece
     prepared: list[Prepared] = []
     adds: list[Add] = []
-    gathering = Gathering()
+    keys_left_out = left_out.read()
+    gathering = Gathering(keys_left_out)
 
     def batch() -> None:
         nonlocal adds, gathering
         if adds:
             prepared.append(Batch(marshal.dumps((adds, gathering.postings()))))
-            adds, gathering = [], Gathering()
+            adds, gathering = [], Gathering(keys_left_out)
 
     try:
         for record in parse(BytesIO(data), base=base, first_line=first_line):

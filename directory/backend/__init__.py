@@ -176,6 +176,12 @@ class Transaction(Protocol):
         first one that cannot be stored raises `EntryRefused`."""
         ...
 
+    def left_out(self) -> Mapping[str, frozenset[bytes]]:
+        """The index keys of each index this bulk load leaves out so far
+        (index_stats.py, `unkept`): postings for them may be left out of
+        what `insert_many` is given, as it would drop them."""
+        ...
+
     def flush(self) -> None:
         """Write whatever the transaction buffered (bulk index rows)."""
         ...

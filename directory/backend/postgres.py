@@ -671,6 +671,10 @@ class PostgresTransaction:
             except LDAPError as e:
                 raise EntryRefused(place, e) from None
 
+    def left_out(self) -> Mapping[str, frozenset[bytes]]:
+        """None: a bulk load here keeps every key."""
+        return {}
+
     def _stored(self, entry_id: int, index_rows: Iterable[tuple[str, bytes]]) -> None:
         # Touched too, so that other front ends learn something was added
         # (a referral object, say) and drop what they derived from entries.

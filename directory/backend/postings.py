@@ -9,21 +9,25 @@
   per entry, and SQLite expands the text into rows in C (json_each)
   instead of one Python call per row: the rows of a bulk load cost the
   process that stores them a few operations per distinct key, not per row.
+- A gathering may be told keys to leave out (`Transaction.left_out`: the
+  rows a bulk load would drop), which it then does not gather.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 Places = int | str
 Postings = dict[str, dict[bytes, Places]]
 
 
 class Gathering:
-    """Postings being gathered, entry by entry in place order."""
+    """Postings being gathered, entry by entry in place order, but for the
+    keys `left_out` names (`Transaction.left_out`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, left_out: Mapping[str, frozenset[bytes]] | None = None) -> None:
         self._places: dict[str, dict[bytes, list[int]]] = {}
+        self._left_out = left_out or {}
 
     def add(self, place: int, attribute: str, keys: Iterable[bytes]) -> None:
         """Rows of the entry at `place` (places never decrease from call to
@@ -31,7 +35,10 @@ class Gathering:
         held = self._places.get(attribute)
         if held is None:
             held = self._places[attribute] = {}
+        left_out = self._left_out.get(attribute, frozenset())
         for key in keys:
+            if key in left_out:
+                continue
             places = held.get(key)
             if places is None:
                 held[key] = [place]

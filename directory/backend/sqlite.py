@@ -752,6 +752,9 @@ class SQLiteTransaction:
         index_stats.loaded(self.records, entries, self._posted,
                            entries - self._loaded + self._off)
 
+    def left_out(self) -> Mapping[str, frozenset[bytes]]:
+        return {attribute: frozenset(keys) for attribute, keys in self._unkept_grams().items()}
+
     def _unkept_grams(self) -> dict[str, set[bytes]]:
         if self._unkept is None:
             self._unkept = {}

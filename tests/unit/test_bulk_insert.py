@@ -27,7 +27,7 @@ on SQLite and on PostgreSQL (tests/pg_cluster.py).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -70,6 +70,13 @@ def test_postings_group_rows_by_row_each_place_once() -> None:
     merge(postings, {"cn": {b"bcd": "2,4"}, "uid": {b"u": 5}})
     assert postings == {"cn": {b"abc": "0,1,3", b"bcd": "0,2,4", b"zzz": 3},
                         "sn": {b"x": 1}, "uid": {b"u": 5}}
+
+
+def test_a_gathering_leaves_out_the_keys_it_is_told_of_that_index_only() -> None:
+    gathering = Gathering({"cn": frozenset({b"abc"})})
+    gathering.add(0, "cn", [b"abc", b"bcd"])
+    gathering.add(1, "sn", [b"abc"])
+    assert gathering.postings() == {"cn": {b"bcd": 0}, "sn": {b"abc": 1}}
 
 
 def dn(text: str) -> DN:
@@ -123,8 +130,10 @@ def index_of(backend: Backend) -> set[tuple[str, bytes, str]]:
     return found
 
 
-def batch(backend: Backend, entries: list[Entry]) -> tuple[list[NewEntry], Postings]:
-    gathering = Gathering()
+def batch(backend: Backend, entries: list[Entry],
+          left_out: Mapping[str, frozenset[bytes]] | None = None,
+          ) -> tuple[list[NewEntry], Postings]:
+    gathering = Gathering(left_out)
     for place, entry in enumerate(entries):
         backend.gather(entry.attributes, place, gathering)
     return [NewEntry(str(e.dn), path_of(e.dn), path_of(e.dn.parent), serialize(e))
@@ -209,6 +218,31 @@ def test_a_bulk_load_leaves_out_the_grams_most_entries_hold(tmp_path: Path) -> N
         assert records.rows("SELECT attr, key FROM idx_unkept") == []
     assert ("cn:sub", b"son", f"uid=person7,{PEOPLE}") in index_of(rebuilt)
     rebuilt.close()
+
+
+def test_batches_told_the_keys_left_out_store_what_the_others_do(tmp_path: Path) -> None:
+    people = [person(i) for i in range(MIN_UNKEPT + 200)]
+    stored = []
+    for told in (False, True):
+        backend = SQLiteBackend(tmp_path / f"told-{told}.db", SCHEMA, INDEXED)
+        with backend.transaction() as txn:
+            txn.add(base_entries()[0], root=True)
+            txn.add(base_entries()[1])
+        with backend.transaction() as txn:
+            assert txn.left_out() == {}
+            for start in range(0, len(people), 100):
+                txn.insert_many(*batch(backend, people[start:start + 100],
+                                       txn.left_out() if told else None))
+                if start == 1000:
+                    txn.flush()
+                    assert b"exa" in txn.left_out()["mail:sub"]
+            left_out = txn.left_out()
+        with backend.reading() as records:
+            unkept = {(a, bytes(k)) for a, k in records.rows("SELECT attr, key FROM idx_unkept")}
+        assert {(a, k) for a, keys in left_out.items() for k in keys} == unkept
+        stored.append((index_of(backend), unkept))
+        backend.close()
+    assert stored[0] == stored[1]
 
 
 def journal_mode(path: Path) -> str:
