@@ -4,28 +4,46 @@ workers it forked (certdir/left_out_keys.py)."""
 from __future__ import annotations
 
 import multiprocessing
+from multiprocessing.connection import Connection
 
 from certdir.left_out_keys import LIMIT, Keys, LeftOutKeys
 
 CONTEXT = multiprocessing.get_context("fork")
 
 
-# As in the import, a worker holds the block it inherited (one made after
-# the fork cannot be sent to it).
-_held: list[LeftOutKeys] = []
+def _read_when_asked(told: LeftOutKeys, parent: Connection) -> None:
+    while parent.recv():
+        parent.send(told.read())
 
 
-def _hold(told: LeftOutKeys) -> None:
-    _held.append(told)
+class Child:
+    """A process forked with the block, as the import's workers are (one
+    made after the fork cannot be sent to it), reading it when asked. A
+    plain process that ends by itself: a Pool would stop its workers with
+    SIGTERM, which the reactor this suite runs in has them handle."""
 
+    def __init__(self, told: LeftOutKeys) -> None:
+        self._child, child_side = CONTEXT.Pipe()
+        self._process = CONTEXT.Process(target=_read_when_asked, args=(told, child_side),
+                                        daemon=True)
+        self._process.start()
 
-def _read() -> Keys:
-    return _held[0].read()
+    def read(self) -> Keys:
+        self._child.send(True)
+        assert self._child.poll(10)
+        keys: Keys = self._child.recv()
+        return keys
+
+    def end(self) -> None:
+        self._child.send(False)
+        self._process.join(10)
+        assert self._process.exitcode == 0
 
 
 def read_in_a_child(told: LeftOutKeys) -> Keys:
-    with CONTEXT.Pool(1, _hold, (told,)) as pool:
-        keys: Keys = pool.apply(_read)
+    child = Child(told)
+    keys = child.read()
+    child.end()
     return keys
 
 
@@ -35,11 +53,12 @@ def test_nothing_is_told_at_first() -> None:
 
 def test_a_worker_forked_before_the_keys_were_published_reads_them() -> None:
     told = LeftOutKeys(CONTEXT)
-    with CONTEXT.Pool(1, _hold, (told,)) as pool:
-        assert pool.apply(_read) == {}
-        told.publish({"mail:sub": frozenset({b"exa", b"com"}), "cn:sub": frozenset({b"son"})})
-        assert pool.apply(_read) == {"mail:sub": frozenset({b"exa", b"com"}),
-                                         "cn:sub": frozenset({b"son"})}
+    child = Child(told)
+    assert child.read() == {}
+    told.publish({"mail:sub": frozenset({b"exa", b"com"}), "cn:sub": frozenset({b"son"})})
+    assert child.read() == {"mail:sub": frozenset({b"exa", b"com"}),
+                            "cn:sub": frozenset({b"son"})}
+    child.end()
 
 
 def test_fewer_keys_than_told_before_are_not_told() -> None:
