@@ -20,13 +20,12 @@ from __future__ import annotations
 import ctypes
 import marshal
 import struct
-from collections.abc import Mapping
 from multiprocessing.context import BaseContext
+
+from directory.backend.postings import LeftOut
 
 LIMIT = 1 << 16
 _LENGTH = struct.Struct("<I")
-
-Keys = Mapping[str, frozenset[bytes]]
 
 
 class LeftOutKeys:
@@ -34,7 +33,7 @@ class LeftOutKeys:
         self._block = context.Array(ctypes.c_char, LIMIT)
         self._published = 0
 
-    def publish(self, keys: Keys) -> None:
+    def publish(self, keys: LeftOut) -> None:
         """Tell the workers `keys`, if they are more than last told."""
         count = sum(map(len, keys.values()))
         if count <= self._published:
@@ -46,10 +45,10 @@ class LeftOutKeys:
             self._block.raw = _LENGTH.pack(len(data)) + data
         self._published = count
 
-    def read(self) -> Keys:
+    def read(self) -> LeftOut:
         """The keys published so far."""
         with self._block.get_lock():
             raw = self._block.raw
         length, = _LENGTH.unpack_from(raw)
-        keys: Keys = marshal.loads(raw[_LENGTH.size:_LENGTH.size + length]) if length else {}
+        keys: LeftOut = marshal.loads(raw[_LENGTH.size:_LENGTH.size + length]) if length else {}
         return keys

@@ -37,7 +37,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, TypeAlias
 
-from directory.backend.postings import Gathering, Postings
+from directory.backend.postings import Gathering, LeftOut, Postings
 from directory.entry import Entry
 from directory.protocol.dn import DN
 from directory.protocol.messages import Scope
@@ -176,7 +176,7 @@ class Transaction(Protocol):
         first one that cannot be stored raises `EntryRefused`."""
         ...
 
-    def left_out(self) -> Mapping[str, frozenset[bytes]]:
+    def left_out(self) -> LeftOut:
         """The index keys of each index this bulk load leaves out so far
         (index_stats.py, `unkept`): postings for them may be left out of
         what `insert_many` is given, as it would drop them."""

@@ -116,7 +116,7 @@ from directory.backend.pg_bulk import Bulk
 from directory.backend.pg_changes import Changed, Listener, announce
 from directory.backend.pg_nodes import NodeNumber
 from directory.backend.pg_records import PostgresRecords, ddl
-from directory.backend.postings import Gathering, Postings, places
+from directory.backend.postings import Gathering, LeftOut, Postings, places
 from directory.backend.sqlite import INDEX_BATCH, footprint
 from directory.entry import Entry, deserialize, serialize
 from directory.protocol.cache import BoundedCache
@@ -671,8 +671,8 @@ class PostgresTransaction:
             except LDAPError as e:
                 raise EntryRefused(place, e) from None
 
-    def left_out(self) -> Mapping[str, frozenset[bytes]]:
-        """None: a bulk load here keeps every key."""
+    def left_out(self) -> LeftOut:
+        """No keys: a bulk load here keeps every key."""
         return {}
 
     def _stored(self, entry_id: int, index_rows: Iterable[tuple[str, bytes]]) -> None:

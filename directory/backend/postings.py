@@ -19,13 +19,16 @@ from collections.abc import Iterable, Mapping
 
 Places = int | str
 Postings = dict[str, dict[bytes, Places]]
+# The keys of each index a gathering leaves out (`Transaction.left_out`).
+LeftOut = Mapping[str, frozenset[bytes]]
+_NONE_LEFT_OUT: frozenset[bytes] = frozenset()
 
 
 class Gathering:
     """Postings being gathered, entry by entry in place order, but for the
     keys `left_out` names (`Transaction.left_out`)."""
 
-    def __init__(self, left_out: Mapping[str, frozenset[bytes]] | None = None) -> None:
+    def __init__(self, left_out: LeftOut | None = None) -> None:
         self._places: dict[str, dict[bytes, list[int]]] = {}
         self._left_out = left_out or {}
 
@@ -35,7 +38,7 @@ class Gathering:
         held = self._places.get(attribute)
         if held is None:
             held = self._places[attribute] = {}
-        left_out = self._left_out.get(attribute, frozenset())
+        left_out = self._left_out.get(attribute, _NONE_LEFT_OUT)
         for key in keys:
             if key in left_out:
                 continue

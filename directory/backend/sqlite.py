@@ -77,7 +77,7 @@ from directory.backend.candidates import SCAN_CHUNK, ScanRow, common_ids, scan
 from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec, is_substring_name
 from directory.backend.index_stats import Statistics
 from directory.backend.paths import after, path_of
-from directory.backend.postings import Gathering, Postings, places
+from directory.backend.postings import Gathering, LeftOut, Postings, places
 from directory.entry import Entry, deserialize, serialize
 from directory.protocol.cache import BoundedCache
 from directory.protocol.dn import DN
@@ -752,7 +752,7 @@ class SQLiteTransaction:
         index_stats.loaded(self.records, entries, self._posted,
                            entries - self._loaded + self._off)
 
-    def left_out(self) -> Mapping[str, frozenset[bytes]]:
+    def left_out(self) -> LeftOut:
         return {attribute: frozenset(keys) for attribute, keys in self._unkept_grams().items()}
 
     def _unkept_grams(self) -> dict[str, set[bytes]]:

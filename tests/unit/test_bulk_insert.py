@@ -27,7 +27,7 @@ on SQLite and on PostgreSQL (tests/pg_cluster.py).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,7 +38,7 @@ from directory.backend.index_keys import EQ, SUB, IndexSpec
 from directory.backend.index_stats import MIN_UNKEPT, bound
 from directory.backend.paths import path_of
 from directory.backend.postgres import PostgresBackend
-from directory.backend.postings import Gathering, Postings, merge, places
+from directory.backend.postings import Gathering, LeftOut, Postings, merge, places
 from directory.backend.sqlite import SQLiteBackend
 from directory.entry import Entry, serialize
 from directory.predicates import compile_filter
@@ -131,7 +131,7 @@ def index_of(backend: Backend) -> set[tuple[str, bytes, str]]:
 
 
 def batch(backend: Backend, entries: list[Entry],
-          left_out: Mapping[str, frozenset[bytes]] | None = None,
+          left_out: LeftOut | None = None,
           ) -> tuple[list[NewEntry], Postings]:
     gathering = Gathering(left_out)
     for place, entry in enumerate(entries):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import multiprocessing
 from multiprocessing.connection import Connection
 
-from certdir.left_out_keys import LIMIT, Keys, LeftOutKeys
+from certdir.left_out_keys import LIMIT, LeftOutKeys
+from directory.backend.postings import LeftOut
 
 CONTEXT = multiprocessing.get_context("fork")
 
@@ -28,10 +29,10 @@ class Child:
                                         daemon=True)
         self._process.start()
 
-    def read(self) -> Keys:
+    def read(self) -> LeftOut:
         self._child.send(True)
         assert self._child.poll(10)
-        keys: Keys = self._child.recv()
+        keys: LeftOut = self._child.recv()
         return keys
 
     def end(self) -> None:
@@ -40,7 +41,7 @@ class Child:
         assert self._process.exitcode == 0
 
 
-def read_in_a_child(told: LeftOutKeys) -> Keys:
+def read_in_a_child(told: LeftOutKeys) -> LeftOut:
     child = Child(told)
     keys = child.read()
     child.end()
