@@ -28,7 +28,6 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from cryptography.x509.oid import NameOID
 
 from ca.authority import Authority, CAFiles, issuer_urls
 from ca.builder import root_certificate
@@ -36,28 +35,11 @@ from ca.config import CAConfig
 from ca.errors import CAError
 from ca.issue import Prepared, prepare
 from ca.keys import decrypt_private_key, encrypt_private_key, generate, signature_hash
+from ca.names import ca_subject
 from ca.path_length import room
 from ca.policy import Origin
 from ca.profiles import profile
 from directory.files import write_private
-
-# RFC 4514 §3 names, matched without regard to case as LDAP does.
-_NAME_OIDS = {name.lower(): oid for name, oid in (
-    ("CN", NameOID.COMMON_NAME), ("O", NameOID.ORGANIZATION_NAME),
-    ("OU", NameOID.ORGANIZATIONAL_UNIT_NAME), ("C", NameOID.COUNTRY_NAME),
-    ("L", NameOID.LOCALITY_NAME), ("ST", NameOID.STATE_OR_PROVINCE_NAME),
-    ("STREET", NameOID.STREET_ADDRESS), ("DC", NameOID.DOMAIN_COMPONENT),
-    ("UID", NameOID.USER_ID), ("serialNumber", NameOID.SERIAL_NUMBER),
-    ("emailAddress", NameOID.EMAIL_ADDRESS))}
-
-
-def ca_subject(text: str) -> x509.Name:
-    """A CA name from its RFC 4514 string, e.g. `cn=Example Root CA,o=Example`."""
-    try:
-        return x509.Name.from_rfc4514_string(text, _NAME_OIDS)
-    except ValueError:
-        raise CAError(f"ca.name: {text!r} is not a distinguished name with known "
-                      "attribute types (" + ", ".join(sorted(_NAME_OIDS)) + ")") from None
 
 
 def _pem(certificates: Sequence[x509.Certificate]) -> bytes:

@@ -120,10 +120,9 @@ def _run(args: argparse.Namespace) -> None:
     sys.exit(status)
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+def register(group: argparse.ArgumentParser,
              data_dir: Callable[[argparse.ArgumentParser], None]) -> None:
-    access = commands.add_parser("access", help="access control").add_subparsers(
-        dest="access_command", required=True)
+    access = group.add_subparsers(dest="access_command", required=True)
     p = access.add_parser(
         "check", help="what the access rules decide for one identity, entry and attribute",
         epilog="exit status: 0 allowed (or no --level), 1 denied, 2 error")

@@ -30,7 +30,7 @@ import datetime as dt
 from rich.table import Table
 
 from ca.acme import eab
-from ca.acme.ops.order import effective
+from ca.acme.order_status import effective
 from ca.acme.store import AcmeStore, EabKey
 from ca.authority import Authority
 from ca.errors import CAError

@@ -512,10 +512,9 @@ def _config(args: argparse.Namespace) -> Config:
     return load(args.data_dir)
 
 
-def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+def register(group: argparse.ArgumentParser,
              data_dir: Callable[[argparse.ArgumentParser], None]) -> None:
-    ca = commands.add_parser("ca", help="the certificate authority").add_subparsers(
-        dest="ca_command", required=True)
+    ca = group.add_subparsers(dest="ca_command", required=True)
 
     def command(name: str, run: Command, text: str,
                 under: argparse._SubParsersAction | None = None,  # type: ignore[type-arg]
@@ -567,9 +566,9 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     p = command("install-crl", _install_crl, "install and publish a CRL of a CA above this one")
     p.add_argument("file", type=Path, help="the parent CA's CRL, PEM or DER")
     p = command("list", _list, "list issued certificates or pending requests")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--revoked", action="store_true")
-    group.add_argument("--pending", action="store_true")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--revoked", action="store_true")
+    which.add_argument("--pending", action="store_true")
     p = command("show", _show, "one certificate and its holder")
     p.add_argument("serial")
     p.add_argument("--pem", action="store_true", help="print the certificate itself (PEM)")

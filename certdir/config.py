@@ -59,8 +59,8 @@ from ca.acme.config import AcmeConfig, RateLimits
 from ca.acme.policy import policy_from
 from ca.config import CAConfig, CRLConfig, OCSPConfig
 from ca.errors import CAError
-from ca.hierarchy import ca_subject
 from ca.keys import KEY_TYPES
+from ca.names import ca_subject
 from ca.policy import DEFAULT_POLICIES, POLICIES
 from ca.profiles import Profile, load_profiles
 from ca.web.config import WebConfig
@@ -77,6 +77,7 @@ from directory.config import (
     Consumer,
     DirectoryConfig,
     Peer,
+    QueueLimits,
     ReferralList,
     SASLConfig,
     SubjectRule,
@@ -90,7 +91,6 @@ from directory.protocol.filter import parse as parse_filter
 from directory.protocol.messages import Scope
 from directory.protocol.results import LDAPError
 from directory.replication import deletes
-from directory.verify_queue import QueueLimits
 from kms.config import KMSConfig, SMTPConfig
 
 CONFIG_FILE = "certdir.yaml"

@@ -423,10 +423,9 @@ def _audit_anchor(config: Config, args: argparse.Namespace) -> None:
 Command = Callable[[Config, argparse.Namespace], None]
 
 
-def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+def register(group: argparse.ArgumentParser,
              data_dir: Callable[[argparse.ArgumentParser], None]) -> None:
-    kms = commands.add_parser("kms", help="the key-management service").add_subparsers(
-        dest="kms_command", required=True)
+    kms = group.add_subparsers(dest="kms_command", required=True)
 
     def command(name: str, run: Command, text: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = kms.add_parser(name, help=text)
@@ -477,12 +476,14 @@ def register(commands: argparse._SubParsersAction,  # type: ignore[type-arg]
     p.add_argument("user", help="DN or mail address")
     p.add_argument("--reason", default="unspecified")
     p = command("list", _list, "enrolled people (or pending tokens, expiring certificates)")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--tokens", action="store_true")
-    group.add_argument("--expiring", action="store_true")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--tokens", action="store_true")
+    which.add_argument("--expiring", action="store_true")
 
-    audit_parser = commands.add_parser("audit", help="the audit log").add_subparsers(
-        dest="audit_command", required=True)
+
+def register_audit(group: argparse.ArgumentParser,
+                   data_dir: Callable[[argparse.ArgumentParser], None]) -> None:
+    audit_parser = group.add_subparsers(dest="audit_command", required=True)
     p = audit_parser.add_parser("verify", help="check the hash chain of the audit log and, "
                                 "with the KMS vault, its anchor")
     data_dir(p)

@@ -66,6 +66,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from certdir import collector
 from certdir.config import Config
 from certdir.directory_open import offline_directory
+from certdir.failures import CommandFailed
 from certdir.left_out_keys import LeftOutKeys
 from directory.backend import EntryRefused, NewEntry, Transaction
 from directory.backend.index_keys import substring_name
@@ -91,7 +92,7 @@ MOD_OPS = {"add": ModOp.ADD, "delete": ModOp.DELETE, "replace": ModOp.REPLACE,
            "increment": ModOp.INCREMENT}
 
 
-class ImportFailed(ValueError):
+class ImportFailed(CommandFailed):
     """An import failed; nothing was written."""
 
 

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from certdir.failures import CommandFailed
 from directory import passwords
 from directory.dsa import DSA
 from directory.protocol.dn import DN
@@ -29,7 +30,7 @@ from directory.protocol.results import LDAPError
 PASSWORD_ENV = "CERTDIR_OFFICER_PASSWORD"
 
 
-class OfficerError(Exception):
+class OfficerError(CommandFailed):
     """The officer named is not one, or could not prove it."""
 
 

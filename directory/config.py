@@ -16,7 +16,6 @@ from directory.passwords import HashPolicy
 from directory.ppolicy.config import PasswordPolicies
 from directory.protocol.messages import Scope
 from directory.replication.deletes import KEPT
-from directory.verify_queue import QueueLimits
 
 # Equality on what entries are looked up by; equality and substrings on
 # the names a mail client's type-ahead searches, whether it asks for initial
@@ -131,6 +130,15 @@ class Consumer:
                 return seconds
             failures -= times
         return None
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """The password queue (directory.verify_queue): its threads, and the most
+    jobs that may wait for one client and for all."""
+    threads: int = 2
+    per_client: int = 4
+    total: int = 256
 
 
 @dataclass(frozen=True)

@@ -42,17 +42,11 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from directory.config import QueueLimits
 from directory.protocol.results import LDAPError, ResultCode
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class QueueLimits:
-    threads: int = 2
-    per_client: int = 4
-    total: int = 256
 
 
 @dataclass

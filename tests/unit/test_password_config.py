@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from certdir.config import ConfigError, from_mapping
+from directory.config import QueueLimits
 from directory.passwords import HashPolicy
-from directory.verify_queue import QueueLimits
 from tests.unit.test_config import minimal
 
 

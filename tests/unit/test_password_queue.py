@@ -8,8 +8,9 @@ import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred, gatherResults
 
+from directory.config import QueueLimits
 from directory.protocol.results import LDAPError, ResultCode
-from directory.verify_queue import QueueLimits, VerifyQueue
+from directory.verify_queue import VerifyQueue
 
 
 def blocked(queue: VerifyQueue, gate: threading.Event, done: list[str]) -> Deferred[None]:

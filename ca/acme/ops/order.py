@@ -55,6 +55,7 @@ from ca.acme import states
 from ca.acme.calls import Call, Reply
 from ca.acme.identifiers import Identifier
 from ca.acme.jws import b64decode, b64encode
+from ca.acme.order_status import effective
 from ca.acme.problems import AcmeProblem
 from ca.acme.store import AcmeStore, Authorization, Challenge, Order, new_id
 from ca.acme.validation import offered
@@ -156,22 +157,6 @@ async def new_order(call: Call) -> Reply:
     await call.acme.write(add)
     return Reply(201, order_object(call, order, authorizations, order.status, order.serial),
                  location=call.urls.order(order.id))
-
-
-def effective(records: Records, order: Order, now: dt.datetime) -> tuple[str, int | None,
-                                                                         dict[str, Any] | None]:
-    """An order's status, serial and error as a client sees them now."""
-    if order.status == "processing" and order.request is not None:
-        request = Store(records).request(order.request)
-        if request.status == "issued":
-            return "valid", request.serial, None
-        if request.status == "denied":
-            return "invalid", None, AcmeProblem(
-                "unauthorized", f"the request was denied: {request.note}", 403).document()
-    if order.status in ("pending", "ready") and order.expires <= now:
-        return "invalid", None, {"type": "urn:ietf:params:acme:error:malformed",
-                                 "detail": "the order expired"}
-    return order.status, order.serial, order.error
 
 
 def order_object(call: Call, order: Order, authorizations: tuple[Authorization, ...] | list[
