@@ -41,11 +41,19 @@ import pytest
 import yaml
 from psycopg.conninfo import make_conninfo
 
+from directory.passwords import Hashing, HashPolicy
 from tests import pg_cluster
 from tests.ports import free_port
 
 SUFFIX = "dc=example,dc=com"
 CERTDIR = [sys.executable, "-m", "certdir"]
+# Argon2id's least work (one pass over 8 MiB, one lane) for the servers of
+# `make_server`: every ldap-utils command of a test binds as the root DN, and
+# at the default cost (three passes over 64 MiB) each such bind cost the
+# server a quarter of a second of CPU, a quarter of the suite's in all. The
+# code that hashes and verifies is the same; the scenarios of that work's
+# own cost (test066) keep init's hash and the default policy.
+FAST_PASSWORDS = HashPolicy(time_cost=1, memory_kib=8192, parallelism=1)
 
 
 @dataclass
@@ -291,7 +299,9 @@ class Server:
         self.proc = None
 
 
-def make_server(tmp: Path, *init_args: str) -> Server:
+def make_server(tmp: Path, *init_args: str, fast_passwords: bool = True) -> Server:
+    """`certdir init` on free ports; with `fast_passwords`, Argon2id at the
+    suite's own cost (FAST_PASSWORDS) for the root's password and new hashes."""
     server = Server(data_dir=tmp / "data", port=free_port(), ldaps_port=free_port(),
                     http_port=free_port(), https_port=free_port())
     subprocess.run([*CERTDIR, "init", "--data-dir", str(server.data_dir), "--suffix", SUFFIX,
@@ -299,6 +309,12 @@ def make_server(tmp: Path, *init_args: str) -> Server:
                     "--http-listen", server.http_url, "--http-listen", server.https_url,
                     *(() if "--storage-url" in init_args else STORAGE.init_args()),
                     *init_args], check=True, capture_output=True, timeout=120)
+    if fast_passwords:
+        hashing = Hashing(FAST_PASSWORDS)
+        server.configure("root", password_hash=hashing.hash(server.root_password.encode()).decode())
+        server.configure("passwords", time_cost=FAST_PASSWORDS.time_cost,
+                         memory_kib=FAST_PASSWORDS.memory_kib,
+                         parallelism=FAST_PASSWORDS.parallelism)
     return server
 
 

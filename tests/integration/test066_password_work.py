@@ -51,7 +51,7 @@ TWO_GIB = b"{ARGON2}$argon2id$v=19$m=2097152,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$" + 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = make_server(tmp_path_factory.mktemp("certdir"), "--no-ca")
+    srv = make_server(tmp_path_factory.mktemp("certdir"), "--no-ca", fast_passwords=False)
     # The attacks here come from the innocent client's address: the root DN's
     # per-source backoff (scenario 067) would refuse its bind; off, what is
     # measured is the password queue's fairness alone.

@@ -75,8 +75,8 @@ def policed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # The password queue's share per client is wide enough for the whole pipeline
     # (the default answers most of a flood with busy, 51: scenario 066), so what
     # is judged here is the policy alone.
-    server.configure(password_policy=POLICIES,
-                     passwords={"queue_per_client": 512, "queue_total": 512})
+    server.configure(password_policy=POLICIES)
+    server.configure("passwords", queue_per_client=512, queue_total=512)
     server.start()
     add(server, "".join(f"dn: ou={ou},{SUFFIX}\nobjectClass: organizationalUnit\nou: {ou}\n\n"
                         for ou in OUS))
