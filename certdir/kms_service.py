@@ -45,9 +45,8 @@ log = logging.getLogger("certdir.kms")
 SEALING_PROCESSES = 2
 
 
-def unlock_at_start(config: Config) -> Vault | None:
-    if config.kms is None:
-        return None
+def unlock_at_start(config: Config) -> Vault:
+    assert config.kms is not None
     with offline_directory(config) as dsa, dsa.backend.reading() as records:
         return Vault.unlock(records, secret_from(config.kms))
 

@@ -70,12 +70,16 @@ def _configure_logging(access_log: bool, worker: int) -> None:
 
 def serve(config: Config) -> None:
     """Serve until SIGTERM or SIGINT; with `workers` > 1, in that many processes."""
-    from certdir import ca_service, kms_service
+    from certdir import ca_service
 
     load_schema(config)  # a schema file that does not load stops the start here, once
     with storage_errors(config):
         authority = ca_service.unlock_at_start(config)
-        vault = kms_service.unlock_at_start(config)
+        vault = None
+        if config.kms is not None:  # the KMS's code (a fifth of a second to import) alone
+            from certdir import kms_service
+
+            vault = kms_service.unlock_at_start(config)
     if config.workers > 1:
         run_workers(config, functools.partial(serve_worker, authority=authority, vault=vault))
     else:

@@ -346,9 +346,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A fresh, running certdir with only its suffix entry, one per test module:
-    the directory alone (`--no-ca`), so scenarios see no CA entries; the CA's
-    scenarios (test020-024) make servers with a CA."""
-    srv = make_server(tmp_path_factory.mktemp("certdir"), "--no-ca")
+    the directory alone (`--no-ca --no-kms`), so scenarios see no CA entries;
+    the CA's and the KMS's scenarios make servers with them."""
+    srv = make_server(tmp_path_factory.mktemp("certdir"), "--no-ca", "--no-kms")
     srv.start()
     yield srv
     if srv.proc is not None:
