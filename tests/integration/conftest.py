@@ -11,6 +11,9 @@ administrator runs them; tests talk to the server only over the network.
 - `@pytest.mark.only_on(storage, reason)` marks a test about one backend
   itself (SQLite's file, PostgreSQL's URL and roles): on the other it is
   skipped with that reason, never for failing there.
+- `make_server`'s servers hash and verify passwords with Argon2id at its
+  least work (FAST_PASSWORDS), the root DN's included; a scenario of that
+  work's own cost asks for init's hash and policy (`fast_passwords=False`).
 - `database_rows` and `copy_data_dir` reach a data directory's tables behind
   the server's back (what a test of tampering or of the CA's records needs)
   on either backend, following its certdir.yaml.
