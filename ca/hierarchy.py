@@ -46,7 +46,9 @@ def _pem(certificates: Sequence[x509.Certificate]) -> bytes:
     return b"".join(c.public_bytes(Encoding.PEM) for c in certificates)
 
 
-def create_root(config: CAConfig, data_dir: Path, suffix: str, passphrase: bytes) -> None:
+def create_root(config: CAConfig, data_dir: Path, suffix: str, passphrase: bytes) -> Authority:
+    """A new root CA's key (written encrypted) and self-signed certificate,
+    unlocked: the key in hand is not derived again from its file."""
     files = CAFiles.of(data_dir)
     if files.chain.exists() or files.key.exists():
         raise CAError(f"{files.folder} already holds a CA; not replacing it")
@@ -57,6 +59,7 @@ def create_root(config: CAConfig, data_dir: Path, suffix: str, passphrase: bytes
     write_private(files.key, encrypt_private_key(key, passphrase))
     files.certificate.write_bytes(_pem([certificate]))
     files.chain.write_bytes(_pem([certificate]))
+    return Authority(config, suffix, (certificate,), key)
 
 
 def request_sub(config: CAConfig, data_dir: Path, passphrase: bytes) -> bytes:
@@ -106,7 +109,10 @@ def _check_room(authority: Authority, wanted: int | None, source: str) -> None:
                       f"{allowed.limit} here (RFC 5280 §4.2.1.9)")
 
 
-def install_sub(config: CAConfig, data_dir: Path, answer: bytes, passphrase: bytes) -> None:
+def install_sub(config: CAConfig, data_dir: Path, suffix: str, answer: bytes,
+                passphrase: bytes) -> Authority:
+    """Install the parent's answer to this CA's pending request, once it
+    certifies the pending key and its chain verifies; the CA, unlocked."""
     files = CAFiles.of(data_dir)
     if not files.request.exists():
         raise CAError(f"no pending CA request in {files.folder}; run `certdir ca request-sub`")
@@ -123,6 +129,7 @@ def install_sub(config: CAConfig, data_dir: Path, answer: bytes, passphrase: byt
     files.certificate.write_bytes(_pem(chain[:1]))
     files.chain.write_bytes(_pem(chain))
     files.request.unlink()
+    return Authority(config, suffix, tuple(chain), key)
 
 
 def _spki(key: object) -> bytes:

@@ -32,7 +32,6 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 import yaml
 from cryptography import x509
@@ -40,13 +39,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from rich.console import Console
 from rich.table import Table
 
-from ca import crl as crls
 from ca import hierarchy, issuer_crls, revoke
 from ca.acme.jws import b64encode
 from ca.authority import Authority, CAFiles, has_ca, load_chain, passphrase, slug, unlock
 from ca.backup import BackupSummary, archived_storage, backup, restore
 from ca.backup_secrets import Secret, secrets_of
-from ca.config import CAConfig
 from ca.errors import CAError
 from ca.issue import (
     Outcome,
@@ -59,15 +56,14 @@ from ca.issue import (
 )
 from ca.policy import Origin
 from ca.profiles import profile
-from ca.public import write_chain, write_crl, write_crls
-from ca.publish import publish_authority
+from ca.public import write_crl
 from ca.store import IssuedRecord, Store, parse_serial, serial_text
 from ca.verify import verify_file
 from certdir import acme_commands, officers
+from certdir.ca_setup import ca_config, create_root, publish_new_ca, with_new_crls
 from certdir.ca_writing import utc_now, writing
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
 from certdir.directory_open import offline_directory, storage_url
-from certdir.server_certificate import renew_server_certificate
 from certdir.storage_url import (
     SCHEME,
     StorageURLError,
@@ -80,15 +76,8 @@ from directory.files import generate_passphrase_file, write_private
 from directory.publisher import DirectoryWriter
 from kms import audit
 
-T = TypeVar("T")
 console = Console(width=None if sys.stdout.isatty() else 200)
 BACKUP_PASSPHRASE_ENV = "CERTDIR_BACKUP_PASSPHRASE"
-
-
-def ca_config(config: Config) -> CAConfig:
-    if config.ca is None:
-        raise CAError("no `ca` section in certdir.yaml; this data directory has no CA")
-    return config.ca
 
 
 def _local() -> str:
@@ -120,22 +109,6 @@ def _actor(config: Config, args: argparse.Namespace) -> str:
 
 def _unlock(config: Config) -> Authority:
     return unlock(ca_config(config), config.data_dir, config.directory.suffix)
-
-
-def publish_new_ca(config: Config) -> Authority:
-    """Publish a newly created or installed CA: its entries, files, a first CRL."""
-    authority = _unlock(config)
-    with_new_crls(config, authority, lambda writer: publish_authority(writer, authority))
-    write_chain(config.data_dir / "public", authority.chain)
-    if config.tls is not None:
-        renew_server_certificate(config, authority)
-    return authority
-
-
-def create_root(config: Config) -> Authority:
-    ca = ca_config(config)
-    hierarchy.create_root(ca, config.data_dir, config.directory.suffix, passphrase(ca))
-    return publish_new_ca(config)
 
 
 # --- commands -------------------------------------------------------------------------
@@ -180,8 +153,9 @@ def _sign_sub(config: Config, args: argparse.Namespace) -> None:
 
 def _install_sub(config: Config, args: argparse.Namespace) -> None:
     ca = ca_config(config)
-    hierarchy.install_sub(ca, config.data_dir, _read(args.answer), passphrase(ca))
-    authority = publish_new_ca(config)
+    authority = hierarchy.install_sub(ca, config.data_dir, config.directory.suffix,
+                                      _read(args.answer), passphrase(ca))
+    publish_new_ca(config, authority)
     print(f"subordinate CA {authority.certificate.subject.rfc4514_string()} installed")
 
 
@@ -235,19 +209,6 @@ def _deny(config: Config, args: argparse.Namespace) -> None:
         deny_request(writer, args.request, actor, args.why, utc_now())
         _audit(writer, "ca.denied", str(args.request), {"why": args.why}, by=actor)
     print(f"request {args.request} denied")
-
-
-def with_new_crls(config: Config, authority: Authority,
-                   change: Callable[[DirectoryWriter], T]) -> tuple[T, crls.CRLs]:
-    """`change` in one transaction; then new CRLs, read after it committed,
-    signed, and recorded in a transaction of their own; the CRL files last.
-    Should the CRLs fail, the change stands and the next CRL lists it."""
-    with offline_directory(config) as dsa:
-        with writing(dsa, authority) as writer:
-            result = change(writer)
-        made = crls.generate(authority, dsa, utc_now())
-    write_crls(config.data_dir / "public", authority.certificate, made.full, made.delta)
-    return result, made
 
 
 def _revoke(config: Config, args: argparse.Namespace) -> None:

@@ -44,7 +44,6 @@ from typing import Any
 import yaml
 
 from ca.keys import KEY_TYPES
-from certdir.ca_commands import create_root
 from certdir.config import (
     CONFIG_FILE,
     DEFAULT_HTTP_LISTEN,
@@ -54,7 +53,6 @@ from certdir.config import (
     from_mapping,
 )
 from certdir.directory_open import offline_directory
-from certdir.kms_commands import initialise as initialise_kms
 from certdir.storage_url import (
     StorageURLError,
     holds_directory,
@@ -171,8 +169,10 @@ def init(data_dir: Path, suffix: str, listen: list[str], with_ca: bool = True,
             insert(dsa, txn, entry)
     ca = None
     if with_ca:
+        from certdir.ca_setup import create_root
         ca = create_root(config).certificate.subject.rfc4514_string()
     if with_kms:
+        from certdir.kms_commands import initialise as initialise_kms
         initialise_kms(config)
     header = ("# certdir configuration; every key is documented in config.example.yaml.\n"
               "# The root password is in secrets/root-password (only its hash is here).\n")

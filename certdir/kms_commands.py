@@ -44,7 +44,7 @@ from ca import revoke as ca_revoke
 from ca.authority import Authority, unlock
 from ca.store import Store, serial_text
 from certdir import officers
-from certdir.ca_commands import with_new_crls
+from certdir.ca_setup import with_new_crls
 from certdir.config import CONFIG_FILE, Config, from_mapping, load
 from certdir.directory_open import offline_directory
 from directory.backend import Records
