@@ -56,7 +56,7 @@ TAG_SIZE = 16
 BLOB_VERSION = 1
 _BLOB_HEADER = struct.Struct(f">B{NONCE_SIZE}s{KEY_SIZE + TAG_SIZE}s{NONCE_SIZE}s")
 # Binds the wrapped master key to its purpose: a KEK can never unwrap anything else.
-_MASTER_AAD = b"certdir kms master key v1"
+MASTER_AAD = b"certdir kms master key v1"
 NO_VAULT = "no KMS here; run certdir kms init"
 WRONG_SECRET = "wrong KMS passphrase"
 
@@ -89,7 +89,7 @@ def _check_secret(secret: bytes) -> None:
 def _wrap(master: bytes, secret: bytes) -> tuple[Param, ...]:
     """The KDF and wrapping columns for `master` under `secret`, freshly salted."""
     salt, nonce = secrets.token_bytes(16), secrets.token_bytes(NONCE_SIZE)
-    wrapped = COST.derive(secret, salt).encrypt(nonce, master, _MASTER_AAD)
+    wrapped = COST.derive(secret, salt).encrypt(nonce, master, MASTER_AAD)
     return COST.time_cost, COST.memory_kib, COST.parallelism, salt, nonce, wrapped
 
 
@@ -123,7 +123,7 @@ class Vault:
         if not cost.within(MAX_COST):
             raise KMSError("the KMS vault record is damaged (Argon2 cost out of range)")
         try:
-            master = cost.derive(secret, salt).decrypt(nonce, wrapped, _MASTER_AAD)
+            master = cost.derive(secret, salt).decrypt(nonce, wrapped, MASTER_AAD)
         except InvalidTag:
             raise KMSError(WRONG_SECRET) from None
         return cls(master)

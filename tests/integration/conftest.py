@@ -12,8 +12,11 @@ administrator runs them; tests talk to the server only over the network.
   itself (SQLite's file, PostgreSQL's URL and roles): on the other it is
   skipped with that reason, never for failing there.
 - `make_server`'s servers hash and verify passwords with Argon2id at its
-  least work (FAST_PASSWORDS), the root DN's included; a scenario of that
-  work's own cost asks for init's hash and policy (`fast_passwords=False`).
+  least work (FAST_PASSWORDS), the root DN's included, and the keys init
+  derives from its generated passphrases are re-derived cheaply: the CA
+  key's PBKDF2 rounds (FAST_KEY_ROUNDS) and the KMS vault's Argon2id
+  (FAST_VAULT), both read from the key file and the vault's row. A
+  scenario of that work's own cost asks for init's (`fast_passwords=False`).
 - `database_rows` and `copy_data_dir` reach a data directory's tables behind
   the server's back (what a test of tampering or of the CA's records needs)
   on either backend, following its certdir.yaml.
@@ -44,7 +47,9 @@ import pytest
 import yaml
 from psycopg.conninfo import make_conninfo
 
+from ca.keys import decrypt_private_key, encrypt_private_key
 from directory.passwords import Hashing, HashPolicy
+from kms.vault import MASTER_AAD, KDFCost
 from tests import pg_cluster
 from tests.ports import free_port
 
@@ -57,6 +62,12 @@ CERTDIR = [sys.executable, "-m", "certdir"]
 # code that hashes and verifies is the same; the scenarios of that work's
 # own cost (test066) keep init's hash and the default policy.
 FAST_PASSWORDS = HashPolicy(time_cost=1, memory_kib=8192, parallelism=1)
+# The same for the keys derived from init's passphrases, which every start
+# with a CA or a KMS, every signing `certdir ca` command and every `certdir
+# kms` command derives again: a fifth of a second or more each at the
+# product's costs (PBKDF2 600,000 rounds; Argon2id three passes over 64 MiB).
+FAST_KEY_ROUNDS = 1000
+FAST_VAULT = KDFCost(time_cost=1, memory_kib=8192, parallelism=1)
 
 
 @dataclass
@@ -302,9 +313,38 @@ class Server:
         self.proc = None
 
 
+def cheapen_ca_key(data_dir: Path) -> None:
+    """The CA key init wrote, encrypted again under its passphrase with FAST_KEY_ROUNDS."""
+    key_file = data_dir / "ca" / "key.pem"
+    if not key_file.exists():
+        return
+    passphrase = (data_dir / "secrets" / "ca-passphrase").read_bytes().strip()
+    key = decrypt_private_key(key_file.read_bytes(), passphrase, "the CA key")
+    key_file.write_bytes(encrypt_private_key(key, passphrase, iterations=FAST_KEY_ROUNDS))
+
+
+def cheapen_vault(data_dir: Path) -> None:
+    """The KMS master key init made, wrapped again under its passphrase with FAST_VAULT."""
+    secret_file = data_dir / "secrets" / "kms-passphrase"
+    if not secret_file.exists():
+        return
+    secret = secret_file.read_bytes().strip()
+    [(time_cost, memory_kib, parallelism, salt, nonce, wrapped)] = database_rows(
+        data_dir, "SELECT time_cost, memory_kib, parallelism, salt, nonce, wrapped FROM kms_vault")
+    master = KDFCost(time_cost, memory_kib, parallelism).derive(secret, bytes(salt)).decrypt(
+        bytes(nonce), bytes(wrapped), MASTER_AAD)
+    salt, nonce = os.urandom(16), os.urandom(12)
+    wrapped = FAST_VAULT.derive(secret, salt).encrypt(nonce, master, MASTER_AAD)
+    database_rows(data_dir, "UPDATE kms_vault SET time_cost = ?, memory_kib = ?,"
+                  " parallelism = ?, salt = ?, nonce = ?, wrapped = ?",
+                  FAST_VAULT.time_cost, FAST_VAULT.memory_kib, FAST_VAULT.parallelism,
+                  salt, nonce, wrapped)
+
+
 def make_server(tmp: Path, *init_args: str, fast_passwords: bool = True) -> Server:
     """`certdir init` on free ports; with `fast_passwords`, Argon2id at the
-    suite's own cost (FAST_PASSWORDS) for the root's password and new hashes."""
+    suite's own cost (FAST_PASSWORDS) for the root's password and new
+    hashes, and init's CA key and KMS vault re-derived cheaply."""
     server = Server(data_dir=tmp / "data", port=free_port(), ldaps_port=free_port(),
                     http_port=free_port(), https_port=free_port())
     subprocess.run([*CERTDIR, "init", "--data-dir", str(server.data_dir), "--suffix", SUFFIX,
@@ -318,6 +358,8 @@ def make_server(tmp: Path, *init_args: str, fast_passwords: bool = True) -> Serv
         server.configure("passwords", time_cost=FAST_PASSWORDS.time_cost,
                          memory_kib=FAST_PASSWORDS.memory_kib,
                          parallelism=FAST_PASSWORDS.parallelism)
+        cheapen_ca_key(server.data_dir)
+        cheapen_vault(server.data_dir)
     return server
 
 
