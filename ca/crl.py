@@ -46,21 +46,27 @@ import datetime as dt
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from twisted.internet.defer import Deferred
 
 from ca.authority import Authority
 from ca.errors import CAError
 from ca.keys import signature_hash
-from ca.pool import Slow
 from ca.publish import publish_crls
 from ca.store import Revocation, Store
 from directory.backend import Conflict, Transaction
+from directory.deferreds import from_coroutine
 from directory.dsa import DSA
 from directory.protocol.dn import DN
 from directory.publisher import DirectoryWriter
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from ca.pool import Slow
+
 
 # Tries before giving up when other processes keep taking the next number.
 ATTEMPTS = 5
@@ -208,7 +214,7 @@ def renew(authority: Authority, dsa: DSA, slow: Slow,
             return made
         raise CAError(f"CRL numbers kept being taken by another process; {ATTEMPTS} attempts")
 
-    return Deferred.fromCoroutine(steps())
+    return from_coroutine(steps())
 
 
 def _committing(authority: Authority, dsa: DSA, actor: DN, made: CRLs,

@@ -34,10 +34,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from twisted.internet.defer import Deferred
 
 from ca.authority import Authority
 from ca.builder import (
@@ -51,15 +51,20 @@ from ca.csr import load_csr, requested_dns_names
 from ca.errors import CAError
 from ca.keys import PublicKey
 from ca.policy import Decision, Origin, Submission, decide
-from ca.pool import Slow
 from ca.profiles import Profile, profile
 from ca.publish import der, publish_certificate
 from ca.store import RequestRecord, Store
 from directory.backend import Transaction
+from directory.deferreds import from_coroutine
 from directory.dsa import DSA
 from directory.entry import Entry
 from directory.protocol.results import LDAPError
 from directory.publisher import DirectoryWriter
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from ca.pool import Slow
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +183,7 @@ def submit(authority: Authority, dsa: DSA, slow: Slow, csr_data: bytes, chosen: 
         prepared = await slow(prepare, authority, csr_data, chosen, entry, origin, now)
         return await dsa.write(_committing(dsa, authority, prepared, now))
 
-    return Deferred.fromCoroutine(steps())
+    return from_coroutine(steps())
 
 
 def issue_request(authority: Authority, dsa: DSA, slow: Slow, request: int,
@@ -193,7 +198,7 @@ def issue_request(authority: Authority, dsa: DSA, slow: Slow, request: int,
         assert outcome.certificate is not None
         return outcome.certificate
 
-    return Deferred.fromCoroutine(steps())
+    return from_coroutine(steps())
 
 
 def deny_request(writer: DirectoryWriter, request: int, by: str, why: str,

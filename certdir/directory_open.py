@@ -81,9 +81,8 @@ def storage_url(config: Config) -> str:
 
 
 def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
-    """The directory; with a reactor it gets a writer thread for updates."""
-    from directory.backend.writer import Writer
-
+    """The directory; with a reactor it gets a writer thread for updates
+    (and Twisted is imported only then)."""
     schema = load_schema(config)
     # The cache bounds are the server's: each worker keeps its share.
     share = config.workers
@@ -102,11 +101,13 @@ def open_directory(config: Config, reactor: Any = None, worker: int = 0) -> DSA:
     except ConfigError:
         backend.close()
         raise
-    dsa.writer = Writer(backend, reactor) if reactor is not None else None
     if reactor is not None:
+        from directory.backend.writer import Writer
+
         # ldaptor's client imports the reactor: only once the server installed its own.
         from directory.chaining.peers import Peers
 
+        dsa.writer = Writer(backend, reactor)
         dsa.peers = Peers(config.directory.referral_list, schema, dsa.parse_dn, reactor)
     return dsa
 

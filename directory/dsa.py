@@ -16,16 +16,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from cryptography import x509
-from twisted.internet.defer import Deferred
 
 from directory.acl.engine import RulePolicy
 from directory.acl.policy import AccessPolicy
 from directory.backend import Backend, Transaction
-from directory.backend.writer import Writer
 from directory.config import DirectoryConfig
 from directory.csn import CSNGenerator
 from directory.entry import Entry
@@ -43,11 +42,14 @@ from directory.replication.persisting import PersistSearches
 from directory.resolved_filter import resolve_filter
 from directory.schema import Schema
 from directory.search_plan import plan
-from directory.verify_queue import VerifyQueue
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from directory.backend.writer import Writer
     from directory.chaining.peers import Peers
     from directory.ops.extended import ExtendedHandler
+    from directory.verify_queue import VerifyQueue
 
 T = TypeVar("T")
 AfterCommit = Callable[[], object]
@@ -91,8 +93,6 @@ class DSA:
         self.client_cas: tuple[x509.Certificate, ...] = ()
         self.certificate_identity: CertificateIdentity | None = None
         self.hashing = Hashing(config.hashing)
-        # Password hashing and verification: never on the reactor or the writer.
-        self.passwords = VerifyQueue(config.verify_queue)
         # The referral list's peers and the servers referrals name (when serving).
         self.peers: Peers | None = None
         # Persist searches (RFC 4533) wait on it for commits.
@@ -105,6 +105,14 @@ class DSA:
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
+
+    @functools.cached_property
+    def passwords(self) -> VerifyQueue:
+        """Password hashing and verification: never on the reactor or the
+        writer. Made on first use, and Twisted with it: the CLI's offline
+        commands never verify through it."""
+        from directory.verify_queue import VerifyQueue
+        return VerifyQueue(self.config.verify_queue)
 
     def write(self, job: Callable[[Transaction], T]) -> Deferred[T]:
         assert self.writer is not None, "read-only DSA"

@@ -31,13 +31,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from twisted.internet.defer import Deferred
-
 from directory.protocol.dn import DN
 from directory.protocol.messages import Control, Request, Response
 from directory.protocol.results import LDAPError
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
     from directory.acl.view import View
     from directory.dsa import DSA
     from directory.predicates import Predicate
@@ -129,6 +129,6 @@ class Operation:
 
 
 Replies: TypeAlias = Iterable[Reply | Tick]
-Outcome: TypeAlias = Replies | Deferred[Replies]
+Outcome: TypeAlias = "Replies | Deferred[Replies]"
 Handler: TypeAlias = Callable[[Operation], Outcome]
 Overlay: TypeAlias = Callable[[Handler], Handler]

@@ -41,21 +41,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, pkcs12
-from twisted.internet.defer import Deferred
 
 from ca import issue, keys
 from ca.authority import Authority
 from ca.errors import CAError
 from ca.policy import Origin
-from ca.pool import Slow
 from ca.profiles import profile
 from ca.revoke import revoke
 from ca.store import Store
 from directory.backend import Transaction
+from directory.deferreds import from_coroutine
 from directory.dsa import DSA
 from directory.entry import Entry
 from directory.protocol.results import LDAPError
@@ -64,6 +64,12 @@ from kms import audit, escrow, tokens
 from kms.config import KMSConfig
 from kms.errors import KMSError
 from kms.vault import Vault
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from ca.pool import Slow
+
 
 SIGNING_PROFILE = "smime-signing"
 ENCRYPTION_PROFILE = "smime-encryption"
@@ -220,7 +226,7 @@ def redeem(authority: Authority, dsa: DSA, slow: Slow, vault: Vault, config: KMS
 
         return await dsa.write(job)
 
-    return Deferred.fromCoroutine(steps())
+    return from_coroutine(steps())
 
 
 def redeem_offline(authority: Authority, dsa: DSA, vault: Vault, config: KMSConfig,

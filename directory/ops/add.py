@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from directory.backend import Transaction
+from directory.deferreds import from_coroutine
 from directory.dn_values import stored_value
 from directory.dsa import DSA, AfterCommit
 from directory.entry import Entry, resolve_stored
@@ -146,4 +147,4 @@ def handle(op: Operation) -> Outcome:
             after()
         return [Reply(AddResponse(SUCCESS), read_controls(op, None, entry))]
 
-    return userpassword.deferred(add())
+    return from_coroutine(add())

@@ -30,6 +30,7 @@ from __future__ import annotations
 from directory.acl.identity import ANONYMOUS
 from directory.acl.rights import Rights
 from directory.acl.view import View
+from directory.deferreds import from_coroutine
 from directory.entry import Entry
 from directory.operation import Operation, Outcome, Reply
 from directory.ops import sasl_external, userpassword
@@ -90,7 +91,7 @@ def handle(op: Operation) -> Outcome:
             await userpassword.upgrade(op, dn, match, password)
         return [Reply(BindResponse(SUCCESS))]
 
-    return userpassword.deferred(bind())
+    return from_coroutine(bind())
 
 
 def _authenticating(op: Operation, entry: Entry | None) -> tuple[bytes, ...]:

@@ -31,6 +31,7 @@ from directory import passwords
 from directory.acl.identity import identity_of
 from directory.acl.rights import WRITE
 from directory.backend import Transaction
+from directory.deferreds import from_coroutine
 from directory.operation import Operation, Outcome, Reply
 from directory.operational import stamp_modified
 from directory.ops import cancel, privileges, userpassword
@@ -112,7 +113,7 @@ def password_modify(op: Operation, value: bytes | None) -> Outcome:
         await op.dsa.write(job)
         return [Reply(ExtendedResponse(SUCCESS, None, response_value))]
 
-    return userpassword.deferred(change())
+    return from_coroutine(change())
 
 
 def start_tls(op: Operation, value: bytes | None) -> Outcome:

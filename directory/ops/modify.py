@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from directory.backend import Transaction
+from directory.deferreds import from_coroutine
 from directory.dn_values import stored_value
 from directory.dsa import DSA
 from directory.entry import Entry, Resolved, resolve_stored
@@ -193,4 +194,4 @@ def handle(op: Operation) -> Outcome:
         before, after = await dsa.write(job)
         return [Reply(ModifyResponse(SUCCESS), read_controls(op, before, after))]
 
-    return userpassword.deferred(modify())
+    return from_coroutine(modify())

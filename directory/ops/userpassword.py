@@ -31,11 +31,9 @@ password queue (`directory.verify_queue`) before any writer job.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
-
-from twisted.internet.defer import Deferred
+from typing import TYPE_CHECKING, TypeVar
 
 from directory.backend import Transaction
 from directory.entry import resolve
@@ -46,15 +44,15 @@ from directory.protocol.dn import DN
 from directory.protocol.messages import Change, ModOp
 from directory.protocol.results import LDAPError, ResultCode
 
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+
 USER_PASSWORD = "userpassword"
 T = TypeVar("T")
 X = TypeVar("X")
 Pairs = list[tuple[str, Sequence[bytes]]]
 log = logging.getLogger(__name__)
-
-
-def deferred(coroutine: Coroutine[Any, Any, T]) -> Deferred[T]:
-    return Deferred.fromCoroutine(coroutine)
 
 
 def submit(op: Operation, dn: DN, fn: Callable[[X], T], item: X) -> Deferred[T]:

@@ -14,12 +14,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from twisted.internet.defer import Deferred
-
+from directory.deferreds import from_coroutine
 from directory.operation import Operation
 from directory.ops import userpassword
 from directory.protocol.dn import DN
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
 
 OCTET_STRING = b"1.3.6.1.4.1.1466.115.121.1.40"
 
@@ -57,4 +61,4 @@ def reused(op: Operation, dn: DN, stored: Sequence[bytes], password: bytes) -> D
     async def found() -> bool:
         return await userpassword.check(op, dn, stored, password) is not None
 
-    return userpassword.deferred(found())
+    return from_coroutine(found())

@@ -19,12 +19,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
-
+from directory.deferreds import fired, pending
 from directory.protocol.dn import DN
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+    from twisted.internet.interfaces import IReactorTime
 
 T = TypeVar("T")
 
@@ -50,8 +52,8 @@ class Turns:
         `release` it), False when it may go ahead without one."""
         line = self._lines.get(dn)
         if line is None:
-            return succeed(False)
-        waiter: Deferred[bool] = Deferred()
+            return fired(False)
+        waiter: Deferred[bool] = pending()
         line.waiting.append(waiter)
         return waiter
 

@@ -9,7 +9,12 @@
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+from typing import TYPE_CHECKING
+
+from directory.deferreds import pending
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
 
 class Commits:
@@ -22,7 +27,7 @@ class Commits:
         return bool(self._waiting)
 
     def wait(self) -> Deferred[None]:
-        ready: Deferred[None] = Deferred()
+        ready: Deferred[None] = pending()
         self._waiting.append(ready)
         return ready
 
