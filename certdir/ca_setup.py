@@ -55,7 +55,6 @@ def create_root(config: Config) -> Authority:
     return authority
 
 
-
 def with_new_crls(config: Config, authority: Authority,
                    change: Callable[[DirectoryWriter], T]) -> tuple[T, crls.CRLs]:
     """`change` in one transaction; then new CRLs, read after it committed,

@@ -56,7 +56,7 @@ TAG_SIZE = 16
 BLOB_VERSION = 1
 _BLOB_HEADER = struct.Struct(f">B{NONCE_SIZE}s{KEY_SIZE + TAG_SIZE}s{NONCE_SIZE}s")
 # Binds the wrapped master key to its purpose: a KEK can never unwrap anything else.
-MASTER_AAD = b"certdir kms master key v1"
+_MASTER_AAD = b"certdir kms master key v1"
 NO_VAULT = "no KMS here; run certdir kms init"
 WRONG_SECRET = "wrong KMS passphrase"
 
@@ -76,6 +76,17 @@ class KDFCost:
         return AESGCM(hash_secret_raw(secret, salt, self.time_cost, self.memory_kib,
                                       self.parallelism, KEY_SIZE, Type.ID))
 
+    def wrap(self, master: bytes, secret: bytes) -> tuple[Param, ...]:
+        """The vault row's KDF and wrapping columns for `master` under
+        `secret` at this cost, freshly salted."""
+        salt, nonce = secrets.token_bytes(16), secrets.token_bytes(NONCE_SIZE)
+        wrapped = self.derive(secret, salt).encrypt(nonce, master, _MASTER_AAD)
+        return self.time_cost, self.memory_kib, self.parallelism, salt, nonce, wrapped
+
+    def unwrap(self, secret: bytes, salt: bytes, nonce: bytes, wrapped: bytes) -> bytes:
+        """The master key the row's columns wrap; InvalidTag for a wrong `secret`."""
+        return self.derive(secret, salt).decrypt(nonce, wrapped, _MASTER_AAD)
+
 
 COST = KDFCost()
 MAX_COST = KDFCost(time_cost=64, memory_kib=4 * 1024 * 1024, parallelism=64)
@@ -84,13 +95,6 @@ MAX_COST = KDFCost(time_cost=64, memory_kib=4 * 1024 * 1024, parallelism=64)
 def _check_secret(secret: bytes) -> None:
     if not secret:
         raise KMSError("an empty passphrase cannot protect the KMS")
-
-
-def _wrap(master: bytes, secret: bytes) -> tuple[Param, ...]:
-    """The KDF and wrapping columns for `master` under `secret`, freshly salted."""
-    salt, nonce = secrets.token_bytes(16), secrets.token_bytes(NONCE_SIZE)
-    wrapped = COST.derive(secret, salt).encrypt(nonce, master, MASTER_AAD)
-    return COST.time_cost, COST.memory_kib, COST.parallelism, salt, nonce, wrapped
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,7 @@ class Vault:
             "INSERT INTO kms_vault (id, created, time_cost, memory_kib, parallelism, salt,"
             " nonce, wrapped) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
             (now.astimezone(dt.UTC).isoformat(timespec="seconds"),
-             *_wrap(master, secret)))
+             *COST.wrap(master, secret)))
         return cls(master)
 
     @classmethod
@@ -123,7 +127,7 @@ class Vault:
         if not cost.within(MAX_COST):
             raise KMSError("the KMS vault record is damaged (Argon2 cost out of range)")
         try:
-            master = cost.derive(secret, salt).decrypt(nonce, wrapped, MASTER_AAD)
+            master = cost.unwrap(secret, salt, nonce, wrapped)
         except InvalidTag:
             raise KMSError(WRONG_SECRET) from None
         return cls(master)
@@ -133,7 +137,7 @@ class Vault:
         changed = records.run(
             "UPDATE kms_vault SET time_cost = ?, memory_kib = ?, parallelism = ?, salt = ?,"
             " nonce = ?, wrapped = ? WHERE id = 1",
-            _wrap(self._key, new_secret))
+            COST.wrap(self._key, new_secret))
         if changed != 1:
             raise KMSError(NO_VAULT)
 

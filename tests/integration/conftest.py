@@ -49,7 +49,7 @@ from psycopg.conninfo import make_conninfo
 
 from ca.keys import decrypt_private_key, encrypt_private_key
 from directory.passwords import Hashing, HashPolicy
-from kms.vault import MASTER_AAD, KDFCost
+from kms.vault import KDFCost
 from tests import pg_cluster
 from tests.ports import free_port
 
@@ -331,14 +331,11 @@ def cheapen_vault(data_dir: Path) -> None:
     secret = secret_file.read_bytes().strip()
     [(time_cost, memory_kib, parallelism, salt, nonce, wrapped)] = database_rows(
         data_dir, "SELECT time_cost, memory_kib, parallelism, salt, nonce, wrapped FROM kms_vault")
-    master = KDFCost(time_cost, memory_kib, parallelism).derive(secret, bytes(salt)).decrypt(
-        bytes(nonce), bytes(wrapped), MASTER_AAD)
-    salt, nonce = os.urandom(16), os.urandom(12)
-    wrapped = FAST_VAULT.derive(secret, salt).encrypt(nonce, master, MASTER_AAD)
+    master = KDFCost(time_cost, memory_kib, parallelism).unwrap(
+        secret, bytes(salt), bytes(nonce), bytes(wrapped))
     database_rows(data_dir, "UPDATE kms_vault SET time_cost = ?, memory_kib = ?,"
                   " parallelism = ?, salt = ?, nonce = ?, wrapped = ?",
-                  FAST_VAULT.time_cost, FAST_VAULT.memory_kib, FAST_VAULT.parallelism,
-                  salt, nonce, wrapped)
+                  *FAST_VAULT.wrap(master, secret))
 
 
 def make_server(tmp: Path, *init_args: str, fast_passwords: bool = True) -> Server:
