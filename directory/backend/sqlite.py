@@ -41,8 +41,6 @@
   write the same database (server workers, `certdir ca` commands while the
   server runs): when SQLite's data_version says something was committed,
   `refresh` forgets the entries the change log (`sqlite_changes`) names.
-  It asks only when the wal-index header moved since it last looked
-  (`sqlite_commits`): otherwise nothing was committed.
 - Rows read before the reader yields (a chunk of `_by_ids`, of a scan) may
   be decoded after a `refresh` forgot their entries: such a row is the
   search's snapshot, returned but cached only when nothing was forgotten
@@ -80,7 +78,6 @@ from directory.backend.index_keys import GRAM, IndexKeys, IndexSpec, is_substrin
 from directory.backend.index_stats import Statistics
 from directory.backend.paths import after, path_of
 from directory.backend.postings import Gathering, LeftOut, Postings, places
-from directory.backend.sqlite_commits import CommitWatch
 from directory.entry import Entry, deserialize, serialize
 from directory.protocol.cache import BoundedCache
 from directory.protocol.dn import DN
@@ -242,19 +239,11 @@ class SQLiteBackend:
             POSTINGS_BYTES)
         self._writer_conn = connect(path, WRITER_CACHE_KIB)
         self._writer_conn.executescript(SCHEMA_SQL + sqlite_changes.TABLE_SQL)
-        self._open_reader()
+        self._reader = connect(path, READER_CACHE_KIB)
         self._seen = sqlite_changes.last(self._reader)
         self._create(tables)
         self._reindex_if_needed()
         self._load_statistics()
-
-    def _open_reader(self) -> None:
-        self._reader = connect(self.path, READER_CACHE_KIB)
-        self._commits = CommitWatch(self.path)
-
-    def _close_reader(self) -> None:
-        self._commits.close()
-        self._reader.close()
 
     def _create(self, tables: Tables) -> None:
         """The application's tables, created when their statements change
@@ -326,8 +315,6 @@ class SQLiteBackend:
     def refresh(self) -> bool:
         """Forget the entries changed since the last call (by another
         process, or by this one's writer); True when anything was committed."""
-        if not self._commits.moved():
-            return False
         version = self._reader.execute("PRAGMA data_version").fetchone()[0]
         if version == self._data_version:
             return False
@@ -495,7 +482,7 @@ class SQLiteBackend:
             yield
         finally:
             conn.execute("PRAGMA journal_mode=WAL")
-            self._open_reader()
+            self._reader = connect(self.path, READER_CACHE_KIB)
 
     def invalidate(self, ids: frozenset[int]) -> None:
         for entry_id in ids:
@@ -506,7 +493,7 @@ class SQLiteBackend:
         return local
 
     def close(self) -> None:
-        self._close_reader()
+        self._reader.close()
         self._writer_conn.close()
 
 
