@@ -11,7 +11,8 @@ APT := $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive
 .PHONY: run test lint typecheck unit integration bench bench-replication bench-acme fuzz build-packages \
   system-packages clean
 
-$(BIN)/certdir: pyproject.toml
+# Again when the Makefile changes: an older venv's install may not be the "compat" one.
+$(BIN)/certdir: pyproject.toml Makefile
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { \
 	  echo "installing python3-venv"; $(APT) update -qq && $(APT) install -y -qq python3-venv >/dev/null; }
 	$(PYTHON) -m venv $(VENV)
