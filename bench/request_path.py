@@ -45,6 +45,7 @@ from rich.table import Table
 from servers import Certdir, free_port
 
 from certdir.config import load as load_config
+from directory.protocol.ber import read_tlv
 from directory.protocol.codec import encode
 from directory.protocol.filter import Equality, Filter, Or, Substrings
 from directory.protocol.messages import Deref, LDAPMessage, Scope, SearchRequest
@@ -54,6 +55,7 @@ PEOPLE = f"ou=people,{SUFFIX}"
 WARMUP = 2_000
 CACHED = 1_000
 SEED = 11
+SEARCH_RESULT_ENTRY = 0x64  # [APPLICATION 4], RFC 4511 4.5.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,21 +102,15 @@ class Sink:
 
     def __init__(self) -> None:
         self.written: list[bytes] = []
-        self.connected = True
-        self.disconnecting = False
 
     def entries(self) -> int:
-        """The search entries written since the last call (tag 0x64), outside the timing."""
+        """The search entries written since the last call, outside the timing."""
         found = sum(_entries(data) for data in self.written)
         self.written.clear()
         return found
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
-
-    def writeSequence(self, data: list[bytes]) -> None:
-        for piece in data:
-            self.write(piece)
 
     def getPeer(self) -> Any:
         return None
@@ -129,26 +125,19 @@ class Sink:
         """Nothing was registered."""
 
     def loseConnection(self) -> None:
-        self.connected = False
+        """There is no connection to close."""
 
 
 def _entries(data: bytes) -> int:
-    """The SearchResultEntry messages in `data`, a run of whole LDAPMessages: after each
-    one's header, its messageID (a short INTEGER), then the operation's tag."""
+    """The SearchResultEntry messages in `data`, a run of whole LDAPMessages: the
+    operation's tag follows each one's messageID."""
     found, pos = 0, 0
     while pos < len(data):
-        length, start = _length(data, pos + 1)
-        found += data[start + 2 + data[start + 1]] == 0x64
-        pos = start + length
+        _, start, end = read_tlv(data, pos, len(data))
+        _, _, after_id = read_tlv(data, start, end)
+        found += data[after_id] == SEARCH_RESULT_ENTRY
+        pos = end
     return found
-
-
-def _length(data: bytes, pos: int) -> tuple[int, int]:
-    first = data[pos]
-    if first < 0x80:
-        return first, pos + 1
-    octets = first & 0x7F
-    return int.from_bytes(data[pos + 1:pos + 1 + octets], "big"), pos + 1 + octets
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ def test_the_table_has_each_workloads_figures(tmp_path: Path) -> None:
          "--entries", str(PEOPLE), "--requests", "200"],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert (" ..." in done.stderr, " ..." in done.stdout) == (True, False)
     rows = {cells[0]: cells[1:] for line in done.stdout.splitlines()
             if (cells := [c.strip() for c in line.strip("│ ").split("│")])[0]}
     assert rows["search-mail"][3] == "1.0"
