@@ -35,10 +35,14 @@ EDITABLE := --config-settings editable_mode=compat
 COMPILED := $(addprefix directory/,protocol/ber.py protocol/codec.py protocol/dn.py \
   protocol/filter.py protocol/cache.py protocol/attribute.py entry.py predicates.py \
   selection.py acl/view.py acl/engine.py ops/search.py ops/visibility.py search_plan.py \
-  resolved_filter.py matching.py backend/sqlite.py backend/candidates.py dispatch.py)
+  resolved_filter.py matching.py backend/sqlite.py backend/candidates.py dispatch.py \
+  protocol/messages.py protocol/results.py protocol/controls.py \
+  ops/privileges.py backend/index_stats.py backend/paths.py acl/identity.py \
+  overlays/access.py overlays/proxy.py overlays/referral.py overlays/replica.py \
+  overlays/syncprov.py overlays/chaining.py overlays/ppolicy.py)
 UNCOMPILE := rm -f $$(find directory -name '*.so') *__mypyc.*.so $(VENV)/.compiled
 
-$(VENV)/.compiled: $(COMPILED) | $(BIN)/certdir build-packages
+$(VENV)/.compiled: $(COMPILED) Makefile | $(BIN)/certdir build-packages
 	$(BIN)/pip install --quiet 'mypy>=1.10'
 	@mkdir -p run; echo "compiling the request path with mypyc (log in run/mypyc.log)"
 	$(BIN)/mypyc $(COMPILED) >run/mypyc.log 2>&1 || { tail -40 run/mypyc.log; exit 1; }
