@@ -29,7 +29,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from directory.protocol.attribute import (
     AttributeDescription,
@@ -105,12 +105,18 @@ def type_key(key: str) -> str:
     return key.split(";", 1)[0]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, slots=True)
 class Entry:
-    dn: DN
-    attributes: Mapping[str, tuple[bytes, ...]]
-    id: int = 0
-    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    dn: Final[DN]
+    attributes: Final[Mapping[str, tuple[bytes, ...]]]
+    id: Final[int]
+    memo: dict[Any, Any] = field(init=False, compare=False, repr=False)
+
+    def __init__(self, dn: DN, attributes: Mapping[str, tuple[bytes, ...]], id: int = 0) -> None:
+        self.dn = dn
+        self.attributes = attributes
+        self.id = id
+        self.memo = {}
 
     def get(self, key: str) -> tuple[bytes, ...]:
         return self.attributes.get(key, ())

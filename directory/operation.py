@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from directory.protocol.dn import DN
 from directory.protocol.messages import Control, Request, Response
@@ -45,10 +45,14 @@ if TYPE_CHECKING:
     from directory.selection import Selection
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Reply:
-    op: Response
-    controls: tuple[Control, ...] = ()
+    op: Final[Response]
+    controls: Final[tuple[Control, ...]]
+
+    def __init__(self, op: Response, controls: tuple[Control, ...] = ()) -> None:
+        self.op = op
+        self.controls = controls
 
 
 class Tick:

@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Final
 
 from directory import approx
 from directory.entry import Entry, Resolved, type_key
@@ -402,13 +403,18 @@ COMPILERS: dict[type, Callable[..., Predicate]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Tested:
     """The attribute types (type keys) a filter looks at."""
 
-    named: frozenset[str]   # the types it names, whether or not an entry holds them
-    family: frozenset[str]  # their subtypes, looked at through them
-    untyped: bool           # an extensible match without a type: every attribute
+    named: Final[frozenset[str]]  # the types it names, whether or not an entry holds them
+    family: Final[frozenset[str]]  # their subtypes, looked at through them
+    untyped: Final[bool]  # an extensible match without a type: every attribute
+
+    def __init__(self, named: frozenset[str], family: frozenset[str], untyped: bool) -> None:
+        self.named = named
+        self.family = family
+        self.untyped = untyped
 
     def on(self, entry: Entry) -> frozenset[str]:
         """The types the filter looks at on `entry`."""

@@ -12,18 +12,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from directory.operation import Operation
 from directory.protocol.dn import DN
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Identity:
-    dn: DN
-    is_root: bool = False
-    mechanism: str = ""
-    tls_subject: str = ""
-    peer: str = ""
+    dn: Final[DN]
+    is_root: Final[bool]
+    mechanism: Final[str]
+    tls_subject: Final[str]
+    peer: Final[str]
+
+    def __init__(
+        self,
+        dn: DN,
+        is_root: bool = False,
+        mechanism: str = "",
+        tls_subject: str = "",
+        peer: str = "",
+    ) -> None:
+        self.dn = dn
+        self.is_root = is_root
+        self.mechanism = mechanism
+        self.tls_subject = tls_subject
+        self.peer = peer
 
     @property
     def anonymous(self) -> bool:

@@ -31,7 +31,7 @@ import re
 import sys
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Final, Protocol
 
 from directory.protocol.cache import BoundedCache
 from directory.protocol.results import LDAPError, ResultCode
@@ -92,14 +92,20 @@ def escape(value: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class AVA:
     """One attribute type and value assertion: as written, and normalised."""
 
-    attribute: str
-    value: str
-    key: str
-    norm: str
+    attribute: Final[str]
+    value: Final[str]
+    key: Final[str]
+    norm: Final[str]
+
+    def __init__(self, attribute: str, value: str, key: str, norm: str) -> None:
+        self.attribute = attribute
+        self.value = value
+        self.key = key
+        self.norm = norm
 
     def __str__(self) -> str:
         return f"{self.attribute}={escape(self.value)}"
@@ -109,11 +115,16 @@ class AVA:
         return f"{self.key}={escape(self.norm)}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, slots=True)
 class RDN:
-    avas: tuple[AVA, ...]
-    normalized: str
-    text: str
+    avas: Final[tuple[AVA, ...]]
+    normalized: Final[str]
+    text: Final[str]
+
+    def __init__(self, avas: tuple[AVA, ...], normalized: str, text: str) -> None:
+        self.avas = avas
+        self.normalized = normalized
+        self.text = text
 
     @classmethod
     def of(cls, avas: tuple[AVA, ...]) -> RDN:

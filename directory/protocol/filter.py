@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from directory.protocol import ber
 from directory.protocol.ber import children, read_tlv, tlv
@@ -52,10 +53,14 @@ class Not:
     filter: Filter
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Equality:
-    attribute: str
-    value: bytes
+    attribute: Final[str]
+    value: Final[bytes]
+
+    def __init__(self, attribute: str, value: bytes) -> None:
+        self.attribute = attribute
+        self.value = value
 
 
 @dataclass(frozen=True, slots=True)

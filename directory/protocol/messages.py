@@ -1,4 +1,6 @@
-"""Every RFC 4511 protocol data unit as a frozen dataclass.
+"""Every RFC 4511 protocol data unit as an immutable dataclass: frozen, or
+with `Final` fields and its own `__init__` for those made for every request
+or entry (mypyc compiles that `__init__`; see DESIGN.md, "mypyc").
 
 - An `LDAPMessage` is a message ID, one protocol operation and its controls
   (RFC 4511 §4.1.1, §4.1.11).
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from directory.protocol.filter import Filter
 from directory.protocol.results import ResultCode
@@ -57,12 +59,24 @@ class Control:
     value: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Result:
-    code: ResultCode = ResultCode.SUCCESS
-    matched: str = ""
-    message: str = ""
-    referrals: tuple[str, ...] = ()
+    code: Final[ResultCode]
+    matched: Final[str]
+    message: Final[str]
+    referrals: Final[tuple[str, ...]]
+
+    def __init__(
+        self,
+        code: ResultCode = ResultCode.SUCCESS,
+        matched: str = "",
+        message: str = "",
+        referrals: tuple[str, ...] = (),
+    ) -> None:
+        self.code = code
+        self.matched = matched
+        self.message = message
+        self.referrals = referrals
 
 
 SUCCESS = Result()
@@ -85,16 +99,36 @@ class UnbindRequest:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class SearchRequest:
-    base: str
-    scope: Scope
-    deref: Deref
-    size_limit: int
-    time_limit: int
-    types_only: bool
-    filter: Filter
-    attributes: tuple[str, ...] = ()
+    base: Final[str]
+    scope: Final[Scope]
+    deref: Final[Deref]
+    size_limit: Final[int]
+    time_limit: Final[int]
+    types_only: Final[bool]
+    filter: Final[Filter]
+    attributes: Final[tuple[str, ...]]
+
+    def __init__(
+        self,
+        base: str,
+        scope: Scope,
+        deref: Deref,
+        size_limit: int,
+        time_limit: int,
+        types_only: bool,
+        filter: Filter,
+        attributes: tuple[str, ...] = (),
+    ) -> None:
+        self.base = base
+        self.scope = scope
+        self.deref = deref
+        self.size_limit = size_limit
+        self.time_limit = time_limit
+        self.types_only = types_only
+        self.filter = filter
+        self.attributes = attributes
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,18 +187,25 @@ class BindResponse:
     credentials: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class SearchResultEntry:
-    dn: str
-    attributes: Attributes
+    dn: Final[str]
+    attributes: Final[Attributes]
+
+    def __init__(self, dn: str, attributes: Attributes) -> None:
+        self.dn = dn
+        self.attributes = attributes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class EncodedSearchResultEntry:
     """A SearchResultEntry whose BER body (dn + attributes) is already encoded,
     so cached entries are not encoded again for every search."""
 
-    body: bytes
+    body: Final[bytes]
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +213,12 @@ class SearchResultReference:
     uris: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class SearchResultDone:
-    result: Result
+    result: Final[Result]
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,8 +290,18 @@ Response: TypeAlias = (
 ProtocolOp: TypeAlias = Request | Response
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class LDAPMessage:
-    message_id: int
-    op: ProtocolOp
-    controls: tuple[Control, ...] = ()
+    message_id: Final[int]
+    op: Final[ProtocolOp]
+    controls: Final[tuple[Control, ...]]
+
+    def __init__(
+        self,
+        message_id: int,
+        op: ProtocolOp,
+        controls: tuple[Control, ...] = (),
+    ) -> None:
+        self.message_id = message_id
+        self.op = op
+        self.controls = controls
