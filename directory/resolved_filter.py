@@ -21,8 +21,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Final
 
 from directory.entry import Resolved, find
 from directory.matching import MatchingRule
@@ -45,17 +46,36 @@ MAX_CACHED_FILTER = 64
 MAX_CACHED_VALUE = 256
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, eq=False, slots=True)
 class ResolvedFilter:
-    filter: Filter
-    small: bool = field(compare=False)
+    """Equal and hashed as its filter: the rest follows from it and the schema."""
+
+    filter: Final[Filter]
+    small: Final[bool]
     # The filters an AND or OR holds, or the one a NOT negates, resolved.
-    parts: tuple[ResolvedFilter, ...] = field(default=(), compare=False)
-    attribute: Resolved | None = field(default=None, compare=False)
+    parts: Final[tuple[ResolvedFilter, ...]]
+    attribute: Final[Resolved | None]
     # The attribute's type and every type below it.
-    subtypes: tuple[AttributeType, ...] = field(default=(), compare=False)
-    rule: MatchingRule | None = field(default=None, compare=False)
-    equality: MatchingRule | None = field(default=None, compare=False)
+    subtypes: Final[tuple[AttributeType, ...]]
+    rule: Final[MatchingRule | None]
+    equality: Final[MatchingRule | None]
+
+    def __init__(self, filter: Filter, small: bool, parts: tuple[ResolvedFilter, ...] = (),
+                 attribute: Resolved | None = None, subtypes: tuple[AttributeType, ...] = (),
+                 rule: MatchingRule | None = None, equality: MatchingRule | None = None) -> None:
+        self.filter = filter
+        self.small = small
+        self.parts = parts
+        self.attribute = attribute
+        self.subtypes = subtypes
+        self.rule = rule
+        self.equality = equality
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ResolvedFilter) and other.filter == self.filter
+
+    def __hash__(self) -> int:
+        return hash(self.filter)
 
 
 RuleOf = Callable[[Schema, Filter, AttributeType | None], MatchingRule | None]

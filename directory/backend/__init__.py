@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, TypeAlias
+from typing import Any, Final, NamedTuple, Protocol, TypeAlias
 
 from directory.backend.postings import Gathering, LeftOut, Postings
 from directory.entry import Entry
@@ -45,16 +45,24 @@ from directory.protocol.results import LDAPError
 from directory.schema import Schema
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Equal:
-    attribute: str
-    key: bytes
+    attribute: Final[str]
+    key: Final[bytes]
+
+    def __init__(self, attribute: str, key: bytes) -> None:
+        self.attribute = attribute
+        self.key = key
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(init=False, unsafe_hash=True, slots=True)
 class Prefix:
-    attribute: str
-    prefix: bytes
+    attribute: Final[str]
+    prefix: Final[bytes]
+
+    def __init__(self, attribute: str, prefix: bytes) -> None:
+        self.attribute = attribute
+        self.prefix = prefix
 
 
 @dataclass(frozen=True, slots=True)
