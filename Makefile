@@ -35,8 +35,8 @@ EDITABLE := --config-settings editable_mode=compat
 COMPILED := $(addprefix directory/,protocol/ber.py protocol/codec.py protocol/dn.py \
   protocol/filter.py protocol/cache.py protocol/attribute.py entry.py predicates.py \
   selection.py acl/view.py acl/engine.py ops/search.py ops/visibility.py search_plan.py \
-  resolved_filter.py matching.py backend/sqlite.py backend/candidates.py dispatch.py \
-  protocol/messages.py protocol/results.py protocol/controls.py \
+  resolved_filter.py matching.py backend/sqlite.py backend/wal_watch.py backend/candidates.py \
+  dispatch.py protocol/messages.py protocol/results.py protocol/controls.py \
   ops/privileges.py backend/index_stats.py backend/paths.py acl/identity.py \
   overlays/access.py overlays/proxy.py overlays/referral.py overlays/replica.py \
   overlays/syncprov.py overlays/chaining.py overlays/ppolicy.py)
