@@ -43,7 +43,7 @@ COMPILED := $(addprefix directory/,protocol/ber.py protocol/codec.py protocol/dn
 UNCOMPILE := rm -f $$(find directory -name '*.so') *__mypyc.*.so $(VENV)/.compiled
 
 $(VENV)/.compiled: $(COMPILED) Makefile | $(BIN)/certdir build-packages
-	$(BIN)/pip install --quiet 'mypy>=1.10'
+	$(BIN)/pip install --quiet -e '.[compile]' $(EDITABLE)
 	@mkdir -p run; echo "compiling the request path with mypyc (log in run/mypyc.log)"
 	$(BIN)/mypyc $(COMPILED) >run/mypyc.log 2>&1 || { tail -40 run/mypyc.log; exit 1; }
 	@# mypyc copies an extension it did not need to rebuild with its old time.
